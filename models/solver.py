@@ -1,0 +1,423 @@
+"""The one place that knows about solvers.
+
+Two Ipopt routes exist (see ``shared/spec/SOLVER.md``):
+
+``"ipopt"``
+    the AMPL ``ipopt`` executable on ``PATH`` (conda-forge, idaes), driven
+    through ``SolverFactory('ipopt')``;
+``"cyipopt"``
+    Pyomo's PyNumero interface (``PyomoNLP`` + ``CyIpoptNLP``) on the
+    ``cyipopt`` module, here built against the Ipopt bundled in ``casadi``.
+    We drive PyNumero directly rather than through ``SolverFactory('cyipopt')``
+    so that translation and solve are timed separately, iterations are
+    counted, and warm starts can carry multipliers.
+
+``route="auto"`` prefers the executable when one is on ``PATH``.
+
+Dual convention
+---------------
+Every dual this module reports -- in ``SolveResult.duals`` and in a
+``model.dual`` Suffix when the model declares one -- is
+
+    dual[c] = d(objective value) / d(rhs of c),
+
+the sensitivity of the optimal objective *as written* (maximised or
+minimised) to a shift of the constraint's active bound (``body <= ub``,
+``body >= lb`` or ``body == rhs``).  A binding ``<=`` constraint in a
+maximisation therefore has a dual >= 0, a binding ``>=`` constraint a dual
+<= 0.  ``tests/test_solver.py`` proves the convention by finite differences
+for both senses on every available route.
+"""
+from __future__ import annotations
+
+import enum
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+import models  # noqa: F401  (sets PYOMO_CONFIG_DIR before Pyomo loads)
+import pyomo.environ as pyo
+from pyomo.common.collections import ComponentMap
+from pyomo.opt import SolverFactory, TerminationCondition
+
+ROUTES = ("auto", "ipopt", "cyipopt")
+_LOCAL_ASL = models._LOCAL_PYOMO / "lib" / "libpynumero_ASL.so"
+
+
+class SolverUnavailable(RuntimeError):
+    """No Ipopt route works on this machine."""
+
+
+class NotConverged(RuntimeError):
+    """Ipopt stopped without an optimal point (and the caller did not opt in)."""
+
+    def __init__(self, result: "SolveResult"):
+        self.result = result
+        super().__init__(
+            f"Ipopt did not converge: {result.status.value} ({result.message}) "
+            f"after {result.iterations} iterations"
+        )
+
+
+class Status(enum.Enum):
+    """Termination status of one solve."""
+
+    OPTIMAL = "optimal"
+    ACCEPTABLE = "acceptable"  # 'solved to acceptable level': not verified
+    MAX_ITERATIONS = "max_iterations"
+    MAX_TIME = "max_time"
+    INFEASIBLE = "infeasible"
+    UNBOUNDED = "unbounded"
+    ERROR = "error"
+
+    @property
+    def ok(self) -> bool:
+        return self is Status.OPTIMAL
+
+
+# Ipopt's ApplicationReturnStatus codes (IpReturnCodes_inc.h)
+_IPOPT_CODES = {
+    0: Status.OPTIMAL,
+    1: Status.ACCEPTABLE,
+    2: Status.INFEASIBLE,
+    3: Status.ERROR,  # search direction becomes too small
+    4: Status.UNBOUNDED,  # diverging iterates
+    5: Status.ERROR,  # user requested stop
+    6: Status.ACCEPTABLE,  # feasible point found (square problems)
+    -1: Status.MAX_ITERATIONS,
+    -2: Status.ERROR,  # restoration failed
+    -3: Status.ERROR,
+    -4: Status.MAX_TIME,
+    -5: Status.MAX_TIME,
+    -10: Status.ERROR,
+    -11: Status.ERROR,
+    -12: Status.ERROR,  # invalid option
+    -13: Status.ERROR,
+    -100: Status.ERROR,
+    -101: Status.ERROR,
+    -102: Status.ERROR,
+    -199: Status.ERROR,
+}
+
+_PYOMO_TC = {
+    TerminationCondition.optimal: Status.OPTIMAL,
+    TerminationCondition.locallyOptimal: Status.OPTIMAL,
+    TerminationCondition.maxIterations: Status.MAX_ITERATIONS,
+    TerminationCondition.maxTimeLimit: Status.MAX_TIME,
+    TerminationCondition.infeasible: Status.INFEASIBLE,
+    TerminationCondition.unbounded: Status.UNBOUNDED,
+}
+
+
+@dataclass
+class WarmStart:
+    """Multipliers of a previous solve, keyed by Pyomo component data."""
+
+    duals: ComponentMap = field(default_factory=ComponentMap)  # ConstraintData -> Ipopt y
+    z_lower: ComponentMap = field(default_factory=ComponentMap)  # VarData -> z_L
+    z_upper: ComponentMap = field(default_factory=ComponentMap)  # VarData -> z_U
+
+
+@dataclass
+class SolveResult:
+    """Outcome of one NLP solve.
+
+    Times are wall-clock seconds: ``build`` (Pyomo model construction, as
+    reported by the caller), ``translate`` (NL writing / PyNumero set-up and
+    loading the solution back), ``solve`` (inside Ipopt).
+    """
+
+    status: Status
+    objective: float
+    iterations: int
+    route: str
+    ipopt_version: str
+    message: str = ""
+    build_seconds: float = 0.0
+    translate_seconds: float = 0.0
+    solve_seconds: float = 0.0
+    n_variables: int = 0
+    n_constraints: int = 0
+    duals: ComponentMap = field(default_factory=ComponentMap, repr=False)
+    warm: WarmStart | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status.ok
+
+    @property
+    def total_seconds(self) -> float:
+        return self.build_seconds + self.translate_seconds + self.solve_seconds
+
+    def summary(self) -> dict:
+        return {
+            "status": self.status.value,
+            "objective": self.objective,
+            "iterations": self.iterations,
+            "route": self.route,
+            "ipopt_version": self.ipopt_version,
+            "message": self.message,
+            "build_seconds": self.build_seconds,
+            "translate_seconds": self.translate_seconds,
+            "solve_seconds": self.solve_seconds,
+            "n_variables": self.n_variables,
+            "n_constraints": self.n_constraints,
+        }
+
+
+# ----------------------------------------------------------------- routes
+def _exe_available() -> bool:
+    return shutil.which("ipopt") is not None
+
+
+def _cyipopt_available() -> bool:
+    try:
+        import cyipopt  # noqa: F401
+        from pyomo.contrib.pynumero.asl import AmplInterface
+    except Exception:
+        return False
+    if not AmplInterface.available() and _LOCAL_ASL.exists():
+        # Pyomo was imported before ``models`` could point PYOMO_CONFIG_DIR
+        # at the project's build: name the library explicitly.
+        AmplInterface.libname = str(_LOCAL_ASL)
+    return bool(AmplInterface.available())
+
+
+def available_routes() -> list[str]:
+    """Routes that work on this machine, in order of preference."""
+    out = []
+    if _exe_available():
+        out.append("ipopt")
+    if _cyipopt_available():
+        out.append("cyipopt")
+    return out
+
+
+INSTALL_HINT = (
+    "No Ipopt route works on this machine. Either put an `ipopt` executable on "
+    "PATH (conda: `conda env create -f environment.yml`), or run the project's "
+    "set-up (`bash tools/setup.sh`), which builds PyNumero's ASL library into "
+    ".pyomo/lib and a cyipopt module against the Ipopt bundled in casadi."
+)
+
+
+def pick_route(route: str = "auto") -> str:
+    if route not in ROUTES:
+        raise ValueError(f"solver route must be one of {ROUTES}, got {route!r}")
+    avail = available_routes()
+    if route == "auto":
+        if not avail:
+            raise SolverUnavailable(INSTALL_HINT)
+        return avail[0]
+    if route not in avail:
+        raise SolverUnavailable(f"solver route {route!r} is not available here. " + INSTALL_HINT)
+    return route
+
+
+def ipopt_version(route: str) -> str:
+    if route == "cyipopt":
+        import cyipopt
+
+        v = getattr(cyipopt, "IPOPT_VERSION", None)
+        return ".".join(map(str, v)) if v else "unknown"
+    if route == "ipopt":
+        v = SolverFactory("ipopt").version()
+        return ".".join(map(str, v)) if v else "unknown"
+    raise ValueError(route)
+
+
+def _sense(model) -> int:
+    objs = list(model.component_data_objects(pyo.Objective, active=True))
+    if len(objs) != 1:
+        raise ValueError(f"model must have exactly one active objective, has {len(objs)}")
+    return objs[0].sense, objs[0]
+
+
+# ---------------------------------------------------------------- solving
+def solve(
+    model,
+    *,
+    route: str = "auto",
+    options: Mapping[str, Any] | None = None,
+    allow_nonoptimal: bool = False,
+    tee: bool = False,
+    build_seconds: float = 0.0,
+    warm_start: WarmStart | None = None,
+    iteration_callback: Callable[[int, float], None] | None = None,
+) -> SolveResult:
+    """Solve ``model`` with Ipopt and load the solution into it.
+
+    Parameters
+    ----------
+    options
+        Ipopt options, passed through unchanged (``tol``, ``max_iter``,
+        ``linear_solver``, ``print_level``, ``output_file``, ...).
+    allow_nonoptimal
+        If False (default) a non-optimal termination raises ``NotConverged``
+        (the result is on the exception).  If True it is returned.
+    warm_start
+        Multipliers from a previous ``SolveResult.warm`` (cyipopt route):
+        the primal start is always the model's current values; with this,
+        duals are passed too and ``warm_start_init_point`` is switched on.
+    """
+    route = pick_route(route)
+    opts = dict(options or {})
+    if not tee and "print_level" not in opts:
+        opts["print_level"] = 0
+    if route == "cyipopt":
+        res = _solve_cyipopt(model, opts, tee, warm_start, iteration_callback)
+    else:
+        res = _solve_exe(model, opts, tee)
+    res.build_seconds = build_seconds
+    if not res.ok and not allow_nonoptimal:
+        raise NotConverged(res)
+    return res
+
+
+def _solve_cyipopt(model, opts, tee, warm_start, iteration_callback) -> SolveResult:
+    from pyomo.contrib.pynumero.interfaces.pyomo_nlp import PyomoNLP
+    from pyomo.contrib.pynumero.interfaces.cyipopt_interface import CyIpoptNLP
+
+    sense, _ = _sense(model)
+    t0 = time.perf_counter()
+    nlp = PyomoNLP(model)
+    iters = [0]
+
+    def _cb(nlp_, problem, alg_mod, iter_count, obj, inf_pr, inf_du, mu,
+            d_norm, regularization_size, alpha_du, alpha_pr, ls_trials):
+        iters[0] = iter_count
+        if iteration_callback is not None:
+            iteration_callback(iter_count, obj)
+        return True
+
+    problem = CyIpoptNLP(nlp, intermediate_callback=_cb)
+    cons = nlp.get_pyomo_constraints()
+    pvars = nlp.get_pyomo_variables()
+    x0 = nlp.init_primals()
+    lag = zl = zu = None
+    if warm_start is not None:
+        # stored multipliers are in Ipopt's own sign convention
+        lag = np.array([warm_start.duals.get(c, 0.0) for c in cons])
+        zl = np.array([warm_start.z_lower.get(v, 0.0) for v in pvars])
+        zu = np.array([warm_start.z_upper.get(v, 0.0) for v in pvars])
+        opts.setdefault("warm_start_init_point", "yes")
+        opts.setdefault("warm_start_bound_push", 1e-9)
+        opts.setdefault("warm_start_mult_bound_push", 1e-9)
+        opts.setdefault("mu_init", 1e-6)
+    for k, v in opts.items():
+        problem.add_option(k, v)
+    t1 = time.perf_counter()
+    if tee:
+        x, info = problem.solve(x0, lagrange=lag, zl=zl, zu=zu)
+    else:
+        from pyomo.common.tee import capture_output
+
+        with capture_output(None, capture_fd=True):
+            x, info = problem.solve(x0, lagrange=lag, zl=zl, zu=zu)
+    t2 = time.perf_counter()
+    y = np.asarray(info["mult_g"], dtype=float)
+    nlp.set_primals(x)
+    nlp.load_state_into_pyomo()
+    # Ipopt's Lagrangian is f + g'y with f minimised.  PyNumero hands Ipopt
+    # the objective as written for min and its negative for max (checked by
+    # finite differences in tests/test_solver.py), so d(obj)/d(rhs) = -y for
+    # min and +y for max.
+    sign = -1.0 if sense == pyo.minimize else 1.0
+    duals = ComponentMap((c, sign * yi) for c, yi in zip(cons, y))
+    _fill_dual_suffix(model, duals)
+    warm = WarmStart(
+        duals=ComponentMap(zip(cons, y)),
+        z_lower=ComponentMap(zip(pvars, np.asarray(info["mult_x_L"]))),
+        z_upper=ComponentMap(zip(pvars, np.asarray(info["mult_x_U"]))),
+    )
+    obj = float(pyo.value(_sense(model)[1]))
+    problem.close()
+    t3 = time.perf_counter()
+    return SolveResult(
+        status=_IPOPT_CODES.get(int(info["status"]), Status.ERROR),
+        objective=obj,
+        iterations=int(iters[0]),
+        route="cyipopt",
+        ipopt_version=ipopt_version("cyipopt"),
+        message=info["status_msg"].decode() if isinstance(info["status_msg"], bytes) else str(info["status_msg"]),
+        translate_seconds=(t1 - t0) + (t3 - t2),
+        solve_seconds=t2 - t1,
+        n_variables=len(pvars),
+        n_constraints=len(cons),
+        duals=duals,
+        warm=warm,
+    )
+
+
+def _solve_exe(model, opts, tee) -> SolveResult:  # pragma: no cover - no exe here
+    sense, obj = _sense(model)
+    had_suffix = isinstance(getattr(model, "dual", None), pyo.Suffix)
+    if not had_suffix:
+        model.dual = pyo.Suffix(direction=pyo.Suffix.IMPORT)
+    user_out = opts.get("output_file")
+    tmpdir = tempfile.mkdtemp(prefix="ipopt_")
+    out_file = user_out or os.path.join(tmpdir, "ipopt.out")
+    opts["output_file"] = out_file
+    opts.setdefault("file_print_level", 5)
+    t0 = time.perf_counter()
+    solver = SolverFactory("ipopt")
+    res = solver.solve(model, tee=tee, options=opts, load_solutions=False)
+    t1 = time.perf_counter()
+    tc = res.solver.termination_condition
+    status = _PYOMO_TC.get(tc, Status.ERROR)
+    if len(res.solution) > 0:
+        model.solutions.load_from(res)
+    text = open(out_file).read() if os.path.exists(out_file) else ""
+    m = re.search(r"Number of Iterations\.*:\s*(\d+)", text)
+    iters = int(m.group(1)) if m else -1
+    m = re.search(r"Total seconds in IPOPT[^=]*=\s*([0-9.eE+-]+)", text)
+    ipopt_s = float(m.group(1)) if m else t1 - t0
+    # The AMPL executable reports duals of the problem as written with the
+    # AMPL convention d(obj)/d(rhs) for minimisation (Pyomo #2831: opposite
+    # to cyipopt's raw multipliers); for maximisation Ipopt's AMPL driver
+    # negates the objective and the multipliers alike.  Proven (or refuted)
+    # by tests/test_solver.py wherever an executable exists.
+    duals = ComponentMap((c, float(v)) for c, v in model.dual.items())
+    if not had_suffix:
+        model.del_component(model.dual)
+    else:
+        _fill_dual_suffix(model, duals)
+    if not user_out:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return SolveResult(
+        status=status,
+        objective=float(pyo.value(obj)),
+        iterations=iters,
+        route="ipopt",
+        ipopt_version=ipopt_version("ipopt"),
+        message=str(res.solver.message or tc),
+        translate_seconds=max(t1 - t0 - ipopt_s, 0.0),
+        solve_seconds=ipopt_s,
+        duals=duals,
+    )
+
+
+def _fill_dual_suffix(model, duals: dict) -> None:
+    suffix = getattr(model, "dual", None)
+    if isinstance(suffix, pyo.Suffix):
+        suffix.clear()
+        for c, v in duals.items():
+            suffix[c] = v
+
+
+class Timer:
+    """``with Timer() as t: build()`` then ``t.seconds``."""
+
+    def __enter__(self):
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self._t0
+        return False
