@@ -1,0 +1,100 @@
+"""Regime ``cost``: the cost of quality C(Q) as an NLP (MODEL.md 2.1).
+
+For each target quality Q_q the program is
+
+    min  c·X_q + ĉ·Z_q   s.t.  Ψ(X_q)·Φ(Z_q) = Q_q,   X, Z >= floor,
+
+all levels in one model (indexed by ``m.LEVELS``).  The dual of
+``m.quality[q]`` is dC/dQ = C'(Q_q), a check of the dual convention on
+economics.  Compared with ``closed_form.cost`` (CES×CES, Cobb-Douglas and
+the baseline form).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+
+from models import gain
+from models.closed_form import cost as cf
+from models.results import RegimeResult, compare
+from models.solver import Timer
+
+NAME = "cost"
+# Ipopt at tol 1e-10 on an O(1)-scaled problem: relative accuracy of the
+# optimum ~1e-9; 1e-7 leaves two digits of margin.
+TOL = 1e-7
+
+
+def validate_options(v, opts, path, tech):
+    v.keys(opts, path, {"quantities"})
+    q = v.numbers(opts, path, "quantities", lo=0, lo_open=True, default=[0.25, 0.5, 1.0, 2.0])
+    return {"quantities": q}
+
+
+def build(tech: cf.Technology, quantities) -> pyo.ConcreteModel:
+    m = pyo.ConcreteModel(name="cost_of_quality")
+    m.LEVELS = pyo.RangeSet(0, len(quantities) - 1)
+    m.TOKENS = pyo.RangeSet(0, tech.J - 1)
+    m.FT = pyo.RangeSet(0, max(tech.K, 1) - 1)
+    m.Q = pyo.Param(m.LEVELS, initialize=dict(enumerate(quantities)))
+    X0, Z0 = cf.inputs(tech, np.asarray(quantities) * 0.7)  # start off the optimum
+    m.X = pyo.Var(m.LEVELS, m.TOKENS, bounds=(gain.X_FLOOR, None),
+                  initialize=lambda m, q, j: max(X0[q, j], 1e-3))
+    m.Z = pyo.Var(m.LEVELS, m.FT, bounds=(gain.z_floor(tech), None),
+                  initialize=lambda m, q, k: max(Z0[q, k], 1e-2) if tech.K else 0.0)
+    if tech.K == 0:
+        m.Z.fix(0.0)
+
+    m.quality = pyo.Constraint(m.LEVELS, rule=lambda m, q: gain.psi(tech, [m.X[q, j] for j in m.TOKENS])
+                               * gain.phi(tech, [m.Z[q, k] for k in m.FT]) == m.Q[q])
+    m.spend = pyo.Objective(expr=sum(gain.spend_x(tech, [m.X[q, j] for j in m.TOKENS])
+                                     + gain.spend_z(tech, [m.Z[q, k] for k in m.FT]) for q in m.LEVELS))
+    m.dual = pyo.Suffix(direction=pyo.Suffix.IMPORT)
+    return m
+
+
+def run(scn, opts, ctx) -> RegimeResult:
+    tech = scn.technology
+    qs = np.asarray(opts["quantities"])
+    res = RegimeResult(NAME)
+    with Timer() as t:
+        m = build(tech, qs)
+    sr = ctx.solve(m, "cost", t.seconds)
+    res.solves["cost"] = sr
+    L = list(m.LEVELS)
+    X = np.array([[pyo.value(m.X[q, j]) for j in m.TOKENS] for q in L])
+    Z = np.array([[pyo.value(m.Z[q, k]) for k in m.FT] for q in L])[:, : tech.K]
+    C_num = X @ np.asarray(tech.cost) + (Z @ np.asarray(tech.cost_hat) if tech.K else 0)
+    dC_num = np.array([sr.duals.get(m.quality[q], np.nan) for q in L])
+    Xc, Zc = cf.inputs(tech, qs)
+    C_ref = cf.cost(tech, qs)
+    form = "baseline" if tech.has_baseline else ("cobb-douglas" if tech.rho == 0 else "ces")
+    chk = f"nlp_vs_closed_form[{form}]"
+    res.checks.append(compare(NAME, chk, "C(Q)", C_num, C_ref, TOL, index=qs))
+    res.checks.append(compare(NAME, chk, "C'(Q) from dual", dC_num, cf.marginal_cost(tech, qs), 1e-6, index=qs))
+    for j, name in enumerate(tech.token_names):
+        res.checks.append(compare(NAME, chk, f"X[{name}]", X[:, j], Xc[:, j], TOL, index=qs))
+    for k, name in enumerate(tech.ft_names[: tech.K]):
+        # Z may sit at its floor (baseline form, Z = 0): judged on the Q-scale of X
+        res.checks.append(compare(NAME, chk, f"Z[{name}]", Z[:, k], Zc[:, k], TOL, index=qs))
+    table = pd.DataFrame({"Q": qs, "C_numeric": C_num, "C_closed_form": C_ref,
+                          "marginal_cost_dual": dC_num, "marginal_cost_closed_form": cf.marginal_cost(tech, qs)})
+    for j, name in enumerate(tech.token_names):
+        table[f"X_{name}_Mtok"] = X[:, j]
+    for k, name in enumerate(tech.ft_names[: tech.K]):
+        table[f"Z_{name}_Mtok"] = Z[:, k]
+    res.tables["cost_of_quality"] = table
+    res.figures["cost_of_quality"] = _figure(tech, qs, C_num)
+    return res
+
+
+def _figure(tech, qs, C_num):
+    from models import plotting
+
+    grid = np.linspace(0, max(qs) * 1.1, 200)
+    fig, ax = plotting.new()
+    plotting.closed_form_line(ax, grid, cf.cost(tech, grid), "C(Q) closed form")
+    plotting.numeric_markers(ax, qs, C_num, "NLP")
+    plotting.labels(ax, "quality Q", "cost C(Q) [$]", "Cost of quality")
+    return fig

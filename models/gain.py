@@ -1,0 +1,52 @@
+"""Pyomo expressions of the gain g(x, z) = Ψ(x)·Φ(z) (MODEL.md 1).
+
+Shared by every regime so that the technology is written once.
+"""
+from __future__ import annotations
+
+import pyomo.environ as pyo
+
+from models.closed_form.cost import Technology
+
+# Lower bound on token variables: powers below 1 have infinite slope at 0, so
+# every token quantity is kept >= X_FLOOR (in Mtok).  Reported in the README;
+# it shifts objectives by O(X_FLOOR) only.
+X_FLOOR = 1e-9
+
+
+def psi(tech: Technology, x) -> pyo.Expression:
+    """Ψ(x) for an indexable of J Pyomo variables (index 0..J-1)."""
+    J = tech.J
+    if tech.rho == 0:
+        out = 1
+        for j in range(J):
+            out = out * x[j] ** (tech.sigma * tech.alpha[j])
+        return out
+    return sum(tech.alpha[j] * x[j] ** tech.rho for j in range(J)) ** (tech.sigma / tech.rho)
+
+
+def phi(tech: Technology, z) -> pyo.Expression:
+    """Φ(z) for K Pyomo variables (1 when γ = 0)."""
+    if tech.K == 0:
+        return 1
+    if tech.has_baseline:
+        return (tech.baseline + z[0]) ** tech.gamma
+    if tech.rho_hat == 0:
+        out = 1
+        for k in range(tech.K):
+            out = out * z[k] ** (tech.gamma * tech.alpha_hat[k])
+        return out
+    return sum(tech.alpha_hat[k] * z[k] ** tech.rho_hat for k in range(tech.K)) ** (tech.gamma / tech.rho_hat)
+
+
+def spend_x(tech: Technology, x):
+    return sum(tech.cost[j] * x[j] for j in range(tech.J))
+
+
+def spend_z(tech: Technology, z):
+    return sum(tech.cost_hat[k] * z[k] for k in range(tech.K)) if tech.K else 0
+
+
+def z_floor(tech: Technology) -> float:
+    """Fine-tuning may be exactly 0 in the baseline form (b > 0 keeps Φ smooth)."""
+    return 0.0 if tech.has_baseline else X_FLOOR

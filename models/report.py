@@ -1,0 +1,62 @@
+"""Run report: report.md (and a self-contained report.html) per run."""
+from __future__ import annotations
+
+import base64
+import json
+
+from models.export import to_markdown
+
+
+def build_markdown(scn, run, summary, writer, embed: bool = False) -> str:
+    lines = [f"# Run report: {scn.name}", ""]
+    ok = run.verified
+    lines.append(("**All regimes converged and every check passed.**" if ok else
+                  "**ATTENTION: something did not converge or did not verify — see below.**"))
+    lines.append("")
+    lines.append(f"Solver route: `{summary['route']}`, Ipopt {summary['ipopt_version']}.")
+    if scn.description:
+        lines += ["", scn.description]
+    lines += ["", "## Regimes", "", "| regime | status | checks | failed | solves (status, iterations, build+translate+solve s) |",
+              "|---|---|---:|---:|---|"]
+    for name, r in summary["regimes"].items():
+        solves = "; ".join(f"{k}: {s['status']}, {s['iterations']} it, "
+                           f"{s['build_seconds']:.2f}+{s['translate_seconds']:.2f}+{s['solve_seconds']:.2f}"
+                           for k, s in r["solves"].items())
+        st = r["status"] if r["verified"] else f"**{r['status']}**"
+        lines.append(f"| {name} | {st} | {r['checks']} | {r['checks_failed']} | {solves} |")
+    lines += ["", "## Verification (numeric vs reference)", ""]
+    ver = run.verification
+    if len(ver):
+        agg = ver.groupby(["regime", "check", "quantity"], sort=False).agg(
+            rows=("passed", "size"), max_rel_err=("rel_err", "max"), tolerance=("tolerance", "max"),
+            passed=("passed", "all")).reset_index()
+        agg["passed"] = agg["passed"].map(lambda b: "yes" if b else "**NO**")
+        lines.append(to_markdown(agg))
+    for name, res in run.results.items():
+        lines += ["", f"## {name}", ""]
+        for note in res.notes:
+            lines.append(f"- {note}")
+        for tname, df in res.tables.items():
+            lines += ["", f"### {tname}", "", to_markdown(df, max_rows=25)]
+        for fname in res.figures:
+            rel = f"figures/{name}/{fname}.png"
+            src = rel
+            if embed and (writer.out / rel).is_file():
+                src = "data:image/png;base64," + base64.b64encode((writer.out / rel).read_bytes()).decode()
+            lines += ["", f"![{fname}]({src})"]
+    lines += ["", "## Scenario as given", "", "```json", json.dumps(scn.raw, indent=2), "```", ""]
+    return "\n".join(lines)
+
+
+def write(writer, scn, run, summary) -> None:
+    writer.text(build_markdown(scn, run, summary, writer), "report.md", kind="report/md")
+    try:
+        import markdown
+    except ImportError:  # pragma: no cover
+        return
+    body = markdown.markdown(build_markdown(scn, run, summary, writer, embed=True), extensions=["tables", "fenced_code"])
+    html = ("<!doctype html><html><head><meta charset='utf-8'><title>Run report: " + scn.name + "</title>"
+            "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+            "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px}"
+            "img{max-width:100%}strong{color:#b00}</style></head><body>" + body + "</body></html>")
+    writer.text(html, "report.html", kind="report/html")

@@ -1,0 +1,89 @@
+"""Result containers shared by every regime, and the verification-row rule.
+
+Verification rule (one for the whole project)
+---------------------------------------------
+A check compares a vector of numeric values with its reference (closed form
+or independent computation).  ``abs_err = |numeric - reference|`` and
+
+    rel_err = abs_err / max_i |reference_i|        (infinity-norm relative error)
+
+so an excluded type (reference 0) is judged on the scale of the quantity, not
+divided by zero; a scalar check is the plain relative error.  If every
+reference is 0, ``rel_err = abs_err``.  ``passed = rel_err <= tolerance``.
+Each check states its tolerance and why it is what it is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from models.solver import SolveResult
+
+VERIFICATION_COLUMNS = ["regime", "check", "quantity", "index", "numeric", "reference",
+                        "abs_err", "rel_err", "tolerance", "passed"]
+
+
+def compare(regime: str, check: str, quantity: str, numeric, reference, tolerance: float,
+            index=None) -> pd.DataFrame:
+    num = np.atleast_1d(np.asarray(numeric, float))
+    ref = np.atleast_1d(np.asarray(reference, float))
+    if num.shape != ref.shape:
+        raise ValueError(f"{check}/{quantity}: shapes {num.shape} vs {ref.shape}")
+    abs_err = np.abs(num - ref)
+    scale = np.max(np.abs(ref)) if ref.size else 0.0
+    rel = abs_err / scale if scale > 0 else abs_err
+    rel = np.where(np.isfinite(num), rel, np.inf)
+    if index is None:
+        index = [""] if num.size == 1 else list(range(num.size))
+    return pd.DataFrame({
+        "regime": regime, "check": check, "quantity": quantity, "index": [str(i) for i in index],
+        "numeric": num, "reference": ref, "abs_err": abs_err, "rel_err": rel,
+        "tolerance": float(tolerance), "passed": rel <= tolerance,
+    })
+
+
+def bound_check(regime: str, check: str, quantity: str, value: float, limit: float,
+                index="") -> pd.DataFrame:
+    """A one-sided check: ``value <= limit`` (e.g. worst IC violation)."""
+    return pd.DataFrame({
+        "regime": [regime], "check": [check], "quantity": [quantity], "index": [str(index)],
+        "numeric": [float(value)], "reference": [0.0], "abs_err": [abs(float(value))],
+        "rel_err": [abs(float(value))], "tolerance": [float(limit)],
+        "passed": [bool(np.isfinite(value) and value <= limit)],
+    })
+
+
+@dataclass
+class RegimeResult:
+    """What one regime hands to the export layer."""
+
+    name: str
+    solves: dict[str, SolveResult] = field(default_factory=dict)  # label -> result
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # table name -> DataFrame
+    checks: list[pd.DataFrame] = field(default_factory=list)
+    figures: dict = field(default_factory=dict)  # name -> matplotlib Figure
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None  # solver failure that stopped the regime
+
+    @property
+    def verification(self) -> pd.DataFrame:
+        if not self.checks:
+            return pd.DataFrame(columns=VERIFICATION_COLUMNS)
+        return pd.concat(self.checks, ignore_index=True)[VERIFICATION_COLUMNS]
+
+    @property
+    def converged(self) -> bool:
+        return self.error is None and all(r.ok for r in self.solves.values())
+
+    @property
+    def verified(self) -> bool:
+        v = self.verification
+        return self.converged and len(v) > 0 and bool(v["passed"].all())
+
+    def status(self) -> str:
+        if not self.converged:
+            bad = [f"{k}: {r.status.value}" for k, r in self.solves.items() if not r.ok]
+            return "not converged (" + "; ".join(bad or [self.error or "?"]) + ")"
+        return "verified" if self.verified else "verification failed"

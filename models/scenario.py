@@ -1,0 +1,381 @@
+"""Scenario files: TOML, read with the standard library, validated field by field.
+
+A bad file raises ``ScenarioError`` whose message names the file, the field
+(dotted path), the value and what is allowed.  ``solve.py`` turns it into one
+line on stderr and exit code 2.  The format is documented in README.md.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from models.closed_form.cost import Technology
+from models.type_space import TypeDistribution
+
+SOLVER_ROUTES = ("auto", "ipopt", "cyipopt")
+
+
+class ScenarioError(ValueError):
+    """A user mistake in a scenario: one clear message, no traceback."""
+
+
+@dataclass
+class Scenario:
+    name: str
+    path: Path | None
+    raw: dict  # the validated TOML tree (defaults filled in)
+    technology: Technology
+    types: TypeDistribution
+    n_types: int
+    grid: str
+    regimes: dict[str, dict]  # regime name -> validated options
+    solver: dict  # route, options (Ipopt pass-through), allow_nonoptimal
+    description: str = ""
+
+    def discrete_types(self, n: int | None = None):
+        return self.types.discretise(n or self.n_types, self.grid)
+
+
+# --------------------------------------------------------------- helpers
+class _V:
+    """Validator bound to one file: every check names the dotted field."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, path: str, value: Any, allowed: str) -> None:
+        shown = repr(value) if not isinstance(value, (int, float)) or isinstance(value, bool) else f"{value:g}"
+        raise ScenarioError(f"{self.source}: field '{path}' = {shown} is invalid; allowed: {allowed}")
+
+    def missing(self, path: str, allowed: str) -> None:
+        raise ScenarioError(f"{self.source}: required field '{path}' is missing; allowed: {allowed}")
+
+    def table(self, d: dict, path: str, key: str, required: bool = False) -> dict:
+        full = f"{path}.{key}" if path else key
+        if key not in d:
+            if required:
+                self.missing(full, "a table [" + full + "]")
+            return {}
+        v = d[key]
+        if not isinstance(v, dict):
+            self.fail(full, v, "a table [" + full + "]")
+        return v
+
+    def keys(self, d: dict, path: str, allowed: set[str]) -> None:
+        for k in d:
+            if k not in allowed:
+                where = f"{path}.{k}" if path else k
+                raise ScenarioError(
+                    f"{self.source}: unknown field '{where}'; allowed fields here: {', '.join(sorted(allowed))}"
+                )
+
+    def number(self, d, path, key, *, lo=None, hi=None, lo_open=False, hi_open=False,
+               default=None, required=False, integer=False):
+        full = f"{path}.{key}" if path else key
+        desc = _range_text(key, lo, hi, lo_open, hi_open, integer)
+        if key not in d:
+            if required:
+                self.missing(full, desc)
+            return default
+        v = d[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
+            self.fail(full, v, desc)
+        if not math.isfinite(v):
+            self.fail(full, v, desc)
+        if lo is not None and (v < lo or (lo_open and v == lo)):
+            self.fail(full, v, desc)
+        if hi is not None and (v > hi or (hi_open and v == hi)):
+            self.fail(full, v, desc)
+        return int(v) if integer else float(v)
+
+    def choice(self, d, path, key, options, default=None, required=False):
+        full = f"{path}.{key}" if path else key
+        desc = "one of " + ", ".join(repr(o) for o in options)
+        if key not in d:
+            if required:
+                self.missing(full, desc)
+            return default
+        v = d[key]
+        if v not in options:
+            self.fail(full, v, desc)
+        return v
+
+    def string(self, d, path, key, default=""):
+        full = f"{path}.{key}" if path else key
+        v = d.get(key, default)
+        if not isinstance(v, str):
+            self.fail(full, v, "a string")
+        return v
+
+    def boolean(self, d, path, key, default=False):
+        full = f"{path}.{key}" if path else key
+        v = d.get(key, default)
+        if not isinstance(v, bool):
+            self.fail(full, v, "true or false")
+        return v
+
+    def numbers(self, d, path, key, *, lo=None, hi=None, lo_open=False, min_len=1,
+                required=False, default=None, increasing=False):
+        full = f"{path}.{key}" if path else key
+        desc = f"a list of at least {min_len} numbers" + (
+            f" each {'>' if lo_open else '>='} {lo:g}" if lo is not None else "") + (
+            f" and <= {hi:g}" if hi is not None else "") + (", strictly increasing" if increasing else "")
+        if key not in d:
+            if required:
+                self.missing(full, desc)
+            return default
+        v = d[key]
+        if not isinstance(v, list) or len(v) < min_len:
+            self.fail(full, v, desc)
+        for i, x in enumerate(v):
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+                self.fail(f"{full}[{i}]", x, desc)
+            if lo is not None and (x < lo or (lo_open and x == lo)):
+                self.fail(f"{full}[{i}]", x, desc)
+            if hi is not None and x > hi:
+                self.fail(f"{full}[{i}]", x, desc)
+        if increasing and any(b <= a for a, b in zip(v[:-1], v[1:])):
+            self.fail(full, v, desc)
+        return [float(x) for x in v]
+
+
+def _range_text(key, lo, hi, lo_open, hi_open, integer):
+    kind = "an integer" if integer else "a number"
+    parts = []
+    if lo is not None:
+        parts.append(f"{lo:g} {'<' if lo_open else '<='} {key}")
+    if hi is not None:
+        if parts:
+            parts = [f"{lo:g} {'<' if lo_open else '<='} {key} {'<' if hi_open else '<='} {hi:g}"]
+        else:
+            parts.append(f"{key} {'<' if hi_open else '<='} {hi:g}")
+    return kind + (" with " + parts[0] if parts else "")
+
+
+# --------------------------------------------------------------- sections
+def _classes(v: _V, d: dict, path: str, key: str, required: bool):
+    full = f"{path}.{key}"
+    if key not in d:
+        if required:
+            v.missing(full, "an array of tables [[" + full + "]] with name, weight, cost")
+        return [], [], []
+    arr = d[key]
+    if not isinstance(arr, list) or not arr or not all(isinstance(x, dict) for x in arr):
+        v.fail(full, arr, "a non-empty array of tables [[" + full + "]] with name, weight, cost")
+    names, w, c = [], [], []
+    for i, item in enumerate(arr):
+        p = f"{full}[{i}]"
+        v.keys(item, p, {"name", "weight", "cost"})
+        names.append(v.string(item, p, "name", default=f"{key}{i + 1}"))
+        w.append(v.number(item, p, "weight", lo=0, lo_open=True, required=True))
+        c.append(v.number(item, p, "cost", lo=0, lo_open=True, required=True))
+    if abs(sum(w) - 1.0) > 1e-9:
+        v.fail(f"{full}[*].weight", sum(w), "weights that sum to 1 (they are CES shares)")
+    if len(set(names)) != len(names):
+        v.fail(f"{full}[*].name", names, "distinct names")
+    return names, w, c
+
+
+def _technology(v: _V, d: dict) -> Technology:
+    t = v.table(d, "", "technology", required=True)
+    v.keys(t, "technology", {"sigma", "rho", "tokens", "fine_tuning"})
+    sigma = v.number(t, "technology", "sigma", lo=0, hi=1, lo_open=True, hi_open=True, required=True)
+    rho = v.number(t, "technology", "rho", hi=1, default=0.0)
+    names, alpha, cost = _classes(v, t, "technology", "tokens", required=True)
+    ft = v.table(t, "technology", "fine_tuning")
+    gamma, rho_hat, fnames, ah, ch, b = 0.0, 0.0, [], [], [], None
+    if ft:
+        p = "technology.fine_tuning"
+        v.keys(ft, p, {"gamma", "rho", "baseline", "classes"})
+        gamma = v.number(ft, p, "gamma", lo=0, hi=1, hi_open=True, required=True)
+        rho_hat = v.number(ft, p, "rho", hi=1, default=0.0)
+        b = v.number(ft, p, "baseline", lo=0, lo_open=True, default=None)
+        if gamma > 0:
+            fnames, ah, ch = _classes(v, ft, p, "classes", required=True)
+            if b is not None and len(ah) != 1:
+                v.fail(p + ".classes", f"{len(ah)} classes", "exactly one class with the baseline form (b + z)^gamma")
+        if sigma + gamma >= 1:
+            v.fail(p + ".gamma", gamma, f"0 <= gamma < 1 - sigma = {1 - sigma:g} (sigma + gamma < 1)")
+    return Technology(
+        sigma=sigma, rho=rho, alpha=tuple(alpha), cost=tuple(cost), gamma=gamma,
+        rho_hat=rho_hat, alpha_hat=tuple(ah), cost_hat=tuple(ch), baseline=b,
+        token_names=tuple(names), ft_names=tuple(fnames),
+    )
+
+
+DISTRIBUTIONS = ("uniform", "beta", "piecewise", "discrete")
+GRIDS = ("equal-spacing", "equal-mass")
+MAX_TYPES = 2_000_000
+
+
+def _types(v: _V, d: dict, base: Path | None):
+    t = v.table(d, "", "types", required=True)
+    p = "types"
+    kind = v.choice(t, p, "distribution", DISTRIBUTIONS, required=True)
+    allowed = {"distribution", "n", "grid"}
+    allowed |= {"uniform": {"low", "high"}, "beta": {"low", "high", "p", "q"},
+                "piecewise": {"breakpoints", "masses"}, "discrete": {"file"}}[kind]
+    v.keys(t, p, allowed)
+    grid = v.choice(t, p, "grid", GRIDS, default="equal-spacing")
+    n = 0
+    if kind != "discrete":
+        n = v.number(t, p, "n", lo=2, hi=MAX_TYPES, integer=True, required=True)
+    if kind in ("uniform", "beta"):
+        lo = v.number(t, p, "low", lo=0, default=0.0)
+        hi = v.number(t, p, "high", lo=0, lo_open=True, default=1.0)
+        if hi <= lo:
+            v.fail(p + ".high", hi, f"a number > types.low = {lo:g}")
+        if kind == "uniform":
+            return TypeDistribution("uniform", low=lo, high=hi), n, grid
+        a = v.number(t, p, "p", lo=0, lo_open=True, required=True)
+        b = v.number(t, p, "q", lo=0, lo_open=True, required=True)
+        return TypeDistribution("beta", low=lo, high=hi, p=a, q=b), n, grid
+    if kind == "piecewise":
+        bp = v.numbers(t, p, "breakpoints", lo=0, min_len=2, required=True, increasing=True)
+        ms = v.numbers(t, p, "masses", lo=0, lo_open=True, min_len=1, required=True)
+        if len(ms) != len(bp) - 1:
+            v.fail(p + ".masses", ms, f"{len(bp) - 1} positive masses (one per interval between breakpoints)")
+        if abs(sum(ms) - 1) > 1e-9:
+            v.fail(p + ".masses", ms, "positive masses that sum to 1")
+        return TypeDistribution("piecewise", breakpoints=tuple(bp), masses=tuple(ms)), n, grid
+    # discrete: CSV with columns theta, mass
+    fname = v.string(t, p, "file")
+    if not fname:
+        v.missing(p + ".file", "a CSV file (columns theta, mass) relative to the scenario file")
+    fpath = (base / fname) if base else Path(fname)
+    if not fpath.is_file():
+        v.fail(p + ".file", fname, "an existing CSV file (columns theta, mass) relative to the scenario file")
+    thetas, masses = [], []
+    try:
+        with open(fpath, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        v.fail(p + ".file", fname, f"a readable CSV file ({exc})")
+    if not rows or set(rows[0].keys()) != {"theta", "mass"}:
+        v.fail(p + ".file", fname, "a CSV file whose header is exactly: theta,mass and with at least 2 rows")
+    for i, r in enumerate(rows):
+        try:
+            th, m = float(r["theta"]), float(r["mass"])
+        except (TypeError, ValueError):
+            v.fail(f"{p}.file[{fname} row {i + 2}]", r, "numeric theta >= 0 and mass > 0")
+        if not (math.isfinite(th) and th >= 0 and math.isfinite(m) and m > 0):
+            v.fail(f"{p}.file[{fname} row {i + 2}]", r, "numeric theta >= 0 and mass > 0")
+        thetas.append(th)
+        masses.append(m)
+    if len(thetas) < 2 or len(set(thetas)) != len(thetas):
+        v.fail(p + ".file", fname, "at least 2 rows with distinct theta values")
+    dist = TypeDistribution("discrete", points=tuple(thetas), weights=tuple(masses))
+    return dist, len(thetas), grid
+
+
+def _solver(v: _V, d: dict) -> dict:
+    s = v.table(d, "", "solver")
+    p = "solver"
+    v.keys(s, p, {"route", "tol", "max_iter", "linear_solver", "print_level", "allow_nonoptimal", "options"})
+    opts = {}
+    extra = v.table(s, p, "options")
+    for k, val in extra.items():
+        if not isinstance(val, (int, float, str)) or isinstance(val, bool):
+            v.fail(f"{p}.options.{k}", val, "a number or a string (passed to Ipopt unchanged)")
+        opts[k] = val
+    tol = v.number(s, p, "tol", lo=0, lo_open=True, hi=1, default=1e-10)
+    opts["tol"] = tol
+    mi = v.number(s, p, "max_iter", lo=0, integer=True, default=3000)
+    opts["max_iter"] = mi
+    ls = v.choice(s, p, "linear_solver", ("mumps", "spral", "ma27", "ma57", "ma86", "ma97", "pardiso"), default=None)
+    if ls:
+        opts["linear_solver"] = ls
+    pl = v.number(s, p, "print_level", lo=0, hi=12, integer=True, default=None)
+    if pl is not None:
+        opts["print_level"] = pl
+    return {
+        "route": v.choice(s, p, "route", SOLVER_ROUTES, default="auto"),
+        "options": opts,
+        "allow_nonoptimal": v.boolean(s, p, "allow_nonoptimal", default=False),
+    }
+
+
+def load(path: str | Path, overrides: dict | None = None) -> Scenario:
+    """Read and validate a scenario file (``overrides``: dotted path -> value)."""
+    path = Path(path)
+    src = str(path)
+    if not path.is_file():
+        raise ScenarioError(f"{src}: scenario file not found")
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{src}: not valid TOML ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{src}: cannot be read ({exc})") from None
+    for k, val in (overrides or {}).items():
+        set_path(raw, k, val)
+    return from_dict(raw, source=src, base=path.parent)
+
+
+def set_path(raw: dict, dotted: str, value) -> None:
+    """Set ``a.b[2].c`` in a nested dict/list tree (used by overrides and sweeps)."""
+    import re
+
+    node = raw
+    parts = re.findall(r"[^.\[\]]+|\[\d+\]", dotted)
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if part.startswith("["):
+            idx = int(part[1:-1])
+            if not isinstance(node, list) or idx >= len(node):
+                raise ScenarioError(f"parameter path '{dotted}': no element {part}")
+            if last:
+                node[idx] = value
+            else:
+                node = node[idx]
+        else:
+            if not isinstance(node, dict):
+                raise ScenarioError(f"parameter path '{dotted}': '{part}' is not a table field")
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+
+
+def get_path(raw: dict, dotted: str):
+    import re
+
+    node = raw
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", dotted):
+        if part.startswith("["):
+            node = node[int(part[1:-1])]
+        else:
+            node = node[part]
+    return node
+
+
+def from_dict(raw: dict, source: str = "<scenario>", base: Path | None = None) -> Scenario:
+    from models import regimes as regime_registry  # late: regimes import this module
+
+    raw = copy.deepcopy(raw)
+    v = _V(source)
+    v.keys(raw, "", {"name", "description", "technology", "types", "regimes", "solver", "sweep"})
+    name = v.string(raw, "", "name", default=Path(source).stem)
+    desc = v.string(raw, "", "description", default="")
+    tech = _technology(v, raw)
+    dist, n, grid = _types(v, raw, base)
+    reg = v.table(raw, "", "regimes", required=True)
+    if not reg:
+        v.fail("regimes", reg, "at least one regime table, e.g. [regimes.cost]; known regimes: "
+               + ", ".join(regime_registry.NAMES))
+    regimes = {}
+    for rname, ropts in reg.items():
+        if rname not in regime_registry.NAMES:
+            v.fail(f"regimes.{rname}", rname, "a known regime: " + ", ".join(regime_registry.NAMES))
+        if not isinstance(ropts, dict):
+            v.fail(f"regimes.{rname}", ropts, f"a table [regimes.{rname}]")
+        regimes[rname] = regime_registry.validate(rname, v, ropts, f"regimes.{rname}", tech)
+    solver = _solver(v, raw)
+    return Scenario(name=name, path=Path(source) if base else None, raw=raw, technology=tech,
+                    types=dist, n_types=n, grid=grid, regimes=regimes, solver=solver, description=desc)

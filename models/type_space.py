@@ -1,0 +1,131 @@
+r"""Distributions of the aggregate type θ and their discretisations.  No Pyomo.
+
+Each distribution gives F, f, the virtual value :math:`h(\theta)=\theta-(1-F)/f`
+and a discretisation into N types ``(theta, mass)``:
+
+``grid = "equal-spacing"`` (default)
+    N equal cells of [low, high]; each type sits at its cell's midpoint and
+    carries the cell's probability F(right) − F(left).
+``grid = "equal-mass"``
+    N cells of equal probability 1/N; each type sits at the quantile
+    midpoint F⁻¹((k − ½)/N).
+
+Both converge to the continuous model at O(1/N).  A ``discrete``
+distribution is already a list of (θ, mass) and is used as given.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class TypeDistribution:
+    kind: str  # uniform | beta | piecewise | discrete
+    low: float = 0.0
+    high: float = 1.0
+    p: float = 1.0  # beta shape parameters
+    q: float = 1.0
+    breakpoints: tuple[float, ...] = ()  # piecewise: K+1 points
+    masses: tuple[float, ...] = ()  # piecewise: K masses summing to 1
+    points: tuple[float, ...] = ()  # discrete: theta values
+    weights: tuple[float, ...] = ()  # discrete: masses
+
+    # -------------------------------------------------------------- cdf/pdf
+    def cdf(self, t) -> np.ndarray:
+        t = np.asarray(t, float)
+        if self.kind == "uniform":
+            return np.clip((t - self.low) / (self.high - self.low), 0, 1)
+        if self.kind == "beta":
+            return stats.beta.cdf((t - self.low) / (self.high - self.low), self.p, self.q)
+        if self.kind == "piecewise":
+            b = np.asarray(self.breakpoints)
+            cum = np.concatenate([[0.0], np.cumsum(self.masses)])
+            return np.interp(t, b, cum)
+        if self.kind == "discrete":
+            pts, w = np.asarray(self.points), np.asarray(self.weights)
+            return np.array([w[pts <= x].sum() for x in np.atleast_1d(t)]).reshape(t.shape)
+        raise ValueError(self.kind)
+
+    def pdf(self, t) -> np.ndarray:
+        t = np.asarray(t, float)
+        if self.kind == "uniform":
+            inside = (t >= self.low) & (t <= self.high)
+            return np.where(inside, 1.0 / (self.high - self.low), 0.0)
+        if self.kind == "beta":
+            w = self.high - self.low
+            return stats.beta.pdf((t - self.low) / w, self.p, self.q) / w
+        if self.kind == "piecewise":
+            b = np.asarray(self.breakpoints)
+            dens = np.asarray(self.masses) / np.diff(b)
+            idx = np.clip(np.searchsorted(b, t, side="right") - 1, 0, len(dens) - 1)
+            return np.where((t >= b[0]) & (t <= b[-1]), dens[idx], 0.0)
+        raise ValueError(f"{self.kind} distribution has no density")
+
+    def ppf(self, u) -> np.ndarray:
+        u = np.asarray(u, float)
+        if self.kind == "uniform":
+            return self.low + u * (self.high - self.low)
+        if self.kind == "beta":
+            return self.low + (self.high - self.low) * stats.beta.ppf(u, self.p, self.q)
+        if self.kind == "piecewise":
+            cum = np.concatenate([[0.0], np.cumsum(self.masses)])
+            return np.interp(u, cum, np.asarray(self.breakpoints))
+        raise ValueError(self.kind)
+
+    def virtual_value(self, t) -> np.ndarray:
+        r""":math:`h(\theta)=\theta-(1-F(\theta))/f(\theta)`."""
+        t = np.asarray(t, float)
+        return t - (1.0 - self.cdf(t)) / self.pdf(t)
+
+    @property
+    def support(self) -> tuple[float, float]:
+        if self.kind == "piecewise":
+            return self.breakpoints[0], self.breakpoints[-1]
+        if self.kind == "discrete":
+            return min(self.points), max(self.points)
+        return self.low, self.high
+
+    # ------------------------------------------------------- discretisation
+    def discretise(self, n: int, grid: str = "equal-spacing") -> tuple[np.ndarray, np.ndarray]:
+        """N types (theta ascending, masses summing to 1)."""
+        if self.kind == "discrete":
+            th = np.asarray(self.points, float)
+            w = np.asarray(self.weights, float)
+            order = np.argsort(th)
+            return th[order], w[order] / w.sum()
+        lo, hi = self.support
+        if grid == "equal-spacing":
+            edges = np.linspace(lo, hi, n + 1)
+            theta = 0.5 * (edges[:-1] + edges[1:])
+            mass = np.diff(self.cdf(edges))
+        elif grid == "equal-mass":
+            u = (np.arange(n) + 0.5) / n
+            theta = self.ppf(u)
+            mass = np.full(n, 1.0 / n)
+        else:
+            raise ValueError(grid)
+        keep = mass > 0
+        theta, mass = theta[keep], mass[keep]
+        return theta, mass / mass.sum()
+
+
+def expectation(dist: TypeDistribution, g, n: int = 20001) -> float:
+    """E[g(θ)] by composite Simpson on the support (densities here are piecewise smooth)."""
+    from scipy.integrate import simpson
+
+    if dist.kind == "discrete":
+        th, w = dist.discretise(0)
+        return float(np.sum(w * g(th)))
+    if dist.kind == "piecewise":
+        total = 0.0
+        b = dist.breakpoints
+        for a, c in zip(b[:-1], b[1:]):
+            t = np.linspace(a, c, n)
+            total += simpson(g(t) * dist.pdf(0.5 * (a + c)) * np.ones_like(t), x=t)
+        return float(total)
+    lo, hi = dist.support
+    t = np.linspace(lo, hi, n)
+    return float(simpson(g(t) * dist.pdf(t), x=t))

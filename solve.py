@@ -1,0 +1,102 @@
+#!/usr/bin/env python
+"""Solve LLM-pricing scenarios and verify every result against its closed form.
+
+    python solve.py [SCENARIO ...] [--out DIR] [--format csv,latex,md,parquet]
+
+Exit codes: 0 every regime solved and every check passed; 1 something did not
+converge or did not verify (verification.csv says which); 2 bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_SCENARIO = ROOT / "data" / "default.toml"
+
+
+def _formats(text: str, allowed, what: str):
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in items if s not in allowed]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(f"{what} must be a comma list of {', '.join(allowed)}; got {text!r}")
+    return items
+
+
+def main(argv=None) -> int:
+    from models.export import FIGURE_FORMATS, FORMATS
+
+    ap = argparse.ArgumentParser(prog="solve.py", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="Exit codes: 0 all converged and verified, 1 a solve did not converge "
+                                        "or a check failed, 2 bad input.")
+    ap.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                    help=f"scenario TOML files (default: {DEFAULT_SCENARIO.relative_to(ROOT)})")
+    ap.add_argument("--out", default="out", metavar="DIR",
+                    help="output folder; each scenario writes into DIR/<scenario name>/ (default: out)")
+    ap.add_argument("--format", default="csv", type=lambda s: _formats(s, FORMATS, "--format"),
+                    help="table formats, comma separated: csv (always), parquet, latex, md")
+    ap.add_argument("--figure-format", default="png", type=lambda s: _formats(s, FIGURE_FORMATS, "--figure-format"),
+                    help="figure formats: png, pdf")
+    ap.add_argument("--route", choices=("auto", "ipopt", "cyipopt"), default=None,
+                    help="Ipopt route (overrides the scenario's solver.route)")
+    ap.add_argument("--regime", action="append", default=None, metavar="NAME",
+                    help="run only this regime (repeatable)")
+    ap.add_argument("--quiet", action="store_true", help="no progress lines")
+    args = ap.parse_args(argv)
+
+    from models import run, scenario, solver
+
+    paths = [Path(p) for p in args.scenarios] or [DEFAULT_SCENARIO]
+    try:  # validate everything before writing anything
+        scns = [scenario.load(p) for p in paths]
+        for s in scns:
+            if args.route:
+                s.solver["route"] = args.route
+            for r in args.regime or []:
+                if r not in s.regimes:
+                    raise scenario.ScenarioError(
+                        f"--regime {r!r}: not in scenario {s.name}; allowed: {', '.join(s.regimes)}")
+        names = [s.name for s in scns]
+        if len(set(names)) != len(names):
+            raise scenario.ScenarioError(f"scenario names must be distinct (they name output folders): {names}")
+    except scenario.ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    progress = (lambda *a, **k: None) if args.quiet else (lambda msg: print(msg, flush=True))
+    code = 0
+    try:
+        for s in scns:
+            out = Path(args.out) / s.name
+            summary = run.run_scenario(s, out, formats=args.format, figure_formats=args.figure_format,
+                                       progress=progress, only=args.regime)
+            print_table(summary)
+            print(f"wrote {out}/ (verification.csv, summary.json, report.md, manifest.json)")
+            code = max(code, summary.exit_code)
+    except solver.SolverUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+def print_table(summary) -> None:
+    ver = summary.verification
+    print(f"\nVerification for scenario '{summary.scenario}':")
+    print(f"{'regime':<14}{'check':<40}{'quantity':<22}{'rows':>5}{'max rel err':>13}{'tol':>9}  result")
+    if len(ver):
+        g = ver.groupby(["regime", "check", "quantity"], sort=False)
+        for (reg, chk, q), df in g:
+            ok = bool(df["passed"].all())
+            print(f"{reg:<14}{chk[:39]:<40}{q[:21]:<22}{len(df):>5}{df['rel_err'].max():>13.2e}"
+                  f"{df['tolerance'].max():>9.0e}  {'ok' if ok else 'FAILED'}")
+    for name, r in summary.results.items():
+        print(f"  {name}: {r.status()}")
+    print("RESULT:", "all converged and verified" if summary.verified else "NOT VERIFIED (see verification.csv)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
