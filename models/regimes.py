@@ -6,6 +6,7 @@ import importlib
 # order = order of execution and of tables in reports
 _MODULES = {
     "cost": "models.cost",
+    "budgets": "models.budgets",
 }
 NAMES = tuple(_MODULES)
 

@@ -31,6 +31,10 @@ def compare(regime: str, check: str, quantity: str, numeric, reference, toleranc
     ref = np.atleast_1d(np.asarray(reference, float))
     if num.shape != ref.shape:
         raise ValueError(f"{check}/{quantity}: shapes {num.shape} vs {ref.shape}")
+    if num.ndim > 1:  # one row per element, index "i,j"
+        if index is None:
+            index = [",".join(map(str, ix)) for ix in np.ndindex(num.shape)]
+        num, ref = num.ravel(), ref.ravel()
     abs_err = np.abs(num - ref)
     scale = np.max(np.abs(ref)) if ref.size else 0.0
     rel = abs_err / scale if scale > 0 else abs_err

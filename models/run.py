@@ -30,13 +30,17 @@ class Context:
     """What a regime needs from the outside: solver settings and progress."""
 
     route: str
-    options: dict
+    options: dict  # all Ipopt options of the scenario (with its defaults)
+    user_options: dict = field(default_factory=dict)  # only those the scenario file sets
     progress: callable = print
     warm_starts: dict = field(default_factory=dict)
 
-    def solve(self, model, label: str, build_seconds: float = 0.0, **kw) -> solver.SolveResult:
+    def solve(self, model, label: str, build_seconds: float = 0.0, defaults: dict | None = None,
+              **kw) -> solver.SolveResult:
+        """Solve with the scenario's options on top of the regime's ``defaults``."""
         t0 = time.perf_counter()
-        r = solver.solve(model, route=self.route, options=dict(self.options), allow_nonoptimal=True,
+        opts = {**(defaults or {}), **self.user_options}
+        r = solver.solve(model, route=self.route, options=opts, allow_nonoptimal=True,
                          build_seconds=build_seconds, **kw)
         self.progress(f"    {label}: {r.status.value}, objective {r.objective:.10g}, {r.iterations} it, "
                       f"build {r.build_seconds:.2f}s + translate {r.translate_seconds:.2f}s + "
@@ -76,7 +80,8 @@ def run_regime(scn, name: str, ctx: Context) -> RegimeResult:
 def run_scenario(scn, out_dir, formats=("csv",), figure_formats=("png",), progress=print,
                  only: list[str] | None = None) -> RunSummary:
     route = solver.pick_route(scn.solver["route"])
-    ctx = Context(route=route, options=scn.solver["options"], progress=progress)
+    ctx = Context(route=route, options=scn.solver["options"], user_options=scn.solver["user_options"],
+                  progress=progress)
     out = Path(out_dir)
     w = Writer(out, formats, figure_formats)
     results: dict[str, RegimeResult] = {}

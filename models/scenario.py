@@ -283,19 +283,24 @@ def _solver(v: _V, d: dict) -> dict:
         if not isinstance(val, (int, float, str)) or isinstance(val, bool):
             v.fail(f"{p}.options.{k}", val, "a number or a string (passed to Ipopt unchanged)")
         opts[k] = val
-    tol = v.number(s, p, "tol", lo=0, lo_open=True, hi=1, default=1e-10)
-    opts["tol"] = tol
-    mi = v.number(s, p, "max_iter", lo=0, integer=True, default=3000)
-    opts["max_iter"] = mi
+    user = dict(opts)
+    tol = v.number(s, p, "tol", lo=0, lo_open=True, hi=1, default=None)
+    if tol is not None:
+        user["tol"] = tol
+    mi = v.number(s, p, "max_iter", lo=0, integer=True, default=None)
+    if mi is not None:
+        user["max_iter"] = mi
+    opts = {"tol": 1e-10, "max_iter": 3000, **user}
     ls = v.choice(s, p, "linear_solver", ("mumps", "spral", "ma27", "ma57", "ma86", "ma97", "pardiso"), default=None)
     if ls:
-        opts["linear_solver"] = ls
+        opts["linear_solver"] = user["linear_solver"] = ls
     pl = v.number(s, p, "print_level", lo=0, hi=12, integer=True, default=None)
     if pl is not None:
-        opts["print_level"] = pl
+        opts["print_level"] = user["print_level"] = pl
     return {
         "route": v.choice(s, p, "route", SOLVER_ROUTES, default="auto"),
         "options": opts,
+        "user_options": user,
         "allow_nonoptimal": v.boolean(s, p, "allow_nonoptimal", default=False),
     }
 

@@ -297,6 +297,16 @@ def _solve_cyipopt(model, opts, tee, warm_start, iteration_callback) -> SolveRes
         return True
 
     problem = CyIpoptNLP(nlp, intermediate_callback=_cb)
+    # user scaling: a `scaling_factor` Suffix on the model (same as the
+    # executable route, where Pyomo writes it into the NL file)
+    obj_s, x_s, g_s = problem.scaling_factors()
+    if any(v is not None for v in (obj_s, x_s, g_s)):
+        problem.set_problem_scaling(
+            1.0 if obj_s is None else obj_s,
+            np.ones(len(problem.x_lb())) if x_s is None else x_s,
+            np.ones(len(problem.g_lb())) if g_s is None else g_s,
+        )
+        opts.setdefault("nlp_scaling_method", "user-scaling")
     cons = nlp.get_pyomo_constraints()
     pvars = nlp.get_pyomo_variables()
     x0 = nlp.init_primals()
@@ -311,7 +321,12 @@ def _solve_cyipopt(model, opts, tee, warm_start, iteration_callback) -> SolveRes
         opts.setdefault("warm_start_mult_bound_push", 1e-9)
         opts.setdefault("mu_init", 1e-6)
     for k, v in opts.items():
-        problem.add_option(k, v)
+        try:
+            problem.add_option(k, v)
+        except TypeError:
+            if not isinstance(v, int):
+                raise ValueError(f"Ipopt option {k}={v!r} was rejected") from None
+            problem.add_option(k, float(v))  # TOML 0 for a real-valued option
     t1 = time.perf_counter()
     if tee:
         x, info = problem.solve(x0, lagrange=lag, zl=zl, zu=zu)
@@ -323,7 +338,17 @@ def _solve_cyipopt(model, opts, tee, warm_start, iteration_callback) -> SolveRes
     t2 = time.perf_counter()
     y = np.asarray(info["mult_g"], dtype=float)
     nlp.set_primals(x)
-    nlp.load_state_into_pyomo()
+    # values a hair outside a bound (interior-point round-off, ~1e-18) would
+    # each log Pyomo's W1002 warning: load quietly
+    import logging
+
+    core_log = logging.getLogger("pyomo.core")
+    level = core_log.level
+    core_log.setLevel(logging.ERROR)
+    try:
+        nlp.load_state_into_pyomo()
+    finally:
+        core_log.setLevel(level)
     # Ipopt's Lagrangian is f + g'y with f minimised.  PyNumero hands Ipopt
     # the objective as written for min and its negative for max (checked by
     # finite differences in tests/test_solver.py), so d(obj)/d(rhs) = -y for
@@ -364,6 +389,8 @@ def _solve_exe(model, opts, tee) -> SolveResult:  # pragma: no cover - no exe he
     tmpdir = tempfile.mkdtemp(prefix="ipopt_")
     out_file = user_out or os.path.join(tmpdir, "ipopt.out")
     opts["output_file"] = out_file
+    if isinstance(getattr(model, "scaling_factor", None), pyo.Suffix):
+        opts.setdefault("nlp_scaling_method", "user-scaling")
     opts.setdefault("file_print_level", 5)
     t0 = time.perf_counter()
     solver = SolverFactory("ipopt")

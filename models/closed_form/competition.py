@@ -1,0 +1,1019 @@
+r"""Two models, task assignment and competition (MODEL.md 2.7).  No Pyomo here.
+
+Every model ℓ is summarised by its aggregate cost of quality
+:math:`C_\ell(Q)=c_\ell Q^{1/\eta_\ell}`, :math:`\eta_\ell=\sigma+\gamma_\ell`
+(:class:`ModelCost`; :func:`model_cost_from_technology` builds it from a
+:class:`~models.closed_form.cost.Technology`).  All models share σ.
+
+Contents
+--------
+* **Task assignment** — indirect utility
+  :math:`U(\theta,Q_1,Q_2)=\theta(Q_1^{1/\sigma}+Q_2^{1/\sigma})^\sigma`, the
+  task-share rule and the per-cell assignment for a weight profile.
+* **Efficient allocation** (Proposition 1 with two models, derived) — one model
+  per type, switch point :math:`\theta^e`.
+* **Multi-model monopolist** (derived) — screening on
+  :math:`V=U/\theta` with the non-convex cost :math:`K(V)=\min_\ell C_\ell(V)`;
+  continuous types (pointwise in h) and the *exact* discrete-type optimum
+  (cut-off enumeration + pool-adjacent-violators, :func:`monopolist_discrete`),
+  with a grid dynamic programme as brute force (:func:`monopolist_discrete_grid`).
+* **Leader vs competitive fringe** (Proposition 4) — :class:`LeaderFringe`;
+  the buyer's top-up, the leader's virtual objective (re-derived below), the
+  three regions, thresholds, transfers, continuous and discrete types.
+* **Welfare comparison** — efficient vs multi-model monopolist vs leader–fringe.
+
+Re-derivation of the leader's problem (continuous types)
+--------------------------------------------------------
+Linear-cost units :math:`q_L=Q_L^{1/\eta}`, :math:`q_F=Q_F^{1/\sigma}`,
+:math:`\eta=\sigma+\gamma_L`, :math:`r=\eta/\sigma>1`.  The buyer's value of a
+leader quantity q after the best fringe top-up (fringe price :math:`c_F`):
+
+.. math::
+   u(\theta,q)=\max_{q_F\ge0}\theta(q^r+q_F)^\sigma-c_Fq_F,\qquad
+   A(\theta)=(\theta\sigma/c_F)^{1/(1-\sigma)},
+
+so :math:`q_F^*=(A-q^r)^+`, :math:`u=c_F\frac{1-\sigma}{\sigma}A+c_Fq^r` for
+:math:`q\le\hat q=A^{1/r}` and :math:`u=\theta q^\eta` above;
+:math:`u_\theta=\max(A^\sigma,q^\eta)` (envelope theorem), non-decreasing in q
+(single crossing).  With :math:`U(\theta)=u(\theta,q(\theta))-T(\theta)` the
+net rent :math:`R=U-u(\theta,0)` has :math:`R'=u_\theta(\theta,q)-u_\theta(\theta,0)\ge0`,
+so IR binds only at :math:`\theta_{\min}`, and the leader's profit is
+:math:`\int\Delta(\theta,q(\theta))f\,d\theta` with the *gain over selling nothing*
+
+.. math::
+   \Delta(\theta,q)=[u(\theta,q)-u(\theta,0)]
+   -[u_\theta(\theta,q)-u_\theta(\theta,0)]\frac{1-F}{f}-c_Lq .
+
+On :math:`[0,\hat q]`: :math:`\Delta=c_Fq^r-c_Lq` (convex: optimum at 0 or
+:math:`\hat q`, and :math:`\Delta(\hat q)>0\iff\theta>\theta_{lo}`).  On
+:math:`[\hat q,\infty)`: :math:`\Delta=hq^\eta-c_Lq-(hA^\sigma-c_FA)` (concave,
+maximiser :math:`\max(\hat q,q^{int})`).  Hence q ∈ {0, q̂, q^int}, and every
+formula of MODEL.md 2.7 for this case (q̂, q^int, θ_lo, θ_hi, the middle-region
+criterion, θ*) is reproduced; the tests check them against a fully numeric
+version (numeric top-up, finite-difference :math:`u_\theta`, grid search in q).
+The uniform examples are :data:`LEADER_FRINGE_EXAMPLES`.
+
+Remarks for the NLP comparison:
+
+* Region 1 leaves the buyer no rent (:math:`\hat q^\eta=A^\sigma`), so the hazard
+  term drops out and limit pricing can start where h < 0 (three-region example:
+  θ_lo ≈ 0.473 < 1/2).
+* With discrete types the limit-pricing quantity of type k lies in
+  :math:`[\hat q(\theta_k),\hat q(\theta_{k+1}))`, generally strictly inside (it maximises
+  a concave piece of the discrete virtual gain), so an N-type NLP must be compared
+  with :func:`leader_discrete`, not with :math:`\hat q(\theta_k)`; both converge at O(1/N).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import integrate, optimize
+
+from models.closed_form.cost import Technology, cost_coefficient
+from models.type_space import TypeDistribution
+
+# ------------------------------------------------------------ tolerances
+ROOT_XTOL = 1e-14
+"""Absolute x-tolerance of every brentq root (thresholds, pooled blocks)."""
+ROOT_RTOL = 4 * np.finfo(float).eps
+"""Relative x-tolerance of every brentq root (brentq's minimum)."""
+MONOTONE_TOL = 1e-10
+"""Relative slack when checking that a quantity schedule is non-decreasing."""
+GAIN_TOL = 1e-13
+"""A candidate must beat the incumbent by this much (absolute) to be chosen:
+ties (e.g. at a threshold type) go to the smaller quantity."""
+SCAN_POINTS = 4001
+"""Grid used to bracket the first sign change before brentq refines it."""
+QUAD_LIMIT = 200
+"""Sub-interval limit of scipy.integrate.quad."""
+GL_NODES = 16
+"""Gauss–Legendre nodes per piece in cumulative integrals (transfers, rents)."""
+MAX_PIECE = 0.01
+"""Longest piece of a cumulative integral (absolute θ units)."""
+GRADE_RATIO, GRADE_LEVELS = 0.15, 12
+"""Geometric grading toward singular ends: smallest piece ≈ 0.15^12 ≈ 1e-10 of the first."""
+
+
+# =====================================================================
+# Models
+# =====================================================================
+@dataclass(frozen=True)
+class ModelCost:
+    r"""Aggregate cost of quality of one model: :math:`C(Q)=cQ^{1/\eta}`, η = σ+γ."""
+
+    c: float
+    eta: float
+    name: str = ""
+
+    def __post_init__(self):
+        if not (self.c > 0 and 0 < self.eta < 1):
+            raise ValueError(f"need c > 0 and 0 < eta < 1, got c={self.c}, eta={self.eta}")
+
+
+def model_cost_from_technology(tech: Technology, name: str = "") -> ModelCost:
+    r"""ModelCost of a homogeneous technology: :math:`c` from
+    :func:`~models.closed_form.cost.cost_coefficient`, :math:`\eta=\sigma+\gamma`
+    (MODEL.md 2.1).  The baseline form is not homogeneous and is refused."""
+    if tech.has_baseline:
+        raise ValueError("baseline (b + z)^gamma technology has no C = c Q^(1/eta) form")
+    eta = tech.sigma + (tech.gamma if tech.K > 0 else 0.0)
+    return ModelCost(c=float(cost_coefficient(tech)), eta=float(eta), name=name)
+
+
+def model_cost(m: ModelCost, Q) -> np.ndarray:
+    r""":math:`C(Q)=cQ^{1/\eta}` (Q clipped at 0)."""
+    return m.c * np.maximum(np.asarray(Q, float), 0.0) ** (1.0 / m.eta)
+
+
+def first_best_quality(m: ModelCost, theta) -> np.ndarray:
+    r""":math:`Q^{FB}(\theta)=(\eta\theta/c)^{\eta/(1-\eta)}` (0 for θ ≤ 0); Proposition 1."""
+    t = np.maximum(np.asarray(theta, float), 0.0)
+    return (m.eta * t / m.c) ** (m.eta / (1.0 - m.eta))
+
+
+def first_best_surplus(m: ModelCost, theta) -> np.ndarray:
+    r""":math:`S(\theta)=(1-\eta)\theta^{1/(1-\eta)}(\eta/c)^{\eta/(1-\eta)}` (0 for θ ≤ 0)."""
+    t = np.maximum(np.asarray(theta, float), 0.0)
+    e = m.eta
+    return (1.0 - e) * t ** (1.0 / (1.0 - e)) * (e / m.c) ** (e / (1.0 - e))
+
+
+# =====================================================================
+# 1. Task assignment
+# =====================================================================
+def indirect_utility(theta, Q1, Q2, sigma: float) -> np.ndarray:
+    r"""Value of two quality budgets used one model per task (MODEL.md 2.7).
+
+    .. math:: U(\theta,Q_1,Q_2)=\theta\,(Q_1^{1/\sigma}+Q_2^{1/\sigma})^\sigma .
+
+    Derivation: on cell i with task share a of model 1 and budget shares
+    :math:`y_{\ell}` the value is :math:`w_i[Q_1a^{1-\sigma}y_1^\sigma+Q_2(1-a)^{1-\sigma}y_2^\sigma]`;
+    the best a gives :math:`w_i(Q_1^{1/\sigma}y_1+Q_2^{1/\sigma}y_2)^\sigma`, which is
+    Lemma 1 with one pooled budget :math:`Q_1^{1/\sigma}+Q_2^{1/\sigma}`.
+    """
+    Q1 = np.maximum(np.asarray(Q1, float), 0.0)
+    Q2 = np.maximum(np.asarray(Q2, float), 0.0)
+    return np.asarray(theta, float) * (Q1 ** (1 / sigma) + Q2 ** (1 / sigma)) ** sigma
+
+
+def task_shares(Q1, Q2, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""Task-mass shares of the two models: :math:`a_\ell=Q_\ell^{1/\sigma}/(Q_1^{1/\sigma}+Q_2^{1/\sigma})`.
+
+    Exact (unique) when the weight profile is constant on its support; for a
+    general profile the optimum is not unique and this is the share of the
+    symmetric optimum (:func:`optimal_assignment`), while the *value-weighted*
+    share :math:`\sum_i a_iY_i/\sum_iY_i` equals :math:`a_1` at every optimum.
+    """
+    a = np.maximum(np.asarray(Q1, float), 0.0) ** (1 / sigma)
+    b = np.maximum(np.asarray(Q2, float), 0.0) ** (1 / sigma)
+    s = a + b
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s1 = np.where(s > 0, a / s, 0.5)
+    return s1, 1.0 - s1
+
+
+def aggregate_type(w, sigma: float) -> float:
+    r""":math:`\theta(w)=(\frac1n\sum_i w_i^{1/(1-\sigma)})^{1-\sigma}` (midpoint rule, MODEL.md 1)."""
+    w = np.asarray(w, float)
+    return float(np.mean(w ** (1 / (1 - sigma))) ** (1 - sigma))
+
+
+def assignment_value(w, a, y1, y2, Q1: float, Q2: float, sigma: float) -> float:
+    r"""Value of an assignment on n equal task cells.
+
+    .. math:: \frac1n\sum_i w_i\big[Q_1a_i^{1-\sigma}y_{1i}^\sigma+Q_2(1-a_i)^{1-\sigma}y_{2i}^\sigma\big]
+
+    where :math:`a_i` is cell i's task share on model 1 and :math:`y_{\ell i}`
+    is the share of model ℓ's token budget spent on cell i, normalised
+    :math:`\frac1n\sum_iy_{\ell i}=1`.  In MODEL.md's per-task notation the
+    tokens per unit of task are :math:`x_{\ell,i}=X_\ell\,y_{\ell i}/a_{\ell i}`
+    (:math:`a_{1i}=a_i`, :math:`a_{2i}=1-a_i`), so that
+    :math:`a_{\ell i}\,g_\ell(x_{\ell,i},z_\ell)=Q_\ell a_{\ell i}^{1-\sigma}y_{\ell i}^\sigma`.
+    Budgets are not checked here.
+    """
+    w, a, y1, y2 = (np.asarray(v, float) for v in (w, a, y1, y2))
+    a = np.clip(a, 0.0, 1.0)
+    v = Q1 * a ** (1 - sigma) * np.maximum(y1, 0) ** sigma
+    v = v + Q2 * (1 - a) ** (1 - sigma) * np.maximum(y2, 0) ** sigma
+    return float(np.mean(w * v))
+
+
+def optimal_assignment(w, Q1: float, Q2: float, sigma: float) -> dict:
+    r"""An optimal per-cell assignment for weight profile w over n cells.
+
+    Symmetric optimum: each model spreads its budget like Lemma 1,
+    :math:`y_{\ell i}=w_i^{1/(1-\sigma)}/(\frac1n\sum_jw_j^{1/(1-\sigma)})`, and every
+    cell gives model 1 the same task share :math:`a_i=a_1` of :func:`task_shares`
+    (cells with :math:`w_i=0` get no tokens; their a is set to :math:`a_1` too).
+    Value :math:`\theta(w)(Q_1^{1/\sigma}+Q_2^{1/\sigma})^\sigma` (:func:`indirect_utility`).
+
+    Returns a dict with ``a`` (model-1 task share per cell), ``y1``, ``y2``
+    (budget shares per cell), ``x_rel1``/``x_rel2`` (tokens per unit of task,
+    relative to the budget: :math:`y_{\ell i}/a_{\ell i}`), ``theta``, ``value``.
+    """
+    w = np.asarray(w, float)
+    m = w ** (1 / (1 - sigma))
+    m = m / np.mean(m)
+    s1, s2 = task_shares(Q1, Q2, sigma)
+    a = np.full_like(w, float(s1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        xr1 = np.where(a > 0, m / a, 0.0)
+        xr2 = np.where(a < 1, m / (1 - a), 0.0)
+    th = aggregate_type(w, sigma)
+    return {"a": a, "y1": m.copy(), "y2": m.copy(), "x_rel1": xr1, "x_rel2": xr2,
+            "theta": th, "value": float(indirect_utility(th, Q1, Q2, sigma))}
+
+
+# =====================================================================
+# 2. Efficient allocation
+# =====================================================================
+def _order_by_eta(models) -> tuple[ModelCost, ModelCost]:
+    m1, m2 = models
+    if m1.eta == m2.eta:
+        raise ValueError("the two models need different eta (sigma + gamma)")
+    return (m1, m2) if m1.eta < m2.eta else (m2, m1)
+
+
+def efficient_switch_point(models) -> float:
+    r"""θ^e above which the higher-γ model is efficient (MODEL.md 2.7, derived).
+
+    Crossing of the single-model first-best surpluses :math:`S_F=S_L`
+    (F: lower η, L: higher η):
+
+    .. math::
+       \theta^e=\Big[\frac{1-\eta_F}{1-\eta_L}\Big(\frac{\eta_F}{c_F}\Big)^{\frac{\eta_F}{1-\eta_F}}
+       \Big(\frac{c_L}{\eta_L}\Big)^{\frac{\eta_L}{1-\eta_L}}\Big]^{\frac{(1-\eta_L)(1-\eta_F)}{\gamma_L-\gamma_F}}
+
+    (:math:`\gamma_L-\gamma_F=\eta_L-\eta_F`).  :math:`S_L/S_F\propto\theta^{(\eta_L-\eta_F)/((1-\eta_L)(1-\eta_F))}`
+    is increasing, so the crossing is unique.
+    """
+    F, L = _order_by_eta(models)
+    eF, eL = F.eta, L.eta
+    base = (1 - eF) / (1 - eL) * (eF / F.c) ** (eF / (1 - eF)) * (L.c / eL) ** (eL / (1 - eL))
+    return float(base ** ((1 - eL) * (1 - eF) / (eL - eF)))
+
+
+def efficient_model(models, theta) -> np.ndarray:
+    r"""Index (into ``models``) of the efficient model for each θ: argmax_ℓ S_ℓ(θ); −1 if θ ≤ 0."""
+    t = np.asarray(theta, float)
+    S = np.stack([first_best_surplus(m, t) for m in models])
+    idx = np.argmax(S, axis=0)
+    return np.where(t > 0, idx, -1)
+
+
+def efficient_quality(models, theta) -> np.ndarray:
+    r"""First-best qualities, shape (n_models, ...): :math:`Q_\ell=Q^{FB}_\ell(\theta)` for the
+    efficient model, 0 for the other (Proposition 1; costs :math:`c_\ell Q^{1/\eta_\ell}` are
+    concave in :math:`q_\ell=Q_\ell^{1/\sigma}`, so mixing models never pays)."""
+    t = np.asarray(theta, float)
+    idx = efficient_model(models, t)
+    return np.stack([np.where(idx == l, first_best_quality(m, t), 0.0) for l, m in enumerate(models)])
+
+
+def efficient_surplus(models, theta) -> np.ndarray:
+    r"""Per-type first-best surplus :math:`\max_\ell S_\ell(\theta)`."""
+    t = np.asarray(theta, float)
+    return np.max(np.stack([first_best_surplus(m, t) for m in models]), axis=0)
+
+
+# =====================================================================
+# 3. Multi-model monopolist
+# =====================================================================
+def min_cost(models, V) -> np.ndarray:
+    r""":math:`K(V)=\min_\ell c_\ell V^{1/\eta_\ell}`: cheapest way to deliver
+    :math:`V=(Q_1^{1/\sigma}+Q_2^{1/\sigma})^\sigma` (concave costs in
+    :math:`Q_\ell^{1/\sigma}` ⇒ one model).  Not convex: concave kink at :func:`cost_switch_value`."""
+    V = np.asarray(V, float)
+    return np.min(np.stack([model_cost(m, V) for m in models]), axis=0)
+
+
+def cheapest_model(models, V) -> np.ndarray:
+    """Index of the model attaining K(V) (−1 where V ≤ 0)."""
+    V = np.asarray(V, float)
+    idx = np.argmin(np.stack([model_cost(m, V) for m in models]), axis=0)
+    return np.where(V > 0, idx, -1)
+
+
+def cost_switch_value(models) -> float:
+    r""":math:`\bar V` where :math:`c_FV^{1/\eta_F}=c_LV^{1/\eta_L}`:
+    :math:`\bar V=(c_L/c_F)^{1/(1/\eta_F-1/\eta_L)}`; the higher-η model is cheaper above."""
+    F, L = _order_by_eta(models)
+    return float((L.c / F.c) ** (1.0 / (1.0 / F.eta - 1.0 / L.eta)))
+
+
+def monopolist_allocation(models, h) -> tuple[np.ndarray, np.ndarray]:
+    r"""Pointwise maximiser of :math:`hV-K(V)`: model :math:`\arg\max_\ell S_\ell(h)`,
+    :math:`V=Q^{FB}_\ell(h)`; V = 0 and model −1 where h ≤ 0.
+
+    So the lower-η model serves :math:`0<h<\theta^e` and the other :math:`h>\theta^e`;
+    V jumps at :math:`h=\theta^e` (MODEL.md 2.7, derived).  The argmax is
+    non-decreasing in h, so with non-decreasing h no ironing is needed.
+    """
+    h = np.asarray(h, float)
+    idx = efficient_model(models, h)
+    V = np.zeros_like(h)
+    for l, m in enumerate(models):
+        V = np.where(idx == l, first_best_quality(m, h), V)
+    return V, idx
+
+
+def monopolist_switch_type(models, dist: TypeDistribution) -> float:
+    r"""Type at which the monopolist switches model: :math:`h(\theta)=\theta^e` (brentq).
+    Uniform on [0,1]: :math:`(1+\theta^e)/2`.  NaN if outside the support."""
+    te = efficient_switch_point(models)
+    return _first_root(lambda t: dist.virtual_value(t) - te, *dist.support)
+
+
+def exclusion_type(dist: TypeDistribution) -> float:
+    """Lowest served type: h(θ) = 0 (θ_min if h > 0 throughout)."""
+    lo, hi = dist.support
+    if dist.virtual_value(lo + 1e-15 * max(1.0, abs(lo))) > 0:
+        return float(lo)
+    return _first_root(dist.virtual_value, lo, hi)
+
+
+def monopolist_continuous(models, dist: TypeDistribution, theta) -> dict:
+    r"""Multi-model monopolist, continuous types with non-decreasing h (MODEL.md 2.7).
+
+    :math:`V(\theta)` from :func:`monopolist_allocation` at :math:`h(\theta)`; transfers
+    :math:`t(\theta)=\theta V(\theta)-\int_{\theta_{\min}}^\theta V(s)\,ds`;
+    buyer utility :math:`U=\theta V-t`.  Returns V, model, Q (n_models × len θ), t, U.
+    """
+    t = np.atleast_1d(np.asarray(theta, float))
+    V, idx = monopolist_allocation(models, dist.virtual_value(t))
+    lo, hi = dist.support
+    brk = [exclusion_type(dist), monopolist_switch_type(models, dist)]
+    fV = lambda s: monopolist_allocation(models, dist.virtual_value(s))[0]  # noqa: E731
+    U = _cumulative_integral(fV, lo, t, brk)
+    Q = np.stack([np.where(idx == l, V, 0.0) for l in range(len(models))])
+    return {"theta": t, "V": V, "model": idx, "Q": Q, "t": t * V - U, "U": U}
+
+
+def monopolist_continuous_summary(models, dist: TypeDistribution) -> dict:
+    r"""Profit :math:`E[hV-K(V)]`, consumer surplus :math:`\int(1-F)V\,d\theta`, total
+    :math:`E[\theta V-K(V)]` (quadrature, breakpoints at exclusion and switch)."""
+    brk = [exclusion_type(dist), monopolist_switch_type(models, dist)]
+
+    def alloc(s):
+        return monopolist_allocation(models, dist.virtual_value(s))[0]
+
+    prof = _expect(dist, lambda s: dist.virtual_value(s) * alloc(s) - min_cost(models, alloc(s)), brk)
+    cs = _integrate(lambda s: (1 - dist.cdf(s)) * alloc(s), *dist.support, brk)
+    ts = _expect(dist, lambda s: s * alloc(s) - min_cost(models, alloc(s)), brk)
+    return {"profit": prof, "consumer_surplus": cs, "total_surplus": ts}
+
+
+# ---------------------------------------------------- discrete types
+def discrete_virtual_values(theta, mass) -> np.ndarray:
+    r""":math:`\varphi_k=\theta_k-(\theta_{k+1}-\theta_k)(1-P_k)/p_k`, :math:`\varphi_N=\theta_N` (MODEL.md 2.4)."""
+    th, p = np.asarray(theta, float), np.asarray(mass, float)
+    tail = 1.0 - np.cumsum(p)
+    gap = np.append(np.diff(th), 0.0)
+    return th - gap * np.maximum(tail, 0.0) / p
+
+
+def screening_transfers(theta, V) -> np.ndarray:
+    r""":math:`t_1=\theta_1V_1`, :math:`t_k=t_{k-1}+\theta_k(V_k-V_{k-1})` (binding local downward IC, IR of type 1)."""
+    th, V = np.asarray(theta, float), np.asarray(V, float)
+    return np.cumsum(th * np.diff(np.concatenate([[0.0], V])))
+
+
+def _block_argmax(S: float, a: dict, models) -> float:
+    r"""argmax_{v≥0} :math:`Sv-\sum_\ell a_\ell c_\ell v^{1/\eta_\ell}` (concave): 0 if S ≤ 0, else the
+    root of :math:`S=\sum_\ell a_\ell(c_\ell/\eta_\ell)v^{1/\eta_\ell-1}`."""
+    if S <= 0:
+        return 0.0
+    used = [(models[l], w) for l, w in a.items() if w > 0]
+    if len(used) == 1:
+        m, w = used[0]
+        return float(first_best_quality(m, S / w))
+    up = max(float(first_best_quality(m, S / w)) for m, w in used)  # each term alone ≥ S here
+
+    def g(v):
+        return S - sum(w * m.c / m.eta * v ** (1 / m.eta - 1) for m, w in used)
+
+    return optimize.brentq(g, 0.0, up, xtol=ROOT_XTOL * max(up, 1e-300), rtol=ROOT_RTOL)
+
+
+def _pava_max(phi, p, assign, models) -> np.ndarray:
+    r"""Exact :math:`\max\sum_kp_k[\varphi_kv_k-C_{\ell_k}(v_k)]` s.t. :math:`0\le v_1\le\dots\le v_N`
+    for a *fixed* model assignment (concave separable ⇒ pool-adjacent-violators is exact)."""
+    blocks = []  # [n_types, S = Σ p φ, {model: Σ p}, v]
+    for k in range(len(phi)):
+        blk = [1, p[k] * phi[k], {assign[k]: p[k]}, 0.0]
+        blk[3] = _block_argmax(blk[1], blk[2], models)
+        blocks.append(blk)
+        while len(blocks) > 1 and blocks[-2][3] > blocks[-1][3]:
+            b2, b1 = blocks.pop(), blocks.pop()
+            a = dict(b1[2])
+            for l, w in b2[2].items():
+                a[l] = a.get(l, 0.0) + w
+            S = b1[1] + b2[1]
+            blocks.append([b1[0] + b2[0], S, a, _block_argmax(S, a, models)])
+    return np.concatenate([np.full(b[0], b[3]) for b in blocks])
+
+
+def monopolist_discrete(models, theta, mass) -> dict:
+    r"""Exact multi-model monopolist for discrete types (MODEL.md 2.7 + 2.4).
+
+    Problem: :math:`\max_V\sum_kp_k[\varphi_kV_k-K(V_k)]`, :math:`0\le V_1\le\dots\le V_N`,
+    :math:`K=\min(C_F,C_L)` non-convex (F: lower η).
+
+    Method (exact up to root-finding): at any monotone V the cheaper model is F
+    below :math:`\bar V` and L above, so the optimal assignment is a cut-off m
+    (types ≤ m on F).  For each m ∈ {0..N} the problem with the assigned convex
+    costs :math:`C_{\ell_k}\ge K` is concave and separable with an isotonic
+    constraint and is solved exactly by pool-adjacent-violators (a pool solves
+    :math:`\sum_{k\in B}p_k\varphi_k=\sum_{k\in B}p_kC'_{\ell_k}(v)`, i.e. ironing with
+    mass-weighted φ).  Each sub-value is ≤ the true optimum (K ≤ C_ℓ) and the
+    sub-problem of the optimal cut-off attains it, so the best m (scored with the
+    true K) is the global optimum.  Brute-force check: :func:`monopolist_discrete_grid`.
+
+    Transfers :func:`screening_transfers`; U = θV − t; profit Σ p(t − K(V)).
+    Returns theta, mass, phi, V, model (cheapest at V; −1 if V = 0),
+    Q (n_models × N), t, U, profit, consumer_surplus, total_surplus.
+    """
+    if len(models) != 2:
+        raise ValueError("monopolist_discrete handles exactly two models")
+    th, p = np.asarray(theta, float), np.asarray(mass, float)
+    order = np.argsort(th)
+    th, p = th[order], p[order]
+    phi = discrete_virtual_values(th, p)
+    lo_eta = 0 if models[0].eta <= models[1].eta else 1
+    n = len(th)
+    best, bestV = -np.inf, None
+    for m in range(n + 1):
+        assign = [lo_eta if k < m else 1 - lo_eta for k in range(n)]
+        V = _pava_max(phi, p, assign, models)
+        val = float(np.sum(p * (phi * V - min_cost(models, V))))
+        if val > best + GAIN_TOL * max(1.0, abs(best) if np.isfinite(best) else 1.0):
+            best, bestV = val, V
+    V = bestV
+    t = screening_transfers(th, V)
+    idx = cheapest_model(models, V)
+    U = th * V - t
+    K = min_cost(models, V)
+    return {"theta": th, "mass": p, "phi": phi, "V": V, "model": idx,
+            "Q": np.stack([np.where(idx == l, V, 0.0) for l in range(len(models))]),
+            "t": t, "U": U, "profit": float(np.sum(p * (t - K))),
+            "virtual_objective": best,
+            "consumer_surplus": float(np.sum(p * U)),
+            "total_surplus": float(np.sum(p * (th * V - K)))}
+
+
+def monopolist_discrete_grid(models, theta, mass, n_grid: int = 20001, v_max: float | None = None) -> dict:
+    r"""Brute force for :func:`monopolist_discrete`: dynamic programme on a V grid.
+
+    :math:`B_k(v_j)=p_k[\varphi_kv_j-K(v_j)]+\max_{i\le j}B_{k-1}(v_i)` — the global
+    optimum over monotone schedules on the grid (no convexity used).  Default
+    grid [0, max_ℓ Q^FB_ℓ(θ_N)] (no pooled φ exceeds θ_N).
+    """
+    th, p = np.asarray(theta, float), np.asarray(mass, float)
+    order = np.argsort(th)
+    th, p = th[order], p[order]
+    phi = discrete_virtual_values(th, p)
+    if v_max is None:
+        v_max = max(float(first_best_quality(m, th[-1])) for m in models)
+    v = np.linspace(0.0, v_max, n_grid)
+    K = min_cost(models, v)
+    n = len(th)
+    idx = np.arange(n_grid)
+    ptr = np.zeros((n, n_grid), dtype=np.int64)  # ptr[k, j]: best v-index of type k-1 given v_k = v_j
+    run = np.zeros(n_grid)  # max_{i<=j} B_{k-1}(v_i)
+    for k in range(n):
+        cand = p[k] * (phi[k] * v - K) + run
+        if k < n - 1:
+            pm = np.maximum.accumulate(cand)
+            ptr[k + 1] = np.maximum.accumulate(np.where(cand == pm, idx, 0))
+            run = pm
+    j = int(np.argmax(cand))
+    V = np.zeros(n)
+    for k in range(n - 1, -1, -1):
+        V[k] = v[j]
+        j = int(ptr[k, j])
+    return {"V": V, "value": float(np.max(cand)), "grid_step": v[1] - v[0]}
+
+
+# =====================================================================
+# 4. Leader vs competitive fringe
+# =====================================================================
+@dataclass(frozen=True)
+class LeaderFringe:
+    r"""Leader (γ_L > 0, :math:`C_L=c_LQ_L^{1/(\sigma+\gamma_L)}`) vs a competitive fringe
+    (γ_F = 0, :math:`C_F=c_FQ_F^{1/\sigma}`, sold at marginal cost).  MODEL.md 2.7
+    assumes :math:`0<c_F<c_L` and :math:`\sigma+\gamma_L<1`."""
+
+    sigma: float
+    gamma_L: float
+    c_L: float
+    c_F: float
+
+    def __post_init__(self):
+        if not (0 < self.sigma < 1 and self.gamma_L > 0 and self.sigma + self.gamma_L < 1):
+            raise ValueError("need 0 < sigma, gamma_L > 0, sigma + gamma_L < 1")
+        if not (self.c_L > 0 and self.c_F > 0):
+            raise ValueError("need positive costs")
+
+    @property
+    def eta(self) -> float:
+        return self.sigma + self.gamma_L
+
+    @property
+    def r(self) -> float:
+        r"""Exponent r = η/σ > 1: :math:`Q_L^{1/\sigma}=q_L^r`."""
+        return self.eta / self.sigma
+
+    @property
+    def models(self) -> tuple[ModelCost, ModelCost]:
+        """(fringe, leader) as ModelCost, for the efficient / monopolist benchmarks."""
+        return (ModelCost(self.c_F, self.sigma, "fringe"), ModelCost(self.c_L, self.eta, "leader"))
+
+    @classmethod
+    def from_technologies(cls, leader: Technology, fringe: Technology) -> "LeaderFringe":
+        """Aggregate costs from two technologies (same σ; the fringe has no fine-tuning)."""
+        if fringe.K != 0 or abs(leader.sigma - fringe.sigma) > 1e-15:
+            raise ValueError("fringe must have gamma = 0 and the same sigma as the leader")
+        L = model_cost_from_technology(leader)
+        return cls(sigma=leader.sigma, gamma_L=L.eta - leader.sigma, c_L=L.c,
+                   c_F=model_cost_from_technology(fringe).c)
+
+
+def fringe_stand_alone(lf: LeaderFringe, theta) -> np.ndarray:
+    r""":math:`A(\theta)=(\theta\sigma/c_F)^{1/(1-\sigma)}`: fringe-only first-best :math:`q_F`."""
+    t = np.maximum(np.asarray(theta, float), 0.0)
+    return (t * lf.sigma / lf.c_F) ** (1 / (1 - lf.sigma))
+
+
+def limit_quality(lf: LeaderFringe, theta) -> np.ndarray:
+    r"""Limit quality :math:`\hat q(\theta)=(\theta\sigma/c_F)^{\sigma/((1-\sigma)(\sigma+\gamma_L))}=A^{1/r}`:
+    the buyer tops up with fringe tokens iff :math:`q_L<\hat q` (MODEL.md 2.7)."""
+    t = np.maximum(np.asarray(theta, float), 0.0)
+    return (t * lf.sigma / lf.c_F) ** (lf.sigma / ((1 - lf.sigma) * lf.eta))
+
+
+def interior_quality(lf: LeaderFringe, h) -> np.ndarray:
+    r""":math:`q^{int}=((\sigma+\gamma_L)h/c_L)^{1/(1-\sigma-\gamma_L)}` (0 for h ≤ 0):
+    maximiser of :math:`hq^\eta-c_Lq` (MODEL.md 2.7)."""
+    hp = np.maximum(np.asarray(h, float), 0.0)
+    return (lf.eta * hp / lf.c_L) ** (1 / (1 - lf.eta))
+
+
+def fringe_topup(lf: LeaderFringe, theta, q_L) -> np.ndarray:
+    r"""Buyer's fringe purchase :math:`q_F^*(\theta,q_L)=(A(\theta)-q_L^r)^+`."""
+    q = np.maximum(np.asarray(q_L, float), 0.0)
+    return np.maximum(fringe_stand_alone(lf, theta) - q**lf.r, 0.0)
+
+
+def buyer_value(lf: LeaderFringe, theta, q_L) -> np.ndarray:
+    r""":math:`u(\theta,q_L)=\max_{q_F\ge0}\theta(q_L^r+q_F)^\sigma-c_Fq_F`:
+
+    .. math:: u=\begin{cases}c_F\frac{1-\sigma}{\sigma}A(\theta)+c_Fq_L^r,&q_L<\hat q(\theta)\\
+              \theta q_L^{\sigma+\gamma_L},&q_L\ge\hat q(\theta).\end{cases}
+
+    C¹ in q_L; outside option :math:`u(\theta,0)=c_F\frac{1-\sigma}{\sigma}A(\theta)`.
+    """
+    t = np.asarray(theta, float)
+    q = np.maximum(np.asarray(q_L, float), 0.0)
+    A = fringe_stand_alone(lf, t)
+    a = q**lf.r
+    s = lf.sigma
+    return np.where(a < A, lf.c_F * (1 - s) / s * A + lf.c_F * a, t * q**lf.eta)
+
+
+def outside_option(lf: LeaderFringe, theta) -> np.ndarray:
+    r""":math:`u(\theta,0)=(1-\sigma)\theta^{1/(1-\sigma)}(\sigma/c_F)^{\sigma/(1-\sigma)}` (fringe only)."""
+    return buyer_value(lf, theta, 0.0)
+
+
+def buyer_value_theta(lf: LeaderFringe, theta, q_L) -> np.ndarray:
+    r""":math:`u_\theta(\theta,q_L)=(q_L^r+q_F^*)^\sigma=\max(A(\theta)^\sigma,q_L^{\sigma+\gamma_L})` (envelope)."""
+    q = np.maximum(np.asarray(q_L, float), 0.0)
+    return np.maximum(fringe_stand_alone(lf, theta) ** lf.sigma, q**lf.eta)
+
+
+def buyer_value_q(lf: LeaderFringe, theta, q_L) -> np.ndarray:
+    r""":math:`u_q=c_Frq^{r-1}` below q̂, :math:`\theta\eta q^{\eta-1}` above (equal at q̂)."""
+    t = np.asarray(theta, float)
+    q = np.maximum(np.asarray(q_L, float), 1e-300)
+    A = fringe_stand_alone(lf, t)
+    return np.where(q**lf.r < A, lf.c_F * lf.r * q ** (lf.r - 1), t * lf.eta * q ** (lf.eta - 1))
+
+
+def _hazard(dist: TypeDistribution, theta) -> np.ndarray:
+    t = np.asarray(theta, float)
+    return (1.0 - dist.cdf(t)) / dist.pdf(t)
+
+
+def leader_virtual_objective(lf: LeaderFringe, dist: TypeDistribution, theta, q) -> np.ndarray:
+    r"""Leader's pointwise virtual surplus :math:`J=u(\theta,q)-u_\theta(\theta,q)\frac{1-F}{f}-c_Lq`.
+
+    Profit :math:`=E[J(\theta,q(\theta))]-u(\theta_{\min},0)` (IR binds at the bottom only);
+    :math:`E[J(\theta,0)]=u(\theta_{\min},0)` by parts, hence profit = E[Δ] (:func:`leader_gain`)."""
+    return (buyer_value(lf, theta, q) - buyer_value_theta(lf, theta, q) * _hazard(dist, theta)
+            - lf.c_L * np.asarray(q, float))
+
+
+def leader_gain(lf: LeaderFringe, dist: TypeDistribution, theta, q) -> np.ndarray:
+    r"""Gain over selling nothing, :math:`\Delta(\theta,q)=J(\theta,q)-J(\theta,0)`; leader profit
+    :math:`=E[\Delta(\theta,q(\theta))]` (module docstring)."""
+    return leader_virtual_objective(lf, dist, theta, q) - leader_virtual_objective(lf, dist, theta, 0.0)
+
+
+def leader_quantity(lf: LeaderFringe, dist: TypeDistribution, theta) -> tuple[np.ndarray, np.ndarray]:
+    r"""Leader's quantity and region per type (Proposition 4, continuous types).
+
+    Upper candidate :math:`q^u=\max(\hat q,q^{int})` (the maximiser of Δ on
+    :math:`[\hat q,\infty)`); sell :math:`q^u` iff :math:`\Delta(\theta,q^u)>0`, else 0.
+    Region 0 = fringe only, 1 = limit pricing :math:`\hat q`, 2 = interior :math:`q^{int}`.
+    Valid when the resulting schedule is non-decreasing (checked by the tests for
+    the examples; :func:`leader_schedule_is_monotone`).
+    """
+    t = np.asarray(theta, float)
+    qh = limit_quality(lf, t)
+    qi = interior_quality(lf, dist.virtual_value(t))
+    qu = np.maximum(qh, qi)
+    sell = leader_gain(lf, dist, t, qu) > GAIN_TOL
+    region = np.where(sell, np.where(qi > qh, 2, 1), 0)
+    return np.where(sell, qu, 0.0), region
+
+
+def leader_schedule_is_monotone(lf: LeaderFringe, dist: TypeDistribution, n: int = SCAN_POINTS) -> bool:
+    """True if q_L(θ) is non-decreasing on an n-point grid of the support (IC sufficiency)."""
+    q, _ = leader_quantity(lf, dist, np.linspace(*dist.support, n))
+    return bool(np.all(np.diff(q) >= -MONOTONE_TOL * max(1.0, q.max())))
+
+
+def theta_lo(lf: LeaderFringe) -> float:
+    r""":math:`\theta_{lo}=\frac{c_F}{\sigma}\big(\frac{c_L}{c_F}\big)^{(1-\sigma)(\sigma+\gamma_L)/\gamma_L}`
+    (MODEL.md 2.7, derived; reproduced): root of :math:`\Delta(\theta,\hat q)=c_F\hat q^r-c_L\hat q`,
+    i.e. :math:`\hat q^{\gamma_L/\sigma}=c_L/c_F`.  Independent of the distribution."""
+    s, g = lf.sigma, lf.gamma_L
+    return lf.c_F / s * (lf.c_L / lf.c_F) ** ((1 - s) * (s + g) / g)
+
+
+def theta_hi(lf: LeaderFringe, dist: TypeDistribution) -> float:
+    r"""θ_hi: first root of :math:`q^{int}(\theta)=\hat q(\theta)`, written
+    :math:`\eta h(\theta)=c_L\hat q(\theta)^{1-\eta}` (MODEL.md 2.7).  NaN if none in the support."""
+    return _first_root(lambda t: lf.eta * dist.virtual_value(t) - lf.c_L * limit_quality(lf, t) ** (1 - lf.eta),
+                       *dist.support)
+
+
+def middle_region_nonempty_spec(lf: LeaderFringe, dist: TypeDistribution) -> bool:
+    r"""MODEL.md's criterion :math:`h(\theta_{lo})/\theta_{lo}<\sigma/(\sigma+\gamma_L)`
+    (⇔ :math:`q^{int}(\theta_{lo})<\hat q(\theta_{lo})`, since :math:`\hat q(\theta_{lo})^{1-\eta}=\sigma\theta_{lo}/c_L`).
+    Sufficient and necessary when :math:`q^{int}/\hat q` is increasing (true for the
+    examples) and θ_lo lies inside the support (False if it does not)."""
+    tl = theta_lo(lf)
+    lo, hi = dist.support
+    if not lo < tl < hi:  # h undefined outside the support; no limit-pricing types there
+        return False
+    return bool(dist.virtual_value(tl) / tl < lf.sigma / lf.eta)
+
+
+def interior_gain(lf: LeaderFringe, dist: TypeDistribution, theta) -> np.ndarray:
+    r""":math:`\Delta(\theta,q^{int})=(1-\eta)hq^{int\,\eta}-(hA^\sigma-c_FA)` (valid where :math:`q^{int}\ge\hat q`)."""
+    t = np.asarray(theta, float)
+    return leader_gain(lf, dist, t, interior_quality(lf, dist.virtual_value(t)))
+
+
+def entry_gain(lf: LeaderFringe, dist: TypeDistribution, theta) -> np.ndarray:
+    r""":math:`G(\theta)=\Delta(\theta,\max(\hat q,q^{int}))`: the best gain from selling a positive
+    quantity (continuous in θ); the leader serves θ iff G(θ) > 0."""
+    t = np.asarray(theta, float)
+    qu = np.maximum(limit_quality(lf, t), interior_quality(lf, dist.virtual_value(t)))
+    return leader_gain(lf, dist, t, qu)
+
+
+def entry_type(lf: LeaderFringe, dist: TypeDistribution) -> float:
+    """First type served by the leader: where :func:`entry_gain` first turns positive (NaN if never)."""
+    return _first_upcrossing(lambda t: entry_gain(lf, dist, t), *dist.support)
+
+
+def theta_star(lf: LeaderFringe, dist: TypeDistribution) -> float:
+    r"""θ*: where q_L jumps from 0 to :math:`q^{int}` (middle region empty) — the entry type
+    (:func:`entry_type`, root of :math:`\Delta(\theta,q^{int}(\theta))=0`) when
+    :math:`q^{int}>\hat q` there; NaN when the leader enters by limit pricing (at θ_lo)."""
+    te = entry_type(lf, dist)
+    if not np.isfinite(te):
+        return np.nan
+    qi = interior_quality(lf, dist.virtual_value(te))
+    return float(te) if qi > limit_quality(lf, te) else np.nan
+
+
+def leader_thresholds(lf: LeaderFringe, dist: TypeDistribution) -> dict:
+    r"""Thresholds of Proposition 4 on the support of ``dist``.
+
+    Keys: ``theta_lo``, ``theta_hi`` (crossing q^int = q̂; a region boundary only when the
+    middle region is non-empty), ``theta_star`` (NaN unless the middle region is empty),
+    ``middle_nonempty`` (MODEL.md criterion), ``entry`` (first type served by the
+    leader: θ_lo if the middle region is non-empty, else θ*), ``interior_from``
+    (first type on q^int: θ_hi, else θ*).
+    """
+    tl, th = theta_lo(lf), theta_hi(lf, dist)
+    mid = middle_region_nonempty_spec(lf, dist)
+    ts = np.nan if mid else theta_star(lf, dist)
+    return {"theta_lo": tl, "theta_hi": th, "theta_star": ts, "middle_nonempty": mid,
+            "entry": tl if mid else ts, "interior_from": th if mid else ts}
+
+
+def region_boundaries(lf: LeaderFringe, dist: TypeDistribution, n: int = SCAN_POINTS) -> list[tuple[float, int, int]]:
+    """Region changes of :func:`leader_quantity` on an n-point grid: (midpoint, from, to)."""
+    t = np.linspace(*dist.support, n)
+    _, reg = leader_quantity(lf, dist, t)
+    i = np.nonzero(np.diff(reg))[0]
+    return [(0.5 * (t[j] + t[j + 1]), int(reg[j]), int(reg[j + 1])) for j in i]
+
+
+def _rent_density(lf: LeaderFringe, dist: TypeDistribution, theta) -> np.ndarray:
+    r""":math:`R'(\theta)=u_\theta(\theta,q(\theta))-u_\theta(\theta,0)=(q^\eta-A^\sigma)^+`."""
+    q, _ = leader_quantity(lf, dist, theta)
+    return buyer_value_theta(lf, theta, q) - buyer_value_theta(lf, theta, 0.0)
+
+
+def _breaks(lf, dist) -> list[float]:
+    d = leader_thresholds(lf, dist)
+    return [d["theta_lo"], d["theta_hi"], d["theta_star"]]
+
+
+def leader_continuous(lf: LeaderFringe, dist: TypeDistribution, theta) -> dict:
+    r"""Leader–fringe outcome per type (continuous types).
+
+    Net rent :math:`R(\theta)=\int_{\theta_{\min}}^\theta(q(s)^\eta-A(s)^\sigma)^+ds` (zero in
+    regions 0 and 1: limit pricing extracts everything above the outside option);
+    buyer utility :math:`U=u(\theta,0)+R`; payment to the leader
+    :math:`T=u(\theta,q)-U` (region 1: :math:`T=c_F\hat q^r`, the fringe cost of the
+    same quality); fringe quantity :math:`q_F^*(\theta,q)`.
+    """
+    t = np.atleast_1d(np.asarray(theta, float))
+    q, reg = leader_quantity(lf, dist, t)
+    R = _cumulative_integral(lambda s: _rent_density(lf, dist, s), dist.support[0], t, _breaks(lf, dist))
+    U = outside_option(lf, t) + R
+    return {"theta": t, "q_L": q, "region": reg, "Q_L": q**lf.eta, "q_F": fringe_topup(lf, t, q),
+            "T": buyer_value(lf, t, q) - U, "U": U, "rent": R, "u0": outside_option(lf, t)}
+
+
+def leader_summary(lf: LeaderFringe, dist: TypeDistribution) -> dict:
+    r"""Expected leader profit :math:`E[\Delta(\theta,q(\theta))]`, consumer surplus net of
+    the outside option :math:`E[R]=\int(1-F)R'\,d\theta`, total consumer surplus
+    :math:`E[u(\theta,0)]+E[R]`, fringe sales :math:`E[c_Fq_F]` (fringe profit 0) and
+    total surplus :math:`E[\theta(q^r+q_F)^\sigma-c_Lq-c_Fq_F]`."""
+    brk = _breaks(lf, dist)
+
+    def q_of(s):
+        return leader_quantity(lf, dist, s)[0]
+
+    prof = _expect(dist, lambda s: leader_gain(lf, dist, s, q_of(s)), brk)
+    net = _integrate(lambda s: (1 - dist.cdf(s)) * _rent_density(lf, dist, s), *dist.support, brk)
+    u0 = _expect(dist, lambda s: outside_option(lf, s), brk)
+
+    def total(s):
+        q = q_of(s)
+        qf = fringe_topup(lf, s, q)
+        return s * (q**lf.r + qf) ** lf.sigma - lf.c_L * q - lf.c_F * qf
+
+    return {"profit": prof, "consumer_surplus_net": net, "consumer_surplus": u0 + net,
+            "fringe_sales": _expect(dist, lambda s: lf.c_F * fringe_topup(lf, s, q_of(s)), brk),
+            "total_surplus": _expect(dist, total, brk)}
+
+
+# ---------------------------------------------------- discrete types
+def leader_discrete_gain(lf: LeaderFringe, theta_k: float, theta_next: float, rho: float, q) -> np.ndarray:
+    r"""Discrete virtual gain of type k: with :math:`D(\theta,q)=u(\theta,q)-u(\theta,0)`,
+
+    .. math:: \Delta_k(q)=(1+\rho_k)D(\theta_k,q)-\rho_kD(\theta_{k+1},q)-c_Lq,\qquad
+              \rho_k=(1-P_k)/p_k\ (\rho_N=0),
+
+    from :math:`\sum_kp_kT_k` with :math:`T_k=T_{k-1}+u(\theta_k,q_k)-u(\theta_k,q_{k-1})`,
+    :math:`q_0=0`, :math:`T_0=0`.  Above :math:`\hat q(\theta_{k+1})` it is
+    :math:`\varphi_kq^\eta-c_Lq+\text{const}` with the φ of MODEL.md 2.4.
+    """
+    q = np.asarray(q, float)
+    D = buyer_value(lf, theta_k, q) - outside_option(lf, theta_k)
+    g = (1 + rho) * D - lf.c_L * q
+    if rho > 0:
+        g = g - rho * (buyer_value(lf, theta_next, q) - outside_option(lf, theta_next))
+    return g
+
+
+def _leader_discrete_argmax(lf: LeaderFringe, tk: float, tn: float, rho: float) -> tuple[float, int]:
+    """Exact argmax of Δ_k over q ≥ 0: Δ_k is convex on [0, q̂_k] (so 0 or q̂_k) and
+    concave and C¹ on [q̂_k, ∞) (pieces (1+ρ)θη q^(η−1) − ρ c_F r q^(r−1) − c_L on
+    [q̂_k, q̂_{k+1}] and φ η q^(η−1) − c_L above, equal at q̂_{k+1})."""
+    qh = float(limit_quality(lf, tk))
+    qn = float(limit_quality(lf, tn)) if rho > 0 else np.inf
+    phi = tk - rho * (tn - tk) if rho > 0 else tk
+
+    def dgain(q):
+        d = (1 + rho) * tk * lf.eta * q ** (lf.eta - 1) - lf.c_L
+        if q < qn:
+            d -= rho * lf.c_F * lf.r * q ** (lf.r - 1)
+        else:
+            d -= rho * tn * lf.eta * q ** (lf.eta - 1)
+        return d
+
+    if qh <= 0:
+        qc = 0.0
+    elif dgain(qh) <= 0:
+        qc = qh
+    elif not np.isfinite(qn) or dgain(qn) >= 0:
+        qc = max(float(interior_quality(lf, phi)), qh if not np.isfinite(qn) else qn)
+    else:
+        qc = optimize.brentq(dgain, qh, qn, xtol=ROOT_XTOL * qn, rtol=ROOT_RTOL)
+    cands = [(0.0, 0), (qh, 1), (qc, 2 if (qc >= qn or (not np.isfinite(qn) and qc > qh)) else 1)]
+    vals = [float(leader_discrete_gain(lf, tk, tn, rho, c)) for c, _ in cands]
+    best = 0
+    for i in (1, 2):
+        if vals[i] > vals[best] + GAIN_TOL:
+            best = i
+    return cands[best]
+
+
+def leader_discrete(lf: LeaderFringe, theta, mass, allow_nonmonotone: bool = False) -> dict:
+    r"""Exact leader menu for discrete types θ_1<…<θ_N, masses p_k (what an N-type NLP
+    with an explicit fringe top-up should reproduce).
+
+    q_k maximises :func:`leader_discrete_gain` (candidates 0, :math:`\hat q(\theta_k)`, or the
+    concave maximiser above :math:`\hat q(\theta_k)`); if the schedule is non-decreasing it
+    solves the full problem (u has increasing differences: :math:`u_\theta` is non-decreasing
+    in q), otherwise ironing would be needed and a ValueError is raised unless
+    ``allow_nonmonotone``.  Transfers from the binding adjacent downward IC:
+    :math:`T_k=T_{k-1}+u(\theta_k,q_k)-u(\theta_k,q_{k-1})` with :math:`q_0=T_0=0`
+    (IR of type 1 binds: :math:`T_1=u(\theta_1,q_1)-u(\theta_1,0)`).
+
+    Regions: 0 = no leader sale; 1 = limit-pricing band :math:`\hat q(\theta_k)\le q_k<\hat q(\theta_{k+1})`
+    (type k buys no fringe tokens but type k+1 would; in the discrete problem q_k may lie
+    strictly inside this band, converging to :math:`\hat q` as the grid refines; for the top
+    type: :math:`q_N=\hat q(\theta_N)`); 2 = interior :math:`q_k=q^{int}(\varphi_k)\ge\hat q(\theta_{k+1})`.
+
+    Returns theta, mass, q_L, Q_L, region,
+    T, U, u0, rent (U − u0), q_F, profit, consumer_surplus, consumer_surplus_net,
+    total_surplus, virtual_objective (Σ p_k Δ_k(q_k), equal to profit).
+    """
+    th, p = np.asarray(theta, float), np.asarray(mass, float)
+    order = np.argsort(th)
+    th, p = th[order], p[order]
+    n = len(th)
+    tail = np.maximum(1.0 - np.cumsum(p), 0.0)
+    q, reg, gains = np.zeros(n), np.zeros(n, dtype=int), np.zeros(n)
+    for k in range(n):
+        rho = tail[k] / p[k] if k < n - 1 else 0.0
+        tn = th[k + 1] if k < n - 1 else th[k]
+        q[k], reg[k] = _leader_discrete_argmax(lf, th[k], tn, rho)
+        gains[k] = float(leader_discrete_gain(lf, th[k], tn, rho, q[k]))
+    if not allow_nonmonotone and np.any(np.diff(q) < -MONOTONE_TOL * max(1.0, q.max())):
+        raise ValueError("pointwise leader schedule is not monotone: ironing needed")
+    qprev = np.concatenate([[0.0], q[:-1]])
+    T = np.cumsum(buyer_value(lf, th, q) - buyer_value(lf, th, qprev))
+    U = buyer_value(lf, th, q) - T
+    u0 = outside_option(lf, th)
+    qf = fringe_topup(lf, th, q)
+    total = th * (q**lf.r + qf) ** lf.sigma - lf.c_L * q - lf.c_F * qf
+    return {"theta": th, "mass": p, "q_L": q, "Q_L": q**lf.eta, "region": reg, "T": T, "U": U,
+            "u0": u0, "rent": U - u0, "q_F": qf,
+            "profit": float(np.sum(p * (T - lf.c_L * q))),
+            "virtual_objective": float(np.sum(p * gains)),
+            "consumer_surplus": float(np.sum(p * U)),
+            "consumer_surplus_net": float(np.sum(p * (U - u0))),
+            "total_surplus": float(np.sum(p * total))}
+
+
+def menu_ic_violation(lf: LeaderFringe, theta, q, T) -> float:
+    r"""Worst IC/IR violation of a leader menu (q_l, T_l) for types θ (numpy audit):
+    :math:`\max_{k,l}[u(\theta_k,q_l)-T_l]-U_k` and :math:`u(\theta_k,0)-U_k` (≤ 0 if fine)."""
+    th, q, T = (np.asarray(v, float) for v in (theta, q, T))
+    own = buyer_value(lf, th, q) - T
+    dev = buyer_value(lf, th[:, None], q[None, :]) - T[None, :]
+    return float(max(np.max(dev - own[:, None]), np.max(outside_option(lf, th) - own)))
+
+
+# ---------------------------------------------------- examples
+LEADER_FRINGE_EXAMPLES: dict[str, dict] = {
+    # h(θ_lo)/θ_lo ≈ −0.115 < σ/η ≈ 0.714: fringe only on [0, θ_lo ≈ 0.4729),
+    # limit pricing q̂ on (θ_lo, θ_hi ≈ 0.6998), interior q^int above.
+    "three_regions": {"lf": LeaderFringe(sigma=0.5, gamma_L=0.2, c_L=0.2, c_F=0.16), "low": 0.0, "high": 1.0},
+    # h(θ_lo)/θ_lo ≈ 0.772 ≥ σ/η = 0.625 (θ_lo ≈ 0.8143): middle region empty,
+    # q_L jumps from 0 to q^int at θ* ≈ 0.7790 (q^int = q̂ already at ≈ 0.7492).
+    "empty_middle": {"lf": LeaderFringe(sigma=0.5, gamma_L=0.3, c_L=0.3, c_F=0.12), "low": 0.0, "high": 1.0},
+}
+"""Two uniform examples for Proposition 4 (region structure asserted by the tests)."""
+
+
+def example(name: str) -> tuple[LeaderFringe, TypeDistribution]:
+    """(LeaderFringe, uniform TypeDistribution) of :data:`LEADER_FRINGE_EXAMPLES`."""
+    e = LEADER_FRINGE_EXAMPLES[name]
+    return e["lf"], TypeDistribution("uniform", low=e["low"], high=e["high"])
+
+
+# =====================================================================
+# 5. Welfare comparison
+# =====================================================================
+def welfare_comparison(lf: LeaderFringe, dist: TypeDistribution) -> dict:
+    r"""Profit, consumer surplus, total surplus (continuous types, quadrature) of
+
+    * ``efficient``: both models priced at marginal cost, each type on its efficient
+      model (profit 0, consumer surplus = total = :math:`E[\max_\ell S_\ell(\theta)]`);
+    * ``monopolist``: one firm owns both models (no fringe): :func:`monopolist_continuous_summary`;
+    * ``leader_fringe``: Proposition 4, :func:`leader_summary` (consumer surplus includes
+      the outside option; ``consumer_surplus_net`` excludes it).
+    """
+    models = lf.models
+    te = efficient_switch_point(models)
+    ts = _expect(dist, lambda s: efficient_surplus(models, s), [te])
+    return {"efficient": {"profit": 0.0, "consumer_surplus": ts, "total_surplus": ts},
+            "monopolist": monopolist_continuous_summary(models, dist),
+            "leader_fringe": leader_summary(lf, dist)}
+
+
+# =====================================================================
+# helpers
+# =====================================================================
+def _first_root(fun, lo: float, hi: float) -> float:
+    """First sign change of fun on [lo, hi] (scan + brentq); NaN if none."""
+    t = np.linspace(lo, hi, SCAN_POINTS)
+    v = np.asarray(fun(t), float)
+    s = np.sign(v)
+    if s[0] == 0:
+        return float(lo)
+    idx = np.nonzero(s[:-1] * s[1:] <= 0)[0]
+    if len(idx) == 0:
+        return np.nan
+    i = idx[0]
+    if s[i + 1] == 0:
+        return float(t[i + 1])
+    return optimize.brentq(lambda x: float(fun(x)), t[i], t[i + 1], xtol=ROOT_XTOL, rtol=ROOT_RTOL)
+
+
+def _first_upcrossing(fun, lo: float, hi: float) -> float:
+    """First θ where fun turns from ≤ 0 to > 0 on [lo, hi] (scan + brentq); NaN if never."""
+    t = np.linspace(lo, hi, SCAN_POINTS)
+    v = np.asarray(fun(t), float)
+    pos = np.nonzero(v > 0)[0]
+    if len(pos) == 0:
+        return np.nan
+    i = pos[0]
+    if i == 0:
+        return float(lo)
+    if v[i - 1] == 0:
+        return float(t[i - 1])
+    return optimize.brentq(lambda x: float(fun(x)), t[i - 1], t[i], xtol=ROOT_XTOL, rtol=ROOT_RTOL)
+
+
+def _segments(lo: float, hi: float, breaks) -> list[tuple[float, float]]:
+    pts = sorted({float(b) for b in breaks if np.isfinite(b) and lo < b < hi} | {lo, hi})
+    return list(zip(pts[:-1], pts[1:]))
+
+
+def _integrate(fun, lo: float, hi: float, breaks=()) -> float:
+    """∫_lo^hi fun, split at the breakpoints (where the integrand jumps or kinks)."""
+    return float(sum(integrate.quad(lambda s: float(fun(s)), a, b, limit=QUAD_LIMIT, epsabs=1e-13, epsrel=1e-11)[0]
+                     for a, b in _segments(lo, hi, breaks)))
+
+
+def _expect(dist: TypeDistribution, fun, breaks=()) -> float:
+    """E[fun(θ)] by quadrature against the density."""
+    return _integrate(lambda s: fun(s) * dist.pdf(s), *dist.support, breaks)
+
+
+def _graded_pieces(a: float, b: float, left: bool, right: bool) -> list[tuple[float, float]]:
+    """Split [a, b] into uniform pieces no longer than MAX_PIECE, geometrically graded toward an
+    end flagged singular (power-law behaviour at exclusion points and thresholds)."""
+    if left and right:
+        m = 0.5 * (a + b)
+        return _graded_pieces(a, m, True, False) + _graded_pieces(m, b, False, True)
+    n = max(1, int(np.ceil((b - a) / MAX_PIECE)))
+    edges = list(np.linspace(a, b, n + 1))
+    if left:
+        first = edges[1] - edges[0]
+        edges = [a] + [a + first * GRADE_RATIO**k for k in range(GRADE_LEVELS, 0, -1)] + edges[1:]
+    if right:
+        last = edges[-1] - edges[-2]
+        edges = edges[:-1] + [b - last * GRADE_RATIO**k for k in range(1, GRADE_LEVELS + 1)] + [b]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _cumulative_integral(fun, lo: float, theta, breaks=()) -> np.ndarray:
+    r""":math:`\int_{lo}^{\theta}` fun for every θ in an array (any order), by composite
+    Gauss–Legendre (GL_NODES per piece, one vectorised call of ``fun``) on pieces graded
+    toward ``lo`` and the breakpoints, where integrands have power-law endpoints or jumps."""
+    t = np.asarray(theta, float)
+    x = np.maximum(t, lo)
+    top = float(np.max(x)) if x.size else lo
+    bks = sorted({float(b) for b in breaks if np.isfinite(b) and lo < b < top})
+    knots = sorted(set([lo, *bks, *x.tolist()]))
+    singular = set([lo, *bks])
+    pieces, owner = [], []
+    for j, (a, b) in enumerate(zip(knots[:-1], knots[1:])):
+        ps = _graded_pieces(a, b, a in singular, b in singular)
+        pieces += ps
+        owner += [j] * len(ps)
+    if not pieces:
+        return np.zeros_like(t)
+    nodes, weights = np.polynomial.legendre.leggauss(GL_NODES)
+    P = np.asarray(pieces)
+    half, mid = 0.5 * (P[:, 1] - P[:, 0]), 0.5 * (P[:, 1] + P[:, 0])
+    vals = np.asarray(fun((mid[:, None] + half[:, None] * nodes[None, :]).ravel()), float)
+    piece_int = half * (vals.reshape(len(P), GL_NODES) @ weights)
+    per_knot = np.bincount(np.asarray(owner), weights=piece_int, minlength=len(knots) - 1)
+    cum = np.concatenate([[0.0], np.cumsum(per_knot)])
+    return cum[np.searchsorted(np.asarray(knots), x)]

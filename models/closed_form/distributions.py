@@ -1,0 +1,821 @@
+r"""Menus of token distributions: full contracting (MODEL.md 2.6).  No Pyomo here.
+
+An *item* fixes tokens task by task: per-cell tokens ``x[i, j]`` (n cells of
+weight 1/n, J token classes), fine-tuning ``z[k]`` shared by all tasks, and a
+transfer t.  A *type* is a weight profile ``w`` (length n) with a mass.
+Type m's value of item l (no reallocation across tasks):
+
+.. math:: V_{ml}=\Phi(z_l)\,\frac1n\sum_i w^m_i\,\Psi(x_{l,i}).
+
+Everything here takes items in that form, so any menu (a closed form, an NLP
+solution, a brute-force optimum) can be evaluated and audited the same way.
+
+Contents
+
+* Lemma 1 pieces on the discrete cell measure: :func:`theta_of`,
+  :func:`token_shares`, :func:`lemma1_split`, item values and costs,
+  :func:`audit_menu`.
+* Two types (MODEL.md 2.6(a), **derived**): :func:`two_type_distribution_menu`
+  (the spec's formula, its assumptions checked), :func:`two_type_distribution_menu_general`
+  (all KKT regimes of the convex two-type program), :func:`two_type_budget_menu`.
+* Discrete Mussa–Rosen over θ with ironing, for any set of profiles:
+  :func:`budget_menu` (MODEL.md 2.4 applied to multi-dimensional types).
+* Value-scale family (MODEL.md 2.6(b), **derived**): discrete
+  :func:`value_scale_distribution_menu` / :func:`value_scale_budget_menu`,
+  continuous :func:`value_scale_quality`, :func:`value_scale_rent`,
+  :func:`value_scale_transfer`, :func:`value_scale_profits`.
+* Proposition 3 (MODEL.md 2.5): :func:`assumption1_types`,
+  :func:`assumption1_budget_menu`, :func:`distribution_menu_from_budget`.
+* Per-type tables: :func:`per_task_tokens`, :func:`token_table`.
+
+Discrete cell measure: ∫ f(i) di is ``(1/n) Σ_i f_i``.  With that measure every
+identity of Lemma 1 holds exactly (not only as n → ∞).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import integrate, optimize
+
+from models.closed_form import cost as cf
+
+# Two θ values closer than this (relative) are one type of the budget menu:
+# profiles built as w·s^(1−σ) from different (w, s) can coincide up to rounding.
+THETA_MERGE_RTOL = 1e-12
+# Slack allowed when checking the sign conditions (IR_H, IC_L, ...) that
+# select a regime of the two-type program: float rounding of O(1) sums.
+REGIME_TOL = 1e-12
+# s must lie on the cell grid {1/n, ..., 1} up to this (see value_scale_profile).
+GRID_TOL = 1e-9
+# Relative accuracy requested from scipy.integrate.quad in the continuous
+# value-scale integrals (the integrands are smooth apart from declared kinks).
+QUAD_RTOL = 1e-10
+
+
+class AssumptionError(ValueError):
+    """A derived closed form was asked for outside the region where it holds."""
+
+
+# =============================================================== Lemma 1
+def theta_of(w, sigma: float) -> np.ndarray:
+    r"""Aggregate type on the discrete cell measure (MODEL.md 1).
+
+    .. math:: \theta(w)=\Big(\frac1n\sum_{i=1}^n w_i^{1/(1-\sigma)}\Big)^{1-\sigma}
+
+    Parameters
+    ----------
+    w : array (..., n)
+        One profile or a stack of profiles (last axis = task cells);
+        negative entries are not allowed.
+    sigma : float
+        Degree of homogeneity of Ψ.
+
+    Returns
+    -------
+    ndarray (...)
+    """
+    w = np.asarray(w, float)
+    if np.any(w < 0):
+        raise ValueError("profiles must be non-negative (use np.maximum(v, 0) for virtual profiles)")
+    return np.mean(w ** (1.0 / (1.0 - sigma)), axis=-1) ** (1.0 - sigma)
+
+
+def token_shares(w, sigma: float) -> np.ndarray:
+    r"""Normalised per-task token shares of Lemma 1.
+
+    .. math:: m_i=\frac{w_i^{1/(1-\sigma)}}{\frac1n\sum_l w_l^{1/(1-\sigma)}},
+       \qquad \frac1n\sum_i m_i=1 .
+
+    A zero profile gets zero shares.  Shape as ``w``.
+    """
+    w = np.asarray(w, float)
+    a = w ** (1.0 / (1.0 - sigma))
+    norm = np.mean(a, axis=-1, keepdims=True)
+    return np.divide(a, norm, out=np.zeros_like(a), where=norm > 0)
+
+
+def lemma1_split(w, X, sigma: float) -> np.ndarray:
+    r"""Buyer's optimal split of a token budget over task cells (Lemma 1, MODEL.md 2.2).
+
+    .. math:: x_{ij}=X_j\,\frac{w_i^{1/(1-\sigma)}}{\frac1n\sum_l w_l^{1/(1-\sigma)}},
+
+    normalised for the cell measure: :math:`\frac1n\sum_i x_{ij}=X_j`.  The
+    value of the split is exactly :math:`\theta(w)\Psi(X)\Phi(Z)` on the
+    discrete measure (Ψ homogeneous of degree σ: :math:`\Psi(x_i)=m_i^\sigma\Psi(X)`
+    and :math:`\frac1n\sum_i w_i m_i^\sigma=\theta(w)`).
+
+    Parameters
+    ----------
+    w : array (..., n)
+    X : array (..., J)
+        Budget per token class (broadcast against the leading axes of ``w``).
+
+    Returns
+    -------
+    ndarray (..., n, J)
+    """
+    m = token_shares(w, sigma)
+    X = np.asarray(X, float)
+    return m[..., :, None] * X[..., None, :]
+
+
+def gain_profile(x, z, tech: cf.Technology) -> np.ndarray:
+    r"""Per-cell gain :math:`g_i=\Phi(z)\Psi(x_i)` of item(s) ``x`` (..., n, J), ``z`` (..., K)."""
+    x = np.asarray(x, float)
+    z = np.asarray(z, float)
+    ph = cf.phi(tech, z) if tech.K > 0 else np.ones(z.shape[:-1])
+    return np.asarray(ph)[..., None] * cf.psi(tech, x)
+
+
+def aggregate_tokens(x) -> np.ndarray:
+    r"""Token totals :math:`X_j=\frac1n\sum_i x_{ij}` of item(s) ``x`` (..., n, J)."""
+    return np.mean(np.asarray(x, float), axis=-2)
+
+
+def value_of_item(w, x, z, tech: cf.Technology) -> np.ndarray:
+    r"""Value of an item to a type, no reallocation across tasks (MODEL.md 2.6).
+
+    .. math:: V=\Phi(z)\,\frac1n\sum_i w_i\,\Psi(x_i)
+
+    ``w`` (..., n), ``x`` (..., n, J), ``z`` (..., K); leading axes broadcast.
+    """
+    return np.mean(np.asarray(w, float) * gain_profile(x, z, tech), axis=-1)
+
+
+def value_matrix(W, x, z, tech: cf.Technology) -> np.ndarray:
+    r""":math:`V_{ml}` = value of item l to type m, for M profiles ``W`` (M, n) and
+    L items ``x`` (L, n, J), ``z`` (L, K).  Returns (M, L)."""
+    G = gain_profile(x, z, tech)  # (L, n)
+    W = np.atleast_2d(np.asarray(W, float))
+    return W @ G.T / W.shape[-1]
+
+
+def item_cost(x, z, tech: cf.Technology) -> np.ndarray:
+    r"""Seller's cost :math:`\frac1n\sum_i c\cdot x_i+\hat c\cdot z` of item(s)."""
+    cost = aggregate_tokens(x) @ np.asarray(tech.cost, float)
+    if tech.K > 0:
+        cost = cost + np.asarray(z, float) @ np.asarray(tech.cost_hat, float)
+    return cost
+
+
+def efficient_item(v, tech: cf.Technology):
+    r"""Item that maximises :math:`\Phi(z)\frac1n\sum_i v_i\Psi(x_i)-\text{cost}`.
+
+    Cells with :math:`v_i\le0` get nothing; on the rest Lemma 1 applies to
+    :math:`v^+`, so :math:`C'(Q)=\theta(v^+)`, :math:`(X,Z)` cost-minimising
+    for Q, :math:`x_i=m_i(v^+)X`.  Used with the true profile (first best,
+    Proposition 1) and with virtual profiles (screening).
+
+    Returns
+    -------
+    dict with ``x`` (n, J), ``z`` (K,), ``Q``, ``theta`` (= θ(v⁺)), ``gain`` (n,).
+    """
+    vp = np.maximum(np.asarray(v, float), 0.0)
+    th = float(theta_of(vp, tech.sigma))
+    Q = float(cf.inverse_marginal_cost(tech, th))
+    X, Z = cf.inputs(tech, Q)
+    x = lemma1_split(vp, X, tech.sigma)
+    return {"x": x, "z": np.asarray(Z, float), "Q": Q, "theta": th, "gain": gain_profile(x, Z, tech)}
+
+
+def audit_menu(W, x, z, t, tech: cf.Technology, items_for=None) -> dict:
+    r"""Independent IC/IR audit of a menu of token distributions.
+
+    Type m's utility from item l is :math:`V_{ml}-t_l`; type m is assigned
+    item ``items_for[m]`` (default: item m).  Reports the worst violations
+
+    * IC: :math:`\max_{m,l}\,[(V_{ml}-t_l)-(V_{m,a(m)}-t_{a(m)})]^+`
+    * IR: :math:`\max_m\,[t_{a(m)}-V_{m,a(m)}]^+`
+
+    and where they occur.  Extra types (e.g. a finer grid) may be audited
+    against the menu by passing more rows in ``W`` with ``items_for``.
+    """
+    V = value_matrix(W, x, z, tech)
+    t = np.asarray(t, float)
+    a = np.arange(V.shape[0]) if items_for is None else np.asarray(items_for)
+    U = V - t[None, :]
+    own = U[np.arange(V.shape[0]), a]
+    regret = U - own[:, None]
+    m, l = np.unravel_index(np.argmax(regret), regret.shape)
+    return {
+        "max_ic_violation": float(max(regret[m, l], 0.0)),
+        "ic_worst_pair": (int(m), int(l)),
+        "max_ir_violation": float(max(np.max(-own), 0.0)),
+        "utility": own,
+    }
+
+
+# ========================================================== menu objects
+@dataclass
+class DistributionMenu:
+    """A menu of token distributions, one item per type.
+
+    ``W`` (M, n) type profiles, ``mass`` (M,), item of type m: ``x[m]`` (n, J),
+    ``z[m]`` (K,), ``t[m]``; ``Q[m]`` = :math:`\\Psi(X_m)\\Phi(Z_m)` of the item's
+    token totals (for a Lemma-1-shaped item the type's value is θ_eff·Q).
+    """
+
+    W: np.ndarray
+    mass: np.ndarray
+    x: np.ndarray
+    z: np.ndarray
+    t: np.ndarray
+    Q: np.ndarray
+    profit: float
+    regime: str = ""
+    info: dict = field(default_factory=dict)
+
+    @property
+    def X(self) -> np.ndarray:
+        return aggregate_tokens(self.x)
+
+    @property
+    def n(self) -> int:
+        return self.W.shape[1]
+
+    def utility(self, tech: cf.Technology) -> np.ndarray:
+        return value_of_item(self.W, self.x, self.z, tech) - self.t
+
+
+@dataclass
+class BudgetMenu:
+    """A menu of token budgets (MODEL.md 2.4) for multi-dimensional types.
+
+    Per type m: ``theta[m]`` = θ(w^m), virtual value ``phi[m]`` (ironed),
+    budget quality ``Q[m]``, cost-minimising totals ``X[m]`` (J,), ``Z[m]``
+    (K,), transfer ``t[m]``.  Each type spreads its budget by Lemma 1
+    (:meth:`per_task_tokens`).
+    """
+
+    W: np.ndarray
+    mass: np.ndarray
+    theta: np.ndarray
+    phi: np.ndarray
+    Q: np.ndarray
+    X: np.ndarray
+    Z: np.ndarray
+    t: np.ndarray
+    profit: float
+    sigma: float
+    info: dict = field(default_factory=dict)
+
+    def per_task_tokens(self) -> np.ndarray:
+        """Each type's own Lemma-1 split of its budget: (M, n, J)."""
+        return lemma1_split(self.W, self.X, self.sigma)
+
+
+def _menu_profit(mass, t, x, z, tech) -> float:
+    return float(np.sum(np.asarray(mass) * (np.asarray(t) - item_cost(x, z, tech))))
+
+
+def _optimal_transfers(V) -> np.ndarray:
+    r"""Largest transfers implementing a fixed allocation (maximal IC/IR potentials).
+
+    With :math:`V_{ml}` the value of item l to type m and type m taking
+    item m, the constraints are :math:`t_m\le V_{mm}` (IR) and
+    :math:`t_m\le t_l+V_{mm}-V_{ml}` (IC).  Their componentwise-largest
+    solution is the shortest-path potential from an outside-option node
+    (Bellman–Ford / Floyd–Warshall); it maximises any positive-weighted
+    revenue.  Returns NaN everywhere if a negative cycle makes the allocation
+    non-implementable.
+    """
+    V = np.asarray(V, float)
+    M = V.shape[0]
+    d = np.diag(V)[:, None] - V  # edge l -> m of length V_mm - V_ml
+    t = np.diag(V).copy()
+    for _ in range(M + 1):
+        new = np.minimum(t, np.min(t[None, :] + d, axis=1))
+        if np.allclose(new, t, rtol=0, atol=0):
+            return t
+        t = new
+    return np.full(M, np.nan)
+
+
+# ========================================== discrete Mussa–Rosen (private)
+def _iron(phi, mass) -> np.ndarray:
+    """Pool-adjacent-violators: mass-weighted averages of φ over pools so the result is non-decreasing."""
+    blocks: list[list[float]] = []  # [sum m*phi, sum m, count]
+    for v, m in zip(phi, mass):
+        blocks.append([v * m, m, 1])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+            s, mm, c = blocks.pop()
+            blocks[-1][0] += s
+            blocks[-1][1] += mm
+            blocks[-1][2] += c
+    return np.concatenate([np.full(c, s / mm) for s, mm, c in blocks])
+
+
+def _mussa_rosen(theta, mass, tech: cf.Technology) -> dict:
+    r"""Discrete Mussa–Rosen with ironing (MODEL.md 2.4, implemented here independently).
+
+    ``theta`` strictly increasing, ``mass`` > 0.
+
+    .. math:: \varphi_k=\theta_k-(\theta_{k+1}-\theta_k)\frac{1-P_k}{p_k},\quad
+       \varphi_N=\theta_N,\quad C'(Q_k)=\bar\varphi_k^{+},
+
+    :math:`\bar\varphi` the ironed φ (mass-weighted pool averages where φ
+    decreases); :math:`t_1=\theta_1Q_1`, :math:`t_k=t_{k-1}+\theta_k(Q_k-Q_{k-1})`.
+    """
+    theta = np.asarray(theta, float)
+    mass = np.asarray(mass, float)
+    P = np.cumsum(mass) / mass.sum()
+    p = mass / mass.sum()
+    phi = theta.copy()
+    phi[:-1] = theta[:-1] - (theta[1:] - theta[:-1]) * (1.0 - P[:-1]) / p[:-1]
+    phi_ironed = _iron(phi, p)
+    Q = cf.inverse_marginal_cost(tech, phi_ironed)
+    dQ = np.diff(np.concatenate([[0.0], Q]))
+    t = np.cumsum(theta * dQ)
+    return {"theta": theta, "mass": p, "phi_raw": phi, "phi": phi_ironed, "Q": Q, "t": t}
+
+
+def _group_theta(theta, mass):
+    """Distinct θ values (merged within THETA_MERGE_RTOL), aggregated masses, and each type's group."""
+    theta = np.asarray(theta, float)
+    order = np.argsort(theta, kind="stable")
+    ths = theta[order]
+    new = np.ones(len(ths), bool)
+    new[1:] = np.diff(ths) > THETA_MERGE_RTOL * np.maximum(np.abs(ths[1:]), 1.0)
+    gid_sorted = np.cumsum(new) - 1
+    gid = np.empty_like(gid_sorted)
+    gid[order] = gid_sorted
+    G = gid_sorted[-1] + 1
+    gmass = np.bincount(gid, weights=np.asarray(mass, float), minlength=G)
+    gtheta = np.bincount(gid, weights=np.asarray(mass, float) * theta, minlength=G) / gmass
+    return gtheta, gmass, gid
+
+
+def budget_menu(W, mass, tech: cf.Technology) -> BudgetMenu:
+    r"""Optimal menu of token budgets for profiles ``W`` (M, n) with masses (MODEL.md 2.4).
+
+    By Lemma 1 a budget of quality Q is worth θ(w)Q to profile w, so the
+    budget menu is the 1-D discrete Mussa–Rosen over the *distinct* θ values
+    with aggregated masses (types with equal θ get the same budget), ironed.
+    Profit :math:`\sum_m p_m(t_m-C(Q_m))`.
+    """
+    W = np.atleast_2d(np.asarray(W, float))
+    mass = np.asarray(mass, float) / np.sum(mass)
+    th = theta_of(W, tech.sigma)
+    gth, gmass, gid = _group_theta(th, mass)
+    mr = _mussa_rosen(gth, gmass, tech)
+    Q = mr["Q"][gid]
+    X, Z = cf.inputs(tech, Q)
+    t = mr["t"][gid]
+    profit = float(np.sum(mass * (t - cf.cost(tech, Q))))
+    return BudgetMenu(W=W, mass=mass, theta=th, phi=mr["phi"][gid], Q=Q, X=np.asarray(X),
+                      Z=np.asarray(Z), t=t, profit=profit, sigma=tech.sigma,
+                      info={"groups": mr, "group_of_type": gid})
+
+
+def distribution_menu_from_budget(bm: BudgetMenu, tech: cf.Technology) -> DistributionMenu:
+    r"""The distribution menu that replicates a budget menu.
+
+    Type m's item is its own Lemma-1 split of its budget at the same price:
+    the own value θ_m Q_m and the cost are unchanged, and any other item is
+    worth at most what the corresponding budget was worth (no reallocation),
+    so IC/IR carry over.  Hence distribution profit ≥ budget profit
+    (MODEL.md 2.6) and, under Assumption 1, the two coincide (Proposition 3).
+    """
+    x = bm.per_task_tokens()
+    return DistributionMenu(W=bm.W, mass=bm.mass, x=x, z=bm.Z, t=bm.t, Q=bm.Q,
+                            profit=_menu_profit(bm.mass, bm.t, x, bm.Z, tech),
+                            regime="budget replica")
+
+
+# ============================================================ two types
+def virtual_profile(wH, wL, pH: float, pL: float) -> np.ndarray:
+    r"""L's virtual profile (MODEL.md 2.6(a), **derived**).
+
+    .. math:: \hat w_i=\Big[w^L_i-\frac{\pi_H}{\pi_L}(w^H_i-w^L_i)\Big]^+
+    """
+    wH, wL = np.asarray(wH, float), np.asarray(wL, float)
+    return np.maximum(wL - pH / pL * (wH - wL), 0.0)
+
+
+def _two_type_menu(wH, wL, pH, pL, itH, itL, tech, regime, info) -> DistributionMenu:
+    W = np.vstack([wH, wL])
+    x = np.stack([itH["x"], itL["x"]])
+    z = np.stack([itH["z"], itL["z"]])
+    V = value_matrix(W, x, z, tech)
+    t = _optimal_transfers(V)
+    mass = np.array([pH, pL]) / (pH + pL)
+    return DistributionMenu(W=W, mass=mass, x=x, z=z, t=t, Q=np.array([itH["Q"], itL["Q"]]),
+                            profit=_menu_profit(mass, t, x, z, tech), regime=regime, info=info)
+
+
+def two_type_distribution_menu(wH, wL, pH: float, pL: float, tech: cf.Technology) -> DistributionMenu:
+    r"""Two types, full contracting: the spec's closed form (MODEL.md 2.6(a), **derived**).
+
+    Binding IR_L and IC_H (relaxed program).  H efficient: :math:`C'(Q_H)=\theta_H`,
+    tokens ∝ :math:`(w^H_i)^{1/(1-\sigma)}`.  L efficient for the virtual
+    profile :math:`\hat w` (:func:`virtual_profile`): :math:`C'(Q_L)=\theta(\hat w)`,
+    tokens ∝ :math:`\hat w_i^{1/(1-\sigma)}`.  With :math:`\hat m` L's
+    normalised token shares (:math:`\int\hat m=1`):
+
+    .. math:: t_L=Q_L\int w^L_i\hat m_i^\sigma di,\qquad
+       t_H=\theta_HQ_H-Q_L\int(w^H_i-w^L_i)\hat m_i^\sigma di .
+
+    Rows of the result: 0 = H, 1 = L.  The relaxed solution is optimal iff
+    the dropped constraints hold: IR_H, :math:`\int d\,g^L\ge0`, and IC_L,
+    :math:`\int d\,(g^H-g^L)\ge0` (d = w^H − w^L, g the per-cell gains).
+    Pointwise :math:`w^H\ge w^L` is sufficient for both (g^H ≥ g^L pointwise);
+    if either fails :class:`AssumptionError` is raised — use
+    :func:`two_type_distribution_menu_general`.
+    """
+    wH, wL = np.asarray(wH, float), np.asarray(wL, float)
+    s = tech.sigma
+    d = wH - wL
+    itH = efficient_item(wH, tech)
+    what = virtual_profile(wH, wL, pH, pL)
+    itL = efficient_item(what, tech)
+    mhat = token_shares(what, s)
+    thH = float(theta_of(wH, s))
+    QH, QL = itH["Q"], itL["Q"]
+    tL = QL * np.mean(wL * mhat**s)
+    tH = thH * QH - QL * np.mean(d * mhat**s)
+    ir_H = float(np.mean(d * itL["gain"]))
+    ic_L = float(np.mean(d * (itH["gain"] - itL["gain"])))
+    info = {"what": what, "mhat": mhat, "theta_what": itL["theta"], "ir_H_slack": ir_H,
+            "ic_L_slack": ic_L, "pointwise_dominance": bool(np.all(d >= 0))}
+    if ir_H < -REGIME_TOL or ic_L < -REGIME_TOL:
+        raise AssumptionError(
+            f"two-type closed form (IR_L, IC_H binding) does not apply: IR_H slack {ir_H:.3g}, "
+            f"IC_L slack {ic_L:.3g} (w^H >= w^L pointwise: {info['pointwise_dominance']})")
+    W = np.vstack([wH, wL])
+    x = np.stack([itH["x"], itL["x"]])
+    z = np.stack([itH["z"], itL["z"]])
+    t = np.array([tH, tL])
+    mass = np.array([pH, pL]) / (pH + pL)
+    return DistributionMenu(W=W, mass=mass, x=x, z=z, t=t, Q=np.array([QH, QL]),
+                            profit=_menu_profit(mass, t, x, z, tech), regime="IR_L+IC_H", info=info)
+
+
+def two_type_distribution_menu_general(wH, wL, pH: float, pL: float, tech: cf.Technology) -> DistributionMenu:
+    r"""Two types, full contracting, any pair of profiles (derived here; KKT).
+
+    In gain space (:math:`g_i=\Phi(z)\Psi(x_i)`) the program is convex: the
+    cost of a gain profile is convex (:math:`g^{1/\sigma}\Phi^{-1/\sigma}` is
+    jointly convex because σ+γ ≤ 1) and IC/IR are linear in (g, t).  KKT
+    with multipliers :math:`b_H, b_L` on IC_H, IC_L gives, with
+    :math:`d=w^H-w^L`, :math:`\beta_H=b_H/\pi_L`, :math:`\beta_L=b_L/\pi_H`:
+
+    * H efficient for :math:`w^H+\beta_L d`, L efficient for :math:`w^L-\beta_H d`;
+    * IR multipliers :math:`a_H=\pi_H-b_H+b_L\ge0`, :math:`a_L=\pi_L-b_L+b_H\ge0`
+      (stationarity in t), so with :math:`b_L=0`, :math:`\beta_H\le\pi_H/\pi_L`.
+
+    Regimes (checked in this order after orienting so that
+    :math:`\int d\,g^H_{FB}\ge0`; otherwise the labels are swapped):
+
+    ``full extraction``  β = 0: both efficient, both IR bind; needs
+        :math:`\int d\,g^L_{FB}\le0`.
+    ``IR_L+IC_H``  :math:`\beta_H=\pi_H/\pi_L` (the spec's formula); needs
+        :math:`\int d\,g^L\ge0` (IR_H) and :math:`\int d(g^H-g^L)\ge0` (IC_L).
+    ``IR_L+IR_H+IC_H``  :math:`\beta_H\in(0,\pi_H/\pi_L)` solving
+        :math:`\int d\,g^L(\beta_H)=0` (monotone in β_H).
+    ``both IC (numeric)``  otherwise: the best (β_H, β_L) found numerically.
+
+    Transfers are the largest implementing the allocation
+    (:func:`_optimal_transfers`).  ``regime`` names the binding set; rows 0, 1
+    are always the H and L given by the caller.
+    """
+    wH, wL = np.asarray(wH, float), np.asarray(wL, float)
+    d = wH - wL
+    fbH, fbL = efficient_item(wH, tech), efficient_item(wL, tech)
+    swapped = np.mean(d * fbH["gain"]) < 0 and np.mean(-d * fbL["gain"]) >= 0
+    if swapped:  # L is the "strong" type: mirror the problem
+        menu = two_type_distribution_menu_general(wL, wH, pL, pH, tech)
+        idx = [1, 0]
+        rename = {"IR_L+IC_H": "IR_H+IC_L", "IR_L+IR_H+IC_H": "IR_L+IR_H+IC_L"}
+        return DistributionMenu(W=menu.W[idx], mass=menu.mass[idx], x=menu.x[idx], z=menu.z[idx],
+                                t=menu.t[idx], Q=menu.Q[idx], profit=menu.profit,
+                                regime=rename.get(menu.regime, menu.regime),
+                                info={**menu.info, "swapped": True})
+    r = pH / pL
+    dgH = float(np.mean(d * fbH["gain"]))
+    if dgH >= -REGIME_TOL and np.mean(d * fbL["gain"]) <= REGIME_TOL:
+        return _two_type_menu(wH, wL, pH, pL, fbH, fbL, tech, "full extraction", {"beta_H": 0.0})
+    if dgH >= -REGIME_TOL:
+        itL = efficient_item(wL - r * d, tech)
+        irH = float(np.mean(d * itL["gain"]))
+        if irH >= -REGIME_TOL:
+            if np.mean(d * (fbH["gain"] - itL["gain"])) >= -REGIME_TOL:
+                return _two_type_menu(wH, wL, pH, pL, fbH, itL, tech, "IR_L+IC_H", {"beta_H": r})
+        else:
+            f = lambda b: float(np.mean(d * efficient_item(wL - b * d, tech)["gain"]))
+            b = optimize.brentq(f, 0.0, r, xtol=1e-14, rtol=1e-14)
+            itL = efficient_item(wL - b * d, tech)
+            return _two_type_menu(wH, wL, pH, pL, fbH, itL, tech, "IR_L+IR_H+IC_H", {"beta_H": b})
+
+    # fallback: both ICs bind (or degenerate orientation) -> best member of the KKT family
+    def neg_profit(bb):
+        bH, bL = np.abs(bb)
+        itH = efficient_item(wH + bL * d, tech)
+        itL = efficient_item(wL - bH * d, tech)
+        m = _two_type_menu(wH, wL, pH, pL, itH, itL, tech, "", {})
+        return -m.profit if np.isfinite(m.profit) else 1e30
+
+    best = min((optimize.minimize(neg_profit, x0, method="Nelder-Mead",
+                                  options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 4000})
+                for x0 in ([r, 0.0], [0.0, 1 / r], [r / 2, 1 / (2 * r)])), key=lambda o: o.fun)
+    bH, bL = np.abs(best.x)
+    return _two_type_menu(wH, wL, pH, pL, efficient_item(wH + bL * d, tech),
+                          efficient_item(wL - bH * d, tech), tech, "both IC (numeric)",
+                          {"beta_H": bH, "beta_L": bL})
+
+
+def two_type_budget_menu(wH, wL, pH: float, pL: float, tech: cf.Technology) -> BudgetMenu:
+    r"""Two types, token budgets (MODEL.md 2.6(a) "under budgets"; Proposition 2 with N=2).
+
+    With :math:`\theta_H\ge\theta_L`: :math:`C'(Q_H)=\theta_H`,
+    :math:`C'(Q_L)=[\theta_L-(\pi_H/\pi_L)(\theta_H-\theta_L)]^+`;
+    binding IR_L, IC_H: :math:`t_L=\theta_LQ_L`,
+    :math:`t_H=\theta_HQ_H-(\theta_H-\theta_L)Q_L`.  If θ_H < θ_L the
+    labels are swapped; rows 0, 1 are the caller's H, L.
+    """
+    s = tech.sigma
+    W = np.vstack([wH, wL]).astype(float)
+    mass = np.array([pH, pL], float) / (pH + pL)
+    th = theta_of(W, s)
+    hi, lo = (0, 1) if th[0] >= th[1] else (1, 0)
+    phi = np.empty(2)
+    phi[hi] = th[hi]
+    phi[lo] = max(th[lo] - mass[hi] / mass[lo] * (th[hi] - th[lo]), 0.0)
+    Q = cf.inverse_marginal_cost(tech, phi)
+    t = np.empty(2)
+    t[lo] = th[lo] * Q[lo]
+    t[hi] = th[hi] * Q[hi] - (th[hi] - th[lo]) * Q[lo]
+    X, Z = cf.inputs(tech, Q)
+    profit = float(np.sum(mass * (t - cf.cost(tech, Q))))
+    return BudgetMenu(W=W, mass=mass, theta=th, phi=phi, Q=Q, X=np.asarray(X), Z=np.asarray(Z),
+                      t=t, profit=profit, sigma=s)
+
+
+# ===================================================== value-scale family
+def _cells_active(s, n: int) -> np.ndarray:
+    s = np.asarray(s, float)
+    k = np.rint(s * n)
+    if np.any(np.abs(s * n - k) > GRID_TOL * n) or np.any(k < 1) or np.any(k > n):
+        raise ValueError(f"s must lie on the cell grid {{1/n,...,1}} (n={n}); got {s}")
+    return k.astype(int)
+
+
+def value_scale_profile(w, s, n: int) -> np.ndarray:
+    r"""Profile of value-scale type (w, s) on n cells (MODEL.md 1).
+
+    Discrete definition: s must be a multiple of 1/n (s ∈ {1/n, …, 1});
+    cell i = 1..n (covering [(i−1)/n, i/n]) is active iff i ≤ s·n — the
+    same as "midpoint (i−½)/n ≤ s" on this grid.  Then exactly
+    :math:`\theta=(\frac1n\,sn\,w^{1/(1-\sigma)})^{1-\sigma}=w\,s^{1-\sigma}`.
+    (Off the grid, the midpoint rule would give θ = w·(round(sn)/n)^(1−σ) ≠ w s^(1−σ).)
+
+    ``w``, ``s`` broadcast; returns (..., n).
+    """
+    k = _cells_active(s, n)
+    w = np.asarray(w, float)
+    i = np.arange(1, n + 1)
+    return np.where(i <= np.asarray(k)[..., None], w[..., None], 0.0)
+
+
+def value_scale_types(w_grid, w_mass, s_grid, s_mass, n: int) -> dict:
+    r"""Product grid of value-scale types, w ⟂ s: masses :math:`q_k r_j`.
+
+    Returns ``W`` (M, n) with M = len(w)·len(s) in order (s major, w minor),
+    ``mass``, ``w``, ``s``, and index arrays ``iw``, ``js``.
+    """
+    w_grid, s_grid = np.asarray(w_grid, float), np.asarray(s_grid, float)
+    js, iw = np.meshgrid(np.arange(len(s_grid)), np.arange(len(w_grid)), indexing="ij")
+    js, iw = js.ravel(), iw.ravel()
+    wm = np.asarray(w_mass, float) / np.sum(w_mass)
+    sm = np.asarray(s_mass, float) / np.sum(s_mass)
+    return {"W": value_scale_profile(w_grid[iw], s_grid[js], n), "mass": wm[iw] * sm[js],
+            "w": w_grid[iw], "s": s_grid[js], "iw": iw, "js": js}
+
+
+def value_scale_distribution_menu(w_grid, w_mass, s_grid, s_mass, n: int,
+                                  tech: cf.Technology, audit: bool = True) -> DistributionMenu:
+    r"""Value-scale family on a discrete grid, w ⟂ s: distribution menu (**derived**).
+
+    Discrete analogue of MODEL.md 2.6(b): solve as if s were observed.  For
+    each s, a 1-D discrete Mussa–Rosen in w with value
+    :math:`\theta_k=w_k s^{1-\sigma}`: :math:`C'(Q(w_k,s))=s^{1-\sigma}\bar\varphi_k`,
+    :math:`\bar\varphi_k` the (ironed) discrete virtual value of w
+    (:math:`\varphi_k=w_k-(w_{k+1}-w_k)(1-P_k)/q_k`), the same for every s;
+    tokens spread evenly over the active cells (X/s each), none beyond;
+    :math:`t(w_1,s)=\theta_1Q_1`, :math:`t(w_k,s)=t(w_{k-1},s)+\theta_k(Q_k-Q_{k-1})`.
+
+    Its profit is an upper bound for the problem with s private (the seller
+    could ignore s), so it is *the* optimum iff the s-dimension IC holds — see
+    ``info["audit"]`` (:func:`audit_menu` over all type pairs; skipped if
+    ``audit`` is False — it costs O(M²) memory, M = #w·#s).
+    """
+    s_, sig = np.asarray(s_grid, float), tech.sigma
+    T = value_scale_types(w_grid, w_mass, s_grid, s_mass, n)
+    wg = np.asarray(w_grid, float)
+    order = np.argsort(wg)
+    if np.any(np.diff(wg[order]) <= 0):
+        raise ValueError("w_grid must have distinct values")
+    wm = np.asarray(w_mass, float)[order]
+    M = len(T["mass"])
+    Q, t, phi = np.empty(M), np.empty(M), np.empty(M)
+    for j, s in enumerate(s_):
+        mr = _mussa_rosen(wg[order] * s ** (1 - sig), wm, tech)
+        rows = np.flatnonzero(T["js"] == j)
+        pos = np.empty(len(wg), int)
+        pos[order] = np.arange(len(wg))
+        k = pos[T["iw"][rows]]
+        Q[rows], t[rows], phi[rows] = mr["Q"][k], mr["t"][k], mr["phi"][k]
+    X, Z = cf.inputs(tech, Q)
+    x = lemma1_split(T["W"], X, sig)  # = X/s on the active cells, 0 elsewhere
+    menu = DistributionMenu(W=T["W"], mass=T["mass"], x=x, z=np.asarray(Z), t=t, Q=Q,
+                            profit=_menu_profit(T["mass"], t, x, Z, tech), regime="s observed",
+                            info={"w": T["w"], "s": T["s"], "virtual_value": phi})
+    if audit:
+        menu.info["audit"] = audit_menu(menu.W, x, menu.z, t, tech)
+    return menu
+
+
+def value_scale_budget_menu(w_grid, w_mass, s_grid, s_mass, n: int, tech: cf.Technology) -> BudgetMenu:
+    r"""Budget menu for the same value-scale grid: types summarised by
+    :math:`\theta=w s^{1-\sigma}` alone, 1-D discrete Mussa–Rosen over the
+    distinct θ with aggregated masses (:func:`budget_menu`)."""
+    T = value_scale_types(w_grid, w_mass, s_grid, s_mass, n)
+    bm = budget_menu(T["W"], T["mass"], tech)
+    bm.info.update({"w": T["w"], "s": T["s"]})
+    return bm
+
+
+# ------------------------------------------- value-scale, continuous types
+def _uniform01():
+    from models.type_space import TypeDistribution
+
+    return TypeDistribution("uniform", 0.0, 1.0)
+
+
+def value_scale_quality(w, s, tech: cf.Technology, w_dist=None) -> np.ndarray:
+    r"""Continuous value-scale, w ⟂ s (MODEL.md 2.6(b), **derived**).
+
+    .. math:: C'(Q(w,s))=s^{1-\sigma}h_w(w)\quad(Q=0\text{ where }h_w\le0),
+
+    :math:`h_w` the virtual value of w's marginal (assumed non-decreasing;
+    default w ~ U[0,1], :math:`h_w=2w-1`).  Tokens: X/s per active task.
+    """
+    w_dist = w_dist or _uniform01()
+    return cf.inverse_marginal_cost(tech, np.asarray(s, float) ** (1 - tech.sigma) * w_dist.virtual_value(w))
+
+
+def value_scale_rent(w, s, tech: cf.Technology, w_dist=None) -> np.ndarray:
+    r""":math:`U(w,s)=s^{1-\sigma}\int_{w_{min}}^{w}Q(v,s)\,dv` (**derived**), by quadrature."""
+    w_dist = w_dist or _uniform01()
+    lo = w_dist.support[0]
+    w, s = np.broadcast_arrays(np.asarray(w, float), np.asarray(s, float))
+    out = np.empty(w.shape)
+    for idx in np.ndindex(w.shape):
+        sv = float(s[idx])
+        val, _ = integrate.quad(lambda v: float(value_scale_quality(v, sv, tech, w_dist)), lo,
+                                float(w[idx]), epsrel=QUAD_RTOL, limit=200)
+        out[idx] = sv ** (1 - tech.sigma) * val
+    return out
+
+
+def value_scale_transfer(w, s, tech: cf.Technology, w_dist=None) -> np.ndarray:
+    r""":math:`t(w,s)=w\,s^{1-\sigma}Q(w,s)-U(w,s)` (**derived**)."""
+    Q = value_scale_quality(w, s, tech, w_dist)
+    return np.asarray(w) * np.asarray(s) ** (1 - tech.sigma) * Q - value_scale_rent(w, s, tech, w_dist)
+
+
+def _virtual_surplus(tech, v):
+    """Max over Q of vQ − C(Q) (0 for v ≤ 0)."""
+    Q = cf.inverse_marginal_cost(tech, v)
+    return np.where(np.asarray(v) > 0, v * Q - cf.cost(tech, Q), 0.0)
+
+
+def value_scale_theta_cdf_pdf(theta, sigma: float, w_dist=None, s_dist=None):
+    r"""Distribution of :math:`\theta=w\,s^{1-\sigma}` for independent w, s.
+
+    :math:`F(\tau)=\int F_w(\tau s^{-\beta})dF_s(s)`,
+    :math:`f(\tau)=\int f_w(\tau s^{-\beta})s^{-\beta}dF_s(s)`, β = 1−σ,
+    by quadrature (kinks where τ s^{−β} meets the support of w are declared).
+    w, s ~ U[0,1] has the closed form :math:`F=(b\tau-\tau^b)/(b-1)`,
+    :math:`f=b(1-\tau^{b-1})/(b-1)`, b = 1/(1−σ) (σ = ½: triangular, f = 2(1−τ)).
+    """
+    w_dist = w_dist or _uniform01()
+    s_dist = s_dist or _uniform01()
+    beta = 1 - sigma
+    slo, shi = s_dist.support
+    wlo, whi = w_dist.support
+    F, f = [], []
+    for tau in np.atleast_1d(np.asarray(theta, float)):
+        pts = [p for p in ((tau / whi) ** (1 / beta), (tau / wlo) ** (1 / beta) if wlo > 0 else np.inf)
+               if slo < p < shi]
+        Fi = integrate.quad(lambda s: float(w_dist.cdf(tau * s**-beta) * s_dist.pdf(s)), max(slo, 1e-300), shi,
+                            points=pts or None, epsrel=QUAD_RTOL, limit=200)[0]
+        fi = integrate.quad(lambda s: float(w_dist.pdf(tau * s**-beta) * s**-beta * s_dist.pdf(s)),
+                            max(slo, 1e-300), shi, points=pts or None, epsrel=QUAD_RTOL, limit=200)[0]
+        F.append(Fi)
+        f.append(fi)
+    return np.array(F), np.array(f)
+
+
+def value_scale_profits(tech: cf.Technology, w_dist=None, s_dist=None) -> dict:
+    r"""Continuous value-scale profits of both menus and their ratio (MODEL.md 2.6(b)).
+
+    * distributions (**derived**, s treated as observed):
+      :math:`\Pi_D=E_{w,s}[S(s^{1-\sigma}h_w(w))]`,
+    * budgets: :math:`\Pi_B=E_\theta[S(h_\theta(\theta))]` with
+      :math:`h_\theta=\theta-(1-F_\theta)/f_\theta` of θ = w s^(1−σ),
+
+    :math:`S(v)=\max_Q vQ-C(Q)` (0 for v ≤ 0).  Both by adaptive quadrature;
+    ``h_theta_monotone`` reports whether h_θ needed ironing on the served
+    range (it is not ironed here).
+
+    w, s ~ U[0,1], homogeneous C (derived here): :math:`S(v)=kv^a`,
+    a = 1/(1−η), so :math:`\Pi_D=k/\{((1-\sigma)a+1)\,2(a+1)\}`.  At σ = ½,
+    θ has the triangular density 2(1−θ), :math:`h_\theta=(3\theta-1)/2` and
+    :math:`\Pi_B=\tfrac89k/((a+1)(a+2))`, hence Π_D/Π_B = 9/8 for *every*
+    σ+γ (MODEL.md's 9/8).  For σ ≠ ½ the ratio depends on σ and σ+γ
+    (e.g. σ=0.3, η=0.7: 1.1443; σ=0.7, η=0.9: 1.1107).
+    """
+    w_dist = w_dist or _uniform01()
+    s_dist = s_dist or _uniform01()
+    sig, beta = tech.sigma, 1 - tech.sigma
+    wlo, whi = w_dist.support
+    slo, shi = s_dist.support
+    try:
+        w0 = optimize.brentq(lambda v: float(w_dist.virtual_value(v)), wlo + 1e-12, whi)
+    except ValueError:
+        w0 = wlo
+
+    def inner(s):
+        return integrate.quad(lambda v: float(_virtual_surplus(tech, s**beta * w_dist.virtual_value(v))
+                                              * w_dist.pdf(v)), w0, whi, epsrel=QUAD_RTOL, limit=200)[0]
+
+    PiD = integrate.quad(lambda s: inner(s) * float(s_dist.pdf(s)), slo, shi, epsrel=QUAD_RTOL, limit=200)[0]
+
+    def h_theta(tau):
+        F, f = value_scale_theta_cdf_pdf(tau, sig, w_dist, s_dist)
+        return float(tau - (1 - F[0]) / f[0]), float(f[0])
+
+    tmax = whi * shi**beta
+    tau0 = optimize.brentq(lambda u: h_theta(u)[0], 1e-9 * tmax, tmax * (1 - 1e-9))
+    grid = np.linspace(tau0, tmax * (1 - 1e-9), 201)
+    hs = np.array([h_theta(u)[0] for u in grid])
+
+    def integrand(u):
+        h, f = h_theta(u)
+        return float(_virtual_surplus(tech, h)) * f
+
+    PiB = integrate.quad(integrand, tau0, tmax, epsrel=QUAD_RTOL, limit=200)[0]
+    return {"distribution": PiD, "budget": PiB, "ratio": PiD / PiB, "theta_exclusion": tau0,
+            "h_theta_monotone": bool(np.all(np.diff(hs) >= -1e-12))}
+
+
+# ============================================================ Proposition 3
+def assumption1_types(theta_grid, theta_mass, rel_profiles, rel_mass, sigma: float) -> dict:
+    r"""Discrete types satisfying Assumption 1 (MODEL.md 2.5).
+
+    Each relative profile :math:`r^\omega` (rows of ``rel_profiles``, n
+    cells) is normalised to :math:`\theta(r^\omega)=1`; types are
+    :math:`w=\theta_k r^\omega` with product masses :math:`f_1(\theta_k)f_2(\omega)`,
+    so θ(w) = θ_k is independent of the relative profile (f2 is
+    homogeneous of degree 0).  Order: θ major, ω minor.
+    """
+    R = np.atleast_2d(np.asarray(rel_profiles, float))
+    R = R / theta_of(R, sigma)[:, None]
+    th = np.asarray(theta_grid, float)
+    k, o = np.meshgrid(np.arange(len(th)), np.arange(len(R)), indexing="ij")
+    k, o = k.ravel(), o.ravel()
+    m1 = np.asarray(theta_mass, float) / np.sum(theta_mass)
+    m2 = np.asarray(rel_mass, float) / np.sum(rel_mass)
+    return {"W": th[k][:, None] * R[o], "mass": m1[k] * m2[o], "theta": th[k], "omega": o,
+            "rel_profiles": R}
+
+
+def assumption1_budget_menu(theta_grid, theta_mass, rel_profiles, rel_mass, tech: cf.Technology) -> BudgetMenu:
+    r"""Budget menu for an Assumption-1 family: 1-D Mussa–Rosen in θ with
+    masses aggregated over ω.  By Proposition 3 no menu of token
+    distributions earns more; :func:`distribution_menu_from_budget` gives one
+    that earns exactly as much (all types with equal θ take the same budget)."""
+    T = assumption1_types(theta_grid, theta_mass, rel_profiles, rel_mass, tech.sigma)
+    bm = budget_menu(T["W"], T["mass"], tech)
+    bm.info.update({"omega": T["omega"]})
+    return bm
+
+
+# ============================================================ tables
+def per_task_tokens(menu) -> np.ndarray:
+    """Per-type per-task tokens (M, n, J): the item of a distribution menu, or
+    the type's own Lemma-1 split of its budget for a budget menu."""
+    if isinstance(menu, BudgetMenu):
+        return menu.per_task_tokens()
+    return np.asarray(menu.x)
+
+
+def token_table(menu, token_names=None) -> list[dict]:
+    """Tidy rows ``{type, cell, task_mid, token, x}`` (one per type × cell × class),
+    ready for ``pandas.DataFrame(rows)``; ``task_mid`` = (i − ½)/n."""
+    x = per_task_tokens(menu)
+    M, n, J = x.shape
+    names = list(token_names) if token_names else [f"x{j}" for j in range(J)]
+    return [{"type": m, "cell": i, "task_mid": (i + 0.5) / n, "token": names[j], "x": float(x[m, i, j])}
+            for m in range(M) for i in range(n) for j in range(J)]

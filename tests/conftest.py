@@ -1,0 +1,84 @@
+"""Shared test fixtures.
+
+* ``ROOT`` -- the project folder; it is put on ``sys.path`` so that tests
+  import ``models`` exactly as ``solve.py`` does.
+* ``run_solve`` -- runs ``solve.py`` in a subprocess with this interpreter
+  (the project's ``.venv/bin/python`` when pytest is started from it) and
+  returns ``(returncode, stdout, stderr)``.
+* ``out_dir`` -- a not-yet-existing output folder inside ``tmp_path``.
+
+Speed markers (IDAES style): every test carries exactly one of ``unit``
+(pure Python, milliseconds), ``component`` (a few small Ipopt solves) or
+``integration`` (a subprocess: ``solve.py`` or a writer to kill).  A module
+may set ``SPEED = "unit"`` (etc.) as the default for its tests that carry no
+speed marker of their own; ``slow`` is declared in pytest.ini and is excluded
+from the default run.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLVE_PY = ROOT / "solve.py"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# A subprocess that runs longer than this is hung, not slow: solve.py on a
+# tiny scenario takes ~2 s (1 s of it importing scipy/pandas/Pyomo).
+SUBPROCESS_TIMEOUT = 120
+
+
+SPEEDS = {
+    "unit": "pure Python, no solver, milliseconds",
+    "component": "a few small Ipopt solves",
+    "integration": "runs solve.py (or another script) in a subprocess",
+}
+
+
+def pytest_configure(config):
+    for name, what in SPEEDS.items():
+        config.addinivalue_line("markers", f"{name}: {what}")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Give tests without a speed marker of their own their module's ``SPEED``."""
+    for item in items:
+        default = getattr(getattr(item, "module", None), "SPEED", None)
+        if default and not any(m.name in SPEEDS for m in item.iter_markers()):
+            item.add_marker(getattr(pytest.mark, default))
+
+
+def solve_command(*args) -> list[str]:
+    """The argv that runs ``solve.py`` with the interpreter running the tests."""
+    return [sys.executable, str(SOLVE_PY), *map(str, args)]
+
+
+def run_solve_cli(*args, cwd=None, timeout: float = SUBPROCESS_TIMEOUT) -> tuple[int, str, str]:
+    """Run ``solve.py ARGS`` and return ``(returncode, stdout, stderr)``."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)  # solve.py must find `models` on its own
+    proc = subprocess.run(solve_command(*args), cwd=cwd or ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture
+def run_solve():
+    """``run_solve(*args, cwd=None)`` -> ``(returncode, stdout, stderr)``."""
+    return run_solve_cli
+
+
+@pytest.fixture
+def out_dir(tmp_path) -> Path:
+    """An output folder that does not exist yet (solve.py must create it, or not)."""
+    return tmp_path / "out"

@@ -1,0 +1,264 @@
+"""Regime ``cost`` (MODEL.md 2.1): the cost-of-quality NLP against the closed form.
+
+Ladder (STYLE.md): build (variables and constraints pinned) -> solve
+(optimal) -> values (X, Z, C(Q), C'(Q) from the dual vs
+``models.closed_form.cost``) -> identities of the closed form itself, which
+need no NLP.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyomo.environ as pyo
+import pytest
+
+from models import cost, solver
+from models.closed_form import cost as cf
+
+SOLVER_OPTIONS = {"tol": 1e-10}
+
+# Three technologies of MODEL.md 2.1.
+CES = cf.Technology(  # CES x CES, J = 2, K = 2, rho and rho_hat non-zero
+    sigma=0.5, rho=0.5, alpha=(0.6, 0.4), cost=(1.0, 4.0),
+    gamma=0.2, rho_hat=-0.5, alpha_hat=(0.3, 0.7), cost_hat=(2.0, 3.0),
+    token_names=("input", "output"), ft_names=("ft_a", "ft_b"),
+)
+COBB_DOUGLAS = cf.Technology(  # rho = 0, K = 1
+    sigma=0.4, rho=0.0, alpha=(0.5, 0.5), cost=(1.0, 3.0),
+    gamma=0.3, rho_hat=0.0, alpha_hat=(1.0,), cost_hat=(2.0,),
+)
+BASELINE = cf.Technology(  # x1^a x2^b (b0 + z)^gamma, J = 2 Cobb-Douglas, K = 1, b0 > 0
+    sigma=0.5, rho=0.0, alpha=(0.6, 0.4), cost=(1.0, 4.0),
+    gamma=0.2, alpha_hat=(1.0,), cost_hat=(2.0,), baseline=0.5,
+)
+NO_FINE_TUNING = cf.Technology(sigma=0.5, rho=0.5, alpha=(0.6, 0.4), cost=(1.0, 4.0))  # gamma = 0
+
+QBAR = cf.baseline_constants(BASELINE)["Qbar"]  # 0.745...
+QUANTITIES = {
+    "ces": [0.25, 0.5, 1.0, 2.0],
+    "cobb-douglas": [0.25, 0.5, 1.0, 2.0],
+    # two below Q̄ (Z = 0, fine-tuning not bought) and two above
+    "baseline": [0.3 * QBAR, 0.7 * QBAR, 1.5 * QBAR, 4.0 * QBAR],
+    "no-fine-tuning": [0.25, 0.5, 1.0, 2.0],
+}
+TECHS = {"ces": CES, "cobb-douglas": COBB_DOUGLAS, "baseline": BASELINE, "no-fine-tuning": NO_FINE_TUNING}
+
+# Tolerances (observed errors in brackets).
+# Homogeneous forms: the optimum is interior; at tol 1e-10 Ipopt's primal
+# point is accurate to ~1e-11 relative and the spend, being first-order
+# flat at the optimum, much better.
+TOL_HOMOGENEOUS = {"C": 1e-9, "X": 1e-8, "Z": 1e-8, "dual": 1e-8}  # [1e-16, 3e-12, 2e-12, 5e-11]
+# Baseline form: below Q̄ the optimum sits on the bound Z >= 0, which Ipopt
+# relaxes by bound_relax_factor 1e-8, so Z = -1e-8 there and the spend is
+# ĉ·1e-8 too low per level; interior-point complementarity at the bound
+# perturbs the duals at the same order.
+TOL_BASELINE = {"C": 1e-8, "X": 1e-7, "Z_abs": 2e-8, "dual": 1e-7}  # [9e-10, 5e-10, 1e-8, 8e-9]
+
+
+def _solve(name):
+    tech, qs = TECHS[name], QUANTITIES[name]
+    m = cost.build(tech, qs)
+    r = solver.solve(m, options=dict(SOLVER_OPTIONS))
+    L = list(m.LEVELS)
+    X = np.array([[pyo.value(m.X[q, j]) for j in m.TOKENS] for q in L])
+    Z = np.array([[pyo.value(m.Z[q, k]) for k in m.FT] for q in L])[:, : tech.K]
+    return m, r, X, Z
+
+
+@pytest.fixture(scope="module")
+def solved():
+    """Each technology solved once for the whole module (4 small NLPs, ~0.1 s each)."""
+    return {name: _solve(name) for name in TECHS}
+
+
+# ------------------------------------------------------------------- build
+# (variables incl. fixed, constraints, variables Ipopt sees) for 4 levels.
+# Change these only with a comment saying why the model grew.
+BUILD_SIZES = {
+    "ces": (16, 4, 16),  # 4 levels x (J=2 X + K=2 Z); one quality row per level
+    "cobb-douglas": (12, 4, 12),  # 4 x (2 + 1)
+    "baseline": (12, 4, 12),  # 4 x (2 + 1)
+    "no-fine-tuning": (12, 4, 8),  # Z (one per level) exists but is fixed at 0
+}
+
+
+@pytest.mark.component
+@pytest.mark.parametrize("name", list(TECHS))
+def test_build_size(name, solved):
+    m, r, _, _ = solved[name]
+    n_var = sum(1 for _ in m.component_data_objects(pyo.Var))
+    n_con = sum(1 for _ in m.component_data_objects(pyo.Constraint, active=True))
+    n_obj = sum(1 for _ in m.component_data_objects(pyo.Objective, active=True))
+    assert (n_var, n_con, r.n_variables) == BUILD_SIZES[name]
+    assert r.n_constraints == n_con
+    assert n_obj == 1
+    assert len(m.LEVELS) == 4 and len(m.TOKENS) == TECHS[name].J
+    assert isinstance(m.dual, pyo.Suffix)  # the regime reads C'(Q) from it
+
+
+@pytest.mark.unit
+def test_build_names_read_like_the_math():
+    m = cost.build(CES, [1.0, 2.0])
+    assert m.quality[1].name == "quality[1]"
+    assert m.X[1, 0].lb == pytest.approx(1e-9)  # gain.X_FLOOR: powers < 1 need x > 0
+    assert cost.build(BASELINE, [1.0]).Z[0, 0].lb == 0.0  # baseline: fine-tuning optional
+
+
+# ------------------------------------------------------------------- solve
+@pytest.mark.component
+@pytest.mark.parametrize("name", list(TECHS))
+def test_solve_optimal(name, solved):
+    m, r, X, Z = solved[name]
+    assert r.status is solver.Status.OPTIMAL
+    assert r.iterations > 0
+    # the quality constraints hold at the solution (Ipopt's constr_viol_tol is 1e-4,
+    # but at tol 1e-10 the primal residual is ~1e-12 on these O(1) rows)
+    for q in m.LEVELS:
+        body = pyo.value(m.quality[q].body)
+        assert body == pytest.approx(pyo.value(m.Q[q]), rel=1e-9)
+
+
+# ------------------------------------------------------------------ values
+def _rel_inf(num, ref):
+    """The project's verification rule: |num - ref| / max|ref| (results.compare)."""
+    num, ref = np.asarray(num, float), np.asarray(ref, float)
+    return float(np.max(np.abs(num - ref)) / np.max(np.abs(ref)))
+
+
+@pytest.mark.component
+@pytest.mark.parametrize("name", ["ces", "cobb-douglas", "no-fine-tuning"])
+def test_homogeneous_matches_closed_form(name, solved):
+    tech, qs = TECHS[name], np.asarray(QUANTITIES[name])
+    m, r, X, Z = solved[name]
+    tol = TOL_HOMOGENEOUS
+    Xc, Zc = cf.inputs(tech, qs)
+    C = X @ np.asarray(tech.cost) + (Z @ np.asarray(tech.cost_hat) if tech.K else 0.0)
+    assert _rel_inf(C, cf.cost(tech, qs)) <= tol["C"]
+    assert r.objective == pytest.approx(float(cf.cost(tech, qs).sum()), rel=tol["C"])
+    assert _rel_inf(X, Xc) <= tol["X"]
+    if tech.K:
+        assert _rel_inf(Z, Zc) <= tol["Z"]
+    duals = np.array([r.duals[m.quality[q]] for q in m.LEVELS])
+    suffix = np.array([m.dual[m.quality[q]] for q in m.LEVELS])
+    mc = cf.marginal_cost(tech, qs)
+    # the dual of "Ψ·Φ == Q" in a minimisation is d(spend)/dQ = C'(Q) > 0
+    assert np.all(duals > 0)
+    assert np.max(np.abs(duals / mc - 1)) <= tol["dual"]
+    assert np.array_equal(duals, suffix)
+
+
+@pytest.mark.component
+def test_baseline_matches_closed_form(solved):
+    tech, qs = BASELINE, np.asarray(QUANTITIES["baseline"])
+    m, r, X, Z = solved["baseline"]
+    tol = TOL_BASELINE
+    Xc, Zc = cf.inputs(tech, qs)
+    below = qs <= QBAR
+    assert below.tolist() == [True, True, False, False]
+    # closed form: no fine-tuning below Q̄, some above
+    assert np.all(Zc[below] == 0) and np.all(Zc[~below] > 0.1)
+    C = X @ np.asarray(tech.cost) + Z @ np.asarray(tech.cost_hat)
+    assert _rel_inf(C, cf.cost(tech, qs)) <= tol["C"]
+    assert _rel_inf(X, Xc) <= tol["X"]
+    assert np.max(np.abs(Z - Zc)) <= tol["Z_abs"]  # judged on the Q-scale: Z = 0 on two levels
+    assert np.all(Z[below] <= tol["Z_abs"])
+    duals = np.array([r.duals[m.quality[q]] for q in m.LEVELS])
+    assert np.max(np.abs(duals / cf.marginal_cost(tech, qs) - 1)) <= tol["dual"]
+
+
+@pytest.mark.component
+def test_regime_run_verifies():
+    """The regime's own run() on a tiny scenario reports every check passed."""
+    from types import SimpleNamespace
+
+    from models.run import Context
+
+    scn = SimpleNamespace(technology=CES)
+    ctx = Context(route=solver.pick_route("auto"), options=dict(SOLVER_OPTIONS), user_options=dict(SOLVER_OPTIONS),
+                  progress=lambda *a: None)
+    res = cost.run(scn, {"quantities": QUANTITIES["ces"]}, ctx)
+    try:
+        ver = res.verification
+        assert res.converged and res.verified
+        # one row per level for each of C, C', X[input], X[output], Z[ft_a], Z[ft_b]
+        assert len(ver) == 6 * len(QUANTITIES["ces"])
+        assert set(ver["quantity"]) == {"C(Q)", "C'(Q) from dual", "X[input]", "X[output]", "Z[ft_a]", "Z[ft_b]"}
+        assert ver["passed"].all()
+    finally:
+        from models import plotting
+
+        for fig in res.figures.values():
+            plotting.close(fig)
+
+
+# -------------------------------------------- closed-form identities (no NLP)
+GRID = np.geomspace(0.05, 5.0, 25)
+ALL = [CES, COBB_DOUGLAS, BASELINE, NO_FINE_TUNING]
+IDS = ["ces", "cobb-douglas", "baseline", "no-fine-tuning"]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("tech", [CES, COBB_DOUGLAS], ids=["ces", "cobb-douglas"])
+def test_spend_split(tech):
+    # c·X = (σ/η) C and ĉ·Z = (γ/η) C; pure floating-point arithmetic: 1e-12
+    X, Z = cf.inputs(tech, GRID)
+    C = cf.cost(tech, GRID)
+    assert X @ np.asarray(tech.cost) == pytest.approx(tech.sigma / tech.eta * C, rel=1e-12)
+    assert Z @ np.asarray(tech.cost_hat) == pytest.approx(tech.gamma / tech.eta * C, rel=1e-12)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("tech", ALL, ids=IDS)
+def test_inputs_reach_quality_at_cost(tech):
+    # the closed-form inputs produce exactly Q and cost exactly C(Q) (rounding only: 1e-12)
+    X, Z = cf.inputs(tech, GRID)
+    assert cf.psi(tech, X) * cf.phi(tech, Z) == pytest.approx(GRID, rel=1e-12)
+    spend = X @ np.asarray(tech.cost) + (Z @ np.asarray(tech.cost_hat) if tech.K else 0.0)
+    assert spend == pytest.approx(cf.cost(tech, GRID), rel=1e-12)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("tech", ALL, ids=IDS)
+def test_marginal_cost_is_derivative_of_cost(tech):
+    # central difference with h = 1e-5 Q: truncation h^2 C'''/(6 C') ~ 1e-10,
+    # round-off eps C / (h C') ~ 1e-10 relative; 1e-7 for margin.  The
+    # baseline kink-free point Q̄ is kept > 10h away from every grid point.
+    grid = GRID[np.abs(GRID / QBAR - 1) > 1e-3]
+    h = 1e-5 * grid
+    fd = (cf.cost(tech, grid + h) - cf.cost(tech, grid - h)) / (2 * h)
+    assert cf.marginal_cost(tech, grid) == pytest.approx(fd, rel=1e-7)
+
+
+@pytest.mark.unit
+def test_baseline_cost_is_continuous_and_c1_at_qbar():
+    k = cf.baseline_constants(BASELINE)
+    assert k["Qbar"] == pytest.approx(QBAR)
+    eps = 1e-8
+    lo, hi = QBAR * (1 - eps), QBAR * (1 + eps)
+    mc = float(cf.marginal_cost(BASELINE, QBAR))
+    # Continuity: across Q̄ the cost rises by exactly C'·ΔQ (a jump of even
+    # 1e-12 would move this ratio by 1e-5).  Round-off: eps_mach C / (C' ΔQ) ~ 5e-9.
+    jump = float(cf.cost(BASELINE, hi) - cf.cost(BASELINE, lo))
+    assert jump / (mc * (hi - lo)) == pytest.approx(1.0, abs=1e-6)
+    # C¹: the two branches of C' agree at Q̄ (relative change over ΔQ ~ C''ΔQ/C' ~ 1e-8)
+    assert float(cf.marginal_cost(BASELINE, hi)) == pytest.approx(float(cf.marginal_cost(BASELINE, lo)), rel=1e-6)
+    assert k["hbar"] == pytest.approx(mc, rel=1e-12)
+    # the branches really switch at Q̄: no fine-tuning below, some above
+    _, Z = cf.inputs(BASELINE, np.array([QBAR * 0.999, QBAR * 1.001]))
+    assert Z[0, 0] == 0.0 and Z[1, 0] > 0
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("tech", ALL, ids=IDS)
+def test_marginal_cost_increasing(tech):
+    # C convex (MODEL.md 2.1), including across Q̄ for the baseline form
+    grid = np.sort(np.concatenate([GRID, [QBAR]]))
+    assert np.all(np.diff(cf.marginal_cost(tech, grid)) > 0)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("tech", ALL, ids=IDS)
+def test_inverse_marginal_cost_inverts(tech):
+    # Q -> C'(Q) -> Q: powers and their inverses only, so 1e-12
+    grid = np.concatenate([GRID, [QBAR]])
+    assert cf.inverse_marginal_cost(tech, cf.marginal_cost(tech, grid)) == pytest.approx(grid, rel=1e-12)
+    assert np.all(cf.inverse_marginal_cost(tech, np.array([-1.0, 0.0])) == 0.0)

@@ -1,0 +1,265 @@
+"""Malformed input through the real command line: ``solve.py`` as a subprocess.
+
+Contract (solve.py docstring and models/scenario.py): bad input exits with
+code 2, prints one line ``error: ...`` on stderr that names the field (dotted
+path) and what is allowed, prints no traceback, and writes nothing.
+
+Each subprocess spends ~1 s importing scipy/pandas/Pyomo, so all the cases
+are started together (bounded by the CPU count) by one module-scoped fixture;
+the parametrised tests then only read their own outcome.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_solve_cli
+
+SPEED = "integration"  # default speed marker (conftest); tests marked otherwise override it
+
+# A small valid scenario; every case below breaks it in one place.
+BASE = """\
+name = "case"
+
+[technology]
+sigma = 0.5
+rho = 0.5
+
+[[technology.tokens]]
+name = "input"
+weight = 0.6
+cost = 1.0
+
+[[technology.tokens]]
+name = "output"
+weight = 0.4
+cost = 4.0
+
+[technology.fine_tuning]
+gamma = 0.2
+
+[[technology.fine_tuning.classes]]
+name = "ft"
+weight = 1.0
+cost = 2.0
+
+[types]
+distribution = "uniform"
+n = 10
+
+[regimes.cost]
+quantities = [0.5, 1.0]
+
+[solver]
+tol = 1e-10
+"""
+
+
+def edit(old: str, new: str, text: str = BASE) -> str:
+    assert text.count(old) == 1, f"edit target {old!r} must occur once"
+    return text.replace(old, new)
+
+
+@dataclass
+class Case:
+    id: str
+    files: dict[str, str]  # name -> content, written into the case folder
+    must_name: list[str]  # substrings the error line must contain (field, allowed values)
+    args: list[str] = field(default_factory=list)  # extra CLI args; {dir} is the case folder
+    scenario: str | None = "scenario.toml"  # None: no scenario argument at all
+
+
+CASES = [
+    Case("sigma-ge-1", {"scenario.toml": edit("sigma = 0.5", "sigma = 1.0")},
+         ["'technology.sigma'", "= 1", "0 < sigma < 1"]),
+    Case("sigma-le-0", {"scenario.toml": edit("sigma = 0.5", "sigma = 0")},
+         ["'technology.sigma'", "= 0", "0 < sigma < 1"]),
+    Case("negative-token-cost", {"scenario.toml": edit("cost = 4.0", "cost = -4.0")},
+         ["'technology.tokens[1].cost'", "-4", "0 < cost"]),
+    Case("weights-not-summing-to-1", {"scenario.toml": edit("weight = 0.6", "weight = 0.7")},
+         ["'technology.tokens[*].weight'", "1.1", "sum to 1"]),
+    Case("sigma-plus-gamma-ge-1", {"scenario.toml": edit("gamma = 0.2", "gamma = 0.5")},
+         ["'technology.fine_tuning.gamma'", "sigma + gamma < 1", "gamma < 1 - sigma = 0.5"]),
+    Case("unknown-regime", {"scenario.toml": edit("[regimes.cost]", "[regimes.costs]")},
+         ["'regimes.costs'", "a known regime: cost"]),
+    Case("unknown-field-typo", {"scenario.toml": edit("sigma = 0.5", "sigma = 0.5\nsimga = 0.5")},
+         ["'technology.simga'", "allowed fields here: fine_tuning, rho, sigma, tokens"]),
+    Case("empty-regimes-table", {"scenario.toml": edit("[regimes.cost]\nquantities = [0.5, 1.0]\n", "[regimes]\n")},
+         ["'regimes'", "at least one regime", "cost"]),
+    Case("n-is-1", {"scenario.toml": edit("n = 10", "n = 1")},
+         ["'types.n'", "= 1", "an integer with 2 <= n <= 2e+06"]),
+    Case("not-toml", {"scenario.toml": "name = 'x'\nthis is not toml\n"},
+         ["scenario.toml", "not valid TOML", "line 2"]),
+    Case("missing-file", {}, ["no_such.toml", "not found"], scenario="no_such.toml"),
+    Case("string-for-number", {"scenario.toml": edit("sigma = 0.5", 'sigma = "0.5"')},
+         ["'technology.sigma'", "'0.5'", "a number with 0 < sigma < 1"]),
+    Case("beta-without-p", {"scenario.toml": edit('distribution = "uniform"', 'distribution = "beta"\nq = 2.0')},
+         ["'types.p'", "missing", "0 < p"]),
+    Case("piecewise-masses-length", {"scenario.toml": edit(
+        'distribution = "uniform"', 'distribution = "piecewise"\nbreakpoints = [0.0, 0.5, 1.0]\nmasses = [1.0]')},
+         ["'types.masses'", "2 positive masses"]),
+    Case("discrete-csv-bad-header", {
+        "scenario.toml": edit('distribution = "uniform"\nn = 10', 'distribution = "discrete"\nfile = "types.csv"'),
+        "types.csv": "theta,weight\n0.2,0.5\n0.8,0.5\n"},
+         ["'types.file'", "types.csv", "header is exactly: theta,mass"]),
+    Case("baseline-with-2-classes", {"scenario.toml": edit(
+        "gamma = 0.2\n\n[[technology.fine_tuning.classes]]\nname = \"ft\"\nweight = 1.0\ncost = 2.0\n",
+        "gamma = 0.2\nbaseline = 0.5\n\n[[technology.fine_tuning.classes]]\nname = \"a\"\nweight = 0.5\ncost = 2.0\n"
+        "\n[[technology.fine_tuning.classes]]\nname = \"b\"\nweight = 0.5\ncost = 3.0\n")},
+         ["'technology.fine_tuning.classes'", "2 classes", "exactly one class with the baseline form"]),
+    Case("negative-quality-level", {"scenario.toml": edit("quantities = [0.5, 1.0]", "quantities = [0.5, -1.0]")},
+         ["'regimes.cost.quantities[1]'", "-1", "each > 0"]),
+    Case("unknown-solver-route", {"scenario.toml": edit("tol = 1e-10", 'tol = 1e-10\nroute = "knitro"')},
+         ["'solver.route'", "'knitro'", "one of 'auto', 'ipopt', 'cyipopt'"]),
+    Case("regime-flag-not-in-scenario", {"scenario.toml": BASE}, ["--regime 'budgets'", "allowed: cost"],
+         args=["--regime", "budgets"]),
+    Case("bad-format-value", {"scenario.toml": BASE}, ["--format", "csv, parquet, latex, md", "'csv,xls'"],
+         args=["--format", "csv,xls"]),
+]
+# argparse reports its own errors as "usage: ...\nsolve.py: error: ..." (two
+# lines, not starting with "error:"); see test_cli_argument_error_is_one_error_line.
+ARGPARSE_CASES = {"bad-format-value"}
+
+
+@dataclass
+class Outcome:
+    case: Case
+    folder: Path
+    out: Path
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _run_case(case: Case, base: Path) -> Outcome:
+    folder = base / case.id
+    folder.mkdir()
+    for name, text in case.files.items():
+        (folder / name).write_text(text)
+    out = folder / "out"
+    argv = ([str(folder / case.scenario)] if case.scenario else []) + ["--out", str(out)] + case.args
+    rc, so, se = run_solve_cli(*argv, cwd=folder)
+    return Outcome(case, folder, out, rc, so, se)
+
+
+def _selected_case_ids(session) -> set[str]:
+    """Cases that the collected (selected) tests of this module will look at."""
+    ids = set()
+    for item in session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.module.__name__ == __name__:
+            if "case" in params:
+                ids.add(params["case"].id)
+            if "case_id" in params:
+                ids.add(params["case_id"])
+    return ids
+
+
+@pytest.fixture(scope="module")
+def outcomes(request, tmp_path_factory) -> dict[str, Outcome]:
+    base = tmp_path_factory.mktemp("malformed")
+    wanted = _selected_case_ids(request.session) or {c.id for c in CASES}
+    workers = max(2, min(8, (os.cpu_count() or 2)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {c.id: pool.submit(_run_case, c, base) for c in CASES if c.id in wanted}
+        return {k: f.result() for k, f in futures.items()}
+
+
+def test_case_ids_distinct_and_enough():
+    ids = [c.id for c in CASES]
+    assert len(set(ids)) == len(ids)
+    assert len(ids) >= 12
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_malformed_input_exits_2_with_one_clear_line(case, outcomes):
+    o = outcomes[case.id]
+    assert o.returncode == 2, (o.stdout, o.stderr)
+    assert "Traceback" not in o.stderr and "Traceback" not in o.stdout
+    assert not o.out.exists(), "bad input must not write anything"
+    lines = [ln for ln in o.stderr.splitlines() if ln.strip()]
+    if case.id in ARGPARSE_CASES:
+        err = [ln for ln in lines if "error:" in ln]
+    else:
+        assert len(lines) == 1, o.stderr
+        err = [ln for ln in lines if ln.startswith("error:")]
+    assert len(err) == 1, o.stderr
+    for text in case.must_name:
+        assert text in err[0], f"{text!r} not in {err[0]!r}"
+    assert o.stdout == "" or case.id in ARGPARSE_CASES, o.stdout
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "solve.py leaves CLI-argument errors to argparse, which prints a usage line and "
+    "'solve.py: error: ...' instead of one line starting with 'error:' (patch in the report)"))
+@pytest.mark.parametrize("case_id", sorted(ARGPARSE_CASES))
+def test_cli_argument_error_is_one_error_line(case_id, outcomes):
+    lines = [ln for ln in outcomes[case_id].stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:")
+
+
+# ------------------------------------------------------ not converged: exit 1
+def test_max_iter_2_exits_1_and_reports_not_converged(tmp_path, out_dir):
+    scn = tmp_path / "tiny.toml"
+    scn.write_text(edit("tol = 1e-10", "tol = 1e-10\nmax_iter = 2").replace('name = "case"', 'name = "tiny"'))
+    rc, so, se = run_solve_cli(str(scn), "--out", str(out_dir), "--quiet", cwd=tmp_path)
+    assert rc == 1, (so, se)
+    assert "Traceback" not in se
+    run_dir = out_dir / "tiny"
+    with open(run_dir / "verification.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    cost_rows = [r for r in rows if r["regime"] == "cost"]
+    assert cost_rows, "the regime's checks are still reported"
+    assert all(r["passed"] == "False" for r in cost_rows)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    reg = summary["regimes"]["cost"]
+    assert reg["converged"] is False and reg["verified"] is False
+    assert reg["status"].startswith("not converged")
+    assert reg["checks_failed"] == reg["checks"] == len(cost_rows)
+    assert reg["solves"]["cost"]["status"] == "max_iterations"
+    assert reg["solves"]["cost"]["iterations"] == 2
+    assert "NOT VERIFIED" in so
+
+
+@pytest.mark.component
+def test_unconverged_solve_never_verifies_even_if_values_are_close(tmp_path):
+    """In-process companion of the test above.  With max_iter = 8 Ipopt stops one
+    iteration short (MAX_ITERATIONS) at a point already within the checks'
+    tolerances [observed max rel err 1.3e-8 vs 1e-7]: only the run layer's rule
+    "never report a non-converged solve as verified" can fail it."""
+    from models import run, scenario
+
+    scn_file = tmp_path / "close.toml"
+    scn_file.write_text(BASE)
+    scn = scenario.load(scn_file)
+    opts = {**scn.solver["options"], "max_iter": 8}
+    ctx = run.Context(route="cyipopt", options=opts, user_options=opts, progress=lambda *a: None)
+    res = run.run_regime(scn, "cost", ctx)
+    try:
+        ver = res.verification
+        assert res.solves["cost"].status.value == "max_iterations"
+        assert (ver["rel_err"] <= ver["tolerance"]).all(), "premise: the values alone would pass"
+        assert not ver["passed"].any()
+        assert not res.converged and not res.verified
+    finally:
+        from models import plotting
+
+        for fig in res.figures.values():
+            plotting.close(fig)
+
+
+def test_help_exits_0(run_solve):
+    rc, so, se = run_solve("--help")
+    assert rc == 0, se
+    assert so.startswith("usage: solve.py")
+    for flag in ("--out", "--format", "--route", "--regime"):
+        assert flag in so
+    assert "Exit codes" in so
