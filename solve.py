@@ -2,6 +2,7 @@
 """Solve LLM-pricing scenarios and verify every result against its closed form.
 
     python solve.py [SCENARIO ...] [--out DIR] [--format csv,latex,md,parquet]
+    python solve.py sweep SCENARIO --param PATH=START:STOP:COUNT [...]   (see: solve.py sweep --help)
 
 Exit codes: 0 every regime solved and every check passed; 1 something did not
 converge or did not verify (verification.csv says which); 2 bad input.
@@ -26,10 +27,23 @@ def _formats(text: str, allowed, what: str):
     return items
 
 
+class _Parser(argparse.ArgumentParser):
+    """Command-line mistakes get the same one-line 'error:' contract as scenarios."""
+
+    def error(self, message):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "sweep":  # python solve.py sweep SCENARIO --param PATH=START:STOP:COUNT ...
+        from models import sweep
+
+        return sweep.main(argv[1:])
     from models.export import FIGURE_FORMATS, FORMATS
 
-    ap = argparse.ArgumentParser(prog="solve.py", description=__doc__.split("\n\n")[0],
+    ap = _Parser(prog="solve.py", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="Exit codes: 0 all converged and verified, 1 a solve did not converge "
                                         "or a check failed, 2 bad input.")

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 FORMATS = ("csv", "parquet", "latex", "md")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 FIGURE_FORMATS = ("png", "pdf")
 
 
@@ -32,12 +34,18 @@ def atomic_path(target: str | Path):
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary files
     os.close(fd)
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
+        dfd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)  # make the rename itself durable
+        finally:
+            os.close(dfd)
     except BaseException:
         try:
             os.unlink(tmp)

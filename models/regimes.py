@@ -7,6 +7,8 @@ import importlib
 _MODULES = {
     "cost": "models.cost",
     "budgets": "models.budgets",
+    "distributions": "models.distributions",
+    "competition": "models.competition",
 }
 NAMES = tuple(_MODULES)
 

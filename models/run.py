@@ -39,7 +39,7 @@ class Context:
               **kw) -> solver.SolveResult:
         """Solve with the scenario's options on top of the regime's ``defaults``."""
         t0 = time.perf_counter()
-        opts = {**(defaults or {}), **self.user_options}
+        opts = {**self.options, **(defaults or {}), **self.user_options}
         r = solver.solve(model, route=self.route, options=opts, allow_nonoptimal=True,
                          build_seconds=build_seconds, **kw)
         self.progress(f"    {label}: {r.status.value}, objective {r.objective:.10g}, {r.iterations} it, "

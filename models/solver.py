@@ -270,6 +270,8 @@ def solve(
     opts = dict(options or {})
     if not tee and "print_level" not in opts:
         opts["print_level"] = 0
+        if "output_file" in opts:  # file_print_level defaults to print_level
+            opts.setdefault("file_print_level", 5)
     if route == "cyipopt":
         res = _solve_cyipopt(model, opts, tee, warm_start, iteration_callback)
     else:

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -39,6 +38,8 @@ class TypeDistribution:
         if self.kind == "uniform":
             return np.clip((t - self.low) / (self.high - self.low), 0, 1)
         if self.kind == "beta":
+            from scipy import stats
+
             return stats.beta.cdf((t - self.low) / (self.high - self.low), self.p, self.q)
         if self.kind == "piecewise":
             b = np.asarray(self.breakpoints)
@@ -56,6 +57,8 @@ class TypeDistribution:
             return np.where(inside, 1.0 / (self.high - self.low), 0.0)
         if self.kind == "beta":
             w = self.high - self.low
+            from scipy import stats
+
             return stats.beta.pdf((t - self.low) / w, self.p, self.q) / w
         if self.kind == "piecewise":
             b = np.asarray(self.breakpoints)
@@ -69,6 +72,8 @@ class TypeDistribution:
         if self.kind == "uniform":
             return self.low + u * (self.high - self.low)
         if self.kind == "beta":
+            from scipy import stats
+
             return self.low + (self.high - self.low) * stats.beta.ppf(u, self.p, self.q)
         if self.kind == "piecewise":
             cum = np.concatenate([[0.0], np.cumsum(self.masses)])

@@ -72,7 +72,7 @@ def root() -> Path:
     return ROOT
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def run_solve():
     """``run_solve(*args, cwd=None)`` -> ``(returncode, stdout, stderr)``."""
     return run_solve_cli

@@ -221,7 +221,7 @@ def test_inputs_reach_quality_at_cost(tech):
 def test_marginal_cost_is_derivative_of_cost(tech):
     # central difference with h = 1e-5 Q: truncation h^2 C'''/(6 C') ~ 1e-10,
     # round-off eps C / (h C') ~ 1e-10 relative; 1e-7 for margin.  The
-    # baseline kink-free point Q̄ is kept > 10h away from every grid point.
+    # baseline's Q̄ (C is C¹ there but C'' jumps) is kept >= 100h from every grid point.
     grid = GRID[np.abs(GRID / QBAR - 1) > 1e-3]
     h = 1e-5 * grid
     fd = (cf.cost(tech, grid + h) - cf.cost(tech, grid - h)) / (2 * h)

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT
 from models import export
 from models.export import Writer, atomic_path, atomic_write_bytes, latex_escape, to_latex, to_markdown
 
@@ -212,9 +211,6 @@ def test_replace_failing_keeps_old_file(tmp_path, monkeypatch):
     assert tmp_files(tmp_path) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "atomic_path writes through tempfile.mkstemp, whose files are mode 0600; os.replace keeps "
-    "that mode, so every output is owner-only instead of following the umask (patch in the report)"))
 def test_written_files_follow_umask(tmp_path):
     old_mask = os.umask(0o022)
     try:
@@ -244,9 +240,9 @@ print("done", flush=True)
 
 
 @contextmanager
-def _spawned(mode: str, target: Path, size: int):
+def _spawned(root: Path, mode: str, target: Path, size: int):
     """A child that writes ``size`` bytes to ``target`` via atomic_write_bytes; always killed on exit."""
-    code = CHILD.format(root=str(ROOT))
+    code = CHILD.format(root=str(root))
     p = subprocess.Popen([sys.executable, "-c", code, mode, str(target), str(size)],
                          stdout=subprocess.PIPE, text=True)
     try:
@@ -275,14 +271,14 @@ def _assert_old_or_complete(target: Path, old: bytes | None, size: int) -> None:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("with_old", [True, False], ids=["old-file", "no-file"])
-def test_kill_9_during_data_write(tmp_path, with_old):
+def test_kill_9_during_data_write(tmp_path, with_old, root):
     target = tmp_path / "big.bin"
     old = OLD if with_old else None
     if old is not None:
         target.write_bytes(old)
     size = 64 << 20  # 64 MiB: writing it takes ~20 ms here; retried bigger if too fast
     for _ in range(3):
-        with _spawned("data", target, size) as p:
+        with _spawned(root, "data", target, size) as p:
             caught = False
             deadline = time.monotonic() + 30
             while p.poll() is None and time.monotonic() < deadline:
@@ -309,11 +305,11 @@ def test_kill_9_during_data_write(tmp_path, with_old):
 
 
 @pytest.mark.integration
-def test_kill_9_between_write_and_replace(tmp_path):
+def test_kill_9_between_write_and_replace(tmp_path, root):
     target = tmp_path / "big.bin"
     target.write_bytes(OLD)
     size = 1 << 20
-    with _spawned("fsync", target, size) as p:
+    with _spawned(root, "fsync", target, size) as p:
         assert p.stdout.readline().strip() == "in-fsync"
         (tmp,) = tmp_files(tmp_path)
         assert tmp.stat().st_size == size  # new data complete on disk, not yet in place

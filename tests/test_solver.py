@@ -22,11 +22,18 @@ ROUTES = sorted(set(solver.available_routes()) | {"cyipopt"})
 
 # The solver tolerance every value test here uses.
 TOL = 1e-10
-# Optimum of HS071 (Hock & Schittkowski problem 71) as printed in Ipopt's own
-# documentation (C++ tutorial output, tol 1e-8): 1.7014017140224134e+01.
-HS071_IPOPT = 17.014017140224134
-# As published by Hock & Schittkowski (9 significant digits).
+# HS071 (Hock & Schittkowski problem 71).  Its optimum has x0 on the bound
+# x0 >= 1.  Two reference values:
+# * as published by Hock & Schittkowski, 9 significant digits (rounding
+#   error <= 5e-8 absolute, 3e-9 relative);
 HS071_PUBLISHED = 17.0140173
+# * as printed in Ipopt's own documentation (C++ tutorial output) with Ipopt's
+#   default options.  It is 1.5e-7 *below* the true optimum 17.01401729: by
+#   default Ipopt relaxes every bound by bound_relax_factor = 1e-8, and the
+#   active bound x0 >= 1 is met at x0 = 1 - 1e-8 (bound multiplier ~15).
+HS071_IPOPT_DOC = 17.014017140224134
+# the Ipopt option that removes that relaxation
+EXACT_BOUNDS = {"bound_relax_factor": 0.0}
 
 
 def hs071() -> pyo.ConcreteModel:
@@ -78,13 +85,16 @@ def test_hs071(route):
     m = hs071()
     r = solver.solve(m, route=route, options={"tol": TOL})
     assert r.status is Status.OPTIMAL and r.ok
-    # The published value has 9 significant digits and is itself 1.6e-7 above
-    # the true optimum (17.01401714...): rel 1e-8 (1.7e-7 absolute) is the
-    # tightest tolerance that value supports.
-    assert r.objective == pytest.approx(HS071_PUBLISHED, rel=1e-8)
-    # Against Ipopt's documented 16-digit optimum: at tol 1e-10 the objective
-    # of a well-conditioned NLP is accurate to ~tol * |multipliers| (~1e-10).
-    assert r.objective == pytest.approx(HS071_IPOPT, rel=1e-10)
+    # Default options vs Ipopt's documented run (same relaxed bound): at tol
+    # 1e-10 the objective of this well-conditioned NLP is accurate to ~1e-11
+    # [observed 1e-13 relative]; rel 1e-10.
+    assert r.objective == pytest.approx(HS071_IPOPT_DOC, rel=1e-10)
+    # With exact bounds vs the published value: rel 1e-8 is 3x the rounding of
+    # the 9-digit reference (3e-9) [observed 6.4e-10].  (With the default
+    # relaxed bound the gap is 8.8e-9: too close to 1e-8 to be a fair test.)
+    exact = solver.solve(hs071(), route=route, options={"tol": TOL, **EXACT_BOUNDS})
+    assert exact.objective == pytest.approx(HS071_PUBLISHED, rel=1e-8)
+    assert exact.objective > r.objective  # the relaxed bound can only help a minimisation
     assert r.objective == pytest.approx(pyo.value(m.obj), rel=1e-15)  # the solution was loaded
     assert r.iterations > 0
     assert r.route == route and r.route in solver.available_routes()
@@ -226,7 +236,7 @@ def test_max_iter_allow_nonoptimal_returns_result(route):
     r = solver.solve(hs071(), route=route, options={"max_iter": 2}, allow_nonoptimal=True)
     assert r.ok is False
     assert r.status is Status.MAX_ITERATIONS
-    assert r.objective != pytest.approx(HS071_IPOPT, rel=1e-6)  # genuinely not at the optimum
+    assert r.objective != pytest.approx(HS071_IPOPT_DOC, rel=1e-6)  # genuinely not at the optimum
 
 
 def test_unavailable_linear_solver_is_an_error_status(route):
@@ -260,7 +270,8 @@ def test_integer_value_for_real_option_is_accepted(route):
     # add_option rejects an int for a real option, so solver.py retries it as float.
     r = solver.solve(hs071(), route=route, options={"tol": TOL, "bound_relax_factor": 0})
     assert r.ok
-    assert r.objective == pytest.approx(HS071_IPOPT, rel=1e-10)  # as test_hs071
+    assert r.objective == pytest.approx(HS071_PUBLISHED, rel=1e-8)  # the option took effect (see test_hs071)
+    assert r.objective != pytest.approx(HS071_IPOPT_DOC, rel=1e-9)
 
 
 # ------------------------------------------------------- options, warm start
@@ -272,9 +283,6 @@ def test_output_file_option_passes_through(route, tmp_path):
     assert "EXIT: Optimal Solution Found." in text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "models/solver.py sets print_level=0 when tee is off, and Ipopt 3.14's file_print_level "
-    "defaults to print_level, so output_file alone writes an empty file (patch in the report)"))
 def test_output_file_alone_writes_a_log(route, tmp_path):
     log = tmp_path / "ipopt.log"
     solver.solve(hs071(), route=route, options={"output_file": str(log)})
