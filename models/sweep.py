@@ -6,8 +6,8 @@
 ``PATH`` is the dotted path of any numeric field of the scenario file
 (``technology.sigma``, ``technology.tokens[0].cost``,
 ``regimes.competition.c_F``); the values are ``numpy.linspace(START, STOP,
-COUNT)``; several ``--param`` make the Cartesian product (the last one varies
-fastest).  The same information may sit in the scenario file::
+COUNT)`` rounded to 12 significant digits; several ``--param`` make the
+Cartesian product (the last one varies fastest).  The same information may sit in the scenario file::
 
     [sweep]
     regimes = ["budgets"]            # optional (default: every regime of the file)
@@ -33,7 +33,9 @@ Output folder ``DIR`` (default ``out/sweeps/<scenario name>``)
     sweep (even ``kill -9``) loses at most the points in flight.
 ``sweep.parquet``, ``sweep.csv``
     the points of this grid merged (atomically): one row per point and
-    quantity, columns ``SWEEP_COLUMNS`` (see ``point_frame``).
+    quantity; columns ``point``, ``point_id``, one per swept path, then
+    ``RECORD_DTYPES`` (kinds of rows: see there).  ``VOLATILE_COLUMNS``
+    (timings, worker) are the only ones that differ between two runs.
 ``sweep.json``
     grid, counts, timings, versions.
 ``figures/<regime>/*.png``
@@ -65,7 +67,6 @@ import re
 import socket
 import sys
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -231,8 +232,8 @@ def _check_path(raw: dict, path: str, source: str) -> object:
             idx = int(part[1:-1])
             n = len(node) if isinstance(node, list) else 0
             if not isinstance(node, list) or idx >= n:
-                raise ScenarioError(f"{source}: sweep parameter '{path}': '{here}' does not exist "
-                                    f"({'a list of ' + str(n) + ' element(s)' if isinstance(node, list) else 'not a list'})")
+                what = f"a list of {n} element(s)" if isinstance(node, list) else "not a list"
+                raise ScenarioError(f"{source}: sweep parameter '{path}': '{here}' does not exist ({what})")
             node = node[idx]
             continue
         here = f"{here}.{part}" if here else part
@@ -275,13 +276,16 @@ def plan(scenario_path, params: list[Param] | None = None, regimes: list[str] | 
                             "or a [[sweep.param]] table in the scenario")
     seen = set()
     for p in params:
+        if p.path == "sweep" or p.path.startswith(("sweep.", "sweep[")):
+            raise ScenarioError(f"sweep parameter '{p.path}': the [sweep] table itself cannot be swept")
         if p.path in seen:
             raise ScenarioError(f"sweep parameter '{p.path}' is given twice")
         seen.add(p.path)
+    where = "--regime" if regimes else f"{src}: field 'sweep.regimes'"
     regimes = list(regimes or t_regimes or [])
     for r in regimes:
         if r not in base.regimes:
-            raise ScenarioError(f"--regime {r!r}: not in scenario {base.name}; allowed: {', '.join(base.regimes)}")
+            raise ScenarioError(f"{where} {r!r}: not in scenario {base.name}; allowed: {', '.join(base.regimes)}")
     regimes = [n for n in regime_registry.NAMES if n in base.regimes and (not regimes or n in regimes)]
     shash = scenario_hash(raw, source.parent)
     axes = [_typed_values(p, _check_path(raw, p.path, src)) for p in params]
@@ -522,24 +526,31 @@ def run_sweep(pl: Plan, out, workers: int | None = None, scheduler: str | None =
     todo = [p for p in pl.points if p.point_id not in done]
     log(f"sweep {pl.base.name}: {len(pl.points)} points ({' x '.join(str(p) for p in pl.params)}), "
         f"regimes {', '.join(pl.regimes)}; {len(done)} already done, {len(todo)} to run -> {out}")
-    bar = _Progress(len(pl.points), len(done), quiet)
     seconds = {"startup": 0.0, "compute": 0.0}
     mode = "in-process" if (workers == 0 and not scheduler) else None
+    bars: list[_Progress] = []
+
+    def start() -> None:  # the bar starts when the points do (not during cluster start-up)
+        bars.append(_Progress(len(pl.points), len(done), quiet))
 
     def record(pt: Point, df: pd.DataFrame) -> None:
         _write_point(out, df, pt.point_id)
-        bar.step(_point_failed(df)[0])
+        bars[0].step(_point_failed(df)[0])
 
+    stopped = True  # interrupted or failed: merge what is done, skip the figures
     try:
         if todo and mode == "in-process":
+            start()
             t0 = time.perf_counter()
             for pt in todo:
                 record(pt, run_point(pt.scenario, pl.regimes, pt.values, pt.point_id))
             seconds["compute"] = time.perf_counter() - t0
         elif todo:
-            mode = _run_dask(pl, todo, workers, scheduler, record, seconds)
+            mode = _run_dask(pl, todo, workers, scheduler, start, record, seconds)
+        stopped = False
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
         table = merge(out, pl)
         failed = errors = 0
         for _, df in table.groupby("point_id", sort=False):
@@ -551,7 +562,7 @@ def run_sweep(pl: Plan, out, workers: int | None = None, scheduler: str | None =
         if n_done:  # nothing finished (e.g. no cluster): write nothing
             w = Writer(out, formats=("csv", "parquet"))
             w.table(table, "sweep", caption=f"Sweep of {pl.base.name}")
-            if figures:
+            if figures and not stopped:
                 t0 = time.perf_counter()
                 plot(table, pl, w)
                 seconds["figures"] = time.perf_counter() - t0
@@ -561,7 +572,7 @@ def run_sweep(pl: Plan, out, workers: int | None = None, scheduler: str | None =
     return res
 
 
-def _run_dask(pl: Plan, todo: list[Point], workers, scheduler, record, seconds) -> str:
+def _run_dask(pl: Plan, todo: list[Point], workers, scheduler, start, record, seconds) -> str:
     from distributed import Client, LocalCluster, as_completed
 
     t0 = time.perf_counter()
@@ -569,6 +580,7 @@ def _run_dask(pl: Plan, todo: list[Point], workers, scheduler, record, seconds) 
     if scheduler:
         kw = {"scheduler_file": scheduler} if Path(scheduler).is_file() else {"address": scheduler}
         try:
+            _probe(scheduler)
             client = Client(**kw, timeout="20s")
         except (OSError, TimeoutError, ValueError) as exc:
             raise ClusterError(f"cannot connect to the Dask scheduler {scheduler!r}: {exc}") from None
@@ -587,10 +599,12 @@ def _run_dask(pl: Plan, todo: list[Point], workers, scheduler, record, seconds) 
             raise ClusterError(f"no Dask worker joined the scheduler {scheduler or ''} within 60 s") from None
         try:
             client.run(warm_up, pl.regimes)
-        except ImportError as exc:
-            raise ClusterError(f"a Dask worker cannot import the project ({exc}); start workers with "
-                               f"PYTHONPATH={Path(__file__).resolve().parent.parent}") from None
+        except Exception as exc:  # Dask re-raises a worker's ImportError as a bare Exception
+            hint = (f"; start the workers with PYTHONPATH={Path(__file__).resolve().parent.parent}"
+                    if "No module named" in str(exc) else "")
+            raise ClusterError(f"the Dask workers cannot run the project's code ({exc}){hint}") from None
         seconds["startup"] = time.perf_counter() - t0
+        start()
         t1 = time.perf_counter()
         by_key = {}
         for pt in todo:  # grid order: Dask runs earlier submissions first
@@ -618,6 +632,16 @@ def _run_dask(pl: Plan, todo: list[Point], workers, scheduler, record, seconds) 
 
 class ClusterError(RuntimeError):
     """The Dask cluster cannot be reached or has no workers."""
+
+
+def _probe(scheduler: str) -> None:
+    """Fail fast (``OSError``) when nothing listens at a tcp:// address (Dask would retry for 20 s)."""
+    address = scheduler
+    if Path(scheduler).is_file():
+        address = json.loads(Path(scheduler).read_text()).get("address", "")
+    m = re.fullmatch(r"(?:tcp://)?\[?([^\]]+?)\]?:(\d+)", address)
+    if m:
+        socket.create_connection((m[1], int(m[2])), timeout=10).close()
 
 
 def _manifest(pl: Plan, res: SweepResult, mode: str, workers, scheduler) -> dict:
@@ -715,16 +739,18 @@ def _line_figure(sel, x, others, reg, kind, name, q):
         first = i == 0
         if kind == "check":
             plotting.closed_form_line(ax, xv, g["reference"].to_numpy(float), "reference" + sfx)
+        join = {"ls": "-", "lw": 0.5} if label else {}  # several lines: join each one's markers
         plotting.numeric_markers(ax, xv, yv, {"check": "numeric", "check_max": "max rel. error",
-                                              "solve": "objective", "regime": "failed checks"}[kind] + sfx)
+                                              "solve": "objective", "regime": "failed checks"}[kind] + sfx, **join)
         if kind in ("check", "check_max"):
             tol_ax = ax2 if kind == "check" else ax
             tol_ax.plot(xv, g["tolerance"].to_numpy(float), "--", lw=1, color="gray",
                         label="tolerance" if first else None)
         if kind == "check":
-            plotting.numeric_markers(ax2, xv, np.maximum(g["rel_err"].to_numpy(float), 1e-18), "rel. error" + sfx)
+            plotting.numeric_markers(ax2, xv, np.maximum(g["rel_err"].to_numpy(float), 1e-18), "rel. error" + sfx,
+                                     **join)
         elif kind == "solve":
-            plotting.numeric_markers(ax2, xv, g["iterations"].to_numpy(float), "iterations" + sfx)
+            plotting.numeric_markers(ax2, xv, g["iterations"].to_numpy(float), "iterations" + sfx, **join)
         if bad.any() and kind != "regime":
             ax.plot(xv[bad], yv[bad], "x", color="red", ms=7, label="failed / not optimal" if first else None)
     ylab = {"check": q, "check_max": "max relative error", "solve": "objective", "regime": "failed checks"}[kind]
@@ -777,7 +803,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="worker processes of the local Dask cluster (default: the CPU count); "
                          "0 = run in this process, no Dask")
     ap.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                    help="use this Dask scheduler (tcp://host:port, or a scheduler-file path) instead of a local cluster")
+                    help="use this Dask scheduler (tcp://host:port, or a scheduler-file path) "
+                         "instead of a local cluster")
     ap.add_argument("--regime", action="append", default=None, metavar="NAME",
                     help="solve only this regime at each point (repeatable)")
     ap.add_argument("--no-figures", action="store_true", help="do not draw DIR/figures/")

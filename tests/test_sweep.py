@@ -21,6 +21,7 @@ import pytest
 
 from conftest import ROOT, SUBPROCESS_TIMEOUT, run_solve_cli, solve_command
 from models import sweep
+from models.export import Writer
 from models.scenario import ScenarioError
 
 SPEED = "unit"  # default speed marker (conftest); tests marked otherwise override it
@@ -53,12 +54,15 @@ quantities = [0.25, 0.5, 1.0]
 [solver]
 route = "auto"
 '''
-# the budget menu at N = 20 (plus the cost regime), ~0.2 s per point: slow
-# enough to kill a sweep midway
-MENU = COST.replace("n = 10", "n = 20").replace('name = "tiny"', 'name = "menu"') + """
-[regimes.budgets]
-ic = "local"
-lemma_cells = 0
+
+SWEEP_TABLE = """
+[sweep]
+regimes = ["cost"]
+[[sweep.param]]
+path = "technology.sigma"
+start = 0.3
+stop = 0.5
+count = 3
 """
 
 
@@ -148,10 +152,15 @@ def test_duplicate_param_and_unknown_regime(tmp_path):
         sweep.plan(scn, [p], ["budgets"])
     with pytest.raises(ScenarioError, match="no sweep parameters"):
         sweep.plan(scn, None)
+    with pytest.raises(ScenarioError, match="the .sweep. table itself cannot be swept"):
+        sweep.plan(scn, [sweep.parse_param("sweep.param[0].count=1:2:2")])
+    table = SWEEP_TABLE.replace('["cost"]', '["nope"]')
+    with pytest.raises(ScenarioError, match="field 'sweep.regimes' 'nope': not in scenario tiny; allowed: cost"):
+        sweep.plan(write(tmp_path, COST + table, "t.toml"))
 
 
 def test_sweep_table_in_the_scenario(tmp_path):
-    table = '\n[sweep]\nregimes = ["cost"]\n[[sweep.param]]\npath = "technology.sigma"\nstart = 0.3\nstop = 0.5\ncount = 3\n'
+    table = SWEEP_TABLE
     pl = sweep.plan(write(tmp_path, COST + table))
     assert [pt.values["technology.sigma"] for pt in pl.points] == [0.3, 0.4, 0.5]
     # --param replaces the table's grid; the scenario hash ignores [sweep], so the points are the same
@@ -175,7 +184,8 @@ def test_point_id_depends_on_scenario_values_and_regimes(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--param", "technology.sigma=0.5:1.0:6"], "field 'technology.sigma' = 1 is invalid; allowed: a number with 0 < sigma < 1"),
+    (["--param", "technology.sigma=0.5:1.0:6"],
+     "field 'technology.sigma' = 1 is invalid; allowed: a number with 0 < sigma < 1"),
     (["--param", "technology.sigma=0.2:0.5:0"], "COUNT must be an integer >= 1"),
     (["--param", "types.distribution=1:2:2"], "is not numeric"),
     (["--param", "technology.sigma=0.2:0.5:3", "--regime", "nope"], "--regime 'nope': not in scenario"),
@@ -266,17 +276,20 @@ def test_non_converged_and_raising_points_are_recorded(tmp_path, monkeypatch):
 def test_figures_lines_and_heat_maps(tmp_path):
     one_level = COST.replace("quantities = [0.25, 0.5, 1.0]", "quantities = [0.5]")
     pl = sweep.plan(write(tmp_path, one_level), [sweep.parse_param("technology.sigma=0.3:0.5:3"),
-                                                 sweep.parse_param("technology.rho=0:0.5:2")])
+                                                 sweep.parse_param("technology.rho=0.25:0.5:2")])
     out = tmp_path / "out"
-    sweep.run_sweep(pl, out, workers=0, figures=True, quiet=True, log=lambda m: None)
-    figs = sorted(p.name for p in (out / "figures" / "cost").glob("*.png"))
+    t = sweep.run_sweep(pl, out, workers=0, figures=False, quiet=True, log=lambda m: None).table
     # one quantity level: every check is scalar (numeric vs closed form)
-    assert "check_nlp_vs_closed_form_ces_C_Q__vs__technology_sigma.png" in figs
-    assert "check_nlp_vs_closed_form_ces_C_Q__vs__technology_rho.png" in figs
-    assert "check_nlp_vs_closed_form_ces_C_Q__map.png" in figs
-    assert "solve_cost_objective__map.png" in figs and "regime_checks_failed__map.png" in figs
-    n_series = len(sweep.series(pd.read_parquet(out / "sweep.parquet")))
-    assert len(figs) == 3 * n_series  # two parameters + a heat map, for each output
+    assert set(t["kind"]) == {"regime", "solve", "check"}
+    # figures take ~0.3 s each: draw three outputs (of 6) against both parameters
+    some = t[(t["kind"] != "check") | (t["quantity"] == "C(Q)")]
+    written = sweep.plot(some, pl, Writer(out))
+    figs = sorted(p.name for p in (out / "figures" / "cost").glob("*.png"))
+    assert len(written) == len(figs) == 3 * 3  # (objective, C(Q), failed checks) x (sigma, rho, heat map)
+    assert {"check_nlp_vs_closed_form_ces_C_Q__vs__technology_sigma.png",
+            "check_nlp_vs_closed_form_ces_C_Q__vs__technology_rho.png", "check_nlp_vs_closed_form_ces_C_Q__map.png",
+            "solve_cost_objective__map.png", "regime_checks_failed__map.png"} <= set(figs)
+    assert len(sweep.series(t)) == 6  # what a full run draws per parameter: 4 checks, objective, failed checks
 
 
 # ---------------------------------------------------- kill -9, then resume
@@ -312,10 +325,11 @@ def _reap_group(p: subprocess.Popen) -> None:
     p.wait(timeout=30)
 
 
+@pytest.mark.slow  # ~10 s (two sweep commands with a LocalCluster); ~25 s on a loaded machine
 @pytest.mark.integration
 def test_kill_9_midway_then_rerun_completes_only_missing_points(tmp_path):
-    scn = write(tmp_path, MENU)
-    n = 12
+    scn = write(tmp_path, COST)
+    n = 20
     args = [str(scn), "--param", f"technology.sigma=0.3:0.5:{n}", "--workers", "1", "--no-figures"]
     out = tmp_path / "killed"
     p = _popen(solve_command("sweep", *args, "--out", out))
@@ -375,17 +389,13 @@ def dask_cluster(tmp_path):
             time.sleep(0.05)
         yield json.loads(sched_file.read_text())["address"], sched_file
     finally:
-        for p in reversed(procs):  # worker first: a clean shutdown, then make sure
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in reversed(procs):
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
+        for p in reversed(procs):  # worker (and its nanny's child) first, then the scheduler
             _reap_group(p)
             if p.stderr:
                 p.stderr.close()
+        deadline = time.monotonic() + 15  # SIGKILL is delivered asynchronously
+        while any(_live_in_group(p.pid) for p in procs) and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert not any(_live_in_group(p.pid) for p in procs)
 
 

@@ -1,0 +1,92 @@
+#!/usr/bin/env python
+"""Wall time of one sweep on 1 worker vs the local Dask cluster, measured in one run.
+
+Runs the same command twice (fresh output folders, figures off), once per
+worker count, one after the other::
+
+    solve.py sweep data/sweep_budgets.toml --workers N --out bench/out/sweep_parallel/wN --no-figures --quiet
+
+``data/sweep_budgets.toml`` is a light budget-menu scenario (local IC,
+N = 100 types, no convergence study, a 10-cell Lemma 1 check) whose
+``[sweep]`` table asks for 200 values of technology.sigma in [0.2, 0.6].
+Prints, per run, the command's wall time and its split (cluster start-up incl.
+worker imports, compute = first submission to last result), checks that both
+runs produced the same table (timings aside), and the ratios 1 worker / N.
+The machine's load average is printed too: other processes on the same cores
+change the ratio.
+
+    .venv/bin/python bench/sweep_parallel.py [--workers 1,2] [--param technology.sigma=0.2:0.6:200]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "bench" / "out" / "sweep_parallel"
+
+
+def run_once(scenario: Path, workers: int, params: list[str]) -> dict:
+    out = OUT / f"w{workers}"
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, str(ROOT / "solve.py"), "sweep", str(scenario), "--workers", str(workers),
+           "--out", str(out), "--no-figures", "--quiet"]
+    for p in params:
+        cmd += ["--param", p]
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode not in (0, 1) or not (out / "sweep.json").is_file():
+        sys.exit(f"sweep failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    man = json.loads((out / "sweep.json").read_text())
+    return {"workers": workers, "wall": wall, "startup": man["seconds"]["startup"],
+            "compute": man["seconds"]["compute"], "points": man["points"], "computed": man["computed"],
+            "failed": man["failed"], "errors": man["errors"], "exit": proc.returncode, "out": out,
+            "load": (load0, os.getloadavg()[0]), "execution": man["execution"]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scenario", default=str(ROOT / "data" / "sweep_budgets.toml"))
+    ap.add_argument("--workers", default="1,2", help="comma list of worker counts (default 1,2)")
+    ap.add_argument("--param", action="append", default=[], metavar="PATH=START:STOP:COUNT",
+                    help="override the scenario's [sweep] grid")
+    args = ap.parse_args()
+    counts = [int(x) for x in args.workers.split(",")]
+    import pandas as pd
+
+    from models import sweep
+
+    print(f"machine: {os.cpu_count()} CPUs ({len(os.sched_getaffinity(0))} usable); "
+          f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    runs = [run_once(Path(args.scenario), n, args.param) for n in counts]
+    print(f"\nscenario {args.scenario}, {runs[0]['points']} points, figures off\n")
+    print(f"{'workers':>7} {'wall s':>8} {'start s':>8} {'compute s':>10} {'s/point':>8} {'failed':>7}  "
+          f"{'load avg (start, end)':>22}  execution")
+    for r in runs:
+        print(f"{r['workers']:>7} {r['wall']:>8.1f} {r['startup']:>8.1f} {r['compute']:>10.1f} "
+              f"{r['compute'] / max(r['computed'], 1):>8.3f} {r['failed']:>7}  "
+              f"{r['load'][0]:>10.2f}, {r['load'][1]:>9.2f}  {r['execution']}")
+    tables = [pd.read_parquet(r["out"] / "sweep.parquet").drop(columns=list(sweep.VOLATILE_COLUMNS)) for r in runs]
+    for r, t in zip(runs[1:], tables[1:]):
+        pd.testing.assert_frame_equal(t, tables[0], check_exact=True)
+    print("\nresults: identical tables in every run (timing columns aside)")
+    base = runs[0]
+    for r in runs[1:]:
+        print(f"ratio {base['workers']} worker(s) / {r['workers']} workers: wall {base['wall'] / r['wall']:.2f}x, "
+              f"compute {base['compute'] / r['compute']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1255 @@
+r"""Regime ``competition``: two models, task assignment and competition (MODEL.md 2.7).
+
+Four Pyomo programs, each compared with the closed forms of
+:mod:`models.closed_form.competition` (written independently, no Pyomo):
+
+1. **Task assignment** (:func:`build_assignment`).  A buyer with weights
+   ``w_i`` on n task cells holds budgets on two models (token budgets
+   ``X_ℓ`` in J classes and a fixed fine-tuning factor ``Φ_ℓ``) and chooses,
+   per cell, the task share ``a_i`` done on model 1 and the tokens of every
+   class spent on that cell's tasks on each model, ``y_{ℓ,i,j}`` (budget
+   ``(1/n) Σ_i y_{ℓ,i,j} = X_{ℓ,j}``).  Tokens *per task* are
+   ``x_{ℓ,i} = y_{ℓ,i}/a_{ℓ,i}`` (``a_{1i} = a_i``, ``a_{2i} = 1 − a_i``), and
+   by homogeneity of Ψ the cell's value
+   ``w_i Σ_ℓ a_{ℓ,i} Φ_ℓ Ψ(x_{ℓ,i}) = w_i Σ_ℓ Φ_ℓ a_{ℓ,i}^{1−σ} Ψ(y_{ℓ,i})``:
+   the program is written in ``(a, y)``, where it is the perspective of a
+   concave function, hence jointly concave — Ipopt's optimum is global.
+   Checked: value = ``U(θ,Q1,Q2) = θ(Q1^{1/σ}+Q2^{1/σ})^σ`` and the share rule.
+
+2. **Efficient allocation** (:func:`build_efficient`): per type, qualities
+   ``Q_{k,ℓ}`` on both models, surplus ``Σ p_k[θ_k V_k − Σ_ℓ c_ℓQ_{kℓ}^{1/η_ℓ}]``
+   with ``V = (Q_1^{1/σ}+Q_2^{1/σ})^σ``.  Not concave (V is a p-norm, p = 1/σ > 1):
+   every type has a local optimum on each model.  Starts on each model; the
+   objective is separable by type, so the per-type best of the starts is the
+   global optimum; a final solve from that point confirms it is a KKT point.
+
+3. **Multi-model monopolist** (:func:`build_monopolist`): menu
+   ``(Q_{k,1}, Q_{k,2}, t_k)``, screening variable ``V_k`` tied to the qualities
+   by one equality, so IR/IC are linear in (V, t): IR, adjacent IC both ways
+   and monotone V (as in the budget regime).  Non-convex (``min_ℓ C_ℓ`` is
+   not convex): starts on each model, on both, and a golden-section schedule
+   of *switch starts* (types below a cut-off start on model 1, above on
+   model 2; Ipopt is free to move every type).  Best and spread reported.
+
+4. **Leader vs competitive fringe** (:func:`build_leader`), γ_F = 0, fringe
+   sold at c_F.  Menu ``(q_k, T_k)`` in linear-cost units ``q = Q_L^{1/η}``;
+   with ``r = η/σ`` the buyer's value of item l is the *inner problem*
+
+   .. math:: u(\theta_k,q_l)=\max_{x\ge0}\ \theta_k(q_l^r+x)^\sigma-c_Fx .
+
+   *Own item* (left of every IC/IR row): a fringe variable ``f_k ≥ 0`` enters
+   the buyer's utility ``θ_k(q_k^r+f_k)^σ − c_F f_k − T_k``.  A max on the
+   left of a ≥ is exact with a free variable (the leader gains nothing from a
+   smaller f, so f_k is the buyer's optimal top-up whenever row k binds).
+
+   *Deviation to item l* (right of IC row (k,l), and the outside option l = ∅
+   with q = T = 0): a max on the right of ≥ needs the inner optimum.  We use
+   the inner problem's **Lagrangian dual**, an exact smooth reformulation
+   (no complementarity).  With multiplier λ ≥ 0 of x ≥ 0 and the
+   parameterisation λ = c_F − θσ s^{σ−1} (s = the inner stationary point of
+   the Lagrangian, a decision variable ``s[k,l]``), the dual function is
+
+   .. math:: D_k(s;a)=\theta_k\big[(1-\sigma)s^\sigma+\sigma a\,s^{\sigma-1}\big],\qquad a=q_l^r,
+
+   dual feasibility λ ≥ 0 is the KKT sign condition
+   ``kkt[k,l]: c_F − θ_kσ s^{σ−1} ≥ 0`` (scaled by 1/c_F), and
+   ``ic[k,l]: own_k ≥ D_k(s_{kl}; q_l^r) − T_l``.  Weak duality: D ≥ every
+   feasible top-up's value, so the row implies IC; strong duality (the inner
+   problem is concave, Slater holds) gives ``min_s D = u``, attained at
+   ``s = max(q_l^r, A_k)``, so no IC-feasible menu is cut off.  At a binding
+   row, ``s − q_l^r`` is the deviator's optimal fringe top-up.  No solution
+   formula for the top-up is used (only the derivative of θs^σ).  We tried
+   the complementarity route first (``pyomo.mpec`` + ``mpec.simple_nonlinear``
+   with a relaxation homotopy, and Fischer–Burmeister smoothing): on these
+   problems Ipopt stalled or ended at worse points (see the report).
+
+   *Which rows*: downward adjacent IC, IR of the lowest type and monotone q.
+   Upward adjacent rows are slack at the optimum and leave their ``s``
+   undetermined, which made Ipopt crawl; all other IC/IR are *implied*
+   (u has increasing differences, so IR of type 1 + downward IC give every
+   IR) and are **audited in numpy** for all N² pairs with an independent
+   top-up (bisection on the inner FOC); any violated pair would be added as
+   a row and the program re-solved (lazy IC generation).
+
+   *Non-convexity*: each type's gain from the leader is bimodal in q (0 is
+   always a local optimum; a second one sits at or above the limit
+   quality), so Ipopt returns the basin it starts in.  Starts: all-fringe,
+   limit pricing, interior (one per candidate regime, spread reported), then
+   *cut-off starts* (types below a cut-off start at q = 0, above it at the
+   larger of the limit and interior guesses) over a golden-section schedule
+   of cut-offs — profit is unimodal in the cut-off.  Every start solves the
+   same unrestricted NLP; Proposition 4's regions are never imposed: they are
+   read off the solution (region 1 = the buyer buys no fringe tokens but the
+   next type would at this quantity).  Finer grids (convergence) start from
+   the coarse solution and try the neighbouring cut-offs.
+
+Ipopt options (``*_SOLVER_DEFAULTS``): ``bound_relax_factor = 0`` keeps every
+quantity ≥ its floor; the non-convex programs start with ``mu_init = 1e-6``
+and ``bound_push = bound_frac = 1e-8`` so that Ipopt stays in the basin of its
+start (with the default barrier 0.1, the first iterations throw the start
+away and every start ends in the same, worse, basin — measured).
+
+Floors: leader/quality variables ≥ 1e-9 × their scale (powers with exponent
+> 1 are evaluated at 0 by ASL with a 0/0 derivative); this shifts profits by
+< 1e-9 relative.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+
+from models import gain
+from models.closed_form import competition as cc
+from models.closed_form import cost as cf
+from models.results import RegimeResult, bound_check, compare
+from models.solver import Timer
+
+NAME = "competition"
+
+# ----------------------------------------------------------- tolerances
+TOL_ASSIGN = 1e-7
+"""Task assignment: the identity U = θ(Q1^{1/σ}+Q2^{1/σ})^σ holds exactly on the
+discrete measure, so agreement is to solver tolerance (Ipopt tol 1e-10 on an
+O(1) concave program); 1e-7 is the issue's target."""
+TOL_DISCRETE = 1e-6
+"""NLP vs exact discrete-type closed forms (monopolist_discrete, leader_discrete):
+Ipopt tol 1e-10..1e-12 on O(1)-scaled programs gives ~1e-8 relative (measured);
+1e-6 leaves two digits of margin."""
+TOL_AUDIT = 1e-7
+"""Independent numpy IC/IR audit, worst violation / max|T|: constraint
+violations at the solver's constr_viol_tol level (scaled) and the bisection
+top-up (exact to ~1e-15)."""
+TOL_SERVED = 1e-6
+"""A type is 'served' by a model when its quantity exceeds this fraction of
+the quantity scale (floors are 1e-9 of it)."""
+TOL_REGION = 1e-6
+"""Region labels: type k is limit-priced (region 1) when the next type would
+top up at q_k, i.e. q_k^r < A_{k+1}(1 − TOL_REGION); ties within solver
+tolerance count as interior (as leader_discrete labels a clamped q_k = q̂_{k+1})."""
+FLOOR = 1e-9
+"""Lower bound of quantity variables, relative to their scale."""
+MAX_LAZY_ROUNDS = 3
+"""Rounds of lazy IC generation (add violated pairs, re-solve)."""
+
+# Ipopt defaults (the scenario's [solver] options override them)
+CONVEX_SOLVER_DEFAULTS = {"bound_relax_factor": 0.0, "tol": 1e-10, "max_iter": 3000}
+# non-convex menu programs: stay in the start's basin (see module docstring);
+# tol 1e-12 because the smallest served quantities sit on flat stretches
+# (measured: q error 1e-7 at tol 1e-10, ~1e-9 at 1e-12).
+START_SOLVER_DEFAULTS = {"bound_relax_factor": 0.0, "tol": 1e-12, "max_iter": 3000,
+                         "mu_init": 1e-6, "bound_push": 1e-8, "bound_frac": 1e-8}
+
+
+def validate_options(v, opts, path, tech):
+    v.keys(opts, path, {"gamma_L", "gamma_F", "c_L", "c_F", "convergence", "refine",
+                        "task_cells", "task_profiles"})
+    s = tech.sigma
+    gL = v.number(opts, path, "gamma_L", lo=0, hi=1 - s, lo_open=True, hi_open=True, required=True)
+    gF = v.number(opts, path, "gamma_F", lo=0, hi=gL, hi_open=True, default=0.0)
+    cL = v.number(opts, path, "c_L", lo=0, lo_open=True, required=True)
+    cF = v.number(opts, path, "c_F", lo=0, hi=cL, lo_open=True, hi_open=True, required=True)
+    conv = v.numbers(opts, path, "convergence", lo=2, min_len=2, default=[], increasing=True)
+    if any(int(x) != x for x in conv):
+        v.fail(path + ".convergence", conv, "a strictly increasing list of at least 2 integers >= 2 (numbers of types)")
+    return {
+        "gamma_L": gL, "gamma_F": gF, "c_L": cL, "c_F": cF,
+        "convergence": [int(x) for x in conv],
+        "refine": v.number(opts, path, "refine", lo=1, hi=1000, integer=True, default=10),
+        "task_cells": v.number(opts, path, "task_cells", lo=0, hi=20_000, integer=True, default=40),
+        "task_profiles": v.number(opts, path, "task_profiles", lo=1, hi=20, integer=True, default=3),
+    }
+
+
+# =====================================================================
+# independent numpy pieces (no closed-form solution used)
+# =====================================================================
+def fringe_topup_numeric(theta, a, sigma: float, c_F: float, iters: int = 200) -> np.ndarray:
+    r"""Buyer's fringe purchase :math:`\arg\max_{x\ge0}\theta(a+x)^\sigma-c_Fx` by bisection
+    on the first-order condition (no closed form): x = 0 if the marginal value at
+    x = 0 is ≤ c_F, else the root of :math:`\theta\sigma(a+x)^{\sigma-1}=c_F`."""
+    th, a = np.broadcast_arrays(np.asarray(theta, float), np.maximum(np.asarray(a, float), 0.0))
+    th, a = th.astype(float), a.astype(float)
+
+    def mv(x):  # marginal value of fringe tokens minus price
+        s = a + x
+        with np.errstate(divide="ignore"):
+            return np.where(s > 0, th * sigma * s ** (sigma - 1.0), np.inf) - c_F
+
+    buy = (th > 0) & (mv(np.zeros_like(a)) > 0)
+    hi = np.maximum(a, 1.0)
+    for _ in range(2000):  # bracket: double until the marginal value is below the price
+        grow = buy & (mv(hi) > 0)
+        if not grow.any():
+            break
+        hi = np.where(grow, 2 * hi, hi)
+    lo = np.zeros_like(a)
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        pos = mv(mid) > 0
+        lo, hi = np.where(pos, mid, lo), np.where(pos, hi, mid)
+        if np.all((hi - lo) <= 4e-16 * np.maximum(hi, 1e-300)):
+            break
+    return np.where(buy, 0.5 * (lo + hi), 0.0)
+
+
+def buyer_value_numeric(theta, a, sigma: float, c_F: float) -> np.ndarray:
+    """Value of fringe-equivalent leader quantity a = q^r after the numeric top-up."""
+    x = fringe_topup_numeric(theta, a, sigma, c_F)
+    return np.asarray(theta, float) * (np.maximum(a, 0.0) + x) ** sigma - c_F * x
+
+
+def leader_audit(lf: cc.LeaderFringe, theta, q, T) -> dict:
+    r"""All-pairs IC and IR of a leader menu with the numeric top-up.
+
+    ``viol[k, l] = [u(θ_k,q_l) − T_l] − U_k`` (column N: the outside option),
+    positive = violated.  Returns U, u0, viol, worst ic, worst ir."""
+    th, q, T = (np.asarray(x, float) for x in (theta, q, T))
+    a = np.maximum(q, 0.0) ** lf.r
+    own = buyer_value_numeric(th, a, lf.sigma, lf.c_F) - T
+    u0 = buyer_value_numeric(th, np.zeros_like(th), lf.sigma, lf.c_F)
+    dev = buyer_value_numeric(th[:, None], a[None, :], lf.sigma, lf.c_F) - T[None, :]
+    viol = np.concatenate([dev - own[:, None], (u0 - own)[:, None]], axis=1)
+    np.fill_diagonal(viol[:, :-1], -np.inf)
+    return {"U": own, "u0": u0, "viol": viol, "ic": float(np.max(viol[:, :-1])) if len(th) > 1 else -np.inf,
+            "ir": float(np.max(viol[:, -1]))}
+
+
+def leader_regions(lf: cc.LeaderFringe, theta, q, q_scale: float) -> np.ndarray:
+    """Region of every type read off a solved menu (0 fringe only, 1 limit pricing, 2 interior).
+
+    Served iff q_k > TOL_SERVED·scale.  Limit pricing: type k buys no fringe
+    tokens at q_k but type k+1 would (q_k^r < A_{k+1}); for the top type: q_N^r
+    ≤ A_N (it is exactly at the margin of topping up).  A is the numeric
+    stand-alone fringe purchase (top-up at q = 0)."""
+    th, q = np.asarray(theta, float), np.asarray(q, float)
+    A = fringe_topup_numeric(th, 0.0, lf.sigma, lf.c_F)
+    a = np.maximum(q, 0.0) ** lf.r
+    served = q > TOL_SERVED * q_scale
+    A_next = np.append(A[1:], np.nan)
+    limit = np.where(np.arange(len(th)) < len(th) - 1, a < A_next * (1 - TOL_REGION), a <= A * (1 + TOL_REGION))
+    return np.where(served, np.where(limit, 1, 2), 0)
+
+
+def region_boundaries(theta, region) -> dict:
+    """NLP thresholds: midpoints where the region label changes, with the local grid step."""
+    th, reg = np.asarray(theta, float), np.asarray(region)
+    out = {}
+    for i in np.nonzero(np.diff(reg))[0]:
+        key = f"{reg[i]}->{reg[i + 1]}"
+        out.setdefault(key, (0.5 * (th[i] + th[i + 1]), th[i + 1] - th[i]))
+    return out
+
+
+def _unimodal_argmax(f, lo: int, hi: int) -> int:
+    """Integer argmax of a unimodal f on [lo, hi] by golden-section search (f cached by caller)."""
+    g = (np.sqrt(5.0) - 1) / 2
+    a, b = lo, hi
+    while b - a > 3:
+        c = int(round(b - g * (b - a)))
+        d = int(round(a + g * (b - a)))
+        if c == d:
+            d = c + 1
+        if f(c) >= f(d):
+            b = d
+        else:
+            a = c
+    return max(range(a, b + 1), key=f)
+
+
+# =====================================================================
+# 1. task assignment
+# =====================================================================
+def build_assignment(tech: cf.Technology, w, X, Phi):
+    """Task-assignment program for profile w over n cells (module docstring, item 1).
+
+    X: (2, J) token budgets per model and class; Phi: (2,) fine-tuning factors."""
+    w = np.asarray(w, float)
+    n = len(w)
+    X = np.asarray(X, float)
+    s = tech.sigma
+    m = pyo.ConcreteModel(name="task_assignment")
+    m.CELLS = pyo.RangeSet(0, n - 1)
+    m.MODELS = pyo.RangeSet(0, 1)
+    m.TOKENS = pyo.RangeSet(0, tech.J - 1)
+    m.w = pyo.Param(m.CELLS, initialize=dict(enumerate(w)))
+    # a neutral start: half the tasks on each model, budgets spread evenly
+    m.a = pyo.Var(m.CELLS, bounds=(0.0, 1.0), initialize=0.5)
+    m.y = pyo.Var(m.MODELS, m.CELLS, m.TOKENS, bounds=(0.0, None), initialize=lambda m, l, i, j: X[l, j])
+    m.budget = pyo.Constraint(m.MODELS, m.TOKENS,
+                              rule=lambda m, l, j: sum(m.y[l, i, j] for i in m.CELLS) / n == X[l, j])
+
+    def share(m, l, i):
+        return m.a[i] if l == 0 else 1 - m.a[i]
+
+    m.value = pyo.Objective(expr=sum(
+        m.w[i] / n * Phi[l] * share(m, l, i) ** (1 - s) * gain.psi(tech, [m.y[l, i, j] for j in m.TOKENS])
+        for l in m.MODELS for i in m.CELLS), sense=pyo.maximize)
+    return m
+
+
+def _assignment_checks(res, tech, ctx, opts, gammas):
+    """Random profiles + a flat one: value vs U(θ,Q1,Q2) and the share rule."""
+    rng = np.random.default_rng(20250207)
+    n, s = opts["task_cells"], tech.sigma
+    rows, vals, refs = [], [], []
+    profiles = [("flat", np.ones(n))] + [(f"random[{p}]", rng.uniform(0.05, 1.0, n))
+                                           for p in range(opts["task_profiles"])]
+    for name, w in profiles:
+        X = rng.uniform(0.2, 2.0, (2, tech.J))
+        z = rng.uniform(0.5, 2.0, 2)
+        Phi = z ** np.asarray(gammas)  # Φ_ℓ = z_ℓ^γ_ℓ with z fixed
+        with Timer() as tb:
+            m = build_assignment(tech, w, X, Phi)
+        r = ctx.solve(m, f"task_assignment[{name}]", tb.seconds, defaults=CONVEX_SOLVER_DEFAULTS)
+        res.solves[f"task_assignment[{name}]"] = r
+        a = np.array([pyo.value(m.a[i]) for i in m.CELLS])
+        y = np.array([[[pyo.value(m.y[l, i, j]) for j in m.TOKENS] for i in m.CELLS] for l in m.MODELS])
+        Q = Phi * cf.psi(tech, X)  # qualities of the two budgets
+        theta = cc.aggregate_type(w, s)
+        U = float(cc.indirect_utility(theta, Q[0], Q[1], s))
+        s1, _ = cc.task_shares(Q[0], Q[1], s)
+        v = (Phi[:, None] * cf.psi(tech, y)) ** (1 / s)  # pooled effective tokens per cell and model
+        V = v.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            a_cell = v[0] / V  # optimal share of each cell given its tokens
+        mvec = w ** (1 / (1 - s))
+        vw_share = float(np.sum(a * V) / np.sum(V))
+        vals.append(r.objective)
+        refs.append(U)
+        chk = "task_assignment"
+        res.checks.append(compare(NAME, chk, f"per-cell share a_i = v1/(v1+v2) [{name}]", a, a_cell, TOL_ASSIGN))
+        res.checks.append(compare(NAME, chk, f"pooled tokens ∝ w^(1/(1-σ)) [{name}]", V / V.mean(),
+                                  mvec / mvec.mean(), TOL_ASSIGN))
+        res.checks.append(compare(NAME, chk, f"value-weighted model-1 share [{name}]", vw_share, s1, TOL_ASSIGN))
+        if name == "flat":  # constant profile: the task-mass share itself is the rule
+            res.checks.append(compare(NAME, chk, "task-mass share of model 1 [flat]", a.mean(), s1, TOL_ASSIGN))
+        x_task = y[0] / np.maximum(a, 1e-300)[:, None]
+        rows.append({"profile": name, "cells": n, "theta_w": theta, "Q_1": Q[0], "Q_2": Q[1],
+                     "U_nlp": r.objective, "U_closed_form": U, "rel_err": abs(r.objective - U) / abs(U),
+                     "model1_task_mass_share": a.mean(), "model1_value_weighted_share": vw_share,
+                     "model1_share_rule": s1, "tokens_per_task_model1_min": x_task.sum(axis=1).min(),
+                     "tokens_per_task_model1_max": x_task.sum(axis=1).max(), "status": r.status.value})
+    res.checks.append(compare(NAME, "task_assignment", "U(θ,Q1,Q2) = θ(Q1^(1/σ)+Q2^(1/σ))^σ", vals, refs,
+                              TOL_ASSIGN, index=[p for p, _ in profiles]))
+    res.tables["task_assignment"] = pd.DataFrame(rows)
+
+
+# =====================================================================
+# 2./3. two models: efficient allocation and the multi-model monopolist
+# =====================================================================
+def _quality_scale(models, theta) -> float:
+    return max(float(cc.first_best_quality(mm, np.max(theta))) for mm in models)
+
+
+def _scale_two_model(m, Qs: float, ts: float, objective):
+    """User scaling to O(1): qualities by the top type's first best, money by its value."""
+    sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
+    sf[objective] = 1.0 / ts
+    for name, scale in (("Q", Qs), ("V", Qs), ("quality", Qs), ("mono", Qs),
+                        ("t", ts), ("ir", ts), ("ic_down", ts), ("ic_up", ts)):
+        for c in getattr(m, name).values() if hasattr(m, name) else ():
+            sf[c] = 1.0 / scale
+
+
+def build_efficient(models, theta, mass, Q0):
+    """Surplus-maximising qualities per type on both models (module docstring, item 2)."""
+    th, p = np.asarray(theta, float), np.asarray(mass, float)
+    N = len(th)
+    s = models.sigma
+    Qs = _quality_scale(models, th)
+    m = pyo.ConcreteModel(name="efficient_two_models")
+    m.TYPES = pyo.RangeSet(0, N - 1)
+    m.MODELS = pyo.RangeSet(0, len(models) - 1)
+    m.theta = pyo.Param(m.TYPES, initialize=dict(enumerate(th)))
+    m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(p)))
+    m.Q = pyo.Var(m.TYPES, m.MODELS, bounds=(FLOOR * Qs, None),
+                  initialize=lambda m, k, l: max(Q0[k, l], FLOOR * Qs))
+    m.surplus = pyo.Objective(expr=sum(
+        m.p[k] * (m.theta[k] * sum(m.Q[k, l] ** (1 / s) for l in m.MODELS) ** s
+                  - sum(models[l].c * m.Q[k, l] ** (1 / models[l].eta) for l in m.MODELS))
+        for k in m.TYPES), sense=pyo.maximize)
+    _scale_two_model(m, Qs, float(np.max(th)) * Qs, m.surplus)
+    return m
+
+
+def build_monopolist(models, theta, mass, Q0):
+    """Multi-model monopolist menu over discrete types (module docstring, item 3)."""
+    th, p = np.asarray(theta, float), np.asarray(mass, float)
+    N = len(th)
+    s = models.sigma
+    Qs = _quality_scale(models, th)
+    V0 = np.maximum.accumulate((np.maximum(Q0, 0.0) ** (1 / s)).sum(axis=1) ** s)
+    t0 = 0.9 * cc.screening_transfers(th, V0)  # strictly IC and IR for monotone V0
+    m = pyo.ConcreteModel(name="multi_model_monopolist")
+    m.TYPES = pyo.RangeSet(0, N - 1)
+    m.MODELS = pyo.RangeSet(0, len(models) - 1)
+    m.theta = pyo.Param(m.TYPES, initialize=dict(enumerate(th)))
+    m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(p)))
+    m.Q = pyo.Var(m.TYPES, m.MODELS, bounds=(FLOOR * Qs, None),
+                  initialize=lambda m, k, l: max(Q0[k, l], FLOOR * Qs))
+    m.V = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=lambda m, k: V0[k])
+    m.t = pyo.Var(m.TYPES, initialize=lambda m, k: t0[k])
+    m.quality = pyo.Constraint(m.TYPES, rule=lambda m, k: m.V[k] == sum(m.Q[k, l] ** (1 / s) for l in m.MODELS) ** s)
+    m.ir = pyo.Constraint(m.TYPES, rule=lambda m, k: m.theta[k] * m.V[k] - m.t[k] >= 0)
+    m.ic_down = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == 0 else
+                               m.theta[k] * (m.V[k] - m.V[k - 1]) - m.t[k] + m.t[k - 1] >= 0)
+    m.ic_up = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == N - 1 else
+                             m.theta[k] * (m.V[k] - m.V[k + 1]) - m.t[k] + m.t[k + 1] >= 0)
+    m.mono = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == 0 else m.V[k] - m.V[k - 1] >= 0)
+    m.profit = pyo.Objective(expr=sum(
+        m.p[k] * (m.t[k] - sum(models[l].c * m.Q[k, l] ** (1 / models[l].eta) for l in m.MODELS))
+        for k in m.TYPES), sense=pyo.maximize)
+    _scale_two_model(m, Qs, float(np.max(th)) * Qs, m.profit)
+    return m
+
+
+def _read_Q(m) -> np.ndarray:
+    return np.array([[pyo.value(m.Q[k, l]) for l in m.MODELS] for k in m.TYPES])
+
+
+def _model_of(Q, Qs) -> np.ndarray:
+    """Index of the model a type uses (−1: none); both above the floor = mixing (2)."""
+    used = Q > TOL_SERVED * Qs
+    return np.where(used.all(axis=1), 2, np.where(used[:, 0], 0, np.where(used[:, 1], 1, -1)))
+
+
+def _switches(theta, model) -> list[tuple[float, float, int, int]]:
+    """(midpoint, step, from, to) wherever the model label changes along θ."""
+    return [(0.5 * (theta[i] + theta[i + 1]), theta[i + 1] - theta[i], int(model[i]), int(model[i + 1]))
+            for i in np.nonzero(np.diff(model))[0]]
+
+
+@dataclass
+class Attempt:
+    """One start of a non-convex program."""
+
+    label: str
+    status: str
+    objective: float
+    iterations: int
+    detail: str = ""
+    result: object = field(default=None, repr=False)
+    values: dict = field(default_factory=dict, repr=False)
+
+
+def _efficient(res, models, theta, mass, ctx):
+    N = len(theta)
+    Qfb = np.stack([cc.first_best_quality(mm, theta) for mm in models], axis=1)  # start values only
+    starts = {"model_1_only": Qfb * np.array([1.0, 0.0]), "model_2_only": Qfb * np.array([0.0, 1.0]),
+              "both_models": 0.5 * Qfb}
+    per_type, attempts = [], []
+    for label, Q0 in starts.items():
+        with Timer() as tb:
+            m = build_efficient(models, theta, mass, Q0)
+        r = ctx.solve(m, f"efficient[{label}]", tb.seconds, defaults=START_SOLVER_DEFAULTS)
+        Q = _read_Q(m)
+        attempts.append(Attempt(label, r.status.value, r.objective, r.iterations))
+        if r.ok:
+            per_type.append(_type_surplus(models, theta, Q))
+            attempts[-1].values = {"Q": Q}
+    ok = [a for a in attempts if a.status == "optimal"]
+    if not ok:
+        res.error = "efficient allocation: no start converged"
+        return None
+    # the surplus is separable by type: the best start per type is the global optimum
+    S = np.stack(per_type)
+    best = np.argmax(S, axis=0)
+    Qc = np.stack([ok[b].values["Q"][k] for k, b in enumerate(best)])
+    with Timer() as tb:
+        m = build_efficient(models, theta, mass, Qc)
+    r = ctx.solve(m, "efficient[best per type]", tb.seconds, defaults=START_SOLVER_DEFAULTS)
+    res.solves["efficient"] = r
+    Q = _read_Q(m)
+    attempts.append(Attempt("best per type (final solve)", r.status.value, r.objective, r.iterations))
+    res.tables["efficient_starts"] = _attempt_table(attempts)
+    return {"Q": Q, "objective": r.objective, "attempts": attempts}
+
+
+def _type_surplus(models, theta, Q):
+    s = models.sigma
+    V = ((np.maximum(Q, 0) ** (1 / s)).sum(axis=1)) ** s
+    return theta * V - sum(mm.c * np.maximum(Q[:, l], 0) ** (1 / mm.eta) for l, mm in enumerate(models))
+
+
+def _monopolist(res, models, theta, mass, ctx):
+    N = len(theta)
+    lo_eta = 0 if models[0].eta < models[1].eta else 1
+    Qfb = np.stack([cc.first_best_quality(mm, theta) for mm in models], axis=1)
+
+    def start_for(cut):  # types below the cut on the low-η model, the rest on the other
+        Q0 = np.zeros((N, 2))
+        low = np.arange(N) < cut
+        Q0[low, lo_eta] = 0.5 * Qfb[low, lo_eta]
+        Q0[~low, 1 - lo_eta] = 0.5 * Qfb[~low, 1 - lo_eta]
+        return Q0
+
+    attempts, cache = [], {}
+
+    def solve(label, Q0):
+        with Timer() as tb:
+            m = build_monopolist(models, theta, mass, Q0)
+        r = ctx.solve(m, f"monopolist[{label}]", tb.seconds, defaults=START_SOLVER_DEFAULTS)
+        vals = {"Q": _read_Q(m), "V": np.array([pyo.value(m.V[k]) for k in m.TYPES]),
+                "t": np.array([pyo.value(m.t[k]) for k in m.TYPES])}
+        a = Attempt(label, r.status.value, r.objective, r.iterations, result=r, values=vals)
+        attempts.append(a)
+        return a
+
+    solve(f"model_{lo_eta + 1}_only", start_for(N))
+    solve(f"model_{2 - lo_eta}_only", start_for(0))
+    solve("both_models", 0.5 * Qfb)
+
+    def f(cut):
+        if cut not in cache:
+            a = solve(f"switch_start[{cut}]", start_for(cut))
+            cache[cut] = a.objective if a.status == "optimal" else -np.inf
+        return cache[cut]
+
+    _unimodal_argmax(f, 0, N)
+    return _pick_best(res, attempts, "monopolist", "monopolist_starts")
+
+
+def _pick_best(res, attempts, solve_label, table_name):
+    ok = [a for a in attempts if a.status == "optimal"]
+    res.tables[table_name] = _attempt_table(attempts)
+    if not ok:
+        best = max(attempts, key=lambda a: a.objective if np.isfinite(a.objective) else -np.inf)
+        res.solves[solve_label] = best.result
+        return best
+    best = max(ok, key=lambda a: a.objective)
+    res.solves[solve_label] = best.result
+    obj = np.array([a.objective for a in ok])
+    n_best = int(np.sum(obj >= best.objective - 1e-9 * max(1.0, abs(best.objective))))
+    res.notes.append(f"{solve_label}: {len(attempts)} starts, {len(ok)} converged; best {best.label} "
+                     f"objective {best.objective:.10g}; spread (best − worst converged) {obj.max() - obj.min():.4g}; "
+                     f"{n_best} start(s) reach the best within 1e-9")
+    return best
+
+
+def _attempt_table(attempts) -> pd.DataFrame:
+    return pd.DataFrame([{"start": a.label, "status": a.status, "objective": a.objective,
+                          "iterations": a.iterations, "detail": a.detail} for a in attempts])
+
+
+def _two_model_checks(res, models, theta, mass, dist, eff, mon):
+    N = len(theta)
+    Qs = _quality_scale(models, theta)
+    names = [mm.name or f"model {i + 1}" for i, mm in enumerate(models)]
+    # ---- efficient
+    if eff is not None:
+        Q = eff["Q"]
+        Qref = cc.efficient_quality(models, theta).T
+        chk = "efficient_vs_closed_form"
+        model = _model_of(Q, Qs)
+        ref_model = cc.efficient_model(models, theta)
+        res.checks.append(bound_check(NAME, chk, "types on another model than the closed form", int(np.sum(model != ref_model)), 0))
+        for l, nm in enumerate(names):
+            res.checks.append(compare(NAME, chk, f"Q[{nm}]", Q[:, l], Qref[:, l], TOL_DISCRETE, index=theta))
+        res.checks.append(compare(NAME, chk, "expected surplus", eff["objective"],
+                                  float(np.sum(mass * cc.efficient_surplus(models, theta))), TOL_DISCRETE))
+        te = cc.efficient_switch_point(models)
+        sw = _switches(theta, model)
+        lo, hi = theta[0], theta[-1]
+        if lo < te < hi:
+            if len(sw) == 1:
+                mid, step = sw[0][0], sw[0][1]
+                res.checks.append(compare(NAME, "efficient_switch_point", "θ^e (midpoint of NLP switch)", mid, te,
+                                          step / te, index=["within one grid step"]))
+            else:
+                res.checks.append(bound_check(NAME, "efficient_switch_point", "number of NLP switches - 1", len(sw) - 1, 0))
+        res.tables["efficient"] = pd.DataFrame({
+            "theta": theta, "mass": mass, **{f"Q_{nm}": Q[:, l] for l, nm in enumerate(names)},
+            **{f"Q_{nm}_closed_form": Qref[:, l] for l, nm in enumerate(names)},
+            "model": [names[i] if i in (0, 1) else ("none" if i < 0 else "both") for i in model],
+            "surplus": _type_surplus(models, theta, Q)})
+    # ---- monopolist
+    if mon is None:
+        return None
+    ref = cc.monopolist_discrete(models, theta, mass)
+    Q, V, t = mon.values["Q"], mon.values["V"], mon.values["t"]
+    chk = "monopolist_vs_discrete_closed_form"
+    model = _model_of(Q, Qs)
+    res.checks.append(bound_check(NAME, chk, "types on another model than the closed form", int(np.sum(model != ref["model"])), 0))
+    res.checks.append(compare(NAME, chk, "V", V, ref["V"], TOL_DISCRETE, index=theta))
+    for l, nm in enumerate(names):
+        res.checks.append(compare(NAME, chk, f"Q[{nm}]", Q[:, l], ref["Q"][l], TOL_DISCRETE, index=theta))
+    res.checks.append(compare(NAME, chk, "t", t, ref["t"], TOL_DISCRETE, index=theta))
+    res.checks.append(compare(NAME, chk, "profit", mon.objective, ref["profit"], TOL_DISCRETE))
+    if mon.objective > ref["profit"] * (1 + TOL_DISCRETE):
+        res.notes.append(f"MONOPOLIST: the NLP menu earns MORE than monopolist_discrete ({mon.objective:.10g} > "
+                         f"{ref['profit']:.10g}): the closed form is not the optimum")
+    out = {"ref": ref, "model": model}
+    if dist is not None:
+        out.update(_monopolist_continuous_checks(res, models, theta, dist, V, model))
+    res.tables["monopolist"] = pd.DataFrame({
+        "theta": theta, "mass": mass, "V": V, "V_closed_form": ref["V"],
+        **{f"Q_{nm}": Q[:, l] for l, nm in enumerate(names)}, "t": t, "t_closed_form": ref["t"],
+        "U": theta * V - t, "phi": ref["phi"],
+        "model": [names[i] if i in (0, 1) else ("none" if i < 0 else "both") for i in model]})
+    return out
+
+
+def _monopolist_continuous_checks(res, models, theta, dist, V, model):
+    """Exclusion, switch and versioning jump vs the continuous closed form (within discretisation)."""
+    out = {}
+    served = np.nonzero(model >= 0)[0]
+    excl = cc.exclusion_type(dist)
+    if len(served) and served[0] > 0:
+        k = served[0]
+        mid, step = 0.5 * (theta[k - 1] + theta[k]), theta[k] - theta[k - 1]
+        res.checks.append(compare(NAME, "monopolist_vs_continuous", "exclusion type (midpoint)", mid, excl,
+                                  step / max(abs(excl), 1e-300), index=["within one grid step"]))
+        out["exclusion"] = mid
+    sw = [s for s in _switches(theta, model) if s[2] >= 0 and s[3] >= 0]
+    ts = cc.monopolist_switch_type(models, dist)
+    if np.isfinite(ts) and sw:
+        mid, step, a, b = sw[0]
+        res.checks.append(compare(NAME, "monopolist_vs_continuous", "switch type h(θ)=θ^e (midpoint)", mid, ts,
+                                  step / ts, index=["within one grid step"]))
+        res.checks.append(bound_check(NAME, "monopolist_vs_continuous", "number of model switches - 1", len(sw) - 1, 0))
+        k = int(np.searchsorted(theta, mid))
+        jump = V[k] - V[k - 1]
+        te = cc.efficient_switch_point(models)
+        F, L = (models[0], models[1]) if models[0].eta < models[1].eta else (models[1], models[0])
+        jump_ref = float(cc.first_best_quality(L, te) - cc.first_best_quality(F, te))
+        # discretisation bound: the two types straddle h = θ^e at most one
+        # virtual-value step apart; V moves at most |dV/dh|·Δh on each side
+        h = dist.virtual_value(theta)
+        dh = abs(h[k] - h[k - 1])
+        eps = 1e-6 * max(te, 1e-12)
+        slope = sum(abs(float(cc.first_best_quality(mm, te + eps) - cc.first_best_quality(mm, te - eps))) / (2 * eps)
+                    for mm in (F, L))
+        tol = 2 * slope * dh / abs(jump_ref)
+        res.checks.append(compare(NAME, "monopolist_vs_continuous", "versioning jump in V at the switch", jump, jump_ref,
+                                  tol, index=["bound 2|dV/dh|Δh"]))
+        out.update({"switch": mid, "jump": jump, "jump_ref": jump_ref})
+    return out
+
+
+# =====================================================================
+# 4. leader vs competitive fringe
+# =====================================================================
+@dataclass
+class LeaderMenu:
+    theta: np.ndarray
+    mass: np.ndarray
+    q: np.ndarray
+    T: np.ndarray
+    f: np.ndarray
+    objective: float
+    pairs: list = field(default_factory=list)
+    ir_types: list = field(default_factory=list)
+    result: object = field(default=None, repr=False)
+
+
+def _leader_scales(lf, theta):
+    A = fringe_topup_numeric(theta, 0.0, lf.sigma, lf.c_F)  # stand-alone fringe purchase (numeric)
+    q_fb = (lf.eta * float(np.max(theta)) / lf.c_L) ** (1 / (1 - lf.eta))  # leader first best at θ_max
+    qs = max(q_fb, float(np.max(A)) ** (1 / lf.r), 1e-12)
+    ts = max(float(np.max(theta)) * qs**lf.eta, 1e-300)
+    return A, qs, ts
+
+
+def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=None, ir_types=(0,)):
+    r"""Leader's menu with the buyer's fringe top-up explicit (module docstring, item 4).
+
+    ``pairs``: IC rows (k, l) "type k vs item l" (default: downward adjacent);
+    ``ir_types``: types with an explicit outside-option row (default: the lowest).
+    Start (q0, T0, f0); T0 defaults to a strictly IC/IR-feasible schedule and every
+    dual variable s starts at the deviator's numeric top-up optimum."""
+    th, p = np.asarray(theta, float), np.asarray(mass, float)
+    N = len(th)
+    s, r, cF, cL = lf.sigma, lf.r, lf.c_F, lf.c_L
+    A, qs, ts = _leader_scales(lf, th)
+    q0 = np.maximum(np.maximum.accumulate(np.maximum(np.asarray(q0, float), 0.0)), FLOOR * qs)
+    a0 = q0**r
+    if T0 is None:  # binding-downward-IC schedule scaled by 0.9: strictly IC (monotone q0) and IR
+        u = buyer_value_numeric(th, a0, s, cF)
+        u_prev = buyer_value_numeric(th, np.concatenate([[0.0], a0[:-1]]), s, cF)
+        T0 = T_START_FACTOR * np.cumsum(u - u_prev)
+    if f0 is None:
+        f0 = fringe_topup_numeric(th, a0, s, cF)
+    pairs = sorted(pairs if pairs is not None else [(k, k - 1) for k in range(1, N)])
+    ir_types = sorted(set(ir_types))
+
+    def s_start(k, a):
+        return max(a + float(fringe_topup_numeric(th[k], a, s, cF)), 1e-300) * (1 + 1e-9)
+
+    m = pyo.ConcreteModel(name="leader_fringe")
+    m.TYPES = pyo.RangeSet(0, N - 1)
+    m.PAIRS = pyo.Set(initialize=pairs, dimen=2, ordered=True)
+    m.IR_TYPES = pyo.Set(initialize=ir_types, ordered=True)
+    m.theta = pyo.Param(m.TYPES, initialize=dict(enumerate(th)))
+    m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(p)))
+    m.q = pyo.Var(m.TYPES, bounds=(FLOOR * qs, None), initialize=dict(enumerate(q0)))
+    m.T = pyo.Var(m.TYPES, initialize=dict(enumerate(np.asarray(T0, float))))
+    m.f = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=dict(enumerate(np.asarray(f0, float))))
+    s_floor = FLOOR * max(float(np.max(A)), 1e-300)
+    m.s = pyo.Var(m.PAIRS, bounds=(s_floor, None), initialize={(k, l): s_start(k, a0[l]) for k, l in pairs})
+    m.s_out = pyo.Var(m.IR_TYPES, bounds=(s_floor, None), initialize={k: s_start(k, 0.0) for k in ir_types})
+
+    # buyer k's utility from its own item, own top-up f_k explicit
+    m.own = pyo.Expression(m.TYPES, rule=lambda m, k: m.theta[k] * (m.q[k] ** r + m.f[k]) ** s - cF * m.f[k] - m.T[k])
+
+    def dual_value(m, k, sv, a):  # D_k(s; a) = θ_k[(1−σ)s^σ + σ a s^(σ−1)] ≥ max_x θ_k(a+x)^σ − c_F x
+        return m.theta[k] * ((1 - s) * sv**s + s * a * sv ** (s - 1))
+
+    m.ic = pyo.Constraint(m.PAIRS, rule=lambda m, k, l: m.own[k] - (dual_value(m, k, m.s[k, l], m.q[l] ** r) - m.T[l]) >= 0)
+    m.ir = pyo.Constraint(m.IR_TYPES, rule=lambda m, k: m.own[k] - dual_value(m, k, m.s_out[k], 0.0) >= 0)
+    # KKT sign of the inner problem (dual feasibility, multiplier of x ≥ 0 is ≥ 0), scaled by 1/c_F
+    m.kkt = pyo.Constraint(m.PAIRS, rule=lambda m, k, l: 1 - m.theta[k] * s / cF * m.s[k, l] ** (s - 1) >= 0)
+    m.kkt_out = pyo.Constraint(m.IR_TYPES, rule=lambda m, k: 1 - m.theta[k] * s / cF * m.s_out[k] ** (s - 1) >= 0)
+    m.mono = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == 0 else m.q[k] - m.q[k - 1] >= 0)
+    m.profit = pyo.Objective(expr=sum(m.p[k] * (m.T[k] - cL * m.q[k]) for k in m.TYPES), sense=pyo.maximize)
+
+    sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
+    sf[m.profit] = 1.0 / ts
+    Ak = np.maximum(A, float(np.max(A)) * 1e-6 if np.max(A) > 0 else 1.0)
+    for k in m.TYPES:
+        sf[m.q[k]] = 1.0 / qs
+        sf[m.T[k]] = 1.0 / ts
+        sf[m.f[k]] = 1.0 / Ak[k]
+        if k > 0:
+            sf[m.mono[k]] = 1.0 / qs
+    for k, l in pairs:
+        sf[m.s[k, l]] = 1.0 / max(Ak[k], a0[l])
+        sf[m.ic[k, l]] = 1.0 / ts
+    for k in ir_types:
+        sf[m.s_out[k]] = 1.0 / Ak[k]
+        sf[m.ir[k]] = 1.0 / ts
+    return m
+
+
+def read_leader(m, theta, mass, r) -> LeaderMenu:
+    K = list(m.TYPES)
+    return LeaderMenu(theta=np.asarray(theta, float), mass=np.asarray(mass, float),
+                      q=np.array([pyo.value(m.q[k]) for k in K]), T=np.array([pyo.value(m.T[k]) for k in K]),
+                      f=np.array([pyo.value(m.f[k]) for k in K]), objective=r.objective,
+                      pairs=list(m.PAIRS), ir_types=list(m.IR_TYPES), result=r)
+
+
+def solve_leader(lf, theta, mass, ctx, label, q0, T0=None, f0=None, pairs=None, ir_types=(0,), lazy=False):
+    """Build and solve; with ``lazy`` add every IC/IR pair the numpy audit finds violated and re-solve."""
+    with Timer() as tb:
+        m = build_leader(lf, theta, mass, q0, T0, f0, pairs, ir_types)
+    r = ctx.solve(m, label, tb.seconds, defaults=START_SOLVER_DEFAULTS)
+    menu = read_leader(m, theta, mass, r)
+    rounds = 0
+    while lazy and r.ok and rounds < MAX_LAZY_ROUNDS:
+        aud = leader_audit(lf, theta, menu.q, menu.T)
+        scale = max(1.0, float(np.max(np.abs(menu.T))))
+        bad = np.argwhere(aud["viol"] > TOL_AUDIT * scale)
+        if not len(bad):
+            break
+        rounds += 1
+        N = len(theta)
+        new_pairs = set(menu.pairs) | {(int(k), int(l)) for k, l in bad if l < N}
+        new_ir = set(menu.ir_types) | {int(k) for k, l in bad if l == N}
+        ctx.progress(f"    {label}: lazy IC round {rounds}: adding {len(bad)} violated rows")
+        with Timer() as tb:
+            m = build_leader(lf, theta, mass, menu.q, menu.T, menu.f, sorted(new_pairs), sorted(new_ir))
+        r = ctx.solve(m, f"{label}[lazy {rounds}]", tb.seconds, defaults=START_SOLVER_DEFAULTS)
+        menu = read_leader(m, theta, mass, r)
+    return menu
+
+
+def _leader_start_guesses(lf, theta, mass):
+    """Candidate-regime start quantities: limit quality and interior (discrete virtual value)."""
+    A = fringe_topup_numeric(theta, 0.0, lf.sigma, lf.c_F)
+    q_limit = A ** (1 / lf.r)  # the buyer stops topping up at q^r = A
+    phi = cc.discrete_virtual_values(theta, mass)
+    q_int = (lf.eta * np.maximum(phi, 0.0) / lf.c_L) ** (1 / (1 - lf.eta))
+    return q_limit, q_int
+
+
+def _entry_index(q, qs) -> int:
+    srv = np.nonzero(q > TOL_SERVED * qs)[0]
+    return int(srv[0]) if len(srv) else len(q)
+
+
+def leader_multistart(lf, theta, mass, ctx, tag=""):
+    """Regime starts + golden-section cut-off starts; returns (best LeaderMenu, attempts)."""
+    N = len(theta)
+    _, qs, _ = _leader_scales(lf, theta)
+    q_limit, q_int = _leader_start_guesses(lf, theta, mass)
+    upper = np.maximum(q_limit, q_int)
+    attempts, cache = [], {}
+
+    def run_start(label, q0):
+        menu = solve_leader(lf, theta, mass, ctx, f"leader_fringe{tag}[{label}]", q0)
+        r = menu.result
+        attempts.append(Attempt(label, r.status.value, r.objective, r.iterations,
+                                detail=f"first served θ = {theta[_entry_index(menu.q, qs)]:.4g}"
+                                if _entry_index(menu.q, qs) < N else "leader serves nobody",
+                                result=r, values={"menu": menu}))
+        return attempts[-1]
+
+    run_start("all_fringe", np.zeros(N))
+    run_start("limit_pricing", q_limit)
+    run_start("interior", np.maximum(q_int, FLOOR * qs))
+
+    def f(cut):
+        if cut not in cache:
+            q0 = np.where(np.arange(N) >= cut, upper, 0.0)
+            a = run_start(f"cutoff[{cut}] θ_c={theta[min(cut, N - 1)]:.4g}", q0)
+            cache[cut] = a.objective if a.status == "optimal" else -np.inf
+        return cache[cut]
+
+    _unimodal_argmax(f, 0, N)
+    return attempts
+
+
+def _best_attempt(attempts):
+    ok = [a for a in attempts if a.status == "optimal"]
+    pool = ok or attempts
+    return max(pool, key=lambda a: a.objective if np.isfinite(a.objective) else -np.inf)
+
+
+def _leader_refine(lf, theta, mass, ctx, coarse: LeaderMenu, label):
+    """Finer grid: start from the coarse menu (interpolated), then neighbouring cut-offs."""
+    N = len(theta)
+    _, qs, _ = _leader_scales(lf, theta)
+    _, cqs, _ = _leader_scales(lf, coarse.theta)
+    ce = _entry_index(coarse.q, cqs)
+    q_limit, q_int = _leader_start_guesses(lf, theta, mass)
+    upper = np.maximum(q_limit, q_int)
+    served_from = coarse.theta[ce] if ce < len(coarse.q) else np.inf
+    # interpolate the served part of the coarse menu; unserved types start at 0
+    qi = np.interp(theta, coarse.theta, coarse.q)
+    base_cut = int(np.searchsorted(theta, 0.5 * (served_from + (coarse.theta[ce - 1] if 0 < ce < len(coarse.q)
+                                                                 else served_from))))
+    cache, attempts = {}, []
+
+    def f(cut):
+        if cut in cache:
+            return cache[cut]
+        q0 = np.where(np.arange(N) >= cut, np.maximum(qi, upper * (qi <= TOL_SERVED * qs)), 0.0)
+        menu = solve_leader(lf, theta, mass, ctx, f"{label}[cutoff {cut}]", q0)
+        r = menu.result
+        attempts.append(Attempt(f"cutoff[{cut}]", r.status.value, r.objective, r.iterations, result=r,
+                                values={"menu": menu}))
+        cache[cut] = r.objective if r.ok else -np.inf
+        return cache[cut]
+
+    cut = min(max(base_cut, 0), N)
+    while True:  # profit is unimodal in the cut-off: walk uphill
+        here = f(cut)
+        up = f(cut + 1) if cut < N else -np.inf
+        down = f(cut - 1) if cut > 0 else -np.inf
+        if up > here and up >= down:
+            cut += 1
+        elif down > here:
+            cut -= 1
+        else:
+            break
+    return attempts
+
+
+# ------------------------------------------------------------- leader run
+def _leader(res, lf, scn, opts, ctx, theta, mass):
+    N = len(theta)
+    dist = scn.types if scn.types.kind != "discrete" else None
+    attempts = leader_multistart(lf, theta, mass, ctx)
+    best = _best_attempt(attempts)
+    menu = best.values["menu"]
+    # lazy IC generation on the chosen menu (a no-op when the audit is clean)
+    final = solve_leader(lf, theta, mass, ctx, "leader_fringe[final]", menu.q, menu.T, menu.f,
+                         menu.pairs, menu.ir_types, lazy=True)
+    attempts.append(Attempt("final (from best, lazy IC audit)", final.result.status.value, final.objective,
+                            final.result.iterations, detail=f"{len(final.pairs)} IC rows, {len(final.ir_types)} IR rows"))
+    res.solves["leader_fringe"] = final.result
+    res.tables["leader_fringe_starts"] = _attempt_table(attempts)
+    ok = [a.objective for a in attempts if a.status == "optimal"]
+    res.notes.append(
+        f"leader_fringe: {len(attempts)} solves ({len(ok)} optimal); regime starts: "
+        + ", ".join(f"{a.label} {a.objective:.8g}" for a in attempts[:3])
+        + f"; best {best.label} {best.objective:.10g}; spread over converged starts {max(ok) - min(ok):.4g}")
+    _, qs, _ = _leader_scales(lf, theta)
+    ref = cc.leader_discrete(lf, theta, mass, allow_nonmonotone=True)
+    reg = leader_regions(lf, theta, final.q, qs)
+    aud = leader_audit(lf, theta, final.q, final.T)
+    chk = "leader_vs_discrete_closed_form"
+    res.checks.append(bound_check(NAME, chk, "types in another region than leader_discrete", int(np.sum(reg != ref["region"])), 0))
+    res.checks.append(compare(NAME, chk, "q_L", final.q, ref["q_L"], TOL_DISCRETE, index=theta))
+    res.checks.append(compare(NAME, chk, "Q_L", final.q**lf.eta, ref["Q_L"], TOL_DISCRETE, index=theta))
+    res.checks.append(compare(NAME, chk, "q_F (own top-up)", final.f, ref["q_F"], TOL_DISCRETE, index=theta))
+    res.checks.append(compare(NAME, chk, "T", final.T, ref["T"], TOL_DISCRETE, index=theta))
+    res.checks.append(compare(NAME, chk, "U", aud["U"], ref["U"], TOL_DISCRETE, index=theta))
+    res.checks.append(compare(NAME, chk, "profit", final.objective, ref["profit"], TOL_DISCRETE))
+    if final.objective > ref["profit"] + TOL_DISCRETE * abs(ref["profit"]):
+        res.notes.append(f"LEADER–FRINGE: the NLP menu earns MORE than leader_discrete on the same grid "
+                         f"({final.objective:.10g} > {ref['profit']:.10g}); the discrete closed form is not optimal")
+    scale = max(1.0, float(np.max(np.abs(final.T))))
+    res.checks.append(bound_check(NAME, "leader_numpy_audit_all_pairs", "worst IC violation / max(1,|T|)",
+                                  aud["ic"] / scale, TOL_AUDIT))
+    res.checks.append(bound_check(NAME, "leader_numpy_audit_all_pairs", "worst IR violation / max(1,|T|)",
+                                  aud["ir"] / scale, TOL_AUDIT))
+    # finer grid of types choosing freely (items + fringe only): monotone choice
+    fine_th = (scn.types.discretise(N * opts["refine"], scn.grid)[0] if dist is not None else theta)
+    Afine = np.maximum(final.q, 0.0) ** lf.r
+    vals = np.concatenate([buyer_value_numeric(fine_th[:, None], Afine[None, :], lf.sigma, lf.c_F) - final.T[None, :],
+                           buyer_value_numeric(fine_th, 0.0, lf.sigma, lf.c_F)[:, None]], axis=1)
+    pick = np.argmax(vals, axis=1)
+    q_pick = np.where(pick < N, np.append(final.q, 0.0)[pick], 0.0)
+    mono = bool(np.all(np.diff(q_pick) >= -1e-12 * max(qs, 1.0)))
+    res.checks.append(bound_check(NAME, "leader_finer_grid_choice", "leader quantity chosen is monotone in θ (0 = yes)",
+                                  0.0 if mono else 1.0, 0.0))
+    res.tables["audit"] = pd.DataFrame({
+        "audit": ["leader: all-pairs IC (numeric top-up)", "leader: IR vs fringe only", "leader: finer-grid choice monotone"],
+        "worst_violation": [aud["ic"], aud["ir"], 0.0 if mono else 1.0],
+        "rows_checked": [N * (N - 1), N, len(fine_th)]})
+    cont = cc.leader_continuous(lf, dist, theta) if dist is not None else None
+    th_out = _leader_thresholds(res, lf, dist, theta, reg, ref)
+    res.tables["leader_fringe"] = _leader_table(lf, theta, mass, final, aud, reg, ref, cont)
+    conv = None
+    if opts["convergence"] and dist is not None:
+        conv = _leader_convergence(res, lf, scn, ctx, opts["convergence"], final)
+    return {"menu": final, "ref": ref, "region": reg, "audit": aud, "cont": cont, "thresholds": th_out,
+            "conv": conv}
+
+
+def _leader_table(lf, theta, mass, menu, aud, reg, ref, cont):
+    q_dev_next = np.append(fringe_topup_numeric(theta[1:], np.maximum(menu.q[:-1], 0) ** lf.r, lf.sigma, lf.c_F), np.nan)
+    d = {"theta": theta, "mass": mass, "region": reg, "q_L": menu.q, "Q_L": menu.q**lf.eta,
+         "q_F": menu.f, "Q_F": np.maximum(menu.f, 0) ** lf.sigma, "t": menu.T, "U": aud["U"], "u_0": aud["u0"],
+         "rent_over_fringe_only": aud["U"] - aud["u0"],
+         "next_type_topup_at_this_item": q_dev_next,
+         "q_L_discrete_cf": ref["q_L"], "t_discrete_cf": ref["T"], "region_discrete_cf": ref["region"]}
+    if cont is not None:
+        d.update({"q_L_continuous_cf": cont["q_L"], "t_continuous_cf": cont["T"], "U_continuous_cf": cont["U"],
+                  "region_continuous_cf": cont["region"]})
+    return pd.DataFrame(d)
+
+
+def _leader_thresholds(res, lf, dist, theta, reg, ref):
+    """NLP thresholds (region changes) vs discrete and continuous closed forms."""
+    nlp = region_boundaries(theta, reg)
+    dref = region_boundaries(theta, ref["region"])
+    rows = []
+    cont = cc.leader_thresholds(lf, dist) if dist is not None else None
+    names = {"0->1": ("theta_lo", "theta_lo"), "1->2": ("theta_hi", "theta_hi"), "0->2": ("theta_star", "theta_star")}
+    for key, (label, ckey) in names.items():
+        n = nlp.get(key)
+        dd = dref.get(key)
+        c = float(cont[ckey]) if cont is not None and np.isfinite(cont[ckey]) else np.nan
+        if key == "1->2" and cont is not None and not cont["middle_nonempty"]:
+            c = np.nan  # θ_hi bounds no region when the middle region is empty
+        rows.append({"threshold": label, "transition": key,
+                     "nlp_midpoint": n[0] if n else np.nan, "grid_step": n[1] if n else np.nan,
+                     "discrete_closed_form_midpoint": dd[0] if dd else np.nan, "continuous_closed_form": c,
+                     "abs_diff_continuous": abs(n[0] - c) if n and np.isfinite(c) else np.nan})
+        if n and np.isfinite(c):
+            res.checks.append(compare(NAME, "leader_thresholds_vs_continuous", f"{label} (NLP midpoint)", n[0], c,
+                                      n[1] / c, index=["within one grid step"]))
+        elif n is None and np.isfinite(c) and theta[0] < c < theta[-1]:
+            res.checks.append(bound_check(NAME, "leader_thresholds_vs_continuous", f"{label}: NLP has no such region change",
+                                          1.0, 0.0))
+        elif n is not None and cont is not None and not np.isfinite(c):
+            res.checks.append(bound_check(NAME, "leader_thresholds_vs_continuous",
+                                          f"{label}: NLP has a region change the continuous closed form lacks", 1.0, 0.0))
+    if cont is not None:
+        mid = int(np.sum(reg == 1))
+        res.notes.append(f"leader_fringe regions (NLP): fringe only {int(np.sum(reg == 0))} types, limit pricing {mid}, "
+                         f"interior {int(np.sum(reg == 2))}; continuous closed form: middle region "
+                         f"{'non-empty' if cont['middle_nonempty'] else 'EMPTY'} (θ_lo={cont['theta_lo']:.6g}, "
+                         f"θ_hi={cont['theta_hi']:.6g}, θ*={cont['theta_star']:.6g})")
+        if not cont["middle_nonempty"]:
+            # the middle region is empty in the continuum; on the grid at most the entry type may be limit-priced
+            res.checks.append(bound_check(NAME, "leader_empty_middle", "limit-priced types (NLP) − limit-priced (leader_discrete)",
+                                          mid - int(np.sum(ref["region"] == 1)), 0))
+    df = pd.DataFrame(rows)
+    res.tables["thresholds"] = df
+    return df
+
+
+def _leader_convergence(res, lf, scn, ctx, sizes, base: LeaderMenu):
+    """Relative errors vs the continuous closed form at the requested N (report and order)."""
+    dist = scn.types
+    rows = []
+    prev = base
+    wel = cc.leader_summary(lf, dist)
+    thr = cc.leader_thresholds(lf, dist)
+    for N in sizes:
+        th, ms = dist.discretise(N, scn.grid)
+        if N == len(base.theta) and np.allclose(th, base.theta):
+            menu = base
+        else:
+            att = _leader_refine(lf, th, ms, ctx, prev, f"leader_fringe[N={N}]")
+            best = _best_attempt(att)
+            menu = best.values["menu"]
+            res.solves[f"leader_fringe[N={N}]"] = best.result
+        prev = menu
+        cont = cc.leader_continuous(lf, dist, th)
+        ref = cc.leader_discrete(lf, th, ms, allow_nonmonotone=True)
+        aud = leader_audit(lf, th, menu.q, menu.T)
+        step = float(np.max(np.diff(th)))
+        near = np.zeros(len(th), bool)  # types within 2 grid steps of a continuous threshold
+        for key in ("theta_lo", "theta_hi", "theta_star"):
+            if np.isfinite(thr[key]) and (key != "theta_hi" or thr["middle_nonempty"]):
+                near |= np.abs(th - thr[key]) <= 2 * step
+        w = ms / ms.sum()
+
+        def l1(x, y):
+            return float(np.sum(w * np.abs(x - y)) / np.max(np.abs(y)))
+
+        def away(x, y):
+            return float(np.max(np.abs(x - y)[~near]) / np.max(np.abs(y)))
+
+        rows.append({"N": N, "l1_rel_err_q_L": l1(menu.q, cont["q_L"]), "l1_rel_err_t": l1(menu.T, cont["T"]),
+                     "l1_rel_err_U": l1(aud["U"], cont["U"]),
+                     "max_rel_err_q_L_away_from_thresholds": away(menu.q, cont["q_L"]),
+                     "max_rel_err_t_away_from_thresholds": away(menu.T, cont["T"]),
+                     "rel_err_profit": abs(menu.objective - wel["profit"]) / abs(wel["profit"]),
+                     "profit": menu.objective, "profit_continuous_cf": wel["profit"],
+                     "profit_discrete_cf": ref["profit"],
+                     "max_rel_err_vs_discrete_cf_q_L": float(np.max(np.abs(menu.q - ref["q_L"])) / np.max(np.abs(ref["q_L"]))),
+                     "max_rel_err_vs_discrete_cf_t": float(np.max(np.abs(menu.T - ref["T"])) / np.max(np.abs(ref["T"]))),
+                     "worst_ic_ir_violation": max(aud["ic"], aud["ir"]),
+                     "status": menu.result.status.value if menu.result is not None else ""})
+    df = pd.DataFrame(rows)
+    for col in ("l1_rel_err_q_L", "l1_rel_err_t", "max_rel_err_q_L_away_from_thresholds",
+                "max_rel_err_t_away_from_thresholds", "rel_err_profit"):
+        e = df[col].to_numpy()
+        order = float(-np.polyfit(np.log(df["N"]), np.log(np.maximum(e, 1e-300)), 1)[0])
+        df[f"order_{col}"] = order
+        # errors must fall with N: observed order at least 0.5 (O(1/N) expected)
+        res.checks.append(bound_check(NAME, "leader_convergence_to_continuous", f"0.5 − observed order of {col}",
+                                      0.5 - order, 0.0))
+    for col in ("max_rel_err_vs_discrete_cf_q_L", "max_rel_err_vs_discrete_cf_t"):
+        res.checks.append(bound_check(NAME, "leader_finer_grids_vs_discrete_cf", f"{col} (worst over N)",
+                                      float(df[col].max()), TOL_DISCRETE))
+    res.checks.append(bound_check(NAME, "leader_finer_grids_audit", "worst IC/IR violation over N (absolute)",
+                                  float(df["worst_ic_ir_violation"].max()), TOL_AUDIT * max(1.0, float(np.max(np.abs(base.T))))))
+    res.tables["leader_fringe_convergence"] = df
+    return df
+
+
+# =====================================================================
+# welfare and figures
+# =====================================================================
+def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead):
+    rows = []
+    names = [mm.name for mm in models]
+
+    def who(label_theta_pairs):
+        return "; ".join(label_theta_pairs)
+
+    if eff is not None:
+        S = _type_surplus(models, theta, eff["Q"])
+        model = _model_of(eff["Q"], _quality_scale(models, theta))
+        sw = _switches(theta, model)
+        desc = _describe(theta, model, {0: f"{names[0]} model", 1: f"{names[1]} model", -1: "nobody", 2: "both"})
+        rows.append({"regime": "efficient", "source": "NLP (discrete types)", "profit": 0.0,
+                     "consumer_surplus": float(np.sum(mass * S)), "total_surplus": float(np.sum(mass * S)),
+                     "who_serves_whom": desc})
+        tot = float(np.sum(mass * cc.efficient_surplus(models, theta)))
+        rows.append({"regime": "efficient", "source": "closed form (discrete types)", "profit": 0.0,
+                     "consumer_surplus": tot, "total_surplus": tot,
+                     "who_serves_whom": f"{names[0]} below θ^e = {cc.efficient_switch_point(models):.4g}, {names[1]} above"})
+    if mon is not None:
+        V, t, Q = mon.values["V"], mon.values["t"], mon.values["Q"]
+        K = sum(mm.c * np.maximum(Q[:, l], 0) ** (1 / mm.eta) for l, mm in enumerate(models))
+        model = _model_of(Q, _quality_scale(models, theta))
+        rows.append({"regime": "multi-model monopolist", "source": "NLP (discrete types)", "profit": mon.objective,
+                     "consumer_surplus": float(np.sum(mass * (theta * V - t))),
+                     "total_surplus": float(np.sum(mass * (theta * V - K))),
+                     "who_serves_whom": _describe(theta, model, {0: f"{names[0]} model", 1: f"{names[1]} model",
+                                                                 -1: "excluded", 2: "both"})})
+        md = cc.monopolist_discrete(models, theta, mass)
+        rows.append({"regime": "multi-model monopolist", "source": "closed form (discrete types)", "profit": md["profit"],
+                     "consumer_surplus": md["consumer_surplus"], "total_surplus": md["total_surplus"],
+                     "who_serves_whom": _describe(theta, md["model"], {0: f"{names[0]} model", 1: f"{names[1]} model",
+                                                                       -1: "excluded"})})
+    if lead is not None:
+        menu = lead["menu"]
+        qf = np.maximum(menu.f, 0)
+        tot = theta * (np.maximum(menu.q, 0) ** lf.r + qf) ** lf.sigma - lf.c_L * menu.q - lf.c_F * qf
+        rows.append({"regime": "leader vs fringe", "source": "NLP (discrete types)", "profit": menu.objective,
+                     "consumer_surplus": float(np.sum(mass * lead["audit"]["U"])),
+                     "total_surplus": float(np.sum(mass * tot)),
+                     "who_serves_whom": _describe(theta, lead["region"], {0: "fringe only", 1: "leader (limit pricing)",
+                                                                          2: "leader (interior)"})})
+        ref = lead["ref"]
+        rows.append({"regime": "leader vs fringe", "source": "closed form (discrete types)", "profit": ref["profit"],
+                     "consumer_surplus": ref["consumer_surplus"], "total_surplus": ref["total_surplus"],
+                     "who_serves_whom": _describe(theta, ref["region"], {0: "fringe only", 1: "leader (limit pricing)",
+                                                                         2: "leader (interior)"})})
+    if dist is not None and lf is not None:
+        wc = cc.welfare_comparison(lf, dist)
+        thr = cc.leader_thresholds(lf, dist)
+        te = cc.efficient_switch_point(models)
+        descr = {"efficient": f"{names[0]} below θ^e = {te:.4g}, {names[1]} above",
+                 "monopolist": f"excluded below {cc.exclusion_type(dist):.4g}; {names[0]} up to "
+                               f"{cc.monopolist_switch_type(models, dist):.4g}; {names[1]} above",
+                 "leader_fringe": (f"fringe only below θ_lo = {thr['theta_lo']:.4g}; limit pricing to θ_hi = "
+                                   f"{thr['theta_hi']:.4g}; interior above") if thr["middle_nonempty"] else
+                 f"fringe only below θ* = {thr['theta_star']:.4g}; interior above (middle region empty)"}
+        label = {"efficient": "efficient", "monopolist": "multi-model monopolist", "leader_fringe": "leader vs fringe"}
+        for key, d in wc.items():
+            rows.append({"regime": label[key], "source": "closed form (continuous types)", "profit": d["profit"],
+                         "consumer_surplus": d["consumer_surplus"], "total_surplus": d["total_surplus"],
+                         "who_serves_whom": descr[key]})
+    elif dist is not None:
+        wc = {"efficient": None}
+    df = pd.DataFrame(rows)
+    res.tables["welfare"] = df
+    # discrete-type welfare must match the discrete closed forms (same menus)
+    for reg in df["regime"].unique():
+        a = df[(df.regime == reg) & (df.source == "NLP (discrete types)")]
+        b = df[(df.regime == reg) & (df.source == "closed form (discrete types)")]
+        if len(a) and len(b):
+            for col in ("profit", "consumer_surplus", "total_surplus"):
+                res.checks.append(compare(NAME, "welfare_vs_discrete_closed_form", f"{reg}: {col}",
+                                          a[col].iloc[0], b[col].iloc[0], TOL_DISCRETE))
+    return df
+
+
+def _describe(theta, label, names) -> str:
+    """'name θ∈[a, b]; ...' runs of equal labels along the grid."""
+    out, i = [], 0
+    label = np.asarray(label)
+    while i < len(label):
+        j = i
+        while j + 1 < len(label) and label[j + 1] == label[i]:
+            j += 1
+        out.append(f"{names.get(int(label[i]), str(label[i]))} θ∈[{theta[i]:.4g}, {theta[j]:.4g}]")
+        i = j + 1
+    return "; ".join(out)
+
+
+def _figures(lf, models, theta, dist, eff, mon, lead, mon_ref):
+    from models import plotting
+
+    figs = {}
+    if lead is not None:
+        menu, reg = lead["menu"], lead["region"]
+        fig, ax = plotting.new()
+        colours = {0: "tab:gray", 1: "tab:orange", 2: "tab:green"}
+        names = {0: "fringe only", 1: "limit pricing", 2: "interior"}
+        edges = np.concatenate([[theta[0] - 0.5 * (theta[1] - theta[0])], 0.5 * (theta[1:] + theta[:-1]),
+                                [theta[-1] + 0.5 * (theta[-1] - theta[-2])]])
+        seen = set()
+        for k in range(len(theta)):
+            ax.axvspan(edges[k], edges[k + 1], color=colours[int(reg[k])], alpha=0.12, lw=0,
+                       label=None if reg[k] in seen else f"NLP region: {names[int(reg[k])]}")
+            seen.add(reg[k])
+        if dist is not None:
+            grid = np.linspace(*dist.support, 1201)
+            c = cc.leader_continuous(lf, dist, grid)
+            plotting.closed_form_line(ax, grid, c["Q_L"], "leader Q_L (continuous closed form)", color="tab:blue")
+            plotting.closed_form_line(ax, grid, np.maximum(c["q_F"], 0) ** lf.sigma, "fringe Q_F (continuous closed form)",
+                                      color="tab:red")
+        plotting.numeric_markers(ax, theta, menu.q**lf.eta, "leader Q_L (NLP)", color="tab:blue")
+        plotting.numeric_markers(ax, theta, np.maximum(menu.f, 0) ** lf.sigma, "fringe Q_F (NLP)", color="tab:red")
+        plotting.labels(ax, "type θ", "quality bought", "Leader vs competitive fringe: quantities")
+        ax.legend(frameon=False, fontsize=7)
+        figs["leader_fringe_quantities"] = fig
+
+        fig, ax = plotting.new()
+        if dist is not None:
+            plotting.closed_form_line(ax, grid, c["T"], "transfer to leader (continuous closed form)", color="tab:blue")
+            plotting.closed_form_line(ax, grid, c["U"], "buyer utility (continuous)", color="tab:green")
+            plotting.closed_form_line(ax, grid, c["u0"], "fringe-only utility u(θ,0)", color="tab:gray")
+        plotting.numeric_markers(ax, theta, menu.T, "transfer (NLP)", color="tab:blue")
+        plotting.numeric_markers(ax, theta, lead["audit"]["U"], "utility (NLP)", color="tab:green")
+        plotting.labels(ax, "type θ", "$", "Leader vs fringe: transfers and utility")
+        figs["leader_fringe_transfers"] = fig
+
+        if dist is not None:
+            fig, ax = plotting.new()
+            cfs = np.linspace(0.05 * lf.c_L, 0.995 * lf.c_L, 80)
+            lo, hi, st = [], [], []
+            for cF in cfs:
+                lf2 = cc.LeaderFringe(lf.sigma, lf.gamma_L, lf.c_L, float(cF))
+                d = cc.leader_thresholds(lf2, dist)
+                lo.append(d["theta_lo"] if d["middle_nonempty"] else np.nan)
+                hi.append(d["theta_hi"] if d["middle_nonempty"] else np.nan)
+                st.append(d["theta_star"])
+            plotting.closed_form_line(ax, cfs, lo, "θ_lo (closed form)")
+            plotting.closed_form_line(ax, cfs, hi, "θ_hi (closed form)")
+            plotting.closed_form_line(ax, cfs, st, "θ* (closed form, empty middle)")
+            th = lead["thresholds"]
+            for _, row in th.iterrows():
+                if np.isfinite(row["nlp_midpoint"]):
+                    ax.errorbar([lf.c_F], [row["nlp_midpoint"]], yerr=[[0.5 * row["grid_step"]], [0.5 * row["grid_step"]]],
+                                fmt="o", mfc="none", color="k", capsize=3,
+                                label=f"NLP {row['threshold']} (± half grid step)")
+            ax.set_ylim(dist.support[0], dist.support[1])
+            plotting.labels(ax, "fringe cost c_F", "threshold type", "Proposition 4 thresholds vs c_F")
+            ax.legend(frameon=False, fontsize=7)
+            figs["thresholds_vs_cF"] = fig
+
+    if eff is not None or mon is not None:
+        fig, ax = plotting.new()
+        names = [mm.name for mm in models]
+        if eff is not None:
+            for l, nm in enumerate(names):
+                plotting.numeric_markers(ax, theta, eff["Q"][:, l], f"efficient Q[{nm}] (NLP)")
+            if dist is not None:
+                grid = np.linspace(*dist.support, 1201)
+                Qe = cc.efficient_quality(models, grid)
+                for l, nm in enumerate(names):
+                    ax.plot(grid, Qe[l], "-", lw=0.8, label=f"efficient Q[{nm}] (closed form)")
+        if mon is not None:
+            ax.plot(theta, mon.values["V"], "s", ms=3, label="monopolist V (NLP)")
+            if mon_ref is not None:
+                ax.plot(theta, mon_ref["V"], "-", lw=0.8, color="k", label="monopolist V (discrete closed form)")
+        plotting.labels(ax, "type θ", "quality", "Two models: efficient and monopolist")
+        ax.legend(frameon=False, fontsize=7)
+        figs["two_model_benchmarks"] = fig
+    return figs
+
+
+# =====================================================================
+# run
+# =====================================================================
+class _Models(tuple):
+    """(model 1, model 2) with the shared σ attached."""
+
+    sigma: float
+
+
+def _two_models(sigma, opts) -> _Models:
+    F = cc.ModelCost(opts["c_F"], sigma + opts["gamma_F"], "fringe" if opts["gamma_F"] == 0 else "model 1")
+    L = cc.ModelCost(opts["c_L"], sigma + opts["gamma_L"], "leader" if opts["gamma_F"] == 0 else "model 2")
+    out = _Models((F, L))
+    out.sigma = sigma
+    return out
+
+
+def run(scn, opts, ctx) -> RegimeResult:
+    tech = scn.technology
+    res = RegimeResult(NAME)
+    s = tech.sigma
+    models = _two_models(s, opts)
+    theta, mass = scn.discrete_types()
+    dist = scn.types if scn.types.kind != "discrete" else None
+    if tech.K:
+        res.notes.append("the [technology] fine-tuning block is not used here: each model's γ and cost are "
+                         "[regimes.competition] gamma_L/gamma_F, c_L/c_F; [technology] gives σ and the token classes")
+    if opts["task_cells"]:
+        _assignment_checks(res, tech, ctx, opts, (opts["gamma_F"], opts["gamma_L"]))
+    eff = _efficient(res, models, theta, mass, ctx)
+    mon = _monopolist(res, models, theta, mass, ctx)
+    if dist is not None and not np.all(np.diff(dist.virtual_value(theta)) > 0):
+        res.notes.append("virtual value not increasing on the grid: continuous monopolist comparisons skipped")
+        mdist = None
+    else:
+        mdist = dist
+    two = _two_model_checks(res, models, theta, mass, mdist, eff, mon)
+    lead, lf = None, None
+    if opts["gamma_F"] == 0:
+        lf = cc.LeaderFringe(sigma=s, gamma_L=opts["gamma_L"], c_L=opts["c_L"], c_F=opts["c_F"])
+        lead = _leader(res, lf, scn, opts, ctx, theta, mass)
+    else:
+        res.notes.append("gamma_F > 0: the leader-vs-competitive-fringe part needs gamma_F = 0 and is skipped")
+    _welfare(res, lf, models, theta, mass, dist if lf is not None else None, eff, mon, lead)
+    res.figures.update(_figures(lf, models, theta, dist, eff, mon, lead, two["ref"] if two else None))
+    return res
+
+
+
+T_START_FACTOR = 0.9  # start transfers: 0.9 x the binding-downward-IC schedule (strictly IC and IR)
