@@ -49,7 +49,11 @@ def run_once(scenario: Path, workers: int, params: list[str]) -> dict:
     if proc.returncode not in (0, 1) or not (out / "sweep.json").is_file():
         sys.exit(f"sweep failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     man = json.loads((out / "sweep.json").read_text())
-    return {"workers": workers, "wall": wall, "startup": man["seconds"]["startup"],
+    import pandas as pd
+
+    t = pd.read_parquet(out / "sweep.parquet")
+    busy = float(t.loc[(t["kind"] == "regime") & (t["quantity"] == "checks"), "wall_seconds"].sum())
+    return {"workers": workers, "wall": wall, "busy": busy, "startup": man["seconds"]["startup"],
             "compute": man["seconds"]["compute"], "points": man["points"], "computed": man["computed"],
             "failed": man["failed"], "errors": man["errors"], "exit": proc.returncode, "out": out,
             "load": (load0, os.getloadavg()[0]), "execution": man["execution"]}
@@ -71,12 +75,16 @@ def main() -> int:
           f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     runs = [run_once(Path(args.scenario), n, args.param) for n in counts]
     print(f"\nscenario {args.scenario}, {runs[0]['points']} points, figures off\n")
-    print(f"{'workers':>7} {'wall s':>8} {'start s':>8} {'compute s':>10} {'s/point':>8} {'failed':>7}  "
-          f"{'load avg (start, end)':>22}  execution")
+    # busy: the points' own solve times summed (in the workers); busy / (compute x workers) = how
+    # much of the time the workers were solving; s/point rising with the worker count = the cores
+    # are shared with other processes (the load average says how many)
+    print(f"{'workers':>7} {'wall s':>8} {'start s':>8} {'compute s':>10} {'busy s':>8} {'s/point':>8} "
+          f"{'busy/(compute*workers)':>23} {'failed':>7}  {'load avg (start, end)':>22}")
     for r in runs:
-        print(f"{r['workers']:>7} {r['wall']:>8.1f} {r['startup']:>8.1f} {r['compute']:>10.1f} "
-              f"{r['compute'] / max(r['computed'], 1):>8.3f} {r['failed']:>7}  "
-              f"{r['load'][0]:>10.2f}, {r['load'][1]:>9.2f}  {r['execution']}")
+        n = max(r["computed"], 1)
+        print(f"{r['workers']:>7} {r['wall']:>8.1f} {r['startup']:>8.1f} {r['compute']:>10.1f} {r['busy']:>8.1f} "
+              f"{r['busy'] / n:>8.3f} {r['busy'] / (r['compute'] * r['workers']):>23.2f} {r['failed']:>7}  "
+              f"{r['load'][0]:>10.2f}, {r['load'][1]:>9.2f}")
     tables = [pd.read_parquet(r["out"] / "sweep.parquet").drop(columns=list(sweep.VOLATILE_COLUMNS)) for r in runs]
     for r, t in zip(runs[1:], tables[1:]):
         pd.testing.assert_frame_equal(t, tables[0], check_exact=True)

@@ -24,7 +24,7 @@ from models import gain
 from models.closed_form import budgets as cb
 from models.closed_form import cost as cf
 from models.results import RegimeResult, bound_check, compare
-from models.solver import Timer
+from models.solver import PRECISE_OPTIONS, Timer
 
 NAME = "budgets"
 IC_FORMS = ("local", "all-pairs", "both")
@@ -153,12 +153,7 @@ def read_menu(m, tech: cf.Technology) -> cb.Menu:
     return cb.Menu(theta, mass, Q, X, Z, t, virtual=np.full(len(K), np.nan), pools=[])
 
 
-# Ipopt defaults for menu programs (scenario options override them):
-# bound_relax_factor = 0 keeps token variables >= 0 exactly, so Ψ's powers are
-# never evaluated at a negative argument; tol 1e-12 because the first served
-# types sit where Q ~ φ^(η/(1-η)) is flat and interior-point residue shows
-# (measured: Q error 1e-6 at tol 1e-10, 1.5e-8 at 1e-12 for N = 100).
-MENU_SOLVER_DEFAULTS = {"bound_relax_factor": 0.0, "tol": 1e-12}
+MENU_SOLVER_DEFAULTS = PRECISE_OPTIONS  # see models/solver.py
 
 
 def solve_menu(tech, theta, mass, ctx, label: str, ic: str = "local", start=None):
@@ -256,7 +251,23 @@ def _discrete_checks(res, tech, menu, ref, form):
     if ref.pools:
         res.notes.append("ironing: pooled types (index ranges) " + ", ".join(
             f"[{a}..{b}] θ∈[{menu.theta[a]:.4g}, {menu.theta[b]:.4g}]" for a, b in ref.pools))
-        # numeric pools: adjacent types with equal Q (to solver tolerance)
+        # pools found by the NLP: runs of served types with equal Q (to 1e-7 of
+        # max Q, far above solver noise ~1e-10 and far below a grid step in Q)
+        eq = np.abs(np.diff(menu.Q)) <= 1e-7 * menu.Q.max()
+        eq &= (menu.Q[1:] > 1e-7 * menu.Q.max())
+        found, k = [], 0
+        while k < len(eq):
+            if eq[k]:
+                j = k
+                while j < len(eq) and eq[j]:
+                    j += 1
+                found.append((k, j))
+                k = j
+            else:
+                k += 1
+        ref_pools = [(a, b) for a, b in ref.pools if ref.Q[a] > 0]
+        res.checks.append(bound_check(NAME, "ironing_pool", "pool boundaries NLP != closed form (count)",
+                                      0 if found == ref_pools else 1, 0, index=f"NLP {found} vs {ref_pools}"))
         for a, b in ref.pools:
             res.checks.append(compare(NAME, "ironing_pool", "Q spread within pool",
                                       np.ptp(menu.Q[a : b + 1]), 0.0, TOL_DISCRETE * max(ref.Q.max(), 1),
@@ -314,6 +325,10 @@ def _tariffs(res, tech, menu, theta):
     reg = two_part_regret(tech, menu, tp)
     res.checks.append(compare(NAME, "tariff_two_part_choice", "max regret / max U (NLP menu vs closed-form menu)",
                               reg, two_part_regret(tech, cb.discrete_menu(tech, theta, menu.mass)), 1e-3))
+    if not tp["valid"]:
+        res.notes.append("two-part tariffs do NOT implement this menu: θ/φ̄ increases over served plans "
+                         f"(pooled or non-regular types); max regret / max U = {reg:.3e}. Use the cost-based tariff.")
+        return
     seq = []
     for f in (1, 2, 4):
         th_f, ms_f = (theta, menu.mass) if f == 1 else _refine_types(theta, menu.mass, f)

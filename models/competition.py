@@ -84,7 +84,7 @@ Four Pyomo programs, each compared with the closed forms of
    the coarse solution and try the neighbouring cut-offs.
 
 Ipopt options (``*_SOLVER_DEFAULTS``): ``bound_relax_factor = 0`` keeps every
-quantity ≥ its floor; the non-convex programs start with ``mu_init = 1e-6``
+quantity ≥ its floor; the non-convex programs start with ``mu_init = 1e-9``
 and ``bound_push = bound_frac = 1e-8`` so that Ipopt stays in the basin of its
 start (with the default barrier 0.1, the first iterations throw the start
 away and every start ends in the same, worse, basin — measured).
@@ -130,9 +130,20 @@ TOL_REGION = 1e-6
 top up at q_k, i.e. q_k^r < A_{k+1}(1 − TOL_REGION); ties within solver
 tolerance count as interior (as leader_discrete labels a clamped q_k = q̂_{k+1})."""
 FLOOR = 1e-9
-"""Lower bound of quantity variables, relative to their scale."""
+"""Lower bound of the leader's quantity and of task-assignment tokens, relative to
+their scale (ASL evaluates x^r at 0 with a 0/0 derivative).  The leader's value
+uses q^r, r > 1, so the floor moves profits by < 1e-8 relative (measured)."""
+FLOOR_TWO_MODEL = 1e-16
+"""Token floor of the efficient/monopolist programs, relative to scale.  Their
+value V = (Σ_ℓ q_ℓ^(η_ℓ/σ))^σ has an infinite slope at 0 when η_ℓ = σ, so a
+floor ε leaves excluded types V ~ ε^σ: at 1e-9 that was V ≈ 2.5e-4 and a
+profit 6e-5 too low (measured); the costs are linear in q, so a tiny floor is
+harmless to Ipopt."""
 MAX_LAZY_ROUNDS = 3
 """Rounds of lazy IC generation (add violated pairs, re-solve)."""
+T_START_FACTOR = 0.9
+"""Start transfers: this factor times the binding-downward-IC schedule of the
+start quantities (strictly IC and IR when those are monotone)."""
 
 # Ipopt defaults (the scenario's [solver] options override them)
 CONVEX_SOLVER_DEFAULTS = {"bound_relax_factor": 0.0, "tol": 1e-10, "max_iter": 3000}
@@ -140,7 +151,7 @@ CONVEX_SOLVER_DEFAULTS = {"bound_relax_factor": 0.0, "tol": 1e-10, "max_iter": 3
 # tol 1e-12 because the smallest served quantities sit on flat stretches
 # (measured: q error 1e-7 at tol 1e-10, ~1e-9 at 1e-12).
 START_SOLVER_DEFAULTS = {"bound_relax_factor": 0.0, "tol": 1e-12, "max_iter": 3000,
-                         "mu_init": 1e-6, "bound_push": 1e-8, "bound_frac": 1e-8}
+                         "mu_init": 1e-9, "bound_push": 1e-8, "bound_frac": 1e-8}
 
 
 def validate_options(v, opts, path, tech):
@@ -244,7 +255,10 @@ def region_boundaries(theta, region) -> dict:
 
 
 def _unimodal_argmax(f, lo: int, hi: int) -> int:
-    """Integer argmax of a unimodal f on [lo, hi] by golden-section search (f cached by caller)."""
+    """Integer argmax of a unimodal f on [lo, hi] by golden-section search (f cached by caller).
+
+    Ties go right: in both uses the low end is a plateau (a start whose cut-off
+    is too low ends in the same too-early local optimum), the high end is not."""
     g = (np.sqrt(5.0) - 1) / 2
     a, b = lo, hi
     while b - a > 3:
@@ -252,7 +266,8 @@ def _unimodal_argmax(f, lo: int, hi: int) -> int:
         d = int(round(a + g * (b - a)))
         if c == d:
             d = c + 1
-        if f(c) >= f(d):
+        fc, fd = f(c), f(d)
+        if fc > fd + 1e-9 * max(1.0, abs(fd)):
             b = d
         else:
             a = c
@@ -344,75 +359,109 @@ def _quality_scale(models, theta) -> float:
     return max(float(cc.first_best_quality(mm, np.max(theta))) for mm in models)
 
 
-def _scale_two_model(m, Qs: float, ts: float, objective):
-    """User scaling to O(1): qualities by the top type's first best, money by its value."""
+def _token_scale(models, theta) -> float:
+    """Scale of linear-cost units: the larger first-best q = Q^(1/η) of the top type."""
+    return max(float(cc.first_best_quality(mm, np.max(theta))) ** (1 / mm.eta) for mm in models)
+
+
+def _scale_two_model(m, models, theta, objective):
+    """User scaling to O(1): tokens by the top type's first best, qualities by its
+    quality, money by its value."""
+    s = models.sigma
+    qs, Qs = _token_scale(models, theta), _quality_scale(models, theta)
+    ts = float(np.max(theta)) * Qs
     sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
     sf[objective] = 1.0 / ts
-    for name, scale in (("Q", Qs), ("V", Qs), ("quality", Qs), ("mono", Qs),
+    for name, scale in (("q", qs), ("V", Qs), ("quality", Qs ** (1 / s)), ("mono", Qs),
                         ("t", ts), ("ir", ts), ("ic_down", ts), ("ic_up", ts)):
         for c in getattr(m, name).values() if hasattr(m, name) else ():
             sf[c] = 1.0 / scale
 
 
-def build_efficient(models, theta, mass, Q0):
-    """Surplus-maximising qualities per type on both models (module docstring, item 2)."""
-    th, p = np.asarray(theta, float), np.asarray(mass, float)
-    N = len(th)
+def _two_model_vars(m, models, theta, q0):
+    """q[k, ℓ] ≥ floor in linear-cost units, pooled value units Σ_ℓ q^(η_ℓ/σ), spend Σ_ℓ c_ℓ q."""
     s = models.sigma
-    Qs = _quality_scale(models, th)
-    m = pyo.ConcreteModel(name="efficient_two_models")
-    m.TYPES = pyo.RangeSet(0, N - 1)
+    qs = _token_scale(models, theta)
+    m.TYPES = pyo.RangeSet(0, len(theta) - 1)
     m.MODELS = pyo.RangeSet(0, len(models) - 1)
-    m.theta = pyo.Param(m.TYPES, initialize=dict(enumerate(th)))
+    m.theta = pyo.Param(m.TYPES, initialize=dict(enumerate(np.asarray(theta, float))))
+    m.q = pyo.Var(m.TYPES, m.MODELS, bounds=(FLOOR_TWO_MODEL * qs, None),
+                  initialize=lambda m, k, l: max(q0[k, l], FLOOR_TWO_MODEL * qs))
+    m.pooled = pyo.Expression(m.TYPES, rule=lambda m, k: sum(m.q[k, l] ** (models[l].eta / s) for l in m.MODELS))
+    m.spend = pyo.Expression(m.TYPES, rule=lambda m, k: sum(models[l].c * m.q[k, l] for l in m.MODELS))
+
+
+def build_efficient(models, theta, mass, q0):
+    """Surplus-maximising allocation per type on both models (module docstring, item 2).
+
+    Variables are each model's linear-cost units ``q[k, ℓ] = Q_{kℓ}^{1/η_ℓ}``
+    (spend ``c_ℓ q``); the buyer's value is ``θ_k(Σ_ℓ q_{kℓ}^{η_ℓ/σ})^σ`` (η_ℓ/σ ≥ 1:
+    no infinite slope at 0, so an unused model sits at its floor with a strictly
+    negative marginal surplus and the floor costs only c·floor.  In quality
+    units the objective is flat — quadratic in Q — at an unused model, and
+    Ipopt stops ~sqrt(tol) away; with x = Q^(1/σ) the concave cost has an
+    infinite slope at 0 — both measured)."""
+    th, p = np.asarray(theta, float), np.asarray(mass, float)
+    s = models.sigma
+    m = pyo.ConcreteModel(name="efficient_two_models")
+    _two_model_vars(m, models, th, q0)
     m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(p)))
-    m.Q = pyo.Var(m.TYPES, m.MODELS, bounds=(FLOOR * Qs, None),
-                  initialize=lambda m, k, l: max(Q0[k, l], FLOOR * Qs))
-    m.surplus = pyo.Objective(expr=sum(
-        m.p[k] * (m.theta[k] * sum(m.Q[k, l] ** (1 / s) for l in m.MODELS) ** s
-                  - sum(models[l].c * m.Q[k, l] ** (1 / models[l].eta) for l in m.MODELS))
-        for k in m.TYPES), sense=pyo.maximize)
-    _scale_two_model(m, Qs, float(np.max(th)) * Qs, m.surplus)
+    m.surplus = pyo.Objective(expr=sum(m.p[k] * (m.theta[k] * m.pooled[k] ** s - m.spend[k]) for k in m.TYPES),
+                              sense=pyo.maximize)
+    _scale_two_model(m, models, th, m.surplus)
     return m
 
 
-def build_monopolist(models, theta, mass, Q0):
-    """Multi-model monopolist menu over discrete types (module docstring, item 3)."""
+def build_monopolist(models, theta, mass, q0):
+    """Multi-model monopolist menu over discrete types (module docstring, item 3).
+
+    Units as in :func:`build_efficient`; ``quality[k]: V_k^{1/σ} = Σ_ℓ q_{kℓ}^{η_ℓ/σ}``
+    (written in this direction it stays smooth at V = 0 for excluded types)."""
     th, p = np.asarray(theta, float), np.asarray(mass, float)
     N = len(th)
     s = models.sigma
-    Qs = _quality_scale(models, th)
-    V0 = np.maximum.accumulate((np.maximum(Q0, 0.0) ** (1 / s)).sum(axis=1) ** s)
-    t0 = 0.9 * cc.screening_transfers(th, V0)  # strictly IC and IR for monotone V0
     m = pyo.ConcreteModel(name="multi_model_monopolist")
-    m.TYPES = pyo.RangeSet(0, N - 1)
-    m.MODELS = pyo.RangeSet(0, len(models) - 1)
-    m.theta = pyo.Param(m.TYPES, initialize=dict(enumerate(th)))
+    _two_model_vars(m, models, th, q0)
+    qv = _read_q(m)
+    V0 = np.maximum.accumulate(_pooled(models, qv) ** s)
+    t0 = T_START_FACTOR * cc.screening_transfers(th, V0)  # strictly IC and IR for monotone V0
     m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(p)))
-    m.Q = pyo.Var(m.TYPES, m.MODELS, bounds=(FLOOR * Qs, None),
-                  initialize=lambda m, k, l: max(Q0[k, l], FLOOR * Qs))
     m.V = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=lambda m, k: V0[k])
     m.t = pyo.Var(m.TYPES, initialize=lambda m, k: t0[k])
-    m.quality = pyo.Constraint(m.TYPES, rule=lambda m, k: m.V[k] == sum(m.Q[k, l] ** (1 / s) for l in m.MODELS) ** s)
+    m.quality = pyo.Constraint(m.TYPES, rule=lambda m, k: m.V[k] ** (1 / s) == m.pooled[k])
     m.ir = pyo.Constraint(m.TYPES, rule=lambda m, k: m.theta[k] * m.V[k] - m.t[k] >= 0)
     m.ic_down = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == 0 else
                                m.theta[k] * (m.V[k] - m.V[k - 1]) - m.t[k] + m.t[k - 1] >= 0)
     m.ic_up = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == N - 1 else
                              m.theta[k] * (m.V[k] - m.V[k + 1]) - m.t[k] + m.t[k + 1] >= 0)
     m.mono = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == 0 else m.V[k] - m.V[k - 1] >= 0)
-    m.profit = pyo.Objective(expr=sum(
-        m.p[k] * (m.t[k] - sum(models[l].c * m.Q[k, l] ** (1 / models[l].eta) for l in m.MODELS))
-        for k in m.TYPES), sense=pyo.maximize)
-    _scale_two_model(m, Qs, float(np.max(th)) * Qs, m.profit)
+    m.profit = pyo.Objective(expr=sum(m.p[k] * (m.t[k] - m.spend[k]) for k in m.TYPES), sense=pyo.maximize)
+    _scale_two_model(m, models, th, m.profit)
     return m
 
 
-def _read_Q(m) -> np.ndarray:
-    return np.array([[pyo.value(m.Q[k, l]) for l in m.MODELS] for k in m.TYPES])
+def _read_q(m) -> np.ndarray:
+    """Linear-cost units q[k, ℓ] per type and model."""
+    return np.array([[pyo.value(m.q[k, l]) for l in m.MODELS] for k in m.TYPES])
 
 
-def _model_of(Q, Qs) -> np.ndarray:
-    """Index of the model a type uses (−1: none); both above the floor = mixing (2)."""
-    used = Q > TOL_SERVED * Qs
+def _pooled(models, q) -> np.ndarray:
+    """Σ_ℓ q_ℓ^(η_ℓ/σ) = V^(1/σ) per type (numpy)."""
+    return sum(np.maximum(q[:, l], 0.0) ** (mm.eta / models.sigma) for l, mm in enumerate(models))
+
+
+def _quality(models, q) -> np.ndarray:
+    """Qualities Q_ℓ = q_ℓ^η_ℓ, shape (N, 2)."""
+    return np.stack([np.maximum(q[:, l], 0.0) ** mm.eta for l, mm in enumerate(models)], axis=1)
+
+
+def _type_surplus(models, theta, q):
+    return theta * _pooled(models, q) ** models.sigma - q @ np.array([mm.c for mm in models])
+
+
+def _model_of(q, qs) -> np.ndarray:
+    """Index of the model a type uses (−1: none, 2: both above TOL_SERVED·scale)."""
+    used = q > TOL_SERVED * qs
     return np.where(used.all(axis=1), 2, np.where(used[:, 0], 0, np.where(used[:, 1], 1, -1)))
 
 
@@ -420,6 +469,11 @@ def _switches(theta, model) -> list[tuple[float, float, int, int]]:
     """(midpoint, step, from, to) wherever the model label changes along θ."""
     return [(0.5 * (theta[i] + theta[i + 1]), theta[i + 1] - theta[i], int(model[i]), int(model[i + 1]))
             for i in np.nonzero(np.diff(model))[0]]
+
+
+def _model_names(models, model) -> list[str]:
+    names = [mm.name for mm in models]
+    return [names[i] if i in (0, 1) else ("none" if i < 0 else "both") for i in model]
 
 
 @dataclass
@@ -435,166 +489,171 @@ class Attempt:
     values: dict = field(default_factory=dict, repr=False)
 
 
-def _efficient(res, models, theta, mass, ctx):
-    N = len(theta)
-    Qfb = np.stack([cc.first_best_quality(mm, theta) for mm in models], axis=1)  # start values only
-    starts = {"model_1_only": Qfb * np.array([1.0, 0.0]), "model_2_only": Qfb * np.array([0.0, 1.0]),
-              "both_models": 0.5 * Qfb}
-    per_type, attempts = [], []
-    for label, Q0 in starts.items():
-        with Timer() as tb:
-            m = build_efficient(models, theta, mass, Q0)
-        r = ctx.solve(m, f"efficient[{label}]", tb.seconds, defaults=START_SOLVER_DEFAULTS)
-        Q = _read_Q(m)
-        attempts.append(Attempt(label, r.status.value, r.objective, r.iterations))
-        if r.ok:
-            per_type.append(_type_surplus(models, theta, Q))
-            attempts[-1].values = {"Q": Q}
-    ok = [a for a in attempts if a.status == "optimal"]
-    if not ok:
-        res.error = "efficient allocation: no start converged"
-        return None
-    # the surplus is separable by type: the best start per type is the global optimum
-    S = np.stack(per_type)
-    best = np.argmax(S, axis=0)
-    Qc = np.stack([ok[b].values["Q"][k] for k, b in enumerate(best)])
-    with Timer() as tb:
-        m = build_efficient(models, theta, mass, Qc)
-    r = ctx.solve(m, "efficient[best per type]", tb.seconds, defaults=START_SOLVER_DEFAULTS)
-    res.solves["efficient"] = r
-    Q = _read_Q(m)
-    attempts.append(Attempt("best per type (final solve)", r.status.value, r.objective, r.iterations))
-    res.tables["efficient_starts"] = _attempt_table(attempts)
-    return {"Q": Q, "objective": r.objective, "attempts": attempts}
-
-
-def _type_surplus(models, theta, Q):
-    s = models.sigma
-    V = ((np.maximum(Q, 0) ** (1 / s)).sum(axis=1)) ** s
-    return theta * V - sum(mm.c * np.maximum(Q[:, l], 0) ** (1 / mm.eta) for l, mm in enumerate(models))
-
-
-def _monopolist(res, models, theta, mass, ctx):
-    N = len(theta)
-    lo_eta = 0 if models[0].eta < models[1].eta else 1
-    Qfb = np.stack([cc.first_best_quality(mm, theta) for mm in models], axis=1)
-
-    def start_for(cut):  # types below the cut on the low-η model, the rest on the other
-        Q0 = np.zeros((N, 2))
-        low = np.arange(N) < cut
-        Q0[low, lo_eta] = 0.5 * Qfb[low, lo_eta]
-        Q0[~low, 1 - lo_eta] = 0.5 * Qfb[~low, 1 - lo_eta]
-        return Q0
-
-    attempts, cache = [], {}
-
-    def solve(label, Q0):
-        with Timer() as tb:
-            m = build_monopolist(models, theta, mass, Q0)
-        r = ctx.solve(m, f"monopolist[{label}]", tb.seconds, defaults=START_SOLVER_DEFAULTS)
-        vals = {"Q": _read_Q(m), "V": np.array([pyo.value(m.V[k]) for k in m.TYPES]),
-                "t": np.array([pyo.value(m.t[k]) for k in m.TYPES])}
-        a = Attempt(label, r.status.value, r.objective, r.iterations, result=r, values=vals)
-        attempts.append(a)
-        return a
-
-    solve(f"model_{lo_eta + 1}_only", start_for(N))
-    solve(f"model_{2 - lo_eta}_only", start_for(0))
-    solve("both_models", 0.5 * Qfb)
-
-    def f(cut):
-        if cut not in cache:
-            a = solve(f"switch_start[{cut}]", start_for(cut))
-            cache[cut] = a.objective if a.status == "optimal" else -np.inf
-        return cache[cut]
-
-    _unimodal_argmax(f, 0, N)
-    return _pick_best(res, attempts, "monopolist", "monopolist_starts")
-
-
-def _pick_best(res, attempts, solve_label, table_name):
-    ok = [a for a in attempts if a.status == "optimal"]
-    res.tables[table_name] = _attempt_table(attempts)
-    if not ok:
-        best = max(attempts, key=lambda a: a.objective if np.isfinite(a.objective) else -np.inf)
-        res.solves[solve_label] = best.result
-        return best
-    best = max(ok, key=lambda a: a.objective)
-    res.solves[solve_label] = best.result
-    obj = np.array([a.objective for a in ok])
-    n_best = int(np.sum(obj >= best.objective - 1e-9 * max(1.0, abs(best.objective))))
-    res.notes.append(f"{solve_label}: {len(attempts)} starts, {len(ok)} converged; best {best.label} "
-                     f"objective {best.objective:.10g}; spread (best − worst converged) {obj.max() - obj.min():.4g}; "
-                     f"{n_best} start(s) reach the best within 1e-9")
-    return best
-
-
 def _attempt_table(attempts) -> pd.DataFrame:
     return pd.DataFrame([{"start": a.label, "status": a.status, "objective": a.objective,
                           "iterations": a.iterations, "detail": a.detail} for a in attempts])
 
 
-def _two_model_checks(res, models, theta, mass, dist, eff, mon):
+def _fb_tokens(models, theta) -> np.ndarray:
+    """First-best linear-cost units of each model alone, (N, 2): used for start points only."""
+    return np.stack([cc.first_best_quality(mm, theta) ** (1 / mm.eta) for mm in models], axis=1)
+
+
+def _efficient(res, models, theta, mass, ctx):
+    """Starts on each model and on both; per-type best (separable objective); final solve."""
+    qfb = _fb_tokens(models, theta)
+    starts = {f"{models[0].name}_only": qfb * [1.0, 0.0], f"{models[1].name}_only": qfb * [0.0, 1.0],
+              "both_models": 0.5 * qfb}
+    attempts = []
+    for label, q0 in starts.items():
+        with Timer() as tb:
+            m = build_efficient(models, theta, mass, q0)
+        r = ctx.solve(m, f"efficient[{label}]", tb.seconds, defaults=START_SOLVER_DEFAULTS)
+        attempts.append(Attempt(label, r.status.value, r.objective, r.iterations, values={"q": _read_q(m)}))
+    ok = [a for a in attempts if a.status == "optimal"]
+    if not ok:
+        res.tables["efficient_starts"] = _attempt_table(attempts)
+        res.error = "efficient allocation: no start converged"
+        return None
+    S = np.stack([_type_surplus(models, theta, a.values["q"]) for a in ok])
+    best = np.argmax(S, axis=0)
+    qc = np.stack([ok[b].values["q"][k] for k, b in enumerate(best)])
+    with Timer() as tb:
+        m = build_efficient(models, theta, mass, qc)
+    r = ctx.solve(m, "efficient[best per type]", tb.seconds, defaults=START_SOLVER_DEFAULTS)
+    res.solves["efficient"] = r
+    attempts.append(Attempt("best start per type (final solve)", r.status.value, r.objective, r.iterations,
+                            detail=", ".join(f"{a.label}: {int(np.sum(best == i))} types" for i, a in enumerate(ok))))
+    res.tables["efficient_starts"] = _attempt_table(attempts)
+    obj = [a.objective for a in ok]
+    res.notes.append(f"efficient: starts {', '.join(f'{a.label} {a.objective:.8g}' for a in ok)}; per-type best "
+                     f"then final solve {r.objective:.10g} (spread over starts {max(obj) - min(obj):.4g})")
+    return {"q": _read_q(m), "objective": r.objective}
+
+
+def _monopolist(res, models, theta, mass, ctx):
+    """Starts on each model, on both, then golden-section switch starts.
+
+    Start quantities: each model's first best at the discrete virtual value
+    φ_k (MODEL.md 2.4), 0 where φ_k ≤ 0 — close enough for Ipopt (small barrier)
+    to keep the start's model assignment; cruder starts (half the first best at
+    θ) all drifted to one switch type, measured."""
     N = len(theta)
-    Qs = _quality_scale(models, theta)
-    names = [mm.name or f"model {i + 1}" for i, mm in enumerate(models)]
-    # ---- efficient
+    lo_eta = 0 if models[0].eta < models[1].eta else 1
+    qfb = _fb_tokens(models, np.maximum(cc.discrete_virtual_values(theta, mass), 0.0))
+
+    def start_for(cut):  # types below the cut on the low-η model, the rest on the other
+        q0 = np.zeros((N, 2))
+        low = np.arange(N) < cut
+        q0[low, lo_eta] = qfb[low, lo_eta]
+        q0[~low, 1 - lo_eta] = qfb[~low, 1 - lo_eta]
+        return q0
+
+    attempts, cache = [], {}
+
+    def solve(label, q0):
+        with Timer() as tb:
+            m = build_monopolist(models, theta, mass, q0)
+        r = ctx.solve(m, f"monopolist[{label}]", tb.seconds, defaults=START_SOLVER_DEFAULTS)
+        q = _read_q(m)
+        vals = {"q": q, "V": np.array([pyo.value(m.V[k]) for k in m.TYPES]),
+                "t": np.array([pyo.value(m.t[k]) for k in m.TYPES])}
+        sw = _switches(theta, _model_of(q, _token_scale(models, theta)))
+        a = Attempt(label, r.status.value, r.objective, r.iterations, result=r, values=vals,
+                    detail="; ".join(f"{x[2]}→{x[3]} at θ≈{x[0]:.4g}" for x in sw))
+        attempts.append(a)
+        return a
+
+    solve(f"{models[lo_eta].name}_only", start_for(N))
+    solve(f"{models[1 - lo_eta].name}_only", start_for(0))
+    solve("both_models", 0.5 * qfb)
+
+    def f(cut):
+        if cut not in cache:
+            a = solve(f"switch_start[{cut}] θ_c={theta[min(cut, N - 1)]:.4g}", start_for(cut))
+            cache[cut] = a.objective if a.status == "optimal" else -np.inf
+        return cache[cut]
+
+    _unimodal_argmax(f, 0, N)
+    ok = [a for a in attempts if a.status == "optimal"]
+    res.tables["monopolist_starts"] = _attempt_table(attempts)
+    if not ok:
+        res.error = "multi-model monopolist: no start converged"
+        return None
+    best = max(ok, key=lambda a: a.objective)
+    res.solves["monopolist"] = best.result
+    obj = np.array([a.objective for a in ok])
+    n_best = int(np.sum(obj >= best.objective - 1e-9 * max(1.0, abs(best.objective))))
+    res.notes.append(f"monopolist: {len(attempts)} starts, {len(ok)} converged; best {best.label} "
+                     f"objective {best.objective:.10g}; spread (best − worst converged) {obj.max() - obj.min():.4g}; "
+                     f"{n_best} start(s) reach the best within 1e-9")
+    return best
+
+
+def _two_model_checks(res, models, theta, mass, dist, eff, mon):
+    """Efficient and monopolist NLPs vs closed forms; returns the discrete monopolist reference."""
+    qs = _token_scale(models, theta)
+    names = [mm.name for mm in models]
     if eff is not None:
-        Q = eff["Q"]
-        Qref = cc.efficient_quality(models, theta).T
+        q = eff["q"]
+        qref = (cc.efficient_quality(models, theta).T) ** (1 / np.array([mm.eta for mm in models]))
         chk = "efficient_vs_closed_form"
-        model = _model_of(Q, Qs)
-        ref_model = cc.efficient_model(models, theta)
-        res.checks.append(bound_check(NAME, chk, "types on another model than the closed form", int(np.sum(model != ref_model)), 0))
+        model = _model_of(q, qs)
+        res.checks.append(bound_check(NAME, chk, "types on another model than the closed form",
+                                      int(np.sum(model != cc.efficient_model(models, theta))), 0))
         for l, nm in enumerate(names):
-            res.checks.append(compare(NAME, chk, f"Q[{nm}]", Q[:, l], Qref[:, l], TOL_DISCRETE, index=theta))
+            res.checks.append(compare(NAME, chk, f"q[{nm}] = Q^(1/η)", q[:, l], qref[:, l], TOL_DISCRETE, index=theta))
+        res.checks.append(compare(NAME, chk, "V = (Q1^(1/σ)+Q2^(1/σ))^σ", _pooled(models, q) ** models.sigma,
+                                  _pooled(models, qref) ** models.sigma, TOL_DISCRETE, index=theta))
         res.checks.append(compare(NAME, chk, "expected surplus", eff["objective"],
                                   float(np.sum(mass * cc.efficient_surplus(models, theta))), TOL_DISCRETE))
         te = cc.efficient_switch_point(models)
         sw = _switches(theta, model)
-        lo, hi = theta[0], theta[-1]
-        if lo < te < hi:
+        if theta[0] < te < theta[-1]:
             if len(sw) == 1:
                 mid, step = sw[0][0], sw[0][1]
                 res.checks.append(compare(NAME, "efficient_switch_point", "θ^e (midpoint of NLP switch)", mid, te,
                                           step / te, index=["within one grid step"]))
             else:
-                res.checks.append(bound_check(NAME, "efficient_switch_point", "number of NLP switches - 1", len(sw) - 1, 0))
+                res.checks.append(bound_check(NAME, "efficient_switch_point", "number of NLP model switches − 1",
+                                              len(sw) - 1, 0))
+        Q, Qref = _quality(models, q), _quality(models, qref)
         res.tables["efficient"] = pd.DataFrame({
-            "theta": theta, "mass": mass, **{f"Q_{nm}": Q[:, l] for l, nm in enumerate(names)},
+            "theta": theta, "mass": mass, **{f"q_{nm}": q[:, l] for l, nm in enumerate(names)},
+            **{f"Q_{nm}": Q[:, l] for l, nm in enumerate(names)},
             **{f"Q_{nm}_closed_form": Qref[:, l] for l, nm in enumerate(names)},
-            "model": [names[i] if i in (0, 1) else ("none" if i < 0 else "both") for i in model],
-            "surplus": _type_surplus(models, theta, Q)})
-    # ---- monopolist
+            "model": _model_names(models, model), "model_closed_form": _model_names(models, cc.efficient_model(models, theta)),
+            "surplus": _type_surplus(models, theta, q), "surplus_closed_form": cc.efficient_surplus(models, theta)})
     if mon is None:
         return None
     ref = cc.monopolist_discrete(models, theta, mass)
-    Q, V, t = mon.values["Q"], mon.values["V"], mon.values["t"]
+    q, V, t = mon.values["q"], mon.values["V"], mon.values["t"]
+    qref = ref["Q"].T ** (1 / np.array([mm.eta for mm in models]))
     chk = "monopolist_vs_discrete_closed_form"
-    model = _model_of(Q, Qs)
-    res.checks.append(bound_check(NAME, chk, "types on another model than the closed form", int(np.sum(model != ref["model"])), 0))
+    model = _model_of(q, qs)
+    res.checks.append(bound_check(NAME, chk, "types on another model than the closed form",
+                                  int(np.sum(model != ref["model"])), 0))
     res.checks.append(compare(NAME, chk, "V", V, ref["V"], TOL_DISCRETE, index=theta))
     for l, nm in enumerate(names):
-        res.checks.append(compare(NAME, chk, f"Q[{nm}]", Q[:, l], ref["Q"][l], TOL_DISCRETE, index=theta))
+        res.checks.append(compare(NAME, chk, f"q[{nm}] = Q^(1/η)", q[:, l], qref[:, l], TOL_DISCRETE, index=theta))
     res.checks.append(compare(NAME, chk, "t", t, ref["t"], TOL_DISCRETE, index=theta))
     res.checks.append(compare(NAME, chk, "profit", mon.objective, ref["profit"], TOL_DISCRETE))
-    if mon.objective > ref["profit"] * (1 + TOL_DISCRETE):
+    if mon.objective > ref["profit"] + TOL_DISCRETE * abs(ref["profit"]):
         res.notes.append(f"MONOPOLIST: the NLP menu earns MORE than monopolist_discrete ({mon.objective:.10g} > "
                          f"{ref['profit']:.10g}): the closed form is not the optimum")
-    out = {"ref": ref, "model": model}
     if dist is not None:
-        out.update(_monopolist_continuous_checks(res, models, theta, dist, V, model))
+        _monopolist_continuous_checks(res, models, theta, dist, V, model)
+    Q = _quality(models, q)
     res.tables["monopolist"] = pd.DataFrame({
         "theta": theta, "mass": mass, "V": V, "V_closed_form": ref["V"],
-        **{f"Q_{nm}": Q[:, l] for l, nm in enumerate(names)}, "t": t, "t_closed_form": ref["t"],
-        "U": theta * V - t, "phi": ref["phi"],
-        "model": [names[i] if i in (0, 1) else ("none" if i < 0 else "both") for i in model]})
-    return out
+        **{f"q_{nm}": q[:, l] for l, nm in enumerate(names)}, **{f"Q_{nm}": Q[:, l] for l, nm in enumerate(names)},
+        "t": t, "t_closed_form": ref["t"], "U": theta * V - t, "phi_discrete": ref["phi"],
+        "model": _model_names(models, model), "model_closed_form": _model_names(models, ref["model"])})
+    return ref
 
 
 def _monopolist_continuous_checks(res, models, theta, dist, V, model):
     """Exclusion, switch and versioning jump vs the continuous closed form (within discretisation)."""
-    out = {}
     served = np.nonzero(model >= 0)[0]
     excl = cc.exclusion_type(dist)
     if len(served) and served[0] > 0:
@@ -602,31 +661,30 @@ def _monopolist_continuous_checks(res, models, theta, dist, V, model):
         mid, step = 0.5 * (theta[k - 1] + theta[k]), theta[k] - theta[k - 1]
         res.checks.append(compare(NAME, "monopolist_vs_continuous", "exclusion type (midpoint)", mid, excl,
                                   step / max(abs(excl), 1e-300), index=["within one grid step"]))
-        out["exclusion"] = mid
-    sw = [s for s in _switches(theta, model) if s[2] >= 0 and s[3] >= 0]
+    sw = [x for x in _switches(theta, model) if x[2] >= 0 and x[3] >= 0]
     ts = cc.monopolist_switch_type(models, dist)
-    if np.isfinite(ts) and sw:
-        mid, step, a, b = sw[0]
-        res.checks.append(compare(NAME, "monopolist_vs_continuous", "switch type h(θ)=θ^e (midpoint)", mid, ts,
-                                  step / ts, index=["within one grid step"]))
-        res.checks.append(bound_check(NAME, "monopolist_vs_continuous", "number of model switches - 1", len(sw) - 1, 0))
-        k = int(np.searchsorted(theta, mid))
-        jump = V[k] - V[k - 1]
-        te = cc.efficient_switch_point(models)
-        F, L = (models[0], models[1]) if models[0].eta < models[1].eta else (models[1], models[0])
-        jump_ref = float(cc.first_best_quality(L, te) - cc.first_best_quality(F, te))
-        # discretisation bound: the two types straddle h = θ^e at most one
-        # virtual-value step apart; V moves at most |dV/dh|·Δh on each side
-        h = dist.virtual_value(theta)
-        dh = abs(h[k] - h[k - 1])
-        eps = 1e-6 * max(te, 1e-12)
-        slope = sum(abs(float(cc.first_best_quality(mm, te + eps) - cc.first_best_quality(mm, te - eps))) / (2 * eps)
-                    for mm in (F, L))
-        tol = 2 * slope * dh / abs(jump_ref)
-        res.checks.append(compare(NAME, "monopolist_vs_continuous", "versioning jump in V at the switch", jump, jump_ref,
-                                  tol, index=["bound 2|dV/dh|Δh"]))
-        out.update({"switch": mid, "jump": jump, "jump_ref": jump_ref})
-    return out
+    if not (np.isfinite(ts) and sw):
+        return
+    mid, step, _, _ = sw[0]
+    res.checks.append(compare(NAME, "monopolist_vs_continuous", "switch type: h(θ) = θ^e (midpoint)", mid, ts,
+                              step / ts, index=["within one grid step"]))
+    res.checks.append(bound_check(NAME, "monopolist_vs_continuous", "number of model switches − 1", len(sw) - 1, 0))
+    k = int(np.searchsorted(theta, mid))
+    jump = V[k] - V[k - 1]
+    te = cc.efficient_switch_point(models)
+    F, L = (models[0], models[1]) if models[0].eta < models[1].eta else (models[1], models[0])
+    jump_ref = float(cc.first_best_quality(L, te) - cc.first_best_quality(F, te))
+    # discretisation bound: the two types straddle h = θ^e, at most one virtual-value
+    # step Δh apart, and V moves at most |dV_ℓ/dh|·Δh on each side
+    h = dist.virtual_value(theta)
+    dh = abs(h[k] - h[k - 1])
+    eps = 1e-6 * max(te, 1e-12)
+    slope = sum(abs(float(cc.first_best_quality(mm, te + eps) - cc.first_best_quality(mm, te - eps))) / (2 * eps)
+                for mm in (F, L))
+    res.checks.append(compare(NAME, "monopolist_vs_continuous", "versioning jump in V at the switch", jump, jump_ref,
+                              slope * dh / abs(jump_ref), index=["bound (|V_F'|+|V_L'|)·Δh"]))
+    res.notes.append(f"monopolist versioning: V jumps by {jump:.6g} between θ = {theta[k - 1]:.4g} and {theta[k]:.4g} "
+                     f"(continuous closed form: {jump_ref:.6g} at h = θ^e = {te:.6g}, switch type {ts:.6g})")
 
 
 # =====================================================================
@@ -811,7 +869,6 @@ def _best_attempt(attempts):
 def _leader_refine(lf, theta, mass, ctx, coarse: LeaderMenu, label):
     """Finer grid: start from the coarse menu (interpolated), then neighbouring cut-offs."""
     N = len(theta)
-    _, qs, _ = _leader_scales(lf, theta)
     _, cqs, _ = _leader_scales(lf, coarse.theta)
     ce = _entry_index(coarse.q, cqs)
     q_limit, q_int = _leader_start_guesses(lf, theta, mass)
@@ -826,7 +883,9 @@ def _leader_refine(lf, theta, mass, ctx, coarse: LeaderMenu, label):
     def f(cut):
         if cut in cache:
             return cache[cut]
-        q0 = np.where(np.arange(N) >= cut, np.maximum(qi, upper * (qi <= TOL_SERVED * qs)), 0.0)
+        # types at or above the cut start in the served basin: the coarse menu where it
+        # is at least the limit quality there, else the larger regime guess
+        q0 = np.where(np.arange(N) >= cut, np.where(qi >= q_limit, qi, upper), 0.0)
         menu = solve_leader(lf, theta, mass, ctx, f"{label}[cutoff {cut}]", q0)
         r = menu.result
         attempts.append(Attempt(f"cutoff[{cut}]", r.status.value, r.objective, r.iterations, result=r,
@@ -935,8 +994,8 @@ def _leader_thresholds(res, lf, dist, theta, reg, ref):
         n = nlp.get(key)
         dd = dref.get(key)
         c = float(cont[ckey]) if cont is not None and np.isfinite(cont[ckey]) else np.nan
-        if key == "1->2" and cont is not None and not cont["middle_nonempty"]:
-            c = np.nan  # θ_hi bounds no region when the middle region is empty
+        if cont is not None and not cont["middle_nonempty"] and key != "0->2":
+            c = np.nan  # middle region empty: θ_lo, θ_hi bound no region, θ* does
         rows.append({"threshold": label, "transition": key,
                      "nlp_midpoint": n[0] if n else np.nan, "grid_step": n[1] if n else np.nan,
                      "discrete_closed_form_midpoint": dd[0] if dd else np.nan, "continuous_closed_form": c,
@@ -1033,14 +1092,10 @@ def _leader_convergence(res, lf, scn, ctx, sizes, base: LeaderMenu):
 def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead):
     rows = []
     names = [mm.name for mm in models]
-
-    def who(label_theta_pairs):
-        return "; ".join(label_theta_pairs)
-
+    qs = _token_scale(models, theta)
     if eff is not None:
-        S = _type_surplus(models, theta, eff["Q"])
-        model = _model_of(eff["Q"], _quality_scale(models, theta))
-        sw = _switches(theta, model)
+        S = _type_surplus(models, theta, eff["q"])
+        model = _model_of(eff["q"], qs)
         desc = _describe(theta, model, {0: f"{names[0]} model", 1: f"{names[1]} model", -1: "nobody", 2: "both"})
         rows.append({"regime": "efficient", "source": "NLP (discrete types)", "profit": 0.0,
                      "consumer_surplus": float(np.sum(mass * S)), "total_surplus": float(np.sum(mass * S)),
@@ -1050,9 +1105,9 @@ def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead):
                      "consumer_surplus": tot, "total_surplus": tot,
                      "who_serves_whom": f"{names[0]} below θ^e = {cc.efficient_switch_point(models):.4g}, {names[1]} above"})
     if mon is not None:
-        V, t, Q = mon.values["V"], mon.values["t"], mon.values["Q"]
-        K = sum(mm.c * np.maximum(Q[:, l], 0) ** (1 / mm.eta) for l, mm in enumerate(models))
-        model = _model_of(Q, _quality_scale(models, theta))
+        V, t, q = mon.values["V"], mon.values["t"], mon.values["q"]
+        K = q @ np.array([mm.c for mm in models])
+        model = _model_of(q, qs)
         rows.append({"regime": "multi-model monopolist", "source": "NLP (discrete types)", "profit": mon.objective,
                      "consumer_surplus": float(np.sum(mass * (theta * V - t))),
                      "total_surplus": float(np.sum(mass * (theta * V - K))),
@@ -1077,7 +1132,7 @@ def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead):
                      "consumer_surplus": ref["consumer_surplus"], "total_surplus": ref["total_surplus"],
                      "who_serves_whom": _describe(theta, ref["region"], {0: "fringe only", 1: "leader (limit pricing)",
                                                                          2: "leader (interior)"})})
-    if dist is not None and lf is not None:
+    if dist is not None and lf is not None and eff is not None and mon is not None:
         wc = cc.welfare_comparison(lf, dist)
         thr = cc.leader_thresholds(lf, dist)
         te = cc.efficient_switch_point(models)
@@ -1092,8 +1147,6 @@ def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead):
             rows.append({"regime": label[key], "source": "closed form (continuous types)", "profit": d["profit"],
                          "consumer_surplus": d["consumer_surplus"], "total_surplus": d["total_surplus"],
                          "who_serves_whom": descr[key]})
-    elif dist is not None:
-        wc = {"efficient": None}
     df = pd.DataFrame(rows)
     res.tables["welfare"] = df
     # discrete-type welfare must match the discrete closed forms (same menus)
@@ -1187,7 +1240,7 @@ def _figures(lf, models, theta, dist, eff, mon, lead, mon_ref):
         names = [mm.name for mm in models]
         if eff is not None:
             for l, nm in enumerate(names):
-                plotting.numeric_markers(ax, theta, eff["Q"][:, l], f"efficient Q[{nm}] (NLP)")
+                plotting.numeric_markers(ax, theta, _quality(models, eff["q"])[:, l], f"efficient Q[{nm}] (NLP)")
             if dist is not None:
                 grid = np.linspace(*dist.support, 1201)
                 Qe = cc.efficient_quality(models, grid)
@@ -1239,7 +1292,7 @@ def run(scn, opts, ctx) -> RegimeResult:
         mdist = None
     else:
         mdist = dist
-    two = _two_model_checks(res, models, theta, mass, mdist, eff, mon)
+    mon_ref = _two_model_checks(res, models, theta, mass, mdist, eff, mon)
     lead, lf = None, None
     if opts["gamma_F"] == 0:
         lf = cc.LeaderFringe(sigma=s, gamma_L=opts["gamma_L"], c_L=opts["c_L"], c_F=opts["c_F"])
@@ -1247,9 +1300,8 @@ def run(scn, opts, ctx) -> RegimeResult:
     else:
         res.notes.append("gamma_F > 0: the leader-vs-competitive-fringe part needs gamma_F = 0 and is skipped")
     _welfare(res, lf, models, theta, mass, dist if lf is not None else None, eff, mon, lead)
-    res.figures.update(_figures(lf, models, theta, dist, eff, mon, lead, two["ref"] if two else None))
+    res.figures.update(_figures(lf, models, theta, dist, eff, mon, lead, mon_ref))
     return res
 
 
 
-T_START_FACTOR = 0.9  # start transfers: 0.9 x the binding-downward-IC schedule (strictly IC and IR)

@@ -18,7 +18,7 @@ import pyomo.environ as pyo
 from models import gain
 from models.closed_form import cost as cf
 from models.results import RegimeResult, compare
-from models.solver import Timer
+from models.solver import PRECISE_OPTIONS, Timer
 
 NAME = "cost"
 # Ipopt at tol 1e-10 on an O(1)-scaled problem: relative accuracy of the
@@ -60,7 +60,7 @@ def run(scn, opts, ctx) -> RegimeResult:
     res = RegimeResult(NAME)
     with Timer() as t:
         m = build(tech, qs)
-    sr = ctx.solve(m, "cost", t.seconds)
+    sr = ctx.solve(m, "cost", t.seconds, defaults=PRECISE_OPTIONS)
     res.solves["cost"] = sr
     L = list(m.LEVELS)
     X = np.array([[pyo.value(m.X[q, j]) for j in m.TOKENS] for q in L])
