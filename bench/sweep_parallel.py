@@ -87,7 +87,12 @@ def main() -> int:
               f"{r['load'][0]:>10.2f}, {r['load'][1]:>9.2f}")
     tables = [pd.read_parquet(r["out"] / "sweep.parquet").drop(columns=list(sweep.VOLATILE_COLUMNS)) for r in runs]
     for r, t in zip(runs[1:], tables[1:]):
-        pd.testing.assert_frame_equal(t, tables[0], check_exact=True)
+        try:
+            pd.testing.assert_frame_equal(t, tables[0], check_exact=True)
+        except AssertionError as exc:
+            print(f"\nRESULTS DIFFER between {runs[0]['workers']} and {r['workers']} workers (was the code edited "
+                  f"during the benchmark?):\n{str(exc)[:600]}")
+            return 1
     print("\nresults: identical tables in every run (timing columns aside)")
     base = runs[0]
     for r in runs[1:]:

@@ -43,8 +43,8 @@ TOL_LEMMA = 1e-7
 def validate_options(v, opts, path, tech):
     v.keys(opts, path, {"ic", "convergence", "refine", "lemma_cells", "lemma_profiles", "all_pairs_max"})
     ic = v.choice(opts, path, "ic", IC_FORMS, default="local")
-    conv = v.numbers(opts, path, "convergence", lo=2, min_len=2, default=[], increasing=True)
-    if any(int(x) != x for x in conv):
+    conv = v.numbers(opts, path, "convergence", lo=2, min_len=0, default=[], increasing=True)
+    if len(conv) == 1 or any(int(x) != x for x in conv):
         v.fail(path + ".convergence", conv, "a strictly increasing list of integers >= 2 (numbers of types)")
     return {
         "ic": ic,

@@ -254,11 +254,24 @@ def region_boundaries(theta, region) -> dict:
     return out
 
 
-def _unimodal_argmax(f, lo: int, hi: int) -> int:
-    """Integer argmax of a unimodal f on [lo, hi] by golden-section search (f cached by caller).
+TIE = 1e-7
+"""Relative difference below which two starts' objectives count as equal: starts
+that end in the same local optimum agree to ~1e-9 at tol 1e-12 (measured); 1e-7
+leaves margin and is far below the gap between neighbouring cut-offs (>1e-5)."""
 
-    Ties go right: in both uses the low end is a plateau (a start whose cut-off
-    is too low ends in the same too-early local optimum), the high end is not."""
+
+def _better(a: float, b: float) -> bool:
+    return a > b + TIE * max(1.0, abs(b))
+
+
+def _cutoff_search(f, lo: int, hi: int) -> int:
+    """Best integer cut-off of a (nearly) unimodal f on [lo, hi]: golden-section
+    search, then a walk to neighbouring cut-offs until neither improves.
+
+    Ties go right in the golden phase: in both uses the low end is a plateau (a
+    start whose cut-off is too low ends in the same too-early local optimum).
+    The walk absorbs what a pure golden search misses when Ipopt moves a
+    start's cut-off by a type or two on its own (measured on the monopolist)."""
     g = (np.sqrt(5.0) - 1) / 2
     a, b = lo, hi
     while b - a > 3:
@@ -266,12 +279,17 @@ def _unimodal_argmax(f, lo: int, hi: int) -> int:
         d = int(round(a + g * (b - a)))
         if c == d:
             d = c + 1
-        fc, fd = f(c), f(d)
-        if fc > fd + 1e-9 * max(1.0, abs(fd)):
+        if _better(f(c), f(d)):
             b = d
         else:
             a = c
-    return max(range(a, b + 1), key=f)
+    cut = max(range(a, b + 1), key=f)
+    while True:
+        nb = [c for c in (cut - 1, cut + 1) if lo <= c <= hi]
+        best = max(nb, key=f)
+        if not _better(f(best), f(cut)):
+            return cut
+        cut = best
 
 
 # =====================================================================
@@ -574,7 +592,7 @@ def _monopolist(res, models, theta, mass, ctx):
             cache[cut] = a.objective if a.status == "optimal" else -np.inf
         return cache[cut]
 
-    _unimodal_argmax(f, 0, N)
+    _cutoff_search(f, 0, N)
     ok = [a for a in attempts if a.status == "optimal"]
     res.tables["monopolist_starts"] = _attempt_table(attempts)
     if not ok:
@@ -856,7 +874,7 @@ def leader_multistart(lf, theta, mass, ctx, tag=""):
             cache[cut] = a.objective if a.status == "optimal" else -np.inf
         return cache[cut]
 
-    _unimodal_argmax(f, 0, N)
+    _cutoff_search(f, 0, N)
     return attempts
 
 

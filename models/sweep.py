@@ -460,6 +460,20 @@ def finished(out: Path, pl: Plan) -> set[str]:
     return {f.stem for f in d.glob("*.parquet") if f.stem in ids}
 
 
+def _warn_other_revision(out: Path, log) -> None:
+    """Point ids hash the scenario, not the code: say so when the finished points may be older code's."""
+    from models import run
+
+    try:
+        before = json.loads((Path(out) / "sweep.json").read_text()).get("git_revision")
+    except (OSError, ValueError):
+        return
+    now = run._git_revision()
+    if before and before != now:
+        log(f"note: points already in {points_dir(out)}/ were computed at git revision {before}, this is {now}; "
+            "remove that folder to recompute them with this code")
+
+
 def _write_point(out: Path, df: pd.DataFrame, pid: str) -> None:
     with atomic_path(_point_file(out, pid)) as tmp:
         df.to_parquet(tmp, index=False)
@@ -526,6 +540,8 @@ def run_sweep(pl: Plan, out, workers: int | None = None, scheduler: str | None =
     todo = [p for p in pl.points if p.point_id not in done]
     log(f"sweep {pl.base.name}: {len(pl.points)} points ({' x '.join(str(p) for p in pl.params)}), "
         f"regimes {', '.join(pl.regimes)}; {len(done)} already done, {len(todo)} to run -> {out}")
+    if done and todo:
+        _warn_other_revision(out, log)
     seconds = {"startup": 0.0, "compute": 0.0}
     mode = "in-process" if (workers == 0 and not scheduler) else None
     bars: list[_Progress] = []

@@ -149,7 +149,7 @@ def test_golden_search_goes_right_on_a_left_plateau():
         calls.append(i)
         return float(vals[i])
 
-    assert comp._unimodal_argmax(f, 0, len(vals) - 1) == 42
+    assert comp._cutoff_search(f, 0, len(vals) - 1) == 42
     assert len(set(calls)) < 20
 
 
