@@ -49,6 +49,7 @@ fi
 STAMP="$VENV/.requirements.sha256"
 REQ_SUM="$(sha256sum requirements.txt | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$REQ_SUM" ]; then
+  BUILT=1
   log "installing requirements.txt into .venv"
   "$VPY" -m pip install -q --upgrade pip
   "$VPY" -m pip install -q -r requirements.txt
@@ -59,6 +60,7 @@ SITE="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 # ---- 3. PyNumero ASL library ---------------------------------------------
 ASL_LIB="$ROOT/.pyomo/lib/libpynumero_ASL.so"
 if [ ! -f "$ASL_LIB" ]; then
+  BUILT=1
   log "building libpynumero_ASL.so from Pyomo's sources"
   ASL_INC=/usr/include/ampl-netlib-solvers
   ASL_SO="$(dpkg -L libamplsolver-dev | grep -E '/libamplsolver\.so$' | head -1)"
@@ -88,6 +90,7 @@ Version: 3.14.19
 Cflags: -I\${includedir}
 Libs: -L\${libdir} -lipopt
 PCEOF
+  BUILT=1
   log "building cyipopt $CYIPOPT_VERSION against casadi's Ipopt"
   "$VPY" -m pip install -q cython==3.3.1 setuptools==84.2.1 wheel==0.48.0
   # $ORIGIN/../casadi: the extension finds casadi's libipopt wherever the
@@ -101,6 +104,7 @@ PCEOF
     "$VPY" -m pip install -q "cyipopt-wheels==1.7.0.dev0"
   fi
 fi
+[ "${BUILT:-0}" = 1 ] || exit 0  # nothing was (re)built: the last check still holds
 "$VPY" - <<'PYEOF'
 import models.solver as s
 routes = s.available_routes()
