@@ -15,7 +15,7 @@ runs produced the same table (timings aside), and the ratios 1 worker / N.
 The machine's load average is printed too: other processes on the same cores
 change the ratio.
 
-    .venv/bin/python bench/sweep_parallel.py [--workers 1,2] [--param technology.sigma=0.2:0.6:200]
+    .venv/bin/python bench/sweep_parallel.py [--workers 1,2] [--repeat 2] [--param technology.sigma=0.2:0.6:200]
 """
 from __future__ import annotations
 
@@ -28,13 +28,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "bench" / "out" / "sweep_parallel"
 
 
-def run_once(scenario: Path, workers: int, params: list[str]) -> dict:
-    out = OUT / f"w{workers}"
+def run_once(scenario: Path, workers: int, params: list[str], tag: str = "") -> dict:
+    out = OUT / f"w{workers}{tag}"
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, str(ROOT / "solve.py"), "sweep", str(scenario), "--workers", str(workers),
            "--out", str(out), "--no-figures", "--quiet"]
@@ -52,8 +54,9 @@ def run_once(scenario: Path, workers: int, params: list[str]) -> dict:
     import pandas as pd
 
     t = pd.read_parquet(out / "sweep.parquet")
-    busy = float(t.loc[(t["kind"] == "regime") & (t["quantity"] == "checks"), "wall_seconds"].sum())
-    return {"workers": workers, "wall": wall, "busy": busy, "startup": man["seconds"]["startup"],
+    reg = t[(t["kind"] == "regime") & (t["quantity"] == "checks")]
+    busy, cpu = float(reg["wall_seconds"].sum()), float(reg["cpu_seconds"].sum())
+    return {"workers": workers, "wall": wall, "busy": busy, "cpu": cpu, "startup": man["seconds"]["startup"],
             "compute": man["seconds"]["compute"], "points": man["points"], "computed": man["computed"],
             "failed": man["failed"], "errors": man["errors"], "exit": proc.returncode, "out": out,
             "load": (load0, os.getloadavg()[0]), "execution": man["execution"]}
@@ -65,6 +68,9 @@ def main() -> int:
     ap.add_argument("--workers", default="1,2", help="comma list of worker counts (default 1,2)")
     ap.add_argument("--param", action="append", default=[], metavar="PATH=START:STOP:COUNT",
                     help="override the scenario's [sweep] grid")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds; round r runs the worker counts forwards (r even) or backwards (r odd), "
+                         "so a load that drifts during the benchmark hits both alike (default 1)")
     args = ap.parse_args()
     counts = [int(x) for x in args.workers.split(",")]
     import pandas as pd
@@ -73,17 +79,19 @@ def main() -> int:
 
     print(f"machine: {os.cpu_count()} CPUs ({len(os.sched_getaffinity(0))} usable); "
           f"load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    runs = [run_once(Path(args.scenario), n, args.param) for n in counts]
+    runs = []
+    for r in range(args.repeat):
+        for n in (counts if r % 2 == 0 else counts[::-1]):
+            runs.append(run_once(Path(args.scenario), n, args.param, tag=f"_r{r}"))
     print(f"\nscenario {args.scenario}, {runs[0]['points']} points, figures off\n")
-    # busy: the points' own solve times summed (in the workers); busy / (compute x workers) = how
-    # much of the time the workers were solving; s/point rising with the worker count = the cores
-    # are shared with other processes (the load average says how many)
-    print(f"{'workers':>7} {'wall s':>8} {'start s':>8} {'compute s':>10} {'busy s':>8} {'s/point':>8} "
-          f"{'busy/(compute*workers)':>23} {'failed':>7}  {'load avg (start, end)':>22}")
+    # busy: the points' own wall times summed (in the workers); cpu: their CPU times.
+    # busy / cpu > 1: a worker waited for its core (other processes on the machine, see load average).
+    print(f"{'workers':>7} {'wall s':>8} {'start s':>8} {'compute s':>10} {'s/point':>8} {'cpu s/point':>11} "
+          f"{'busy/cpu':>8} {'failed':>7}  {'load avg (start, end)':>22}")
     for r in runs:
         n = max(r["computed"], 1)
-        print(f"{r['workers']:>7} {r['wall']:>8.1f} {r['startup']:>8.1f} {r['compute']:>10.1f} {r['busy']:>8.1f} "
-              f"{r['busy'] / n:>8.3f} {r['busy'] / (r['compute'] * r['workers']):>23.2f} {r['failed']:>7}  "
+        print(f"{r['workers']:>7} {r['wall']:>8.1f} {r['startup']:>8.1f} {r['compute']:>10.1f} "
+              f"{r['busy'] / n:>8.3f} {r['cpu'] / n:>11.3f} {r['busy'] / max(r['cpu'], 1e-9):>8.2f} {r['failed']:>7}  "
               f"{r['load'][0]:>10.2f}, {r['load'][1]:>9.2f}")
     tables = [pd.read_parquet(r["out"] / "sweep.parquet").drop(columns=list(sweep.VOLATILE_COLUMNS)) for r in runs]
     for r, t in zip(runs[1:], tables[1:]):
@@ -94,10 +102,12 @@ def main() -> int:
                   f"during the benchmark?):\n{str(exc)[:600]}")
             return 1
     print("\nresults: identical tables in every run (timing columns aside)")
-    base = runs[0]
-    for r in runs[1:]:
-        print(f"ratio {base['workers']} worker(s) / {r['workers']} workers: wall {base['wall'] / r['wall']:.2f}x, "
-              f"compute {base['compute'] / r['compute']:.2f}x")
+    med = {n: {k: float(np.median([r[k] for r in runs if r["workers"] == n])) for k in ("wall", "compute")}
+           for n in counts}
+    base = counts[0]
+    for n in counts[1:]:
+        wall, comp = med[base]["wall"] / med[n]["wall"], med[base]["compute"] / med[n]["compute"]
+        print(f"ratio {base} worker(s) / {n} workers (median of {args.repeat}): wall {wall:.2f}x, compute {comp:.2f}x")
     return 0
 
 

@@ -16,20 +16,23 @@ Four Pyomo programs, each compared with the closed forms of
    concave function, hence jointly concave — Ipopt's optimum is global.
    Checked: value = ``U(θ,Q1,Q2) = θ(Q1^{1/σ}+Q2^{1/σ})^σ`` and the share rule.
 
-2. **Efficient allocation** (:func:`build_efficient`): per type, qualities
-   ``Q_{k,ℓ}`` on both models, surplus ``Σ p_k[θ_k V_k − Σ_ℓ c_ℓQ_{kℓ}^{1/η_ℓ}]``
-   with ``V = (Q_1^{1/σ}+Q_2^{1/σ})^σ``.  Not concave (V is a p-norm, p = 1/σ > 1):
-   every type has a local optimum on each model.  Starts on each model; the
-   objective is separable by type, so the per-type best of the starts is the
-   global optimum; a final solve from that point confirms it is a KKT point.
+2. **Efficient allocation** (:func:`build_efficient`): per type, each model's
+   tokens in linear-cost units ``q[k,ℓ] = Q_{kℓ}^{1/η_ℓ}`` (spend ``c_ℓ q``),
+   surplus ``Σ p_k[θ_k V_k − Σ_ℓ c_ℓ q_{kℓ}]``, ``V = (Σ_ℓ q_ℓ^{η_ℓ/σ})^σ =
+   (Q_1^{1/σ}+Q_2^{1/σ})^σ``.  Not concave: every type has a local optimum on
+   each model.  Starts on each model and on both; the objective is separable
+   by type, so the per-type best of the starts is the global optimum; a final
+   solve from that point confirms it is a KKT point of the whole program.
 
 3. **Multi-model monopolist** (:func:`build_monopolist`): menu
-   ``(Q_{k,1}, Q_{k,2}, t_k)``, screening variable ``V_k`` tied to the qualities
-   by one equality, so IR/IC are linear in (V, t): IR, adjacent IC both ways
-   and monotone V (as in the budget regime).  Non-convex (``min_ℓ C_ℓ`` is
-   not convex): starts on each model, on both, and a golden-section schedule
-   of *switch starts* (types below a cut-off start on model 1, above on
-   model 2; Ipopt is free to move every type).  Best and spread reported.
+   ``(q_{k,1}, q_{k,2}, t_k)``, screening variable ``V_k`` tied to the tokens
+   by one equality, so IC is linear in (V, t): adjacent IC both ways, monotone
+   V, IR of the lowest type (the other IR rows are implied and audited).  Non-
+   convex (``min_ℓ C_ℓ`` is not convex): starts on each model, on both, and
+   *switch starts* (types below a cut-off start on the low-η model at its
+   first best for the discrete virtual value, the rest on the other model;
+   Ipopt is free to move every type) over a bisection schedule of cut-offs.
+   Best and spread reported.
 
 4. **Leader vs competitive fringe** (:func:`build_leader`), γ_F = 0, fringe
    sold at c_F.  Menu ``(q_k, T_k)`` in linear-cost units ``q = Q_L^{1/η}``;
@@ -61,7 +64,10 @@ Four Pyomo programs, each compared with the closed forms of
    formula for the top-up is used (only the derivative of θs^σ).  We tried
    the complementarity route first (``pyomo.mpec`` + ``mpec.simple_nonlinear``
    with a relaxation homotopy, and Fischer–Burmeister smoothing): on these
-   problems Ipopt stalled or ended at worse points (see the report).
+   problems Ipopt stalled (max_iter, 'restoration failed') or ended at menus
+   1–10 % less profitable than the discrete optimum, even when started at it
+   (N = 40..240, measured); the dual form solves in 10–30 iterations from a
+   near-optimal start.
 
    *Which rows*: downward adjacent IC, IR of the lowest type and monotone q.
    Upward adjacent rows are slack at the optimum and leave their ``s``
@@ -76,8 +82,9 @@ Four Pyomo programs, each compared with the closed forms of
    quality), so Ipopt returns the basin it starts in.  Starts: all-fringe,
    limit pricing, interior (one per candidate regime, spread reported), then
    *cut-off starts* (types below a cut-off start at q = 0, above it at the
-   larger of the limit and interior guesses) over a golden-section schedule
-   of cut-offs — profit is unimodal in the cut-off.  Every start solves the
+   larger of the limit and interior guesses) over a bisection schedule of
+   cut-offs (:func:`_cutoff_search`; profit is flat, then unimodal, in the
+   cut-off).  Every start solves the
    same unrestricted NLP; Proposition 4's regions are never imposed: they are
    read off the solution (region 1 = the buyer buys no fringe tokens but the
    next type would at this quantity).  Finer grids (convergence) start from
@@ -89,9 +96,10 @@ and ``bound_push = bound_frac = 1e-8`` so that Ipopt stays in the basin of its
 start (with the default barrier 0.1, the first iterations throw the start
 away and every start ends in the same, worse, basin — measured).
 
-Floors: leader/quality variables ≥ 1e-9 × their scale (powers with exponent
-> 1 are evaluated at 0 by ASL with a 0/0 derivative); this shifts profits by
-< 1e-9 relative.
+Floors: quantity variables have a small positive lower bound (``FLOOR``,
+``FLOOR_TWO_MODEL``; ASL evaluates x^r at 0 with a 0/0 derivative); the
+profit shift is < 1e-7 relative (measured) and every comparison is in the
+units in which the floor is harmless (tokens q, not qualities q^η).
 """
 from __future__ import annotations
 
@@ -130,9 +138,9 @@ TOL_REGION = 1e-6
 top up at q_k, i.e. q_k^r < A_{k+1}(1 − TOL_REGION); ties within solver
 tolerance count as interior (as leader_discrete labels a clamped q_k = q̂_{k+1})."""
 FLOOR = 1e-9
-"""Lower bound of the leader's quantity and of task-assignment tokens, relative to
-their scale (ASL evaluates x^r at 0 with a 0/0 derivative).  The leader's value
-uses q^r, r > 1, so the floor moves profits by < 1e-8 relative (measured)."""
+"""Lower bound of the leader's quantity q, relative to its scale (ASL evaluates
+x^r at 0 with a 0/0 derivative).  The buyer's value uses q^r, r > 1, and the
+cost c_L q is linear, so the floor moves profits by ~1e-8 relative (measured)."""
 FLOOR_TWO_MODEL = 1e-16
 """Token floor of the efficient/monopolist programs, relative to scale.  Their
 value V = (Σ_ℓ q_ℓ^(η_ℓ/σ))^σ has an infinite slope at 0 when η_ℓ = σ, so a
@@ -152,6 +160,29 @@ CONVEX_SOLVER_DEFAULTS = {"bound_relax_factor": 0.0, "tol": 1e-10, "max_iter": 3
 # (measured: q error 1e-7 at tol 1e-10, ~1e-9 at 1e-12).
 START_SOLVER_DEFAULTS = {"bound_relax_factor": 0.0, "tol": 1e-12, "max_iter": 3000,
                          "mu_init": 1e-9, "bound_push": 1e-8, "bound_frac": 1e-8}
+
+
+RETRIES = ({"mu_init": 1e-7}, {"tol": 1e-10})
+"""A start that stops short of optimality (Ipopt: 'very little progress' at an
+essentially optimal point, measured on the monopolist at N = 80) is re-solved
+from its last iterate with these option changes, in turn.  The first keeps tol
+1e-12 (a looser tol shifts objectives by up to ~1e-6, enough to mislead the
+cut-off search); the second is still 1e4 below TOL_DISCRETE."""
+
+
+def _solve_start(ctx, m, label, build_seconds=0.0):
+    """Solve a non-convex program from its start; retried with RETRIES if not optimal."""
+    r = ctx.solve(m, label, build_seconds, defaults=START_SOLVER_DEFAULTS)
+    its, first = r.iterations, r.status.value
+    for extra in RETRIES:
+        if r.ok:
+            break
+        tag = ", ".join(f"{k}={v:g}" for k, v in extra.items())
+        r = ctx.solve(m, f"{label}[retry {tag}]", 0.0, defaults={**START_SOLVER_DEFAULTS, **extra})
+        its += r.iterations
+        r.message = f"retried ({tag}) after '{first}': {r.message}"
+    r.iterations = its
+    return r
 
 
 def validate_options(v, opts, path, tech):
@@ -184,10 +215,12 @@ def fringe_topup_numeric(theta, a, sigma: float, c_F: float, iters: int = 200) -
     th, a = np.broadcast_arrays(np.asarray(theta, float), np.maximum(np.asarray(a, float), 0.0))
     th, a = th.astype(float), a.astype(float)
 
-    def mv(x):  # marginal value of fringe tokens minus price
+    def mv(x):  # marginal value of fringe tokens minus price (+inf at s = 0)
         s = a + x
-        with np.errstate(divide="ignore"):
-            return np.where(s > 0, th * sigma * s ** (sigma - 1.0), np.inf) - c_F
+        out = np.full(s.shape, np.inf)
+        pos = s > 0
+        out[pos] = th[pos] * sigma * s[pos] ** (sigma - 1.0)
+        return out - c_F
 
     buy = (th > 0) & (mv(np.zeros_like(a)) > 0)
     hi = np.maximum(a, 1.0)
@@ -244,20 +277,24 @@ def leader_regions(lf: cc.LeaderFringe, theta, q, q_scale: float) -> np.ndarray:
     return np.where(served, np.where(limit, 1, 2), 0)
 
 
-def region_boundaries(theta, region) -> dict:
-    """NLP thresholds: midpoints where the region label changes, with the local grid step."""
+def region_thresholds(theta, region) -> dict:
+    """Thresholds read off region labels: ``entry`` (first type the leader serves)
+    and ``interior_from`` (first interior type), each as (midpoint between the
+    grid types on either side, local grid step); None if there is no such change."""
     th, reg = np.asarray(theta, float), np.asarray(region)
     out = {}
-    for i in np.nonzero(np.diff(reg))[0]:
-        key = f"{reg[i]}->{reg[i + 1]}"
-        out.setdefault(key, (0.5 * (th[i] + th[i + 1]), th[i + 1] - th[i]))
+    for key, hit in (("entry", reg > 0), ("interior_from", reg == 2)):
+        idx = np.nonzero(hit)[0]
+        k = int(idx[0]) if len(idx) else None
+        out[key] = None if k is None or k == 0 else (0.5 * (th[k - 1] + th[k]), th[k] - th[k - 1])
     return out
 
 
 TIE = 1e-7
 """Relative difference below which two starts' objectives count as equal: starts
-that end in the same local optimum agree to ~1e-9 at tol 1e-12 (measured); 1e-7
-leaves margin and is far below the gap between neighbouring cut-offs (>1e-5)."""
+that end in the same local optimum agree to ~1e-11 at tol 1e-12 (measured).
+Neighbouring cut-offs near the optimum differ by ~1/N² (leader: 7e-5 relative
+at N = 60, ~4e-6 at N = 240), so 1e-7 separates them up to N ~ 1000."""
 
 
 def _better(a: float, b: float) -> bool:
@@ -265,25 +302,22 @@ def _better(a: float, b: float) -> bool:
 
 
 def _cutoff_search(f, lo: int, hi: int) -> int:
-    """Best integer cut-off of a (nearly) unimodal f on [lo, hi]: golden-section
-    search, then a walk to neighbouring cut-offs until neither improves.
+    """Best integer cut-off of f on [lo, hi] where f is flat (a plateau), then
+    increasing, then decreasing: bisection on the sign of f(c+1) − f(c), ties
+    going right, then a walk to neighbouring cut-offs until neither improves.
 
-    Ties go right in the golden phase: in both uses the low end is a plateau (a
-    start whose cut-off is too low ends in the same too-early local optimum).
-    The walk absorbs what a pure golden search misses when Ipopt moves a
-    start's cut-off by a type or two on its own (measured on the monopolist)."""
-    g = (np.sqrt(5.0) - 1) / 2
+    The shape is what Ipopt produces here: a start whose cut-off is too low
+    ends in one and the same too-early local optimum (plateau); above it the
+    start's cut-off is kept and profit is unimodal in it.  (A golden-section
+    search was misled by that plateau — measured on the monopolist, N = 16.)"""
     a, b = lo, hi
-    while b - a > 3:
-        c = int(round(b - g * (b - a)))
-        d = int(round(a + g * (b - a)))
-        if c == d:
-            d = c + 1
-        if _better(f(c), f(d)):
-            b = d
+    while a < b:
+        c = (a + b) // 2
+        if _better(f(c), f(c + 1)):
+            b = c
         else:
-            a = c
-    cut = max(range(a, b + 1), key=f)
+            a = c + 1
+    cut = a
     while True:
         nb = [c for c in (cut - 1, cut + 1) if lo <= c <= hi]
         best = max(nb, key=f)
@@ -447,7 +481,12 @@ def build_monopolist(models, theta, mass, q0):
     m.V = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=lambda m, k: V0[k])
     m.t = pyo.Var(m.TYPES, initialize=lambda m, k: t0[k])
     m.quality = pyo.Constraint(m.TYPES, rule=lambda m, k: m.V[k] ** (1 / s) == m.pooled[k])
-    m.ir = pyo.Constraint(m.TYPES, rule=lambda m, k: m.theta[k] * m.V[k] - m.t[k] >= 0)
+    # IR of the lowest type only: U_k ≥ U_{k−1} + (θ_k − θ_{k−1})V_{k−1} ≥ U_{k−1} by
+    # ic_down, so the other IR rows are implied (audited in numpy).  With all N
+    # IR rows the excluded types make IR, IC, mono and the floors active at
+    # once and Ipopt took 2.5x the iterations (measured, N = 64).
+    m.IR_TYPES = pyo.Set(initialize=[0])
+    m.ir = pyo.Constraint(m.IR_TYPES, rule=lambda m, k: m.theta[k] * m.V[k] - m.t[k] >= 0)
     m.ic_down = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == 0 else
                                m.theta[k] * (m.V[k] - m.V[k - 1]) - m.t[k] + m.t[k - 1] >= 0)
     m.ic_up = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == N - 1 else
@@ -526,8 +565,9 @@ def _efficient(res, models, theta, mass, ctx):
     for label, q0 in starts.items():
         with Timer() as tb:
             m = build_efficient(models, theta, mass, q0)
-        r = ctx.solve(m, f"efficient[{label}]", tb.seconds, defaults=START_SOLVER_DEFAULTS)
-        attempts.append(Attempt(label, r.status.value, r.objective, r.iterations, values={"q": _read_q(m)}))
+        r = _solve_start(ctx, m, f"efficient[{label}]", tb.seconds)
+        attempts.append(Attempt(label, r.status.value, r.objective, r.iterations, values={"q": _read_q(m)},
+                                detail=r.message if "retried" in r.message else ""))
     ok = [a for a in attempts if a.status == "optimal"]
     if not ok:
         res.tables["efficient_starts"] = _attempt_table(attempts)
@@ -538,7 +578,7 @@ def _efficient(res, models, theta, mass, ctx):
     qc = np.stack([ok[b].values["q"][k] for k, b in enumerate(best)])
     with Timer() as tb:
         m = build_efficient(models, theta, mass, qc)
-    r = ctx.solve(m, "efficient[best per type]", tb.seconds, defaults=START_SOLVER_DEFAULTS)
+    r = _solve_start(ctx, m, "efficient[best per type]", tb.seconds)
     res.solves["efficient"] = r
     attempts.append(Attempt("best start per type (final solve)", r.status.value, r.objective, r.iterations,
                             detail=", ".join(f"{a.label}: {int(np.sum(best == i))} types" for i, a in enumerate(ok))))
@@ -550,7 +590,7 @@ def _efficient(res, models, theta, mass, ctx):
 
 
 def _monopolist(res, models, theta, mass, ctx):
-    """Starts on each model, on both, then golden-section switch starts.
+    """Starts on each model, on both, then switch starts scheduled by :func:`_cutoff_search`.
 
     Start quantities: each model's first best at the discrete virtual value
     φ_k (MODEL.md 2.4), 0 where φ_k ≤ 0 — close enough for Ipopt (small barrier)
@@ -572,13 +612,14 @@ def _monopolist(res, models, theta, mass, ctx):
     def solve(label, q0):
         with Timer() as tb:
             m = build_monopolist(models, theta, mass, q0)
-        r = ctx.solve(m, f"monopolist[{label}]", tb.seconds, defaults=START_SOLVER_DEFAULTS)
+        r = _solve_start(ctx, m, f"monopolist[{label}]", tb.seconds)
         q = _read_q(m)
         vals = {"q": q, "V": np.array([pyo.value(m.V[k]) for k in m.TYPES]),
                 "t": np.array([pyo.value(m.t[k]) for k in m.TYPES])}
         sw = _switches(theta, _model_of(q, _token_scale(models, theta)))
         a = Attempt(label, r.status.value, r.objective, r.iterations, result=r, values=vals,
-                    detail="; ".join(f"{x[2]}→{x[3]} at θ≈{x[0]:.4g}" for x in sw))
+                    detail="; ".join(f"{x[2]}→{x[3]} at θ≈{x[0]:.4g}" for x in sw)
+                    + (f" ({r.message.split(':')[0]})" if "retried" in r.message else ""))
         attempts.append(a)
         return a
 
@@ -640,7 +681,8 @@ def _two_model_checks(res, models, theta, mass, dist, eff, mon):
             "theta": theta, "mass": mass, **{f"q_{nm}": q[:, l] for l, nm in enumerate(names)},
             **{f"Q_{nm}": Q[:, l] for l, nm in enumerate(names)},
             **{f"Q_{nm}_closed_form": Qref[:, l] for l, nm in enumerate(names)},
-            "model": _model_names(models, model), "model_closed_form": _model_names(models, cc.efficient_model(models, theta)),
+            "model": _model_names(models, model),
+            "model_closed_form": _model_names(models, cc.efficient_model(models, theta)),
             "surplus": _type_surplus(models, theta, q), "surplus_closed_form": cc.efficient_surplus(models, theta)})
     if mon is None:
         return None
@@ -659,6 +701,15 @@ def _two_model_checks(res, models, theta, mass, dist, eff, mon):
     if mon.objective > ref["profit"] + TOL_DISCRETE * abs(ref["profit"]):
         res.notes.append(f"MONOPOLIST: the NLP menu earns MORE than monopolist_discrete ({mon.objective:.10g} > "
                          f"{ref['profit']:.10g}): the closed form is not the optimum")
+    U = theta * V - t  # independent all-pairs audit of the menu (linear utility θV − t)
+    viol_ic = float(np.max(theta[:, None] * V[None, :] - t[None, :] - U[:, None]))
+    scale = max(1.0, float(np.max(np.abs(t))))
+    _audit_rows(res, ["monopolist: all-pairs IC", "monopolist: IR"], [viol_ic, float(np.max(-U))],
+                [len(theta) ** 2, len(theta)])
+    res.checks.append(bound_check(NAME, "monopolist_numpy_audit_all_pairs", "worst IC violation / max(1,|t|)",
+                                  viol_ic / scale, TOL_AUDIT))
+    res.checks.append(bound_check(NAME, "monopolist_numpy_audit_all_pairs", "worst IR violation / max(1,|t|)",
+                                  float(np.max(-U)) / scale, TOL_AUDIT))
     if dist is not None:
         _monopolist_continuous_checks(res, models, theta, dist, V, model)
     Q = _quality(models, q)
@@ -811,7 +862,7 @@ def solve_leader(lf, theta, mass, ctx, label, q0, T0=None, f0=None, pairs=None, 
     """Build and solve; with ``lazy`` add every IC/IR pair the numpy audit finds violated and re-solve."""
     with Timer() as tb:
         m = build_leader(lf, theta, mass, q0, T0, f0, pairs, ir_types)
-    r = ctx.solve(m, label, tb.seconds, defaults=START_SOLVER_DEFAULTS)
+    r = _solve_start(ctx, m, label, tb.seconds)
     menu = read_leader(m, theta, mass, r)
     rounds = 0
     while lazy and r.ok and rounds < MAX_LAZY_ROUNDS:
@@ -827,7 +878,7 @@ def solve_leader(lf, theta, mass, ctx, label, q0, T0=None, f0=None, pairs=None, 
         ctx.progress(f"    {label}: lazy IC round {rounds}: adding {len(bad)} violated rows")
         with Timer() as tb:
             m = build_leader(lf, theta, mass, menu.q, menu.T, menu.f, sorted(new_pairs), sorted(new_ir))
-        r = ctx.solve(m, f"{label}[lazy {rounds}]", tb.seconds, defaults=START_SOLVER_DEFAULTS)
+        r = _solve_start(ctx, m, f"{label}[lazy {rounds}]", tb.seconds)
         menu = read_leader(m, theta, mass, r)
     return menu
 
@@ -847,7 +898,9 @@ def _entry_index(q, qs) -> int:
 
 
 def leader_multistart(lf, theta, mass, ctx, tag=""):
-    """Regime starts + golden-section cut-off starts; returns (best LeaderMenu, attempts)."""
+    """All starts of the leader's NLP: one per candidate regime (all-fringe, limit
+    pricing, interior), then cut-off starts scheduled by :func:`_cutoff_search`.
+    Returns the list of :class:`Attempt` (menus in ``values["menu"]``)."""
     N = len(theta)
     _, qs, _ = _leader_scales(lf, theta)
     q_limit, q_int = _leader_start_guesses(lf, theta, mass)
@@ -912,13 +965,13 @@ def _leader_refine(lf, theta, mass, ctx, coarse: LeaderMenu, label):
         return cache[cut]
 
     cut = min(max(base_cut, 0), N)
-    while True:  # profit is unimodal in the cut-off: walk uphill
+    while True:  # profit is unimodal in the cut-off near the optimum: walk uphill
         here = f(cut)
         up = f(cut + 1) if cut < N else -np.inf
         down = f(cut - 1) if cut > 0 else -np.inf
-        if up > here and up >= down:
+        if _better(up, here) and up >= down:
             cut += 1
-        elif down > here:
+        elif _better(down, here):
             cut -= 1
         else:
             break
@@ -949,7 +1002,8 @@ def _leader(res, lf, scn, opts, ctx, theta, mass):
     reg = leader_regions(lf, theta, final.q, qs)
     aud = leader_audit(lf, theta, final.q, final.T)
     chk = "leader_vs_discrete_closed_form"
-    res.checks.append(bound_check(NAME, chk, "types in another region than leader_discrete", int(np.sum(reg != ref["region"])), 0))
+    res.checks.append(bound_check(NAME, chk, "types in another region than leader_discrete",
+                                  int(np.sum(reg != ref["region"])), 0))
     res.checks.append(compare(NAME, chk, "q_L", final.q, ref["q_L"], TOL_DISCRETE, index=theta))
     res.checks.append(compare(NAME, chk, "Q_L", final.q**lf.eta, ref["Q_L"], TOL_DISCRETE, index=theta))
     res.checks.append(compare(NAME, chk, "q_F (own top-up)", final.f, ref["q_F"], TOL_DISCRETE, index=theta))
@@ -974,18 +1028,28 @@ def _leader(res, lf, scn, opts, ctx, theta, mass):
     mono = bool(np.all(np.diff(q_pick) >= -1e-12 * max(qs, 1.0)))
     res.checks.append(bound_check(NAME, "leader_finer_grid_choice", "leader quantity chosen is monotone in θ (0 = yes)",
                                   0.0 if mono else 1.0, 0.0))
-    res.tables["audit"] = pd.DataFrame({
-        "audit": ["leader: all-pairs IC (numeric top-up)", "leader: IR vs fringe only", "leader: finer-grid choice monotone"],
-        "worst_violation": [aud["ic"], aud["ir"], 0.0 if mono else 1.0],
-        "rows_checked": [N * (N - 1), N, len(fine_th)]})
+    _audit_rows(res, ["leader: all-pairs IC (numeric top-up)", "leader: IR vs fringe only",
+                      "leader: finer-grid choice monotone (0 = yes)"],
+                [aud["ic"], aud["ir"], 0.0 if mono else 1.0], [N * (N - 1), N, len(fine_th)])
+    if dist is not None and not cc.leader_schedule_is_monotone(lf, dist):
+        res.notes.append("leader_fringe: the continuous closed-form schedule is not monotone for this distribution "
+                         "(ironing needed): continuous comparisons skipped")
+        dist = None
     cont = cc.leader_continuous(lf, dist, theta) if dist is not None else None
     th_out = _leader_thresholds(res, lf, dist, theta, reg, ref)
     res.tables["leader_fringe"] = _leader_table(lf, theta, mass, final, aud, reg, ref, cont)
     conv = None
     if opts["convergence"] and dist is not None:
         conv = _leader_convergence(res, lf, scn, ctx, opts["convergence"], final)
+    elif opts["convergence"]:
+        res.notes.append("leader_fringe: convergence study skipped (no continuous closed form for these types)")
     return {"menu": final, "ref": ref, "region": reg, "audit": aud, "cont": cont, "thresholds": th_out,
             "conv": conv}
+
+
+def _audit_rows(res, names, worst, rows):
+    df = pd.DataFrame({"audit": names, "worst_violation": worst, "rows_checked": rows})
+    res.tables["audit"] = pd.concat([res.tables["audit"], df], ignore_index=True) if "audit" in res.tables else df
 
 
 def _leader_table(lf, theta, mass, menu, aud, reg, ref, cont):
@@ -1002,41 +1066,44 @@ def _leader_table(lf, theta, mass, menu, aud, reg, ref, cont):
 
 
 def _leader_thresholds(res, lf, dist, theta, reg, ref):
-    """NLP thresholds (region changes) vs discrete and continuous closed forms."""
-    nlp = region_boundaries(theta, reg)
-    dref = region_boundaries(theta, ref["region"])
-    rows = []
+    """NLP thresholds vs the discrete and continuous closed forms.
+
+    Proposition 4's thresholds as the economics defines them: the leader's
+    entry (θ_lo, or θ* when the middle region is empty) and the first interior
+    type (θ_hi, or θ*).  NLP values are midpoints between neighbouring grid
+    types; the check is 'within one grid step' of the continuous value."""
+    nlp, dref = region_thresholds(theta, reg), region_thresholds(theta, ref["region"])
     cont = cc.leader_thresholds(lf, dist) if dist is not None else None
-    names = {"0->1": ("theta_lo", "theta_lo"), "1->2": ("theta_hi", "theta_hi"), "0->2": ("theta_star", "theta_star")}
-    for key, (label, ckey) in names.items():
-        n = nlp.get(key)
-        dd = dref.get(key)
-        c = float(cont[ckey]) if cont is not None and np.isfinite(cont[ckey]) else np.nan
-        if cont is not None and not cont["middle_nonempty"] and key != "0->2":
-            c = np.nan  # middle region empty: θ_lo, θ_hi bound no region, θ* does
-        rows.append({"threshold": label, "transition": key,
-                     "nlp_midpoint": n[0] if n else np.nan, "grid_step": n[1] if n else np.nan,
+    mid_ne = None if cont is None else bool(cont["middle_nonempty"])
+    names = {"entry": "theta_lo" if mid_ne in (True, None) else "theta_star (entry)",
+             "interior_from": "theta_hi" if mid_ne in (True, None) else "theta_star (interior from)"}
+    rows = []
+    for key, label in names.items():
+        n, dd = nlp[key], dref[key]
+        c = float(cont[key]) if cont is not None and np.isfinite(cont[key]) else np.nan
+        rows.append({"threshold": label, "nlp_midpoint": n[0] if n else np.nan, "grid_step": n[1] if n else np.nan,
                      "discrete_closed_form_midpoint": dd[0] if dd else np.nan, "continuous_closed_form": c,
                      "abs_diff_continuous": abs(n[0] - c) if n and np.isfinite(c) else np.nan})
+        chk = "leader_thresholds_vs_continuous"
         if n and np.isfinite(c):
-            res.checks.append(compare(NAME, "leader_thresholds_vs_continuous", f"{label} (NLP midpoint)", n[0], c,
-                                      n[1] / c, index=["within one grid step"]))
-        elif n is None and np.isfinite(c) and theta[0] < c < theta[-1]:
-            res.checks.append(bound_check(NAME, "leader_thresholds_vs_continuous", f"{label}: NLP has no such region change",
-                                          1.0, 0.0))
-        elif n is not None and cont is not None and not np.isfinite(c):
-            res.checks.append(bound_check(NAME, "leader_thresholds_vs_continuous",
-                                          f"{label}: NLP has a region change the continuous closed form lacks", 1.0, 0.0))
+            res.checks.append(compare(NAME, chk, f"{label} (NLP midpoint)", n[0], c, n[1] / c,
+                                      index=["within one grid step"]))
+        elif cont is not None and (n is None) != (not (np.isfinite(c) and theta[0] < c < theta[-1])):
+            res.checks.append(bound_check(NAME, chk, f"{label}: NLP and continuous closed form disagree on "
+                                          "whether this threshold lies on the grid", 1.0, 0.0))
+    n_limit = int(np.sum(reg == 1))
     if cont is not None:
-        mid = int(np.sum(reg == 1))
-        res.notes.append(f"leader_fringe regions (NLP): fringe only {int(np.sum(reg == 0))} types, limit pricing {mid}, "
-                         f"interior {int(np.sum(reg == 2))}; continuous closed form: middle region "
-                         f"{'non-empty' if cont['middle_nonempty'] else 'EMPTY'} (θ_lo={cont['theta_lo']:.6g}, "
+        res.notes.append(f"leader_fringe regions (NLP): fringe only {int(np.sum(reg == 0))} types, limit pricing "
+                         f"{n_limit}, interior {int(np.sum(reg == 2))}; continuous closed form: middle region "
+                         f"{'non-empty' if mid_ne else 'EMPTY'} (θ_lo={cont['theta_lo']:.6g}, "
                          f"θ_hi={cont['theta_hi']:.6g}, θ*={cont['theta_star']:.6g})")
-        if not cont["middle_nonempty"]:
-            # the middle region is empty in the continuum; on the grid at most the entry type may be limit-priced
-            res.checks.append(bound_check(NAME, "leader_empty_middle", "limit-priced types (NLP) − limit-priced (leader_discrete)",
-                                          mid - int(np.sum(ref["region"] == 1)), 0))
+        if not mid_ne:
+            # empty in the continuum; on a grid at most the entry type could be limit-priced
+            res.checks.append(bound_check(NAME, "leader_empty_middle", "limit-priced types in the NLP menu", n_limit,
+                                          1.0))
+        else:
+            res.checks.append(bound_check(NAME, "leader_three_regions", "1 − min(types per region) (≤ 0: all non-empty)",
+                                          1.0 - min(int(np.sum(reg == r)) for r in (0, 1, 2)), 0.0))
     df = pd.DataFrame(rows)
     res.tables["thresholds"] = df
     return df
@@ -1052,20 +1119,20 @@ def _leader_convergence(res, lf, scn, ctx, sizes, base: LeaderMenu):
     for N in sizes:
         th, ms = dist.discretise(N, scn.grid)
         if N == len(base.theta) and np.allclose(th, base.theta):
-            menu = base
+            menu, n_solves = base, 0
         else:
             att = _leader_refine(lf, th, ms, ctx, prev, f"leader_fringe[N={N}]")
             best = _best_attempt(att)
-            menu = best.values["menu"]
+            menu, n_solves = best.values["menu"], len(att)
             res.solves[f"leader_fringe[N={N}]"] = best.result
         prev = menu
         cont = cc.leader_continuous(lf, dist, th)
         ref = cc.leader_discrete(lf, th, ms, allow_nonmonotone=True)
         aud = leader_audit(lf, th, menu.q, menu.T)
         step = float(np.max(np.diff(th)))
-        near = np.zeros(len(th), bool)  # types within 2 grid steps of a continuous threshold
-        for key in ("theta_lo", "theta_hi", "theta_star"):
-            if np.isfinite(thr[key]) and (key != "theta_hi" or thr["middle_nonempty"]):
+        near = np.zeros(len(th), bool)  # types within 2 grid steps of a continuous region boundary
+        for key in ("entry", "interior_from"):
+            if np.isfinite(thr[key]):
                 near |= np.abs(th - thr[key]) <= 2 * step
         w = ms / ms.sum()
 
@@ -1082,9 +1149,10 @@ def _leader_convergence(res, lf, scn, ctx, sizes, base: LeaderMenu):
                      "rel_err_profit": abs(menu.objective - wel["profit"]) / abs(wel["profit"]),
                      "profit": menu.objective, "profit_continuous_cf": wel["profit"],
                      "profit_discrete_cf": ref["profit"],
-                     "max_rel_err_vs_discrete_cf_q_L": float(np.max(np.abs(menu.q - ref["q_L"])) / np.max(np.abs(ref["q_L"]))),
+                     "max_rel_err_vs_discrete_cf_q_L": float(np.max(np.abs(menu.q - ref["q_L"]))
+                                                             / np.max(np.abs(ref["q_L"]))),
                      "max_rel_err_vs_discrete_cf_t": float(np.max(np.abs(menu.T - ref["T"])) / np.max(np.abs(ref["T"]))),
-                     "worst_ic_ir_violation": max(aud["ic"], aud["ir"]),
+                     "worst_ic_ir_violation": max(aud["ic"], aud["ir"]), "extra_solves": n_solves,
                      "status": menu.result.status.value if menu.result is not None else ""})
     df = pd.DataFrame(rows)
     for col in ("l1_rel_err_q_L", "l1_rel_err_t", "max_rel_err_q_L_away_from_thresholds",
@@ -1099,7 +1167,8 @@ def _leader_convergence(res, lf, scn, ctx, sizes, base: LeaderMenu):
         res.checks.append(bound_check(NAME, "leader_finer_grids_vs_discrete_cf", f"{col} (worst over N)",
                                       float(df[col].max()), TOL_DISCRETE))
     res.checks.append(bound_check(NAME, "leader_finer_grids_audit", "worst IC/IR violation over N (absolute)",
-                                  float(df["worst_ic_ir_violation"].max()), TOL_AUDIT * max(1.0, float(np.max(np.abs(base.T))))))
+                                  float(df["worst_ic_ir_violation"].max()),
+                                  TOL_AUDIT * max(1.0, float(np.max(np.abs(base.T))))))
     res.tables["leader_fringe_convergence"] = df
     return df
 
@@ -1121,7 +1190,8 @@ def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead):
         tot = float(np.sum(mass * cc.efficient_surplus(models, theta)))
         rows.append({"regime": "efficient", "source": "closed form (discrete types)", "profit": 0.0,
                      "consumer_surplus": tot, "total_surplus": tot,
-                     "who_serves_whom": f"{names[0]} below θ^e = {cc.efficient_switch_point(models):.4g}, {names[1]} above"})
+                     "who_serves_whom": f"{names[0]} below θ^e = {cc.efficient_switch_point(models):.4g}, "
+                                        f"{names[1]} above"})
     if mon is not None:
         V, t, q = mon.values["V"], mon.values["t"], mon.values["q"]
         K = q @ np.array([mm.c for mm in models])
@@ -1256,24 +1326,29 @@ def _figures(lf, models, theta, dist, eff, mon, lead, mon_ref):
     if eff is not None or mon is not None:
         fig, ax = plotting.new()
         names = [mm.name for mm in models]
+        colours = ("tab:red", "tab:blue")
         if eff is not None:
-            for l, nm in enumerate(names):
-                plotting.numeric_markers(ax, theta, _quality(models, eff["q"])[:, l], f"efficient Q[{nm}] (NLP)")
             if dist is not None:
                 grid = np.linspace(*dist.support, 1201)
                 Qe = cc.efficient_quality(models, grid)
                 for l, nm in enumerate(names):
-                    ax.plot(grid, Qe[l], "-", lw=0.8, label=f"efficient Q[{nm}] (closed form)")
+                    plotting.closed_form_line(ax, grid, Qe[l], f"efficient Q[{nm}] (closed form)", color=colours[l])
+            for l, nm in enumerate(names):
+                plotting.numeric_markers(ax, theta, _quality(models, eff["q"])[:, l], f"efficient Q[{nm}] (NLP)",
+                                         color=colours[l])
         if mon is not None:
-            ax.plot(theta, mon.values["V"], "s", ms=3, label="monopolist V (NLP)")
             if mon_ref is not None:
                 ax.plot(theta, mon_ref["V"], "-", lw=0.8, color="k", label="monopolist V (discrete closed form)")
+            ax.plot(theta, mon.values["V"], "s", ms=3, mfc="none", color="k", label="monopolist V (NLP)")
         plotting.labels(ax, "type θ", "quality", "Two models: efficient and monopolist")
         ax.legend(frameon=False, fontsize=7)
         figs["two_model_benchmarks"] = fig
     return figs
 
 
+# =====================================================================
+# run
+# =====================================================================
 # =====================================================================
 # run
 # =====================================================================
@@ -1292,6 +1367,8 @@ def _two_models(sigma, opts) -> _Models:
 
 
 def run(scn, opts, ctx) -> RegimeResult:
+    """Task assignment, efficient allocation, multi-model monopolist, leader vs fringe,
+    welfare comparison and figures for one scenario (module docstring)."""
     tech = scn.technology
     res = RegimeResult(NAME)
     s = tech.sigma

@@ -71,8 +71,20 @@ _LATEX_SPECIAL = {
 }
 
 
+# Unicode that appears in the project's names (Greek letters, math signs),
+# written so that pdflatex compiles the tables; other non-ASCII characters are
+# left for XeLaTeX/LuaLaTeX.
+_LATEX_UNICODE = {
+    "θ": r"$\theta$", "Ψ": r"$\Psi$", "Φ": r"$\Phi$", "φ": r"$\varphi$", "σ": r"$\sigma$",
+    "γ": r"$\gamma$", "η": r"$\eta$", "ρ": r"$\rho$", "α": r"$\alpha$", "Δ": r"$\Delta$",
+    "π": r"$\pi$", "\u0304": "", "≤": r"$\le$", "≥": r"$\ge$", "−": "-", "–": "--", "—": "---",
+    "×": r"$\times$", "²": r"$^2$", "≈": r"$\approx$", "∫": r"$\int$", "′": "'", "…": r"\ldots{}",
+    "→": r"$\to$", "·": r"$\cdot$",
+}
+
+
 def latex_escape(text) -> str:
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    return "".join(_LATEX_SPECIAL.get(ch, _LATEX_UNICODE.get(ch, ch)) for ch in str(text))
 
 
 def format_number(x, digits: int = 6) -> str:

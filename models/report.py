@@ -10,8 +10,9 @@ from models.export import to_markdown
 def build_markdown(scn, run, summary, writer, embed: bool = False) -> str:
     lines = [f"# Run report: {scn.name}", ""]
     ok = run.verified
-    lines.append(("**All regimes converged and every check passed.**" if ok else
-                  "**ATTENTION: something did not converge or did not verify — see below.**"))
+    lines.append(('<p class="ok">All regimes converged and every check passed.</p>' if ok else
+                  '<p class="bad">ATTENTION: something did not converge or did not verify — see the '
+                  'regimes and the rows marked NO below.</p>'))
     lines.append("")
     lines.append(f"Solver route: `{summary['route']}`, Ipopt {summary['ipopt_version']}.")
     if scn.description:
@@ -58,5 +59,6 @@ def write(writer, scn, run, summary) -> None:
     html = ("<!doctype html><html><head><meta charset='utf-8'><title>Run report: " + scn.name + "</title>"
             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px}"
-            "img{max-width:100%}strong{color:#b00}</style></head><body>" + body + "</body></html>")
+            "img{max-width:100%}strong{color:#b00}.ok{color:#060;font-weight:bold}"
+            ".bad{color:#fff;background:#b00;padding:4px;font-weight:bold}</style></head><body>" + body + "</body></html>")
     writer.text(html, "report.html", kind="report/html")

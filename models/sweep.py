@@ -94,10 +94,11 @@ RECORD_DTYPES = {
     "value": "float64", "reference": "float64", "rel_err": "float64", "tolerance": "float64",
     "passed": "boolean", "status": "string", "iterations": "Int64", "message": "string",
     "build_seconds": "float64", "translate_seconds": "float64", "solve_seconds": "float64",
-    "wall_seconds": "float64", "worker": "string",
+    "wall_seconds": "float64", "cpu_seconds": "float64", "worker": "string",
 }
 # Columns that differ between two runs of the same point (timing, provenance).
-VOLATILE_COLUMNS = ("build_seconds", "translate_seconds", "solve_seconds", "wall_seconds", "worker")
+# wall_seconds / cpu_seconds (regime rows) > 1 means the worker shared its core.
+VOLATILE_COLUMNS = ("build_seconds", "translate_seconds", "solve_seconds", "wall_seconds", "cpu_seconds", "worker")
 REGIME_STATUSES = ("verified", "check_failed", "not_converged", "error")
 
 _PATH_RE = re.compile(r"[A-Za-z_][\w-]*(\[\d+\])*(\.[A-Za-z_][\w-]*(\[\d+\])*)*")
@@ -326,7 +327,7 @@ def run_point(scn, regimes: list[str], values: dict, pid: str) -> pd.DataFrame:
             rows.append(_error_row(name, exc, 0.0))
         return point_frame(rows, values, pid, worker)
     for name in regimes:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             res = run.run_regime(scn, name, ctx)
         except solver.NotConverged as exc:  # as run_scenario: a regime that needs an optimum to go on
@@ -334,13 +335,13 @@ def run_point(scn, regimes: list[str], values: dict, pid: str) -> pd.DataFrame:
         except Exception as exc:
             rows.append(_error_row(name, exc, time.perf_counter() - t0))
             continue
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         if res.figures:  # regimes draw per-solve figures; a sweep draws its own
             from models import plotting
 
             for fig in res.figures.values():
                 plotting.close(fig)
-        rows.extend(regime_rows(res, wall))
+        rows.extend(regime_rows(res, wall, cpu))
     return point_frame(rows, values, pid, worker)
 
 
@@ -366,17 +367,17 @@ def regime_status(res) -> str:
     return "verified" if res.verified else "check_failed"
 
 
-def regime_rows(res, wall: float) -> list[dict]:
+def regime_rows(res, wall: float, cpu: float = float("nan")) -> list[dict]:
     """Records of one ``RegimeResult``: its status, every solve, every check (vectors summarised)."""
     ver = res.verification
     passed = ver["passed"].astype(bool) if len(ver) else pd.Series([], dtype=bool)
     status, text = regime_status(res), res.status()
     rows = [
         {"regime": res.name, "kind": "regime", "name": "", "quantity": "checks", "value": float(len(ver)),
-         "passed": res.verified, "status": status, "message": text, "wall_seconds": wall},
+         "passed": res.verified, "status": status, "message": text, "wall_seconds": wall, "cpu_seconds": cpu},
         {"regime": res.name, "kind": "regime", "name": "", "quantity": "checks_failed",
          "value": float((~passed).sum()), "passed": res.verified, "status": status, "message": text,
-         "wall_seconds": wall},
+         "wall_seconds": wall, "cpu_seconds": cpu},
     ]
     for label, r in res.solves.items():
         rows.append({"regime": res.name, "kind": "solve", "name": label, "quantity": "objective",
@@ -582,9 +583,9 @@ def run_sweep(pl: Plan, out, workers: int | None = None, scheduler: str | None =
                 t0 = time.perf_counter()
                 plot(table, pl, w)
                 seconds["figures"] = time.perf_counter() - t0
-            seconds["total"] = time.perf_counter() - t_start
-            w.json(_manifest(pl, res, mode or "dask", workers, scheduler), "sweep.json")
         seconds["total"] = time.perf_counter() - t_start
+        if n_done:
+            w.json(_manifest(pl, res, mode or "dask", workers, scheduler), "sweep.json")
     return res
 
 

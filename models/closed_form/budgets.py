@@ -201,7 +201,9 @@ def two_part_tariff(tech: cf.Technology, menu: Menu) -> dict:
     times marginal cost (discrete analogue of θ/h(θ)).  Valid iff p is
     non-increasing over the served plans (concave T(B)).  Unserved types get
     no plan (NaN)."""
-    served = menu.Q > 0
+    # served: Q above 1e-9 of the largest (an NLP leaves ~1e-14 on excluded
+    # types; the first served type of a fine grid has Q ~1e-6 of the largest)
+    served = (menu.Q > 1e-9 * menu.Q.max()) & (menu.virtual > 0)
     p = np.full_like(menu.theta, np.nan)
     p[served] = menu.theta[served] / menu.virtual[served]
     F = np.where(served, menu.t - p * cf.cost(tech, menu.Q), np.nan)
