@@ -234,7 +234,8 @@ def run(scn, opts, ctx) -> RegimeResult:
         _lemma_checks(res, tech, ctx, opts)
     if opts["convergence"]:
         _convergence(res, tech, scn, ctx, opts["convergence"])
-    res.figures.update(_figures(tech, scn, menu, ref))
+    if ctx.figures:
+        res.figures.update(_figures(tech, scn, menu, ref))
     return res
 
 

@@ -137,10 +137,11 @@ TOL_REGION = 1e-6
 """Region labels: type k is limit-priced (region 1) when the next type would
 top up at q_k, i.e. q_k^r < A_{k+1}(1 − TOL_REGION); ties within solver
 tolerance count as interior (as leader_discrete labels a clamped q_k = q̂_{k+1})."""
-FLOOR = 1e-9
+FLOOR = 1e-12
 """Lower bound of the leader's quantity q, relative to its scale (ASL evaluates
 x^r at 0 with a 0/0 derivative).  The buyer's value uses q^r, r > 1, and the
-cost c_L q is linear, so the floor moves profits by ~1e-8 relative (measured)."""
+cost c_L q is linear, so the floor moves profits by ~1e-9 relative (measured;
+at 1e-9 the unserved types' Q_L = q^η ≈ 1e-5 put the Q_L check at 5e-7)."""
 FLOOR_TWO_MODEL = 1e-16
 """Token floor of the efficient/monopolist programs, relative to scale.  Their
 value V = (Σ_ℓ q_ℓ^(η_ℓ/σ))^σ has an infinite slope at 0 when η_ℓ = σ, so a

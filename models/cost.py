@@ -41,7 +41,7 @@ def build(tech: cf.Technology, quantities) -> pyo.ConcreteModel:
     X0, Z0 = cf.inputs(tech, np.asarray(quantities) * 0.7)  # start off the optimum
     m.X = pyo.Var(m.LEVELS, m.TOKENS, bounds=(gain.X_FLOOR, None),
                   initialize=lambda m, q, j: max(X0[q, j], 1e-3))
-    m.Z = pyo.Var(m.LEVELS, m.FT, bounds=(gain.z_floor(tech), None),
+    m.Z = pyo.Var(m.LEVELS, m.FT, bounds=(gain.z_floor(tech), None) if tech.K else (None, None),
                   initialize=lambda m, q, k: max(Z0[q, k], 1e-2) if tech.K else 0.0)
     if tech.K == 0:
         m.Z.fix(0.0)
@@ -85,7 +85,8 @@ def run(scn, opts, ctx) -> RegimeResult:
     for k, name in enumerate(tech.ft_names[: tech.K]):
         table[f"Z_{name}_Mtok"] = Z[:, k]
     res.tables["cost_of_quality"] = table
-    res.figures["cost_of_quality"] = _figure(tech, qs, C_num)
+    if ctx.figures:
+        res.figures["cost_of_quality"] = _figure(tech, qs, C_num)
     return res
 
 

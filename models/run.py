@@ -33,6 +33,7 @@ class Context:
     options: dict  # all Ipopt options of the scenario (with its defaults)
     user_options: dict = field(default_factory=dict)  # only those the scenario file sets
     progress: callable = print
+    figures: bool = True  # regimes skip drawing when False (sweeps draw their own)
     warm_starts: dict = field(default_factory=dict)
 
     def solve(self, model, label: str, build_seconds: float = 0.0, defaults: dict | None = None,

@@ -382,5 +382,9 @@ def from_dict(raw: dict, source: str = "<scenario>", base: Path | None = None) -
             v.fail(f"regimes.{rname}", ropts, f"a table [regimes.{rname}]")
         regimes[rname] = regime_registry.validate(rname, v, ropts, f"regimes.{rname}", tech)
     solver = _solver(v, raw)
+    if "sweep" in raw:  # a [sweep] table is validated in every run, not only by `solve.py sweep`
+        from models import sweep as sweep_mod
+
+        sweep_mod.params_from_table(raw["sweep"], source)
     return Scenario(name=name, path=Path(source) if base else None, raw=raw, technology=tech,
                     types=dist, n_types=n, grid=grid, regimes=regimes, solver=solver, description=desc)

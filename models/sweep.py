@@ -321,7 +321,7 @@ def run_point(scn, regimes: list[str], values: dict, pid: str) -> pd.DataFrame:
     rows: list[dict] = []
     try:
         ctx = run.Context(route=solver.pick_route(scn.solver["route"]), options=scn.solver["options"],
-                          user_options=scn.solver["user_options"], progress=_silent)
+                          user_options=scn.solver["user_options"], progress=_silent, figures=False)
     except Exception as exc:  # e.g. no Ipopt route on this worker
         for name in regimes:
             rows.append(_error_row(name, exc, 0.0))

@@ -220,17 +220,22 @@ def test_max_iter_2_exits_1_and_reports_not_converged(tmp_path, out_dir, run_sol
 
 @pytest.mark.component
 def test_unconverged_solve_never_verifies_even_if_values_are_close(tmp_path):
-    """In-process companion of the test above.  With max_iter = 8 Ipopt stops one
-    iteration short (MAX_ITERATIONS) at a point already within the checks'
-    tolerances [observed max rel err 1.3e-8 vs 1e-7]: only the run layer's rule
-    "never report a non-converged solve as verified" can fail it."""
+    """In-process companion of the test above.  Ipopt is stopped one iteration
+    short of its own convergence (max_iter = n - 1, MAX_ITERATIONS) at a point
+    already within the checks' tolerances: only the run layer's rule "never
+    report a non-converged solve as verified" can fail it."""
     from models import run, scenario
 
     scn_file = tmp_path / "close.toml"
     scn_file.write_text(BASE)
     scn = scenario.load(scn_file)
-    opts = {**scn.solver["options"], "max_iter": 8}
-    ctx = run.Context(route="cyipopt", options=opts, user_options=opts, progress=lambda *a: None)
+    full = run.run_regime(scn, "cost", run.Context(route="cyipopt", options=scn.solver["options"],
+                                                   user_options=scn.solver["user_options"],
+                                                   progress=lambda *a: None, figures=False))
+    n = full.solves["cost"].iterations
+    opts = {**scn.solver["user_options"], "max_iter": n - 1}
+    ctx = run.Context(route="cyipopt", options=scn.solver["options"], user_options=opts,
+                      progress=lambda *a: None)
     res = run.run_regime(scn, "cost", ctx)
     try:
         ver = res.verification

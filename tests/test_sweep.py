@@ -1,8 +1,9 @@
 """models.sweep: grid validation, tidy point records, resume after kill -9, Dask clusters.
 
-The sweeps here are tiny (the ``cost`` regime solves one small NLP per point in
-~50 ms; the budget menu with N = 20 types in ~0.2 s).  Subprocess tests pay
-~2-4 s of start-up each (imports, a LocalCluster, or a scheduler and a worker).
+The sweeps here are tiny: the ``cost`` regime, one small NLP per point (~50 ms).
+Subprocess tests pay ~2-4 s of start-up each (imports, a LocalCluster, or a
+scheduler and a worker); the kill-and-resume test runs two sweep commands and
+is marked ``slow`` (``pytest -m slow tests/test_sweep.py``).
 """
 from __future__ import annotations
 
