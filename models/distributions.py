@@ -7,20 +7,27 @@ fine-tuning :math:`z_l\in R^K_+` and a transfer :math:`t_l`; the buyer cannot
 move tokens across tasks.  NLP (one item per type)::
 
     max  Σ_m p_m (t_m − (1/n) Σ_i c·x_{m,i} − ĉ·z_m)
-    s.t. gain[l, i]:   g_{l,i} ≤ Φ(z_l) Ψ(x_{l,i})              (per-cell gain)
+    s.t. gain[l, i]:   H(x_{l,i}) ≥ (g_{l,i} / Φ(z_l))^(1/σ)        (per-cell gain g ≤ Φ(z)Ψ(x))
          value[ω, l]:  S_{ω,l} = (1/n) Σ_i r^ω_i g_{l,i}          (value of item l to direction ω)
          ir[m]:        a_m S_{ω(m),m} − t_m ≥ 0
          ic[m, l]:     a_m (S_{ω(m),m} − S_{ω(m),l}) − t_m + t_l ≥ 0
+
+with H the degree-1 CES index of the token classes (Ψ = H^σ; H(x) = x for J = 1).
 
 Formulation notes
 -----------------
 * Per-cell gain variables ``g`` make every IR/IC row linear in (g, t).
   ``g ≤ Φ(z)Ψ(x)`` binds at the optimum (tokens cost money; lowering
-  x_{l,i} until it binds changes no other row), and Φ(z)Ψ(x) is jointly
-  concave when σ+γ < 1, so in these variables the whole program is a
-  *convex* NLP (MODEL.md calls it non-convex: it is, written with V = Φ·ΣwΨ
-  in the IC rows).  Multi-start is still run and its spread reported: it
-  measures how well Ipopt lands on the one optimum.
+  x_{l,i} until it binds changes no other row).  It is written as
+  ``H(x) ≥ g^(1/σ) Φ(z)^(−1/σ)``: H is concave with gradient bounded along
+  rays and the right side is jointly convex in (g, z) when σ+γ ≤ 1, so the
+  whole program is a *convex* NLP (MODEL.md calls it non-convex: it is,
+  written with V = Φ·ΣwΨ in the IC rows), and the infinite slope of Ψ at 0
+  is gone from cells that get no tokens.  Measured (10×10 value–scale,
+  lazy IC): 70 Ipopt iterations against 108 for ``g ≤ Φ(z)Ψ(x)``, whose
+  dual infeasibility jumps to 1e7 at every barrier update.  Multi-start is
+  still run and its spread reported: it measures how well Ipopt lands on
+  the one optimum.
 * Each profile is written :math:`w^m=a_m r^{\omega(m)}` with
   :math:`\max_i r^\omega_i=1`; types sharing a direction ω (value–scale
   types with equal s, Assumption-1 types with equal relative profile) share
@@ -29,12 +36,12 @@ Formulation notes
 * IC rows are all M(M−1) pairs (``ic="all-pairs"``) or generated lazily
   (``ic="lazy"``, :mod:`models.lazy_ic`).  The audit always checks every
   pair, from the tokens, in numpy (``closed_form.distributions.value_matrix``).
-* Token bounds are x ≥ 0 and z ≥ 0 exactly (Ipopt ``bound_relax_factor = 0``,
-  as in the budget menu), not ``gain.X_FLOOR``: a floor of 1e-9 on z costs
-  ĉ·1e-9 per excluded type, a visible 2e-6 of the profit in small examples.
-  Ψ and Φ have infinite slope at 0; interior-point iterates never reach the
-  bound, and start points are kept ``START_FLOOR`` above it.  Tokens are
-  read back *tightened* to the model's gains (:meth:`MenuProblem.arrays`).
+* Bounds: x ≥ 0 and g ≥ 0 exactly (Ipopt ``bound_relax_factor = 0``, as in
+  the budget menu: g^(1/σ) is undefined below 0).  Homogeneous Φ has
+  Φ(z)^(−1/σ) → ∞ at z = 0, so z ≥ ``Z_FLOOR`` × (the top type's
+  first-best z); it costs excluded types ĉ·z_floor, ~1e-9 of the profit.
+  Start points keep tokens ``START_FLOOR`` × scale above 0.  Tokens are read
+  back *tightened* to the model's gains (:meth:`MenuProblem.arrays`).
 
 Closed forms (MODEL.md 2.6, **derived**; the NLP is the judge) come from
 ``models.closed_form.distributions``.
@@ -83,8 +90,11 @@ TOL_BUDGET = 1e-6
 # Ordering checks (budget ≤ distribution): allow solver noise only.
 TOL_ORDER = 1e-9
 # Start points keep every token variable at least this fraction of its scale
-# above 0 (Ψ's slope is infinite at 0 and cannot be evaluated there).
+# above 0 (CES indices with ρ < 1 have no derivative at 0).
 START_FLOOR = 1e-6
+# Lower bound on fine-tuning (homogeneous Φ), relative to the top type's
+# first-best z: Φ(z)^(−1/σ) must stay finite; the cost is ĉ·z_floor per
+# excluded type (~1e-9 of the profit).
 Z_FLOOR = 1e-9
 
 
@@ -136,7 +146,7 @@ def validate_options(v, opts, path, tech):
         "starts": list(starts),
         "random_starts": v.number(opts, path, "random_starts", lo=0, hi=20, integer=True, default=1),
         "seed": v.number(opts, path, "seed", lo=0, integer=True, default=0),
-        "all_pairs_max": v.number(opts, path, "all_pairs_max", lo=2, hi=2000, integer=True, default=144),
+        "all_pairs_max": v.number(opts, path, "all_pairs_max", lo=2, hi=2000, integer=True, default=64),
     }
     lz = v.table(opts, path, "lazy")
     lp = path + ".lazy"
@@ -264,9 +274,8 @@ def two_type_space(wH, wL, pH, name="pair") -> TypeSpace:
 def assumption1_space(theta, theta_mass, profiles, masses, sigma) -> TypeSpace:
     T = D.assumption1_types(theta, theta_mass, profiles, masses, sigma)
     lab = pd.DataFrame({"theta": T["theta"], "omega": T["omega"]})
-    # neighbours: adjacent θ within a profile and every profile at the same θ
     k = np.searchsorted(np.unique(T["theta"]), T["theta"])
-    coords = np.column_stack([k, T["omega"] * 0.9]).astype(float)
+    coords = np.column_stack([k, T["omega"]]).astype(float)  # (θ index, profile index) grid neighbours
     return TypeSpace("assumption1", "assumption1", T["W"], T["mass"], lab, coords)
 
 
@@ -293,12 +302,10 @@ def _scales(tech, W, mass):
             "t": max(th * Qs, 1e-300), "profit": max(fb, 1e-300)}
 
 
-def _gain_row(tech, m, l, i, form):
+def _gain_row(tech, m, l, i):
     x = [m.x[l, i, j] for j in m.TOKENS]
     z = [m.z[l, k] for k in m.FT]
-    if form == "direct":
-        return m.g[l, i] <= gain.phi(tech, z) * gain.psi(tech, x)
-    # index form: CES index of the cell's tokens >= (g / Φ(z))^(1/σ)
+    # CES index of the cell's tokens >= (g / Φ(z))^(1/σ)
     s = tech.sigma
     if tech.J == 1:
         index = x[0]
@@ -314,7 +321,7 @@ def _gain_row(tech, m, l, i, form):
     return index - need >= 0
 
 
-def build_menu(tech: cf.Technology, types: TypeSpace, form: str = "index") -> tuple[pyo.ConcreteModel, "MenuProblem"]:
+def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel, "MenuProblem"]:
     """Pyomo model of the menu of token distributions without IC rows; the
     returned :class:`MenuProblem` adds them (all pairs or lazily)."""
     W, mass = types.W, types.mass
@@ -335,7 +342,7 @@ def build_menu(tech: cf.Technology, types: TypeSpace, form: str = "index") -> tu
     m.g = pyo.Var(m.TYPES, m.CELLS, bounds=(0.0, None), initialize=0.0)
     m.t = pyo.Var(m.TYPES, initialize=0.0)
     toks, fts = list(m.TOKENS), list(m.FT)
-    m.gain = pyo.Constraint(m.TYPES, m.CELLS, rule=lambda m, l, i: _gain_row(tech, m, l, i, form))
+    m.gain = pyo.Constraint(m.TYPES, m.CELLS, rule=lambda m, l, i: _gain_row(tech, m, l, i))
     m.VALUES = pyo.Set(dimen=2, ordered=True)
     m.S = pyo.Var(m.VALUES, dense=False)
     m.value = pyo.Constraint(m.VALUES)
@@ -493,7 +500,8 @@ def menu_start(menu):
 # ============================================================ solving
 @dataclass
 class Solved:
-    """The best of several starts, with the multi-start record and the lazy logs."""
+    """The best of several starts (``menu``, ``result``), the multi-start
+    record and the lazy logs.  ``model`` holds the *last* start's solution."""
 
     menu: D.DistributionMenu
     result: object  # SolveResult of the best start
@@ -554,9 +562,7 @@ def solve_menu(tech, types: TypeSpace, ctx, label: str, *, ic: str = "lazy", sta
             best = (menu, r)
         elif best is None:
             best = (menu, r)
-    # leave the model at the best start's point
     menu, r = best
-    prob.set_start(menu.x, menu.z, menu.t)
     return Solved(menu=menu, result=r, starts=pd.DataFrame(rows), results=results, lazy=lazies, model=m, problem=prob,
                   seconds=time.perf_counter() - t0)
 
@@ -564,10 +570,9 @@ def solve_menu(tech, types: TypeSpace, ctx, label: str, *, ic: str = "lazy", sta
 # ============================================================ run
 # Ipopt defaults for distribution menus (scenario options override them):
 # the budget menu's (exact bounds, tol 1e-12) plus the adaptive barrier
-# update.  Measured on the 20×20 value–scale grid (20 cells): monotone
-# 88 iterations cold and 155 warm, adaptive 31 cold and 17 warm, with the
-# same optimum to 2e-8 relative (the tails of the monotone path are spent
-# on the infinite slope of Ψ at cells that get no tokens).
+# update.  Measured on the 20×20 value–scale grid (20 cells, lazy IC):
+# monotone 88 iterations cold and 155 warm, adaptive 31 cold and 17 warm,
+# the same optimum to 2e-8 relative; all pairs on 8×8: 88 vs 40 iterations.
 DIST_SOLVER_DEFAULTS = {**MENU_SOLVER_DEFAULTS, "mu_strategy": "adaptive"}
 
 
@@ -615,13 +620,9 @@ def _solve(res, tech, types, ctx, opts, label, *, closed_form=None, budget=None,
         solved[form] = s
         for name, r in s.results.items():
             res.solves[f"{label}[{form}, start={name}]"] = r
-        tab = s.starts.assign(case=label, ic=form)
-        res.tables["starts"] = pd.concat([res.tables.get("starts"), tab], ignore_index=True) \
-            if "starts" in res.tables else tab
+        _append(res, "starts", s.starts.assign(case=label, ic=form))
         for name, lr in s.lazy.items():
-            lt = lr.table().assign(case=label, start=name)
-            res.tables["lazy_ic"] = pd.concat([res.tables.get("lazy_ic"), lt], ignore_index=True) \
-                if "lazy_ic" in res.tables else lt
+            _append(res, "lazy_ic", lr.table().assign(case=label, start=name))
         # generic checks: all-pairs audit, multi-start spread
         menu = s.menu
         a = D.audit_menu(types.W, menu.x, menu.z, menu.t, tech) if types.M <= AUDIT_DENSE_MAX else None
@@ -645,6 +646,10 @@ def _solve(res, tech, types, ctx, opts, label, *, closed_form=None, budget=None,
         res.checks.append(compare(NAME, f"lazy_vs_all_pairs[{label}]", "objective", a.result.objective,
                                   b.result.objective, TOL_LAZY_VS_ALL))
     return solved[forms[0]]
+
+
+def _append(res, table, df):
+    res.tables[table] = pd.concat([res.tables[table], df], ignore_index=True) if table in res.tables else df
 
 
 # The numpy audit in closed_form.distributions.audit_menu builds the full
@@ -788,9 +793,7 @@ def _run_value_scale(res, tech, opts, ctx):
     types = value_scale_space(wg, wm, sg, sm, n, tech.sigma, name=label)
     ref = D.value_scale_distribution_menu(wg, wm, sg, sm, n, tech, audit=types.M <= AUDIT_DENSE_MAX)
     bm = D.value_scale_budget_menu(wg, wm, sg, sm, n, tech)
-    if "audit" in ref.info:
-        res.notes.append(f"{label}: discrete closed form ('s observed') all-pairs audit: max IC violation "
-                         f"{ref.info['audit']['max_ic_violation']:.3g} (0 = it is the optimum of the discrete program)")
+    _closed_form_audit_note(res, label, ref)
     s = _solve(res, tech, types, ctx, opts, label, closed_form=ref, budget=bm)
     idx = [f"w={w:.4g},s={v:.4g}" for w, v in zip(types.labels["w"], types.labels["s"])]
     _menu_checks(res, tech, f"nlp_vs_discrete_closed_form[{label}]", s.menu, ref, index=idx, full=False)
@@ -810,19 +813,61 @@ def _run_value_scale(res, tech, opts, ctx):
         lab = f"value-scale:{N}x{N}"
         tN = value_scale_space(wgN, wmN, sgN, smN, nN, tech.sigma, name=lab)
         refN = D.value_scale_distribution_menu(wgN, wmN, sgN, smN, nN, tech, audit=tN.M <= AUDIT_DENSE_MAX)
+        _closed_form_audit_note(res, lab, refN)
         bmN = D.value_scale_budget_menu(wgN, wmN, sgN, smN, nN, tech)
-        sN = _solve(res, tech, tN, ctx, opts, lab, closed_form=refN, budget=bmN, ic="lazy",
-                    starts={"budget": menu_start(bmN)})
+        sN = _solve(res, tech, tN, ctx, opts, lab, closed_form=refN, budget=bmN, starts={"budget": menu_start(bmN)})
         idxN = [f"w={w:.4g},s={v:.4g}" for w, v in zip(tN.labels["w"], tN.labels["s"])]
         _menu_checks(res, tech, f"nlp_vs_discrete_closed_form[{lab}]", sN.menu, refN, index=idxN, full=False)
         bnN = _budget_nlp(res, tech, tN, ctx, lab, bmN)
         rows.append({**_profit_row(lab, tN, sN, refN, bmN, bnN), "ratio_continuous": cont["ratio"]})
     prof = pd.DataFrame(rows).sort_values("types", kind="stable").reset_index(drop=True)
     res.tables["profit"] = prof
+    _finer_grid_audit(res, tech, vs, types, s.menu, label)
     _ratio_checks(res, prof, cont)
     res.tables["menu"] = _menu_table(tech, label, types, s.menu, ref, bn)
     res.tables["tokens"] = _token_table(tech, label, types, s.menu, ref)
     res.figures.update(_value_scale_figures(tech, types, s.menu, ref, prof))
+
+
+def _closed_form_audit_note(res, label, ref):
+    if "audit" in ref.info:
+        res.notes.append(f"{label}: discrete closed form ('s observed') all-pairs audit: max IC violation "
+                         f"{ref.info['audit']['max_ic_violation']:.3g} (0 = it is the optimum of the discrete program)")
+
+
+def _finer_grid_audit(res, tech, vs, types, menu, label):
+    """Ex-post regret (MODEL.md 3): value–scale types on a grid ``refine``
+    times finer in w and s (s anywhere in (0, 1], partial cells counted
+    pro rata) choose freely from the solved menu or stay out; their utility
+    is compared with the continuous closed-form rent U(w, s), an O(1/N)
+    discretisation error."""
+    f = vs["refine"]
+    nw, ns, n = len(np.unique(types.labels["w"])), len(np.unique(types.labels["s"])), types.n
+    wd = vs["w"]["dist"]
+    wf, _ = wd.discretise(f * nw, vs["w"]["grid"])
+    sf = (np.arange(f * ns) + 0.5) / (f * ns)
+    sf = sf[vs["s"]["dist"].pdf(sf) > 0]
+    G = D.gain_profile(menu.x, menu.z, tech)  # (L, n)
+    cum = np.concatenate([np.zeros((G.shape[0], 1)), np.cumsum(G, axis=1) / n], axis=1)  # ∫_0^{k/n} g
+    k = np.minimum((sf * n).astype(int), n - 1)
+    part = cum[:, k] + (sf * n - k)[None, :] * G[:, k] / n  # ∫_0^{s} g_l, (L, S)
+    U = wf[:, None, None] * part[None, :, :] - menu.t[:, None][None, :, :]  # (W, L, S)
+    best = np.argmax(U, axis=1)  # (W, S)
+    Ubest = np.max(U, axis=1)
+    choice = np.where(Ubest >= 0, best, -1)
+    Uf = np.maximum(Ubest, 0.0)
+    ww, ss = np.meshgrid(wf, sf, indexing="ij")
+    Ucont = D.value_scale_rent(ww, ss, tech, wd)
+    err = float(np.max(np.abs(Uf - Ucont)) / max(np.max(Ucont), 1e-300))
+    N = max(nw, ns)
+    # utility of finer-grid types vs the continuous rent: a discretisation
+    # error, measured 0.35, 0.22, 0.12 at N = 5, 10, 20 (≈ 1.8/N … 2.4/N,
+    # worst for s just below a grid point): tolerance 4/N relative to max U
+    res.checks.append(bound_check(NAME, f"finer_grid_choice[{label}]",
+                                  f"max |U − U_continuous| / max U over {U.shape[0]}×{U.shape[2]} types", err, 4.0 / N))
+    res.tables["audit_finer_grid"] = pd.DataFrame({
+        "w": ww.ravel(), "s": ss.ravel(), "item": choice.ravel(), "U": Uf.ravel(),
+        "U_continuous_closed_form": Ucont.ravel()})
 
 
 def _ratio_checks(res, prof, cont):
@@ -916,18 +961,20 @@ def _value_scale_figures(tech, types, menu, ref, prof):
     figs = {}
     w, s = types.labels["w"].to_numpy(), types.labels["s"].to_numpy()
     fig, ax = plotting.new(size=(6.5, 5.0))
-    sc = ax.scatter(w, s, c=menu.Q, s=max(8, 2400 / types.M), cmap="viridis", marker="s")
-    fig.colorbar(sc, ax=ax, label="quality Q of the item (NLP)")
+    wu, su = np.unique(w), np.unique(s)  # types are ordered s major, w minor
+    mesh = ax.pcolormesh(wu, su, menu.Q.reshape(len(su), len(wu)), shading="nearest", cmap="viridis")
+    fig.colorbar(mesh, ax=ax, label="quality Q of the item (NLP)")
     ww = np.linspace(max(w.min(), 1e-3), w.max(), 200)
-    th = D.theta_of(types.W, tech.sigma)
-    for lev in np.quantile(th[th > 0], [0.2, 0.4, 0.6, 0.8, 0.95]):
+    th = w * s ** (1 - tech.sigma)
+    for lev in np.quantile(th, [0.3, 0.5, 0.7, 0.85, 0.95]):
         ss = (lev / ww) ** (1 / (1 - tech.sigma))
-        ok = ss <= 1
-        ax.plot(ww[ok], ss[ok], "-", lw=0.8, color="white" if lev < np.median(th) else "black")
+        ok = (ss <= su.max()) & (ss >= su.min())
+        ax.plot(ww[ok], ss[ok], "-", lw=0.9, color="white")
         if ok.any():
-            ax.annotate(f"θ={lev:.2f}", (ww[ok][0], ss[ok][0]), fontsize=7, ha="left", va="top")
-    plotting.labels(ax, "value w", "scale s (share of tasks)", "Value–scale types coloured by Q; iso-θ curves",
-                    legend=False)
+            ax.annotate(f"θ={lev:.2f}", (ww[ok][-1], ss[ok][-1]), fontsize=7, color="white", ha="right",
+                        va="bottom")
+    plotting.labels(ax, "value w", "scale s (share of tasks)",
+                    "Value–scale types: Q of the item chosen; iso-θ curves", legend=False)
     figs["type_grid_quality"] = fig
     fig, ax = plotting.new()
     n = types.n

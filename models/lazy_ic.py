@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
+from models.closed_form import cost as cf
 from models.solver import SolveResult, WarmStart
 
 # Stop when the worst IC violation over all M² pairs, divided by the
@@ -313,8 +314,9 @@ def solve_lazy(problem: LazyProblem, solve: Callable[[WarmStart | None], SolveRe
 class BudgetMenuProblem:
     """The budget menu of ``models.budgets.build_menu`` over (possibly
     multi-dimensional) types that it sees only through θ: item l = (Q_l, t_l),
-    type m's utility ``θ_m Q_l − t_l`` with Q_l = Ψ(X_l)Φ(Z_l) recomputed
-    from the inputs in numpy.
+    type m's utility ``θ_m Q_l − t_l`` with Q_l = min(Q variable, Ψ(X_l)Φ(Z_l))
+    recomputed from the inputs in numpy (inputs a hair above 0 on an
+    excluded item give Ψ ~ √x ≫ x; the item can deliver exactly Q with fewer).
 
     Pass a model built with ``ic="local"``: its local rows (which presume
     types sorted by θ) are deactivated here and IC rows ``ic_lazy[m, l]`` are
@@ -322,9 +324,7 @@ class BudgetMenuProblem:
     """
 
     def __init__(self, model, tech):
-        from models.closed_form import cost as cf
-
-        self.m, self.tech, self._cf = model, tech, cf
+        self.m, self.tech = model, tech
         for name in ("ic_down", "ic_up", "mono", "ic"):
             c = getattr(model, name, None)
             if c is not None:
@@ -344,10 +344,12 @@ class BudgetMenuProblem:
         return self.rows.add(pairs)
 
     def items(self):
-        m, cf = self.m, self._cf
+        """(Q, t) of every item at the model's current values; Q from the inputs."""
+        m = self.m
         X = np.array([[pyo.value(m.X[k, j]) for j in m.TOKENS] for k in m.TYPES])
         Z = np.array([[pyo.value(m.Z[k, i]) for i in m.FT] for k in m.TYPES])[:, : self.tech.K]
         Q = cf.psi(self.tech, X) * (cf.phi(self.tech, Z) if self.tech.K else 1.0)
+        Q = np.minimum(Q, np.array([pyo.value(m.Q[k]) for k in m.TYPES]))
         t = np.array([pyo.value(m.t[k]) for k in m.TYPES])
         return Q, t
 

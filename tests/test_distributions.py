@@ -1,0 +1,389 @@
+"""Regime ``distributions`` (MODEL.md 2.5, 2.6) and ``models.lazy_ic``.
+
+Ladder (STYLE.md): options (field path and allowed range in every message)
+-> lazy-IC machinery in numpy (audit, neighbours) -> build (sizes pinned)
+-> solve and values against the closed forms of
+``models.closed_form.distributions`` (two types, value–scale, Proposition 3)
+-> lazy vs all-pairs IC -> lazy IC on the budget menu (reuse) -> the
+scenario files end to end.  Slow (``-m slow``): the 40×40 grid with 2.56M
+pairs audited, and the value–scale scenario's timing.
+"""
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+import pytest
+
+from models import budgets, distributions as DM, lazy_ic, run, scenario
+from models.closed_form import cost as cf
+from models.closed_form import distributions as D
+
+SPEED = "component"  # default speed marker (conftest); unit tests say so
+
+# Technology of the scenario files (data/default.toml): J = 2 (CES), K = 1.
+TECH = cf.Technology(sigma=0.5, rho=0.5, alpha=(0.6, 0.4), cost=(1.0, 4.0), gamma=0.2, rho_hat=0.0,
+                     alpha_hat=(1.0,), cost_hat=(2.0,), token_names=("input", "output"), ft_names=("ft",))
+# One token class, one fine-tuning class, σ = ½, σ + γ = 0.7 (the 40×40 grid).
+TECH_J1 = cf.Technology(sigma=0.5, rho=0.0, alpha=(1.0,), cost=(1.0,), gamma=0.2, alpha_hat=(1.0,),
+                        cost_hat=(1.0,), token_names=("tokens",), ft_names=("ft",))
+
+# NLP vs closed form: the issue's 1e-6 (observed 1e-11 .. 2e-7, the largest
+# on Q of the first served value–scale types, where Q ~ h^(7/3) is flat).
+TOL = DM.TOL_CLOSED_FORM
+# Lazy vs all pairs, same convex program at tol 1e-12: the issue's 1e-7
+# [observed 5e-11].
+TOL_LAZY = DM.TOL_LAZY_VS_ALL
+# Proposition 3: two NLP profits at solver tolerance [observed 1.3e-9].
+TOL_PROP3 = DM.TOL_PROP3
+
+
+def ctx():
+    return run.Context(route="auto", options={}, user_options={}, progress=lambda *a: None)
+
+
+def two_type_profiles():
+    return {
+        "dominated": ([1.0, 0.9, 0.8, 0.7, 0.6, 0.5], [0.6, 0.6, 0.55, 0.5, 0.5, 0.45], 0.4),
+        "virtual-zeros": ([1.2, 1.1, 1.0, 0.5, 0.4, 0.3], [0.4, 0.4, 0.5, 0.45, 0.35, 0.3], 0.5),
+    }
+
+
+# ===================================================================== options
+BASE = {
+    "name": "t",
+    "technology": {"sigma": 0.5, "tokens": [{"name": "in", "weight": 1.0, "cost": 1.0}]},
+    "types": {"distribution": "uniform", "n": 4},
+    "regimes": {"distributions": {
+        "family": "value-scale",
+        "value_scale": {"cells": 4, "w": {"distribution": "uniform", "n": 4},
+                        "s": {"distribution": "uniform", "n": 4}}}},
+}
+
+
+def _with(path, value):
+    raw = copy.deepcopy(BASE)
+    scenario.set_path(raw, path, value)
+    return raw
+
+
+@pytest.mark.unit
+def test_valid_options_and_defaults():
+    o = scenario.from_dict(BASE).regimes["distributions"]
+    assert o["ic"] == "lazy" and o["starts"] == list(DM.STARTS) and o["lazy"]["tol"] == lazy_ic.LAZY_TOL
+    assert o["value_scale"]["cells"] == 4 and o["value_scale"]["w"]["dist"].kind == "uniform"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("path,value,field,allowed", [
+    ("regimes.distributions.family", "three-types", "regimes.distributions.family", "one of 'two-types'"),
+    ("regimes.distributions.ic", "some", "regimes.distributions.ic", "one of 'lazy'"),
+    ("regimes.distributions.lazy.tol", 0.5, "regimes.distributions.lazy.tol", "0 < tol <= 0.001"),
+    ("regimes.distributions.lazy.neighbours", 0, "regimes.distributions.lazy.neighbours", "1 <= neighbours <= 100"),
+    ("regimes.distributions.starts", ["neutral", "x"], "regimes.distributions.starts", "distinct names from"),
+    ("regimes.distributions.value_scale.cells", 6, "regimes.distributions.value_scale.cells", "a multiple of"),
+    ("regimes.distributions.value_scale.s.high", 1.5, "regimes.distributions.value_scale.s.high", "high <= 1"),
+    ("regimes.distributions.value_scale.w.n", 1, "regimes.distributions.value_scale.w.n", "2 <= n <= 400"),
+    ("regimes.distributions.value_scale.w.grid", "odd", "regimes.distributions.value_scale.w.grid",
+     "one of 'equal-spacing'"),
+    ("regimes.distributions.value_scale.bogus", 1, "regimes.distributions.value_scale.bogus", "allowed fields here"),
+    ("regimes.distributions.pairs", [], "regimes.distributions.pairs", "only the table of the chosen family"),
+])
+def test_option_errors_name_field_and_range(path, value, field, allowed):
+    with pytest.raises(scenario.ScenarioError) as e:
+        scenario.from_dict(_with(path, value), source="case.toml")
+    msg = str(e.value)
+    assert f"'{field}'" in msg and allowed in msg and msg.startswith("case.toml: ")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("pairs,field,allowed", [
+    ([{"high": [1, 1], "low": [1], "mass_high": 0.5}], "pairs[0].low", "a list of 2 numbers >= 0"),
+    ([{"high": [1, 1], "low": [1, 1], "mass_high": 1.0}], "pairs[0].mass_high", "0 < mass_high < 1"),
+    ([{"high": [0, 0], "low": [1, 1], "mass_high": 0.5}], "pairs[0].high", "at least one positive weight"),
+])
+def test_two_type_option_errors(pairs, field, allowed):
+    raw = copy.deepcopy(BASE)
+    raw["regimes"]["distributions"] = {"family": "two-types", "pairs": pairs}
+    with pytest.raises(scenario.ScenarioError) as e:
+        scenario.from_dict(raw, source="case.toml")
+    assert f"'regimes.distributions.{field}'" in str(e.value) and allowed in str(e.value)
+
+
+@pytest.mark.unit
+def test_assumption1_option_errors():
+    raw = copy.deepcopy(BASE)
+    raw["regimes"]["distributions"] = {"family": "assumption1", "assumption1": {"profiles": [[1, 0.5], [1]]}}
+    with pytest.raises(scenario.ScenarioError, match=r"'regimes\.distributions\.assumption1\.profiles'.*equal length"):
+        scenario.from_dict(raw)
+
+
+# ================================================================ lazy_ic (numpy)
+@pytest.mark.unit
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 22])
+def test_audit_matches_brute_force_in_any_chunking(chunk):
+    rng = np.random.default_rng(4)
+    M = 23
+    U = rng.normal(size=(M, M))
+    U[np.arange(M), np.arange(M)] += 2.0  # own item usually best
+    a = lazy_ic.audit(lambda rows: U[rows], M, scale=2.0, tol=0.1, cap=5, chunk_entries=chunk)
+    reg = (U - np.diag(U)[:, None]) / 2.0
+    np.fill_diagonal(reg, -np.inf)
+    assert a.worst_ic == pytest.approx(max(reg.max(), 0.0), rel=1e-15)
+    assert reg[a.worst_pair] == pytest.approx(a.worst_ic, rel=1e-15)
+    assert a.worst_ir == pytest.approx(max(np.max(-np.diag(U) / 2.0), 0.0), rel=1e-15)
+    assert a.n_violated == int(np.sum(reg > 0.1))
+    # the cap keeps the most violated pairs, most violated first
+    top = np.sort(reg[reg > 0.1])[::-1][:5]
+    assert a.top_violation == pytest.approx(top, rel=1e-15)
+    assert [reg[m, l] for m, l in a.top] == pytest.approx(top, rel=1e-15)
+
+
+@pytest.mark.unit
+def test_audit_of_2_56_million_pairs_is_fast():
+    M = 1600
+    rng = np.random.default_rng(0)
+    W, G, t = rng.uniform(size=(M, 40)), rng.uniform(size=(M, 40)), rng.uniform(size=M)
+    t0 = time.perf_counter()
+    a = lazy_ic.audit(lambda rows: W[rows] @ G.T / 40 - t[None, :], M, cap=M)
+    # 2.56M pairs in 4 chunks of 2^22 entries: ~0.1 s here; 5 s bounds a loaded machine
+    assert time.perf_counter() - t0 < 5.0
+    assert a.pairs_checked == M * (M - 1) and len(a.top) == M
+
+
+@pytest.mark.unit
+def test_nearest_pairs_both_ways_and_chunked():
+    X = np.random.default_rng(3).uniform(size=(30, 2))  # no distance ties
+    p = lazy_ic.nearest_pairs(X, 3, chunk_entries=40)
+    d = np.linalg.norm(X[:, None] - X[None], axis=2)
+    np.fill_diagonal(d, np.inf)
+    knn = {(m, int(l)) for m in range(30) for l in np.argsort(d[m])[:3]}
+    assert set(map(tuple, p)) == knn | {(l, m) for m, l in knn}  # the k nearest, in both directions
+    assert np.array_equal(p, np.unique(p, axis=0))
+    assert sorted(map(tuple, lazy_ic.adjacent_pairs([2, 0, 1]))) == [(0, 1), (0, 2), (1, 0), (2, 0)]
+
+
+# ======================================================================== build
+@pytest.mark.unit
+def test_directions_factorise_profiles():
+    T = DM.value_scale_uniform(4, 0.5)
+    a, R, om = DM._directions(T.W)
+    assert np.allclose(a[:, None] * R[om], T.W, rtol=0, atol=1e-15)
+    assert len(R) == 4  # one direction per s
+
+
+@pytest.mark.unit
+def test_s_points_are_cell_boundaries():
+    s, m = DM.s_points(DM.TypeDistribution("uniform", 0.0, 1.0), 8)
+    assert s == pytest.approx(np.arange(1, 9) / 8, rel=1e-15) and m == pytest.approx(np.full(8, 1 / 8))
+    s, m = DM.s_points(DM.TypeDistribution("uniform", 0.25, 0.75), 8)
+    assert s == pytest.approx([0.375, 0.5, 0.625, 0.75], rel=1e-15)  # zero-mass points dropped
+    assert m.sum() == pytest.approx(1.0)
+
+
+def test_build_sizes_two_types():
+    # n = 6 cells, J = 2, K = 1, two types, all pairs.  Change with a comment
+    # saying why the model grew.
+    T = DM.two_type_space(*two_type_profiles()["dominated"])
+    m, prob = DM.build_menu(TECH, T)
+    prob.add_all_pairs()
+    # variables: x 2·6·2 = 24, z 2, g 2·6 = 12, t 2, value S: own (2) + one per IC pair (2) = 4 -> 44
+    assert m.nvariables() == 44
+    # constraints: gain 2·6 = 12, value 4, ir 2, ic 2 -> 20
+    assert m.nconstraints() == 20
+    assert len(m.ic) == 2 and sorted(m.ic_PAIRS) == [(0, 1), (1, 0)]
+    assert prob.add_pairs([[0, 1], [1, 1]]) == 0  # present already / diagonal: no-op
+
+
+# =================================================================== two types
+@pytest.fixture(scope="module")
+def two_types():
+    out = {}
+    c = ctx()
+    for name, (wH, wL, pH) in two_type_profiles().items():
+        T = DM.two_type_space(wH, wL, pH, name)
+        ref = D.two_type_distribution_menu(np.array(wH), np.array(wL), pH, 1 - pH, TECH)  # the spec's formula
+        bm = D.two_type_budget_menu(np.array(wH), np.array(wL), pH, 1 - pH, TECH)
+        starts = {"neutral": DM.neutral_start(TECH, T), "budget": DM.menu_start(bm), "closed-form": DM.menu_start(ref),
+                  "random": DM.random_start(TECH, T, np.random.default_rng(1))}
+        s = DM.solve_menu(TECH, T, c, name, ic="all-pairs", starts=starts)
+        _, bmenu, br = budgets.solve_menu(TECH, np.sort(D.theta_of(T.W, TECH.sigma)), T.mass[::-1], c, "b", "local")
+        out[name] = (T, ref, bm, s, bmenu, br)
+    return out
+
+
+@pytest.mark.parametrize("name", list(two_type_profiles()))
+def test_two_types_nlp_vs_closed_form(two_types, name):
+    T, ref, bm, s, _, _ = two_types[name]
+    assert s.result.ok and all(s.starts["status"] == "optimal")
+    assert s.spread <= DM.TOL_SPREAD * abs(s.result.objective)  # convex: every start, one optimum
+    menu = s.menu
+    # every quantity within 1e-6 of its scale (inf-norm relative, results.compare's rule)
+    for num, cf_ in ((menu.Q, ref.Q), (menu.x, ref.x), (menu.z, ref.z), (menu.t, ref.t)):
+        assert np.max(np.abs(num - cf_)) <= TOL * np.max(np.abs(cf_))
+    assert menu.profit == pytest.approx(ref.profit, rel=TOL)
+    a = D.audit_menu(T.W, menu.x, menu.z, menu.t, TECH)
+    assert a["max_ic_violation"] <= DM.TOL_AUDIT * max(1, np.abs(menu.t).max())
+    assert a["max_ir_violation"] <= DM.TOL_AUDIT * max(1, np.abs(menu.t).max())
+
+
+@pytest.mark.parametrize("name", list(two_type_profiles()))
+def test_two_types_budget_menu_earns_no_more(two_types, name):
+    T, ref, bm, s, bmenu, br = two_types[name]
+    assert br.ok
+    assert bmenu.profit(TECH) == pytest.approx(bm.profit, rel=TOL)  # the budget NLP is right ...
+    assert bmenu.profit(TECH) < s.menu.profit  # ... and strictly below (profiles not proportional)
+
+
+@pytest.mark.parametrize("tech", [
+    cf.Technology(sigma=0.5, rho=0.0, alpha=(1.0,), cost=(1.0,)),  # γ = 0: no fine-tuning
+    cf.Technology(sigma=0.45, rho=0.0, alpha=(0.5, 0.5), cost=(1.0, 2.0), gamma=0.25, alpha_hat=(1.0,),
+                  cost_hat=(0.3,), baseline=0.5),  # baseline Φ = (b + z)^γ, Cobb–Douglas tokens
+], ids=["no-fine-tuning", "baseline"])
+def test_two_types_other_technologies(tech):
+    wH, wL, pH = two_type_profiles()["virtual-zeros"]
+    T = DM.two_type_space(wH, wL, pH)
+    ref = D.two_type_distribution_menu_general(np.array(wH), np.array(wL), pH, 1 - pH, tech)
+    s = DM.solve_menu(tech, T, ctx(), "t", ic="all-pairs", starts={"neutral": DM.neutral_start(tech, T)})
+    assert s.result.ok
+    for num, cf_ in ((s.menu.Q, ref.Q), (s.menu.x, ref.x), (s.menu.t, ref.t)):
+        assert np.max(np.abs(num - cf_)) <= TOL * np.max(np.abs(cf_))
+    assert s.menu.profit == pytest.approx(ref.profit, rel=TOL)
+
+
+# ================================================================ value–scale
+@pytest.fixture(scope="module")
+def value_scale_5():
+    N = 5
+    T = DM.value_scale_uniform(N, TECH.sigma)
+    u = DM.TypeDistribution("uniform", 0.0, 1.0)
+    wg, wm = u.discretise(N)
+    sg, sm = DM.s_points(u, N)
+    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, N, TECH)
+    bm = D.value_scale_budget_menu(wg, wm, sg, sm, N, TECH)
+    c = ctx()
+    st = {"budget": DM.menu_start(bm)}
+    lazy = DM.solve_menu(TECH, T, c, "vs5", ic="lazy", starts=st)
+    full = DM.solve_menu(TECH, T, c, "vs5", ic="all-pairs", starts=st)
+    return T, ref, bm, lazy, full
+
+
+def test_value_scale_lazy_equals_all_pairs(value_scale_5):
+    T, ref, bm, lazy, full = value_scale_5
+    assert lazy.result.ok and full.result.ok
+    lr = lazy.lazy["budget"]
+    assert lr.converged and lr.worst_ic <= lazy_ic.LAZY_TOL
+    assert lr.active_pairs < T.M * (T.M - 1)  # a strict subset of the 600 pairs
+    assert lazy.result.objective == pytest.approx(full.result.objective, rel=TOL_LAZY)
+
+
+def test_value_scale_nlp_vs_discrete_closed_form(value_scale_5):
+    T, ref, bm, lazy, full = value_scale_5
+    assert ref.info["audit"]["max_ic_violation"] < 1e-15  # the closed form is the discrete optimum
+    for s in (lazy, full):
+        m = s.menu
+        assert np.max(np.abs(m.Q - ref.Q)) <= TOL * ref.Q.max()
+        assert np.max(np.abs(m.x - ref.x)) <= TOL * ref.x.max()  # X/s on [0, s], nothing beyond
+        assert np.max(np.abs(m.t - ref.t)) <= TOL * ref.t.max()
+        assert m.profit == pytest.approx(ref.profit, rel=TOL)
+        assert m.profit > bm.profit  # the counter-case to Proposition 3
+
+
+# ============================================================== Proposition 3
+def test_proposition3_small():
+    theta, tm = np.array([0.4, 0.6, 0.8, 1.0]), np.full(4, 0.25)
+    R = [[1.0, 0.5, 0.2, 0.1], [0.2, 0.4, 1.0, 0.6]]
+    T = DM.assumption1_space(theta, tm, R, [0.6, 0.4], TECH.sigma)
+    bm = D.assumption1_budget_menu(theta, tm, R, [0.6, 0.4], TECH)
+    c = ctx()
+    s = DM.solve_menu(TECH, T, c, "a1", ic="lazy", starts={"neutral": DM.neutral_start(TECH, T)})
+    _, bmenu, br = budgets.solve_menu(TECH, theta, tm, c, "b", "local")
+    assert s.result.ok and br.ok
+    assert s.menu.profit == pytest.approx(bmenu.profit(TECH), rel=TOL_PROP3)
+    assert s.menu.profit == pytest.approx(bm.profit, rel=TOL_PROP3)
+    # equal θ -> the same item (totals, fine-tuning, transfer) whatever the profile
+    for q in (s.menu.Q, s.menu.t, s.menu.X[:, 0], s.menu.z[:, 0]):
+        by_theta = q.reshape(4, 2)  # θ major, profile minor
+        assert np.ptp(by_theta, axis=1).max() <= TOL * np.abs(q).max()
+    # ... split over the tasks by Lemma 1
+    rep = D.distribution_menu_from_budget(bm, TECH)
+    assert np.max(np.abs(s.menu.x - rep.x)) <= TOL * rep.x.max()
+
+
+# ================================================= lazy IC on the budget menu
+def test_lazy_ic_reused_by_the_budget_menu_over_2d_types():
+    """The budget menu over value–scale types, one item per (w, s) type (not
+    grouped by θ), with IC generated lazily from (w, s)-grid neighbours."""
+    T = DM.value_scale_uniform(6, TECH.sigma)
+    theta = D.theta_of(T.W, TECH.sigma)
+    m = budgets.build_menu(TECH, theta, T.mass, ic="local")
+    prob = lazy_ic.BudgetMenuProblem(m, TECH)
+    c = ctx()
+    lr = lazy_ic.solve_lazy(prob, lambda ws: c.solve(m, "b", defaults=budgets.MENU_SOLVER_DEFAULTS, warm_start=ws),
+                            initial_pairs=lazy_ic.nearest_pairs(T.coords, 4))
+    assert lr.converged and lr.result.ok
+    assert lr.active_pairs < T.M * (T.M - 1)
+    ref = D.budget_menu(T.W, T.mass, TECH)
+    assert lr.result.objective == pytest.approx(ref.profit, rel=TOL)
+    Q, _ = prob.items()
+    assert np.max(np.abs(Q - ref.Q)) <= TOL * ref.Q.max()
+
+
+def test_warm_rounds_pass_multipliers():
+    calls = []
+    T = DM.value_scale_uniform(4, TECH.sigma)
+    m, prob = DM.build_menu(TECH, T)
+    prob.set_start(*DM.neutral_start(TECH, T))
+    c = ctx()
+
+    def solve(ws):
+        calls.append(ws)
+        return c.solve(m, "w", defaults=DM.DIST_SOLVER_DEFAULTS, warm_start=ws)
+
+    lr = lazy_ic.solve_lazy(prob, solve, initial_pairs=lazy_ic.nearest_pairs(T.coords, 1))
+    assert lr.converged and len(lr.rounds) >= 2
+    assert calls[0] is None and all(w is not None and len(w.duals) > 0 for w in calls[1:])
+    assert lr.table()["active_pairs"].is_monotonic_increasing
+
+
+# ================================================================ scenarios
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ["two_types", "assumption1"])
+def test_scenario_runs_and_verifies(run_solve, out_dir, root, name):
+    code, out, err = run_solve(root / "data" / f"distributions_{name}.toml", "--out", out_dir, "--quiet")
+    assert code == 0, out + err
+    base = out_dir / f"distributions_{name}"
+    for f in ("menu.csv", "tokens.csv", "profit.csv", "starts.csv"):
+        assert (base / "distributions" / f).is_file()
+    assert any((base / "figures" / "distributions").glob("token_profiles*.png"))
+
+
+# ====================================================================== slow
+@pytest.mark.slow
+def test_value_scale_scenario_under_60_seconds(run_solve, out_dir, root):
+    t0 = time.perf_counter()
+    code, out, err = run_solve(root / "data" / "distributions_value_scale.toml", "--out", out_dir, "--quiet")
+    assert code == 0, out + err
+    assert time.perf_counter() - t0 < 60
+
+
+@pytest.mark.slow
+def test_lazy_ic_40x40_grid_every_pair_audited_under_10_minutes():
+    """1,600 value–scale types (w, s ~ U[0,1] on a 40×40 grid, 40 cells):
+    2.56M IC pairs, generated lazily, every one audited each round."""
+    N = 40
+    T = DM.value_scale_uniform(N, TECH_J1.sigma)
+    u = DM.TypeDistribution("uniform", 0.0, 1.0)
+    wg, wm = u.discretise(N)
+    sg, sm = DM.s_points(u, N)
+    bm = D.value_scale_budget_menu(wg, wm, sg, sm, N, TECH_J1)
+    t0 = time.perf_counter()
+    s = DM.solve_menu(TECH_J1, T, ctx(), "vs40", ic="lazy", starts={"budget": DM.menu_start(bm)})
+    seconds = time.perf_counter() - t0
+    lr = s.lazy["budget"]
+    assert lr.converged and lr.final_audit.pairs_checked == 1600 * 1599
+    assert lr.worst_ic <= lazy_ic.LAZY_TOL
+    assert seconds < 600
+    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, N, TECH_J1, audit=False)
+    assert s.menu.profit == pytest.approx(ref.profit, rel=TOL)  # [observed 6e-8]
