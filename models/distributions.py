@@ -250,19 +250,19 @@ def s_points(dist: TypeDistribution, n_s: int):
     return edges[1:][keep], mass[keep] / mass[keep].sum()
 
 
-def value_scale_space(w_grid, w_mass, s_grid, s_mass, n: int, sigma: float, name="value-scale") -> TypeSpace:
+def value_scale_space(w_grid, w_mass, s_grid, s_mass, n: int, name="value-scale") -> TypeSpace:
     T = D.value_scale_types(w_grid, w_mass, s_grid, s_mass, n)
-    lab = pd.DataFrame({"w": T["w"], "s": T["s"], "theta": T["w"] * T["s"] ** (1 - sigma)})
+    lab = pd.DataFrame({"w": T["w"], "s": T["s"]})
     coords = np.column_stack([T["iw"], T["js"]]).astype(float)  # grid neighbours
     return TypeSpace("value-scale", name, T["W"], T["mass"], lab, coords)
 
 
-def value_scale_uniform(N: int, sigma: float, cells: int | None = None) -> TypeSpace:
+def value_scale_uniform(N: int, cells: int | None = None) -> TypeSpace:
     """w, s ~ U[0,1] independent on an N×N grid (w at cell midpoints, s at j/N), N cells unless given."""
     u = TypeDistribution("uniform", 0.0, 1.0)
     wg, wm = u.discretise(N)
     sg, sm = s_points(u, N)
-    return value_scale_space(wg, wm, sg, sm, cells or N, sigma, name=f"{N}x{N}")
+    return value_scale_space(wg, wm, sg, sm, cells or N, name=f"{N}x{N}")
 
 
 def two_type_space(wH, wL, pH, name="pair") -> TypeSpace:
@@ -271,12 +271,12 @@ def two_type_space(wH, wL, pH, name="pair") -> TypeSpace:
     return TypeSpace("two-types", name, W, np.array([pH, 1 - pH]), lab, np.arange(2.0)[:, None])
 
 
-def assumption1_space(theta, theta_mass, profiles, masses, sigma) -> TypeSpace:
+def assumption1_space(theta, theta_mass, profiles, masses, sigma, name="assumption1") -> TypeSpace:
     T = D.assumption1_types(theta, theta_mass, profiles, masses, sigma)
     lab = pd.DataFrame({"theta": T["theta"], "omega": T["omega"]})
     k = np.searchsorted(np.unique(T["theta"]), T["theta"])
     coords = np.column_stack([k, T["omega"]]).astype(float)  # (θ index, profile index) grid neighbours
-    return TypeSpace("assumption1", "assumption1", T["W"], T["mass"], lab, coords)
+    return TypeSpace("assumption1", name, T["W"], T["mass"], lab, coords)
 
 
 # ============================================================ the NLP
@@ -745,7 +745,7 @@ def _menu_table(tech, label, types, menu, ref, bn=None):
     d = {"case": label, "type": np.arange(types.M)}
     for c in types.labels.columns:
         d[c] = types.labels[c].to_numpy()
-    d["theta_aggregate"] = D.theta_of(types.W, tech.sigma)
+    d["theta"] = D.theta_of(types.W, tech.sigma)  # aggregate type θ(w) (= w·s^(1−σ) for value–scale)
     d["mass"] = types.mass / types.mass.sum()
     d["Q"] = menu.Q
     if ref is not None:
@@ -790,7 +790,7 @@ def _run_value_scale(res, tech, opts, ctx):
     vs = opts["value_scale"]
     wg, wm, sg, sm, n = _vs_grid(vs)
     label = f"value-scale:{len(wg)}x{len(sg)}"
-    types = value_scale_space(wg, wm, sg, sm, n, tech.sigma, name=label)
+    types = value_scale_space(wg, wm, sg, sm, n, name=label)
     ref = D.value_scale_distribution_menu(wg, wm, sg, sm, n, tech, audit=types.M <= AUDIT_DENSE_MAX)
     bm = D.value_scale_budget_menu(wg, wm, sg, sm, n, tech)
     _closed_form_audit_note(res, label, ref)
@@ -811,7 +811,7 @@ def _run_value_scale(res, tech, opts, ctx):
             continue  # the main grid
         wgN, wmN, sgN, smN, nN = _vs_grid(vs, N, N, N)
         lab = f"value-scale:{N}x{N}"
-        tN = value_scale_space(wgN, wmN, sgN, smN, nN, tech.sigma, name=lab)
+        tN = value_scale_space(wgN, wmN, sgN, smN, nN, name=lab)
         refN = D.value_scale_distribution_menu(wgN, wmN, sgN, smN, nN, tech, audit=tN.M <= AUDIT_DENSE_MAX)
         _closed_form_audit_note(res, lab, refN)
         bmN = D.value_scale_budget_menu(wgN, wmN, sgN, smN, nN, tech)
@@ -887,8 +887,9 @@ def _ratio_checks(res, prof, cont):
             f"observed order of the gap {order:.2f}")
     last = prof.iloc[-1]
     N = np.sqrt(last["types"])
-    # finest grid vs the continuous ratio: O(1/N) discretisation error, measured
-    # constant ~1.7 (gap 0.085 at N = 20): tolerance 3/N relative
+    # finest grid vs the continuous ratio: a discretisation error, measured
+    # 0.17, 0.12, 0.075 relative at N = 5, 10, 20 (0.85/N … 1.5/N, the
+    # constant growing slowly): tolerance 3/N relative
     res.checks.append(compare(NAME, "ratio_vs_continuous", f"distribution/budget profit (finest grid, N = {N:g})",
                               last["ratio_nlp"], cont["ratio"], 3.0 / N))
 
@@ -898,9 +899,8 @@ def _run_assumption1(res, scn, opts, ctx):
     tech = scn.technology
     a1 = opts["assumption1"]
     theta, tmass = scn.discrete_types()
-    types = assumption1_space(theta, tmass, a1["profiles"], a1["masses"], tech.sigma)
     label = f"assumption1:{len(theta)}x{len(a1['profiles'])}"
-    types.name = label
+    types = assumption1_space(theta, tmass, a1["profiles"], a1["masses"], tech.sigma, name=label)
     bm = D.assumption1_budget_menu(theta, tmass, a1["profiles"], a1["masses"], tech)
     ref = D.distribution_menu_from_budget(bm, tech)  # the budget menu written as distributions
     s = _solve(res, tech, types, ctx, opts, label, closed_form=ref, budget=bm)
@@ -948,7 +948,8 @@ def _two_type_figures(tech, menus):
         a0.step(mid, what, where="mid", ls="--", label="virtual ŵ (L)")
         plotting.labels(a0, "task (cell midpoint)", "weight", f"{label}: profiles")
         for row, nm in ((0, "H"), (1, "L")):
-            plotting.closed_form_line(a1, mid, _cell_tokens(ref.x[row]), f"{nm} closed form", color=f"C{row}")
+            plotting.closed_form_line(a1, mid, _cell_tokens(ref.x[row]), f"{nm} closed form", color=f"C{row}",
+                                      drawstyle="steps-mid")
             plotting.numeric_markers(a1, mid, _cell_tokens(menu.x[row]), f"{nm} NLP", color=f"C{row}")
         plotting.labels(a1, "task (cell midpoint)", "tokens per task [Mtok]", "per-task tokens")
         figs[f"token_profiles_{label.split(':', 1)[1]}"] = fig
@@ -979,13 +980,15 @@ def _value_scale_figures(tech, types, menu, ref, prof):
     fig, ax = plotting.new()
     n = types.n
     mid = (np.arange(n) + 0.5) / n
-    served = np.flatnonzero(menu.Q > 1e-6 * menu.Q.max())
-    pick = served[np.argsort(-menu.Q[served])][:: max(1, len(served) // 4)][:4] if len(served) else []
-    for c, k in enumerate(pick):
+    su = np.unique(s)
+    top = w == w.max()  # the highest value, at four scales
+    pick = [int(np.flatnonzero(top & (s == su[np.argmin(np.abs(su - q))]))[0]) for q in (1.0, 0.7, 0.4, 0.2)]
+    for c, k in enumerate(dict.fromkeys(pick)):
         plotting.closed_form_line(ax, mid, _cell_tokens(ref.x[k]), f"w={w[k]:.3g}, s={s[k]:.3g}: closed form",
-                                  color=f"C{c}")
+                                  color=f"C{c}", drawstyle="steps-mid")
         plotting.numeric_markers(ax, mid, _cell_tokens(menu.x[k]), "NLP" if c == 0 else None, color=f"C{c}")
-    plotting.labels(ax, "task (cell midpoint)", "tokens per task [Mtok]", "Per-task tokens (X/s on [0, s])")
+    plotting.labels(ax, "task (cell midpoint)", "tokens per task [Mtok]",
+                    "Per-task tokens: X/s on [0, s], nothing beyond")
     figs["token_profiles"] = fig
     if len(prof) > 1:
         fig, ax = plotting.new()
@@ -1011,7 +1014,7 @@ def _assumption1_figures(tech, types, menu, ref):
     top = np.flatnonzero(th == th.max())
     for c, k in enumerate(top):
         plotting.closed_form_line(ax, mid, _cell_tokens(ref.x[k]), f"profile ω={om[k]}: own split of the budget",
-                                  color=f"C{c}")
+                                  color=f"C{c}", drawstyle="steps-mid")
         plotting.numeric_markers(ax, mid, _cell_tokens(menu.x[k]), "NLP" if c == 0 else None, color=f"C{c}")
     plotting.labels(ax, "task (cell midpoint)", "tokens per task [Mtok]", f"Per-task tokens at θ = {th.max():.3g}")
     figs["token_profiles"] = fig

@@ -167,7 +167,7 @@ def test_nearest_pairs_both_ways_and_chunked():
 # ======================================================================== build
 @pytest.mark.unit
 def test_directions_factorise_profiles():
-    T = DM.value_scale_uniform(4, 0.5)
+    T = DM.value_scale_uniform(4)
     a, R, om = DM._directions(T.W)
     assert np.allclose(a[:, None] * R[om], T.W, rtol=0, atol=1e-15)
     assert len(R) == 4  # one direction per s
@@ -256,7 +256,7 @@ def test_two_types_other_technologies(tech):
 @pytest.fixture(scope="module")
 def value_scale_5():
     N = 5
-    T = DM.value_scale_uniform(N, TECH.sigma)
+    T = DM.value_scale_uniform(N)
     u = DM.TypeDistribution("uniform", 0.0, 1.0)
     wg, wm = u.discretise(N)
     sg, sm = DM.s_points(u, N)
@@ -315,7 +315,7 @@ def test_proposition3_small():
 def test_lazy_ic_reused_by_the_budget_menu_over_2d_types():
     """The budget menu over value–scale types, one item per (w, s) type (not
     grouped by θ), with IC generated lazily from (w, s)-grid neighbours."""
-    T = DM.value_scale_uniform(6, TECH.sigma)
+    T = DM.value_scale_uniform(6)
     theta = D.theta_of(T.W, TECH.sigma)
     m = budgets.build_menu(TECH, theta, T.mass, ic="local")
     prob = lazy_ic.BudgetMenuProblem(m, TECH)
@@ -332,7 +332,7 @@ def test_lazy_ic_reused_by_the_budget_menu_over_2d_types():
 
 def test_warm_rounds_pass_multipliers():
     calls = []
-    T = DM.value_scale_uniform(4, TECH.sigma)
+    T = DM.value_scale_uniform(4)
     m, prob = DM.build_menu(TECH, T)
     prob.set_start(*DM.neutral_start(TECH, T))
     c = ctx()
@@ -373,7 +373,7 @@ def test_lazy_ic_40x40_grid_every_pair_audited_under_10_minutes():
     """1,600 value–scale types (w, s ~ U[0,1] on a 40×40 grid, 40 cells):
     2.56M IC pairs, generated lazily, every one audited each round."""
     N = 40
-    T = DM.value_scale_uniform(N, TECH_J1.sigma)
+    T = DM.value_scale_uniform(N)
     u = DM.TypeDistribution("uniform", 0.0, 1.0)
     wg, wm = u.discretise(N)
     sg, sm = DM.s_points(u, N)
