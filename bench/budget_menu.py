@@ -2,7 +2,7 @@
 """Budget menu with local IC: Pyomo+Ipopt vs scipy.optimize and CVXPY on the same program.
 
     .venv/bin/python bench/budget_menu.py [--sizes 1000,10000,100000]
-        [--methods pyomo,trust-constr,cvxpy] [--timeout 300] [--json FILE]
+        [--methods pyomo,trust-constr,cvxpy] [--timeout 300] [--threads 1] [--json FILE]
 
 The discretised budget menu of data/budgets_cobb_douglas.toml (Cobb-Douglas,
 J = 2 token classes, K = 1 fine-tuning class, σ + γ = 0.65 < 1) over N
@@ -22,7 +22,9 @@ solved by
 * ``trust-constr``  scipy.optimize.minimize(method="trust-constr"): sparse
                     Jacobians, exact gradients and exact Lagrangian Hessian;
 * ``slsqp``         scipy.optimize.minimize(method="SLSQP"): exact dense
-                    Jacobians (dense QP subproblems: small N only);
+                    Jacobians (dense QP subproblems: small N only; not in
+                    the default list: it fails on this program already at
+                    N = 50, "Singular matrix E in LSQ subproblem");
 * ``cvxpy``         CVXPY with its default solver for the problem class (it
                     prints which it picked); the gain constraint is DCP as a
                     chain of 3 vectorised power cones (x1^a x2^(1−a) ≥ u,
@@ -30,9 +32,11 @@ solved by
                     constant 1 of weight 1−η, without N separate atoms.
 
 Every baseline gets the same variables in the same units as Pyomo's user
-scaling (quantities / first-best of the top type, money / its value, the
-objective per unit of max mass), the same start where it takes one, and its
-solver's default tolerances.  Each (method, N) runs in a fresh subprocess
+scaling (quantities / first-best of the top type, money / its value), the
+objective per unit of max mass as Pyomo (trust-constr) or per buyer (CVXPY:
+Clarabel fails at 10^5 with the former, trust-constr diverges with the
+latter), the same start where it takes one, and its solver's default
+tolerances (Pyomo: the project's MENU_SOLVER_DEFAULTS, tol 1e-12).  Each (method, N) runs in a fresh subprocess
 (peak memory = ru_maxrss of that child, imports included); one that exceeds
 --timeout, or that a method cannot handle, prints "did not finish" and the
 larger sizes of that method are skipped.  Each result is checked with numpy
@@ -357,9 +361,12 @@ def worker(method: str, N: int) -> dict:
 
 
 # ------------------------------------------------------------------ parent
-def run_case(method: str, N: int, timeout: float) -> dict:
+def run_case(method: str, N: int, timeout: float, threads: int | None = None) -> dict:
     env = dict(os.environ)
     env["PYOMO_CONFIG_DIR"] = str(ROOT / ".pyomo")
+    if threads:
+        for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[k] = str(threads)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", method, str(N)]
     t0 = time.perf_counter()
     try:
@@ -389,6 +396,8 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                     help=f"comma-separated, from {','.join(METHODS)} (default {','.join(DEFAULT_METHODS)})")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per (method, N) case (default 300)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="set OMP/OPENBLAS/MKL_NUM_THREADS in every case (default: leave the environment as is)")
     ap.add_argument("--json", type=Path, default=None, help="also write all measurements to this file")
     ap.add_argument("--worker", nargs=2, metavar=("METHOD", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -414,7 +423,8 @@ def main(argv=None) -> int:
     print(f"budget menu, local IC, {SCENARIO.relative_to(ROOT)} (Cobb-Douglas J=2, K=1), uniform types on [0,1], "
           f"equal spacing; variables 5N, constraints 3N-1")
     print(f"machine: {os.cpu_count()} CPUs; load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
-          f"timeout {args.timeout:g} s per case")
+          f"timeout {args.timeout:g} s per case; threads "
+          f"{args.threads or os.environ.get('OMP_NUM_THREADS', 'as the environment (OMP_NUM_THREADS unset)')}")
     results: dict[tuple[str, int], dict] = {}
     for method in methods:
         stop = None
@@ -423,7 +433,7 @@ def main(argv=None) -> int:
                 results[(method, N)] = {"error": f"skipped ({stop})", "dnf": True}
                 continue
             log(f"[{time.strftime('%H:%M:%S')}] {method} N={N} (load {os.getloadavg()[0]:.2f}) ...")
-            r = run_case(method, N, args.timeout)
+            r = run_case(method, N, args.timeout, args.threads)
             results[(method, N)] = r
             if r.get("dnf"):
                 stop = f"N={N} did not finish"
