@@ -36,14 +36,17 @@ scaling (quantities / first-best of the top type, money / its value), the
 objective per unit of max mass as Pyomo (trust-constr) or per buyer (CVXPY:
 Clarabel fails at 10^5 with the former, trust-constr diverges with the
 latter), the same start where it takes one, and its solver's default
-tolerances (Pyomo: the project's MENU_SOLVER_DEFAULTS, tol 1e-12).  Each (method, N) runs in a fresh subprocess
-(peak memory = ru_maxrss of that child, imports included); one that exceeds
---timeout, or that a method cannot handle, prints "did not finish" and the
-larger sizes of that method are skipped.  Each result is checked with numpy
-against the exact discrete optimum (models.closed_form.budgets.discrete_menu):
-``rel.err`` = (objective − optimum)/|optimum| and ``viol`` = worst scaled
-constraint violation of the returned point, so a baseline that stops early
-or inaccurately shows.  ``cpu s`` is the child's user+sys CPU time: with
+tolerances (Pyomo: the project's MENU_SOLVER_DEFAULTS, tol 1e-12).
+
+Each (method, N) runs in a fresh subprocess (peak memory = ru_maxrss of that
+child, imports included); one that exceeds --timeout, or that a method
+cannot handle, prints "did not finish" and the larger sizes of that method
+are skipped.  Each result is checked with numpy against the exact discrete
+optimum (models.closed_form.budgets.discrete_menu): ``rel.err`` = (objective
+− optimum)/|optimum|, ``Q err`` = max_k |Q_k − Q_k*| / max Q*, ``viol`` =
+worst scaled constraint violation of the returned point, so a baseline that
+stops early or inaccurately shows (ratios against a non-optimal status are
+flagged).  ``cpu s`` is the child's user+sys CPU time: with
 other processes on the 2 cores, wall times stretch, CPU times much less.
 
 Needs cvxpy (bench-only dependency): .venv/bin/pip install -r bench/requirements.txt
@@ -125,10 +128,13 @@ class Problem:
         X = np.c_[x1 * self.Xs[0], x2 * self.Xs[1]]
         return X, (z * self.Zs[0])[:, None], q * self.Qs, tau * self.ts
 
-    def reference_profit(self) -> float:
+    def reference(self):
         from models.closed_form import budgets as cb
 
-        return cb.discrete_menu(self.tech, self.theta, self.mass).profit(self.tech)
+        return cb.discrete_menu(self.tech, self.theta, self.mass)
+
+    def reference_profit(self) -> float:
+        return self.reference().profit(self.tech)
 
     def check(self, X, Z, Q, t) -> tuple[float, float]:
         """(profit, worst scaled violation) of a menu in physical units."""
@@ -345,16 +351,21 @@ def worker(method: str, N: int) -> dict:
             import cvxpy  # noqa: F401
         except ImportError:
             return {"error": f"cvxpy is not installed: {INSTALL}"}
+    import numpy as np
+
     prob = Problem(N)
-    ref = prob.reference_profit()
+    ref_menu = prob.reference()
+    ref = ref_menu.profit(prob.tech)
     try:
         out = RUNNERS[method](prob)
     except TooLarge as exc:
         return {"error": str(exc), "too_large": True}
     menu = out.pop("menu")
     profit, viol = prob.check(*menu)
+    q_err = float(np.max(np.abs(np.asarray(menu[2], float) - ref_menu.Q)) / ref_menu.Q.max())
     ru = resource.getrusage(resource.RUSAGE_SELF)
     out.update(N=prob.N, objective=profit, reference=ref, rel_error=(profit - ref) / abs(ref), violation=viol,
+               q_error=q_err,
                peak_mb=ru.ru_maxrss / 1024, cpu=ru.ru_utime + ru.ru_stime)
     out["total"] = out["build"] + out["translate"] + out["solve"]
     return out
@@ -441,7 +452,7 @@ def main(argv=None) -> int:
     print(f"load average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
 
     hdr = (f"{'method':<13}{'N':>7}{'build s':>9}{'transl. s':>10}{'solve s':>9}{'total s':>9}{'cpu s':>8}"
-           f"{'peak MB':>9}{'iter':>6}  {'status':<10}{'rel.err':>10}{'viol':>9}")
+           f"{'peak MB':>9}{'iter':>6}  {'status':<10}{'rel.err':>10}{'Q err':>9}{'viol':>9}")
     print(hdr)
     print("-" * len(hdr))
     for (method, N), r in results.items():
@@ -450,12 +461,12 @@ def main(argv=None) -> int:
             continue
         print(f"{method:<13}{N:>7}{r['build']:>9.2f}{r['translate']:>10.2f}{r['solve']:>9.2f}{r['total']:>9.2f}"
               f"{r['cpu']:>8.1f}{r['peak_mb']:>9.0f}{r['iterations']:>6}  {r['status'][:10]:<10}"
-              f"{r['rel_error']:>+10.1e}{r['violation']:>9.1e}")
+              f"{r['rel_error']:>+10.1e}{r['q_error']:>9.1e}{r['violation']:>9.1e}")
     solvers = sorted({f"{m}: {r['solver']}" for (m, _), r in results.items() if "solver" in r})
     print("solvers: " + "; ".join(solvers))
     print("total = build + translate + solve (wall, imports and checks excluded); cpu s = the child's whole "
-          "user+sys CPU incl. imports; rel.err = (objective - closed form)/|closed form|; viol = worst scaled "
-          "constraint violation")
+          "user+sys CPU incl. imports; rel.err = (objective - closed form)/|closed form|; Q err = max_k "
+          "|Q_k - closed form| / max Q; viol = worst scaled constraint violation")
 
     if "pyomo" in methods:
         print("\ntime ratios baseline / Pyomo (total s; > 1 means Pyomo is faster):")
@@ -467,8 +478,9 @@ def main(argv=None) -> int:
                 b, p = results.get((method, N), {}), results.get(("pyomo", N), {})
                 if "total" in b and "total" in p:
                     any_ratio = True
+                    flag = "" if b["status"] == "optimal" else f"   [{method} not optimal: {b['status'][:40]}]"
                     print(f"  {method:<13} N={N:<7} {b['total'] / p['total']:>8.2f}x   "
-                          f"({b['total']:.2f} s / {p['total']:.2f} s; cpu {b['cpu']:.1f} / {p['cpu']:.1f} s)")
+                          f"({b['total']:.2f} s / {p['total']:.2f} s; cpu {b['cpu']:.1f} / {p['cpu']:.1f} s){flag}")
         if not any_ratio:
             print("  none: no size where a baseline and Pyomo both finished")
     if args.json:
