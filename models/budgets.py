@@ -28,6 +28,13 @@ from models.solver import PRECISE_OPTIONS, Timer
 
 NAME = "budgets"
 IC_FORMS = ("local", "all-pairs", "both")
+# How a local-IC menu is handed to Ipopt: the Pyomo model (build_menu) or the
+# same program as vectorised callbacks (models.menu_nlp).  "auto" takes the
+# structured form from STRUCTURED_MIN_N types on, where Pyomo's model
+# building and NL translation dominate (bench/budget_menu.py); the all-pairs
+# form is always the Pyomo model.
+FORMULATIONS = ("auto", "pyomo", "structured")
+STRUCTURED_MIN_N = 5000
 
 # NLP vs discrete closed form: Ipopt tol 1e-10 on an O(1) problem; the
 # issue's target is 1e-6, which leaves >100x margin.
@@ -41,7 +48,8 @@ TOL_LEMMA = 1e-7
 
 
 def validate_options(v, opts, path, tech):
-    v.keys(opts, path, {"ic", "convergence", "refine", "lemma_cells", "lemma_profiles", "all_pairs_max"})
+    v.keys(opts, path, {"ic", "convergence", "refine", "lemma_cells", "lemma_profiles", "all_pairs_max",
+                        "formulation"})
     ic = v.choice(opts, path, "ic", IC_FORMS, default="local")
     conv = v.numbers(opts, path, "convergence", lo=2, min_len=0, default=[], increasing=True)
     if len(conv) == 1 or any(int(x) != x for x in conv):
@@ -53,6 +61,7 @@ def validate_options(v, opts, path, tech):
         "lemma_cells": v.number(opts, path, "lemma_cells", lo=0, hi=100_000, integer=True, default=50),
         "lemma_profiles": v.number(opts, path, "lemma_profiles", lo=1, hi=50, integer=True, default=3),
         "all_pairs_max": v.number(opts, path, "all_pairs_max", lo=2, hi=5000, integer=True, default=200),
+        "formulation": v.choice(opts, path, "formulation", FORMULATIONS, default="auto"),
     }
 
 
@@ -156,7 +165,25 @@ def read_menu(m, tech: cf.Technology) -> cb.Menu:
 MENU_SOLVER_DEFAULTS = PRECISE_OPTIONS  # see models/solver.py
 
 
-def solve_menu(tech, theta, mass, ctx, label: str, ic: str = "local", start=None):
+def use_structured(formulation: str, ic: str, N: int) -> bool:
+    if ic != "local" or formulation == "pyomo":
+        return False
+    if formulation == "structured":
+        return True
+    from models.solver import available_routes
+
+    return N >= STRUCTURED_MIN_N and "cyipopt" in available_routes()
+
+
+def solve_menu(tech, theta, mass, ctx, label: str, ic: str = "local", start=None, formulation: str = "pyomo"):
+    """Solve the menu NLP; returns (model or structured problem, menu, result)."""
+    if use_structured(formulation, ic, len(theta)):
+        from models.menu_nlp import BudgetMenuNLP
+
+        with Timer() as tb:
+            p = BudgetMenuNLP(tech, theta, mass, start)
+        r = ctx.solve_structured(p, label, tb.seconds, defaults=MENU_SOLVER_DEFAULTS)
+        return p, p.menu(r.x), r
     with Timer() as tb:
         m = build_menu(tech, theta, mass, ic, start)
     r = ctx.solve(m, label, tb.seconds, defaults=MENU_SOLVER_DEFAULTS)
@@ -217,7 +244,7 @@ def run(scn, opts, ctx) -> RegimeResult:
         forms = [f for f in forms if f != "all-pairs"] or ["local"]
     menus = {}
     for form in forms:
-        _, menu, r = solve_menu(tech, theta, mass, ctx, f"menu[{form}]", form)
+        _, menu, r = solve_menu(tech, theta, mass, ctx, f"menu[{form}]", form, formulation=opts["formulation"])
         res.solves[f"menu[{form}]"] = r
         menus[form] = menu
     menu = menus[forms[0]]
@@ -233,7 +260,7 @@ def run(scn, opts, ctx) -> RegimeResult:
     if opts["lemma_cells"]:
         _lemma_checks(res, tech, ctx, opts)
     if opts["convergence"]:
-        _convergence(res, tech, scn, ctx, opts["convergence"])
+        _convergence(res, tech, scn, ctx, opts["convergence"], opts["formulation"])
     if ctx.figures:
         res.figures.update(_figures(tech, scn, menu, ref))
     return res
@@ -404,13 +431,13 @@ def _lemma_checks(res, tech, ctx, opts):
     res.checks.append(compare(NAME, "prop1_efficient", "surplus", r.objective, fb["surplus"].sum(), TOL_LEMMA))
 
 
-def _convergence(res, tech, scn, ctx, sizes):
+def _convergence(res, tech, scn, ctx, sizes, formulation="auto"):
     cont = cb.continuous_solution(tech, scn.types)
     wel = cb.continuous_welfare(tech, scn.types, cont)
     rows = []
     for N in sizes:
         th, ms = scn.types.discretise(N, scn.grid)
-        _, menu, r = solve_menu(tech, th, ms, ctx, f"convergence[N={N}]", "local")
+        _, menu, r = solve_menu(tech, th, ms, ctx, f"convergence[N={N}]", "local", formulation=formulation)
         res.solves[f"convergence[N={N}]"] = r
         qerr = np.max(np.abs(menu.Q - cont.at(th, "Q"))) / np.max(cont.Q)
         terr = np.max(np.abs(menu.t - cont.at(th, "t"))) / np.max(np.abs(cont.t))

@@ -40,13 +40,27 @@ class Context:
               **kw) -> solver.SolveResult:
         """Solve with the scenario's options on top of the regime's ``defaults``."""
         t0 = time.perf_counter()
-        opts = {**self.options, **(defaults or {}), **self.user_options}
-        r = solver.solve(model, route=self.route, options=opts, allow_nonoptimal=True,
+        r = solver.solve(model, route=self.route, options=self._options(defaults), allow_nonoptimal=True,
                          build_seconds=build_seconds, **kw)
+        self._report(label, r, t0)
+        return r
+
+    def solve_structured(self, problem, label: str, build_seconds: float = 0.0,
+                         defaults: dict | None = None) -> solver.SolveResult:
+        """Same, for a structured problem (``solver.structured_base()``)."""
+        t0 = time.perf_counter()
+        r = solver.solve_structured(problem, options=self._options(defaults), allow_nonoptimal=True,
+                                    build_seconds=build_seconds)
+        self._report(label, r, t0)
+        return r
+
+    def _options(self, defaults):
+        return {**self.options, **(defaults or {}), **self.user_options}
+
+    def _report(self, label, r, t0):
         self.progress(f"    {label}: {r.status.value}, objective {r.objective:.10g}, {r.iterations} it, "
                       f"build {r.build_seconds:.2f}s + translate {r.translate_seconds:.2f}s + "
-                      f"solve {r.solve_seconds:.2f}s ({time.perf_counter() - t0:.1f}s)")
-        return r
+                      f"solve {r.solve_seconds:.2f}s ({time.perf_counter() - t0:.1f}s, {r.route})")
 
 
 @dataclass

@@ -141,6 +141,12 @@ class SolveResult:
     Times are wall-clock seconds: ``build`` (Pyomo model construction, as
     reported by the caller), ``translate`` (NL writing / PyNumero set-up and
     loading the solution back), ``solve`` (inside Ipopt).
+
+    ``duals`` (ComponentMap constraint -> d(obj)/d(rhs)) and ``warm`` are
+    built on first access: at N = 10^5 types building them eagerly cost
+    ~9 s of a ~60 s solve (measured) and most callers never look.
+    ``x`` and ``constraint_duals`` hold the raw arrays of a structured solve
+    (``solve_structured``), in the problem's own order.
     """
 
     status: Status
@@ -154,8 +160,26 @@ class SolveResult:
     solve_seconds: float = 0.0
     n_variables: int = 0
     n_constraints: int = 0
-    duals: ComponentMap = field(default_factory=ComponentMap, repr=False)
-    warm: WarmStart | None = field(default=None, repr=False)
+    x: np.ndarray | None = field(default=None, repr=False)
+    constraint_duals: np.ndarray | None = field(default=None, repr=False)
+    _duals: ComponentMap | None = field(default=None, repr=False)
+    _warm: WarmStart | None = field(default=None, repr=False)
+    _lazy: Callable[[], tuple[ComponentMap, WarmStart | None]] | None = field(default=None, repr=False)
+
+    def _materialise(self) -> None:
+        if self._lazy is not None:
+            self._duals, self._warm = self._lazy()
+            self._lazy = None
+
+    @property
+    def duals(self) -> ComponentMap:
+        self._materialise()
+        return self._duals if self._duals is not None else ComponentMap()
+
+    @property
+    def warm(self) -> WarmStart | None:
+        self._materialise()
+        return self._warm
 
     @property
     def ok(self) -> bool:
@@ -186,9 +210,34 @@ def _exe_available() -> bool:
     return shutil.which("ipopt") is not None
 
 
+def _import_cyipopt():
+    """Import cyipopt with its BLAS single-threaded unless the user chose.
+
+    Ipopt's MUMPS factorises our banded KKT systems through the OpenBLAS
+    bundled with casadi, whose small dense fronts gain nothing from threads:
+    at N = 10^4 types the budget menu solved in 2.50 s with one BLAS thread
+    vs 2.93-3.14 s with two, at half the CPU (bench/budget_menu.py notes).
+    OpenBLAS reads the variable once, when the library loads -- here; numpy's
+    own BLAS was loaded earlier and keeps its setting.
+    """
+    import sys
+
+    if "cyipopt" in sys.modules:
+        return sys.modules["cyipopt"]
+    chosen = any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "GOTO_NUM_THREADS"))
+    if not chosen:
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        import cyipopt
+    finally:
+        if not chosen:
+            os.environ.pop("OPENBLAS_NUM_THREADS", None)
+    return cyipopt
+
+
 def _cyipopt_available() -> bool:
     try:
-        import cyipopt  # noqa: F401
+        _import_cyipopt()
         from pyomo.contrib.pynumero.asl import AmplInterface
     except Exception:
         return False
@@ -292,11 +341,69 @@ def solve(
     return res
 
 
+def _scaling_from_suffix(model, obj, pvars, cons):
+    """User scaling factors from a ``scaling_factor`` Suffix on the model.
+
+    Looks each component data up, then its indexed parent (a factor set on
+    an indexed component applies to all its members) -- the rule PyNumero's
+    ``SuffixFinder`` applies, without its walk up the block tree for each of
+    ~10^6 components (9.6 s vs 0.4 s at N = 10^5, measured).  Models that put
+    the Suffix on sub-blocks get PyNumero's lookup.
+    """
+    sf = getattr(model, "scaling_factor", None)
+    if not isinstance(sf, pyo.Suffix):
+        return None
+    nested = any(isinstance(getattr(b, "scaling_factor", None), pyo.Suffix)
+                 for b in model.block_data_objects(active=True, descend_into=True) if b is not model)
+    if nested:
+        return False
+    get = sf.get
+
+    def factors(items):
+        out = np.ones(len(items))
+        for i, c in enumerate(items):
+            v = get(c)
+            if v is None:
+                v = get(c.parent_component())
+            if v is not None:
+                out[i] = v
+        return out
+
+    o = get(obj)
+    if o is None:
+        o = get(obj.parent_component())
+    return (1.0 if o is None else float(o)), factors(pvars), factors(cons)
+
+
+def _add_options(problem, opts) -> None:
+    for k, v in opts.items():
+        try:
+            problem.add_option(k, v)
+        except TypeError:
+            if not isinstance(v, int):
+                raise ValueError(f"Ipopt option {k}={v!r} was rejected") from None
+            problem.add_option(k, float(v))  # TOML 0 for a real-valued option
+
+
+def _run_ipopt(problem, x0, tee, lag=None, zl=None, zu=None):
+    if tee:
+        return problem.solve(x0, lagrange=lag, zl=zl, zu=zu)
+    from pyomo.common.tee import capture_output
+
+    with capture_output(None, capture_fd=True):
+        return problem.solve(x0, lagrange=lag, zl=zl, zu=zu)
+
+
+def _message(info) -> str:
+    m = info["status_msg"]
+    return m.decode() if isinstance(m, bytes) else str(m)
+
+
 def _solve_cyipopt(model, opts, tee, warm_start, iteration_callback) -> SolveResult:
     from pyomo.contrib.pynumero.interfaces.pyomo_nlp import PyomoNLP
     from pyomo.contrib.pynumero.interfaces.cyipopt_interface import CyIpoptNLP
 
-    sense, _ = _sense(model)
+    sense, obj_c = _sense(model)
     t0 = time.perf_counter()
     nlp = PyomoNLP(model)
     iters = [0]
@@ -309,18 +416,22 @@ def _solve_cyipopt(model, opts, tee, warm_start, iteration_callback) -> SolveRes
         return True
 
     problem = CyIpoptNLP(nlp, intermediate_callback=_cb)
-    # user scaling: a `scaling_factor` Suffix on the model (same as the
-    # executable route, where Pyomo writes it into the NL file)
-    obj_s, x_s, g_s = problem.scaling_factors()
-    if any(v is not None for v in (obj_s, x_s, g_s)):
-        problem.set_problem_scaling(
-            1.0 if obj_s is None else obj_s,
-            np.ones(len(problem.x_lb())) if x_s is None else x_s,
-            np.ones(len(problem.g_lb())) if g_s is None else g_s,
-        )
-        opts.setdefault("nlp_scaling_method", "user-scaling")
     cons = nlp.get_pyomo_constraints()
     pvars = nlp.get_pyomo_variables()
+    # user scaling: a `scaling_factor` Suffix on the model (same as the
+    # executable route, where Pyomo writes it into the NL file)
+    scaling = _scaling_from_suffix(model, obj_c, pvars, cons)
+    if scaling is False:
+        obj_s, x_s, g_s = problem.scaling_factors()
+        if any(v is not None for v in (obj_s, x_s, g_s)):
+            scaling = (1.0 if obj_s is None else obj_s,
+                       np.ones(len(pvars)) if x_s is None else x_s,
+                       np.ones(len(cons)) if g_s is None else g_s)
+        else:
+            scaling = None
+    if scaling is not None:
+        problem.set_problem_scaling(*scaling)
+        opts.setdefault("nlp_scaling_method", "user-scaling")
     x0 = nlp.init_primals()
     lag = zl = zu = None
     if warm_start is not None:
@@ -332,48 +443,36 @@ def _solve_cyipopt(model, opts, tee, warm_start, iteration_callback) -> SolveRes
         opts.setdefault("warm_start_bound_push", 1e-9)
         opts.setdefault("warm_start_mult_bound_push", 1e-9)
         opts.setdefault("mu_init", 1e-6)
-    for k, v in opts.items():
-        try:
-            problem.add_option(k, v)
-        except TypeError:
-            if not isinstance(v, int):
-                raise ValueError(f"Ipopt option {k}={v!r} was rejected") from None
-            problem.add_option(k, float(v))  # TOML 0 for a real-valued option
+    _add_options(problem, opts)
     t1 = time.perf_counter()
-    if tee:
-        x, info = problem.solve(x0, lagrange=lag, zl=zl, zu=zu)
-    else:
-        from pyomo.common.tee import capture_output
-
-        with capture_output(None, capture_fd=True):
-            x, info = problem.solve(x0, lagrange=lag, zl=zl, zu=zu)
+    x, info = _run_ipopt(problem, x0, tee, lag, zl, zu)
     t2 = time.perf_counter()
     y = np.asarray(info["mult_g"], dtype=float)
+    # load values directly: PyNumero's load_state_into_pyomo validates each
+    # value and logs W1002 for a hair (~1e-18) outside a bound
+    for v, val in zip(pvars, x.tolist()):
+        v.set_value(val, skip_validation=True)
     nlp.set_primals(x)
-    # values a hair outside a bound (interior-point round-off, ~1e-18) would
-    # each log Pyomo's W1002 warning: load quietly
-    import logging
-
-    core_log = logging.getLogger("pyomo.core")
-    level = core_log.level
-    core_log.setLevel(logging.ERROR)
-    try:
-        nlp.load_state_into_pyomo()
-    finally:
-        core_log.setLevel(level)
     # Ipopt's Lagrangian is f + g'y with f minimised.  PyNumero hands Ipopt
     # the objective as written for min and its negative for max (checked by
     # finite differences in tests/test_solver.py), so d(obj)/d(rhs) = -y for
-    # min and +y for max.
+    # min and +y for max.  The objective value comes from the same evaluator.
     sign = -1.0 if sense == pyo.minimize else 1.0
-    duals = ComponentMap((c, sign * yi) for c, yi in zip(cons, y))
-    _fill_dual_suffix(model, duals)
-    warm = WarmStart(
-        duals=ComponentMap(zip(cons, y)),
-        z_lower=ComponentMap(zip(pvars, np.asarray(info["mult_x_L"]))),
-        z_upper=ComponentMap(zip(pvars, np.asarray(info["mult_x_U"]))),
-    )
-    obj = float(pyo.value(_sense(model)[1]))
+    obj = -sign * float(nlp.evaluate_objective())
+    dual = getattr(model, "dual", None)
+    if isinstance(dual, pyo.Suffix) and dual.import_enabled():
+        dual.clear()
+        dual.update(zip(cons, (sign * y).tolist()))
+    zL = np.asarray(info["mult_x_L"], float)
+    zU = np.asarray(info["mult_x_U"], float)
+
+    def lazy():
+        duals = ComponentMap(zip(cons, (sign * y).tolist()))
+        warm = WarmStart(duals=ComponentMap(zip(cons, y.tolist())),
+                         z_lower=ComponentMap(zip(pvars, zL.tolist())),
+                         z_upper=ComponentMap(zip(pvars, zU.tolist())))
+        return duals, warm
+
     problem.close()
     t3 = time.perf_counter()
     return SolveResult(
@@ -382,14 +481,99 @@ def _solve_cyipopt(model, opts, tee, warm_start, iteration_callback) -> SolveRes
         iterations=int(iters[0]),
         route="cyipopt",
         ipopt_version=ipopt_version("cyipopt"),
-        message=info["status_msg"].decode() if isinstance(info["status_msg"], bytes) else str(info["status_msg"]),
+        message=_message(info),
         translate_seconds=(t1 - t0) + (t3 - t2),
         solve_seconds=t2 - t1,
         n_variables=len(pvars),
         n_constraints=len(cons),
-        duals=duals,
-        warm=warm,
+        _lazy=lazy,
     )
+
+
+# ------------------------------------------------------ structured problems
+_STRUCTURED = None
+
+
+def structured_base():
+    """Base class for a *structured* NLP: PyNumero's ``CyIpoptProblemInterface``
+    (Pyomo's extension point for problems that supply their own vectorised
+    callbacks instead of a Pyomo model).  Subclasses implement x_init, x_lb,
+    x_ub, g_lb, g_ub, scaling_factors, objective (as minimised by Ipopt),
+    gradient, constraints, jacobian(structure), hessian(structure) and
+    ``profit(x)``, the objective as the user reads it.  Created on first use
+    because importing it loads cyipopt."""
+    global _STRUCTURED
+    if _STRUCTURED is None:
+        if not _cyipopt_available():
+            raise SolverUnavailable("a structured NLP needs the cyipopt route. " + INSTALL_HINT)
+        from pyomo.contrib.pynumero.interfaces.cyipopt_interface import CyIpoptProblemInterface
+
+        class StructuredProblem(CyIpoptProblemInterface):
+            iterations = 0
+            iteration_hook = None
+
+            def intermediate(self, alg_mod, iter_count, obj_value, *rest):
+                self.iterations = iter_count
+                if self.iteration_hook is not None:
+                    self.iteration_hook(iter_count, obj_value)
+                return True
+
+        _STRUCTURED = StructuredProblem
+    return _STRUCTURED
+
+
+def solve_structured(
+    problem,
+    *,
+    options: Mapping[str, Any] | None = None,
+    allow_nonoptimal: bool = False,
+    tee: bool = False,
+    build_seconds: float = 0.0,
+    iteration_callback: Callable[[int, float], None] | None = None,
+) -> SolveResult:
+    """Solve a ``structured_base()`` problem with Ipopt (cyipopt route).
+
+    ``result.x`` holds the solution in the problem's order, ``result.objective``
+    is ``problem.profit(x)``, and ``result.constraint_duals`` follow this
+    module's convention d(objective as written)/d(rhs) (the problem hands
+    Ipopt the negated objective of a maximisation, as PyNumero does).
+    """
+    opts = dict(options or {})
+    if not tee and "print_level" not in opts:
+        opts["print_level"] = 0
+        if "output_file" in opts:
+            opts.setdefault("file_print_level", 5)
+    t0 = time.perf_counter()
+    problem.iteration_hook = iteration_callback
+    obj_s, x_s, g_s = problem.scaling_factors()
+    if obj_s is not None or x_s is not None or g_s is not None:
+        problem.set_problem_scaling(1.0 if obj_s is None else obj_s,
+                                    np.ones(len(problem.x_lb())) if x_s is None else x_s,
+                                    np.ones(len(problem.g_lb())) if g_s is None else g_s)
+        opts.setdefault("nlp_scaling_method", "user-scaling")
+    _add_options(problem, opts)
+    t1 = time.perf_counter()
+    x, info = _run_ipopt(problem, problem.x_init(), tee)
+    t2 = time.perf_counter()
+    res = SolveResult(
+        status=_IPOPT_CODES.get(int(info["status"]), Status.ERROR),
+        objective=float(problem.profit(x)),
+        iterations=int(problem.iterations),
+        route="cyipopt-structured",
+        ipopt_version=ipopt_version("cyipopt"),
+        message=_message(info),
+        build_seconds=build_seconds,
+        translate_seconds=t1 - t0,
+        solve_seconds=t2 - t1,
+        n_variables=len(x),
+        n_constraints=len(info["mult_g"]),
+        x=np.asarray(x, float),
+        constraint_duals=np.asarray(info["mult_g"], float),
+    )
+    problem.close()
+    if not res.ok and not allow_nonoptimal:
+        raise NotConverged(res)
+    return res
 
 
 def _solve_exe(model, opts, tee) -> SolveResult:  # pragma: no cover - no exe here
@@ -438,7 +622,7 @@ def _solve_exe(model, opts, tee) -> SolveResult:  # pragma: no cover - no exe he
         message=str(res.solver.message or tc),
         translate_seconds=max(t1 - t0 - ipopt_s, 0.0),
         solve_seconds=ipopt_s,
-        duals=duals,
+        _duals=duals,
     )
 
 
