@@ -228,6 +228,23 @@ def build_efficient(tech: cf.Technology, profiles):
                                                    for i in m.CELLS)
         - sum(gain.spend_x(tech, [m.x[p, i, j] for j in toks]) for i in m.CELLS) / n
         - gain.spend_z(tech, [m.z[p, k] for k in fts]) for p in m.TYPES), sense=pyo.maximize)
+    # User scaling to O(1), as in _scale: near σ+γ = 1 the efficient inputs
+    # at θ < 1 are tiny (X ~ 1e-7 at σ = 0.7, 1e-14 at 0.75 in
+    # data/sweep_budgets.toml), below what an unscaled tol of 1e-12 resolves
+    # (measured: total-X error 1.2e-7 at σ = 0.6, 7e-4 at 0.7, 1e3 at 0.75).
+    Qfb = cf.first_best_quality(tech, th)
+    Xfb, Zfb = cf.inputs(tech, Qfb)
+    Xfb, Zfb = np.asarray(Xfb, float).reshape(P, -1), np.asarray(Zfb, float).reshape(P, -1)
+    sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
+    surplus = float(np.sum(th * Qfb - Xfb @ np.asarray(tech.cost, float)
+                           - (Zfb[:, :tech.K] @ np.asarray(tech.cost_hat, float)[:tech.K] if tech.K else 0.0)))
+    sf[m.surplus] = 1.0 / max(abs(surplus), 1e-300)
+    for p in m.TYPES:
+        for j in m.TOKENS:
+            for i in m.CELLS:
+                sf[m.x[p, i, j]] = 1.0 / max(Xfb[p, j], 1e-300)
+        for k in range(tech.K):
+            sf[m.z[p, k]] = 1.0 / max(Zfb[p, k], tech.baseline or 0.0, 1e-300)
     return m
 
 

@@ -718,7 +718,9 @@ def _run_two_types(res, tech, opts, ctx):
         res.notes.append(f"{label}: closed-form regime '{ref.regime}'; {spec}")
         bm = D.two_type_budget_menu(wH, wL, pH, 1 - pH, tech)
         s = _solve(res, tech, types, ctx, opts, label, closed_form=ref, budget=bm)
-        _menu_checks(res, tech, f"nlp_vs_closed_form[{label}, {ref.regime}]", s.menu, ref, index=["H", "L"])
+        # the closed-form regime is in the notes, not the check name: a sweep
+        # crossing a regime boundary keeps one series per check
+        _menu_checks(res, tech, f"nlp_vs_closed_form[{label}]", s.menu, ref, index=["H", "L"])
         bn = _budget_nlp(res, tech, types, ctx, label, bm)
         res.checks.append(bound_check(NAME, f"budget_le_distribution[{label}]",
                                       "(budget NLP profit − distribution NLP profit) / |distribution|",

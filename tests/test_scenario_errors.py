@@ -115,6 +115,9 @@ CASES = [
          ["'regimes.cost.quantities[1]'", "-1", "each > 0"]),
     Case("unknown-solver-route", {"scenario.toml": edit("tol = 1e-10", 'tol = 1e-10\nroute = "knitro"')},
          ["'solver.route'", "'knitro'", "one of 'auto', 'ipopt', 'cyipopt'"]),
+    Case("unknown-budget-formulation", {"scenario.toml": edit(
+        "[regimes.cost]", '[regimes.budgets]\nformulation = "fast"\n\n[regimes.cost]')},
+         ["'regimes.budgets.formulation'", "'fast'", "one of 'auto', 'pyomo', 'structured'"]),
     Case("regime-flag-not-in-scenario", {"scenario.toml": BASE}, ["--regime 'budgets'", "allowed: cost"],
          args=["--regime", "budgets"]),
     Case("bad-format-value", {"scenario.toml": BASE}, ["--format", "csv, parquet, latex, md", "'csv,xls'"],

@@ -287,8 +287,8 @@ def test_figures_lines_and_heat_maps(tmp_path):
     written = sweep.plot(some, pl, Writer(out))
     figs = sorted(p.name for p in (out / "figures" / "cost").glob("*.png"))
     assert len(written) == len(figs) == 3 * 3  # (objective, C(Q), failed checks) x (sigma, rho, heat map)
-    assert {"check_nlp_vs_closed_form_ces_C_Q__vs__technology_sigma.png",
-            "check_nlp_vs_closed_form_ces_C_Q__vs__technology_rho.png", "check_nlp_vs_closed_form_ces_C_Q__map.png",
+    assert {"check_nlp_vs_closed_form_C_Q__vs__technology_sigma.png",
+            "check_nlp_vs_closed_form_C_Q__vs__technology_rho.png", "check_nlp_vs_closed_form_C_Q__map.png",
             "solve_cost_objective__map.png", "regime_checks_failed__map.png"} <= set(figs)
     assert len(sweep.series(t)) == 6  # what a full run draws per parameter: 4 checks, objective, failed checks
 
