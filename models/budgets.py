@@ -367,9 +367,16 @@ def _tariffs(res, tech, menu, theta):
     # type can gain a little by taking a neighbour's plan: report that regret,
     # show it is the closed-form menu's own (not NLP error) and that it
     # vanishes as N grows (measured: O(1/N²)).
+    # The NLP menu's regret equals the closed-form menu's up to 0.1 % plus the
+    # NLP's own accuracy (TOL_DISCRETE, in units of max U): the regret falls
+    # as 1/N² (5.3e-10 at N = 10^5) below what a 1e-8-accurate menu resolves
+    # (2.5e-7 there), so a purely relative test stops making sense at large N.
     reg = two_part_regret(tech, menu, tp)
-    res.checks.append(compare(NAME, "tariff_two_part_choice", "max regret / max U (NLP menu vs closed-form menu)",
-                              reg, two_part_regret(tech, cb.discrete_menu(tech, theta, menu.mass)), 1e-3))
+    reg_cf = two_part_regret(tech, cb.discrete_menu(tech, theta, menu.mass))
+    res.checks.append(bound_check(NAME, "tariff_two_part_choice",
+                                  "|regret(NLP menu) - regret(closed-form menu)|, regret = max gain / max U",
+                                  abs(reg - reg_cf), 1e-3 * reg_cf + TOL_DISCRETE))
+    res.notes.append(f"two-part plans, max regret / max U: NLP menu {reg:.3e}, closed-form menu {reg_cf:.3e}")
     if not tp["valid"]:
         res.notes.append("two-part tariffs do NOT implement this menu: θ/φ̄ increases over served plans "
                          f"(pooled or non-regular types); max regret / max U = {reg:.3e}. Use the cost-based tariff.")

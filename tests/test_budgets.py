@@ -207,3 +207,40 @@ def test_tariff_price_sheet_units():
     assert (np.diff(two["price_multiplier"]) <= 1e-12).all()
     assert (np.diff(two["fixed_fee_usd"]) >= -1e-12).all()
     assert rows(res, "tariff_cost_based_choice")["passed"].all()
+
+
+@pytest.mark.parametrize("valid", [True, False])
+def test_two_part_best_response_monotone_equals_dense(valid):
+    """The divide-and-conquer best response (used above 4e6 buyer-plan pairs)
+    against the dense scan on random plans -- also plans whose multipliers are
+    not monotone (an invalid two-part menu), where single crossing still holds
+    pairwise.  Utilities must agree to round-off; choices may differ only
+    where two plans tie (utilities then still agree)."""
+    tech = cf.Technology(sigma=0.5, rho=0.5, alpha=(0.6, 0.4), cost=(1.0, 4.0), gamma=0.2,
+                         alpha_hat=(1.0,), cost_hat=(2.0,))
+    rng = np.random.default_rng(7)
+    L = 300
+    p = np.sort(rng.uniform(1.0, 3.0, L))[::-1] if valid else rng.uniform(1.0, 3.0, L)
+    p[rng.choice(L, 20, replace=False)] = np.nan  # unserved plans
+    F = rng.uniform(-0.01, 0.05, L)
+    theta = rng.uniform(0.0, 1.5, 2000)
+    cd, Ud, Qd = cb.best_response_two_part(tech, theta, p, F, method="dense")
+    cm, Um, Qm = cb.best_response_two_part(tech, theta, p, F, method="monotone")
+    np.testing.assert_allclose(Um, Ud, rtol=1e-12, atol=1e-15)
+    same = cd == cm
+    assert same.mean() > 0.99
+    np.testing.assert_allclose(Qm[same], Qd[same], rtol=1e-12, atol=1e-15)
+    assert (cm >= 0).sum() == (cd >= 0).sum()
+
+
+@pytest.mark.slow
+def test_large_scenario_end_to_end_is_verified():
+    """data/budgets_large.toml: 10^5 types through the structured form, every
+    check of the regime (all-pairs audit, 10^6 finer-grid types, tariffs)
+    passing.  ~50 s on 2 cores, hence slow."""
+    scn = scenario.load(DATA / "budgets_large.toml")
+    res = run.run_regime(scn, "budgets", run.Context(route="auto", options=scn.solver["options"],
+                                                      user_options=scn.solver["user_options"],
+                                                      progress=lambda *a, **k: None, figures=False))
+    assert res.solves["menu[local]"].route == "cyipopt-structured"
+    assert res.converged and res.verified, res.verification[~res.verification["passed"]]

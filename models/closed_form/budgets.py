@@ -212,21 +212,90 @@ def two_part_tariff(tech: cf.Technology, menu: Menu) -> dict:
     return {"multiplier": p, "fee": F, "valid": valid, "served": served}
 
 
-def best_response_two_part(tech: cf.Technology, theta_buyer, multiplier, fee):
+# Above this many (buyer, plan) pairs the two-part best response switches
+# from the dense matrix to the monotone divide-and-conquer below (a 10^5-type
+# menu would need a 37 GiB matrix).
+DENSE_PAIRS_MAX = 4_000_000
+
+
+def best_response_two_part(tech: cf.Technology, theta_buyer, multiplier, fee, method: str = "auto"):
     """Each buyer θ chooses a plan (or nothing) and its spend: returns (plan index
-    or -1, utility, quality bought).  Inner choice: C'(Q) = θ/p."""
+    or -1, utility, quality bought).  Inner choice: C'(Q) = θ/p, so plan l is
+    worth V_l(θ) = θQ_l(θ) − p_l C(Q_l(θ)) − F_l.
+
+    ``method``: "dense" evaluates every (buyer, plan) pair; "monotone" uses
+    single crossing -- dV_l/dθ = Q*(θ/p_l) is larger for a smaller p_l, so
+    V_l − V_m is monotone in θ and the largest maximiser is non-decreasing
+    in θ over plans sorted by decreasing p -- to find every buyer's plan by
+    divide and conquer in O((N + L) log N) evaluations, exactly (the same
+    argmax as the dense scan, up to ties).  "auto": dense up to
+    DENSE_PAIRS_MAX pairs.  tests/test_budgets.py compares the two."""
     theta_buyer = np.atleast_1d(np.asarray(theta_buyer, float))
     ok = np.isfinite(multiplier)
     idx = np.where(ok)[0]
-    p = multiplier[idx][None, :]
-    F = fee[idx][None, :]
-    th = theta_buyer[:, None]
-    Q = cf.inverse_marginal_cost(tech, th / p)
-    U = th * Q - p * cf.cost(tech, Q) - F
-    best = np.argmax(U, axis=1)
-    Ub = U[np.arange(len(theta_buyer)), best]
-    choice = np.where(Ub >= 0, idx[best], -1)
-    return choice, np.maximum(Ub, 0.0), np.where(Ub >= 0, Q[np.arange(len(theta_buyer)), best], 0.0)
+    if method == "auto":
+        method = "dense" if len(theta_buyer) * len(idx) <= DENSE_PAIRS_MAX else "monotone"
+    n = len(theta_buyer)
+    if len(idx) == 0:
+        return np.full(n, -1), np.zeros(n), np.zeros(n)
+    if method == "dense":
+        p = multiplier[idx][None, :]
+        F = fee[idx][None, :]
+        th = theta_buyer[:, None]
+        Q = cf.inverse_marginal_cost(tech, th / p)
+        U = th * Q - p * cf.cost(tech, Q) - F
+        best = np.argmax(U, axis=1)
+        Ub = U[np.arange(n), best]
+        Qb = Q[np.arange(n), best]
+        plan = idx[best]
+    elif method == "monotone":
+        plan, Ub, Qb = _two_part_monotone(tech, theta_buyer, multiplier[idx], fee[idx])
+        plan = idx[plan]
+    else:
+        raise ValueError(f"method must be 'auto', 'dense' or 'monotone', got {method!r}")
+    choice = np.where(Ub >= 0, plan, -1)
+    return choice, np.maximum(Ub, 0.0), np.where(Ub >= 0, Qb, 0.0)
+
+
+def _two_part_monotone(tech, theta, p, F):
+    """Divide and conquer over buyers sorted by θ and plans sorted by
+    decreasing p (see best_response_two_part); returns plan positions in the
+    given arrays, utilities and qualities.  Vectorised by level: every
+    segment's middle buyer scans its plan range [plo, phi] at once, so a level
+    costs O(N_level + L) evaluations and there are ~log2(N) levels."""
+    ob = np.argsort(theta, kind="stable")
+    th = theta[ob]
+    op = np.lexsort((F, -p))  # decreasing p; equal p: the cheaper fee first
+    ps, Fs = p[op], F[op]
+    n, L = len(th), len(ps)
+    best = np.zeros(n, dtype=np.int64)
+    Ubest = np.empty(n)
+    Qbest = np.empty(n)
+    lo, hi = np.array([0]), np.array([n - 1])
+    plo, phi = np.array([0]), np.array([L - 1])
+    while lo.size:
+        mid = (lo + hi) // 2
+        length = phi - plo + 1
+        start = np.cumsum(length) - length
+        total = int(length.sum())
+        seg = np.repeat(np.arange(lo.size), length)
+        plan = np.arange(total) - start[seg] + plo[seg]
+        tb = th[mid[seg]]
+        Q = cf.inverse_marginal_cost(tech, tb / ps[plan])
+        U = tb * Q - ps[plan] * cf.cost(tech, Q) - Fs[plan]
+        umax = np.maximum.reduceat(U, start)
+        # the largest maximiser of each segment (the dense scan's tie rule aside)
+        last = np.maximum.reduceat(np.where(U == umax[seg], np.arange(total), -1), start)
+        j = plan[last]
+        best[mid], Ubest[mid], Qbest[mid] = j, U[last], Q[last]
+        left, right = lo <= mid - 1, mid + 1 <= hi
+        lo, hi, plo, phi = (np.concatenate([lo[left], mid[right] + 1]), np.concatenate([mid[left] - 1, hi[right]]),
+                            np.concatenate([plo[left], j[right]]), np.concatenate([j[left], phi[right]]))
+    plan_out = np.empty(n, dtype=np.int64)
+    U_out = np.empty(n)
+    Q_out = np.empty(n)
+    plan_out[ob], U_out[ob], Q_out[ob] = op[best], Ubest, Qbest
+    return plan_out, U_out, Q_out
 
 
 def max_affine(x, slopes, intercepts) -> tuple[np.ndarray, np.ndarray]:
