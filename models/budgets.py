@@ -3,15 +3,17 @@
 NLP over N discrete types θ_1 < … < θ_N with masses p_k (Proposition 2)::
 
     max  Σ_k p_k (t_k − c·X_k − ĉ·Z_k)
-    s.t. quality[k]:  Q_k = Ψ(X_k)·Φ(Z_k)
+    s.t. quality[k]:  Q_k ≤ Ψ(X_k)·Φ(Z_k)        (binds at the optimum; convex set)
          ir[k]:       θ_k Q_k − t_k ≥ 0
          IC, either   ic[k, l]:  θ_k Q_k − t_k ≥ θ_k Q_l − t_l     (all pairs, N² rows)
          or local     ic_down[k] (adjacent) and mono[k]: Q_k ≥ Q_{k−1}, with IR
                       written for the lowest type only (the rest are implied)
 
-Q_k is a variable tied to the inputs by one equality per type, so every IC
-row is linear in (Q, t): the all-pairs form costs N² short rows rather than
-N² copies of Ψ·Φ.  Also here: Lemma 1 and Proposition 1 as NLPs, the tariff
+Q_k is a variable tied to the inputs by one row per type, so every IC row is
+linear in (Q, t): the all-pairs form costs N² short rows rather than N²
+copies of Ψ·Φ.  The local form also exists as a structured NLP
+(models/menu_nlp.py, same program as vectorised callbacks); option
+``formulation`` chooses (``auto``: structured from STRUCTURED_MIN_N types).  Also here: Lemma 1 and Proposition 1 as NLPs, the tariff
 implementations, the independent audits, and the convergence study.
 """
 from __future__ import annotations
