@@ -247,7 +247,7 @@ def run_pyomo(prob: Problem) -> dict:
     t0 = time.perf_counter()
     m = build_menu(prob.tech, prob.theta, prob.mass, ic="local")
     t1 = time.perf_counter()
-    r = solve(m, options=dict(MENU_SOLVER_DEFAULTS), build_seconds=t1 - t0, allow_nonoptimal=True)
+    r = solve(m, options=_ipopt_options(MENU_SOLVER_DEFAULTS), build_seconds=t1 - t0, allow_nonoptimal=True)
     N = prob.N
     X = np.array([[m.X[k, j].value for j in range(2)] for k in range(N)])
     Z = np.array([[m.Z[k, 0].value] for k in range(N)])
@@ -316,6 +316,14 @@ def run_slsqp(prob: Problem) -> dict:
             "solver": f"scipy {scipy.__version__} SLSQP", "menu": prob.physical(res.x)}
 
 
+IPOPT_ENV = "BUDGET_MENU_BENCH_IPOPT"  # JSON of --ipopt options, parent -> worker
+
+
+def _ipopt_options(defaults) -> dict:
+    """The project's defaults plus any --ipopt KEY=VALUE given to the bench."""
+    return {**defaults, **json.loads(os.environ.get(IPOPT_ENV, "{}"))}
+
+
 def run_structured(prob: Problem) -> dict:
     from models.budgets import MENU_SOLVER_DEFAULTS
     from models.menu_nlp import BudgetMenuNLP
@@ -324,7 +332,8 @@ def run_structured(prob: Problem) -> dict:
     t0 = time.perf_counter()
     p = BudgetMenuNLP(prob.tech, prob.theta, prob.mass)
     t1 = time.perf_counter()
-    r = solve_structured(p, options=dict(MENU_SOLVER_DEFAULTS), build_seconds=t1 - t0, allow_nonoptimal=True)
+    r = solve_structured(p, options=_ipopt_options(MENU_SOLVER_DEFAULTS), build_seconds=t1 - t0,
+                         allow_nonoptimal=True)
     menu = p.menu(r.x)
     return {"build": r.build_seconds, "translate": r.translate_seconds, "solve": r.solve_seconds,
             "iterations": r.iterations, "status": r.status.value, "solver": f"Ipopt {r.ipopt_version} ({r.route})",
@@ -453,6 +462,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None,
                     help="set OMP/OPENBLAS/MKL_NUM_THREADS in every case (default: leave the environment as is)")
     ap.add_argument("--json", type=Path, default=None, help="also write all measurements to this file")
+    ap.add_argument("--ipopt", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra Ipopt option for the pyomo and structured methods (repeatable), "
+                         "e.g. --ipopt linear_solver=spral --ipopt tol=1e-10")
     ap.add_argument("--worker", nargs=2, metavar=("METHOD", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -460,6 +472,20 @@ def main(argv=None) -> int:
         print(json.dumps(worker(args.worker[0], int(args.worker[1]))))
         return 0
 
+    extra = {}
+    for kv in args.ipopt:
+        k, sep, v = kv.partition("=")
+        if not sep or not k:
+            ap.error(f"--ipopt wants KEY=VALUE, got {kv!r}")
+        for conv in (int, float):
+            try:
+                v = conv(v)
+                break
+            except ValueError:
+                pass
+        extra[k.strip()] = v
+    if extra:
+        os.environ[IPOPT_ENV] = json.dumps(extra)
     sizes = sorted(int(s) for s in args.sizes.split(",") if s.strip())
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
@@ -478,7 +504,8 @@ def main(argv=None) -> int:
           f"equal spacing; variables 5N, constraints 3N-1")
     print(f"machine: {os.cpu_count()} CPUs; load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"timeout {args.timeout:g} s per case; threads "
-          f"{args.threads or os.environ.get('OMP_NUM_THREADS', 'as the environment (OMP_NUM_THREADS unset)')}")
+          f"{args.threads or os.environ.get('OMP_NUM_THREADS', 'as the environment (OMP_NUM_THREADS unset)')}"
+          + (f"; extra Ipopt options {extra}" if extra else ""))
     results: dict[tuple[str, int], dict] = {}
     for method in methods:
         stop = None
