@@ -13,7 +13,7 @@ both formulations give the same menu.
 Program (types k = 0..N-1, θ increasing, masses p_k)::
 
     max  Σ_k p_k (t_k − c·X_k − ĉ·Z_k)
-    s.t. quality[k]:  Ψ(X_k)Φ(Z_k) − Q_k ≥ 0                  (N rows)
+    s.t. quality[k]:  Q_k − Ψ(X_k)Φ(Z_k) ≤ 0                  (N rows)
          ir:          θ_0 Q_0 − t_0 ≥ 0                        (1 row)
          ic_down[k]:  θ_k (Q_k − Q_{k−1}) − t_k + t_{k−1} ≥ 0   (N−1 rows)
          mono[k]:     Q_k − Q_{k−1} ≥ 0                        (N−1 rows)
@@ -131,7 +131,9 @@ class BudgetMenuNLP(solver.structured_base()):
         # objective as handed to Ipopt: minimise −profit (PyNumero's convention
         # for a maximisation, so multipliers read as in solver._solve_cyipopt)
         self._grad = np.concatenate([np.repeat(self.cost, N) * np.tile(p, self.d), np.zeros(N), -p])
-        # linear rows (IR, IC, mono) as one sparse block A v ≥ 0
+        # linear rows (IR, IC, mono) as one sparse block A v ≥ 0; the quality
+        # rows are Q − ΨΦ ≤ 0 as Pyomo writes them, so multipliers (and the
+        # duals solve_structured reports) match the Pyomo model's sign for sign
         k = np.arange(1, N)
         q, t = self._iQ, self._it
         ic_r = np.repeat(1 + np.arange(N - 1), 4)
@@ -183,10 +185,10 @@ class BudgetMenuNLP(solver.structured_base()):
         return np.full(self.nv, _INF)
 
     def g_lb(self):
-        return np.zeros(3 * self.N - 1)
+        return np.r_[np.full(self.N, -_INF), np.zeros(2 * self.N - 1)]
 
     def g_ub(self):
-        return np.full(3 * self.N - 1, _INF)
+        return np.r_[np.zeros(self.N), np.full(2 * self.N - 1, _INF)]
 
     def scaling_factors(self):
         return self._scaling
@@ -213,25 +215,25 @@ class BudgetMenuNLP(solver.structured_base()):
 
     def constraints(self, v):
         val, _, _ = self._gain(v)
-        return np.concatenate([val - v[self._iQ: self._it], self._A @ v])
+        return np.concatenate([v[self._iQ: self._it] - val, self._A @ v])
 
     def jacobianstructure(self):
         return self._jrows, self._jcols
 
     def jacobian(self, v):
         _, g, _ = self._gain(v)
-        gv = np.concatenate([g, -np.ones((1, self.N))]).T.ravel()
+        gv = np.concatenate([-g, np.ones((1, self.N))]).T.ravel()
         return np.concatenate([gv, self._Avals])
 
     def hessianstructure(self):
         return self._hrows, self._hcols
 
     def hessian(self, v, lam, obj_factor):
-        # objective is linear: only the quality rows (g ≥ 0 with Ipopt's
-        # Lagrangian f + λ'g) contribute λ_k ∇²(ΨΦ)
+        # objective is linear: only the quality rows g_k = Q_k − ΨΦ contribute
+        # λ_k ∇²g_k = −λ_k ∇²(ΨΦ) to Ipopt's Lagrangian f + λ'g
         _, _, H = self._gain(v)
         lk = lam[: self.N]
-        return np.concatenate([lk * H[a, b] for a, b in self._hpairs])
+        return np.concatenate([-lk * H[a, b] for a, b in self._hpairs])
 
     # ---- results
     def profit(self, v) -> float:

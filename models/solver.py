@@ -218,13 +218,17 @@ def _import_cyipopt():
     at N = 10^4 types the budget menu solved in 2.50 s with one BLAS thread
     vs 2.93-3.14 s with two, at half the CPU (bench/budget_menu.py notes).
     OpenBLAS reads the variable once, when the library loads -- here; numpy's
-    own BLAS was loaded earlier and keeps its setting.
+    and scipy's own BLAS libraries are loaded before and keep their setting.
+    (The environment is changed only for the import, from the main thread.)
     """
     import sys
 
     if "cyipopt" in sys.modules:
         return sys.modules["cyipopt"]
     chosen = any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "GOTO_NUM_THREADS"))
+    # cyipopt imports scipy, whose own OpenBLAS would otherwise load inside
+    # the window below and stay single-threaded: load it first
+    import scipy.linalg  # noqa: F401
     if not chosen:
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
     try:
@@ -350,13 +354,14 @@ def _scaling_from_suffix(model, obj, pvars, cons):
     ~10^6 components (9.6 s vs 0.4 s at N = 10^5, measured).  Models that put
     the Suffix on sub-blocks get PyNumero's lookup.
     """
-    sf = getattr(model, "scaling_factor", None)
-    if not isinstance(sf, pyo.Suffix):
-        return None
     nested = any(isinstance(getattr(b, "scaling_factor", None), pyo.Suffix)
                  for b in model.block_data_objects(active=True, descend_into=True) if b is not model)
     if nested:
         return False
+    sf = getattr(model, "scaling_factor", None)
+    if not isinstance(sf, pyo.Suffix) or not sf.active or sf.get(None) is not None:
+        # none, inactive, or with a model-wide default (key None): PyNumero's rules
+        return None if not isinstance(sf, pyo.Suffix) else False
     get = sf.get
 
     def factors(items):
@@ -460,7 +465,7 @@ def _solve_cyipopt(model, opts, tee, warm_start, iteration_callback) -> SolveRes
     sign = -1.0 if sense == pyo.minimize else 1.0
     obj = -sign * float(nlp.evaluate_objective())
     dual = getattr(model, "dual", None)
-    if isinstance(dual, pyo.Suffix) and dual.import_enabled():
+    if isinstance(dual, pyo.Suffix):  # as the executable route does
         dual.clear()
         dual.update(zip(cons, (sign * y).tolist()))
     zL = np.asarray(info["mult_x_L"], float)

@@ -233,6 +233,19 @@ def test_two_part_best_response_monotone_equals_dense(valid):
     assert (cm >= 0).sum() == (cd >= 0).sum()
 
 
+def test_two_part_best_response_monotone_with_ties():
+    """Duplicate plans, equal multipliers with different fees, θ = 0 and
+    duplicate buyers: utilities still equal the dense scan's."""
+    tech = cf.Technology(sigma=0.5, rho=0.0, alpha=(1.0,), cost=(1.0,))
+    p = np.array([3.0, 2.0, 2.0, 2.0, 1.5, 1.5, np.nan, 1.0, 1.0])
+    F = np.array([0.0, 0.01, 0.01, 0.02, 0.05, 0.04, 0.0, 0.1, np.nan])  # last plan: no fee, not offered
+    theta = np.r_[0.0, 0.0, np.linspace(0.0, 3.0, 301), 1.2, 1.2]
+    _, Ud, _ = cb.best_response_two_part(tech, theta, p, F, method="dense")
+    cm, Um, _ = cb.best_response_two_part(tech, theta, p, F, method="monotone")
+    np.testing.assert_array_equal(Um, Ud)
+    assert not np.isin(cm, [6, 8]).any()
+
+
 @pytest.mark.slow
 def test_large_scenario_end_to_end_is_verified():
     """data/budgets_large.toml: 10^5 types through the structured form, every

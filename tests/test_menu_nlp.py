@@ -86,7 +86,7 @@ def test_derivatives_match_finite_differences(name):
     assert np.max(np.abs(g - gfd)) <= 1e-6 * np.max(np.abs(g))
 
 
-@pytest.mark.parametrize("name", ["ces", "baseline", "ces-K2"])
+@pytest.mark.parametrize("name", sorted(TECHS))
 def test_rows_equal_the_pyomo_model(name):
     """Every row, bound and scaling factor equals the Pyomo model's at a
     common point (rows are in the same order: quality, ir, ic_down, mono)."""
@@ -102,20 +102,30 @@ def test_rows_equal_the_pyomo_model(name):
             m.Z[k, i].set_value(v[(J + i) * N + k])
         m.Q[k].set_value(v[p._iQ + k])
         m.t[k].set_value(v[p._it + k])
-    # Pyomo writes quality as Q - ΨΦ <= 0; the structured row is ΨΦ - Q >= 0
     pyomo_rows = np.concatenate([
-        [-pyo.value(m.quality[k].body) for k in range(N)],
+        [pyo.value(m.quality[k].body) for k in range(N)],
         [pyo.value(m.ir[0].body)],
         [pyo.value(m.ic_down[k].body) for k in range(1, N)],
         [pyo.value(m.mono[k].body) for k in range(1, N)],
     ])
     np.testing.assert_allclose(p.constraints(v), pyomo_rows, rtol=1e-13, atol=1e-15)
     assert -p.objective(v) == pytest.approx(pyo.value(m.profit), rel=1e-13)
+    # bounds and every scaling factor, component by component
+    sf = m.scaling_factor
+    pvars = [m.X[k, j] for j in range(J) for k in range(N)] + [m.Z[k, i] for i in range(K) for k in range(N)] \
+        + [m.Q[k] for k in range(N)] + [m.t[k] for k in range(N)]
+    cons = [m.quality[k] for k in range(N)] + [m.ir[0]] + [m.ic_down[k] for k in range(1, N)] \
+        + [m.mono[k] for k in range(1, N)]
     obj_s, x_s, g_s = p.scaling_factors()
-    assert obj_s == pytest.approx(m.scaling_factor[m.profit], rel=1e-14)
-    assert x_s[p._iQ] == pytest.approx(m.scaling_factor[m.Q[0]], rel=1e-14)
-    assert x_s[0] == pytest.approx(m.scaling_factor[m.X[0, 0]], rel=1e-14)
-    assert g_s[N + 1] == pytest.approx(m.scaling_factor[m.ic_down[1]], rel=1e-14)
+    assert obj_s == pytest.approx(sf[m.profit], rel=1e-14)
+    np.testing.assert_allclose(x_s, [sf[v] for v in pvars], rtol=1e-14)
+    np.testing.assert_allclose(g_s, [sf[c] for c in cons], rtol=1e-14)
+    lb = np.array([-np.inf if v.lb is None else v.lb for v in pvars])
+    np.testing.assert_array_equal(np.where(p.x_lb() < -1e19, -np.inf, p.x_lb()), lb)
+    glb = np.array([-np.inf if c.lower is None else pyo.value(c.lower) for c in cons])
+    gub = np.array([np.inf if c.upper is None else pyo.value(c.upper) for c in cons])
+    np.testing.assert_array_equal(np.where(p.g_lb() < -1e19, -np.inf, p.g_lb()), glb)
+    np.testing.assert_array_equal(np.where(p.g_ub() > 1e19, np.inf, p.g_ub()), gub)
 
 
 def _ctx():
@@ -141,6 +151,14 @@ def test_structured_solve_equals_pyomo_and_closed_form(name, kind):
         if x.size:
             assert np.max(np.abs(x - y)) <= 1e-9 * np.max(np.abs(x)), q
     assert rb.objective == pytest.approx(b.profit(tech), rel=1e-12)
+    # same rows, same signs: the multipliers are the Pyomo model's duals
+    # (d profit / d rhs), e.g. the quality rows' shadow value of a unit of Q
+    m = budgets.build_menu(tech, theta, mass, "local")
+    rp = solver.solve(m, route="cyipopt", options=budgets.MENU_SOLVER_DEFAULTS)
+    cons = [m.quality[k] for k in m.TYPES] + [m.ir[0]] + [m.ic_down[k] for k in range(1, len(theta))] \
+        + [m.mono[k] for k in range(1, len(theta))]
+    yp = np.array([rp.duals[c] for c in cons])
+    assert np.max(np.abs(rb.constraint_duals - yp)) <= 1e-6 * np.max(np.abs(yp))
     ref = cb.discrete_menu(tech, theta, mass)
     assert np.max(np.abs(b.Q - ref.Q)) <= budgets.TOL_DISCRETE * np.max(ref.Q)
     assert np.max(np.abs(b.t - ref.t)) <= budgets.TOL_DISCRETE * np.max(np.abs(ref.t))
@@ -151,6 +169,9 @@ def test_auto_formulation_switches_at_threshold():
     assert budgets.use_structured("auto", "local", budgets.STRUCTURED_MIN_N)
     assert not budgets.use_structured("structured", "all-pairs", 10)
     assert not budgets.use_structured("pyomo", "local", 10**6)
+    # an ipopt executable as the scenario's route keeps the Pyomo model under auto
+    assert not budgets.use_structured("auto", "local", 10**6, route="ipopt")
+    assert budgets.use_structured("structured", "local", 10, route="ipopt")
 
 
 def test_nonconvergence_is_reported():

@@ -231,7 +231,9 @@ def best_response_two_part(tech: cf.Technology, theta_buyer, multiplier, fee, me
     argmax as the dense scan, up to ties).  "auto": dense up to
     DENSE_PAIRS_MAX pairs.  tests/test_budgets.py compares the two."""
     theta_buyer = np.atleast_1d(np.asarray(theta_buyer, float))
-    ok = np.isfinite(multiplier)
+    if not np.all(np.isfinite(theta_buyer)):
+        raise ValueError("buyer types must be finite")
+    ok = np.isfinite(multiplier) & np.isfinite(fee)  # a plan needs both
     idx = np.where(ok)[0]
     if method == "auto":
         method = "dense" if len(theta_buyer) * len(idx) <= DENSE_PAIRS_MAX else "monotone"
