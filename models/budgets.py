@@ -30,12 +30,13 @@ from models.solver import PRECISE_OPTIONS, Timer
 
 NAME = "budgets"
 IC_FORMS = ("local", "all-pairs", "both")
-# How a local-IC menu is handed to Ipopt: the Pyomo model (build_menu) or the
-# same program as vectorised callbacks (models.menu_nlp).  "auto" takes the
-# structured form from STRUCTURED_MIN_N types on, where Pyomo's model
-# building and NL translation dominate (bench/budget_menu.py); the all-pairs
-# form is always the Pyomo model.
-FORMULATIONS = ("auto", "pyomo", "structured")
+# How a local-IC menu is handed to Ipopt: the Pyomo model (build_menu), the
+# same program as vectorised callbacks ("structured"), or those callbacks
+# after an exact presolve that removes t with the IR/IC rows ("presolved"),
+# both in models.menu_nlp.  "auto" takes the presolved form from
+# STRUCTURED_MIN_N types on, where Pyomo's model building and NL translation
+# dominate (bench/budget_menu.py); the all-pairs form is always the Pyomo model.
+FORMULATIONS = ("auto", "pyomo", "structured", "presolved")
 STRUCTURED_MIN_N = 5000
 
 # NLP vs discrete closed form: Ipopt tol 1e-10 on an O(1) problem; the
@@ -167,19 +168,21 @@ def read_menu(m, tech: cf.Technology) -> cb.Menu:
 MENU_SOLVER_DEFAULTS = PRECISE_OPTIONS  # see models/solver.py
 
 
-def use_structured(formulation: str, ic: str, N: int, route: str = "cyipopt") -> bool:
-    """Whether a menu goes to Ipopt as the structured NLP.  It runs on the
-    cyipopt route only: ``auto`` takes it when the scenario's resolved route
+def use_structured(formulation: str, ic: str, N: int, route: str = "cyipopt") -> str | None:
+    """Which structured form (``"structured"`` or ``"presolved"``) a menu goes
+    to Ipopt as, or None for the Pyomo model.  Structured forms run on the
+    cyipopt route only: ``auto`` takes one when the scenario's resolved route
     is cyipopt (an ``ipopt`` executable on PATH keeps the Pyomo model, so the
     recorded route, Ipopt version and options stay those of the executable);
-    an explicit ``structured`` needs cyipopt to be importable."""
+    an explicit choice needs cyipopt to be importable."""
     if ic != "local" or formulation == "pyomo":
-        return False
+        return None
     from models.solver import available_routes, pick_route
 
-    if formulation == "structured":
-        return "cyipopt" in available_routes()
-    return N >= STRUCTURED_MIN_N and (pick_route(route) if route == "auto" else route) == "cyipopt"
+    if formulation in ("structured", "presolved"):
+        return formulation if "cyipopt" in available_routes() else None
+    ok = N >= STRUCTURED_MIN_N and (pick_route(route) if route == "auto" else route) == "cyipopt"
+    return "presolved" if ok else None
 
 
 def solve_menu(tech, theta, mass, ctx, label: str, ic: str = "local", start=None, formulation: str = "pyomo"):
@@ -187,13 +190,15 @@ def solve_menu(tech, theta, mass, ctx, label: str, ic: str = "local", start=None
 
     ``formulation`` defaults to the Pyomo model here (other regimes' small
     menus); the budgets regime passes its scenario option (default auto)."""
-    if formulation == "structured" and ic == "local" and not use_structured(formulation, ic, len(theta), ctx.route):
-        ctx.progress(f"    {label}: formulation 'structured' needs the cyipopt route; using the Pyomo model")
-    if use_structured(formulation, ic, len(theta), ctx.route):
-        from models.menu_nlp import BudgetMenuNLP
+    form = use_structured(formulation, ic, len(theta), ctx.route)
+    if formulation in ("structured", "presolved") and ic == "local" and form is None:
+        ctx.progress(f"    {label}: formulation '{formulation}' needs the cyipopt route; using the Pyomo model")
+    if form is not None:
+        from models.menu_nlp import BudgetMenuNLP, PresolvedBudgetMenuNLP
 
+        cls = PresolvedBudgetMenuNLP if form == "presolved" else BudgetMenuNLP
         with Timer() as tb:
-            p = BudgetMenuNLP(tech, theta, mass, start)
+            p = cls(tech, theta, mass, start)
         r = ctx.solve_structured(p, label, tb.seconds, defaults=MENU_SOLVER_DEFAULTS)
         return p, p.menu(r.x), r
     with Timer() as tb:

@@ -245,3 +245,111 @@ class BudgetMenuNLP(solver.structured_base()):
         Z = v[J * N: self._iQ].reshape(K, N).T.copy() if K else np.zeros((N, 0))
         return cb.Menu(self.theta, self.mass, v[self._iQ: self._it].copy(), X, Z, v[self._it:].copy(),
                        virtual=np.full(N, np.nan), pools=[])
+
+
+class PresolvedBudgetMenuNLP(solver.structured_base()):
+    """The same local-IC program after an exact presolve step.
+
+    In differences u_0 = t_0, u_k = t_k − t_{k−1} (a linear change of
+    variables), each u_k is a free column that appears in one row only -- IR
+    for u_0, ic_down[k] for u_k -- with objective coefficient W_k = Σ_{i≥k} p_i
+    > 0.  Standard LP presolve removes such a "free column singleton" with its
+    row: at every optimum the row is active, u_k = θ_k (Q_k − Q_{k−1}).  What
+    is left, over (X, Z, Q) only::
+
+        max  Σ_k Q_k (W_k θ_k − W_{k+1} θ_{k+1}) − Σ_k p_k (c·X_k + ĉ·Z_k)
+        s.t. quality[k]: Q_k − Ψ(X_k)Φ(Z_k) ≤ 0,   mono[k]: Q_k − Q_{k−1} ≥ 0,
+             X, Z, Q ≥ 0
+
+    (W_{N+1} = 0), and postsolve gives t_k = θ_0 Q_0 + Σ_{1≤i≤k} θ_i (Q_i − Q_{i−1}).
+    This uses the program's structure only, never its solution (virtual
+    values, ironing and the cost function C(Q) are the closed form's
+    business; here ironing is the monotone rows and the input mix is the
+    quality rows).  The KKT system shrinks from 8N to 6N and the solve time by
+    ~35 % (bench/budget_menu.py, method ``presolved``); the independent numpy
+    audit still checks every IC/IR pair of the postsolved menu.
+    """
+
+    def __init__(self, tech: cf.Technology, theta, mass, start: cb.Menu | None = None):
+        self.tech = tech
+        self.theta = th = np.asarray(theta, float)
+        self.mass = p = np.asarray(mass, float)
+        N, J, K = len(th), tech.J, tech.K
+        if N < 2 or np.any(np.diff(th) <= 0):
+            raise ValueError("types must be at least two, strictly increasing")
+        self.N, self.J, self.K = N, J, K
+        self.d = J + K
+        self.nv = (self.d + 1) * N
+        self._iQ = self.d * N
+        W = np.cumsum(p[::-1])[::-1]  # W_k = Σ_{i≥k} p_i
+        coef_q = W * th - np.r_[W[1:] * th[1:], 0.0]
+        cost = np.r_[np.asarray(tech.cost, float), np.asarray(tech.cost_hat, float)[:K]]
+        self._grad = np.concatenate([np.repeat(cost, N) * np.tile(p, self.d), -coef_q])  # minimise −profit
+        k = np.arange(1, N)
+        q = self._iQ
+        A = sp.coo_matrix((np.tile([1.0, -1.0], N - 1),
+                           (np.repeat(np.arange(N - 1), 2), np.stack([q + k, q + k - 1], axis=1).ravel())),
+                          shape=(N - 1, self.nv))
+        self._A = A.tocsr()
+        kk = np.arange(N)
+        self._jrows = np.concatenate([np.repeat(kk, self.d + 1), A.row + N])
+        self._jcols = np.concatenate([(kk[:, None] + N * np.arange(self.d + 1)[None, :]).ravel(), A.col])
+        self._Avals = A.data
+        self._hpairs = [(a, b) for a in range(self.d) for b in range(a + 1)]
+        self._hrows = np.concatenate([kk + N * a for a, b in self._hpairs])
+        self._hcols = np.concatenate([kk + N * b for a, b in self._hpairs])
+        self._cache_x = self._cache = None
+        if start is None:
+            Q0, X0, Z0, _ = neutral_start(tech, th)
+        else:
+            Q0, X0, Z0 = start.Q, start.X, start.Z
+        X0, Z0 = _cols(X0, N), _cols(Z0, N)[:, :K]
+        self._x0 = np.concatenate([np.maximum(X0.T, 1e-8).ravel(), np.maximum(Z0.T, 1e-8).ravel(),
+                                   np.maximum(Q0, 0.0)])
+        Qs, Xs, Zs, ts, obj_s = menu_scales(tech, th, p)
+        self._scaling = (obj_s, np.concatenate([np.repeat(1.0 / Xs, N), np.repeat(1.0 / Zs, N), np.full(N, 1.0 / Qs)]),
+                         np.full(2 * N - 1, 1.0 / Qs))
+        super().__init__()
+
+    def x_init(self):
+        return self._x0
+
+    def x_lb(self):
+        return np.zeros(self.nv)
+
+    def x_ub(self):
+        return np.full(self.nv, _INF)
+
+    def g_lb(self):
+        return np.r_[np.full(self.N, -_INF), np.zeros(self.N - 1)]
+
+    def g_ub(self):
+        return np.r_[np.zeros(self.N), np.full(self.N - 1, _INF)]
+
+    def scaling_factors(self):
+        return self._scaling
+
+    _gain = BudgetMenuNLP._gain
+    objective = BudgetMenuNLP.objective
+    gradient = BudgetMenuNLP.gradient
+    jacobianstructure = BudgetMenuNLP.jacobianstructure
+    jacobian = BudgetMenuNLP.jacobian
+    hessianstructure = BudgetMenuNLP.hessianstructure
+    hessian = BudgetMenuNLP.hessian
+    profit = BudgetMenuNLP.profit
+
+    def constraints(self, v):
+        val, _, _ = self._gain(v)
+        return np.concatenate([v[self._iQ:] - val, self._A @ v])
+
+    def transfers(self, Q) -> np.ndarray:
+        """Postsolve: the eliminated IR and ic_down rows hold with equality."""
+        th = self.theta
+        return np.cumsum(np.r_[th[0] * Q[0], th[1:] * np.diff(Q)])
+
+    def menu(self, v) -> cb.Menu:
+        N, J, K = self.N, self.J, self.K
+        X = v[: J * N].reshape(J, N).T.copy()
+        Z = v[J * N: self._iQ].reshape(K, N).T.copy() if K else np.zeros((N, 0))
+        Q = v[self._iQ:].copy()
+        return cb.Menu(self.theta, self.mass, Q, X, Z, self.transfers(Q), virtual=np.full(N, np.nan), pools=[])

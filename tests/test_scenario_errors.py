@@ -117,7 +117,7 @@ CASES = [
          ["'solver.route'", "'knitro'", "one of 'auto', 'ipopt', 'cyipopt'"]),
     Case("unknown-budget-formulation", {"scenario.toml": edit(
         "[regimes.cost]", '[regimes.budgets]\nformulation = "fast"\n\n[regimes.cost]')},
-         ["'regimes.budgets.formulation'", "'fast'", "one of 'auto', 'pyomo', 'structured'"]),
+         ["'regimes.budgets.formulation'", "'fast'", "one of 'auto', 'pyomo', 'structured', 'presolved'"]),
     Case("regime-flag-not-in-scenario", {"scenario.toml": BASE}, ["--regime 'budgets'", "allowed: cost"],
          args=["--regime", "budgets"]),
     Case("bad-format-value", {"scenario.toml": BASE}, ["--format", "csv, parquet, latex, md", "'csv,xls'"],
