@@ -282,7 +282,9 @@ def run(scn, opts, ctx) -> RegimeResult:
         forms = [f for f in forms if f != "all-pairs"] or ["local"]
     menus = {}
     for form in forms:
-        _, menu, r = solve_menu(tech, theta, mass, ctx, f"menu[{form}]", form, formulation=opts["formulation"])
+        prog, menu, r = solve_menu(tech, theta, mass, ctx, f"menu[{form}]", form, formulation=opts["formulation"])
+        res.notes.append(f"menu[{form}]: " + ("Pyomo model (build_menu)" if isinstance(prog, pyo.Block) else
+                                              f"{type(prog).__name__} (models/menu_nlp.py)"))
         res.solves[f"menu[{form}]"] = r
         menus[form] = menu
     menu = menus[forms[0]]

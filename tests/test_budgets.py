@@ -248,7 +248,7 @@ def test_two_part_best_response_monotone_with_ties():
 
 @pytest.mark.slow
 def test_large_scenario_end_to_end_is_verified():
-    """data/budgets_large.toml: 10^5 types through the structured form, every
+    """data/budgets_large.toml: 10^5 types through the presolved form, every
     check of the regime (all-pairs audit, 10^6 finer-grid types, tariffs)
     passing.  ~50 s on 2 cores, hence slow."""
     scn = scenario.load(DATA / "budgets_large.toml")
