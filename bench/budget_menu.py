@@ -330,37 +330,29 @@ def _ipopt_options(defaults) -> dict:
     return {**defaults, **json.loads(os.environ.get(IPOPT_ENV, "{}"))}
 
 
-def run_structured(prob: Problem) -> dict:
+def _run_menu_nlp(prob: Problem, cls_name: str) -> dict:
+    from models import menu_nlp
     from models.budgets import MENU_SOLVER_DEFAULTS
-    from models.menu_nlp import BudgetMenuNLP
     from models.solver import solve_structured
 
     t0 = time.perf_counter()
-    p = BudgetMenuNLP(prob.tech, prob.theta, prob.mass)
-    t1 = time.perf_counter()
-    r = solve_structured(p, options=_ipopt_options(MENU_SOLVER_DEFAULTS), build_seconds=t1 - t0,
-                         allow_nonoptimal=True)
-    menu = p.menu(r.x)
-    return {"build": r.build_seconds, "translate": r.translate_seconds, "solve": r.solve_seconds,
-            "iterations": r.iterations, "status": r.status.value, "solver": f"Ipopt {r.ipopt_version} ({r.route})",
-            "menu": (menu.X, menu.Z, menu.Q, menu.t)}
-
-
-def run_presolved(prob: Problem) -> dict:
-    from models.budgets import MENU_SOLVER_DEFAULTS
-    from models.menu_nlp import PresolvedBudgetMenuNLP
-    from models.solver import solve_structured
-
-    t0 = time.perf_counter()
-    p = PresolvedBudgetMenuNLP(prob.tech, prob.theta, prob.mass)
+    p = getattr(menu_nlp, cls_name)(prob.tech, prob.theta, prob.mass)
     t1 = time.perf_counter()
     r = solve_structured(p, options=_ipopt_options(MENU_SOLVER_DEFAULTS), build_seconds=t1 - t0,
                          allow_nonoptimal=True)
     t2 = time.perf_counter()
-    menu = p.menu(r.x)  # postsolve (transfers) counted as translation
+    menu = p.menu(r.x)  # the presolved form's postsolve (transfers) counts as translation
     return {"build": r.build_seconds, "translate": r.translate_seconds + time.perf_counter() - t2,
             "solve": r.solve_seconds, "iterations": r.iterations, "status": r.status.value,
-            "solver": f"Ipopt {r.ipopt_version} ({r.route}, presolved)", "menu": (menu.X, menu.Z, menu.Q, menu.t)}
+            "solver": f"Ipopt {r.ipopt_version} ({r.route}, {cls_name})", "menu": (menu.X, menu.Z, menu.Q, menu.t)}
+
+
+def run_structured(prob: Problem) -> dict:
+    return _run_menu_nlp(prob, "BudgetMenuNLP")
+
+
+def run_presolved(prob: Problem) -> dict:
+    return _run_menu_nlp(prob, "PresolvedBudgetMenuNLP")
 
 
 def run_cvxpy_presolved(prob: Problem) -> dict:

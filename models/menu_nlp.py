@@ -112,19 +112,41 @@ def _cols(a, N):
     return a[:, None] if a.ndim == 1 else a.reshape(N, a.shape[-1] if a.ndim > 1 else 1)
 
 
+def _types(nlp, tech, theta, mass):
+    """Common attributes of both menu NLPs; returns (θ, p, N, J, K)."""
+    nlp.tech = tech
+    nlp.theta = th = np.asarray(theta, float)
+    nlp.mass = p = np.asarray(mass, float)
+    N, J, K = len(th), tech.J, tech.K
+    if N < 2 or np.any(np.diff(th) <= 0):
+        raise ValueError("types must be at least two, strictly increasing")
+    nlp.N, nlp.J, nlp.K = N, J, K
+    nlp.d = J + K  # inputs per type
+    return th, p, N, J, K
+
+
+def _sparsity(nlp, A) -> None:
+    """Jacobian and Hessian structure shared by both menu NLPs: N quality rows
+    over (d inputs, Q) of each type -- inputs in blocks of N, Q at block d --
+    then the linear rows A (COO); the Hessian is the lower triangle of each
+    type's d×d input block."""
+    N, d = nlp.N, nlp.d
+    kk = np.arange(N)
+    nlp._jrows = np.concatenate([np.repeat(kk, d + 1), A.row + N])
+    nlp._jcols = np.concatenate([(kk[:, None] + N * np.arange(d + 1)[None, :]).ravel(), A.col])
+    nlp._Avals = A.data
+    nlp._hpairs = [(a, b) for a in range(d) for b in range(a + 1)]
+    nlp._hrows = np.concatenate([kk + N * a for a, b in nlp._hpairs])
+    nlp._hcols = np.concatenate([kk + N * b for a, b in nlp._hpairs])
+    nlp._cache_x = nlp._cache = None
+
+
 # --------------------------------------------------------------- the NLP
 class BudgetMenuNLP(solver.structured_base()):
     """Local-IC budget menu over N discrete types (see the module doc)."""
 
     def __init__(self, tech: cf.Technology, theta, mass, start: cb.Menu | None = None):
-        self.tech = tech
-        self.theta = th = np.asarray(theta, float)
-        self.mass = p = np.asarray(mass, float)
-        N, J, K = len(th), tech.J, tech.K
-        if N < 2 or np.any(np.diff(th) <= 0):
-            raise ValueError("types must be at least two, strictly increasing")
-        self.N, self.J, self.K = N, J, K
-        self.d = J + K  # inputs per type
+        th, p, N, J, K = _types(self, tech, theta, mass)
         self.nv = (self.d + 2) * N
         self._iQ, self._it = self.d * N, (self.d + 1) * N
         self.cost = np.r_[np.asarray(tech.cost, float), np.asarray(tech.cost_hat, float)[:K]]
@@ -147,18 +169,7 @@ class BudgetMenuNLP(solver.structured_base()):
                           shape=(2 * N - 1, self.nv))
         self._A = A.tocsr()
         Acoo = self._A.tocoo()
-        # Jacobian: quality rows (d inputs + Q per type), then A
-        kk = np.arange(N)
-        g_rows = np.repeat(kk, self.d + 1)
-        g_cols = (kk[:, None] + N * np.arange(self.d + 1)[None, :]).ravel()
-        self._jrows = np.concatenate([g_rows, Acoo.row + N])
-        self._jcols = np.concatenate([g_cols, Acoo.col])
-        self._Avals = Acoo.data
-        # Hessian: lower triangle of each type's d×d input block
-        self._hpairs = [(a, b) for a in range(self.d) for b in range(a + 1)]
-        self._hrows = np.concatenate([kk + N * a for a, b in self._hpairs])
-        self._hcols = np.concatenate([kk + N * b for a, b in self._hpairs])
-        self._cache_x = self._cache = None
+        _sparsity(self, Acoo)
         # start and scaling
         if start is None:
             Q0, X0, Z0, t0 = neutral_start(tech, th)
@@ -271,14 +282,7 @@ class PresolvedBudgetMenuNLP(solver.structured_base()):
     """
 
     def __init__(self, tech: cf.Technology, theta, mass, start: cb.Menu | None = None):
-        self.tech = tech
-        self.theta = th = np.asarray(theta, float)
-        self.mass = p = np.asarray(mass, float)
-        N, J, K = len(th), tech.J, tech.K
-        if N < 2 or np.any(np.diff(th) <= 0):
-            raise ValueError("types must be at least two, strictly increasing")
-        self.N, self.J, self.K = N, J, K
-        self.d = J + K
+        th, p, N, J, K = _types(self, tech, theta, mass)
         self.nv = (self.d + 1) * N
         self._iQ = self.d * N
         W = np.cumsum(p[::-1])[::-1]  # W_k = Σ_{i≥k} p_i
@@ -291,14 +295,7 @@ class PresolvedBudgetMenuNLP(solver.structured_base()):
                            (np.repeat(np.arange(N - 1), 2), np.stack([q + k, q + k - 1], axis=1).ravel())),
                           shape=(N - 1, self.nv))
         self._A = A.tocsr()
-        kk = np.arange(N)
-        self._jrows = np.concatenate([np.repeat(kk, self.d + 1), A.row + N])
-        self._jcols = np.concatenate([(kk[:, None] + N * np.arange(self.d + 1)[None, :]).ravel(), A.col])
-        self._Avals = A.data
-        self._hpairs = [(a, b) for a in range(self.d) for b in range(a + 1)]
-        self._hrows = np.concatenate([kk + N * a for a, b in self._hpairs])
-        self._hcols = np.concatenate([kk + N * b for a, b in self._hpairs])
-        self._cache_x = self._cache = None
+        _sparsity(self, A)
         if start is None:
             Q0, X0, Z0, _ = neutral_start(tech, th)
         else:
