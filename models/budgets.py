@@ -69,6 +69,17 @@ def validate_options(v, opts, path, tech):
 
 
 # ------------------------------------------------------------ the menu NLP
+def start_floors(tech: cf.Technology, theta) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest starting value of each token / fine-tuning input: 1e-8, or
+    1e-8 of the top type's first-best input where that is below 1.  Near
+    σ+γ = 1 the inputs are ~1e-31 and an absolute 1e-8 put the scaled start
+    at 1e23 (Ipopt diverged at σ = 0.78 in data/sweep_budgets.toml)."""
+    xs, zs = (np.atleast_1d(np.asarray(a, float)).ravel()
+              for a in cf.inputs(tech, np.array(cf.first_best_quality(tech, np.max(theta)))))
+    return (np.where(xs > 0, 1e-8 * np.minimum(xs, 1.0), 1e-8),
+            np.where(zs > 0, 1e-8 * np.minimum(zs, 1.0), 1e-8))
+
+
 def build_menu(tech: cf.Technology, theta, mass, ic: str = "local", start: cb.Menu | None = None):
     """Pyomo model of the budget menu over discrete types (see module doc)."""
     theta = np.asarray(theta, float)
@@ -92,9 +103,10 @@ def build_menu(tech: cf.Technology, theta, mass, ic: str = "local", start: cb.Me
     # MODEL.md's form: inputs are variables and Q_k <= Ψ(X_k)Φ(Z_k); it binds at
     # the optimum (inputs cost money) and the set is convex (ΨΦ is concave when
     # σ+γ < 1), so with local IC the whole program is convex.
-    m.X = pyo.Var(m.TYPES, m.TOKENS, bounds=(0.0, None), initialize=lambda m, k, j: max(X0[k, j], 1e-8))
+    xf, zf = start_floors(tech, theta)
+    m.X = pyo.Var(m.TYPES, m.TOKENS, bounds=(0.0, None), initialize=lambda m, k, j: max(X0[k, j], xf[j]))
     m.Z = pyo.Var(m.TYPES, m.FT, bounds=(0.0, None),
-                  initialize=lambda m, k, i: max(Z0[k, i], 1e-8) if tech.K else 0.0)
+                  initialize=lambda m, k, i: max(Z0[k, i], zf[i]) if tech.K else 0.0)
     if tech.K == 0:
         m.Z.fix(0.0)
     m.quality = pyo.Constraint(m.TYPES, rule=lambda m, k: m.Q[k] <= gain.psi(tech, [m.X[k, j] for j in toks])

@@ -27,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from models import solver  # noqa: F401  (names the project's ASL build first)
+from models.budgets import start_floors
 from models.closed_form import budgets as cb
 from models.closed_form import cost as cf
 
@@ -176,8 +177,10 @@ class BudgetMenuNLP(solver.structured_base()):
         else:
             Q0, X0, Z0, t0 = start.Q, start.X, start.Z, start.t
         X0, Z0 = _cols(X0, N), _cols(Z0, N)[:, :K]
-        self._x0 = np.concatenate([np.maximum(np.asarray(X0, float).T, 1e-8).ravel(),
-                                   np.maximum(Z0.T, 1e-8).ravel(), np.maximum(Q0, 0.0), np.asarray(t0, float)])
+        xf, zf = start_floors(tech, th)
+        self._x0 = np.concatenate([np.maximum(np.asarray(X0, float).T, xf[:, None]).ravel(),
+                                   np.maximum(Z0.T, zf[:K, None]).ravel(), np.maximum(Q0, 0.0),
+                                   np.asarray(t0, float)])
         Qs, Xs, Zs, ts, obj_s = menu_scales(tech, th, p)
         self._scaling = (obj_s, np.concatenate([np.repeat(1.0 / Xs, N), np.repeat(1.0 / Zs, N),
                                                 np.full(N, 1.0 / Qs), np.full(N, 1.0 / ts)]),
@@ -301,7 +304,8 @@ class PresolvedBudgetMenuNLP(solver.structured_base()):
         else:
             Q0, X0, Z0 = start.Q, start.X, start.Z
         X0, Z0 = _cols(X0, N), _cols(Z0, N)[:, :K]
-        self._x0 = np.concatenate([np.maximum(X0.T, 1e-8).ravel(), np.maximum(Z0.T, 1e-8).ravel(),
+        xf, zf = start_floors(tech, th)
+        self._x0 = np.concatenate([np.maximum(X0.T, xf[:, None]).ravel(), np.maximum(Z0.T, zf[:K, None]).ravel(),
                                    np.maximum(Q0, 0.0)])
         Qs, Xs, Zs, ts, obj_s = menu_scales(tech, th, p)
         self._scaling = (obj_s, np.concatenate([np.repeat(1.0 / Xs, N), np.repeat(1.0 / Zs, N), np.full(N, 1.0 / Qs)]),

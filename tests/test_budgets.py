@@ -187,6 +187,16 @@ def test_proposition1_near_sigma_plus_gamma_one(sigma):
     assert r["rel_err"].max() <= 1e-7
 
 
+def test_menu_near_sigma_plus_gamma_one_converges():
+    """σ+γ = 0.98: first-best Q ~ 1e-31.  An absolute 1e-8 floor on the start
+    of the inputs put the scaled start at 1e23 and Ipopt diverged; the floors
+    are now relative to the top type's first best (budgets.start_floors)."""
+    scn = scenario.load(DATA / "sweep_budgets.toml", overrides={
+        "technology.sigma": 0.78, "types.n": 30, "regimes.budgets.lemma_cells": 0})
+    res = run.run_regime(scn, "budgets", ctx())
+    assert res.converged and res.verified, res.verification[~res.verification["passed"]]
+
+
 def test_audit_detects_a_broken_menu():
     """The numpy audit is not vacuous: lowering one transfer's neighbour breaks IC."""
     th = np.linspace(0.1, 1, 20)
