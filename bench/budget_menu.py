@@ -356,40 +356,17 @@ def run_presolved(prob: Problem) -> dict:
 
 
 def run_cvxpy_presolved(prob: Problem) -> dict:
-    """The presolved program in CVXPY: max Σ Q_k(W_kθ_k − W_{k+1}θ_{k+1}) − costs
-    s.t. the gain cones and monotone Q; transfers by the same postsolve."""
-    import cvxpy as cp
-    import numpy as np
-
-    t0 = time.perf_counter()
-    N, a, w, k, r = prob.N, prob.a, prob.mass, prob.kappa, prob.r
-    W = np.cumsum(w[::-1])[::-1]
-    coef_q = W * r - np.r_[W[1:] * r[1:], 0.0]
-    x1, x2, z, q = (cp.Variable(N, nonneg=True) for _ in range(4))
-    u, v = cp.Variable(N), cp.Variable(N)
-    s12 = a[0] + a[1]
-    cons = [cp.PowCone3D(x1, x2, u, np.full(N, a[0] / s12)), cp.PowCone3D(u, z, v, np.full(N, s12 / prob.eta)),
-            cp.PowCone3D(v, np.ones(N), q / prob.G, np.full(N, prob.eta)), q[1:] - q[:-1] >= 0]
-    problem = cp.Problem(cp.Maximize(coef_q @ q - w @ (k[0] * x1 + k[1] * x2 + k[2] * z)), cons)
-    t1 = time.perf_counter()
-    problem.solve()
-    t2 = time.perf_counter()
-    st = problem.solver_stats
-    comp = float(getattr(problem, "compilation_time", 0.0) or 0.0)
-    vals = [np.asarray(x.value if x.value is not None else np.full(N, np.nan), float) for x in (x1, x2, z, q)]
-    tau = np.cumsum(np.r_[r[0] * vals[3][0], r[1:] * np.diff(vals[3])])
-    return {"build": t1 - t0, "translate": comp, "solve": (t2 - t1) - comp,
-            "iterations": int(st.num_iters) if st.num_iters is not None else -1,
-            "status": "optimal" if problem.status == "optimal" else str(problem.status),
-            "solver": f"cvxpy {cp.__version__} -> {st.solver_name} (presolved)",
-            "menu": prob.physical(np.concatenate(vals + [tau]))}
+    return run_cvxpy(prob, presolved=True)
 
 
 def run_cvxpy_acc(prob: Problem) -> dict:
     return run_cvxpy(prob, CLARABEL_ACC)
 
 
-def run_cvxpy(prob: Problem, solver_opts: dict | None = None) -> dict:
+def run_cvxpy(prob: Problem, solver_opts: dict | None = None, presolved: bool = False) -> dict:
+    """The program in CVXPY (Clarabel, default or ``solver_opts``).  With
+    ``presolved``: the presolved program -- max Σ Q_k(W_kθ_k − W_{k+1}θ_{k+1})
+    − costs s.t. the gain cones and monotone Q -- and the same postsolve for t."""
     import cvxpy as cp
     import numpy as np
 
@@ -400,18 +377,22 @@ def run_cvxpy(prob: Problem, solver_opts: dict | None = None) -> dict:
     # trust-constr is the other way round (diverges with p_k weights).
     N, a, w, k, r = prob.N, prob.a, prob.mass, prob.kappa, prob.r
     x1, x2, z, q = (cp.Variable(N, nonneg=True) for _ in range(4))
-    tau = cp.Variable(N)
     u, v = cp.Variable(N), cp.Variable(N)
     s12 = a[0] + a[1]
     cons = [
         cp.PowCone3D(x1, x2, u, np.full(N, a[0] / s12)),  # u ≤ x1^α x2^(1−α)
         cp.PowCone3D(u, z, v, np.full(N, s12 / prob.eta)),  # v ≤ u^β z^(1−β)
         cp.PowCone3D(v, np.ones(N), q / prob.G, np.full(N, prob.eta)),  # q/G ≤ v^η
-        r[0] * q[0] - tau[0] >= 0,
-        cp.multiply(r[1:], q[1:] - q[:-1]) - tau[1:] + tau[:-1] >= 0,
-        q[1:] - q[:-1] >= 0,
     ]
-    obj = cp.Maximize(w @ (tau - k[0] * x1 - k[1] * x2 - k[2] * z))
+    if presolved:
+        W = np.cumsum(w[::-1])[::-1]
+        tau = None
+        obj = cp.Maximize((W * r - np.r_[W[1:] * r[1:], 0.0]) @ q - w @ (k[0] * x1 + k[1] * x2 + k[2] * z))
+    else:  # rows in the order IR, IC, monotone (Clarabel's path depends on it)
+        tau = cp.Variable(N)
+        cons += [r[0] * q[0] - tau[0] >= 0, cp.multiply(r[1:], q[1:] - q[:-1]) - tau[1:] + tau[:-1] >= 0]
+        obj = cp.Maximize(w @ (tau - k[0] * x1 - k[1] * x2 - k[2] * z))
+    cons.append(q[1:] - q[:-1] >= 0)
     problem = cp.Problem(obj, cons)
     t1 = time.perf_counter()
     if solver_opts:
@@ -421,11 +402,16 @@ def run_cvxpy(prob: Problem, solver_opts: dict | None = None) -> dict:
     t2 = time.perf_counter()
     st = problem.solver_stats
     comp = float(getattr(problem, "compilation_time", 0.0) or 0.0)
-    vals = [np.asarray(x.value if x.value is not None else np.full(N, np.nan), float) for x in (x1, x2, z, q, tau)]
+    vals = [np.asarray(x.value if x.value is not None else np.full(N, np.nan), float) for x in (x1, x2, z, q)]
+    if presolved:  # postsolve: the removed IR/IC rows hold with equality
+        vals.append(np.cumsum(np.r_[r[0] * vals[3][0], r[1:] * np.diff(vals[3])]))
+    else:
+        vals.append(np.asarray(tau.value if tau.value is not None else np.full(N, np.nan), float))
     return {"build": t1 - t0, "translate": comp, "solve": (t2 - t1) - comp,
             "iterations": int(st.num_iters) if st.num_iters is not None else -1,
             "status": "optimal" if problem.status == "optimal" else str(problem.status),
-            "solver": f"cvxpy {cp.__version__} -> {st.solver_name}", "menu": prob.physical(np.concatenate(vals))}
+            "solver": f"cvxpy {cp.__version__} -> {st.solver_name}" + (" (presolved)" if presolved else ""),
+            "menu": prob.physical(np.concatenate(vals))}
 
 
 RUNNERS = {"pyomo": run_pyomo, "structured": run_structured, "presolved": run_presolved,

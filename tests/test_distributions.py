@@ -253,13 +253,18 @@ def test_two_types_other_technologies(tech):
 
 
 # ================================================================ value–scale
-@pytest.fixture(scope="module")
-def value_scale_5():
-    N = 5
-    T = DM.value_scale_uniform(N)
+def _value_scale_grid(N):
+    """Value–scale types with w, s ~ U[0, 1] on an N×N grid, and the grids."""
     u = DM.TypeDistribution("uniform", 0.0, 1.0)
     wg, wm = u.discretise(N)
     sg, sm = DM.s_points(u, N)
+    return DM.value_scale_uniform(N), wg, wm, sg, sm
+
+
+@pytest.fixture(scope="module")
+def value_scale_5():
+    N = 5
+    T, wg, wm, sg, sm = _value_scale_grid(N)
     ref = D.value_scale_distribution_menu(wg, wm, sg, sm, N, TECH)
     bm = D.value_scale_budget_menu(wg, wm, sg, sm, N, TECH)
     c = ctx()
@@ -373,10 +378,7 @@ def test_lazy_ic_40x40_grid_every_pair_audited_under_10_minutes():
     """1,600 value–scale types (w, s ~ U[0,1] on a 40×40 grid, 40 cells):
     2.56M IC pairs, generated lazily, every one audited each round."""
     N = 40
-    T = DM.value_scale_uniform(N)
-    u = DM.TypeDistribution("uniform", 0.0, 1.0)
-    wg, wm = u.discretise(N)
-    sg, sm = DM.s_points(u, N)
+    T, wg, wm, sg, sm = _value_scale_grid(N)
     bm = D.value_scale_budget_menu(wg, wm, sg, sm, N, TECH_J1)
     t0 = time.perf_counter()
     s = DM.solve_menu(TECH_J1, T, ctx(), "vs40", ic="lazy", starts={"budget": DM.menu_start(bm)})
