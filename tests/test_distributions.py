@@ -32,9 +32,6 @@ TECH_J1 = cf.Technology(sigma=0.5, rho=0.0, alpha=(1.0,), cost=(1.0,), gamma=0.2
 # NLP vs closed form: the issue's 1e-6 (observed 1e-11 .. 2e-7, the largest
 # on Q of the first served value–scale types, where Q ~ h^(7/3) is flat).
 TOL = DM.TOL_CLOSED_FORM
-# Lazy vs all pairs, same convex program at tol 1e-12: the issue's 1e-7
-# [observed 5e-11].
-TOL_LAZY = DM.TOL_LAZY_VS_ALL
 # Proposition 3: two NLP profits at solver tolerance [observed 1.3e-9].
 TOL_PROP3 = DM.TOL_PROP3
 
@@ -280,7 +277,69 @@ def test_value_scale_lazy_equals_all_pairs(value_scale_5):
     lr = lazy.lazy["budget"]
     assert lr.converged and lr.worst_ic <= lazy_ic.LAZY_TOL
     assert lr.active_pairs < T.M * (T.M - 1)  # a strict subset of the 600 pairs
-    assert lazy.result.objective == pytest.approx(full.result.objective, rel=TOL_LAZY)
+    rows = DM.lazy_vs_all_check(TECH, T, lazy, full, "vs5")
+    assert rows["passed"].all(), rows.to_dict("records")
+
+
+def _with_objective(solved, factor):
+    import dataclasses
+    return dataclasses.replace(solved, result=dataclasses.replace(solved.result,
+                                                                  objective=solved.result.objective * factor))
+
+
+def test_lazy_vs_all_check_fails_outside_its_bound(value_scale_5):
+    """Both directions: the derived interval [−δ, Σλε + δ] is tight enough that
+    a lazy objective 1e-7 above the all-pairs one (more than Σλε allows at
+    lazy tol 1e-8) or 1e-7 below it (a relaxation cannot earn less) fails."""
+    T, ref, bm, lazy, full = value_scale_5
+    assert DM.lazy_vs_all_check(TECH, T, lazy, full, "x")["passed"].all()
+    for f, failing in ((1 + 1e-7, 0), (1 - 1e-7, 1)):
+        rows = DM.lazy_vs_all_check(TECH, T, _with_objective(lazy, f), full, "x")
+        assert rows["passed"].tolist() == [failing == 1, failing == 0], (f, rows.to_dict("records"))
+
+
+def test_audit_margin_regression_converged_lazy_never_fails_its_audit():
+    """Defect 7 of issue 11: the lazy loop stopped at 1e-7 in money-scale
+    units (θ̄·Q_FB) while the audit accepted 1e-7 in units of max(1, max|t|),
+    so a converged run with max|t| < θ̄·Q_FB failed at 1.06e-7.  Reproduced
+    here with cheap tokens (t ~ 0.4, money scale ~ 1) and a scenario lazy.tol
+    of 1e-6: the old rule fails, the new rows (same units, tolerance derived
+    from lazy.tol) pass, and the audit equals the loop's own last audit."""
+    tech = cf.Technology(sigma=0.5, rho=0.5, alpha=(0.6, 0.4), cost=(0.01, 0.04), gamma=0.2, rho_hat=0.0,
+                         alpha_hat=(1.0,), cost_hat=(0.02,))
+    T, wg, wm, sg, sm = _value_scale_grid(5)
+    s = DM.solve_menu(tech, T, ctx(), "vs5", ic="lazy", starts={"neutral": DM.neutral_start(tech, T)},
+                      lazy_opts={"tol": 1e-6, "neighbours": 1})
+    lr = s.lazy["neutral"]
+    assert lr.converged and 1e-7 < lr.worst_ic <= 1e-6  # stopped with pairs violated by more than 1e-7
+    a = D.audit_menu(T.W, s.menu.x, s.menu.z, s.menu.t, tech)
+    old = a["max_ic_violation"] / max(1.0, np.abs(s.menu.t).max())
+    assert old > 1e-7  # the old audit row (tol 1e-7) fails on this converged run
+    rows = DM.audit_rows(tech, T, s.menu, s.problem, DM.audit_tolerance("lazy", 1e-6), "audit")
+    assert all(bool(r["passed"].iloc[0]) for r in rows)
+    assert rows[0]["numeric"].iloc[0] == pytest.approx(lr.worst_ic, rel=1e-9)  # same units as the loop
+    # at the default the margin is 10x: loop <= LAZY_TOL = TOL_AUDIT / 10
+    assert DM.audit_tolerance("lazy", lazy_ic.LAZY_TOL) == DM.TOL_AUDIT == 10 * lazy_ic.LAZY_TOL
+    assert DM.audit_tolerance("lazy", 1e-6) == pytest.approx(1e-5)
+
+
+def test_audit_rows_fail_on_a_perturbed_menu(value_scale_5):
+    """The audit can fail: raising the top item's price by 1e-6 of the money
+    scale makes its owner prefer the next item down (binding downward IC);
+    raising the lowest served type's price breaks its binding IR."""
+    import dataclasses
+    T, ref, bm, lazy, full = value_scale_5
+    ok = DM.audit_rows(TECH, T, full.menu, full.problem, DM.TOL_AUDIT, "a")
+    assert all(bool(r["passed"].iloc[0]) for r in ok)
+    served = full.menu.Q > 1e-3 * full.menu.Q.max()
+    U = full.menu.utility(TECH)
+    top = int(np.argmax(full.menu.t))  # the top type: its downward IC binds
+    low = int(np.flatnonzero(served)[np.argmin(U[served])])  # the lowest served type: IR binds
+    for k, sign, which in ((top, +1, 0), (low, +1, 1)):
+        t = full.menu.t.copy()
+        t[k] += sign * 1e-6 * full.problem.money_scale
+        rows = DM.audit_rows(TECH, T, dataclasses.replace(full.menu, t=t), full.problem, DM.TOL_AUDIT, "a")
+        assert not bool(rows[which]["passed"].iloc[0])
 
 
 def test_value_scale_nlp_vs_discrete_closed_form(value_scale_5):
