@@ -163,6 +163,11 @@ START_SOLVER_DEFAULTS = {"bound_relax_factor": 0.0, "tol": 1e-12, "max_iter": 30
                          "mu_init": 1e-9, "bound_push": 1e-8, "bound_frac": 1e-8}
 
 
+CONVEX_START_DEFAULTS = {"bound_relax_factor": 0.0, "tol": 1e-12, "max_iter": 3000}
+"""Convex programs (one-model efficient allocations, assigned monopolist menus): Ipopt's default barrier (a convex
+program has one basin, so there is nothing to stay in); tol 1e-12 as for the
+non-convex programs (the objective then carries ~12 digits, which the cut-off
+comparison below needs)."""
 RETRIES = ({"mu_init": 1e-7}, {"tol": 1e-10})
 """A start that stops short of optimality (Ipopt: 'very little progress' at an
 essentially optimal point, measured on the monopolist at N = 80) is re-solved
@@ -171,15 +176,16 @@ from its last iterate with these option changes, in turn.  The first keeps tol
 cut-off search); the second is still 1e4 below TOL_DISCRETE."""
 
 
-def _solve_start(ctx, m, label, build_seconds=0.0):
-    """Solve a non-convex program from its start; retried with RETRIES if not optimal."""
-    r = ctx.solve(m, label, build_seconds, defaults=START_SOLVER_DEFAULTS)
+def _solve_start(ctx, m, label, build_seconds=0.0, defaults=None):
+    """Solve a program from its start (default options: START_SOLVER_DEFAULTS); retried with RETRIES if not optimal."""
+    defaults = START_SOLVER_DEFAULTS if defaults is None else defaults
+    r = ctx.solve(m, label, build_seconds, defaults=defaults)
     its, first = r.iterations, r.status.value
     for extra in RETRIES:
         if r.ok:
             break
         tag = ", ".join(f"{k}={v:g}" for k, v in extra.items())
-        r = ctx.solve(m, f"{label}[retry {tag}]", 0.0, defaults={**START_SOLVER_DEFAULTS, **extra})
+        r = ctx.solve(m, f"{label}[retry {tag}]", 0.0, defaults={**defaults, **extra})
         its += r.iterations
         r.message = f"retried ({tag}) after '{first}': {r.message}"
     r.iterations = its
@@ -302,7 +308,7 @@ def _better(a: float, b: float) -> bool:
     return a > b + TIE * max(1.0, abs(b))
 
 
-def _cutoff_search(f, lo: int, hi: int) -> int:
+def _cutoff_search(f, lo: int, hi: int, better=None) -> int:
     """Best integer cut-off of f on [lo, hi] where f is flat (a plateau), then
     increasing, then decreasing: bisection on the sign of f(c+1) − f(c), ties
     going right, then a walk to neighbouring cut-offs until neither improves.
@@ -311,10 +317,11 @@ def _cutoff_search(f, lo: int, hi: int) -> int:
     ends in one and the same too-early local optimum (plateau); above it the
     start's cut-off is kept and profit is unimodal in it.  (A golden-section
     search was misled by that plateau — measured on the monopolist, N = 16.)"""
+    better = _better if better is None else better
     a, b = lo, hi
     while a < b:
         c = (a + b) // 2
-        if _better(f(c), f(c + 1)):
+        if better(f(c), f(c + 1)):
             b = c
         else:
             a = c + 1
@@ -322,7 +329,7 @@ def _cutoff_search(f, lo: int, hi: int) -> int:
     while True:
         nb = [c for c in (cut - 1, cut + 1) if lo <= c <= hi]
         best = max(nb, key=f)
-        if not _better(f(best), f(cut)):
+        if not better(f(best), f(cut)):
             return cut
         cut = best
 
@@ -444,7 +451,7 @@ def _two_model_vars(m, models, theta, q0):
     m.spend = pyo.Expression(m.TYPES, rule=lambda m, k: sum(models[l].c * m.q[k, l] for l in m.MODELS))
 
 
-def build_efficient(models, theta, mass, q0):
+def build_efficient(models, theta, mass, q0, only=None):
     """Surplus-maximising allocation per type on both models (module docstring, item 2).
 
     Variables are each model's linear-cost units ``q[k, ℓ] = Q_{kℓ}^{1/η_ℓ}``
@@ -453,7 +460,10 @@ def build_efficient(models, theta, mass, q0):
     negative marginal surplus and the floor costs only c·floor.  In quality
     units the objective is flat — quadratic in Q — at an unused model, and
     Ipopt stops ~sqrt(tol) away; with x = Q^(1/σ) the concave cost has an
-    infinite slope at 0 — both measured)."""
+    infinite slope at 0 — both measured).
+
+    ``only`` = ℓ: model ℓ alone (the other's tokens fixed at the floor); then
+    the objective θ(q^(η/σ) + floor)^σ − c q is concave in q (η < 1): convex."""
     th, p = np.asarray(theta, float), np.asarray(mass, float)
     s = models.sigma
     m = pyo.ConcreteModel(name="efficient_two_models")
@@ -462,10 +472,13 @@ def build_efficient(models, theta, mass, q0):
     m.surplus = pyo.Objective(expr=sum(m.p[k] * (m.theta[k] * m.pooled[k] ** s - m.spend[k]) for k in m.TYPES),
                               sense=pyo.maximize)
     _scale_two_model(m, models, th, m.surplus)
+    if only is not None:  # single-model program: the other model's tokens fixed at their floor
+        for k in m.TYPES:
+            m.q[k, 1 - only].fix(FLOOR_TWO_MODEL * _token_scale(models, th))
     return m
 
 
-def build_monopolist(models, theta, mass, q0):
+def build_monopolist(models, theta, mass, q0, t0=None):
     """Multi-model monopolist menu over discrete types (module docstring, item 3).
 
     Units as in :func:`build_efficient`; ``quality[k]: V_k^{1/σ} = Σ_ℓ q_{kℓ}^{η_ℓ/σ}``
@@ -477,7 +490,8 @@ def build_monopolist(models, theta, mass, q0):
     _two_model_vars(m, models, th, q0)
     qv = _read_q(m)
     V0 = np.maximum.accumulate(_pooled(models, qv) ** s)
-    t0 = T_START_FACTOR * cc.screening_transfers(th, V0)  # strictly IC and IR for monotone V0
+    if t0 is None:
+        t0 = T_START_FACTOR * cc.screening_transfers(th, V0)  # strictly IC and IR for monotone V0
     m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(p)))
     m.V = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=lambda m, k: V0[k])
     m.t = pyo.Var(m.TYPES, initialize=lambda m, k: t0[k])
@@ -495,6 +509,55 @@ def build_monopolist(models, theta, mass, q0):
     m.mono = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == 0 else m.V[k] - m.V[k - 1] >= 0)
     m.profit = pyo.Objective(expr=sum(m.p[k] * (m.t[k] - m.spend[k]) for k in m.TYPES), sense=pyo.maximize)
     _scale_two_model(m, models, th, m.profit)
+    return m
+
+
+def build_monopolist_assigned(models, theta, mass, assign, V0, t0=None):
+    r"""Monopolist menu for a *fixed* model assignment (``assign[k]`` ∈ {0, 1}): convex.
+
+    Variables ``V_k ≥ 0`` (screening variable) and ``t_k``; cost
+    ``C_{ℓ_k}(V_k) = c_ℓ V_k^{1/η_ℓ}`` (convex, 1/η > 1), IR of the lowest type,
+    adjacent downward IC and monotone V (linear rows).  A concave maximisation
+    over a polyhedron: Ipopt's KKT point is the global optimum of the assigned
+    problem.  The cost of an assigned model is ≥ K(V) = min_ℓ C_ℓ(V), so the
+    assigned optimum is a lower bound on the monopolist's profit, attained by
+    the optimal assignment, which is a cut-off in θ (at a monotone V the cheaper
+    model is the low-η one below the cost crossing and the other above) — the
+    outer search (:func:`_monopolist`) looks for that cut-off.  Upward IC and
+    the other IR rows are implied at the optimum and audited in numpy."""
+    th, p = np.asarray(theta, float), np.asarray(mass, float)
+    s = models.sigma
+    assign = np.asarray(assign, int)
+    m = pyo.ConcreteModel(name="multi_model_monopolist_assigned")
+    m.TYPES = pyo.RangeSet(0, len(th) - 1)
+    Qs = _quality_scale(models, th)
+    ts = float(np.max(th)) * Qs
+    V0 = np.maximum.accumulate(np.maximum(np.asarray(V0, float), 0.0))
+    # start strictly inside the bounds (interior point): V0 ≥ 1e-6 of the scale
+    V0 = np.maximum(V0, 1e-6 * Qs)
+    if t0 is None:
+        t0 = T_START_FACTOR * cc.screening_transfers(th, V0)
+    m.V = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=dict(enumerate(V0)))
+    m.t = pyo.Var(m.TYPES, initialize=dict(enumerate(np.asarray(t0, float))))
+    cost = {k: models[int(assign[k])].c * m.V[k] ** (1.0 / models[int(assign[k])].eta) for k in range(len(th))}
+    m.ir = pyo.Constraint(expr=th[0] * m.V[0] - m.t[0] >= 0)
+    m.ic_down = pyo.Constraint(pyo.RangeSet(1, len(th) - 1) if len(th) > 1 else [],
+                               rule=lambda m, k: th[k] * (m.V[k] - m.V[k - 1]) - m.t[k] + m.t[k - 1] >= 0)
+    m.mono = pyo.Constraint(pyo.RangeSet(1, len(th) - 1) if len(th) > 1 else [],
+                            rule=lambda m, k: m.V[k] - m.V[k - 1] >= 0)
+    m.profit = pyo.Objective(expr=sum(float(p[k]) * (m.t[k] - cost[k]) for k in range(len(th))),
+                             sense=pyo.maximize)
+    sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
+    sf[m.profit] = 1.0 / ts
+    sf[m.ir] = 1.0 / ts
+    for k in m.TYPES:
+        sf[m.V[k]] = 1.0 / Qs
+        sf[m.t[k]] = 1.0 / ts
+    for c in m.ic_down.values():
+        sf[c] = 1.0 / ts
+    for c in m.mono.values():
+        sf[c] = 1.0 / Qs
+    del s
     return m
 
 
@@ -517,10 +580,44 @@ def _type_surplus(models, theta, q):
     return theta * _pooled(models, q) ** models.sigma - q @ np.array([mm.c for mm in models])
 
 
-def _model_of(q, qs) -> np.ndarray:
-    """Index of the model a type uses (−1: none, 2: both above TOL_SERVED·scale)."""
-    used = q > TOL_SERVED * qs
-    return np.where(used.all(axis=1), 2, np.where(used[:, 0], 0, np.where(used[:, 1], 1, -1)))
+SERVED_V = 1e-5
+"""A type is served (two-model programs) when its value V = (Σ_ℓ Q_ℓ^{1/σ})^σ
+exceeds this fraction of max V.  Relative to the quantity that is compared
+(V, to TOL_DISCRETE = 1e-6 of max V), not to the token scale: the lowest type
+of a fine grid buys tokens ~1e-7 of the top type's and is served (an absolute
+token cut-off called it 'none').  The same rule labels the NLP and the closed
+form; types whose closed-form V lies within TOL_DISCRETE of the cut-off are
+not counted as mismatches (a label there is decided by solver accuracy), so a
+counted mismatch always means a V error above TOL_DISCRETE."""
+MIX_SHARE = 1e-6
+"""A served type uses 'both' models when the smaller model's share of
+V^{1/σ} exceeds this; an unused model sits at its floor (share < 1e-12,
+measured), a genuine mix has an O(1) share."""
+
+
+def _labels_from_quality(Q, sigma: float, V_scale: float | None = None) -> np.ndarray:
+    """Model per type from qualities Q (N, 2): −1 none, 0/1 the model, 2 both (SERVED_V, MIX_SHARE)."""
+    c = np.maximum(np.asarray(Q, float), 0.0) ** (1.0 / sigma)
+    tot = c.sum(axis=1)
+    V = tot ** sigma
+    Vs = float(np.max(V)) if V_scale is None else V_scale
+    with np.errstate(invalid="ignore", divide="ignore"):
+        minor = np.where(tot > 0, c.min(axis=1) / tot, 0.0)
+    served = V > SERVED_V * Vs
+    return np.where(served, np.where(minor > MIX_SHARE, 2, np.argmax(c, axis=1)), -1)
+
+
+def _model_labels(models, q, V_scale: float | None = None) -> np.ndarray:
+    """Model per type of an NLP allocation in linear-cost units q (N, 2) (:func:`_labels_from_quality`)."""
+    return _labels_from_quality(_quality(models, q), models.sigma, V_scale)
+
+
+def _label_mismatches(models, label, label_ref, V_ref) -> int:
+    """Types labelled differently from the closed form, not counting types whose closed-form
+    V is within TOL_DISCRETE·max V of the served cut-off (see SERVED_V)."""
+    Vs = float(np.max(V_ref)) if len(V_ref) and np.max(V_ref) > 0 else 1.0
+    ambiguous = np.abs(np.asarray(V_ref) / Vs - SERVED_V) <= TOL_DISCRETE
+    return int(np.sum((np.asarray(label) != np.asarray(label_ref)) & ~ambiguous))
 
 
 def _switches(theta, model) -> list[tuple[float, float, int, int]]:
@@ -558,21 +655,30 @@ def _fb_tokens(models, theta) -> np.ndarray:
 
 
 def _efficient(res, models, theta, mass, ctx):
-    """Starts on each model and on both; per-type best (separable objective); final solve."""
+    """Each model alone (convex programs), per-type best (separable objective), then a
+    final solve of the unrestricted program (both models free for every type) from it.
+
+    The non-convexity is only which model a type uses (each type has a local
+    optimum on each model); one program per model finds both, the per-type
+    best is the global optimum among one-model allocations, and the
+    unrestricted final solve shows that no type gains by moving or mixing.
+    (Blind starts of the unrestricted program — one model, or half of each —
+    took 340–400 iterations at N = 400, crawling along the unused model's floor;
+    the one-model programs take ~10–30, measured.)"""
     qfb = _fb_tokens(models, theta)
-    starts = {f"{models[0].name}_only": qfb * [1.0, 0.0], f"{models[1].name}_only": qfb * [0.0, 1.0],
-              "both_models": 0.5 * qfb}
+    starts = {f"{models[0].name}_only": (qfb * [1.0, 0.0], 0), f"{models[1].name}_only": (qfb * [0.0, 1.0], 1)}
     attempts = []
-    for label, q0 in starts.items():
+    for label, (q0, only) in starts.items():
         with Timer() as tb:
-            m = build_efficient(models, theta, mass, q0)
-        r = _solve_start(ctx, m, f"efficient[{label}]", tb.seconds)
+            m = build_efficient(models, theta, mass, q0, only=only)
+        r = _solve_start(ctx, m, f"efficient[{label}]", tb.seconds, defaults=CONVEX_START_DEFAULTS)
         attempts.append(Attempt(label, r.status.value, r.objective, r.iterations, values={"q": _read_q(m)},
                                 detail=r.message if "retried" in r.message else ""))
     ok = [a for a in attempts if a.status == "optimal"]
     if not ok:
         res.tables["efficient_starts"] = _attempt_table(attempts)
         res.error = "efficient allocation: no start converged"
+        res.notes.append(f"efficient: {len(attempts)} starts, 0 converged")
         return None
     S = np.stack([_type_surplus(models, theta, a.values["q"]) for a in ok])
     best = np.argmax(S, axis=0)
@@ -585,13 +691,129 @@ def _efficient(res, models, theta, mass, ctx):
                             detail=", ".join(f"{a.label}: {int(np.sum(best == i))} types" for i, a in enumerate(ok))))
     res.tables["efficient_starts"] = _attempt_table(attempts)
     obj = [a.objective for a in ok]
-    res.notes.append(f"efficient: starts {', '.join(f'{a.label} {a.objective:.8g}' for a in ok)}; per-type best "
+    res.notes.append(f"efficient: {len(attempts)} solves, {sum(a.status == 'optimal' for a in attempts)} converged; "
+                     f"starts {', '.join(f'{a.label} {a.objective:.8g}' for a in ok)}; per-type best "
                      f"then final solve {r.objective:.10g} (spread over starts {max(obj) - min(obj):.4g})")
     return {"q": _read_q(m), "objective": r.objective}
 
 
-def _monopolist(res, models, theta, mass, ctx):
-    """Starts on each model, on both, then switch starts scheduled by :func:`_cutoff_search`.
+TIE_CONVEX = 1e-10
+"""Cut-off search over *convex* assigned programs: two cut-offs tie when their
+optima differ by less than this (relative).  Each optimum is global and
+accurate to ~1e-12 relative at tol 1e-12 (cut-offs among excluded types give
+the same program and agree to ~1e-13, measured), while neighbouring cut-offs
+near the optimum differ by ~1/N² relative (1e-6 at N = 1000): 1e-10 separates
+them up to N ~ 10^4."""
+
+
+def _better_convex(a: float, b: float) -> bool:
+    return a > b + TIE_CONVEX * max(1.0, abs(b))
+
+
+def _monopolist(res, models, theta, mass, ctx, schedule: str = "cutoff"):
+    """Multi-model monopolist: outer search over the model cut-off, convex inner programs.
+
+    The only non-convexity is *which types sit on which model*; at the optimum
+    that is a cut-off (module docstring of :func:`build_monopolist_assigned`).
+    For a cut-off c (types below c on the low-η model) the assigned program is
+    convex and solved to its global optimum; its value f(c) is flat (cut-offs
+    among excluded types), then unimodal in c (measured with the exact discrete
+    closed form on uniform and c_F-sweep grids), so :func:`_cutoff_search`
+    (bisection, ties right, then a neighbour walk) finds the best c with
+    ~2 log2 N solves; a coarse scan of 9 cut-offs guards against a second
+    hump.  Each solve starts from the nearest cut-off already solved.  A final
+    solve of the *unrestricted* program (both models free for every type,
+    :func:`build_monopolist`) from the best menu confirms that no type gains
+    by moving or mixing; the better of the two is reported (ties: the convex
+    one, which is the more accurate).  ``schedule="multistart"`` runs the
+    previous blind multi-start of the unrestricted program (bench baseline)."""
+    if schedule == "multistart":
+        return _monopolist_multistart(res, models, theta, mass, ctx)
+    N = len(theta)
+    lo_eta = 0 if models[0].eta < models[1].eta else 1
+    phi = np.maximum(cc.discrete_virtual_values(theta, mass), 0.0)
+    Vfb = np.stack([cc.first_best_quality(mm, phi) for mm in models], axis=1)
+    attempts, cache, solved = [], {}, {}
+
+    def assignment(cut):
+        return np.where(np.arange(N) < cut, lo_eta, 1 - lo_eta)
+
+    def f(cut):
+        if cut in cache:
+            return cache[cut]
+        assign = assignment(cut)
+        if solved:
+            near = min(solved, key=lambda c: (abs(c - cut), c))
+            V0, t0 = solved[near]
+        else:
+            V0, t0 = Vfb[np.arange(N), assign], None
+        with Timer() as tb:
+            m = build_monopolist_assigned(models, theta, mass, assign, V0, t0)
+        label = f"cutoff[{cut}] θ_c={theta[min(cut, N - 1)]:.4g}"
+        r = _solve_start(ctx, m, f"monopolist[{label}]", tb.seconds, defaults=CONVEX_START_DEFAULTS)
+        V = np.array([pyo.value(m.V[k]) for k in m.TYPES])
+        t = np.array([pyo.value(m.t[k]) for k in m.TYPES])
+        q = np.zeros((N, 2))
+        q[np.arange(N), assign] = np.maximum(V, 0.0) ** (1 / np.array([models[a].eta for a in assign]))
+        sw = _switches(theta, _model_labels(models, q))
+        attempts.append(Attempt(label, r.status.value, r.objective, r.iterations, result=r,
+                                values={"q": q, "V": V, "t": t, "cut": cut},
+                                detail="; ".join(f"{x[2]}→{x[3]} at θ≈{x[0]:.4g}" for x in sw)
+                                + (f" ({r.message.split(':')[0]})" if "retried" in r.message else "")))
+        if r.ok:
+            solved[cut] = (V, t)
+        cache[cut] = r.objective if r.ok else -np.inf
+        return cache[cut]
+
+    f(N)  # everyone on the low-η model
+    f(0)  # everyone on the other model
+    _cutoff_search(f, 0, N, better=_better_convex)
+    for c in np.unique(np.linspace(0, N, 9).round().astype(int)):
+        f(int(c))
+    cut = max(cache, key=lambda c: (cache[c], c))
+    while True:
+        nb = [c for c in (cut - 1, cut + 1) if 0 <= c <= N]
+        cand = max(nb, key=f)
+        if not _better_convex(f(cand), f(cut)):
+            break
+        cut = cand
+    ok = [a for a in attempts if a.status == "optimal"]
+    if not ok:
+        res.tables["monopolist_starts"] = _attempt_table(attempts)
+        res.error = "multi-model monopolist: no start converged"
+        res.notes.append(f"monopolist: {len(attempts)} starts, 0 converged")
+        return None
+    best = max(ok, key=lambda a: (a.objective, a.values["cut"] == cut))
+    # final: the unrestricted program, every type free to move or mix, from the best menu
+    q0, t0 = best.values["q"], best.values["t"]
+    with Timer() as tb:
+        m = build_monopolist(models, theta, mass, q0, t0)
+    r = _solve_start(ctx, m, "monopolist[final unrestricted]", tb.seconds)
+    qf = _read_q(m)
+    fin = Attempt("final (unrestricted: both models free, from the best cut-off)", r.status.value, r.objective,
+                  r.iterations, result=r,
+                  values={"q": qf, "V": np.array([pyo.value(m.V[k]) for k in m.TYPES]),
+                          "t": np.array([pyo.value(m.t[k]) for k in m.TYPES])},
+                  detail="; ".join(f"{x[2]}→{x[3]} at θ≈{x[0]:.4g}" for x in _switches(theta, _model_labels(models, qf))))
+    attempts.append(fin)
+    res.tables["monopolist_starts"] = _attempt_table(attempts)
+    chosen = fin if (fin.status == "optimal" and _better_convex(fin.objective, best.objective)) else best
+    if fin.status == "optimal" and chosen is best:
+        res.solves["monopolist[final unrestricted]"] = r
+    res.solves["monopolist"] = chosen.result
+    obj = np.array([a.objective for a in ok])
+    res.notes.append(
+        f"monopolist: {len(attempts)} solves, {sum(a.status == 'optimal' for a in attempts)} converged "
+        f"({len(attempts) - 1} convex cut-off programs + 1 unrestricted); best cut-off {best.values['cut']} "
+        f"objective {best.objective:.12g}; unrestricted final from it: {fin.status}, {fin.objective:.12g} "
+        f"({fin.iterations} it){' — better, reported' if chosen is fin else ''}; "
+        f"spread over cut-offs {obj.max() - obj.min():.4g}")
+    return chosen
+
+
+def _monopolist_multistart(res, models, theta, mass, ctx):
+    """Previous schedule (bench baseline): starts on each model, on both, then switch
+    starts of the unrestricted program scheduled by :func:`_cutoff_search`.
 
     Start quantities: each model's first best at the discrete virtual value
     φ_k (MODEL.md 2.4), 0 where φ_k ≤ 0 — close enough for Ipopt (small barrier)
@@ -617,7 +839,7 @@ def _monopolist(res, models, theta, mass, ctx):
         q = _read_q(m)
         vals = {"q": q, "V": np.array([pyo.value(m.V[k]) for k in m.TYPES]),
                 "t": np.array([pyo.value(m.t[k]) for k in m.TYPES])}
-        sw = _switches(theta, _model_of(q, _token_scale(models, theta)))
+        sw = _switches(theta, _model_labels(models, q))
         a = Attempt(label, r.status.value, r.objective, r.iterations, result=r, values=vals,
                     detail="; ".join(f"{x[2]}→{x[3]} at θ≈{x[0]:.4g}" for x in sw)
                     + (f" ({r.message.split(':')[0]})" if "retried" in r.message else ""))
@@ -670,9 +892,10 @@ def _two_model_checks(res, models, theta, mass, dist, eff, mon):
         q = eff["q"]
         qref = (cc.efficient_quality(models, theta).T) ** (1 / np.array([mm.eta for mm in models]))
         chk = "efficient_vs_closed_form"
-        model = _model_of(q, qs)
+        Qe = cc.efficient_quality(models, theta).T
+        model, model_ref = _model_labels(models, q), _labels_from_quality(Qe, models.sigma)
         res.checks.append(bound_check(NAME, chk, "types on another model than the closed form",
-                                      int(np.sum(model != cc.efficient_model(models, theta))), 0))
+                                      _label_mismatches(models, model, model_ref, Qe.max(axis=1)), 0))
         for l, nm in enumerate(names):
             res.checks.append(compare(NAME, chk, f"q[{nm}] = Q^(1/η)", q[:, l], qref[:, l], TOL_DISCRETE, index=theta))
         res.checks.append(compare(NAME, chk, "V = (Q1^(1/σ)+Q2^(1/σ))^σ", _pooled(models, q) ** models.sigma,
@@ -695,7 +918,7 @@ def _two_model_checks(res, models, theta, mass, dist, eff, mon):
             **{f"Q_{nm}": Q[:, l] for l, nm in enumerate(names)},
             **{f"Q_{nm}_closed_form": Qref[:, l] for l, nm in enumerate(names)},
             "model": _model_names(models, model),
-            "model_closed_form": _model_names(models, cc.efficient_model(models, theta)),
+            "model_closed_form": _model_names(models, model_ref),
             "surplus": _type_surplus(models, theta, q), "surplus_closed_form": cc.efficient_surplus(models, theta)})
     if mon is None:
         return None
@@ -703,9 +926,9 @@ def _two_model_checks(res, models, theta, mass, dist, eff, mon):
     q, V, t = mon.values["q"], mon.values["V"], mon.values["t"]
     qref = ref["Q"].T ** (1 / np.array([mm.eta for mm in models]))
     chk = "monopolist_vs_discrete_closed_form"
-    model = _model_of(q, qs)
+    model, model_ref = _model_labels(models, q), _labels_from_quality(ref["Q"].T, models.sigma)
     res.checks.append(bound_check(NAME, chk, "types on another model than the closed form",
-                                  int(np.sum(model != ref["model"])), 0))
+                                  _label_mismatches(models, model, model_ref, ref["V"]), 0))
     res.checks.append(compare(NAME, chk, "V", V, ref["V"], TOL_DISCRETE, index=theta))
     for l, nm in enumerate(names):
         res.checks.append(compare(NAME, chk, f"q[{nm}] = Q^(1/η)", q[:, l], qref[:, l], TOL_DISCRETE, index=theta))
@@ -730,7 +953,7 @@ def _two_model_checks(res, models, theta, mass, dist, eff, mon):
         "theta": theta, "mass": mass, "V": V, "V_closed_form": ref["V"],
         **{f"q_{nm}": q[:, l] for l, nm in enumerate(names)}, **{f"Q_{nm}": Q[:, l] for l, nm in enumerate(names)},
         "t": t, "t_closed_form": ref["t"], "U": theta * V - t, "phi_discrete": ref["phi"],
-        "model": _model_names(models, model), "model_closed_form": _model_names(models, ref["model"])})
+        "model": _model_names(models, model), "model_closed_form": _model_names(models, model_ref)})
     return ref
 
 
@@ -815,8 +1038,12 @@ def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=N
     pairs = sorted(pairs if pairs is not None else [(k, k - 1) for k in range(1, N)])
     ir_types = sorted(set(ir_types))
 
-    def s_start(k, a):
-        return max(a + float(fringe_topup_numeric(th[k], a, s, cF)), 1e-300) * (1 + 1e-9)
+    # every dual variable s starts at the deviator's numeric top-up optimum (one vectorised bisection)
+    kk = np.array([k for k, _ in pairs] + list(ir_types), dtype=int)
+    aa = np.array([a0[l] for _, l in pairs] + [0.0] * len(ir_types), dtype=float)
+    s0 = np.maximum(aa + fringe_topup_numeric(th[kk], aa, s, cF), 1e-300) * (1 + 1e-9) if len(kk) else np.zeros(0)
+    s_init = {pr: float(v) for pr, v in zip(pairs, s0[:len(pairs)])}
+    s_out_init = {k: float(v) for k, v in zip(ir_types, s0[len(pairs):])}
 
     m = pyo.ConcreteModel(name="leader_fringe")
     m.TYPES = pyo.RangeSet(0, N - 1)
@@ -828,8 +1055,8 @@ def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=N
     m.T = pyo.Var(m.TYPES, initialize=dict(enumerate(np.asarray(T0, float))))
     m.f = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=dict(enumerate(np.asarray(f0, float))))
     s_floor = FLOOR * max(float(np.max(A)), 1e-300)
-    m.s = pyo.Var(m.PAIRS, bounds=(s_floor, None), initialize={(k, l): s_start(k, a0[l]) for k, l in pairs})
-    m.s_out = pyo.Var(m.IR_TYPES, bounds=(s_floor, None), initialize={k: s_start(k, 0.0) for k in ir_types})
+    m.s = pyo.Var(m.PAIRS, bounds=(s_floor, None), initialize=s_init)
+    m.s_out = pyo.Var(m.IR_TYPES, bounds=(s_floor, None), initialize=s_out_init)
 
     # buyer k's utility from its own item, own top-up f_k explicit
     m.own = pyo.Expression(m.TYPES, rule=lambda m, k: m.theta[k] * (m.q[k] ** r + m.f[k]) ** s - cF * m.f[k] - m.T[k])
@@ -996,6 +1223,11 @@ def _leader(res, lf, scn, opts, ctx, theta, mass):
     N = len(theta)
     dist = scn.types if scn.types.kind != "discrete" else None
     attempts = leader_multistart(lf, theta, mass, ctx)
+    if not any(a.status == "optimal" for a in attempts):
+        res.tables["leader_fringe_starts"] = _attempt_table(attempts)
+        res.error = f"leader_fringe: none of {len(attempts)} starts converged"
+        res.notes.append(f"leader_fringe: {len(attempts)} starts, 0 converged: no menu, no checks")
+        return None
     best = _best_attempt(attempts)
     menu = best.values["menu"]
     # lazy IC generation on the chosen menu (a no-op when the audit is clean)
@@ -1007,7 +1239,7 @@ def _leader(res, lf, scn, opts, ctx, theta, mass):
     res.tables["leader_fringe_starts"] = _attempt_table(attempts)
     ok = [a.objective for a in attempts if a.status == "optimal"]
     res.notes.append(
-        f"leader_fringe: {len(attempts)} solves ({len(ok)} optimal); regime starts: "
+        f"leader_fringe: {len(attempts)} solves, {len(ok)} converged; regime starts: "
         + ", ".join(f"{a.label} {a.objective:.8g}" for a in attempts[:3])
         + f"; best {best.label} {best.objective:.10g}; spread over converged starts {max(ok) - min(ok):.4g}")
     _, qs, _ = _leader_scales(lf, theta)
@@ -1199,13 +1431,12 @@ def _leader_convergence(res, lf, scn, ctx, sizes, base: LeaderMenu):
 # =====================================================================
 # welfare and figures
 # =====================================================================
-def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead):
+def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead, mon_ref=None):
     rows = []
     names = [mm.name for mm in models]
-    qs = _token_scale(models, theta)
     if eff is not None:
         S = _type_surplus(models, theta, eff["q"])
-        model = _model_of(eff["q"], qs)
+        model = _model_labels(models, eff["q"])
         desc = _describe(theta, model, {0: f"{names[0]} model", 1: f"{names[1]} model", -1: "nobody", 2: "both"})
         rows.append({"regime": "efficient", "source": "NLP (discrete types)", "profit": 0.0,
                      "consumer_surplus": float(np.sum(mass * S)), "total_surplus": float(np.sum(mass * S)),
@@ -1218,13 +1449,13 @@ def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead):
     if mon is not None:
         V, t, q = mon.values["V"], mon.values["t"], mon.values["q"]
         K = q @ np.array([mm.c for mm in models])
-        model = _model_of(q, qs)
+        model = _model_labels(models, q)
         rows.append({"regime": "multi-model monopolist", "source": "NLP (discrete types)", "profit": mon.objective,
                      "consumer_surplus": float(np.sum(mass * (theta * V - t))),
                      "total_surplus": float(np.sum(mass * (theta * V - K))),
                      "who_serves_whom": _describe(theta, model, {0: f"{names[0]} model", 1: f"{names[1]} model",
                                                                  -1: "excluded", 2: "both"})})
-        md = cc.monopolist_discrete(models, theta, mass)
+        md = mon_ref if mon_ref is not None else cc.monopolist_discrete(models, theta, mass)
         rows.append({"regime": "multi-model monopolist", "source": "closed form (discrete types)", "profit": md["profit"],
                      "consumer_surplus": md["consumer_surplus"], "total_surplus": md["total_surplus"],
                      "who_serves_whom": _describe(theta, md["model"], {0: f"{names[0]} model", 1: f"{names[1]} model",
@@ -1243,7 +1474,7 @@ def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead):
                      "consumer_surplus": ref["consumer_surplus"], "total_surplus": ref["total_surplus"],
                      "who_serves_whom": _describe(theta, ref["region"], {0: "fringe only", 1: "leader (limit pricing)",
                                                                          2: "leader (interior)"})})
-    if dist is not None and lf is not None and eff is not None and mon is not None:
+    if dist is not None and lf is not None and eff is not None and mon is not None and lead is not None:
         wc = cc.welfare_comparison(lf, dist)
         thr = cc.leader_thresholds(lf, dist)
         te = cc.efficient_switch_point(models)
@@ -1258,7 +1489,8 @@ def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead):
             rows.append({"regime": label[key], "source": "closed form (continuous types)", "profit": d["profit"],
                          "consumer_surplus": d["consumer_surplus"], "total_surplus": d["total_surplus"],
                          "who_serves_whom": descr[key]})
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows, columns=["regime", "source", "profit", "consumer_surplus", "total_surplus",
+                                     "who_serves_whom"])
     res.tables["welfare"] = df
     # discrete-type welfare must match the discrete closed forms (same menus)
     for reg in df["regime"].unique():
@@ -1417,7 +1649,7 @@ def run(scn, opts, ctx) -> RegimeResult:
         lead = _leader(res, lf, scn, opts, ctx, theta, mass)
     else:
         res.notes.append("gamma_F > 0: the leader-vs-competitive-fringe part needs gamma_F = 0 and is skipped")
-    _welfare(res, lf, models, theta, mass, dist if lf is not None else None, eff, mon, lead)
+    _welfare(res, lf, models, theta, mass, dist if lf is not None else None, eff, mon, lead, mon_ref)
     res.figures.update(_figures(lf, models, theta, dist, eff, mon, lead, mon_ref))
     return res
 
