@@ -53,6 +53,9 @@ TOL_LEMMA = 1e-7
 def validate_options(v, opts, path, tech):
     v.keys(opts, path, {"ic", "convergence", "refine", "lemma_cells", "lemma_profiles", "all_pairs_max",
                         "formulation"})
+    from models.cost import check_technology
+
+    check_technology(v, tech)
     ic = v.choice(opts, path, "ic", IC_FORMS, default="local")
     conv = v.numbers(opts, path, "convergence", lo=2, min_len=0, default=[], increasing=True)
     if len(conv) == 1 or any(int(x) != x for x in conv):
@@ -76,6 +79,11 @@ def start_floors(tech: cf.Technology, theta) -> tuple[np.ndarray, np.ndarray]:
     at 1e23 (Ipopt diverged at σ = 0.78 in data/sweep_budgets.toml)."""
     xs, zs = (np.atleast_1d(np.asarray(a, float)).ravel()
               for a in cf.inputs(tech, np.array(cf.first_best_quality(tech, np.max(theta)))))
+    # an input the top type does not buy (ρ = 1, dearer class) starts at the
+    # floor of the largest one
+    xs = np.where(xs > 0, xs, np.max(xs))
+    if zs.size:
+        zs = np.where(zs > 0, zs, np.max(zs))
     return (np.where(xs > 0, 1e-8 * np.minimum(xs, 1.0), 1e-8),
             np.where(zs > 0, 1e-8 * np.minimum(zs, 1.0), 1e-8))
 
@@ -136,19 +144,37 @@ def build_menu(tech: cf.Technology, theta, mass, ic: str = "local", start: cb.Me
     return m
 
 
-def _scale(m, tech, theta):
-    """User scaling to O(1): quantities by the first-best of the top type, money
-    by its value.  Scaling changes Ipopt's path and stopping test, not the
-    optimum, so taking the scale from a closed form leaves the check independent."""
+def menu_scales(tech: cf.Technology, theta, mass):
+    """User scaling of the menu NLP (every formulation uses these numbers):
+    quantities by the first best of the top type, money by its value, the
+    objective per unit of max mass.  Returns (Qs, Xs (J,), Zs (K,), ts, obj_s).
+
+    An input the top type does not buy (ρ = 1: a class dearer per unit of
+    index than the cheapest) gets the largest token scale, not 1/0."""
     th = float(np.max(theta))
     Qs = float(cf.first_best_quality(tech, th))
     Xs, Zs = cf.inputs(tech, np.array(Qs))
+    Xs = np.atleast_1d(np.asarray(Xs, float)).ravel()
+    Zs = np.atleast_1d(np.asarray(Zs, float)).ravel()
+    Xs = np.where(Xs > 0, Xs, np.max(Xs))
     ts = max(th * Qs, 1e-300)
+    zs = np.array([max(Zs[i], tech.baseline or 0.0) for i in range(tech.K)])
+    if zs.size:
+        zs = np.where(zs > 0, zs, np.max(zs))
+    return Qs, Xs, zs, ts, 1.0 / (ts * float(np.max(mass)))
+
+
+def _scale(m, tech, theta):
+    """User scaling to O(1) (menu_scales).  Scaling changes Ipopt's path and
+    stopping test, not the optimum, so taking the scale from a closed form
+    leaves the check independent."""
+    mass = np.array([pyo.value(m.p[k]) for k in m.TYPES])
+    Qs, Xs, Zs, ts, obj_s = menu_scales(tech, theta, mass)
     sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
     # objective per unit of mass: Σ p_k(…) with p_k ~ 1/N would leave Ipopt's
     # multipliers O(1/N) and its stopping test loose (measured: Q error 4e-6 at
     # N = 8000 without this, 4e-9 with it)
-    sf[m.profit] = 1.0 / (ts * float(max(pyo.value(m.p[k]) for k in m.TYPES)))
+    sf[m.profit] = obj_s
     for c in m.ir.values():
         sf[c] = 1.0 / ts
     for k in m.TYPES:
@@ -158,7 +184,7 @@ def _scale(m, tech, theta):
         for j in m.TOKENS:
             sf[m.X[k, j]] = 1.0 / Xs[j]
         for i in range(tech.K):
-            sf[m.Z[k, i]] = 1.0 / max(Zs[i], tech.baseline or 0.0)
+            sf[m.Z[k, i]] = 1.0 / Zs[i]
     for con, s in ((getattr(m, "ic", None), ts), (getattr(m, "ic_down", None), ts),
                    (getattr(m, "mono", None), Qs)):
         if con is not None:
@@ -178,6 +204,12 @@ def read_menu(m, tech: cf.Technology) -> cb.Menu:
 
 
 MENU_SOLVER_DEFAULTS = PRECISE_OPTIONS  # see models/solver.py
+
+
+def menu_solver_defaults(tech: cf.Technology) -> dict:
+    """MENU_SOLVER_DEFAULTS with the tolerance the gain's round-off allows
+    (cf.evaluation_tol: 1e-12 except for a small |ρ|)."""
+    return {**MENU_SOLVER_DEFAULTS, "tol": max(MENU_SOLVER_DEFAULTS["tol"], cf.evaluation_tol(tech))}
 
 
 def use_structured(formulation: str, ic: str, N: int, route: str = "cyipopt") -> str | None:
@@ -211,11 +243,11 @@ def solve_menu(tech, theta, mass, ctx, label: str, ic: str = "local", start=None
         cls = PresolvedBudgetMenuNLP if form == "presolved" else BudgetMenuNLP
         with Timer() as tb:
             p = cls(tech, theta, mass, start)
-        r = ctx.solve_structured(p, label, tb.seconds, defaults=MENU_SOLVER_DEFAULTS)
+        r = ctx.solve_structured(p, label, tb.seconds, defaults=menu_solver_defaults(tech))
         return p, p.menu(r.x), r
     with Timer() as tb:
         m = build_menu(tech, theta, mass, ic, start)
-    r = ctx.solve(m, label, tb.seconds, defaults=MENU_SOLVER_DEFAULTS)
+    r = ctx.solve(m, label, tb.seconds, defaults=menu_solver_defaults(tech))
     return m, read_menu(m, tech), r
 
 
@@ -322,10 +354,10 @@ def _discrete_checks(res, tech, menu, ref, form):
     chk = f"nlp_vs_discrete_closed_form[{form}]"
     th = menu.theta
     res.checks.append(compare(NAME, chk, "Q", menu.Q, ref.Q, TOL_DISCRETE, index=th))
-    for j, nm in enumerate(tech.token_names):
-        res.checks.append(compare(NAME, chk, f"X[{nm}]", menu.X[:, j], ref.X[:, j], TOL_DISCRETE, index=th))
-    for k, nm in enumerate(tech.ft_names[: tech.K]):
-        res.checks.append(compare(NAME, chk, f"Z[{nm}]", menu.Z[:, k], ref.Z[:, k], TOL_DISCRETE, index=th))
+    from models.cost import input_rows
+
+    for quantity, num, rf in input_rows(tech, menu.X, ref.X, menu.Z, ref.Z):
+        res.checks.append(compare(NAME, chk, quantity, num, rf, TOL_DISCRETE, index=th))
     res.checks.append(compare(NAME, chk, "t", menu.t, ref.t, TOL_DISCRETE, index=th))
     res.checks.append(compare(NAME, chk, "profit", menu.profit(tech), ref.profit(tech), TOL_DISCRETE))
     if ref.pools:
@@ -472,7 +504,7 @@ def _lemma_checks(res, tech, ctx, opts):
         w = rng.uniform(0.05, 1.0, n)
         with Timer() as tb:
             m = build_lemma1(tech, w, X, Z)
-        r = ctx.solve(m, f"lemma1[{p}]", tb.seconds, defaults=MENU_SOLVER_DEFAULTS)
+        r = ctx.solve(m, f"lemma1[{p}]", tb.seconds, defaults=menu_solver_defaults(tech))
         res.solves[f"lemma1[{p}]"] = r
         x = np.array([[pyo.value(m.x[i, j]) for j in m.TOKENS] for i in m.CELLS])
         vals.append(r.objective)
@@ -484,7 +516,7 @@ def _lemma_checks(res, tech, ctx, opts):
     base = base / cb.aggregate_type(base, tech.sigma)[:, None] * 0.8  # all θ = 0.8
     with Timer() as tb:
         m = build_efficient(tech, base)
-    r = ctx.solve(m, "efficient", tb.seconds, defaults=MENU_SOLVER_DEFAULTS)
+    r = ctx.solve(m, "efficient", tb.seconds, defaults=menu_solver_defaults(tech))
     res.solves["efficient"] = r
     fb = cb.efficient(tech, np.full(len(base), 0.8))
     Xtot = np.array([[sum(pyo.value(m.x[p, i, j]) for i in m.CELLS) / n for j in m.TOKENS] for p in m.TYPES])

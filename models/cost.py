@@ -21,15 +21,53 @@ from models.results import RegimeResult, compare
 from models.solver import PRECISE_OPTIONS, Timer
 
 NAME = "cost"
-# Ipopt at tol 1e-10 on an O(1)-scaled problem: relative accuracy of the
-# optimum ~1e-9; 1e-7 leaves two digits of margin.
+# Ipopt at tol 1e-12 (solver_defaults; at most 1e-9 for |ρ| >= MIN_ABS_RHO)
+# on an O(1) problem: measured relative accuracy of C, X, Z 1e-12 .. 4e-9
+# (ρ = 1e-6); 1e-7 leaves >= 25x margin.
 TOL = 1e-7
+
+
+def check_technology(v, tech: cf.Technology) -> None:
+    """Reject CES exponents no NLP can be verified at (cf.rho_problem); used by
+    the cost and budgets regimes, which evaluate Ψ and Φ in power form."""
+    for field, r, n in (("technology.rho", tech.rho, tech.J), ("technology.fine_tuning.rho", tech.rho_hat, tech.K)):
+        if n >= 2 and r != 0 and abs(r) < cf.MIN_ABS_RHO:
+            v.fail(field, r, f"0 (Cobb-Douglas) or |rho| >= {cf.MIN_ABS_RHO:g} (the CES power form loses "
+                             "~1e-16/|rho| relative accuracy)")
+
+
+def input_rows(tech: cf.Technology, X, Xc, Z, Zc):
+    """(quantity, numeric, reference) per input to verify: one per token and
+    fine-tuning class, except classes the optimum does not split (ρ = 1 ties,
+    cf.tie_groups), which are compared through their index Σ α_j x_j."""
+    out = []
+    for letter, M, Mc, names, w, c, rho, n in (
+            ("X", X, Xc, tech.token_names, tech.alpha, tech.cost, tech.rho, tech.J),
+            ("Z", Z, Zc, tech.ft_names, tech.alpha_hat, tech.cost_hat, tech.rho_hat, tech.K)):
+        if n == 0:
+            continue
+        M, Mc = np.asarray(M, float).reshape(-1, n), np.asarray(Mc, float).reshape(-1, n)
+        groups = cf.tie_groups(w[:n], c[:n], rho)
+        grouped = {j for g in groups for j in g}
+        out += [(f"{letter}[{names[j]}]", M[:, j], Mc[:, j]) for j in range(n) if j not in grouped]
+        for g in groups:
+            a = np.asarray(w, float)[g]
+            out.append((f"{letter}[{'+'.join(names[j] for j in g)}] (tied classes: index Σαx, split not determined)",
+                        M[:, g] @ a, Mc[:, g] @ a))
+    return out
 
 
 def validate_options(v, opts, path, tech):
     v.keys(opts, path, {"quantities"})
+    check_technology(v, tech)
     q = v.numbers(opts, path, "quantities", lo=0, lo_open=True, default=[0.25, 0.5, 1.0, 2.0])
     return {"quantities": q}
+
+
+def solver_defaults(tech: cf.Technology) -> dict:
+    """PRECISE_OPTIONS with the tolerance the gain's round-off allows
+    (cf.evaluation_tol: 1e-12 except for a small |ρ|)."""
+    return {**PRECISE_OPTIONS, "tol": max(PRECISE_OPTIONS["tol"], cf.evaluation_tol(tech))}
 
 
 def build(tech: cf.Technology, quantities) -> pyo.ConcreteModel:
@@ -60,7 +98,7 @@ def run(scn, opts, ctx) -> RegimeResult:
     res = RegimeResult(NAME)
     with Timer() as t:
         m = build(tech, qs)
-    sr = ctx.solve(m, "cost", t.seconds, defaults=PRECISE_OPTIONS)
+    sr = ctx.solve(m, "cost", t.seconds, defaults=solver_defaults(tech))
     res.solves["cost"] = sr
     L = list(m.LEVELS)
     X = np.array([[pyo.value(m.X[q, j]) for j in m.TOKENS] for q in L])
@@ -76,11 +114,9 @@ def run(scn, opts, ctx) -> RegimeResult:
     res.notes.append(f"gain form: {form}")
     res.checks.append(compare(NAME, chk, "C(Q)", C_num, C_ref, TOL, index=qs))
     res.checks.append(compare(NAME, chk, "C'(Q) from dual", dC_num, cf.marginal_cost(tech, qs), 1e-6, index=qs))
-    for j, name in enumerate(tech.token_names):
-        res.checks.append(compare(NAME, chk, f"X[{name}]", X[:, j], Xc[:, j], TOL, index=qs))
-    for k, name in enumerate(tech.ft_names[: tech.K]):
-        # Z may sit at its floor (baseline form, Z = 0): judged on the Q-scale of X
-        res.checks.append(compare(NAME, chk, f"Z[{name}]", Z[:, k], Zc[:, k], TOL, index=qs))
+    # Z may sit at its floor (baseline form, Z = 0): judged on the Q-scale of X
+    for quantity, num, ref in input_rows(tech, X, Xc, Z, Zc):
+        res.checks.append(compare(NAME, chk, quantity, num, ref, TOL, index=qs))
     table = pd.DataFrame({"Q": qs, "C_numeric": C_num, "C_closed_form": C_ref,
                           "marginal_cost_dual": dC_num, "marginal_cost_closed_form": cf.marginal_cost(tech, qs)})
     for j, name in enumerate(tech.token_names):

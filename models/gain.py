@@ -22,7 +22,23 @@ def psi(tech: Technology, x) -> pyo.Expression:
         for j in range(J):
             out = out * x[j] ** (tech.sigma * tech.alpha[j])
         return out
-    return sum(tech.alpha[j] * x[j] ** tech.rho for j in range(J)) ** (tech.sigma / tech.rho)
+    return _ces(tech.alpha, tech.rho, [x[j] for j in range(J)]) ** tech.sigma
+
+
+def _ces(alpha, rho, x):
+    """Degree-1 CES index (Σ α_j x_j^ρ)^(1/ρ) as a Pyomo expression.
+
+    ρ < 0 is written m·(Σ α_j (x_j/m)^ρ)^(1/ρ) with m = Σ α_j x_j (exact by
+    homogeneity): the plain form overflows as inputs go to 0 -- an excluded
+    type's X ~ 1e-10 gives x^ρ = 1e300 at ρ = -30 (measured: Ipopt stopped
+    with an evaluation error at ρ = -30 and only 'acceptable' at ρ = -12) --
+    while the ratios x_j/m stay O(1) along the optimal ray."""
+    if rho == 1:
+        return sum(a * xj for a, xj in zip(alpha, x))
+    if rho < 0:
+        m = sum(a * xj for a, xj in zip(alpha, x))
+        return m * sum(a * (xj / m) ** rho for a, xj in zip(alpha, x)) ** (1.0 / rho)
+    return sum(a * xj ** rho for a, xj in zip(alpha, x)) ** (1.0 / rho)
 
 
 def phi(tech: Technology, z) -> pyo.Expression:
@@ -36,7 +52,7 @@ def phi(tech: Technology, z) -> pyo.Expression:
         for k in range(tech.K):
             out = out * z[k] ** (tech.gamma * tech.alpha_hat[k])
         return out
-    return sum(tech.alpha_hat[k] * z[k] ** tech.rho_hat for k in range(tech.K)) ** (tech.gamma / tech.rho_hat)
+    return _ces(tech.alpha_hat, tech.rho_hat, [z[k] for k in range(tech.K)]) ** tech.gamma
 
 
 def spend_x(tech: Technology, x):

@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from models import solver  # noqa: F401  (names the project's ASL build first)
-from models.budgets import start_floors
+from models.budgets import menu_scales, start_floors  # noqa: F401  (menu_scales: one scaling for every form)
 from models.closed_form import budgets as cb
 from models.closed_form import cost as cf
 
@@ -48,6 +48,22 @@ def _ces(x, alpha, rho, power):
         H = (a[:, None] * a[None, :] * val) / (xs[:, None] * xs[None, :])
         idx = np.arange(d)
         H[idx, idx] -= a * val / xs ** 2
+        return val, g, H
+    if rho < 0:
+        # in logs: x^ρ overflows as inputs go to 0 (x = 1e-10 at ρ = -30 gives
+        # 1e300), while every result is a moderate number (the same function
+        # as gain.psi's normalised form)
+        lx = np.log(xs)
+        la = np.log(alpha)
+        e = la + rho * lx
+        mx = np.max(e, axis=0)
+        lS = mx + np.log(np.sum(np.exp(e - mx), axis=0))  # log S
+        lu = la + (rho - 1.0) * lx  # log of ∂S/∂x_j / ρ
+        val = np.exp(power / rho * lS)
+        g = power * np.exp(lu + (power / rho - 1.0) * lS)
+        H = power * (power - rho) * np.exp(lu[:, None] + lu[None, :] + (power / rho - 2.0) * lS)
+        idx = np.arange(d)
+        H[idx, idx] += power * (rho - 1.0) * np.exp(la + (rho - 2.0) * lx + (power / rho - 1.0) * lS)
         return val, g, H
     S = np.sum(alpha * xs ** rho, axis=0)
     val = S ** (power / rho)
@@ -85,19 +101,6 @@ def gain_derivatives(tech: cf.Technology, X: np.ndarray, Z: np.ndarray):
     H[:J, J:] = pg[:, None, :] * fg[None, :, :]
     H[J:, :J] = np.transpose(H[:J, J:], (1, 0, 2))
     return val, grad, H
-
-
-def menu_scales(tech: cf.Technology, theta, mass):
-    """The user scaling of ``budgets._scale``: quantities by the first best of
-    the top type, money by its value, the objective per unit of max mass."""
-    th = float(np.max(theta))
-    Qs = float(cf.first_best_quality(tech, th))
-    Xs, Zs = cf.inputs(tech, np.array(Qs))
-    Xs = np.atleast_1d(np.asarray(Xs, float)).ravel()
-    Zs = np.atleast_1d(np.asarray(Zs, float)).ravel()
-    ts = max(th * Qs, 1e-300)
-    zs = np.array([max(Zs[i], tech.baseline or 0.0) for i in range(tech.K)])
-    return Qs, Xs, zs, ts, 1.0 / (ts * float(np.max(mass)))
 
 
 def neutral_start(tech: cf.Technology, theta):

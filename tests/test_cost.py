@@ -7,6 +7,8 @@ need no NLP.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyomo.environ as pyo
 import pytest
@@ -262,3 +264,92 @@ def test_inverse_marginal_cost_inverts(tech):
     grid = np.concatenate([GRID, [QBAR]])
     assert cf.inverse_marginal_cost(tech, cf.marginal_cost(tech, grid)) == pytest.approx(grid, rel=1e-12)
     assert np.all(cf.inverse_marginal_cost(tech, np.array([-1.0, 0.0])) == 0.0)
+
+
+# ------------------------------------ CES exponent at its ends (issue 11, 1)
+A2, C2 = np.array([0.6, 0.4]), np.array([1.0, 4.0])
+
+
+@pytest.mark.unit
+def test_perfect_substitutes_unit_cost_and_corner_inputs():
+    """ρ = 1 (allowed by rho <= 1) used to divide by 1-ρ (ZeroDivisionError):
+    the limit is p = min_j c_j/α_j with only the cheapest class bought."""
+    assert cf.unit_cost(A2, C2, 1.0) == pytest.approx(1.0 / 0.6, rel=1e-15)
+    u = cf.unit_demands(A2, C2, 1.0)
+    assert u[1] == 0.0 and u[0] == pytest.approx(1 / 0.6, rel=1e-15)
+    assert cf.ces_index(u, A2, 1.0) == pytest.approx(1.0, rel=1e-15)
+    # the CES tends to it as ρ -> 1 (error O(1-ρ): s = 1/(1-ρ) -> infinity)
+    assert abs(cf.unit_cost(A2, C2, 1 - 1e-6) / cf.unit_cost(A2, C2, 1.0) - 1) < 1e-5
+    # exact tie: equal index shares α_j x_j (deterministic), spend = p
+    a3, c3 = np.array([0.2, 0.3, 0.5]), np.array([1.0, 1.5, 4.0])
+    u3 = cf.unit_demands(a3, c3, 1.0)
+    assert np.allclose(a3[:2] * u3[:2], 0.5, rtol=1e-15) and u3[2] == 0.0
+    assert u3 @ c3 == pytest.approx(cf.unit_cost(a3, c3, 1.0), rel=1e-15)
+    assert cf.tie_groups(a3, c3, 1.0) == [[0, 1]]
+    assert cf.tie_groups(A2, C2, 1.0) == [] and cf.tie_groups(a3, c3, 0.5) == []
+
+
+@pytest.mark.unit
+def test_ces_exponent_near_zero_and_very_negative_keep_accuracy():
+    """ρ -> 0: the power form (Σ a^s c^(1-s))^(1/(1-s)) lost ~1e-16/|ρ|
+    (4 digits at ρ = 1e-12); log1p/expm1 keep the Cobb-Douglas limit to
+    O(ρ).  ρ -> -inf: the Leontief limit Σ c_j."""
+    cd = cf.unit_cost(A2, C2, 0.0)
+    for r in (1e-14, 1e-12, -1e-12, 1e-9):
+        assert abs(cf.unit_cost(A2, C2, r) / cd - 1) < 10 * abs(r)  # O(ρ) (the derivative is O(1))
+        x = np.array([2.0, 0.3])
+        assert abs(cf.ces_index(x, A2, r) / cf.ces_index(x, A2, 0.0) - 1) < 10 * abs(r)
+    for r in (-50.0, -1e4, -1e8):
+        p = cf.unit_cost(A2, C2, r)
+        assert np.isfinite(p) and abs(p / C2.sum() - 1) < 0.2 / (1 - r) * 20
+        u = cf.unit_demands(A2, C2, r)
+        assert u @ C2 == pytest.approx(p, rel=1e-12) and cf.ces_index(u, A2, r) == pytest.approx(1, rel=1e-10)
+    # an input at 0 with ρ < 0: index 0 (the limit), no overflow warning
+    with np.errstate(all="raise"):
+        assert cf.ces_index(np.array([0.0, 1.0]), A2, -30.0) == 0.0
+
+
+def _run_cost(tech, qs=(0.25, 0.5, 1.0, 2.0)):
+    from types import SimpleNamespace
+
+    from models.run import Context
+
+    ctx = Context(route=solver.pick_route("auto"), options={}, user_options={}, progress=lambda *a: None,
+                  figures=False)
+    return cost.run(SimpleNamespace(technology=tech), {"quantities": list(qs)}, ctx)
+
+
+@pytest.mark.component
+@pytest.mark.parametrize("case", ["rho1-dominated", "rho1-tie", "rho1-ft-tie", "rho-1e-5", "rho-minus-20"])
+def test_cost_regime_verifies_at_the_ends_of_rho(case):
+    """The NLP agrees with the closed form at ρ = 1 (corner; a tie compared
+    through the tied classes' index), small |ρ| (tolerance of the gain's
+    round-off) and very negative ρ (normalised power form)."""
+    base = dict(sigma=0.5, gamma=0.2, alpha_hat=(1.0,), cost_hat=(2.0,), token_names=("a", "b", "c")[:2],
+                ft_names=("f", "g"))
+    tech = {
+        "rho1-dominated": cf.Technology(rho=1.0, alpha=(0.6, 0.4), cost=(1.0, 4.0), **base),
+        "rho1-tie": cf.Technology(**{**base, "token_names": ("a", "b", "c")}, rho=1.0, alpha=(0.2, 0.3, 0.5),
+                                  cost=(1.0, 1.5, 4.0)),
+        "rho1-ft-tie": cf.Technology(**{**base, "alpha_hat": (0.5, 0.5), "cost_hat": (2.0, 2.0)}, rho=0.5,
+                                     alpha=(0.6, 0.4), cost=(1.0, 4.0), rho_hat=1.0),
+        "rho-1e-5": cf.Technology(rho=1e-5, alpha=(0.6, 0.4), cost=(1.0, 4.0), **base),
+        "rho-minus-20": cf.Technology(rho=-20.0, alpha=(0.6, 0.4), cost=(1.0, 4.0), **base),
+    }[case]
+    res = _run_cost(tech)
+    v = res.verification
+    assert res.converged, res.status()
+    assert v["passed"].all(), v[~v["passed"]][["quantity", "rel_err", "tolerance"]]
+    if "tie" in case:
+        assert any("tied classes" in q for q in v["quantity"])
+
+
+@pytest.mark.unit
+def test_tiny_nonzero_rho_is_rejected_with_one_line(tmp_path):
+    from models import scenario
+
+    src = (Path(__file__).resolve().parent.parent / "data" / "default.toml").read_text()
+    bad = tmp_path / "tiny_rho.toml"
+    bad.write_text(src.replace("rho = 0.5 ", "rho = 1e-8 ", 1))
+    with pytest.raises(scenario.ScenarioError, match=r"technology\.rho.*1e-06"):
+        scenario.load(bad)
