@@ -281,3 +281,71 @@ def test_api_doctest():
 
     failed, tried = doctest.testmod(mod, verbose=False)
     assert tried > 0 and failed == 0
+
+
+# ------------------------------------------------------------------- docs
+DOCS = ROOT / "docs"
+
+
+def _anchor(title: str) -> str:
+    """GitHub/MkDocs-style slug of a Markdown heading."""
+    s = re.sub(r"[^\w\- ]", "", title.strip().lower(), flags=re.U)
+    return s.replace(" ", "-")
+
+
+@pytest.mark.unit
+def test_docs_relative_links_and_anchors_resolve():
+    """Every relative link in docs/*.md and README.md points at an existing
+    file, and every #anchor at a heading of its target (what `mkdocs --strict`
+    checks, without needing mkdocs)."""
+    pages = sorted(DOCS.glob("*.md")) + [ROOT / "README.md"]
+    assert {"index.md", "model.md", "solver.md"} <= {p.name for p in pages}
+    bad = []
+    for page in pages:
+        text = page.read_text()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+://", target):
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page
+            if not dest.exists():
+                bad.append(f"{page.name}: {target} (no such file)")
+                continue
+            if anchor and dest.suffix == ".md":
+                heads = {_anchor(h) for h in re.findall(r"^#+ (.+)$", dest.read_text(), re.M)}
+                if anchor not in heads:
+                    bad.append(f"{page.name}: {target} (no such heading)")
+    assert not bad, bad
+
+
+@pytest.mark.unit
+def test_model_doc_has_every_section_the_code_cites():
+    text = (DOCS / "model.md").read_text()
+    heads = re.findall(r"^##+ (\S+)", text, re.M)
+    for sec in ("1.", "2.1", "2.2", "2.3", "2.4", "2.5", "2.6", "2.7", "3.", "4.", "5.", "6."):
+        assert sec in heads, sec
+    cited = set()
+    for p in list((ROOT / "models").rglob("*.py")) + [ROOT / "README.md"]:
+        cited |= set(re.findall(r"docs/model\.md §(\d(?:\.\d)?)", p.read_text()))
+    assert all(c in heads or c + "." in heads for c in cited), cited
+    for unit in ("Mtok", "$ per Mtok", "θ", "Q = Ψ(X)Φ(Z)"):
+        assert unit in text
+
+
+@pytest.mark.unit
+def test_no_reference_outside_the_repository_in_package_files():
+    """The files of this feature cite docs/, never the spec outside the repository."""
+    mine = [ROOT / "README.md", ROOT / "models" / "__init__.py", ROOT / "models" / "api.py",
+            ROOT / "models" / "cli.py", ROOT / "models" / "plotting.py", ROOT / "data" / "default.toml",
+            *DOCS.glob("*.md"), *(ROOT / "examples").glob("*.py")]
+    hits = [f"{p.relative_to(ROOT)}:{i}" for p in mine for i, line in enumerate(p.read_text().splitlines(), 1)
+            if "MODEL.md" in line or "shared/spec" in line]
+    assert not hits, hits
+
+
+@pytest.mark.integration
+def test_mkdocs_build_strict(tmp_path):
+    pytest.importorskip("mkdocs", reason="mkdocs not installed (requirements.txt)")
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
+                           "-d", str(tmp_path / "site")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "WARNING" not in proc.stderr, proc.stderr
