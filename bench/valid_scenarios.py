@@ -1,0 +1,337 @@
+#!/usr/bin/env python
+"""Random *valid* scenarios through the real product path: ``solve.py FILE --out DIR``.
+
+    .venv/bin/python bench/valid_scenarios.py [--seed 0] [--count-scale 1.0]
+        [--regimes budget,competition,two-type,value-scale] [--only FAMILY:I[,FAMILY:I]]
+        [--failures /tmp/valid_failures] [--results bench/valid_scenarios_results.txt]
+        [--timeout 900]
+
+Base counts (×``--count-scale``): 200 budget/cost, 50 competition, 50 two-type,
+20 small value–scale scenarios, drawn from the documented ranges by the
+generators in ``tests/scenario_strategies.py`` (the same ones the Hypothesis
+tests use).  Scenario *i* of a family under a seed is always the same file,
+so ``--only budget:17`` re-runs one.
+
+Every scenario is written as a TOML file (plus its CSV for discrete types) in a
+temporary folder and run as a subprocess with the project's interpreter.  The
+outcome is one of: ``exit 0`` (verified), ``exit 1`` (not verified),
+``exit 2`` (validation rejected a scenario that the documented ranges allow),
+``crash`` (a Python traceback on stderr, or any other exit code), ``timeout``.
+For every non-zero outcome the scenario, its stderr and the failing rows of
+``verification.csv`` (and non-optimal solves from ``summary.json``) are kept
+under ``--failures`` and summarised at the end, grouped by failing check.
+
+This is a benchmark of the verdict, not a test: it prints counts, it does not
+assert.  The property tests (tests/test_properties.py) assert the same thing
+on a few draws.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import scenario_strategies as S  # noqa: E402
+
+BASE_COUNTS = {"budget": 200, "competition": 50, "two-type": 50, "value-scale": 20}
+OUTCOMES = ("exit 0", "exit 1", "exit 2", "crash", "timeout")
+
+
+def python() -> str:
+    venv = ROOT / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def failing_rows(out: Path) -> list[dict]:
+    """Failed verification rows and non-optimal solves of one finished run."""
+    rows = []
+    ver = out / "verification.csv"
+    if ver.is_file():
+        with open(ver, newline="") as fh:
+            for r in csv.DictReader(fh):
+                if r["passed"] not in ("True", "true", "1"):
+                    rows.append(r)
+    return rows
+
+
+def non_optimal(out: Path) -> tuple[list[str], set]:
+    """Non-optimal solves ("regime/label: status: message") and the regimes that did not converge."""
+    p = out / "summary.json"
+    if not p.is_file():
+        return [], set()
+    try:
+        summ = json.loads(p.read_text())
+    except json.JSONDecodeError:
+        return ["summary.json unreadable"], set()
+    bad, regs = [], set()
+    for reg, info in summ.get("regimes", {}).items():
+        if info.get("converged") is False:
+            regs.add(reg)
+        if info.get("error"):
+            bad.append(f"{reg}: error {info['error'][:200]}")
+        for label, s in (info.get("solves") or {}).items():
+            st = s.get("status") if isinstance(s, dict) else None
+            if st and st != "optimal":
+                bad.append(f"{reg}/{label}: {st} ({s.get('message', '')[:80]}, {s.get('iterations')} it)")
+    return bad, regs
+
+
+def group_rows(rows: list[dict]) -> list[dict]:
+    """One line per (regime, check, quantity): failing rows, worst rel_err or numeric, tolerance."""
+    g = defaultdict(list)
+    for r in rows:
+        g[(r["regime"], r["check"], r["quantity"])].append(r)
+    out = []
+    for (reg, chk, q), rs in g.items():
+        def f(x):
+            try:
+                return float(x)
+            except (TypeError, ValueError):
+                return float("nan")
+        worst = max(rs, key=lambda r: f(r["rel_err"]) if f(r["rel_err"]) == f(r["rel_err"]) else f(r["numeric"]))
+        out.append({"regime": reg, "check": chk, "quantity": q, "rows": len(rs), "index": worst["index"],
+                    "numeric": worst["numeric"], "reference": worst["reference"], "rel_err": worst["rel_err"],
+                    "tolerance": worst["tolerance"]})
+    return out
+
+
+TREE = ROOT  # the checkout whose solve.py runs (--snapshot: an exported commit)
+
+
+def snapshot(rev: str) -> Path:
+    """Export commit ``rev`` (``git archive``) into a temporary folder: other
+    people's uncommitted edits in the working tree do not leak into the run."""
+    dest = Path(tempfile.mkdtemp(prefix="valid_snapshot_"))
+    arch = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=arch, check=True)
+    return dest
+
+
+def run_one(spec: S.ScenarioSpec, timeout: float, keep: Path | None) -> dict:
+    with tempfile.TemporaryDirectory(prefix="valid_scn_") as td:
+        td = Path(td)
+        path = spec.write(td / "scn")
+        out = td / "out"
+        env = dict(os.environ)
+        env.pop("PYTHONPATH", None)
+        env.setdefault("MPLBACKEND", "Agg")
+        if TREE != ROOT and (ROOT / ".pyomo" / "lib").is_dir():
+            env.setdefault("PYOMO_CONFIG_DIR", str(ROOT / ".pyomo"))  # the snapshot has no built library
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run([python(), str(TREE / "solve.py"), str(path), "--out", str(out), "--quiet"],
+                                  cwd=td, env=env, capture_output=True, text=True, timeout=timeout)
+            rc, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+        except subprocess.TimeoutExpired as exc:
+            rc, stdout, stderr = None, (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) \
+                else (exc.stdout or ""), "timeout"
+        secs = time.perf_counter() - t0
+        if rc is None:
+            outcome = "timeout"
+        elif "Traceback (most recent call last)" in stderr or rc not in (0, 1, 2):
+            outcome = "crash"
+        else:
+            outcome = f"exit {rc}"
+        run_dir = out / spec.name
+        rows = failing_rows(run_dir) if outcome == "exit 1" else []
+        solves, unconverged = non_optimal(run_dir) if outcome == "exit 1" else ([], set())
+        # a regime that did not converge has every row failed by rule: report the solve, not its rows
+        rows_all = rows
+        rows = [r for r in rows if r["regime"] not in unconverged]
+        rec = {"family": spec.family, "name": spec.name, "outcome": outcome, "seconds": secs,
+               "features": spec.features, "groups": group_rows(rows), "solves": solves,
+               "stderr_tail": stderr.strip().splitlines()[-1] if stderr.strip() else "",
+               "error_line": next((ln for ln in stderr.splitlines() if ln.startswith("error:")), "")}
+        if outcome == "crash":
+            tb = stderr.strip().splitlines()
+            rec["exception"] = tb[-1] if tb else f"exit code {rc}"
+            frames = [ln.strip() for ln in tb if ln.strip().startswith('File "') and "/models/" in ln]
+            rec["where"] = frames[-1] if frames else ""
+        if keep is not None and outcome != "exit 0":
+            dest = keep / spec.name
+            if dest.exists():
+                shutil.rmtree(dest)
+            shutil.copytree(td / "scn", dest)
+            (dest / "stderr.txt").write_text(stderr)
+            (dest / "stdout.txt").write_text(stdout)
+            if rows_all:
+                with open(dest / "failing_rows.csv", "w", newline="") as fh:
+                    w = csv.DictWriter(fh, fieldnames=list(rows_all[0].keys()))
+                    w.writeheader()
+                    w.writerows(rows_all)
+            if run_dir.exists():
+                for f in ("verification.csv", "summary.json"):
+                    if (run_dir / f).is_file():
+                        shutil.copy(run_dir / f, dest / f)
+            rec["kept"] = str(dest)
+        return rec
+
+
+def summarise(records: list[dict], families, args, wall: float) -> str:
+    lines = []
+    lines.append(f"command: {' '.join([Path(sys.executable).name] + sys.argv)}")
+    lines.append(f"seed {args.seed}, count-scale {args.count_scale}, wall {wall:.0f} s, "
+                 f"git {args.snapshot or 'working tree at ' + git_rev()}, date {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
+    lines.append("")
+    lines.append(f"| family | scenarios | {' | '.join(OUTCOMES)} | median s | max s |")
+    lines.append("|---|---|" + "---|" * len(OUTCOMES) + "---|---|")
+    for fam in families:
+        rs = [r for r in records if r["family"] == fam]
+        if not rs:
+            continue
+        c = Counter(r["outcome"] for r in rs)
+        secs = sorted(r["seconds"] for r in rs)
+        lines.append(f"| {fam} | {len(rs)} | " + " | ".join(str(c.get(o, 0)) for o in OUTCOMES)
+                     + f" | {secs[len(secs) // 2]:.1f} | {secs[-1]:.1f} |")
+    c = Counter(r["outcome"] for r in records)
+    lines.append(f"| all | {len(records)} | " + " | ".join(str(c.get(o, 0)) for o in OUTCOMES) + " | | |")
+    lines.append("")
+    # crashes grouped by exception
+    crashes = defaultdict(list)
+    for r in records:
+        if r["outcome"] == "crash":
+            crashes[(r.get("exception", ""), r.get("where", ""))].append(r)
+    if crashes:
+        lines.append("## crashes (traceback), by exception")
+        for (exc, where), rs in sorted(crashes.items(), key=lambda kv: -len(kv[1])):
+            lines.append(f"- {len(rs)}× `{exc}` at `{where}`")
+            for r in rs[:6]:
+                lines.append(f"    - {r['name']} [{', '.join(r['features'])}]")
+        lines.append("")
+    e2 = [r for r in records if r["outcome"] == "exit 2"]
+    if e2:
+        lines.append("## exit 2 on scenarios inside the documented ranges")
+        for r in e2:
+            lines.append(f"- {r['name']}: {r['error_line'][:300]}")
+        lines.append("")
+    to = [r for r in records if r["outcome"] == "timeout"]
+    if to:
+        lines.append("## timeouts")
+        for r in to:
+            lines.append(f"- {r['name']} [{', '.join(r['features'])}]")
+        lines.append("")
+    # exit 1 grouped by failing check
+    by_check = defaultdict(list)
+    for r in records:
+        if r["outcome"] != "exit 1":
+            continue
+        if r["solves"]:
+            by_check[("(solve)", "not converged", "")].append((r, None))
+        for g in r["groups"]:
+            by_check[(g["regime"], g["check"], g["quantity"])].append((r, g))
+    if by_check:
+        lines.append("## exit 1, by failing check (regime / check / quantity)")
+        for key, items in sorted(by_check.items(), key=lambda kv: -len(kv[1])):
+            lines.append(f"- {len(items)}× {' / '.join(key)}")
+            for r, g in items[:8]:
+                if g is None:
+                    lines.append(f"    - {r['name']}: {'; '.join(r['solves'])[:200]} [{', '.join(r['features'])}]")
+                else:
+                    lines.append(f"    - {r['name']}: {g['rows']} rows, worst at index {g['index'][:40]}: numeric "
+                                 f"{_fmt(g['numeric'])} ref {_fmt(g['reference'])} rel_err {_fmt(g['rel_err'])} "
+                                 f"tol {_fmt(g['tolerance'])} [{', '.join(r['features'])}]")
+            if len(items) > 8:
+                lines.append(f"    - ... and {len(items) - 8} more")
+        lines.append("")
+    nonopt = [r for r in records if r["solves"]]
+    if nonopt:
+        lines.append("## runs with a non-optimal solve or a regime error")
+        for r in nonopt:
+            lines.append(f"- {r['name']}: {'; '.join(r['solves'])[:300]}")
+        lines.append("")
+    if args.failures:
+        lines.append(f"failing scenarios kept under {args.failures}/<name>/ (scenario TOML, stderr, failing rows)")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(x):
+    try:
+        return f"{float(x):.3g}"
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def git_rev() -> str:
+    try:
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        return rev or "unknown"
+    except Exception:
+        return "unknown"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--count-scale", type=float, default=1.0, help="multiplies the base counts 200/50/50/20")
+    ap.add_argument("--regimes", default=",".join(S.FAMILIES),
+                    help="comma list of families: " + ", ".join(S.FAMILIES))
+    ap.add_argument("--only", default="", help="comma list FAMILY:INDEX (re-run single scenarios)")
+    ap.add_argument("--start", type=int, default=0, help="first scenario index of each family")
+    ap.add_argument("--failures", default="/tmp/valid_failures", help="folder for non-zero runs ('' = keep none)")
+    ap.add_argument("--results", default="", help="also write the summary to this file")
+    ap.add_argument("--jsonl", default="", help="append one JSON record per scenario to this file")
+    ap.add_argument("--timeout", type=float, default=900.0, help="seconds per scenario")
+    ap.add_argument("--snapshot", default="", metavar="REV",
+                    help="run solve.py of commit REV (git archive into a temp folder) instead of the working tree")
+    args = ap.parse_args(argv)
+    global TREE
+    if args.snapshot:
+        TREE = snapshot(args.snapshot)
+        print(f"running solve.py of {args.snapshot} exported to {TREE}", flush=True)
+    fams = [f.strip() for f in args.regimes.split(",") if f.strip()]
+    bad = [f for f in fams if f not in S.FAMILIES]
+    if bad:
+        print(f"error: --regimes: unknown {bad}; allowed: {', '.join(S.FAMILIES)}", file=sys.stderr)
+        return 2
+    if args.only:
+        todo = []
+        for item in args.only.split(","):
+            fam, _, idx = item.partition(":")
+            todo.append((fam, int(idx)))
+    else:
+        todo = [(f, i) for f in fams
+                for i in range(args.start, args.start + max(1, round(BASE_COUNTS[f] * args.count_scale)))]
+    keep = Path(args.failures) if args.failures else None
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+    records = []
+    t0 = time.perf_counter()
+    for k, (fam, i) in enumerate(todo, 1):
+        spec = S.draw_scenario(fam, args.seed, i)
+        rec = run_one(spec, args.timeout, keep)
+        records.append(rec)
+        extra = ""
+        if rec["outcome"] == "exit 1":
+            extra = "; ".join(rec["solves"][:2] + [
+                f"{g['check']}/{g['quantity']} ({_fmt(g['rel_err'])} vs {_fmt(g['tolerance'])})" for g in rec["groups"][:3]])
+        elif rec["outcome"] == "crash":
+            extra = rec.get("exception", "")[:150]
+        elif rec["outcome"] == "exit 2":
+            extra = rec["error_line"][:150]
+        print(f"[{k}/{len(todo)} {time.perf_counter() - t0:6.0f}s] {spec.name:<24} {rec['outcome']:<7} "
+              f"{rec['seconds']:5.1f}s {extra}", flush=True)
+        if args.jsonl:
+            with open(args.jsonl, "a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+    text = summarise(records, fams if not args.only else list(S.FAMILIES), args, time.perf_counter() - t0)
+    print()
+    print(text)
+    if args.results:
+        Path(args.results).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
