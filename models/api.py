@@ -220,7 +220,10 @@ class BudgetMenu:
 
     def binding_ic(self, tol: float = 1e-7) -> pd.DataFrame:
         """IC/IR rows with a non-zero multiplier: ``|dual| > tol × max|dual|``
-        (an active row with a zero multiplier is degenerate, not binding)."""
+        (an active row with a zero multiplier is degenerate, not binding).
+        With ``ic="all-pairs"`` the multipliers among excluded or pooled types
+        are not unique (LICQ fails there: every row between them is active), so
+        Ipopt's split of them is one of many; the local form has unique ones."""
         c = self.constraints()
         scale = float(np.nanmax(np.abs(c["dual"]))) if len(c) else 0.0
         return c[(c["kind"] != "monotone Q") & (np.abs(c["dual"]) > tol * max(scale, 1e-300))].reset_index(drop=True)
