@@ -80,10 +80,23 @@ class TypeDistribution:
             return np.interp(u, cum, np.asarray(self.breakpoints))
         raise ValueError(self.kind)
 
-    def virtual_value(self, t) -> np.ndarray:
-        r""":math:`h(\theta)=\theta-(1-F(\theta))/f(\theta)`."""
+    def sf(self, t) -> np.ndarray:
+        """1 − F(θ), computed directly where 1 − cdf would cancel (Beta top:
+        1 − F ~ 1e-12 at the last equal-spacing cell of Beta(2, 5) on a fine
+        grid, where 1 − cdf keeps 4 digits)."""
         t = np.asarray(t, float)
-        return t - (1.0 - self.cdf(t)) / self.pdf(t)
+        if self.kind == "beta":
+            from scipy import stats
+
+            return stats.beta.sf((t - self.low) / (self.high - self.low), self.p, self.q)
+        if self.kind == "uniform":
+            return np.clip((self.high - t) / (self.high - self.low), 0, 1)
+        return 1.0 - self.cdf(t)
+
+    def virtual_value(self, t) -> np.ndarray:
+        r""":math:`h(\theta)=\theta-(1-F(\theta))/f(\theta)` (1 − F from ``sf``)."""
+        t = np.asarray(t, float)
+        return t - self.sf(t) / self.pdf(t)
 
     @property
     def support(self) -> tuple[float, float]:
@@ -105,7 +118,11 @@ class TypeDistribution:
         if grid == "equal-spacing":
             edges = np.linspace(lo, hi, n + 1)
             theta = 0.5 * (edges[:-1] + edges[1:])
-            mass = np.diff(self.cdf(edges))
+            # cell probabilities from F below the median and from 1 − F above
+            # it: a difference of two numbers near 1 would leave the top cells
+            # of a Beta (mass ~1e-15) with few correct digits
+            F, S = self.cdf(edges), self.sf(edges)
+            mass = np.where(F[1:] <= 0.5, np.diff(F), -np.diff(S))
         elif grid == "equal-mass":
             u = (np.arange(n) + 0.5) / n
             theta = self.ppf(u)

@@ -267,3 +267,85 @@ def test_large_scenario_end_to_end_is_verified():
                                                       progress=lambda *a, **k: None, figures=False))
     assert res.solves["menu[local]"].route == "cyipopt-structured"
     assert res.converged and res.verified, res.verification[~res.verification["passed"]]
+
+
+# ------------------------------------- issue 11: exclusion boundary, 2
+def _grid_scenario(tmp_path, N=20, extra=""):
+    """Types θ_k = k/N with equal masses: the discrete virtual value
+    θ_k − (1/N)(N − k) is exactly 0 at θ = 1/2 -- round-off (~1e-16) in floats."""
+    (tmp_path / "types.csv").write_text("theta,mass\n" + "".join(f"{k / N},{1 / N}\n" for k in range(1, N + 1)))
+    src = (DATA / "default.toml").read_text().split("[types]")[0]
+    (tmp_path / "s.toml").write_text(src + '[types]\ndistribution = "discrete"\nfile = "types.csv"\n'
+                                     '[regimes.budgets]\nlemma_cells = 0\n' + extra)
+    return scenario.load(tmp_path / "s.toml")
+
+
+def test_exclusion_boundary_on_a_grid_point_gives_no_nonsense_plan(tmp_path):
+    """θ = 1/2 on the grid: φ̄ is round-off of 0 there and the NLP leaves
+    Q ~ 5e-9.  The type used to get a plan with multiplier ~1e13 and a
+    negative fee, and the run failed.  Now NLP and closed form decide
+    served/excluded by one rule (cb.served) and every exported plan is sane."""
+    scn = _grid_scenario(tmp_path)
+    th, ms = scn.discrete_types()
+    ref = cb.discrete_menu(scn.technology, th, ms)
+    k = int(np.argmin(np.abs(th - 0.5)))
+    assert abs(ref.virtual[k]) < 1e-12  # the reproduction: φ̄ at θ = 1/2 is round-off
+    res = run.run_regime(scn, "budgets", ctx())
+    v = res.verification
+    assert res.converged and res.verified, v[~v["passed"]][["check", "quantity", "rel_err", "tolerance"]]
+    two = res.tables["tariff_two_part"]
+    assert 0.5 not in set(two["theta"].round(12))  # the boundary type has no plan
+    assert np.all(np.isfinite(two["price_multiplier"])) and two["price_multiplier"].max() < 1e3
+    assert (two["fixed_fee_usd"] >= 0).all()
+    # one rule for both menus: the exported (NLP) sheet serves exactly the closed form's served types
+    assert list(two["plan"]) == list(np.flatnonzero(cb.served(scn.technology, th, ref.Q)))
+
+
+def test_served_rule_is_the_same_for_nlp_noise_and_closed_form():
+    tech = scenario.load(DATA / "default.toml").technology
+    th = np.linspace(0.05, 1, 20)
+    Q = cf.inverse_marginal_cost(tech, 2 * th - 1)
+    noisy = np.where(Q > 0, Q, 5e-9 * Q.max())  # what an NLP leaves on excluded types
+    assert np.array_equal(cb.served(tech, th, Q), cb.served(tech, th, noisy))
+    tiny_phi = Q.copy()
+    tiny_phi[9] = cf.inverse_marginal_cost(tech, 1e-14)  # virtual value = round-off of 0
+    assert not cb.served(tech, th, tiny_phi)[9]
+
+
+# ---------------------- issue 11, 3: the continuous solution reaches the top
+@pytest.mark.parametrize("p,q,lo,hi", [(1.0, 2.0, 0.0, 1.0), (2.0, 5.0, 0.0, 100.0)])
+def test_continuous_solution_reaches_the_top_where_the_density_vanishes(p, q, lo, hi):
+    """Beta with q > 1: the last equal-probability point sat below `high` and Q
+    was extended flat (0.5 % low at the top, a flat top in the figure).  Now
+    the grid ends at `high` and there is no distortion at the top:
+    C'(Q(high)) = high."""
+    from models.type_space import TypeDistribution
+
+    tech = scenario.load(DATA / "budgets_beta.toml").technology
+    dist = TypeDistribution("beta", low=lo, high=hi, p=p, q=q)
+    sol = cb.continuous_solution(tech, dist)
+    assert sol.theta[0] == lo and sol.theta[-1] == hi
+    top = float(cf.first_best_quality(tech, hi))
+    assert abs(sol.Q[-1] / top - 1) < 1e-12
+    # and just below the top Q still rises (no flat extension)
+    assert sol.at(hi - 1e-3 * (hi - lo)) < sol.Q[-1] * (1 - 1e-5)
+
+
+@pytest.mark.parametrize("case", ["uniform", "beta25", "ironing", "baseline"])
+def test_continuous_solution_error_bound(case):
+    """The stated bound (closed_form.budgets.continuous_solution): at n =
+    200,001 Q, t agree with a 10x coarser solution to <= 1e-7 of their max,
+    so the default solution's own error is below that; pools are exact."""
+    from models.type_space import TypeDistribution
+
+    tech = scenario.load(DATA / ("budgets_baseline.toml" if case == "baseline" else "default.toml")).technology
+    dist = {"uniform": TypeDistribution("uniform"), "baseline": TypeDistribution("uniform"),
+            "beta25": TypeDistribution("beta", low=0.0, high=100.0, p=2.0, q=5.0),
+            "ironing": TypeDistribution("piecewise", breakpoints=(0.0, 0.5, 0.6, 1.0), masses=(0.25, 0.6, 0.15))}[case]
+    a, b = cb.continuous_solution(tech, dist, n=20_001), cb.continuous_solution(tech, dist)
+    x = np.linspace(*dist.support, 50_001)
+    for what in ("Q", "t", "U"):
+        ref = b.at(x, what)
+        assert np.max(np.abs(a.at(x, what) - ref)) <= 1e-7 * np.max(np.abs(ref)), what
+    if case == "ironing":  # h = 2θ - 0.625 on [0.5, 0.6], 2θ - 1 on [0.6, 1]: pool [0.5625, 0.75] at level 0.5
+        assert b.pools == [pytest.approx((0.5625, 0.75), abs=1e-12)]

@@ -11,8 +11,8 @@ import numpy as np
 
 from models.closed_form import cost as cf
 
-# Continuous solution: Q(θ) is tabulated on this many quantile points; the
-# ironing of h and the integral ∫Q are done on that grid (error ~1e-9).
+# Continuous solution: ironing on this many quantile points, Q(θ) tabulated
+# on those plus n/2 equally spaced points and the kinks (continuous_solution).
 CONTINUOUS_GRID = 200_001
 
 
@@ -135,60 +135,233 @@ def discrete_menu(tech: cf.Technology, theta, mass) -> Menu:
 # ---------------------------------------- Proposition 2, continuous types
 @dataclass
 class ContinuousSolution:
-    theta: np.ndarray  # fine grid on the support
+    """Continuous Mussa–Rosen solution tabulated on ``theta``: a grid that
+    starts at the bottom of the support and ends at its top and contains every
+    kink (breakpoints of a piecewise density, pool ends, the exclusion
+    threshold, the baseline form's switch point), so ``at`` interpolates
+    between exact values and never extrapolates.  ``mass`` holds the
+    probability of each grid interval (F differences) for expectations."""
+
+    theta: np.ndarray  # evaluation grid on [low, high]
     Q: np.ndarray
     t: np.ndarray
     U: np.ndarray
     h: np.ndarray  # virtual value
     h_ironed: np.ndarray
     pools: list  # (theta_from, theta_to) of ironed intervals
+    mass: np.ndarray | None = None  # F(θ_{i+1}) − F(θ_i), len(theta) − 1
 
     def at(self, th, what: str = "Q"):
         return np.interp(th, self.theta, getattr(self, what))
 
 
+def virtual_value_closed(dist, th) -> np.ndarray:
+    """h(θ) including the ends of the support, by its limits where f vanishes
+    or blows up: at the top (1 − F)/f → 0 (F = 1, f finite, or f → 0 with
+    1 − F = o(f)·... for a Beta: (high − θ)/q), so h(high) = high; at the
+    bottom h → −∞ where f(low) = 0 and h(low) = low − 1/f(low) otherwise."""
+    th = np.asarray(th, float)
+    lo, hi = dist.support
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = dist.virtual_value(th)
+        f_lo = dist.pdf(np.array([lo]))[0] if dist.kind != "discrete" else np.nan
+    h = np.where(th >= hi, hi, h)
+    if np.isfinite(f_lo):
+        h = np.where(th <= lo, lo - 1.0 / f_lo if f_lo > 0 else -np.inf, h)
+    else:  # density infinite at the bottom: (1 − F)/f → 0
+        h = np.where(th <= lo, lo, h)
+    return h
+
+
+def _root(fun, a, b, it=200):
+    """Bisection for a sign change of fun on [a, b] (fun(a) < 0 <= fun(b))."""
+    for _ in range(it):
+        m = 0.5 * (a + b)
+        if m <= a or m >= b:
+            break
+        if fun(m) < 0:
+            a = m
+        else:
+            b = m
+    return b
+
+
+def _refine_pool(dist, th_u, a, b, v0, n):
+    """Exact pool of the ironed h: level v and ends θ_a < θ_b with h = v at an
+    interior end and ∫_{θ_a}^{θ_b} (h − v) dF = 0.  The isotonic regression on
+    n quantile points places the ends within one quantile step, which moves
+    Q by O(1/n) next to them (measured 3.8e-5 of max Q at n = 20,001); solved
+    here by bisection on v (the integral falls with v), the ends by bisection
+    on h − v.  Falls back to the grid pool if a bracket fails."""
+    lo, hi = dist.support
+
+    def ends(v):
+        def end(i, at_edge):
+            if at_edge is not None:
+                return at_edge
+            f = lambda x: float(virtual_value_closed(dist, np.array([x]))[0]) - v  # noqa: E731
+            k = 3
+            while k < 1000:  # widen the window until it brackets the up-crossing
+                x0, x1 = th_u[max(i - k, 0)], th_u[min(i + k, len(th_u) - 1)]
+                if f(x0) < 0 <= f(x1):
+                    return _root(f, x0, x1)
+                k *= 2
+            raise ValueError
+        left = end(a, lo if a == 0 else None)
+        right = end(b, hi if b == len(th_u) - 1 else None)
+        return left, right
+
+    def G(v):
+        x0, x1 = ends(v)
+        u0, u1 = float(dist.cdf(np.array([x0]))[0]), float(dist.cdf(np.array([x1]))[0])
+        # Gauss-Legendre in u on each stretch between density breakpoints (h
+        # jumps there; one rule across a jump would be O(1) per unit step)
+        cuts = [u0] + ([float(c) for c in dist.cdf(np.asarray(dist.breakpoints[1:-1])) if u0 < c < u1]
+                       if dist.kind == "piecewise" else []) + [u1]
+        xg, wg = np.polynomial.legendre.leggauss(64)
+        total = 0.0
+        for c0, c1 in zip(cuts[:-1], cuts[1:]):
+            for s0, s1 in zip(np.linspace(c0, c1, 33)[:-1], np.linspace(c0, c1, 33)[1:]):
+                uu = 0.5 * (s0 + s1) + 0.5 * (s1 - s0) * xg
+                total += 0.5 * (s1 - s0) * float(np.sum(wg * (virtual_value_closed(dist, dist.ppf(uu)) - v)))
+        return total
+
+    try:
+        dv = 10.0 / n * max(abs(th_u[a]), abs(th_u[b]), 1e-12)  # >> the O(1/n) error of v0
+        va, vb = v0 - dv, v0 + dv
+        if not (G(va) > 0 > G(vb)):
+            raise ValueError
+        for _ in range(60):
+            vm = 0.5 * (va + vb)
+            if G(vm) > 0:
+                va = vm
+            else:
+                vb = vm
+        v = 0.5 * (va + vb)
+        x0, x1 = ends(v)
+        return float(x0), float(x1), float(v)
+    except ValueError:
+        return float(th_u[a]), float(th_u[b]), v0
+
+
 def continuous_solution(tech: cf.Technology, dist, n: int = CONTINUOUS_GRID) -> ContinuousSolution:
     r"""Continuous Mussa–Rosen: :math:`C'(Q(\theta))=\bar h(\theta)` (ironed h),
-    Q = 0 where h ≤ 0; :math:`t(\theta)=\theta Q(\theta)-\int_{\theta_{min}}^\theta Q`.
+    Q = 0 where h̄ ≤ 0; :math:`t(\theta)=\theta Q(\theta)-\int_{\theta_{min}}^\theta Q`.
 
     Ironing (Myerson): h is replaced by the derivative of the convex hull of
     :math:`H(u)=\int_0^u h(F^{-1}(v))dv`, computed as the isotonic regression of
-    h on an equal-probability grid (equal weights).
+    h on ``n`` equal-probability points; that fixes the pools (their ends to
+    within one quantile step) and their levels.  Outside pools h̄ = h is then
+    evaluated exactly on a grid that reaches both ends of the support -- the
+    top type has no distortion, h(high) = high, even where the density
+    vanishes (Beta q > 1) -- and includes every kink.  The grid is the union
+    of n/2 equally spaced points, the equal-probability points and the kinks;
+    U = ∫Q by the trapezoid rule on it, expectations with the exact interval
+    masses.  Error (measured against a 10x finer solution, tests/test_budgets.py):
+    ≤ 1e-8 of max Q for Q, t and U at n = 200,001 on smooth stretches; a pool
+    end is placed to one quantile step (1/n), which moves Q by O(1/n²)
+    there because h̄ is continuous at the end of an interior pool.
     """
     u = (np.arange(n) + 0.5) / n
-    th = dist.ppf(u)
-    h = dist.virtual_value(th)
-    hbar, pools_idx = iron(h, np.ones(n))
-    Q = cf.inverse_marginal_cost(tech, hbar)
+    th_u = dist.ppf(u)
+    h_u = virtual_value_closed(dist, th_u)
+    hbar_u, pools_idx = iron(h_u, np.ones(n))
     lo, hi = dist.support
-    # extend to the support ends for integration
-    th_full = np.concatenate([[lo], th, [hi]])
-    Q_full = np.concatenate([[Q[0]], Q, [Q[-1]]])
-    h_full = np.concatenate([[h[0]], h, [h[-1]]])
-    hb_full = np.concatenate([[hbar[0]], hbar, [hbar[-1]]])
-    intQ = np.concatenate([[0.0], np.cumsum(0.5 * (Q_full[1:] + Q_full[:-1]) * np.diff(th_full))])
-    U = intQ
-    t = th_full * Q_full - U
-    pools = [(float(th[a]), float(th[b])) for a, b in pools_idx if th[b] - th[a] > 1e-6 * (hi - lo)]
-    return ContinuousSolution(th_full, Q_full, t, U, h_full, hb_full, pools)
+    pools = [_refine_pool(dist, th_u, a, b, float(hbar_u[a]), n) for a, b in pools_idx]
+
+    def hbar(th):
+        th = np.asarray(th, float)
+        out = virtual_value_closed(dist, th)
+        for a, b, v in pools:
+            out = np.where((th >= a) & (th <= b), v, out)
+        return out
+
+    kinks = [lo, hi] + [x for a, b, _ in pools for x in (a, b)]
+    if dist.kind == "piecewise":  # density jumps: both sides of each breakpoint
+        for x in dist.breakpoints[1:-1]:
+            kinks += [np.nextafter(x, -np.inf), x, np.nextafter(x, np.inf)]
+    grid = np.unique(np.clip(np.concatenate([np.linspace(lo, hi, max(n // 2, 3)), th_u, kinks]), lo, hi))
+    # exclusion threshold (h̄ = 0) and the baseline switch (h̄ = h̄_Q̄, C' kinks) as grid points
+    levels = [0.0] + ([cf.baseline_constants(tech)["hbar"]] if tech.has_baseline else [])
+    hb = hbar(grid)
+    extra = []
+    for lev in levels:
+        cross = np.flatnonzero((hb[:-1] < lev) & (hb[1:] >= lev))
+        for i in cross:
+            extra.append(_root(lambda x: float(hbar(np.array([x]))[0]) - lev, grid[i], grid[i + 1]))
+    if extra:
+        grid = np.unique(np.concatenate([grid, extra]))
+        hb = hbar(grid)
+    h = virtual_value_closed(dist, grid)
+    Q = cf.inverse_marginal_cost(tech, hb)
+    U = np.concatenate([[0.0], np.cumsum(0.5 * (Q[1:] + Q[:-1]) * np.diff(grid))])
+    t = grid * Q - U
+    mass = np.diff(dist.cdf(grid))
+    pools_out = [(a, b) for a, b, _ in pools if b - a > 1e-6 * (hi - lo)]
+    return ContinuousSolution(grid, Q, t, U, h, hb, pools_out, mass)
 
 
 def continuous_welfare(tech: cf.Technology, dist, sol: ContinuousSolution | None = None) -> dict:
-    """Expected profit, consumer surplus and first-best surplus (continuous types)."""
+    """Expected profit, consumer surplus and first-best surplus (continuous types):
+    E[g] = Σ_i ½(g_i + g_{i+1})(F(θ_{i+1}) − F(θ_i)) on the solution's grid
+    (exact interval masses: no density is evaluated, so a density that
+    vanishes or blows up at an end costs nothing; error O(Δ²) per interval)."""
     sol = sol or continuous_solution(tech, dist)
-    n = len(sol.theta) - 2
-    th = sol.theta[1:-1]  # equal-probability points: expectation = mean
-    Q, t, U = sol.Q[1:-1], sol.t[1:-1], sol.U[1:-1]
+    th = sol.theta
+    w = sol.mass if sol.mass is not None else np.diff(dist.cdf(th))
+
+    def E(g):
+        return float(np.sum(0.5 * (g[1:] + g[:-1]) * w))
+
     qfb = cf.first_best_quality(tech, th)
     return {
-        "profit": float(np.mean(t - cf.cost(tech, Q))),
-        "consumer_surplus": float(np.mean(U)),
-        "first_best_surplus": float(np.mean(th * qfb - cf.cost(tech, qfb))),
-        "grid": n,
+        "profit": E(sol.t - cf.cost(tech, sol.Q)),
+        "consumer_surplus": E(sol.U),
+        "first_best_surplus": E(th * qfb - cf.cost(tech, qfb)),
+        "grid": len(th),
     }
 
 
 # ------------------------------------------------------------- tariffs
+# Which types get a plan in a price sheet -- one rule for every menu (NLP or
+# closed form), decided from the menu's own quality:
+# * Q_k > SERVED_Q_RTOL · max Q.  An NLP leaves Q ~ 1e-14 .. 5e-9 of max Q on
+#   excluded types (interior-point noise; measured up to 5e-9 where the
+#   virtual value is ~0 on a grid point), the checked accuracy of Q is 1e-6 of
+#   max Q: 1e-7 sits 20x above the noise and 10x below the bar.  A type below
+#   it is worth θQ ≤ 1e-7 of the top type's value either way.
+# * C'(Q_k) > SERVED_PHI_RTOL · max θ.  The marginal cost of the quality sold
+#   is the (ironed) virtual value; where it is round-off of 0 (h = 0 on a grid
+#   point: 1e-14) the plan's multiplier θ/C'(Q) would be ~1e13 -- noise, not
+#   a price.  1e-9 of max θ is 1e4 x above double round-off of θ-differences,
+#   and caps every multiplier at 1e9 · θ_k/max θ.
+SERVED_Q_RTOL = 1e-7
+SERVED_PHI_RTOL = 1e-9
+
+
+def served(tech: cf.Technology, theta, Q) -> np.ndarray:
+    """Types that get a plan in a price sheet (see SERVED_Q_RTOL / SERVED_PHI_RTOL)."""
+    theta = np.asarray(theta, float)
+    Q = np.asarray(Q, float)
+    qmax = max(float(np.max(Q)), 1e-300)
+    with np.errstate(invalid="ignore"):
+        return (Q > SERVED_Q_RTOL * qmax) & (cf.marginal_cost(tech, Q) > SERVED_PHI_RTOL * float(np.max(np.abs(theta))))
+
+
+def inverse_cost(tech: cf.Technology, B) -> np.ndarray:
+    """Quality a dollar budget B buys at marginal cost: C^{-1}(B) (0 for B <= 0)."""
+    B = np.maximum(np.asarray(B, float), 0.0)
+    if tech.K == 0:
+        return (B / cf.p_X(tech)) ** tech.sigma
+    if tech.has_baseline:
+        k = cf.baseline_constants(tech)
+        s, g, e, b = tech.sigma, tech.gamma, tech.eta, tech.baseline
+        low = (B / (k["kappa"] * b ** (-g / s))) ** s
+        high = ((B + tech.cost_hat[0] * b) / k["c0"]) ** e
+        return np.where(B <= cf.cost(tech, k["Qbar"]), low, high)
+    return (B / cf.cost_coefficient(tech)) ** tech.eta
+
+
 def cost_based_tariff(tech: cf.Technology, menu: Menu) -> dict:
     """Committed spend: pay T_k for a dollar budget B_k = C(Q_k) spent at marginal cost."""
     B = cf.cost(tech, menu.Q)
@@ -197,19 +370,24 @@ def cost_based_tariff(tech: cf.Technology, menu: Menu) -> dict:
 
 def two_part_tariff(tech: cf.Technology, menu: Menu) -> dict:
     r"""Menu of two-part tariffs (derived): plan k charges a fixed fee
-    :math:`F_k=t_k-p_kC(Q_k)` and every token class at :math:`p_k=\theta_k/\bar\varphi_k`
-    times marginal cost (discrete analogue of θ/h(θ)).  Valid iff p is
-    non-increasing over the served plans (concave T(B)).  Unserved types get
-    no plan (NaN)."""
-    # served: Q above 1e-9 of the largest (an NLP leaves ~1e-14 on excluded
-    # types; the first served type of a fine grid has Q ~1e-6 of the largest)
-    served = (menu.Q > 1e-9 * menu.Q.max()) & (menu.virtual > 0)
-    p = np.full_like(menu.theta, np.nan)
-    p[served] = menu.theta[served] / menu.virtual[served]
-    F = np.where(served, menu.t - p * cf.cost(tech, menu.Q), np.nan)
-    ps = p[served]
-    valid = bool(np.all(np.diff(ps) <= 1e-12 * np.abs(ps[:-1]))) if ps.size > 1 else True
-    return {"multiplier": p, "fee": F, "valid": valid, "served": served}
+    :math:`F_k=t_k-p_kC(Q_k)` and every token class at :math:`p_k` times
+    marginal cost, with :math:`p_k=\theta_k/C'(Q_k)`, the multiplier at which
+    type k buys exactly Q_k (C'(Q) = θ/p) and so gets exactly its menu
+    utility.  For the exact menu C'(Q_k) = φ̄_k, so p_k = θ_k/φ̄_k (discrete
+    analogue of θ/h(θ)); for an NLP's menu it is that menu's own plan, never
+    one built from a quality it does not sell.  Valid iff p is non-increasing
+    over the served plans (concave T(B)) -- judged on θ/φ̄ when the menu
+    carries its virtual values (an NLP's C'(Q) of a nearly excluded type is
+    noisy).  Types that are not ``served`` get no plan (NaN)."""
+    theta = np.asarray(menu.theta, float)
+    sv = served(tech, theta, menu.Q)
+    p = np.full_like(theta, np.nan)
+    p[sv] = theta[sv] / cf.marginal_cost(tech, menu.Q[sv])
+    F = np.where(sv, menu.t - p * cf.cost(tech, menu.Q), np.nan)
+    virt = np.asarray(menu.virtual, float)
+    pv = theta[sv] / virt[sv] if np.all(np.isfinite(virt[sv])) and np.all(virt[sv] > 0) else p[sv]
+    valid = bool(np.all(np.diff(pv) <= 1e-12 * np.abs(pv[:-1]))) if pv.size > 1 else True
+    return {"multiplier": p, "fee": F, "valid": valid, "served": sv}
 
 
 # Above this many (buyer, plan) pairs the two-part best response switches
