@@ -27,6 +27,10 @@ def _formats(text: str, allowed, what: str):
     return items
 
 
+def _terminate(signum, frame):  # SIGTERM/SIGHUP: unwind, so that staging files are removed
+    raise SystemExit(128 + signum)
+
+
 class _Parser(argparse.ArgumentParser):
     """Command-line mistakes get the same one-line 'error:' contract as scenarios."""
 
@@ -66,6 +70,7 @@ def main(argv=None) -> int:
 
     paths = [Path(p) for p in args.scenarios] or [DEFAULT_SCENARIO]
     try:  # validate everything before writing anything
+        out_root = run.out_root(args.out)
         scns = [scenario.load(p) for p in paths]
         for s in scns:
             if args.route:
@@ -77,24 +82,51 @@ def main(argv=None) -> int:
         names = [s.name for s in scns]
         if len(set(names)) != len(names):
             raise scenario.ScenarioError(f"scenario names must be distinct (they name output folders): {names}")
-    except scenario.ScenarioError as exc:
+        for s in scns:  # the folder a run replaces: inside --out, usable
+            out = out_root / s.name
+            if out.resolve().parent != out_root.resolve():
+                raise scenario.ScenarioError(f"scenario {s.name!r}: its output folder {out} is not inside --out")
+            run.check_output_target(out)
+    except (scenario.ScenarioError, run.OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _terminate)
     progress = (lambda *a, **k: None) if args.quiet else (lambda msg: print(msg, flush=True))
     code = 0
     try:
         for s in scns:
-            out = Path(args.out) / s.name
+            out = out_root / s.name
             summary = run.run_scenario(s, out, formats=args.format, figure_formats=args.figure_format,
                                        progress=progress, only=args.regime)
             print_table(summary)
             print(f"wrote {out}/ (verification.csv, summary.json, report.md, manifest.json)")
             code = max(code, summary.exit_code)
+    except run.OutputError as exc:  # e.g. another run is writing the same folder
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except solver.SolverUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return code
+
+
+def one_sided(df) -> bool:
+    """A one-sided row (``results.bound_check``): one row, reference 0, rel_err = |numeric|,
+    passed iff numeric <= tolerance.  (A two-sided scalar check against 0 has the same
+    columns; its value then differs from |value| only in sign, and |value| <= tol
+    implies value <= tol, so the signed value is the right thing to show for both
+    unless a negative value failed -- which only a two-sided check can do.)"""
+    if len(df) != 1:
+        return False
+    r = df.iloc[0]
+    num, tol = float(r["numeric"]), float(r["tolerance"])
+    return float(r["reference"]) == 0.0 and not (num < 0 and not bool(r["passed"]) and num <= tol)
 
 
 def print_table(summary) -> None:
@@ -105,7 +137,11 @@ def print_table(summary) -> None:
         g = ver.groupby(["regime", "check", "quantity"], sort=False)
         for (reg, chk, q), df in g:
             ok = bool(df["passed"].all())
-            print(f"{reg:<14}{chk[:39]:<40}{q[:21]:<22}{len(df):>5}{df['rel_err'].max():>13.2e}"
+            if one_sided(df):  # the signed value that is compared with the limit, as in the CSV
+                shown = f"{float(df['numeric'].iloc[0]):>11.2e} ≤"
+            else:
+                shown = f"{df['rel_err'].max():>13.2e}"
+            print(f"{reg:<14}{chk[:39]:<40}{q[:21]:<22}{len(df):>5}{shown}"
                   f"{df['tolerance'].max():>9.0e}  {'ok' if ok else 'FAILED'}")
     for name, r in summary.results.items():
         print(f"  {name}: {r.status()}")

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import copy
 import csv
+import errno
 import math
+import os
+import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +22,22 @@ from models.closed_form.cost import Technology
 from models.type_space import TypeDistribution
 
 SOLVER_ROUTES = ("auto", "ipopt", "cyipopt")
+
+# The scenario name becomes a folder below --out: a safe slug, so that a
+# scenario file never chooses where files land (no "/", "..", NUL, hidden
+# names -- the run's staging folders start with "."), and short enough for
+# any file system (255-byte names) with room for staging suffixes.
+NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
+NAME_RULE = ("1-100 characters from A-Z a-z 0-9 . _ - , not starting with '.' or '-' "
+             "(it names the output folder)")
+# Descriptions are echoed in report.md/report.html; beyond this they are a
+# mistake (a pasted file), not a description.
+MAX_DESCRIPTION = 10_000
+# Scenario files nest at most ~5 levels (solver.options, technology.tokens[i]);
+# deeper trees are rejected before validation walks them (Python recursion).
+MAX_DEPTH = 32
+# A scenario file is a few kB; this bounds what is parsed (a 2e6-type CSV is a separate file).
+MAX_SCENARIO_BYTES = 10_000_000
 
 
 class ScenarioError(ValueError):
@@ -49,7 +69,7 @@ class _V:
         self.source = source
 
     def fail(self, path: str, value: Any, allowed: str) -> None:
-        shown = repr(value) if not isinstance(value, (int, float)) or isinstance(value, bool) else f"{value:g}"
+        shown = _show(value)
         raise ScenarioError(f"{self.source}: field '{path}' = {shown} is invalid; allowed: {allowed}")
 
     def missing(self, path: str, allowed: str) -> None:
@@ -123,8 +143,8 @@ class _V:
                 required=False, default=None, increasing=False):
         full = f"{path}.{key}" if path else key
         desc = f"a list of at least {min_len} numbers" + (
-            f" each {'>' if lo_open else '>='} {lo:g}" if lo is not None else "") + (
-            f" and <= {hi:g}" if hi is not None else "") + (", strictly increasing" if increasing else "")
+            f" each {'>' if lo_open else '>='} {_num(lo)}" if lo is not None else "") + (
+            f" and <= {_num(hi)}" if hi is not None else "") + (", strictly increasing" if increasing else "")
         if key not in d:
             if required:
                 self.missing(full, desc)
@@ -144,16 +164,39 @@ class _V:
         return [float(x) for x in v]
 
 
+def _num(x) -> str:
+    """A number as typed: shortest repr that round-trips (0.49999999999999994, not 0.5)."""
+    if isinstance(x, bool):
+        return repr(x)
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        if math.isfinite(x) and x == int(x) and abs(x) < 1e16:
+            return str(int(x))
+        return repr(x)
+    return str(x)
+
+
+def _show(value, limit: int = 200) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _num(value)
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = "<deeply nested value>"
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
 def _range_text(key, lo, hi, lo_open, hi_open, integer):
     kind = "an integer" if integer else "a number"
     parts = []
     if lo is not None:
-        parts.append(f"{lo:g} {'<' if lo_open else '<='} {key}")
+        parts.append(f"{_num(lo)} {'<' if lo_open else '<='} {key}")
     if hi is not None:
         if parts:
-            parts = [f"{lo:g} {'<' if lo_open else '<='} {key} {'<' if hi_open else '<='} {hi:g}"]
+            parts = [f"{_num(lo)} {'<' if lo_open else '<='} {key} {'<' if hi_open else '<='} {_num(hi)}"]
         else:
-            parts.append(f"{key} {'<' if hi_open else '<='} {hi:g}")
+            parts.append(f"{key} {'<' if hi_open else '<='} {_num(hi)}")
     return kind + (" with " + parts[0] if parts else "")
 
 
@@ -200,7 +243,8 @@ def _technology(v: _V, d: dict) -> Technology:
             if b is not None and len(ah) != 1:
                 v.fail(p + ".classes", f"{len(ah)} classes", "exactly one class with the baseline form (b + z)^gamma")
         if sigma + gamma >= 1:
-            v.fail(p + ".gamma", gamma, f"0 <= gamma < 1 - sigma = {1 - sigma:g} (sigma + gamma < 1)")
+            v.fail(p + ".gamma", gamma, f"0 <= gamma < 1 - sigma = {_num(1 - sigma)} (sigma + gamma < 1; here "
+                   f"sigma + gamma = {_num(sigma + gamma)} in floating point)")
     return Technology(
         sigma=sigma, rho=rho, alpha=tuple(alpha), cost=tuple(cost), gamma=gamma,
         rho_hat=rho_hat, alpha_hat=tuple(ah), cost_hat=tuple(ch), baseline=b,
@@ -229,7 +273,7 @@ def _types(v: _V, d: dict, base: Path | None):
         lo = v.number(t, p, "low", lo=0, default=0.0)
         hi = v.number(t, p, "high", lo=0, lo_open=True, default=1.0)
         if hi <= lo:
-            v.fail(p + ".high", hi, f"a number > types.low = {lo:g}")
+            v.fail(p + ".high", hi, f"a number > types.low = {_num(lo)}")
         if kind == "uniform":
             return TypeDistribution("uniform", low=lo, high=hi), n, grid
         a = v.number(t, p, "p", lo=0, lo_open=True, required=True)
@@ -248,17 +292,34 @@ def _types(v: _V, d: dict, base: Path | None):
     if not fname:
         v.missing(p + ".file", "a CSV file (columns theta, mass) relative to the scenario file")
     fpath = (base / fname) if base else Path(fname)
-    if not fpath.is_file():
-        v.fail(p + ".file", fname, "an existing CSV file (columns theta, mass) relative to the scenario file")
+    problem = file_problem(fpath)
+    if problem:
+        v.fail(p + ".file", fname, f"an existing CSV file (columns theta, mass) relative to the scenario file "
+               f"({problem})")
     thetas, masses = [], []
+    rows = []
     try:
-        with open(fpath, newline="") as fh:
-            rows = list(csv.DictReader(fh))
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the header
+        with open(fpath, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            for r in reader:
+                rows.append(r)
+                if len(rows) > MAX_TYPES:
+                    v.fail(p + ".file", fname, f"a CSV file of at most {MAX_TYPES} types (rows); it has more")
+            header = reader.fieldnames
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        v.fail(p + ".file", fname, f"a readable CSV file ({exc})")
-    if not rows or set(rows[0].keys()) != {"theta", "mass"}:
-        v.fail(p + ".file", fname, "a CSV file whose header is exactly: theta,mass and with at least 2 rows")
+        v.fail(p + ".file", fname, f"a readable UTF-8 CSV file ({exc})")
+    if not header or [h.strip() for h in header] != header or set(header) != {"theta", "mass"} \
+            or len(header) != 2:
+        v.fail(p + ".file", fname, f"a CSV file whose header is exactly: theta,mass (found: {_show(header)})")
     for i, r in enumerate(rows):
+        if None in r:  # DictReader's restkey: more fields than the header
+            v.fail(f"{p}.file[{fname} row {i + 2}]", list(r.values())[:2] + r[None],
+                   "exactly 2 fields per row (theta,mass, as the header); this row has "
+                   f"{2 + len(r[None])}")
+        if any(val is None for val in r.values()):
+            v.fail(f"{p}.file[{fname} row {i + 2}]", [x for x in r.values() if x is not None],
+                   "exactly 2 fields per row (theta,mass, as the header); this row has fewer")
         try:
             th, m = float(r["theta"]), float(r["mass"])
         except (TypeError, ValueError):
@@ -267,7 +328,7 @@ def _types(v: _V, d: dict, base: Path | None):
             v.fail(f"{p}.file[{fname} row {i + 2}]", r, "numeric theta >= 0 and mass > 0")
         thetas.append(th)
         masses.append(m)
-    if len(thetas) < 2 or len(set(thetas)) != len(thetas):
+    if len(thetas) < 2 or len(set(thetas)) != len(thetas):  # (header-only file: 0 rows)
         v.fail(p + ".file", fname, "at least 2 rows with distinct theta values")
     dist = TypeDistribution("discrete", points=tuple(thetas), weights=tuple(masses))
     return dist, len(thetas), grid
@@ -282,6 +343,8 @@ def _solver(v: _V, d: dict) -> dict:
     for k, val in extra.items():
         if not isinstance(val, (int, float, str)) or isinstance(val, bool):
             v.fail(f"{p}.options.{k}", val, "a number or a string (passed to Ipopt unchanged)")
+        if k in _OWN_FIELDS:
+            v.fail(f"{p}.options.{k}", val, f"set it as [solver] {k} = ..., not in [solver.options]")
         opts[k] = val
     user = dict(opts)
     tol = v.number(s, p, "tol", lo=0, lo_open=True, hi=1, default=None)
@@ -291,12 +354,13 @@ def _solver(v: _V, d: dict) -> dict:
     if mi is not None:
         user["max_iter"] = mi
     opts = {"tol": 1e-10, "max_iter": 3000, **user}
-    ls = v.choice(s, p, "linear_solver", ("mumps", "spral", "ma27", "ma57", "ma86", "ma97", "pardiso"), default=None)
+    ls = v.string(s, p, "linear_solver", default="") or None
     if ls:
         opts["linear_solver"] = user["linear_solver"] = ls
     pl = v.number(s, p, "print_level", lo=0, hi=12, integer=True, default=None)
     if pl is not None:
         opts["print_level"] = user["print_level"] = pl
+    _check_ipopt_options(v, user, set(extra))
     return {
         "route": v.choice(s, p, "route", SOLVER_ROUTES, default="auto"),
         "options": opts,
@@ -305,19 +369,109 @@ def _solver(v: _V, d: dict) -> dict:
     }
 
 
+_OWN_FIELDS = ("tol", "max_iter", "linear_solver", "print_level")
+
+
+def _check_ipopt_options(v: _V, user: dict, in_options: set) -> None:
+    """Every Ipopt option against the installed Ipopt's option list (before any solve)."""
+    from models import solver as solver_mod
+
+    if not solver_mod.option_catalog_available():  # no cyipopt: Ipopt itself will judge
+        return
+    for k, val in user.items():
+        allowed = solver_mod.check_option(k, val)
+        if allowed:
+            v.fail(f"solver.options.{k}" if k in in_options else f"solver.{k}", val, allowed)
+
+
+def file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a file, or None.  (Directories, FIFOs, devices,
+    symlink loops and missing files each get their own words.)"""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic-link loop"
+        if exc.errno == errno.ENOENT:
+            return "not found"
+        if exc.errno == errno.ENOTDIR:
+            return "not found: a part of the path is not a folder"
+        if exc.errno == errno.EACCES:
+            return "permission denied"
+        return f"cannot be opened: {exc.strerror}"
+    if stat.S_ISDIR(st.st_mode):
+        return "a directory, not a file"
+    if stat.S_ISFIFO(st.st_mode):
+        return "a FIFO (named pipe), not a regular file"
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        return "a device, not a regular file"
+    if stat.S_ISSOCK(st.st_mode):
+        return "a socket, not a regular file"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    return None
+
+
+def _depth(tree) -> tuple[int, str]:
+    """Deepest nesting of tables/arrays (iterative: no recursion) and a path to it."""
+    best, where = 0, ""
+    stack = [(tree, 0, "")]
+    while stack:
+        node, d, path = stack.pop()
+        if d > best:
+            best, where = d, path
+        if d > MAX_DEPTH:
+            break
+        if isinstance(node, dict):
+            stack.extend((val, d + 1, f"{path}.{k}" if path else str(k)) for k, val in node.items())
+        elif isinstance(node, list):
+            stack.extend((val, d + 1, f"{path}[{i}]") for i, val in enumerate(node))
+    return best, where
+
+
+def parse_toml(path: Path) -> dict:
+    """Read a TOML file: clear messages for every way the file can be unusable."""
+    src = str(path)
+    problem = file_problem(path)
+    if problem == "not found":
+        raise ScenarioError(f"{src}: scenario file not found")
+    if problem:
+        raise ScenarioError(f"{src}: cannot be used as a scenario file: {problem}")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_SCENARIO_BYTES + 1)
+    except OSError as exc:
+        raise ScenarioError(f"{src}: cannot be read ({exc.strerror})") from None
+    if len(data) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"{src}: larger than {MAX_SCENARIO_BYTES} bytes; a scenario file is a few kB "
+                            "(put many types into a [types] file = \"....csv\")")
+    if data.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark (Windows editors)
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{src}: not UTF-8 text ({exc})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{src}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise ScenarioError(f"{src}: arrays or tables nested too deeply to parse; allowed: at most "
+                            f"{MAX_DEPTH} levels (scenario files use ~5)") from None
+    d, where = _depth(raw)
+    if d > MAX_DEPTH:
+        raise ScenarioError(f"{src}: field '{where.split('[')[0]}' nests arrays/tables more than {MAX_DEPTH} "
+                            f"levels deep; allowed: at most {MAX_DEPTH} levels (scenario files use ~5)")
+    return raw
+
+
 def load(path: str | Path, overrides: dict | None = None) -> Scenario:
     """Read and validate a scenario file (``overrides``: dotted path -> value)."""
     path = Path(path)
     src = str(path)
-    if not path.is_file():
-        raise ScenarioError(f"{src}: scenario file not found")
-    try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{src}: not valid TOML ({exc})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{src}: cannot be read ({exc})") from None
+    raw = parse_toml(path)
     for k, val in (overrides or {}).items():
         set_path(raw, k, val)
     return from_dict(raw, source=src, base=path.parent)
@@ -367,7 +521,14 @@ def from_dict(raw: dict, source: str = "<scenario>", base: Path | None = None) -
     v = _V(source)
     v.keys(raw, "", {"name", "description", "technology", "types", "regimes", "solver", "sweep"})
     name = v.string(raw, "", "name", default=Path(source).stem)
+    if not NAME_RE.fullmatch(name) or name in (".", ".."):
+        if "name" in raw:
+            v.fail("name", name, NAME_RULE)
+        v.fail("name", name, NAME_RULE + "; the default is the file name: set name = \"...\" in the file")
     desc = v.string(raw, "", "description", default="")
+    if len(desc) > MAX_DESCRIPTION:
+        v.fail("description", f"<{len(desc)} characters>", f"a string of at most {MAX_DESCRIPTION} characters "
+               "(it is echoed in the report)")
     tech = _technology(v, raw)
     dist, n, grid = _types(v, raw, base)
     reg = v.table(raw, "", "regimes", required=True)

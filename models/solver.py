@@ -31,6 +31,7 @@ for both senses on every available route.
 from __future__ import annotations
 
 import enum
+import math
 import os
 import re
 import shutil
@@ -336,7 +337,18 @@ def solve(
         if "output_file" in opts:  # file_print_level defaults to print_level
             opts.setdefault("file_print_level", 5)
     if route == "cyipopt":
-        res = _solve_cyipopt(model, opts, tee, warm_start, iteration_callback)
+        from pyomo.contrib.pynumero.exceptions import PyNumeroEvaluationError
+
+        try:
+            res = _solve_cyipopt(model, opts, tee, warm_start, iteration_callback)
+        except PyNumeroEvaluationError as exc:
+            # the model cannot be evaluated (at its start, or where the solution was
+            # loaded): numbers beyond double range, e.g. a cost of 1e308 or rho = -1e308.
+            # A clean failure of this solve, not a traceback.
+            res = SolveResult(status=Status.ERROR, objective=float("nan"), iterations=0, route="cyipopt",
+                              ipopt_version=ipopt_version("cyipopt"),
+                              message=f"the model's functions cannot be evaluated ({exc}): a value overflows "
+                                      "double precision or leaves a function's domain")
     else:
         res = _solve_exe(model, opts, tee)
     res.build_seconds = build_seconds
@@ -649,3 +661,231 @@ class Timer:
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self._t0
         return False
+
+
+# ------------------------------------------------------- option validation
+# Scenario options are checked against the installed Ipopt's own option list
+# *before* any solve.  The list is what Ipopt prints for
+# ``print_options_documentation = yes`` (name, range or possible values,
+# default) -- obtained once per process from a 1-variable probe problem
+# (~20 ms) -- and each option's type (integer or real) is found by handing
+# the probe its default as a Python int: Ipopt accepts an int only for an
+# integer option.  Linear solvers Ipopt knows but cannot load (HSL, Pardiso
+# are loaded from a library at run time) are found by a probe solve with
+# that solver: Ipopt returns "Invalid option encountered" (-12) for them.
+
+class OptionError(ValueError):
+    """An Ipopt option that the installed Ipopt would reject."""
+
+
+@dataclass
+class OptionSpec:
+    name: str
+    kind: str  # "integer" | "real" | "string"
+    lo: float = -np.inf
+    hi: float = np.inf
+    lo_open: bool = False
+    hi_open: bool = False
+    values: tuple = ()  # allowed strings; () with kind string and any_string: free text
+    any_string: bool = False
+    default: Any = None
+    descriptions: dict = field(default_factory=dict)  # string value -> Ipopt's description
+
+    def allowed(self) -> str:
+        if self.kind == "string":
+            if self.any_string:
+                return "a string"
+            return "one of " + ", ".join(repr(v) for v in self.values)
+        def num(x):
+            if x in (-np.inf, np.inf):
+                return "-inf" if x < 0 else "+inf"
+            return str(int(x)) if self.kind == "integer" else repr(x)
+        kind = "an integer" if self.kind == "integer" else "a number"
+        lo = f"{num(self.lo)} {'<' if self.lo_open else '<='} "
+        hi = f" {'<' if self.hi_open else '<='} {num(self.hi)}"
+        if self.kind == "integer":  # C int
+            hi = hi if self.hi != np.inf else f" <= {_INT_MAX}"
+        return f"{kind} with {lo}{self.name}{hi}"
+
+
+_INT_MAX = 2 ** 31 - 1
+_CATALOG: dict[str, OptionSpec] | None = None
+_LINEAR_SOLVERS: dict[str, bool] = {}
+
+
+class _ProbeProblem:
+    """min (x - 1)^2 on [-10, 10]: the smallest problem Ipopt accepts."""
+
+    def objective(self, x):
+        return float((x[0] - 1.0) ** 2)
+
+    def gradient(self, x):
+        return np.array([2.0 * (x[0] - 1.0)])
+
+    def constraints(self, x):
+        return np.zeros(0)
+
+    def jacobian(self, x):
+        return np.zeros(0)
+
+
+class _quiet_stdout:
+    """Silence fd 1 (Ipopt prints option errors on the C stdout)."""
+
+    def __enter__(self):
+        import sys
+
+        sys.stdout.flush()
+        self._saved = os.dup(1)
+        dn = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(dn, 1)
+        os.close(dn)
+        return self
+
+    def __exit__(self, *exc):
+        os.dup2(self._saved, 1)
+        os.close(self._saved)
+        return False
+
+
+def _probe_problem():
+    cy = _import_cyipopt()
+    p = cy.Problem(n=1, m=0, problem_obj=_ProbeProblem(), lb=[-10.0], ub=[10.0], cl=[], cu=[])
+    p.add_option("hessian_approximation", "limited-memory")
+    p.add_option("sb", "yes")
+    return p
+
+
+def _parse_documentation(text: str) -> dict[str, OptionSpec]:
+    num = r"([-+]?(?:inf|[0-9.]+(?:e[-+]?\d+)?))"
+    rx_num = re.compile(rf"^(\w+)\s+{num}\s+(<=?)\s+\(\s*{num}\)\s+(<=?)\s+{num}\s*$")
+    rx_str = re.compile(r'^(\w+)\s+\("(.*)"\)\s*$')
+    rx_val = re.compile(r"^    - (\S+)\s*\[?(.*)")
+    rx_cont = re.compile(r"^ {20,}(\S.*)")
+    specs: dict[str, OptionSpec] = {}
+    cur, last = None, None
+    for line in text.splitlines():
+        m = rx_num.match(line)
+        if m:
+            name, lo, lop, dflt, hop, hi = m.groups()
+            f = lambda s: float(s.replace("+inf", "inf"))  # noqa: E731
+            kind = "integer" if re.fullmatch(r"[-+]?\d+", dflt) else "real"
+            specs[name] = cur = OptionSpec(name, kind, f(lo), f(hi), lop == "<", hop == "<", default=dflt)
+            continue
+        m = rx_str.match(line)
+        if m:
+            specs[m[1]] = cur = OptionSpec(m[1], "string", default=m[2])
+            continue
+        m = rx_val.match(line)
+        if m and cur is not None and cur.kind == "string":
+            if m[1] == "*":
+                cur.any_string = True
+            else:
+                cur.values += (m[1],)
+                cur.descriptions[m[1]] = m[2]
+                last = m[1]
+            continue
+        m = rx_cont.match(line)
+        if m and cur is not None and cur.kind == "string" and cur.values and cur.values[-1] == last:
+            cur.descriptions[last] += " " + m[1]
+    return specs
+
+
+def ipopt_option_catalog() -> dict[str, OptionSpec]:
+    """name -> OptionSpec of every option of the installed (cyipopt) Ipopt."""
+    global _CATALOG
+    if _CATALOG is not None:
+        return _CATALOG
+    fd, doc = tempfile.mkstemp(prefix="ipopt_options_", suffix=".txt")
+    os.close(fd)
+    try:
+        p = _probe_problem()
+        for k, v in (("print_options_documentation", "yes"), ("print_advanced_options", "yes"),
+                     ("print_level", 0), ("output_file", doc), ("file_print_level", 5), ("max_iter", 0)):
+            p.add_option(k, v)
+        with _quiet_stdout():
+            p.solve(np.array([0.0]))
+        del p
+        with open(doc, errors="replace") as fh:
+            specs = _parse_documentation(fh.read())
+    finally:
+        os.unlink(doc)
+    # an integral default does not make an option integer (bound_mult_init_val = 1 is real):
+    # Ipopt accepts a Python int only for an integer option
+    p = _probe_problem()
+    with _quiet_stdout():
+        for s in specs.values():
+            if s.kind == "integer":
+                try:
+                    p.add_option(s.name, int(s.default))
+                except TypeError:
+                    s.kind = "real"
+    _CATALOG = specs
+    return specs
+
+
+def linear_solver_available(name: str) -> bool:
+    """Can the installed Ipopt use this linear solver?
+
+    Solvers compiled into Ipopt ("use the ... package": MUMPS, SPRAL here)
+    are available.  The ones Ipopt loads from a library at run time (HSL's
+    ma27/ma57/..., Pardiso) are available when that library loads
+    (``hsllib`` / ``pardisolib`` defaults: libhsl.so, libpardiso.so).  A probe
+    *solve* is not used: with no HSL library installed, a probe with
+    ma97 crashed this Ipopt (segmentation fault, measured), ma27/ma57 returned
+    "Invalid option encountered" (-12)."""
+    import ctypes
+
+    if name == "custom":  # needs a linear-solver object from C++ code
+        return False
+    if name not in _LINEAR_SOLVERS:
+        spec = ipopt_option_catalog().get("linear_solver")
+        desc = spec.descriptions.get(name, "") if spec else ""
+        if "at runtime" not in desc:
+            _LINEAR_SOLVERS[name] = spec is not None and name in spec.values
+        else:
+            lib_opt = "pardisolib" if name.startswith("pardiso") else "hsllib"
+            lib = ipopt_option_catalog().get(lib_opt)
+            try:
+                ctypes.CDLL(lib.default if lib else "libhsl.so")
+                _LINEAR_SOLVERS[name] = True
+            except OSError:
+                _LINEAR_SOLVERS[name] = False
+    return _LINEAR_SOLVERS[name]
+
+
+def option_catalog_available() -> bool:
+    return _cyipopt_available()
+
+
+def check_option(name: str, value) -> str | None:
+    """None if Ipopt accepts ``name = value``, else what is allowed (one phrase).
+
+    Raises nothing; call only when ``option_catalog_available()``."""
+    import difflib
+
+    cat = ipopt_option_catalog()
+    spec = cat.get(name)
+    if spec is None:
+        close = difflib.get_close_matches(name, list(cat), n=3)
+        return ("a known Ipopt option name (this Ipopt has no option " + repr(name)
+                + (f"; did you mean {', '.join(close)}?" if close else "") + ")")
+    if spec.kind == "string":
+        if not isinstance(value, str):
+            return spec.allowed()
+        if not spec.any_string and value.lower() not in {v.lower() for v in spec.values}:
+            return spec.allowed()
+        if name == "linear_solver" and not linear_solver_available(value.lower()):
+            ok = [v for v in spec.values if v != "custom" and linear_solver_available(v)]
+            return (f"a linear solver this Ipopt can load: {', '.join(repr(v) for v in ok)} "
+                    f"({value!r} is known to Ipopt but its library is not installed)")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return spec.allowed()
+    if spec.kind == "integer" and (not isinstance(value, int) or abs(value) > _INT_MAX):
+        return spec.allowed()
+    v = float(value)
+    if not math.isfinite(v) or v < spec.lo or v > spec.hi or (spec.lo_open and v == spec.lo) \
+            or (spec.hi_open and v == spec.hi):
+        return spec.allowed()
+    return None

@@ -104,6 +104,11 @@ REGIME_STATUSES = ("verified", "check_failed", "not_converged", "error")
 _PATH_RE = re.compile(r"[A-Za-z_][\w-]*(\[\d+\])*(\.[A-Za-z_][\w-]*(\[\d+\])*)*")
 _PARAM_RE = re.compile(r"^(?P<path>[^=]+)=(?P<start>[^:]+):(?P<stop>[^:]+):(?P<count>[^:]+)$")
 PARAM_SYNTAX = "PATH=START:STOP:COUNT, e.g. technology.sigma=0.2:0.6:50"
+# Grid bounds.  Validation keeps every point's scenario in memory (~25 kB
+# each, measured: bench note in the README) and the sweep writes a file per
+# point, so a grid is bounded in its total number of points; one axis may use
+# all of it.  (A COUNT of 10^12 tried to allocate 7 TiB.)
+MAX_POINTS = 100_000
 # Grid values are rounded to this many significant digits: the value a user
 # would type, and the same float whichever grid it is part of (resume, hashes).
 DIGITS = 12
@@ -173,8 +178,8 @@ def _param(path, start, stop, count, where: str) -> Param:
         raise ScenarioError(f"{where}: '{path}' is not a dotted field path like technology.tokens[0].cost")
     if not (math.isfinite(start) and math.isfinite(stop)):
         raise ScenarioError(f"{where}: START and STOP must be finite numbers")
-    if count is None or count < 1:
-        raise ScenarioError(f"{where}: COUNT must be an integer >= 1")
+    if count is None or count < 1 or count > MAX_POINTS:
+        raise ScenarioError(f"{where}: COUNT must be an integer with 1 <= COUNT <= {MAX_POINTS}")
     return Param(path, float(start), float(stop), int(count))
 
 
@@ -288,6 +293,10 @@ def plan(scenario_path, params: list[Param] | None = None, regimes: list[str] | 
         if r not in base.regimes:
             raise ScenarioError(f"{where} {r!r}: not in scenario {base.name}; allowed: {', '.join(base.regimes)}")
     regimes = [n for n in regime_registry.NAMES if n in base.regimes and (not regimes or n in regimes)]
+    total = math.prod(p.count for p in params)
+    if total > MAX_POINTS:
+        raise ScenarioError(f"sweep grid: {' x '.join(str(p.count) for p in params)} = {total} points; "
+                            f"allowed: at most {MAX_POINTS} points in all")
     shash = scenario_hash(raw, source.parent)
     axes = [_typed_values(p, _check_path(raw, p.path, src)) for p in params]
     out = Plan(source, base, shash, params, regimes)
@@ -651,6 +660,27 @@ class ClusterError(RuntimeError):
     """The Dask cluster cannot be reached or has no workers."""
 
 
+_ADDRESS_RE = re.compile(r"(?:(?:tcp|tls|ucx|ws|wss)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})")
+
+
+def check_scheduler(text: str) -> None:
+    """``ScenarioError`` unless ``text`` is a scheduler file or an address like tcp://host:8786."""
+    if Path(text).is_file():
+        try:
+            address = json.loads(Path(text).read_text()).get("address", "")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ScenarioError(f"--scheduler {text!r}: allowed: a Dask scheduler file (JSON with an "
+                                f"'address') or an address like tcp://host:8786 ({exc})") from None
+        if not isinstance(address, str) or not _ADDRESS_RE.fullmatch(address):
+            raise ScenarioError(f"--scheduler {text!r}: the scheduler file's 'address' {address!r} is not an "
+                                "address like tcp://host:8786")
+        return
+    m = _ADDRESS_RE.fullmatch(text)
+    if not m or not 0 < int(m[2]) < 65536:
+        raise ScenarioError(f"--scheduler {text!r}: allowed: an address like tcp://host:8786 (port 1-65535) "
+                            "or an existing Dask scheduler file")
+
+
 def _probe(scheduler: str) -> None:
     """Fail fast (``OSError``) when nothing listens at a tcp:// address (Dask would retry for 20 s)."""
     address = scheduler
@@ -852,7 +882,18 @@ def main(argv=None) -> int:
         except solver.SolverUnavailable as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-    out = Path(args.out) if args.out else Path("out") / "sweeps" / pl.base.name
+    from models import run
+
+    try:
+        if args.scheduler:
+            check_scheduler(args.scheduler)
+        out = run.out_root(args.out, "--out") if args.out is not None else Path("out") / "sweeps" / pl.base.name
+        if os.path.lexists(out) and not out.is_dir():
+            raise run.OutputError(f"--out {str(out)!r}: allowed: a folder path; is a file")
+        run._usable_folder(out, "--out")
+    except (ScenarioError, run.OutputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     log = _silent if args.quiet else (lambda msg: print(msg, flush=True))
     try:
         res = run_sweep(pl, out, workers=args.workers, scheduler=args.scheduler,

@@ -1,0 +1,351 @@
+"""Hostile and careless input (issue 16): every case class through ``solve.py``.
+
+Contract (README "What `python solve.py` does"): bad input exits 2, prints
+exactly one line ``error: ...`` naming the field and what is allowed, prints
+no traceback, and creates no file anywhere -- not in ``--out``, not beside it,
+not in the working folder.
+
+Most cases call ``solve.main()`` in this process (a subprocess costs ~1.5 s of
+imports each); ``test_subprocess_representatives`` runs one case of every
+class through a real ``python solve.py`` subprocess, all started together.
+"""
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from conftest import SUBPROCESS_TIMEOUT, solve_command
+
+SPEED = "component"
+
+BASE = """\
+name = "case"
+
+[technology]
+sigma = 0.5
+rho = 0.5
+
+[[technology.tokens]]
+name = "input"
+weight = 0.6
+cost = 1.0
+
+[[technology.tokens]]
+name = "output"
+weight = 0.4
+cost = 4.0
+
+[technology.fine_tuning]
+gamma = 0.2
+
+[[technology.fine_tuning.classes]]
+name = "ft"
+weight = 1.0
+cost = 2.0
+
+[types]
+distribution = "uniform"
+n = 10
+
+[regimes.cost]
+quantities = [0.5, 1.0]
+"""
+
+SWEEP_BASE = BASE.replace('name = "case"', 'name = "sweepcase"')
+
+
+def edit(old: str, new: str, text: str = BASE) -> str:
+    assert text.count(old) == 1, f"edit target {old!r} must occur once"
+    return text.replace(old, new)
+
+
+def add_solver(lines: str) -> str:
+    return BASE + "\n[solver]\n" + lines + "\n"
+
+
+def add_options(lines: str) -> str:
+    return BASE + "\n[solver.options]\n" + lines + "\n"
+
+
+@dataclass
+class Case:
+    id: str
+    klass: str  # case class (issue 16), for the subprocess representatives
+    files: dict = field(default_factory=dict)  # name -> str | bytes | callable(dir)
+    must_name: list = field(default_factory=list)  # substrings of the error line
+    args: list = field(default_factory=list)  # {dir}: the case folder
+    scenario: str | None = "scenario.toml"
+    sweep: bool = False
+
+
+DEEP = 5000
+CASES = [
+    # -- the scenario name chooses no place outside --out
+    Case("name-dotdot-escape", "name", {"scenario.toml": edit('name = "case"', 'name = "../escaped"')},
+         ["field 'name'", "A-Z a-z 0-9 . _ -"]),
+    Case("name-absolute", "name", {"scenario.toml": edit('name = "case"', 'name = "/tmp/abs_escape"')},
+         ["field 'name'", "1-100 characters"]),
+    Case("name-empty", "name", {"scenario.toml": edit('name = "case"', 'name = ""')}, ["field 'name'"]),
+    Case("name-dot", "name", {"scenario.toml": edit('name = "case"', 'name = "."')}, ["field 'name'"]),
+    Case("name-dotdot", "name", {"scenario.toml": edit('name = "case"', 'name = ".."')}, ["field 'name'"]),
+    Case("name-nested", "name", {"scenario.toml": edit('name = "case"', 'name = "a/b"')}, ["field 'name'"]),
+    Case("name-nul", "name", {"scenario.toml": edit('name = "case"', 'name = "a\\u0000b"')}, ["field 'name'"]),
+    Case("name-300-chars", "name", {"scenario.toml": edit('name = "case"', 'name = "' + "x" * 300 + '"')},
+         ["field 'name'", "1-100 characters", "(302 characters)"]),
+    Case("name-default-from-file-stem", "name", {"bad name.toml": BASE.replace('name = "case"\n', "")},
+         ["field 'name'", "the default is the file name"], scenario="bad name.toml"),
+    # -- --out unusable
+    Case("out-regular-file", "out", {"afile": "x", "scenario.toml": BASE}, ["--out", "is a file"],
+         args=["--out", "{dir}/afile"]),
+    Case("out-below-file", "out", {"afile": "x", "scenario.toml": BASE}, ["--out", "which is a file"],
+         args=["--out", "{dir}/afile/sub"]),
+    Case("out-empty", "out", {"scenario.toml": BASE}, ["--out ''", "folder path"], args=["--out", ""]),
+    Case("out-root", "out", {"scenario.toml": BASE}, ["--out '/'", "not the root"], args=["--out", "/"]),
+    Case("out-unwritable", "out", {"scenario.toml": BASE}, ["--out", "writable folder"],
+         args=["--out", "/proc/llm_pricing_out"]),
+    Case("out-target-is-file", "out", {"out/case": "x", "scenario.toml": BASE}, ["exists and is not a folder"],
+         args=["--out", "{dir}/out"]),
+    Case("out-target-foreign-files", "out", {"out/case/mine.txt": "keep me", "scenario.toml": BASE},
+         ["not a run (no manifest.json)"], args=["--out", "{dir}/out"]),
+    # -- Ipopt options against the installed Ipopt's option list
+    Case("opt-unknown", "ipopt-options", {"scenario.toml": add_options("mu_strateg = 'adaptive'")},
+         ["'solver.options.mu_strateg'", "known Ipopt option", "did you mean mu_strategy"]),
+    Case("opt-bad-enum", "ipopt-options", {"scenario.toml": add_options("mu_strategy = 'bogus'")},
+         ["'solver.options.mu_strategy'", "'monotone', 'adaptive'"]),
+    Case("opt-string-for-real", "ipopt-options", {"scenario.toml": add_options("acceptable_tol = 'small'")},
+         ["'solver.options.acceptable_tol'", "0.0 < acceptable_tol < +inf"]),
+    Case("opt-max-iter-float", "ipopt-options", {"scenario.toml": add_solver("max_iter = 2.5")},
+         ["'solver.max_iter'", "an integer"]),
+    Case("opt-max-iter-negative", "ipopt-options", {"scenario.toml": add_solver("max_iter = -1")},
+         ["'solver.max_iter'", "0 <= max_iter"]),
+    Case("opt-max-iter-beyond-int", "ipopt-options", {"scenario.toml": add_solver("max_iter = 3000000000")},
+         ["'solver.max_iter'", "2147483647"]),
+    Case("opt-int-beyond-int-in-options", "ipopt-options",
+         {"scenario.toml": add_options("acceptable_iter = 99999999999")},
+         ["'solver.options.acceptable_iter'", "2147483647"]),
+    Case("opt-tol-negative", "ipopt-options", {"scenario.toml": add_solver("tol = -1e-8")},
+         ["'solver.tol'", "0 < tol <= 1"]),
+    Case("opt-tol-nan", "ipopt-options", {"scenario.toml": add_solver("tol = nan")}, ["'solver.tol'", "= nan"]),
+    Case("opt-tol-nan-in-options", "ipopt-options", {"scenario.toml": add_options("acceptable_tol = nan")},
+         ["'solver.options.acceptable_tol'"]),
+    Case("opt-tol-negative-in-options", "ipopt-options", {"scenario.toml": add_options("bound_push = -1.0")},
+         ["'solver.options.bound_push'", "0.0 < bound_push"]),
+    Case("opt-linear-solver-not-installed", "ipopt-options", {"scenario.toml": add_solver('linear_solver = "ma57"')},
+         ["'solver.linear_solver'", "'mumps'", "library is not installed"]),
+    Case("opt-linear-solver-pardiso", "ipopt-options", {"scenario.toml": add_solver('linear_solver = "pardiso"')},
+         ["'solver.linear_solver'", "library is not installed"]),
+    Case("opt-linear-solver-unknown", "ipopt-options", {"scenario.toml": add_solver('linear_solver = "magic"')},
+         ["'solver.linear_solver'", "'mumps'"]),
+    Case("opt-own-field-in-options", "ipopt-options", {"scenario.toml": add_options("tol = 1e-9")},
+         ["'solver.options.tol'", "[solver] tol"]),
+    # -- pathological TOML
+    Case("toml-deep-arrays", "deep-toml", {"scenario.toml": BASE + "x = " + "[" * DEEP + "]" * DEEP + "\n"},
+         ["nested too deeply", "at most"]),
+    Case("toml-deep-inline-tables", "deep-toml",
+         {"scenario.toml": BASE + "x = " + "{a = " * DEEP + "1" + "}" * DEEP + "\n"}, ["nested too deeply"]),
+    Case("toml-deep-dotted-keys", "deep-toml", {"scenario.toml": BASE + ".".join(["k"] * DEEP) + " = 1\n"},
+         ["levels"]),
+    Case("toml-deep-but-parsable", "deep-toml", {"scenario.toml": BASE + "x = " + "[" * 200 + "]" * 200 + "\n"},
+         ["field 'regimes.cost.x'", "at most 32 levels"]),
+    # -- documented limits enforced
+    Case("csv-too-many-types", "limits",
+         {"scenario.toml": edit('distribution = "uniform"\nn = 10', 'distribution = "discrete"\nfile = "t.csv"'),
+          "t.csv": lambda: "theta,mass\n" + "".join(f"{i},1\n" for i in range(2_000_001))},
+         ["'types.file'", "at most 2000000 types"]),
+    Case("n-too-many-types", "limits", {"scenario.toml": edit("n = 10", "n = 2000001")},
+         ["'types.n'", "2 <= n <= 2000000"]),
+    Case("description-huge", "limits", {"scenario.toml": edit('name = "case"', 'name = "case"\ndescription = "'
+                                                             + "d" * 20_000 + '"')},
+         ["field 'description'", "at most 10000 characters"]),
+    # -- sweeps
+    Case("sweep-count-huge", "sweep", {"scenario.toml": SWEEP_BASE},
+         ["COUNT", "100000"], args=["--param", "technology.sigma=0.2:0.6:1000000000000"], sweep=True),
+    Case("sweep-total-points", "sweep", {"scenario.toml": SWEEP_BASE},
+         ["1000 x 1000 = 1000000 points", "at most 100000"],
+         args=["--param", "technology.sigma=0.2:0.6:1000", "--param", "technology.rho=0.1:0.5:1000"], sweep=True),
+    Case("sweep-scheduler-not-address", "sweep", {"scenario.toml": SWEEP_BASE},
+         ["--scheduler 'not an address'", "tcp://host:8786"],
+         args=["--param", "technology.sigma=0.2:0.6:2", "--scheduler", "not an address"], sweep=True),
+    Case("sweep-out-file", "sweep", {"scenario.toml": SWEEP_BASE, "afile": "x"}, ["--out", "is a file"],
+         args=["--param", "technology.sigma=0.2:0.6:2", "--out", "{dir}/afile"], sweep=True),
+    Case("sweep-out-root", "sweep", {"scenario.toml": SWEEP_BASE}, ["--out '/'"],
+         args=["--param", "technology.sigma=0.2:0.6:2", "--out", "/"], sweep=True),
+    # -- misleading messages
+    Case("scenario-is-directory", "scenario-path", {"adir/x": "x"}, ["adir", "a directory, not a file"],
+         scenario="adir"),
+    Case("scenario-is-fifo", "scenario-path", {"fifo": lambda d: os.mkfifo(d / "fifo")},
+         ["FIFO (named pipe)"], scenario="fifo"),
+    Case("scenario-symlink-loop", "scenario-path", {"loop": lambda d: os.symlink(d / "loop", d / "loop")},
+         ["symbolic-link loop"], scenario="loop"),
+    Case("scenario-dev-null", "scenario-path", {}, ["/dev/null", "a device, not a regular file"],
+         scenario="/dev/null"),
+    Case("scenario-missing", "scenario-path", {}, ["scenario file not found"], scenario="nope.toml"),
+    Case("csv-extra-field", "messages",
+         {"scenario.toml": edit('distribution = "uniform"\nn = 10', 'distribution = "discrete"\nfile = "t.csv"'),
+          "t.csv": "theta,mass\n0.1,0.5\n0.2,0.3,9\n0.3,0.2\n"},
+         ["row 3", "exactly 2 fields per row", "this row has 3"]),
+    Case("csv-missing-field", "messages",
+         {"scenario.toml": edit('distribution = "uniform"\nn = 10', 'distribution = "discrete"\nfile = "t.csv"'),
+          "t.csv": "theta,mass\n0.1,0.5\n0.2\n0.3,0.2\n"},
+         ["row 3", "this row has fewer"]),
+    Case("gamma-digits", "messages", {"scenario.toml": edit("gamma = 0.2", "gamma = 0.49999999999999994")},
+         ["gamma' = 0.49999999999999994", "sigma + gamma = 1 in floating point"]),
+]
+
+# classes that are not bad input but must stay clean failures (exit 1): tested below
+FLOAT_EDGE = [("rho", "rho = 0.5", "rho = -1e308"), ("cost", "cost = 4.0", "cost = 1e308"),
+              ("quantity", "quantities = [0.5, 1.0]", "quantities = [0.5, 1e308]")]
+
+
+def materialise(case: Case, d: Path) -> list:
+    d.mkdir(parents=True, exist_ok=True)
+    for name, content in case.files.items():
+        p = d / name
+        if callable(content):
+            import inspect
+
+            if len(inspect.signature(content).parameters) == 1:
+                content(d)
+                continue
+            content = content()
+        p.parent.mkdir(parents=True, exist_ok=True)
+        (p.write_bytes if isinstance(content, bytes) else p.write_text)(content)
+    args = ["sweep"] if case.sweep else []
+    if case.scenario is not None:
+        args.append(case.scenario if case.scenario.startswith("/") else str(d / case.scenario))
+    extra = [a.replace("{dir}", str(d)) for a in case.args]
+    if "--out" not in extra:
+        extra += ["--out", str(d / "out")]
+    return args + extra + ([] if case.sweep else ["--quiet"])
+
+
+def tree(root: Path) -> dict:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            p = Path(dirpath) / n
+            st = os.lstat(p)
+            # a folder's mtime moves when the output check probes it (mkdtemp + rmdir): not a file
+            out[str(p)] = (stat.S_IFMT(st.st_mode), st.st_size,
+                           None if stat.S_ISDIR(st.st_mode) else st.st_mtime_ns)
+    return out
+
+
+def check(case: Case, rc: int, stderr: str, before: dict, after: dict, d: Path) -> None:
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert rc == 2, f"exit {rc}, stderr: {stderr[-2000:]}"
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr[-2000:]
+    assert "Traceback" not in stderr
+    for text in case.must_name:
+        assert text in lines[0], f"{text!r} not in {lines[0]!r}"
+    assert before == after, f"files created or changed: {set(after) ^ set(before)}"
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """Case folder inside an otherwise empty tree; the working folder is that tree."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_exit_2_one_line_nothing_written(case, sandbox, capsys):
+    import solve
+
+    d = sandbox / "case"
+    argv = materialise(case, d)
+    before = tree(sandbox)
+    tmp_before = set(os.listdir("/tmp"))
+    rc = solve.main(argv)
+    cap = capsys.readouterr()
+    check(case, rc, cap.err, before, tree(sandbox), d)
+    assert not (set(os.listdir("/tmp")) - tmp_before - {p for p in os.listdir("/tmp") if p.startswith(
+        ("pytest", "tmp", "ipopt_options_"))}), "files created in /tmp"
+
+
+def _representatives() -> list[Case]:
+    seen, out = set(), []
+    for c in CASES:
+        if c.klass not in seen and c.id != "csv-too-many-types":
+            seen.add(c.klass)
+            out.append(c)
+    return out
+
+
+@pytest.mark.integration
+def test_subprocess_representatives(tmp_path):
+    """One case of each class through a real ``python solve.py`` (all started together)."""
+    reps = _representatives()
+    jobs = []
+    for c in reps:
+        d = tmp_path / c.id
+        jobs.append((c, d, materialise(c, d)))
+    before = tree(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+    def run(job):
+        c, d, argv = job
+        p = subprocess.run(solve_command(*argv), cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=SUBPROCESS_TIMEOUT)
+        return p.returncode, p.stderr
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
+        results = list(ex.map(run, jobs))
+    after = tree(tmp_path)
+    assert before == after, f"files created or changed: {set(after) ^ set(before)}"
+    for (c, d, _), (rc, err) in zip(jobs, results):
+        check(c, rc, err, {}, {}, d)
+
+
+@pytest.mark.parametrize("what, old, new", FLOAT_EDGE, ids=[f[0] for f in FLOAT_EDGE])
+def test_float_edge_numbers_fail_cleanly(what, old, new, sandbox, capsys):
+    """Numbers at the edge of float range are valid input by the documented rules
+    but overflow inside the NLP: a clean failure (exit 1 or a clean exit 2), never a traceback."""
+    import solve
+
+    d = sandbox / "case"
+    d.mkdir()
+    (d / "s.toml").write_text(edit(old, new))
+    rc = solve.main([str(d / "s.toml"), "--out", str(d / "out"), "--quiet"])
+    cap = capsys.readouterr()
+    assert rc in (1, 2), cap
+    assert "Traceback" not in cap.err + cap.out
+    if rc == 2:
+        assert len(cap.err.strip().splitlines()) == 1 and cap.err.startswith("error: ")
+        assert not (d / "out").exists()
+
+
+@pytest.mark.unit
+def test_bom_in_toml_and_csv_is_accepted(tmp_path):
+    from models import scenario
+
+    csv_text = "\ufefftheta,mass\n0.1,0.5\n0.2,0.5\n"
+    (tmp_path / "t.csv").write_text(csv_text, encoding="utf-8")
+    text = edit('distribution = "uniform"\nn = 10', 'distribution = "discrete"\nfile = "t.csv"')
+    (tmp_path / "s.toml").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    s = scenario.load(tmp_path / "s.toml")
+    assert s.name == "case" and s.n_types == 2
+
+
+@pytest.mark.unit
+def test_ipopt_option_catalog_matches_ipopt(tmp_path):
+    """The parsed option list agrees with what Ipopt itself accepts (its own add_option)."""
+    from models import solver
+
+    if not solver.option_catalog_available():
+        pytest.skip("no cyipopt")
+    cat = solver.ipopt_option_catalog()
+    assert len(cat) > 200
+    assert cat["max_iter"].kind == "integer" and cat["tol"].kind == "real"
+    assert cat["bound_mult_init_val"].kind == "real"  # integral default, real option
+    assert set(cat["mu_strategy"].values) == {"monotone", "adaptive"}
+    assert solver.check_option("tol", 1) is None  # TOML int for a real option is fine
+    assert solver.check_option("mu_strategy", "ADAPTIVE") is None  # Ipopt is case-insensitive
+    assert solver.linear_solver_available("mumps")
