@@ -6,6 +6,10 @@ import json
 
 from models.export import to_markdown
 
+# The report echoes the scenario; beyond this many characters it shows the
+# start only (the description itself is bounded by scenario.MAX_DESCRIPTION).
+MAX_ECHO = 20_000
+
 
 def build_markdown(scn, run, summary, writer, embed: bool = False) -> str:
     lines = [f"# Run report: {scn.name}", ""]
@@ -45,7 +49,11 @@ def build_markdown(scn, run, summary, writer, embed: bool = False) -> str:
             if embed and (writer.out / rel).is_file():
                 src = "data:image/png;base64," + base64.b64encode((writer.out / rel).read_bytes()).decode()
             lines += ["", f"![{fname}]({src})"]
-    lines += ["", "## Scenario as given", "", "```json", json.dumps(scn.raw, indent=2), "```", ""]
+    given = json.dumps(scn.raw, indent=2)
+    if len(given) > MAX_ECHO:  # a long list (quantities, convergence) must not blow up the report
+        given = given[:MAX_ECHO] + f"\n... ({len(given) - MAX_ECHO} more characters; the scenario file's " \
+                                   "SHA-256 is in manifest.json)"
+    lines += ["", "## Scenario as given", "", "```json", given, "```", ""]
     return "\n".join(lines)
 
 

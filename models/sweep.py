@@ -104,10 +104,12 @@ REGIME_STATUSES = ("verified", "check_failed", "not_converged", "error")
 _PATH_RE = re.compile(r"[A-Za-z_][\w-]*(\[\d+\])*(\.[A-Za-z_][\w-]*(\[\d+\])*)*")
 _PARAM_RE = re.compile(r"^(?P<path>[^=]+)=(?P<start>[^:]+):(?P<stop>[^:]+):(?P<count>[^:]+)$")
 PARAM_SYNTAX = "PATH=START:STOP:COUNT, e.g. technology.sigma=0.2:0.6:50"
-# Grid bounds.  Validation keeps every point's scenario in memory (~25 kB
-# each, measured: bench note in the README) and the sweep writes a file per
-# point, so a grid is bounded in its total number of points; one axis may use
-# all of it.  (A COUNT of 10^12 tried to allocate 7 TiB.)
+# Grid bounds.  Validation keeps every point's scenario in memory and the
+# sweep writes a file per point, so a grid is bounded in its total number of
+# points; one axis may use all of it.  Measured (data/default.toml, 100 x 100
+# grid): 17 kB of resident memory and 1.1 ms of validation per point, so the
+# bound means at most ~1.7 GB and ~2 minutes before the first point runs.
+# (A COUNT of 10^12 tried to allocate 7 TiB; 10^7 points passed 10 GiB.)
 MAX_POINTS = 100_000
 # Grid values are rounded to this many significant digits: the value a user
 # would type, and the same float whichever grid it is part of (resume, hashes).
