@@ -354,6 +354,73 @@ def test_value_scale_nlp_vs_discrete_closed_form(value_scale_5):
         assert m.profit > bm.profit  # the counter-case to Proposition 3
 
 
+# ====================================== continuum and finer-grid rows (value–scale)
+U01 = DM.TypeDistribution("uniform", 0.0, 1.0)
+
+
+def _rows_pass(rows):
+    return [bool(r["passed"].all()) for r in rows]
+
+
+def test_continuum_rows_pass_and_fail_for_a_wrong_continuum():
+    """The FOSD brackets on 400×400 corner grids hold the true continuous
+    profits and 9/8, and reject a ratio 3 % off or a distribution profit 2 % off
+    (bracket widths at 400 cells: ratio −1.2 %/+2.3 %, Π_D −0.3 %/+1.4 %)."""
+    cont = D.value_scale_profits(TECH)
+    rows, _, _ = DM.continuum_rows(TECH, U01, U01, 400, cont)
+    assert all(_rows_pass(rows)) and len(rows) == 7  # 3 brackets × 2 ends + 9/8
+    for key, f in (("ratio", 1.03), ("ratio", 1 / 1.03), ("distribution", 0.98)):
+        bad = {**cont, key: cont[key] * f}
+        rows, _, _ = DM.continuum_rows(TECH, U01, U01, 400, bad)
+        assert not all(_rows_pass(rows)), (key, f)
+
+
+def _profit_table(Ns, tech=TECH, scale=None):
+    import pandas as pd
+    rows = []
+    for N in Ns:
+        T, wg, wm, sg, sm = _value_scale_grid(N)
+        p = D.value_scale_distribution_menu(wg, wm, sg, sm, N, tech, audit=False).profit
+        rows.append({"types": N * N, "cells": N, "distribution_nlp": p * (scale or {}).get(N, 1.0)})
+    return pd.DataFrame(rows)
+
+
+def test_first_order_row_passes_on_exact_profits_and_fails_when_perturbed():
+    """Fitted O(1/N) constant of Π_D vs the derived (A+B)/Π_D: exact discrete
+    profits at N = 5, 10, 20 pass (fit 3.513 vs 3.5, tolerance 0.047); a
+    continuous Π_D 0.5 % off, or one grid's profit 0.3 % off, fails."""
+    cont = D.value_scale_profits(TECH)
+    prof = _profit_table([5, 10, 20])
+    rows, note = DM.first_order_rows(TECH, U01, U01, prof, profit=cont["distribution"])
+    assert len(rows) == 1 and all(_rows_pass(rows)), note
+    rows, _ = DM.first_order_rows(TECH, U01, U01, prof, profit=cont["distribution"] * 1.005)
+    assert not all(_rows_pass(rows))
+    rows, _ = DM.first_order_rows(TECH, U01, U01, _profit_table([5, 10, 20], scale={20: 1.003}),
+                                  profit=cont["distribution"])
+    assert not all(_rows_pass(rows))
+    # outside the derivation's conditions: a note, no row
+    assert DM.first_order_rows(TECH, U01, U01, _profit_table([4, 8, 16]))[0] == []
+    low_a = cf.Technology(sigma=0.5, rho=0.0, alpha=(1.0,), cost=(1.0,))  # S ~ v^2 at the threshold
+    rows, note = DM.first_order_rows(low_a, U01, U01, _profit_table([5, 10, 20], low_a))
+    assert rows == [] and "needs a > 3" in note
+
+
+def test_finer_grid_rows_pass_for_the_nlp_and_fail_for_perturbed_menus(value_scale_5):
+    """Finer types (4× in w and s) choosing from the NLP menu get the same
+    utilities as from the closed-form menu; a price 1e-5 of the money scale
+    off on the served items, or every price 1e-4 lower (excluded types buy),
+    fails."""
+    import dataclasses
+    T, ref, bm, lazy, full = value_scale_5
+    vs = {"refine": 4, "w": {"dist": U01, "grid": "equal-spacing"}, "s": {"dist": U01}}
+    money = full.problem.money_scale
+    rows, table, rel = DM.finer_grid_rows(TECH, vs, T, full.menu, ref, "vs5", money)
+    assert _rows_pass(rows) == [True] and 0.1 < rel < 0.6  # the discretisation error itself is O(1/N)
+    for t in (full.menu.t + 1e-5 * money * (full.menu.Q > 0), full.menu.t - 1e-4 * money):
+        m = dataclasses.replace(full.menu, t=t)
+        assert _rows_pass(DM.finer_grid_rows(TECH, vs, T, m, ref, "x", money)[0]) == [False]
+
+
 # ============================================================== Proposition 3
 def test_proposition3_small():
     theta, tm = np.array([0.4, 0.6, 0.8, 1.0]), np.full(4, 0.25)
