@@ -83,7 +83,8 @@ class Context:
     def _report(self, label, r, t0):
         self.progress(f"    {label}: {r.status.value}, objective {r.objective:.10g}, {r.iterations} it, "
                       f"build {r.build_seconds:.2f}s + translate {r.translate_seconds:.2f}s + "
-                      f"solve {r.solve_seconds:.2f}s ({time.perf_counter() - t0:.1f}s, {r.route})")
+                      f"solve {r.solve_seconds:.2f}s ({time.perf_counter() - t0:.1f}s, {r.route})"
+                      + ("" if r.ok else f" -- {r.message}"))
 
 
 @dataclass

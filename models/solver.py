@@ -392,6 +392,63 @@ def _scaling_from_suffix(model, obj, pvars, cons):
     return (1.0 if o is None else float(o)), factors(pvars), factors(cons)
 
 
+class _ErrorWatch:
+    """Surface a linear-solver failure at once (issue 16).
+
+    At print_level 0 Ipopt says nothing when MUMPS fails a factorisation
+    (n = 2e6 budgets: ``MUMPS returned INFO(1) = -13``, out of memory, then
+    Ipopt went into restoration at 2.4 s per iteration for 45 minutes).  The
+    watch gives Ipopt an error-only log file (``file_print_level`` 1 =
+    J_ERROR; Ipopt flushes it every iteration, measured) and looks at its size
+    at every iteration: when a linear-solver error appears, the intermediate
+    callback stops Ipopt (status "user requested stop" -> error) and the
+    message carries Ipopt's own words.  A user's ``output_file`` disables it.
+    """
+
+    PATTERN = re.compile(r"MUMPS returned INFO|returned from MUMPS|MUMPS.*(error|fail)|out of memory|"
+                         r"linear solver.*(fail|error)|(MA27|MA57|MA86|MA97|SPRAL|Pardiso).*(error|fail)",
+                         re.IGNORECASE)
+
+    def __init__(self, opts: dict):
+        self.path = None
+        self.failure = ""
+        if "output_file" in opts:
+            return
+        fd, self.path = tempfile.mkstemp(prefix="ipopt_errors_", suffix=".log")
+        os.close(fd)
+        opts["output_file"] = self.path
+        opts["file_print_level"] = 1
+
+    def ok(self) -> bool:
+        """False (stop Ipopt) once a linear-solver error is in the log."""
+        if self.path is None or self.failure:
+            return not self.failure
+        try:
+            if os.path.getsize(self.path) == 0:
+                return True
+            with open(self.path, errors="replace") as fh:
+                text = fh.read()
+        except OSError:
+            return True
+        if self.PATTERN.search(text):
+            self.failure = " ".join(text.split())[:500]
+            return False
+        return True
+
+    def close(self, message: str) -> str:
+        text = ""
+        if self.path is not None:
+            try:
+                with open(self.path, errors="replace") as fh:
+                    text = " ".join(fh.read().split())[:500]
+                os.unlink(self.path)
+            except OSError:
+                pass
+        if self.failure:
+            return f"linear solver failed, Ipopt stopped: {self.failure}"
+        return f"{message} (Ipopt: {text})" if text else message
+
+
 def _add_options(problem, opts) -> None:
     for k, v in opts.items():
         try:
@@ -430,7 +487,7 @@ def _solve_cyipopt(model, opts, tee, warm_start, iteration_callback) -> SolveRes
         iters[0] = iter_count
         if iteration_callback is not None:
             iteration_callback(iter_count, obj)
-        return True
+        return watch.ok()
 
     problem = CyIpoptNLP(nlp, intermediate_callback=_cb)
     cons = nlp.get_pyomo_constraints()
@@ -460,9 +517,13 @@ def _solve_cyipopt(model, opts, tee, warm_start, iteration_callback) -> SolveRes
         opts.setdefault("warm_start_bound_push", 1e-9)
         opts.setdefault("warm_start_mult_bound_push", 1e-9)
         opts.setdefault("mu_init", 1e-6)
-    _add_options(problem, opts)
-    t1 = time.perf_counter()
-    x, info = _run_ipopt(problem, x0, tee, lag, zl, zu)
+    watch = _ErrorWatch(opts)
+    try:
+        _add_options(problem, opts)
+        t1 = time.perf_counter()
+        x, info = _run_ipopt(problem, x0, tee, lag, zl, zu)
+    finally:
+        message = watch.close(_message(info) if "info" in locals() else "")
     t2 = time.perf_counter()
     y = np.asarray(info["mult_g"], dtype=float)
     # load values directly: PyNumero's load_state_into_pyomo validates each
@@ -498,7 +559,7 @@ def _solve_cyipopt(model, opts, tee, warm_start, iteration_callback) -> SolveRes
         iterations=int(iters[0]),
         route="cyipopt",
         ipopt_version=ipopt_version("cyipopt"),
-        message=_message(info),
+        message=message,
         translate_seconds=(t1 - t0) + (t3 - t2),
         solve_seconds=t2 - t1,
         n_variables=len(pvars),
@@ -528,12 +589,13 @@ def structured_base():
         class StructuredProblem(CyIpoptProblemInterface):
             iterations = 0
             iteration_hook = None
+            watch = None
 
             def intermediate(self, alg_mod, iter_count, obj_value, *rest):
                 self.iterations = iter_count
                 if self.iteration_hook is not None:
                     self.iteration_hook(iter_count, obj_value)
-                return True
+                return self.watch is None or self.watch.ok()
 
         _STRUCTURED = StructuredProblem
     return _STRUCTURED
@@ -568,9 +630,14 @@ def solve_structured(
                                     np.ones(len(problem.x_lb())) if x_s is None else x_s,
                                     np.ones(len(problem.g_lb())) if g_s is None else g_s)
         opts.setdefault("nlp_scaling_method", "user-scaling")
-    _add_options(problem, opts)
-    t1 = time.perf_counter()
-    x, info = _run_ipopt(problem, problem.x_init(), tee)
+    problem.watch = watch = _ErrorWatch(opts)
+    try:
+        _add_options(problem, opts)
+        t1 = time.perf_counter()
+        x, info = _run_ipopt(problem, problem.x_init(), tee)
+    finally:
+        message = watch.close(_message(info) if "info" in locals() else "")
+        problem.watch = None
     t2 = time.perf_counter()
     res = SolveResult(
         status=_IPOPT_CODES.get(int(info["status"]), Status.ERROR),
@@ -578,7 +645,7 @@ def solve_structured(
         iterations=int(problem.iterations),
         route="cyipopt-structured",
         ipopt_version=ipopt_version("cyipopt"),
-        message=_message(info),
+        message=message,
         build_seconds=build_seconds,
         translate_seconds=t1 - t0,
         solve_seconds=t2 - t1,

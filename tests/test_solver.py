@@ -7,6 +7,7 @@ its absence is a failure, not a skip.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pyomo.environ as pyo
 import pytest
@@ -316,3 +317,35 @@ def test_iteration_callback_sees_every_iteration(route):
                      iteration_callback=lambda k, obj: seen.append(k))
     assert seen[0] == 0 and seen[-1] == r.iterations
     assert seen == sorted(seen)
+
+
+@pytest.mark.component
+def test_linear_solver_failure_is_surfaced_in_the_message():
+    """A linear solver Ipopt cannot load (no HSL library here) fails the solve at once, and
+    the result's message carries Ipopt's own error text, not only "Invalid option"
+    (print_level 0 would otherwise hide it).  Options bypass scenario validation here."""
+    if not solver.option_catalog_available():
+        pytest.skip("no cyipopt")
+    if solver.linear_solver_available("ma27"):
+        pytest.skip("HSL is installed here")
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(bounds=(0, 10), initialize=1.0)
+    m.o = pyo.Objective(expr=(m.x - 2) ** 2)
+    r = solver.solve(m, route="cyipopt", options={"linear_solver": "ma27"}, allow_nonoptimal=True)
+    assert r.status is solver.Status.ERROR
+    assert "libhsl" in r.message
+
+
+@pytest.mark.unit
+def test_error_watch_stops_on_a_linear_solver_error(tmp_path):
+    """The watch reads Ipopt's error-only log; this is the line Ipopt 3.14 writes when
+    MUMPS runs out of memory (IpMumpsSolverInterface.cpp), as seen at n = 2e6."""
+    opts = {}
+    w = solver._ErrorWatch(opts)
+    assert opts["file_print_level"] == 1 and w.ok()
+    with open(opts["output_file"], "w") as fh:
+        fh.write("MUMPS returned INFO(1) = -13 - out of memory when trying to allocate 3344 MB.\n")
+    assert not w.ok()
+    msg = w.close("User requested stop.")
+    assert msg.startswith("linear solver failed, Ipopt stopped: MUMPS returned INFO(1) = -13")
+    assert not Path(opts["output_file"]).exists()
