@@ -349,3 +349,91 @@ def test_ipopt_option_catalog_matches_ipopt(tmp_path):
     assert solver.check_option("tol", 1) is None  # TOML int for a real option is fine
     assert solver.check_option("mu_strategy", "ADAPTIVE") is None  # Ipopt is case-insensitive
     assert solver.linear_solver_available("mumps")
+
+
+@pytest.mark.unit
+def test_precise_tol_is_a_floor_for_verified_regimes():
+    """README: a scenario tol looser than the regime's precise tol is tightened (and noted);
+    a tighter one is used as given; regimes without a precise default take the scenario's."""
+    from models import run, solver
+
+    floor = solver.PRECISE_OPTIONS["tol"]
+    ctx = run.Context(route="auto", options={"tol": 1e-10, "max_iter": 3000}, user_options={"tol": 1e-10},
+                      progress=lambda *a: None)
+    assert ctx._options(solver.PRECISE_OPTIONS)["tol"] == floor
+    assert ctx.tightened == {(1e-10, floor)}
+    assert ctx._options(None)["tol"] == 1e-10  # no floor asked for
+    tight = run.Context(route="auto", options={}, user_options={"tol": 1e-14}, progress=lambda *a: None)
+    assert tight._options(solver.PRECISE_OPTIONS)["tol"] == 1e-14 and not tight.tightened
+
+
+@pytest.mark.component
+def test_tightened_tol_is_noted_in_the_regime(tmp_path):
+    from models import run, scenario
+
+    (tmp_path / "s.toml").write_text(add_solver("tol = 1e-6"))
+    scn = scenario.load(tmp_path / "s.toml")
+    res = run.run_regime(scn, "cost", run.Context(route="auto", options=scn.solver["options"],
+                                                  user_options=scn.solver["user_options"],
+                                                  progress=lambda *a: None, figures=False))
+    from models import plotting
+
+    for fig in res.figures.values():
+        plotting.close(fig)
+    assert any("solver tol = 1e-06 from the scenario is looser" in n for n in res.notes), res.notes
+    assert res.verified and res.solves["cost"].ok
+
+
+@pytest.mark.unit
+def test_console_prints_the_signed_value_of_one_sided_checks(capsys):
+    """Issue 11 defect 8: a one-sided check prints the value that is compared (signed), as in the CSV."""
+    import pandas as pd
+
+    import solve
+    from models.results import bound_check, compare
+
+    ver = pd.concat([bound_check("r", "audit", "worst IC violation", -1.0, 0.0),
+                     bound_check("r", "audit2", "worst IR violation", 2.5e-9, 1e-8),
+                     compare("r", "values", "Q", [1.0, 2.0], [1.0, 2.0 + 1e-9], 1e-6)], ignore_index=True)
+
+    class S:
+        scenario, verification, results, verified = "x", ver, {}, True
+
+    solve.print_table(S)
+    out = capsys.readouterr().out
+    row = [ln for ln in out.splitlines() if ln.startswith("r ") and "audit " in ln][0]
+    assert "-1.00e+00 ≤" in row and "ok" in row
+    assert "2.50e-09 ≤" in [ln for ln in out.splitlines() if "audit2" in ln][0]
+    assert "5.00e-10" in [ln for ln in out.splitlines() if "values" in ln][0]  # two-sided: rel err
+
+
+@pytest.mark.unit
+def test_large_checks_are_summarised_with_detail_in_parquet(tmp_path):
+    """verification.csv keeps the README's columns; a check with > DETAIL_ROWS rows is one
+    row (worst, maxima, all passed?), and verification_detail.parquet holds every row."""
+    import numpy as np
+    import pandas as pd
+
+    from models import run
+    from models.export import Writer
+    from models.results import VERIFICATION_COLUMNS, bound_check, compare
+
+    n = run.DETAIL_ROWS + 5
+    ref = np.linspace(1, 2, n)
+    num = ref.copy()
+    num[7] += 3e-6  # the one failing row (rel err 1.5e-6 > 1e-6)
+    ver = pd.concat([bound_check("r", "audit", "worst", -1.0, 0.0),
+                     compare("r", "big", "Q", num, ref, 1e-6),
+                     compare("r", "small", "t", [1.0], [1.0], 1e-6)], ignore_index=True)
+    w = Writer(tmp_path)
+    run.write_verification(w, ver)
+    csv = pd.read_csv(tmp_path / "verification.csv")
+    assert list(csv.columns) == VERIFICATION_COLUMNS
+    assert list(csv["check"]) == ["audit", "big", "small"]
+    big = csv[csv["check"] == "big"].iloc[0]
+    assert not big["passed"] and big["index"].startswith("7 (worst of") and np.isclose(big["rel_err"], 1.5e-6)
+    detail = pd.read_parquet(tmp_path / "verification_detail.parquet")
+    assert len(detail) == len(ver) and set(w.files) == {"verification.csv", "verification_detail.parquet"}
+    small = Writer(tmp_path / "s")
+    run.write_verification(small, ver[ver["check"] != "big"])
+    assert not (tmp_path / "s" / "verification_detail.parquet").exists()
