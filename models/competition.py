@@ -194,12 +194,14 @@ CONVEX_START_DEFAULTS = {"bound_relax_factor": 0.0, "tol": 1e-12, "max_iter": 30
 program has one basin, so there is nothing to stay in); tol 1e-12 as for the
 non-convex programs (the objective then carries ~12 digits, which the cut-off
 comparison below needs)."""
-RETRIES = ({"mu_init": 1e-7}, {"tol": 1e-10})
+RETRIES = ({"mu_init": 1e-7, "max_iter": 500}, {"tol": 1e-10, "max_iter": 500})
 """A start that stops short of optimality (Ipopt: 'very little progress' at an
 essentially optimal point, measured on the monopolist at N = 80) is re-solved
 from its last iterate with these option changes, in turn.  The first keeps tol
 1e-12 (a looser tol shifts objectives by up to ~1e-6, enough to mislead the
-cut-off search); the second is still 1e4 below TOL_DISCRETE."""
+cut-off search); the second is still 1e4 below TOL_DISCRETE.  Retries stop at 500
+iterations: healthy solves here take ≤ 250, and retries that ran to 3000 were diverging
+(objective → −1e22 on a σ+γ_L = 0.89 Beta scenario, 15–30 s each, measured)."""
 
 
 def _solve_start(ctx, m, label, build_seconds=0.0, defaults=None):
@@ -484,7 +486,7 @@ def _two_model_vars(m, models, theta, q0):
     m.spend = pyo.Expression(m.TYPES, rule=lambda m, k: sum(models[l].c * m.q[k, l] for l in m.MODELS))
 
 
-def build_efficient(models, theta, mass, q0, only=None):
+def build_efficient(models, theta, mass, q0, only=None, weights=None):
     """Surplus-maximising allocation per type on both models (module docstring, item 2).
 
     Variables are each model's linear-cost units ``q[k, ℓ] = Q_{kℓ}^{1/η_ℓ}``
@@ -496,12 +498,19 @@ def build_efficient(models, theta, mass, q0, only=None):
     infinite slope at 0 — both measured).
 
     ``only`` = ℓ: model ℓ alone (the other's tokens fixed at the floor); then
-    the objective θ(q^(η/σ) + floor)^σ − c q is concave in q (η < 1): convex."""
+    the objective θ(q^(η/σ) + floor)^σ − c q is concave in q (η < 1): convex.
+
+    ``weights`` (default: the masses) weigh each type's surplus in the objective.
+    The program is separable by type, so any positive weights give the same
+    allocation; the regime uses weight 1 per type, which keeps every type's KKT
+    conditions O(1) (with mass weights Ipopt's stopping test ignores types of
+    mass ~1e-12..1e-19 — Beta tails — and left their q off by up to 1e5 relative,
+    measured)."""
     th, p = np.asarray(theta, float), np.asarray(mass, float)
     s = models.sigma
     m = pyo.ConcreteModel(name="efficient_two_models")
     _two_model_vars(m, models, th, q0)
-    m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(p)))
+    m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(p if weights is None else np.asarray(weights, float))))
     m.surplus = pyo.Objective(expr=sum(m.p[k] * (m.theta[k] * m.pooled[k] ** s - m.spend[k]) for k in m.TYPES),
                               sense=pyo.maximize)
     _scale_two_model(m, models, th, m.surplus)
@@ -707,9 +716,11 @@ def _efficient(res, models, theta, mass, ctx):
     attempts = []
     for label, (q0, only) in starts.items():
         with Timer() as tb:
-            m = build_efficient(models, theta, mass, q0, only=only)
+            m = build_efficient(models, theta, mass, q0, only=only, weights=np.ones(len(theta)))
         r = _solve_start(ctx, m, f"efficient[{label}]", tb.seconds, defaults=CONVEX_START_DEFAULTS)
-        attempts.append(Attempt(label, r.status.value, r.objective, r.iterations, values={"q": _read_q(m)},
+        q_l = _read_q(m)
+        attempts.append(Attempt(label, r.status.value, float(np.sum(mass * _type_surplus(models, theta, q_l))),
+                                r.iterations, values={"q": q_l}, result=r,
                                 detail=r.message if "retried" in r.message else ""))
     ok = [a for a in attempts if a.status == "optimal"]
     if not ok:
@@ -717,21 +728,40 @@ def _efficient(res, models, theta, mass, ctx):
         res.error = "efficient allocation: no start converged"
         res.notes.append(f"efficient: {len(attempts)} starts, 0 converged")
         return None
+    for a in attempts:
+        res.solves[f"efficient[{a.label}]"] = a.result
     S = np.stack([_type_surplus(models, theta, a.values["q"]) for a in ok])
     best = np.argmax(S, axis=0)
     qc = np.stack([ok[b].values["q"][k] for k, b in enumerate(best)])
-    with Timer() as tb:
-        m = build_efficient(models, theta, mass, qc)
-    r = _solve_start(ctx, m, "efficient[best per type]", tb.seconds)
-    res.solves["efficient"] = r
-    attempts.append(Attempt("best start per type (final solve)", r.status.value, r.objective, r.iterations,
-                            detail=", ".join(f"{a.label}: {int(np.sum(best == i))} types" for i, a in enumerate(ok))))
+    obj_c = float(np.sum(mass * _type_surplus(models, theta, qc)))
+    q_out, obj_out, used = qc, obj_c, "per-type best of the one-model programs"
+    if len(theta) <= UNRESTRICTED_MAX_N:
+        with Timer() as tb:
+            m = build_efficient(models, theta, mass, qc, weights=np.ones(len(theta)))
+        r = _solve_start(ctx, m, "efficient[unrestricted final]", tb.seconds)
+        obj_r = float(np.sum(mass * _type_surplus(models, theta, _read_q(m))))
+        attempts.append(Attempt("unrestricted final (both models free) from the per-type best", r.status.value,
+                                obj_r, r.iterations,
+                                detail=", ".join(f"{a.label}: {int(np.sum(best == i))} types"
+                                                 for i, a in enumerate(ok))))
+        if r.ok and _better_convex(obj_r, obj_c):
+            q_out, obj_out, used = _read_q(m), obj_r, "unrestricted final (better than every one-model start)"
+            res.solves["efficient[unrestricted final]"] = r
+        elif r.ok:
+            res.solves["efficient[unrestricted final]"] = r
+        fin = f"unrestricted final {r.status.value} {obj_r:.10g} ({r.iterations} it)"
+    else:
+        fin = f"unrestricted final skipped (N > {UNRESTRICTED_MAX_N})"
     res.tables["efficient_starts"] = _attempt_table(attempts)
+    # the solve whose result is reported (the best one-model program, or the unrestricted final)
+    res.solves["efficient"] = (res.solves["efficient[unrestricted final]"] if used.startswith("unrestricted")
+                               else max(ok, key=lambda a: a.objective).result)
     obj = [a.objective for a in ok]
     res.notes.append(f"efficient: {len(attempts)} solves, {sum(a.status == 'optimal' for a in attempts)} converged; "
-                     f"starts {', '.join(f'{a.label} {a.objective:.8g}' for a in ok)}; per-type best "
-                     f"then final solve {r.objective:.10g} (spread over starts {max(obj) - min(obj):.4g})")
-    return {"q": _read_q(m), "objective": r.objective}
+                     f"one-model programs {', '.join(f'{a.label} {a.objective:.8g}' for a in ok)}; per-type best "
+                     f"{obj_c:.10g}; {fin}; reported: {used} (spread over starts {max(obj) - min(obj):.4g})")
+    _mixing_audit(res, models, _pooled(models, q_out) ** models.sigma, q_out, "efficient_mixing_audit")
+    return {"q": q_out, "objective": obj_out}
 
 
 TIE_CONVEX = 1e-10
@@ -886,7 +916,7 @@ MIX_GRID = 201
 """Shares of V^(1/σ) on the first model tried per type by the mixing audit."""
 
 
-def _mixing_audit(res, models, V, q):
+def _mixing_audit(res, models, V, q, check="monopolist_mixing_audit"):
     """Numpy audit of the one-model structure: no split of each type's V^(1/σ) between
     the two models (MIX_GRID shares, both ends included) delivers V more cheaply than
     the menu's own tokens.  Worst saving / max(1, max spend) ≤ TOL_AUDIT."""
@@ -897,9 +927,10 @@ def _mixing_audit(res, models, V, q):
     spend = q @ np.array([mm.c for mm in models])
     saving = float(np.max(spend - cost.min(axis=1)))
     scale = max(1.0, float(np.max(spend)))
-    res.checks.append(bound_check(NAME, "monopolist_mixing_audit", "worst saving from splitting a type's V between "
+    res.checks.append(bound_check(NAME, check, "worst saving from splitting a type's V between "
                                   "the models / max(1, spend)", saving / scale, TOL_AUDIT))
-    _audit_rows(res, ["monopolist: cheaper delivery by moving or mixing models"], [saving], [len(V) * MIX_GRID])
+    _audit_rows(res, [f"{check.split('_')[0]}: cheaper delivery by moving or mixing models"], [saving],
+                [len(V) * MIX_GRID])
 
 
 COARSE_MAX_N = 250

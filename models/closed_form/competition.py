@@ -663,11 +663,16 @@ def middle_region_nonempty_spec(lf: LeaderFringe, dist: TypeDistribution) -> boo
     r"""MODEL.md's criterion :math:`h(\theta_{lo})/\theta_{lo}<\sigma/(\sigma+\gamma_L)`
     (⇔ :math:`q^{int}(\theta_{lo})<\hat q(\theta_{lo})`, since :math:`\hat q(\theta_{lo})^{1-\eta}=\sigma\theta_{lo}/c_L`).
     Sufficient and necessary when :math:`q^{int}/\hat q` is increasing (true for the
-    examples) and θ_lo lies inside the support (False if it does not)."""
+    examples) and θ_lo lies inside the support.  If θ_lo ≤ θ_min, every type gains from
+    limit pricing (:math:`\Delta(\theta,\hat q)>0` for θ > θ_lo), so the middle region is
+    [θ_min, θ_hi], non-empty iff :math:`q^{int}(\theta_{\min})<\hat q(\theta_{\min})` (the same
+    criterion at θ_min); if θ_lo ≥ θ_max no type limit-prices."""
     tl = theta_lo(lf)
     lo, hi = dist.support
-    if not lo < tl < hi:  # h undefined outside the support; no limit-pricing types there
+    if tl >= hi:
         return False
+    if tl <= lo:  # h undefined below the support: the criterion at the bottom type
+        return bool(interior_quality(lf, dist.virtual_value(lo)) < limit_quality(lf, lo))
     return bool(dist.virtual_value(tl) / tl < lf.sigma / lf.eta)
 
 
@@ -956,7 +961,26 @@ def _first_upcrossing(fun, lo: float, hi: float) -> float:
         return float(lo)
     if v[i - 1] == 0:
         return float(t[i - 1])
-    return optimize.brentq(lambda x: float(fun(x)), t[i - 1], t[i], xtol=ROOT_XTOL, rtol=ROOT_RTOL)
+    return _bracketed_upcrossing(fun, float(t[i - 1]), float(t[i]))
+
+
+def _bracketed_upcrossing(fun, a: float, b: float) -> float:
+    """Root of fun on [a, b] where fun(a) ≤ 0 (or NaN) < fun(b): brentq when the scalar
+    values bracket a sign change, else bisection on 'fun > 0' (a NaN counts as ≤ 0: e.g.
+    a hazard rate 0/0 where the density vanishes at the end of the support)."""
+    fa, fb = float(fun(a)), float(fun(b))
+    if np.isfinite(fa) and np.isfinite(fb) and fa < 0 < fb:
+        return optimize.brentq(lambda x: float(fun(x)), a, b, xtol=ROOT_XTOL, rtol=ROOT_RTOL)
+    for _ in range(200):
+        m = 0.5 * (a + b)
+        if b - a <= ROOT_XTOL + ROOT_RTOL * abs(m):
+            break
+        fm = float(fun(m))
+        if fm > 0:
+            b = m
+        else:
+            a = m
+    return float(b)
 
 
 def _segments(lo: float, hi: float, breaks) -> list[tuple[float, float]]:
