@@ -71,6 +71,251 @@ def validate_options(v, opts, path, tech):
     }
 
 
+# ------------------------------------------- Ψ, Φ with derivatives (numpy)
+def _ces(x, alpha, rho, power):
+    """(value, grad, hess) of (Σ α_j x_j^ρ)^(power/ρ), or Π x_j^(power α_j) at
+    ρ = 0, for x of shape (d, N).  grad (d, N), hess (d, d, N)."""
+    d, N = x.shape
+    alpha = np.asarray(alpha, float)[:, None]
+    xs = np.maximum(x, 1e-300)  # Ipopt keeps iterates interior; guards 0**neg
+    if rho == 0:
+        a = power * alpha  # exponents
+        val = np.prod(xs ** a, axis=0)
+        g = a * val / xs
+        H = (a[:, None] * a[None, :] * val) / (xs[:, None] * xs[None, :])
+        idx = np.arange(d)
+        H[idx, idx] -= a * val / xs ** 2
+        return val, g, H
+    if rho < 0:
+        # in logs: x^ρ overflows as inputs go to 0 (x = 1e-10 at ρ = -30 gives
+        # 1e300), while every result is a moderate number (the same function
+        # as gain.psi's normalised form)
+        lx = np.log(xs)
+        la = np.log(alpha)
+        e = la + rho * lx
+        mx = np.max(e, axis=0)
+        lS = mx + np.log(np.sum(np.exp(e - mx), axis=0))  # log S
+        lu = la + (rho - 1.0) * lx  # log of ∂S/∂x_j / ρ
+        val = np.exp(power / rho * lS)
+        g = power * np.exp(lu + (power / rho - 1.0) * lS)
+        H = power * (power - rho) * np.exp(lu[:, None] + lu[None, :] + (power / rho - 2.0) * lS)
+        idx = np.arange(d)
+        H[idx, idx] += power * (rho - 1.0) * np.exp(la + (rho - 2.0) * lx + (power / rho - 1.0) * lS)
+        return val, g, H
+    S = np.sum(alpha * xs ** rho, axis=0)
+    val = S ** (power / rho)
+    u = alpha * xs ** (rho - 1.0)  # ∂S/∂x_j / ρ
+    g = power * u * S ** (power / rho - 1.0)
+    H = power * (power - rho) * u[:, None] * u[None, :] * S ** (power / rho - 2.0)
+    idx = np.arange(d)
+    H[idx, idx] += power * (rho - 1.0) * alpha * xs ** (rho - 2.0) * S ** (power / rho - 1.0)
+    return val, g, H
+
+
+def gain_derivatives(tech: cf.Technology, X: np.ndarray, Z: np.ndarray):
+    """Value, gradient and Hessian of Ψ(X_k)Φ(Z_k) for every type at once.
+
+    X has shape (J, N), Z (K, N).  Returns val (N,), grad (J+K, N) and
+    hess (J+K, J+K, N) over the stacked inputs (X, Z).
+    """
+    J, K = tech.J, tech.K
+    N = X.shape[1]
+    pv, pg, pH = _ces(X, tech.alpha, tech.rho, tech.sigma)
+    if K == 0:
+        return pv, pg, pH
+    if tech.has_baseline:
+        b = tech.baseline + np.maximum(Z[0], 0.0)
+        fv = b ** tech.gamma
+        fg = (tech.gamma * b ** (tech.gamma - 1.0))[None, :]
+        fH = (tech.gamma * (tech.gamma - 1.0) * b ** (tech.gamma - 2.0))[None, None, :]
+    else:
+        fv, fg, fH = _ces(Z, tech.alpha_hat, tech.rho_hat, tech.gamma)
+    val = pv * fv
+    grad = np.concatenate([pg * fv, pv * fg])
+    H = np.empty((J + K, J + K, N))
+    H[:J, :J] = pH * fv
+    H[J:, J:] = pv * fH
+    H[:J, J:] = pg[:, None, :] * fg[None, :, :]
+    H[J:, :J] = np.transpose(H[:J, J:], (1, 0, 2))
+    return val, grad, H
+
+
+
+# ------------------------------------------- per-type KKT of the menu program
+def objective_coefficients(theta, mass) -> np.ndarray:
+    """coef_k = W_k θ_k − W_{k+1} θ_{k+1} (W_k = Σ_{i≥k} p_i): Q_k's weight in
+    the presolved objective, i.e. the multiplier of type k's quality row when
+    its mono rows are slack (program structure, models/menu_nlp.py).  Written
+    p_k θ_k − W_{k+1}(θ_{k+1} − θ_k): no cancellation for a type of tiny mass."""
+    th = np.asarray(theta, float)
+    p = np.asarray(mass, float)
+    W = np.cumsum(p[::-1])[::-1]
+    Wn = np.r_[W[1:], 0.0]
+    return p * th - Wn * np.r_[np.diff(th), 0.0]
+
+
+def _input_mask(tech, Z, zcut):
+    """Which inputs of each type are free (not at their bound): every token;
+    fine-tuning unless the baseline form's Z sits at 0."""
+    N = Z.shape[0]
+    free = np.ones((N, tech.J + tech.K), bool)
+    if tech.has_baseline:
+        free[:, tech.J] = Z[:, 0] > zcut
+    return free
+
+
+def kkt_residual(tech, theta, mass, menu, pool_rtol: float = 1e-7):
+    """Worst per-type scaled stationarity residual of the full local-IC program
+    at the menu, over served types that are not pooled (mono rows slack), with
+    the multipliers recovered from the program itself: the IR/IC rows' from
+    stationarity in t (W_k), the quality row's λ_k = coef_k from stationarity in
+    Q, so stationarity in the inputs reads c_i = (coef_k/p_k) ∂_i[ΨΦ](X_k, Z_k)
+    for every free input.  Returns (max_k max_i |1 − φ_k ∂_iG/c_i|, index of
+    the worst type, number of types checked).  Dividing type k's rows by p_k
+    makes each O(1): an accurate solution has residual ~1e-12 whatever the
+    type's mass.  It does not follow from postsolve: it tests that the
+    inputs are cost-minimising for the quality and the quality optimal."""
+    th = np.asarray(theta, float)
+    p = np.asarray(mass, float)
+    Q, X, Z = menu.Q, np.asarray(menu.X, float), np.asarray(menu.Z, float).reshape(len(th), -1)[:, : tech.K]
+    qmax = max(float(Q.max()), 1e-300)
+    phi = objective_coefficients(th, p) / p
+    pooled = np.zeros(len(th), bool)
+    eq = np.abs(np.diff(Q)) <= pool_rtol * qmax
+    pooled[1:] |= eq
+    pooled[:-1] |= eq
+    chk = (Q > cb.SERVED_Q_RTOL * qmax) & ~pooled & (phi > 0)
+    if not chk.any():
+        return 0.0, -1, 0
+    idx = np.flatnonzero(chk)
+    _, g, _ = gain_derivatives(tech, X[idx].T, Z[idx].T if tech.K else np.zeros((0, len(idx))))
+    c = np.r_[np.asarray(tech.cost, float), np.asarray(tech.cost_hat, float)[: tech.K]]
+    r = np.abs(1.0 - phi[idx][None, :] * g / c[:, None])  # (d, n)
+    zcut = cb.SERVED_Q_RTOL * max(float(np.max(Z)) if Z.size else 0.0, tech.baseline or 0.0)
+    free = _input_mask(tech, Z[idx], zcut).T
+    if tech.has_baseline:  # Z at its bound: the reduced gradient must not favour buying
+        r[tech.J] = np.where(free[tech.J], r[tech.J], np.maximum(phi[idx] * g[tech.J] / c[tech.J] - 1.0, 0.0))
+    worst = np.max(r, axis=0)
+    k = int(np.argmax(worst))
+    return float(worst[k]), int(idx[k]), len(idx)
+
+
+# Polish (per-type scaled Newton on the KKT system of the active set Ipopt
+# found).  Ipopt weighs type k by its mass p_k: its stopping test leaves a
+# relative error ~tol·max p/p_k in type k's conditions (measured, N = 60 ...
+# 1000 Beta tails, bench/low_mass.py: 2e-4 at p_k = 7.6e-9, 1.6 at 6e-15).
+# Scaling type k's rows and variables inside Ipopt does not help (measured:
+# identical errors) -- an interior-point method bounds the complementarity
+# products x·z, which are invariant under scaling.  So after Ipopt, every
+# served type whose mono rows are slack is re-solved from Ipopt's point by
+# Newton on its own KKT equations divided by p_k (c_i = φ_k ∂_iG in log
+# inputs, φ_k = coef_k/p_k from the objective), unpooled excluded types get
+# their exact zeros, pooled types keep Ipopt's values, and the result is
+# accepted only if it converged (residual <= POLISH_TOL) and keeps Q
+# monotone; otherwise Ipopt's menu is kept (and the KKT check says so).
+POLISH_TOL = 1e-13
+POLISH_MAX_IT = 60
+
+
+def polish_menu(tech, theta, mass, menu, pool_rtol: float = 1e-7):
+    """(polished menu, note): see POLISH_TOL's comment."""
+    with np.errstate(all="ignore"):  # trial Newton steps may under/overflow; rejected by the line search
+        return _polish_menu(tech, theta, mass, menu, pool_rtol)
+
+
+def _polish_menu(tech, theta, mass, menu, pool_rtol):
+    th = np.asarray(theta, float)
+    p = np.asarray(mass, float)
+    N = len(th)
+    Q = menu.Q.copy()
+    X = np.asarray(menu.X, float).copy()
+    Z = np.asarray(menu.Z, float).reshape(N, -1)[:, : tech.K].copy()
+    qmax = max(float(Q.max()), 1e-300)
+    phi = objective_coefficients(th, p) / p
+    cut = cb.SERVED_Q_RTOL * qmax
+    pooled = np.zeros(N, bool)
+    eq = (np.abs(np.diff(Q)) <= pool_rtol * qmax) & (Q[1:] > cut) & (Q[:-1] > cut)
+    pooled[1:] |= eq
+    pooled[:-1] |= eq
+    # excluded: the prefix of types up to the last one Ipopt leaves at ~0 with
+    # φ_k <= 0 (Q non-decreasing: zeros form a prefix).  It is optimal iff no
+    # suffix of it gains from a common small Q: Σ_{i=j..m} coef_i <= 0 for all j.
+    low = np.flatnonzero((Q <= cut) & (phi <= 0))
+    m0 = int(low[-1]) + 1 if low.size else 0
+    zero = np.arange(N) < m0
+    coef = phi * p
+    if m0 and np.max(np.cumsum(coef[:m0][::-1])) > 1e-12 * float(np.sum(np.abs(coef))):
+        return menu, "polish skipped: the excluded types are not an optimal zero block (kept Ipopt's menu)"
+    pooled &= ~zero
+    todo = ~zero & ~pooled
+    if np.any(phi[todo] <= 0):
+        return menu, "polish skipped: a served unpooled type has a non-positive virtual value (kept Ipopt's menu)"
+    if tech.rho == 1 or (tech.K >= 2 and tech.rho_hat == 1):
+        return menu, "polish skipped: perfect substitutes (corner inputs: no interior Newton system)"
+    c = np.r_[np.asarray(tech.cost, float), np.asarray(tech.cost_hat, float)[: tech.K]]
+    zcut = cb.SERVED_Q_RTOL * max(float(np.max(Z)) if Z.size else 0.0, tech.baseline or 0.0)
+    free = _input_mask(tech, Z, zcut)
+    V = np.concatenate([X, Z], axis=1)  # (N, d)
+    V[zero] = 0.0
+    ok_all = True
+    for pattern in {tuple(r) for r in free[todo]}:
+        m = todo & np.all(free == np.array(pattern), axis=1)
+        idx = np.flatnonzero(m)
+        fi = np.flatnonzero(pattern)
+        V[np.ix_(idx, np.flatnonzero(~np.array(pattern)))] = 0.0
+        y = np.log(np.maximum(V[np.ix_(idx, fi)], 1e-300))  # (n, f)
+        ph = phi[idx]
+
+        def resid(y):
+            W = V[idx].copy()
+            W[:, fi] = np.exp(y)
+            _, g, H = gain_derivatives(tech, W[:, : tech.J].T, W[:, tech.J:].T)
+            r = 1.0 - ph[:, None] * g[fi].T / c[fi][None, :]
+            Jm = -(ph[:, None, None] * H[np.ix_(fi, fi)].transpose(2, 0, 1) / c[fi][None, :, None]) * np.exp(y)[:, None, :]
+            return r, Jm
+
+        r, Jm = resid(y)
+        for _ in range(POLISH_MAX_IT):
+            err = np.max(np.abs(r), axis=1)
+            if np.all(err <= POLISH_TOL):
+                break
+            with np.errstate(all="ignore"):
+                step = -np.linalg.solve(Jm, r[..., None])[..., 0]
+            step = np.where(np.isfinite(step), step, 0.0)
+            lam = np.ones(len(idx))
+            for _ls in range(30):  # damped: per type, halve until the residual falls
+                yn = y + lam[:, None] * step
+                rn, Jn = resid(yn)
+                en = np.max(np.abs(rn), axis=1)
+                bad = ~(en < err) & (err > POLISH_TOL)
+                if not bad.any():
+                    break
+                lam = np.where(bad, lam / 2, lam)
+            keep = (en < err) | (err <= POLISH_TOL)
+            y = np.where(keep[:, None], yn, y)
+            r = np.where(keep[:, None], rn, r)
+            Jm = np.where(keep[:, None, None], Jn, Jm)
+        if np.max(np.abs(r)) > 1e3 * POLISH_TOL:
+            ok_all = False
+        V[np.ix_(idx, fi)] = np.exp(y)
+    if not ok_all:
+        return menu, "polish rejected: Newton did not converge on every type (kept Ipopt's menu)"
+    Xn, Zn = V[:, : tech.J], V[:, tech.J:]
+    Qn = Q.copy()
+    Qn[zero] = 0.0
+    sel = todo
+    if sel.any():
+        val, _, _ = gain_derivatives(tech, Xn[sel].T, Zn[sel].T if tech.K else np.zeros((0, int(sel.sum()))))
+        Qn[sel] = val
+    if np.any(np.diff(Qn) < -1e-12 * qmax):
+        return menu, "polish rejected: polished Q not monotone (pool boundaries misread; kept Ipopt's menu)"
+    tn = cb.transfers_from_quality(th, Qn)
+    out = cb.Menu(th, p, Qn, Xn, Zn, tn, virtual=menu.virtual, pools=menu.pools)
+    return out, (f"polished {int(sel.sum())} types by per-type Newton (max change in Q "
+                 f"{float(np.max(np.abs(Qn - Q))) / qmax:.2e} of max Q), {int(zero.sum())} excluded set to 0, "
+                 f"{int(pooled.sum())} pooled kept")
+
+
 # ------------------------------------------------------------ the menu NLP
 def start_floors(tech: cf.Technology, theta) -> tuple[np.ndarray, np.ndarray]:
     """Smallest starting value of each token / fine-tuning input: 1e-8, or
@@ -229,11 +474,21 @@ def use_structured(formulation: str, ic: str, N: int, route: str = "cyipopt") ->
     return "presolved" if ok else None
 
 
-def solve_menu(tech, theta, mass, ctx, label: str, ic: str = "local", start=None, formulation: str = "pyomo"):
+def solve_menu(tech, theta, mass, ctx, label: str, ic: str = "local", start=None, formulation: str = "pyomo",
+               polish: bool = False):
     """Solve the menu NLP; returns (model or structured problem, menu, result).
 
     ``formulation`` defaults to the Pyomo model here (other regimes' small
-    menus); the budgets regime passes its scenario option (default auto)."""
+    menus); the budgets regime passes its scenario option (default auto).
+    ``polish``: refine Ipopt's menu by per-type Newton (polish_menu); the
+    note says what was done (``menu.note``)."""
+    prog, menu, r = _solve_menu(tech, theta, mass, ctx, label, ic, start, formulation)
+    if polish and r.ok:
+        menu, menu.note = polish_menu(tech, theta, mass, menu)
+    return prog, menu, r
+
+
+def _solve_menu(tech, theta, mass, ctx, label, ic, start, formulation):
     form = use_structured(formulation, ic, len(theta), ctx.route)
     if formulation in ("structured", "presolved") and ic == "local" and form is None:
         ctx.progress(f"    {label}: formulation '{formulation}' needs the cyipopt route; using the Pyomo model")
@@ -326,25 +581,32 @@ def run(scn, opts, ctx) -> RegimeResult:
         forms = [f for f in forms if f != "all-pairs"] or ["local"]
     menus = {}
     for form in forms:
-        prog, menu, r = solve_menu(tech, theta, mass, ctx, f"menu[{form}]", form, formulation=opts["formulation"])
+        prog, menu, r = solve_menu(tech, theta, mass, ctx, f"menu[{form}]", form, formulation=opts["formulation"],
+                                   polish=True)
         res.notes.append(f"menu[{form}]: " + ("Pyomo model (build_menu)" if isinstance(prog, pyo.Block) else
-                                              f"{type(prog).__name__} (models/menu_nlp.py)"))
+                                              f"{type(prog).__name__} (models/menu_nlp.py)")
+                         + (f"; {menu.note}" if menu.note else ""))
         res.solves[f"menu[{form}]"] = r
         menus[form] = menu
     menu = menus[forms[0]]
     menu.virtual = ref.virtual
     _discrete_checks(res, tech, menu, ref, forms[0])
+    _kkt_check(res, tech, menu)
     if len(menus) == 2:
         a, b = menus["local"], menus["all-pairs"]
         for q, va, vb in (("Q", a.Q, b.Q), ("t", a.t, b.t)):
             res.checks.append(compare(NAME, "local_vs_all_pairs_ic", q, va, vb, TOL_DISCRETE, index=theta))
     _audits(res, tech, menu, scn, opts)
+    cont = cb.continuous_solution(tech, scn.types) if scn.types.kind != "discrete" else None
+    _finer_grid(res, tech, menu, ref, scn, opts, cont)
     _tariffs(res, tech, menu, theta, scn, spend=nlp_spend(tech, menu))
     res.tables["menu"] = menu_table(tech, menu, ref)
     if opts["lemma_cells"]:
         _lemma_checks(res, tech, ctx, opts)
-    if opts["convergence"]:
-        _convergence(res, tech, scn, ctx, opts["convergence"], opts["formulation"])
+    if opts["convergence"] and scn.types.kind == "discrete":
+        res.notes.append("continuous-limit study skipped: an explicit list of types has no continuous limit")
+    elif opts["convergence"]:
+        _convergence(res, tech, scn, ctx, opts["convergence"], opts["formulation"], cont)
     if ctx.figures:
         res.figures.update(_figures(tech, scn, menu, ref))
     return res
@@ -356,8 +618,8 @@ def _discrete_checks(res, tech, menu, ref, form):
     res.checks.append(compare(NAME, chk, "Q", menu.Q, ref.Q, TOL_DISCRETE, index=th))
     from models.cost import input_rows
 
-    for quantity, num, rf in input_rows(tech, menu.X, ref.X, menu.Z, ref.Z):
-        res.checks.append(compare(NAME, chk, quantity, num, rf, TOL_DISCRETE, index=th))
+    for quantity, num, rf, scale in input_rows(tech, menu.X, ref.X, menu.Z, ref.Z):
+        res.checks.append(compare(NAME, chk, quantity, num, rf, TOL_DISCRETE, index=th, scale=scale))
     res.checks.append(compare(NAME, chk, "t", menu.t, ref.t, TOL_DISCRETE, index=th))
     # numeric side from the NLP's own variables: Σ p (t − c·X − ĉ·Z)
     res.checks.append(compare(NAME, chk, "profit", nlp_profit(tech, menu), ref.profit(tech),
@@ -388,24 +650,110 @@ def _discrete_checks(res, tech, menu, ref, form):
                                       index=[f"{a}..{b}"]))
 
 
+# KKT of the full program at the solved menu (kkt_residual): polished types
+# are accepted at residual <= 1e3·POLISH_TOL = 1e-10 (measured <= 4e-14,
+# bench/low_mass.py); 1e-6 -- the relative accuracy asked of Q -- leaves >= 1e4
+# margin.  A type Ipopt alone solved (polish rejected) carries its mass-weighted
+# error ~1e-12·max p/p_k and fails here exactly when that exceeds 1e-6.
+TOL_KKT = 1e-6
+
+
+def _kkt_check(res, tech, menu):
+    r, k, n = kkt_residual(tech, menu.theta, menu.mass, menu)
+    res.checks.append(bound_check(NAME, "kkt_full_program",
+                                  "max_k |1 - φ_k ∂G/c| (per-type scaled stationarity, served unpooled types)", r, TOL_KKT,
+                                  index=f"worst θ = {menu.theta[k]:.6g} (mass {menu.mass[k]:.3g}), {n} types"
+                                  if k >= 0 else "no served unpooled type"))
+
+
 def _audits(res, tech, menu, scn, opts):
     a = cb.ic_audit(menu.theta, menu.Q, menu.t)
     scale = max(1.0, float(np.max(np.abs(menu.t))))
     res.checks.append(bound_check(NAME, "numpy_audit_all_pairs", "worst IC violation / max|t|", a["ic"] / scale, TOL_AUDIT))
     res.checks.append(bound_check(NAME, "numpy_audit_all_pairs", "worst IR violation / max|t|", a["ir"] / scale, TOL_AUDIT))
-    # types on a finer grid choose from the menu: their utility vs the continuous closed form
-    fine, _ = scn.types.discretise(len(menu.theta) * opts["refine"], scn.grid) if scn.types.kind != "discrete" \
-        else (menu.theta, None)
-    choice, U = cb.menu_choice(fine, menu.Q, menu.t)
-    served = choice >= 0
-    mono = np.all(np.diff(np.where(served, menu.Q[np.maximum(choice, 0)], 0.0)) >= -1e-12)
-    res.checks.append(bound_check(NAME, "finer_grid_choice", "quality chosen is monotone in θ (0 = yes)",
-                                  0.0 if mono else 1.0, 0.0))
     res.tables["audit"] = pd.DataFrame({
-        "audit": ["all-pairs IC (discrete types)", "IR (discrete types)", "finer-grid choice monotone"],
-        "worst_violation": [a["ic"], a["ir"], 0.0 if mono else 1.0],
-        "types_checked": [len(menu.theta) ** 2, len(menu.theta), len(fine)],
+        "audit": ["all-pairs IC (discrete types)", "IR (discrete types)"],
+        "worst_violation": [a["ic"], a["ir"]],
+        "types_checked": [len(menu.theta) ** 2, len(menu.theta)],
     })
+
+
+def finer_grid_bounds(tech, ref: cb.Menu, cont: cb.ContinuousSolution, lo, hi, fine_theta, fine_mass):
+    """A priori bounds (absolute) on how far types on a finer grid, choosing
+    from the exact discrete menu ``ref``, are from the continuous solution.
+
+    A type s in a coarse cell [θ_k, θ_{k+1}] chooses item k or k+1 (IC), so
+    |Q_chosen(s) − Q_c(s)| ≤ e_k = max(|Q_k − Q_c(θ_k)|, |Q_{k+1} − Q_c(θ_{k+1})|)
+    + Q_c(θ_{k+1}) − Q_c(θ_k) (Q_c rises within the cell), and in the end
+    cells [low, θ_1], [θ_N, high] likewise; e = O(Δ) = O(1/N) on a grid of
+    width Δ.  By the envelope theorem U(θ) = ∫_low^θ Q_chosen for the menu and
+    ∫Q_c for the continuum, so |ΔU(θ)| ≤ B_U(θ) = ∫_low^θ e.  The surplus
+    θQ − C(Q) has slope θ − C'(Q) in Q, so |ΔS(s)| ≤ e(s)·max |θ − C'| over
+    [Q_c − e, Q_c + e], and the profit E[S − U] over the finer grid's masses
+    is within E[that] + E[B_U] of its continuous value, plus the finer grid's
+    quadrature error (the largest variation of S_c − U_c over a fine cell).
+    Returns (B_U at each fine type, B_profit)."""
+    th = ref.theta
+    nodes = np.r_[lo, th, hi]
+    Qn = np.r_[ref.Q[0], ref.Q, ref.Q[-1]]  # end cells: the nearest item (or nothing, Q = 0 below)
+    Qn[0] = 0.0 if ref.Q[0] == 0 else ref.Q[0]
+    Qc = cont.at(nodes)
+    dev = np.abs(Qn - Qc)
+    e_cell = np.maximum(dev[:-1], dev[1:]) + np.diff(Qc)  # per cell [nodes_i, nodes_{i+1}]
+    e_cell[0] = max(e_cell[0], Qc[1] - Qc[0] + dev[1])  # below θ_1: item 1 or nothing
+    # B_U at the nodes, then at the fine types (linear within a cell: exact for a constant e)
+    BU_nodes = np.r_[0.0, np.cumsum(e_cell * np.diff(nodes))]
+    BU = np.interp(fine_theta, nodes, BU_nodes)
+    cell = np.clip(np.searchsorted(nodes, fine_theta, side="right") - 1, 0, len(e_cell) - 1)
+    e = e_cell[cell]
+    qc = cont.at(fine_theta)
+    slope = np.maximum(np.abs(fine_theta - cf.marginal_cost(tech, qc)),
+                       np.abs(fine_theta - cf.marginal_cost(tech, qc + e)))
+    fe = np.r_[lo, 0.5 * (fine_theta[1:] + fine_theta[:-1]), hi]  # fine cells
+    g = cont.at(fe, "t") - cf.cost(tech, cont.at(fe))  # profit integrand t − C(Q) = S − U
+    quad = float(np.max(np.abs(np.diff(g))))
+    BP = float(np.sum(fine_mass * (slope * e + BU))) + quad
+    return BU, BP
+
+
+def _finer_grid(res, tech, menu, ref, scn, opts, cont):
+    """Types on a finer grid (refine × N, same grid kind) choose from the
+    exported menu; their utility and the seller's profit against the
+    continuous closed form, within the a priori O(1/N) bounds of
+    finer_grid_bounds (computed from the closed forms only) plus the NLP's
+    accuracy (TOL_DISCRETE of max|t| per type)."""
+    if cont is None:
+        res.notes.append("finer-grid check skipped: an explicit list of types has no continuous limit")
+        return
+    N = len(menu.theta)
+    fine, fmass = scn.types.discretise(N * opts["refine"], scn.grid)
+    lo, hi = scn.types.support
+    choice, U = cb.menu_choice(fine, menu.Q, menu.t)
+    Uc = cont.at(fine, "U")
+    BU, BP = finer_grid_bounds(tech, ref, cont, lo, hi, fine, fmass)
+    nlp = TOL_DISCRETE * max(float(np.max(np.abs(menu.t))), float(np.max(menu.theta * menu.Q)))
+    sc = max(float(np.max(Uc)), 1e-300)
+    # per fine type: |ΔU(θ)| ≤ B_U(θ) + NLP accuracy; reported as the worst ratio (≤ 1 passes)
+    ratio = np.abs(U - Uc) / (BU + nlp)
+    k = int(np.argmax(ratio))
+    res.checks.append(bound_check(NAME, "finer_grid_choice",
+                                  f"max over {len(fine)} finer types of |U(exported menu) − U_continuous| / a priori "
+                                  "O(1/N) bound", float(ratio[k]), 1.0,
+                                  index=f"worst θ = {fine[k]:.6g}: |ΔU|/max U = {abs(U[k] - Uc[k]) / sc:.2e}, "
+                                        f"bound {(BU[k] + nlp) / sc:.2e}"))
+    q = np.where(choice >= 0, menu.Q[np.maximum(choice, 0)], 0.0)
+    t = np.where(choice >= 0, menu.t[np.maximum(choice, 0)], 0.0)
+    prof = float(np.sum(fmass * (t - cf.cost(tech, q))))
+    wel = cb.continuous_welfare(tech, scn.types, cont)
+    ps = max(abs(wel["profit"]), 1e-300)
+    res.checks.append(bound_check(NAME, "finer_grid_choice",
+                                  "|profit(fine types, exported menu) − continuous profit| / profit (bound: O(1/N) a priori)",
+                                  abs(prof - wel["profit"]) / ps, (BP + nlp) / ps))
+    res.tables["audit"] = pd.concat([res.tables["audit"], pd.DataFrame({
+        "audit": ["finer grid: max |U - U_continuous|", "finer grid: |profit - continuous profit|"],
+        "worst_violation": [float(np.max(np.abs(U - Uc))), abs(prof - wel["profit"])],
+        "types_checked": [len(fine), len(fine)],
+        "bound": [float(np.max(BU)) + nlp, BP + nlp]})], ignore_index=True)
 
 
 def tariffs(tech: cf.Technology, menu: cb.Menu) -> dict[str, pd.DataFrame]:
@@ -647,40 +995,114 @@ def _lemma_checks(res, tech, ctx, opts):
     res.checks.append(compare(NAME, "prop1_efficient", "surplus", r.objective, fb["surplus"].sum(), TOL_LEMMA))
 
 
-def _convergence(res, tech, scn, ctx, sizes, formulation="auto"):
-    cont = cb.continuous_solution(tech, scn.types)
+# Continuous limit (measured on closed-form discrete menus, N = 50 ... 800,
+# uniform / Beta / piecewise types, both grids):
+# * profit and consumer surplus converge at order 1 (fitted 0.88-1.04, Beta
+#   tails on equal-mass grids approaching 1 from below): band ORDER_BAND;
+# * max-norm errors of Q and t: order 1 (0.85-1.00) on equal-spacing grids and
+#   equal-mass grids with a density bounded below at the top; O(N^(-1/q)) for
+#   a Beta with q > 1 on an equal-mass grid (widest top cell), approached
+#   slowly from below (0.11-0.32 at q = 5, 3): no band claimed there;
+# * a density breakpoint that falls at different positions inside its cell as
+#   N changes makes every error oscillate (orders -4 ... 6 measured): no order
+#   is claimed then, only the extrapolated limit, whose tolerance grows with
+#   the oscillation.
+ORDER_BAND = (-0.15, 0.15)
+
+
+def expected_orders(scn, sizes) -> dict:
+    """{quantity: expected order} for the convergence study (see ORDER_BAND)."""
+    d = scn.types
+    if d.kind == "piecewise":
+        lo, hi = d.support
+        for N in sizes:
+            if scn.grid == "equal-spacing":
+                pos = (np.asarray(d.breakpoints[1:-1]) - lo) / (hi - lo) * N
+            else:
+                pos = np.cumsum(d.masses)[:-1] * N
+            if np.any(np.abs(pos - np.round(pos)) > 1e-9):
+                return {}
+    out = {"rel_err_profit": 1.0, "rel_err_consumer_surplus": 1.0}
+    if not (scn.grid == "equal-mass" and d.kind == "beta" and d.q > 1):
+        out.update({"max_rel_err_Q": 1.0, "max_rel_err_t": 1.0})
+    return out
+
+
+def richardson(N, x) -> tuple[float, float]:
+    """Limit of x(N) = L + a/N + b/N² from the last three sizes (exact fit),
+    and an error estimate: |L − L'| with L' from the three before (four or
+    more sizes), else |L − x_last| (no better than the finest value)."""
+    N = np.asarray(N, float)
+    x = np.asarray(x, float)
+
+    def fit(n, y):
+        A = np.stack([np.ones(3), 1 / n, 1 / n ** 2], axis=1)
+        return float(np.linalg.solve(A, y)[0])
+
+    L = fit(N[-3:], x[-3:])
+    err = abs(L - fit(N[-4:-1], x[-4:-1])) if len(N) >= 4 else abs(L - x[-1])
+    return L, err
+
+
+def _convergence(res, tech, scn, ctx, sizes, formulation="auto", cont=None):
+    cont = cont if cont is not None else cb.continuous_solution(tech, scn.types)
     wel = cb.continuous_welfare(tech, scn.types, cont)
     rows = []
     for N in sizes:
         th, ms = scn.types.discretise(N, scn.grid)
-        _, menu, r = solve_menu(tech, th, ms, ctx, f"convergence[N={N}]", "local", formulation=formulation)
+        _, menu, r = solve_menu(tech, th, ms, ctx, f"convergence[N={N}]", "local", formulation=formulation,
+                                polish=True)
         res.solves[f"convergence[N={N}]"] = r
+        prof = nlp_profit(tech, menu)  # the NLP's own spend
         qerr = np.max(np.abs(menu.Q - cont.at(th, "Q"))) / np.max(cont.Q)
         terr = np.max(np.abs(menu.t - cont.at(th, "t"))) / np.max(np.abs(cont.t))
-        perr = abs(menu.profit(tech) - wel["profit"]) / abs(wel["profit"])
+        perr = abs(prof - wel["profit"]) / abs(wel["profit"])
         cserr = abs(menu.consumer_surplus() - wel["consumer_surplus"]) / abs(wel["consumer_surplus"])
         rows.append({"N": N, "max_rel_err_Q": qerr, "max_rel_err_t": terr, "rel_err_profit": perr,
-                     "rel_err_consumer_surplus": cserr, "profit": menu.profit(tech),
+                     "rel_err_consumer_surplus": cserr, "profit": prof,
                      "consumer_surplus": menu.consumer_surplus(), "status": r.status.value})
     df = pd.DataFrame(rows)
-    for col in ("max_rel_err_Q", "max_rel_err_t", "rel_err_profit"):
+    exp = expected_orders(scn, sizes)
+    lo, hi = ORDER_BAND
+    for col in ("max_rel_err_Q", "max_rel_err_t", "rel_err_profit", "rel_err_consumer_surplus"):
         e = df[col].to_numpy()
-        order = -np.polyfit(np.log(df["N"]), np.log(np.maximum(e, 1e-300)), 1)[0]
+        order = float(-np.polyfit(np.log(df["N"]), np.log(np.maximum(e, 1e-300)), 1)[0])
         df[f"order_{col}"] = order
-        # an observed order near 1 (O(1/N) discretisation), within 0.5..1.6
-        res.checks.append(compare(NAME, "continuous_convergence_order", col, order, 1.0, 0.6))
+        if col in exp and len(sizes) >= 3:
+            res.checks.append(bound_check(NAME, "continuous_convergence_order", f"{col}: {exp[col]:g} - fitted order",
+                                          exp[col] - order, -lo))
+            res.checks.append(bound_check(NAME, "continuous_convergence_order", f"{col}: fitted order - {exp[col]:g}",
+                                          order - exp[col], hi))
+    if not exp:
+        res.notes.append("continuous convergence: no order claimed (a density breakpoint moves within its cell as N "
+                         "changes, so the errors oscillate)")
     res.tables["convergence"] = df
-    last = df.iloc[-1]
-    res.checks.append(compare(NAME, "continuous_limit", "profit (finest N)", last["profit"], wel["profit"],
-                              5.0 / sizes[-1]))  # O(1/N) error with constant < 5
-    res.checks.append(compare(NAME, "continuous_limit", "consumer surplus (finest N)", last["consumer_surplus"],
-                              wel["consumer_surplus"], 5.0 / sizes[-1]))
+    if len(sizes) < 3:
+        res.notes.append("continuous limit: Richardson extrapolation needs >= 3 sizes in `convergence`")
+    else:
+        # Richardson-extrapolated limits vs the continuous closed form.  Tolerance:
+        # the extrapolation's own error estimate (richardson), at least what the
+        # inputs allow -- each profit is accurate to TOL_DISCRETE (NLP) and the
+        # weights of the 3-point extrapolation from N, 2N, 4N sum to 14/3 in
+        # absolute value, so 5·TOL_DISCRETE; the continuous values to 1e-7
+        # (continuous_solution's stated error).
+        floor = 5 * TOL_DISCRETE + 1e-7
+        for q, key in (("profit", "profit"), ("consumer surplus", "consumer_surplus")):
+            L, err = richardson(df["N"], df[key])
+            ref = wel[key]
+            res.checks.append(compare(NAME, "continuous_limit", f"{q} (Richardson limit from N = "
+                                      f"{', '.join(map(str, sizes[-3:]))})", L, ref,
+                                      max(err / max(abs(ref), 1e-300), floor)))
+        if scn.types.kind == "uniform" and scn.types.low == 0 and scn.types.high == 1:
+            # uniform identities: profit = S^FB/2, CS = S^FB/4 (independent of the menu code)
+            L, err = richardson(df["N"], df["profit"])
+            res.checks.append(compare(NAME, "uniform_identities", "profit (Richardson limit) vs S_FB/2", L,
+                                      wel["first_best_surplus"] / 2, max(err / abs(L), floor)))
+            L, err = richardson(df["N"], df["consumer_surplus"])
+            res.checks.append(compare(NAME, "uniform_identities", "CS (Richardson limit) vs S_FB/4", L,
+                                      wel["first_best_surplus"] / 4, max(err / abs(L), floor)))
     if scn.types.kind == "uniform" and scn.types.low == 0 and scn.types.high == 1:
-        # uniform identities: profit = S^FB/2, CS = S^FB/4 (independent of the menu code)
-        res.checks.append(compare(NAME, "uniform_identities", "profit vs S_FB/2", last["profit"],
-                                  wel["first_best_surplus"] / 2, 5.0 / sizes[-1]))
-        res.checks.append(compare(NAME, "uniform_identities", "CS vs S_FB/4", last["consumer_surplus"],
-                                  wel["first_best_surplus"] / 4, 5.0 / sizes[-1]))
+        # the continuous closed form itself (grid error <= 1e-7, continuous_solution)
         res.checks.append(compare(NAME, "uniform_identities", "closed-form profit vs S_FB/2", wel["profit"],
                                   wel["first_best_surplus"] / 2, 1e-6))
     res.notes.append("continuous limit: " + ", ".join(f"{k} = {v:.8g}" for k, v in wel.items()))

@@ -37,9 +37,13 @@ def check_technology(v, tech: cf.Technology) -> None:
 
 
 def input_rows(tech: cf.Technology, X, Xc, Z, Zc):
-    """(quantity, numeric, reference) per input to verify: one per token and
-    fine-tuning class, except classes the optimum does not split (ρ = 1 ties,
-    cf.tie_groups), which are compared through their index Σ α_j x_j."""
+    """(quantity, numeric, reference, scale) per input to verify: one per
+    token and fine-tuning class, except classes the optimum does not split
+    (ρ = 1 ties, cf.tie_groups), compared through their index Σ α_j x_j.
+    Every token row is judged on the scale of all token inputs (max over
+    classes and rows of the reference), every fine-tuning row on that of all
+    fine-tuning inputs: a class priced out of the mix (ρ near 1: X ~ 1e-44)
+    is not its own unit (relative errors of 1e44 on a correct answer)."""
     out = []
     for letter, M, Mc, names, w, c, rho, n in (
             ("X", X, Xc, tech.token_names, tech.alpha, tech.cost, tech.rho, tech.J),
@@ -47,13 +51,14 @@ def input_rows(tech: cf.Technology, X, Xc, Z, Zc):
         if n == 0:
             continue
         M, Mc = np.asarray(M, float).reshape(-1, n), np.asarray(Mc, float).reshape(-1, n)
+        scale = float(np.max(np.abs(Mc))) if Mc.size else 0.0
         groups = cf.tie_groups(w[:n], c[:n], rho)
         grouped = {j for g in groups for j in g}
-        out += [(f"{letter}[{names[j]}]", M[:, j], Mc[:, j]) for j in range(n) if j not in grouped]
+        out += [(f"{letter}[{names[j]}]", M[:, j], Mc[:, j], scale) for j in range(n) if j not in grouped]
         for g in groups:
             a = np.asarray(w, float)[g]
             out.append((f"{letter}[{'+'.join(names[j] for j in g)}] (tied classes: index Σαx, split not determined)",
-                        M[:, g] @ a, Mc[:, g] @ a))
+                        M[:, g] @ a, Mc[:, g] @ a, scale * float(np.max(a))))
     return out
 
 
@@ -76,11 +81,21 @@ def build(tech: cf.Technology, quantities) -> pyo.ConcreteModel:
     m.TOKENS = pyo.RangeSet(0, tech.J - 1)
     m.FT = pyo.RangeSet(0, max(tech.K, 1) - 1)
     m.Q = pyo.Param(m.LEVELS, initialize=dict(enumerate(quantities)))
-    X0, Z0 = cf.inputs(tech, np.asarray(quantities) * 0.7)  # start off the optimum
-    m.X = pyo.Var(m.LEVELS, m.TOKENS, bounds=(gain.X_FLOOR, None),
-                  initialize=lambda m, q, j: max(X0[q, j], 1e-3))
-    m.Z = pyo.Var(m.LEVELS, m.FT, bounds=(gain.z_floor(tech), None) if tech.K else (None, None),
-                  initialize=lambda m, q, k: max(Z0[q, k], 1e-2) if tech.K else 0.0)
+    qs = np.asarray(quantities, float)
+    X0, Z0 = cf.inputs(tech, qs * 0.7)  # start off the optimum
+    # the scale of each level's inputs (closed form: scaling changes Ipopt's
+    # path and stopping test, not the optimum); the start is off the optimum
+    # by 30 % in Q but never below 1e-3 of the level's scale
+    Xs, Zs = cf.inputs(tech, qs)
+    xs = np.maximum(np.max(np.atleast_2d(Xs), axis=1), 1e-300)
+    zs = np.maximum(np.max(np.atleast_2d(Zs), axis=1) if tech.K else np.ones(len(qs)), tech.baseline or 1e-300)
+    # bounds X, Z >= 0: an absolute floor (1e-9) bound at valid levels (σ = 0.25,
+    # Q = 0.001 needs X = 1e-12: infeasible) -- Ipopt keeps iterates strictly
+    # inside the bounds (bound_relax_factor = 0), so Ψ is never evaluated at 0
+    m.X = pyo.Var(m.LEVELS, m.TOKENS, bounds=(0.0, None),
+                  initialize=lambda m, q, j: max(X0[q, j], 1e-3 * xs[q]))
+    m.Z = pyo.Var(m.LEVELS, m.FT, bounds=(0.0, None) if tech.K else (None, None),
+                  initialize=lambda m, q, k: max(Z0[q, k], 1e-2 * zs[q]) if tech.K else 0.0)
     if tech.K == 0:
         m.Z.fix(0.0)
 
@@ -89,6 +104,14 @@ def build(tech: cf.Technology, quantities) -> pyo.ConcreteModel:
     m.spend = pyo.Objective(expr=sum(gain.spend_x(tech, [m.X[q, j] for j in m.TOKENS])
                                      + gain.spend_z(tech, [m.Z[q, k] for k in m.FT]) for q in m.LEVELS))
     m.dual = pyo.Suffix(direction=pyo.Suffix.IMPORT)
+    sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
+    sf[m.spend] = 1.0 / max(float(np.sum(cf.cost(tech, qs))), 1e-300)
+    for q in m.LEVELS:
+        sf[m.quality[q]] = 1.0 / max(qs[q], 1e-300)
+        for j in m.TOKENS:
+            sf[m.X[q, j]] = 1.0 / xs[q]
+        for k in range(tech.K):
+            sf[m.Z[q, k]] = 1.0 / zs[q]
     return m
 
 
@@ -115,8 +138,8 @@ def run(scn, opts, ctx) -> RegimeResult:
     res.checks.append(compare(NAME, chk, "C(Q)", C_num, C_ref, TOL, index=qs))
     res.checks.append(compare(NAME, chk, "C'(Q) from dual", dC_num, cf.marginal_cost(tech, qs), 1e-6, index=qs))
     # Z may sit at its floor (baseline form, Z = 0): judged on the Q-scale of X
-    for quantity, num, ref in input_rows(tech, X, Xc, Z, Zc):
-        res.checks.append(compare(NAME, chk, quantity, num, ref, TOL, index=qs))
+    for quantity, num, ref, scale in input_rows(tech, X, Xc, Z, Zc):
+        res.checks.append(compare(NAME, chk, quantity, num, ref, TOL, index=qs, scale=scale))
     table = pd.DataFrame({"Q": qs, "C_numeric": C_num, "C_closed_form": C_ref,
                           "marginal_cost_dual": dC_num, "marginal_cost_closed_form": cf.marginal_cost(tech, qs)})
     for j, name in enumerate(tech.token_names):

@@ -34,73 +34,7 @@ from models.closed_form import cost as cf
 _INF = 2e19  # Ipopt's "no bound" (nlp_upper_bound_inf is 1e19)
 
 
-# ------------------------------------------------ Ψ, Φ with derivatives
-def _ces(x, alpha, rho, power):
-    """(value, grad, hess) of (Σ α_j x_j^ρ)^(power/ρ), or Π x_j^(power α_j) at
-    ρ = 0, for x of shape (d, N).  grad (d, N), hess (d, d, N)."""
-    d, N = x.shape
-    alpha = np.asarray(alpha, float)[:, None]
-    xs = np.maximum(x, 1e-300)  # Ipopt keeps iterates interior; guards 0**neg
-    if rho == 0:
-        a = power * alpha  # exponents
-        val = np.prod(xs ** a, axis=0)
-        g = a * val / xs
-        H = (a[:, None] * a[None, :] * val) / (xs[:, None] * xs[None, :])
-        idx = np.arange(d)
-        H[idx, idx] -= a * val / xs ** 2
-        return val, g, H
-    if rho < 0:
-        # in logs: x^ρ overflows as inputs go to 0 (x = 1e-10 at ρ = -30 gives
-        # 1e300), while every result is a moderate number (the same function
-        # as gain.psi's normalised form)
-        lx = np.log(xs)
-        la = np.log(alpha)
-        e = la + rho * lx
-        mx = np.max(e, axis=0)
-        lS = mx + np.log(np.sum(np.exp(e - mx), axis=0))  # log S
-        lu = la + (rho - 1.0) * lx  # log of ∂S/∂x_j / ρ
-        val = np.exp(power / rho * lS)
-        g = power * np.exp(lu + (power / rho - 1.0) * lS)
-        H = power * (power - rho) * np.exp(lu[:, None] + lu[None, :] + (power / rho - 2.0) * lS)
-        idx = np.arange(d)
-        H[idx, idx] += power * (rho - 1.0) * np.exp(la + (rho - 2.0) * lx + (power / rho - 1.0) * lS)
-        return val, g, H
-    S = np.sum(alpha * xs ** rho, axis=0)
-    val = S ** (power / rho)
-    u = alpha * xs ** (rho - 1.0)  # ∂S/∂x_j / ρ
-    g = power * u * S ** (power / rho - 1.0)
-    H = power * (power - rho) * u[:, None] * u[None, :] * S ** (power / rho - 2.0)
-    idx = np.arange(d)
-    H[idx, idx] += power * (rho - 1.0) * alpha * xs ** (rho - 2.0) * S ** (power / rho - 1.0)
-    return val, g, H
-
-
-def gain_derivatives(tech: cf.Technology, X: np.ndarray, Z: np.ndarray):
-    """Value, gradient and Hessian of Ψ(X_k)Φ(Z_k) for every type at once.
-
-    X has shape (J, N), Z (K, N).  Returns val (N,), grad (J+K, N) and
-    hess (J+K, J+K, N) over the stacked inputs (X, Z).
-    """
-    J, K = tech.J, tech.K
-    N = X.shape[1]
-    pv, pg, pH = _ces(X, tech.alpha, tech.rho, tech.sigma)
-    if K == 0:
-        return pv, pg, pH
-    if tech.has_baseline:
-        b = tech.baseline + np.maximum(Z[0], 0.0)
-        fv = b ** tech.gamma
-        fg = (tech.gamma * b ** (tech.gamma - 1.0))[None, :]
-        fH = (tech.gamma * (tech.gamma - 1.0) * b ** (tech.gamma - 2.0))[None, None, :]
-    else:
-        fv, fg, fH = _ces(Z, tech.alpha_hat, tech.rho_hat, tech.gamma)
-    val = pv * fv
-    grad = np.concatenate([pg * fv, pv * fg])
-    H = np.empty((J + K, J + K, N))
-    H[:J, :J] = pH * fv
-    H[J:, J:] = pv * fH
-    H[:J, J:] = pg[:, None, :] * fg[None, :, :]
-    H[J:, :J] = np.transpose(H[:J, J:], (1, 0, 2))
-    return val, grad, H
+from models.budgets import _ces, gain_derivatives  # noqa: E402,F401  (one implementation, in budgets)
 
 
 def neutral_start(tech: cf.Technology, theta):

@@ -26,7 +26,11 @@ VERIFICATION_COLUMNS = ["regime", "check", "quantity", "index", "numeric", "refe
 
 
 def compare(regime: str, check: str, quantity: str, numeric, reference, tolerance: float,
-            index=None) -> pd.DataFrame:
+            index=None, scale: float | None = None) -> pd.DataFrame:
+    """Rows of one check (see the module doc).  ``scale`` (optional) replaces
+    max|reference| as the denominator of rel_err -- for a quantity whose own
+    size is not its natural unit (an input priced out of the mix, ~1e-44,
+    is judged on the scale of all inputs)."""
     num = np.atleast_1d(np.asarray(numeric, float))
     ref = np.atleast_1d(np.asarray(reference, float))
     if num.shape != ref.shape:
@@ -36,7 +40,8 @@ def compare(regime: str, check: str, quantity: str, numeric, reference, toleranc
             index = [",".join(map(str, ix)) for ix in np.ndindex(num.shape)]
         num, ref = num.ravel(), ref.ravel()
     abs_err = np.abs(num - ref)
-    scale = np.max(np.abs(ref)) if ref.size else 0.0
+    if scale is None:
+        scale = np.max(np.abs(ref)) if ref.size else 0.0
     rel = abs_err / scale if scale > 0 else abs_err
     rel = np.where(np.isfinite(num), rel, np.inf)
     if index is None:

@@ -101,8 +101,29 @@ def test_build_size(name, solved):
 def test_build_names_read_like_the_math():
     m = cost.build(CES, [1.0, 2.0])
     assert m.quality[1].name == "quality[1]"
-    assert m.X[1, 0].lb == pytest.approx(1e-9)  # gain.X_FLOOR: powers < 1 need x > 0
+    # X >= 0 (Ipopt stays strictly inside, so powers < 1 are evaluated at x > 0);
+    # an absolute floor 1e-9 made valid levels infeasible (findings C1)
+    assert m.X[1, 0].lb == 0.0
     assert cost.build(BASELINE, [1.0]).Z[0, 0].lb == 0.0  # baseline: fine-tuning optional
+
+
+@pytest.mark.component
+def test_inputs_below_the_old_floor_are_solved():
+    """σ = 0.25, one class: Q = 0.001 needs X = Q^(1/σ) = 1e-12, below the
+    old absolute bound X >= 1e-9 (infeasible, dual off by 2e3)."""
+    tech = cf.Technology(sigma=0.25, rho=0.0, alpha=(1.0,), cost=(1.0,), token_names=("tok",))
+    res = _run_cost(tech, qs=(0.001, 0.5))
+    assert res.converged and res.verified, res.verification[["quantity", "rel_err", "tolerance"]]
+
+
+@pytest.mark.component
+def test_priced_out_class_is_judged_on_the_inputs_scale():
+    """ρ = 0.97: the dear class's X is ~1e-44; judged on its own scale a
+    correct NLP had relative errors ~1e44 (findings C2)."""
+    tech = cf.Technology(sigma=0.5, rho=0.97, alpha=(0.7, 0.3), cost=(0.4, 6.8), token_names=("cheap", "dear"))
+    assert cf.inputs(tech, np.array([1.0]))[0][0, 1] < 1e-30
+    res = _run_cost(tech)
+    assert res.converged and res.verified, res.verification[["quantity", "rel_err", "tolerance"]]
 
 
 # ------------------------------------------------------------------- solve
