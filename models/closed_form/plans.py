@@ -1,0 +1,344 @@
+r"""Pricing plans a provider can post (issue 14): linear API pricing and the
+best K-plan menu, as independent (Pyomo-free) computations.  No Pyomo here.
+
+Linear API pricing (derived)
+----------------------------
+Every token class is sold at m times its marginal cost, no fee.  At prices
+m·c_j the cheapest mix for a quality Q is the cost-minimising mix at c (all
+prices scale by m), so Q costs the buyer m·C(Q); type θ buys
+:math:`\max_Q \theta Q - mC(Q)`, i.e. :math:`C'(Q)=\theta/m`.  The seller earns
+:math:`\Pi(m)=(m-1)\sum_k p_k C(Q_k(m))`.  Homogeneous C(Q)=cQ^{1/η}:
+:math:`C(Q(\theta,m))\propto(\theta/m)^{1/(1-\eta)}`, so
+:math:`\Pi(m)\propto(m-1)m^{-1/(1-\eta)}`, maximised at :math:`m^*=1/\eta` for
+every type distribution (θ ≥ 0); every type with θ > 0 is served.
+``linear_optimum`` finds m* by a bracketing (scan + golden-section) search on
+Π(m) that does not use this formula.
+
+Best K-plan menu on a discrete grid (derived)
+---------------------------------------------
+Single crossing (θQ − t has slope Q in θ): the types choosing each plan form
+contiguous intervals of the type order and the excluded types a prefix.  Fix
+the blocks B_1 < … < B_K (block b = types s_b … s_{b+1}−1, types below s_1
+excluded).  Within a block every type gets the same item; the tightest
+downward constraint of block b is its lowest type θ_{s_b}, the tightest upward
+one its highest.  Dropping the upward ones and binding the downward chain,
+:math:`t_b=\sum_{a\le b}\theta_{s_a}(Q_a-Q_{a-1})`, profit is
+:math:`\sum_b P_b(\varphi_bQ_b-C(Q_b))` with :math:`P_b` the block's mass and
+:math:`\varphi_b=\theta_{s_b}-(\theta_{s_{b+1}}-\theta_{s_b})W_{b+1}/P_b`
+(W = mass of all served blocks above): Mussa–Rosen on "block types"
+(θ_{s_b}, P_b).  Its solution (``cb.discrete_menu`` with ironing) satisfies the
+dropped upward rows (t_{b+1} − t_b = θ_{s_{b+1}} ΔQ ≥ θ_max(B_b) ΔQ), so
+``block_menu`` is the exact optimum for the given blocks.  Every K-plan menu
+induces such blocks, so the best K-plan menu is the best block partition.
+
+Because W_b is the mass of all types from s_b up, Q_b's objective weight
+:math:`a_b=\theta_{s_b}S(s_b)-\theta_{s_{b+1}}S(s_{b+1})` (S(i) = mass of
+types ≥ i) depends only on the block's own two ends.  Without the
+monotonicity of Q the program separates into blocks, block [s, e] worth
+:math:`P\,S^{FB}(a/P)` (first-best surplus at the virtual value a/P, 0 if
+a ≤ 0), and ``best_k_plans_dp`` maximises that sum by dynamic programming over the
+partitions whose block virtual values are non-decreasing (for those the
+separable value is attained; every other partition is worth, after ironing,
+as much as a coarser one of those -- see the function), which is the exact
+optimum.  ``DPResult.certified`` re-checks the chosen blocks' order.
+``brute_force_k_plans`` enumerates every partition (small N) through
+``block_menu``, a check of the DP that shares only ``cb.discrete_menu``.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.closed_form import budgets as cb
+from models.closed_form import cost as cf
+
+
+# ------------------------------------------------------------ linear pricing
+def linear_demand(tech: cf.Technology, theta, m: float) -> np.ndarray:
+    """Quality type θ buys when every token costs m × marginal cost: C'(Q) = θ/m."""
+    return cf.inverse_marginal_cost(tech, np.asarray(theta, float) / m)
+
+
+def linear_outcome(tech: cf.Technology, theta, mass, m: float) -> dict:
+    """Quantities, spend and welfare of linear pricing at multiplier m."""
+    theta = np.asarray(theta, float)
+    mass = np.asarray(mass, float)
+    Q = linear_demand(tech, theta, m)
+    C = cf.cost(tech, Q)
+    U = theta * Q - m * C
+    return {"m": float(m), "Q": Q, "cost": C, "payment": m * C, "U": U,
+            "profit": float(np.sum(mass * (m - 1.0) * C)), "consumer_surplus": float(np.sum(mass * U)),
+            "served": Q > 0}
+
+
+def linear_profit(tech, theta, mass, m) -> float:
+    return linear_outcome(tech, theta, mass, m)["profit"]
+
+
+def linear_multiplier_homogeneous(tech: cf.Technology) -> float | None:
+    """m* = 1/η for a homogeneous C (see the module doc); None for the baseline form."""
+    return None if tech.has_baseline else 1.0 / tech.eta
+
+
+# Bracketing search: a scan of log m over [0, log M_MAX] then golden section
+# on the bracketing cell to a width of GOLDEN_XTOL in log m.  Π is smooth and
+# (for every technology here) unimodal in m; the scan guards against a
+# second local maximum wider than one scan cell.
+M_MAX = 1e4
+SCAN = 2000
+GOLDEN_XTOL = 1e-12
+
+
+def golden_max(f, a: float, b: float, xtol: float = GOLDEN_XTOL, it: int = 300) -> float:
+    """Golden-section search for the maximiser of f on [a, b]."""
+    g = (np.sqrt(5.0) - 1.0) / 2.0
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = f(c), f(d)
+    for _ in range(it):
+        if b - a <= xtol * max(1.0, abs(a)):
+            break
+        if fc >= fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = f(d)
+    return 0.5 * (a + b)
+
+
+def linear_optimum(tech: cf.Technology, theta, mass) -> dict:
+    """Optimal linear multiplier by a 1-D bracketing search (no formula for m*)."""
+    def f(lm):
+        return linear_profit(tech, theta, mass, float(np.exp(lm)))
+
+    grid = np.linspace(0.0, np.log(M_MAX), SCAN)
+    vals = np.array([f(x) for x in grid])
+    i = int(np.argmax(vals))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    lm = golden_max(f, lo, hi)
+    out = linear_outcome(tech, theta, mass, float(np.exp(lm)))
+    out["bracket"] = (float(np.exp(lo)), float(np.exp(hi)))
+    return out
+
+
+# ------------------------------------------------------------- K-plan menus
+@dataclass
+class PlanMenu:
+    """A menu of plans over discrete types: plan b = (Q[b], t[b]) serves types
+    starts[b] … starts[b+1]−1 (the last block ends at N−1); types below
+    starts[0] are excluded.  ``plan_of`` is each type's assigned plan (−1 out)."""
+
+    theta: np.ndarray
+    mass: np.ndarray
+    starts: np.ndarray
+    Q: np.ndarray
+    t: np.ndarray
+    plan_of: np.ndarray
+
+    @property
+    def K(self) -> int:
+        return len(self.starts)
+
+    def profit(self, tech) -> float:
+        sv = self.plan_of >= 0
+        b = self.plan_of[sv]
+        return float(np.sum(self.mass[sv] * (self.t[b] - cf.cost(tech, self.Q[b]))))
+
+    def utility(self) -> np.ndarray:
+        b = np.maximum(self.plan_of, 0)
+        return np.where(self.plan_of >= 0, self.theta * self.Q[b] - self.t[b], 0.0)
+
+    def consumer_surplus(self) -> float:
+        return float(np.sum(self.mass * self.utility()))
+
+    def block_mass(self) -> np.ndarray:
+        return np.array([self.mass[self.plan_of == b].sum() for b in range(self.K)])
+
+
+def assignment(N: int, starts) -> np.ndarray:
+    starts = np.asarray(starts, int)
+    plan = np.full(N, -1)
+    for b, s in enumerate(starts):
+        e = starts[b + 1] if b + 1 < len(starts) else N
+        plan[s:e] = b
+    return plan
+
+
+def block_menu(tech: cf.Technology, theta, mass, starts) -> PlanMenu:
+    """Exact optimal menu when block b (types starts[b] … ) shares one plan
+    (module doc): Mussa–Rosen on the block types (θ_{s_b}, P_b)."""
+    theta = np.asarray(theta, float)
+    mass = np.asarray(mass, float)
+    starts = np.asarray(starts, int)
+    plan = assignment(len(theta), starts)
+    P = np.array([mass[plan == b].sum() for b in range(len(starts))])
+    m = cb.discrete_menu(tech, theta[starts], P)
+    return PlanMenu(theta, mass, starts, m.Q, m.t, plan)
+
+
+@dataclass
+class DPResult:
+    starts: np.ndarray
+    value: float  # the DP's (relaxed) optimum
+    menu: PlanMenu  # block_menu of the maximising partition
+    certified: bool  # the chosen blocks' virtual values are non-decreasing (no ironing)
+
+
+def _block_tables(tech, theta, mass):
+    """(v, phi): v[s, e] = value P·S^FB(a/P) of block [s, e], phi[s, e] = its
+    virtual value a/P clipped at 0 (−inf / nan for e < s)."""
+    N = len(theta)
+    S = np.r_[np.cumsum(mass[::-1])[::-1], 0.0]  # S[i] = mass of types >= i, S[N] = 0
+    th_next = np.r_[theta[1:], 0.0]  # θ_{e+1} (times S[N] = 0 at the top)
+    s = np.arange(N)[:, None]
+    e = np.arange(N)[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = theta[:, None] * S[:N][:, None] - th_next[None, :] * S[1:][None, :]
+        P = S[:N][:, None] - S[1:][None, :]
+        phi = np.maximum(np.where(P > 0, a / np.where(P > 0, P, 1.0), 0.0), 0.0)
+    v = P * cf.first_best_surplus(tech, phi)
+    ok = e >= s
+    return np.where(ok, v, -np.inf), np.where(ok, phi, np.nan)
+
+
+def best_k_plans_dp(tech: cf.Technology, theta, mass, K: int) -> DPResult:
+    """Best menu of at most K plans (plus the outside option) by dynamic
+    programming over blocks with non-decreasing virtual values.
+
+    Blocks b < b' with φ_b > φ_b' would need ironing; ironing pools them at a
+    common Q, and a pooled pair of adjacent blocks is worth exactly the
+    merged block (a and P add), so every partition's exact value is that of a
+    coarser partition whose φ are non-decreasing, whose separable (relaxed)
+    value is attained.  The DP maximises the separable value over exactly
+    those partitions: H_k[s, e] = best value of covering s … N−1 with at most k
+    blocks, the first being [s, e]; the next block [e+1, e'] must have
+    φ(e+1, e') ≥ φ(s, e).  O(K N² log N) (per next start, a sorted suffix max)."""
+    theta = np.asarray(theta, float)
+    mass = np.asarray(mass, float)
+    N = len(theta)
+    K = int(max(1, min(K, N)))
+    v, phi = _block_tables(tech, theta, mass)
+    H = np.full((K + 1, N, N), -np.inf)
+    H[1][:, N - 1] = v[:, N - 1]
+    for k in range(2, K + 1):
+        Hk = H[k - 1].copy()  # at most k blocks includes at most k - 1
+        for r in range(1, N):
+            vals, ph = H[k - 1][r, r:], phi[r, r:]
+            order = np.argsort(ph, kind="stable")
+            sufmax = np.maximum.accumulate(vals[order][::-1])[::-1]
+            thr = phi[:r, r - 1]  # blocks [s, r-1], s < r
+            pos = np.searchsorted(ph[order], thr, side="left")
+            best_next = np.where(pos < len(order), sufmax[np.minimum(pos, len(order) - 1)], -np.inf)
+            Hk[:r, r - 1] = np.maximum(Hk[:r, r - 1], v[:r, r - 1] + best_next)
+        H[k] = Hk
+    flat = int(np.argmax(H[K]))
+    s, e = divmod(flat, N)
+    value = float(H[K][s, e])
+    if not value > 0:  # nobody served
+        menu = block_menu(tech, theta, mass, [N - 1])
+        return DPResult(np.array([N - 1]), 0.0, menu, True)
+    starts, k, target = [], K, value
+    while True:
+        starts.append(s)
+        if e == N - 1:
+            break
+        rest = target - v[s, e]
+        r = e + 1
+        cand = np.flatnonzero(phi[r, r:] >= phi[s, e]) + r
+        k -= 1
+        j = cand[int(np.argmax(H[k][r, cand]))]
+        s, e, target = r, int(j), float(H[k][r, j])
+        if not np.isfinite(rest):
+            break
+    starts = np.array(starts, int)
+    menu = block_menu(tech, theta, mass, starts)
+    relaxed = cf.inverse_marginal_cost(tech, np.array(
+        [phi[a, (starts[i + 1] - 1) if i + 1 < len(starts) else N - 1] for i, a in enumerate(starts)]))
+    return DPResult(starts, value, menu, bool(np.all(np.diff(relaxed) >= 0)))
+
+
+def brute_force_k_plans(tech: cf.Technology, theta, mass, K: int):
+    """Every partition of the types into an excluded prefix and at most K
+    blocks, each evaluated exactly by ``block_menu``: (best profit, starts).
+    C(N+1, K) partitions per K -- small N only."""
+    theta = np.asarray(theta, float)
+    N = len(theta)
+    best, arg = 0.0, None
+    for k in range(1, min(K, N) + 1):
+        for starts in itertools.combinations(range(N), k):
+            p = block_menu(tech, theta, mass, starts).profit(tech)
+            if p > best:
+                best, arg = p, np.array(starts)
+    return best, arg
+
+
+def local_search(tech: cf.Technology, theta, mass, starts, it: int = 10_000):
+    """Coordinate ascent over the cut indices from an initial partition: move
+    one cut by ±1 while block_menu's profit rises (a local optimum; the DP is
+    the global one).  Returns (starts, profit, moves)."""
+    theta = np.asarray(theta, float)
+    N = len(theta)
+    cur = np.array(sorted(set(int(s) for s in starts)), int)
+    val = block_menu(tech, theta, mass, cur).profit(tech)
+    moves = 0
+    for _ in range(it):
+        improved = False
+        for b in range(len(cur)):
+            for d in (-1, 1):
+                c = cur.copy()
+                c[b] += d
+                lo = c[b - 1] + 1 if b > 0 else 0
+                hi = c[b + 1] - 1 if b + 1 < len(c) else N - 1
+                if not lo <= c[b] <= hi:
+                    continue
+                p = block_menu(tech, theta, mass, c).profit(tech)
+                if p > val * (1 + 1e-14) + 1e-300:
+                    cur, val, improved = c, p, True
+                    moves += 1
+        if not improved:
+            break
+    return cur, val, moves
+
+
+def initial_partitions(theta, mass, K: int, first_served: int) -> dict[str, np.ndarray]:
+    """Starting partitions of the served types first_served … N−1 into K
+    blocks: equal mass, equal θ-width."""
+    theta = np.asarray(theta, float)
+    mass = np.asarray(mass, float)
+    N = len(theta)
+    n = N - first_served
+    K = min(K, n)
+    out = {}
+    cm = np.cumsum(mass[first_served:]) / mass[first_served:].sum()
+    em = first_served + np.searchsorted(cm, np.arange(K) / K, side="right")
+    em[0] = first_served
+    out["equal-mass"] = em
+    ew = first_served + np.searchsorted(theta[first_served:],
+                                        np.linspace(theta[first_served], theta[-1], K + 1)[:-1], side="left")
+    out["equal-width"] = ew
+    for name, s in list(out.items()):  # distinct, increasing, within range
+        s = np.unique(np.clip(s, first_served, N - 1))
+        out[name] = s
+    return out
+
+
+def sheet_choice(theta_buyer, Q, t):
+    """Each buyer picks the best plan or the outside option: (plan or −1, U)."""
+    return cb.menu_choice(theta_buyer, np.asarray(Q, float), np.asarray(t, float))
+
+
+def plan_utilities(theta_buyer, Q, t) -> np.ndarray:
+    """U[i, b] = θ_i Q_b − t_b (dense: K is small)."""
+    th = np.atleast_1d(np.asarray(theta_buyer, float))
+    return th[:, None] * np.asarray(Q, float)[None, :] - np.asarray(t, float)[None, :]
+
+
+def fit_order(K, loss) -> float:
+    """Order r of loss ~ K^(−r) by least squares in logs."""
+    K = np.asarray(K, float)
+    loss = np.asarray(loss, float)
+    return float(-np.polyfit(np.log(K), np.log(np.maximum(loss, 1e-300)), 1)[0])

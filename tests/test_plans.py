@@ -1,0 +1,167 @@
+"""Pricing plans (issue 14): linear API pricing and the best K-plan menu."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models import regimes, run, scenario
+from models.closed_form import budgets as cb
+from models.closed_form import cost as cf
+from models.closed_form import plans as cp
+from models.type_space import TypeDistribution
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+SPEED = "unit"
+
+TECH = cf.Technology(sigma=0.5, rho=0.5, alpha=(0.6, 0.4), cost=(1.0, 4.0), gamma=0.2, rho_hat=0.0,
+                     alpha_hat=(1.0,), cost_hat=(2.0,), token_names=("input", "output"), ft_names=("ft",))
+DISTS = {
+    "uniform": TypeDistribution("uniform"),
+    "beta": TypeDistribution("beta", 0.2, 1.2, 2.0, 3.0),
+    # non-monotone virtual value: the full menu irons (pools) types
+    "ironing": TypeDistribution("piecewise", breakpoints=(0.0, 0.5, 0.6, 1.0), masses=(0.25, 0.6, 0.15)),
+}
+
+
+@pytest.fixture
+def with_plans(monkeypatch):
+    """Make the regime known to the scenario loader (whether or not the
+    registry lists it yet)."""
+    monkeypatch.setitem(regimes._MODULES, "plans", "models.plans")
+    monkeypatch.setattr(regimes, "NAMES", tuple(regimes._MODULES))
+
+
+# ------------------------------------------------------------ closed forms
+@pytest.mark.parametrize("name", list(DISTS))
+@pytest.mark.parametrize("grid", ["equal-spacing", "equal-mass"])
+def test_dp_equals_brute_force_over_all_partitions(name, grid):
+    th, ms = DISTS[name].discretise(9, grid)
+    for K in (1, 2, 3, 4):
+        dp = cp.best_k_plans_dp(TECH, th, ms, K)
+        bf, _ = cp.brute_force_k_plans(TECH, th, ms, K)
+        # two exact evaluations (sums of <= 9 terms): round-off
+        assert dp.menu.profit(TECH) == pytest.approx(bf, rel=1e-12)
+        assert dp.value == pytest.approx(bf, rel=1e-12) and dp.certified
+
+
+@pytest.mark.parametrize("name", list(DISTS))
+def test_k_equals_n_is_the_full_discrete_menu(name):
+    th, ms = DISTS[name].discretise(40, "equal-spacing")
+    full = cb.discrete_menu(TECH, th, ms)
+    dp = cp.best_k_plans_dp(TECH, th, ms, len(th))
+    assert dp.menu.profit(TECH) == pytest.approx(full.profit(TECH), rel=1e-12)
+    # the plan each type gets is its full-menu item
+    b = dp.menu.plan_of
+    assert np.allclose(np.where(b >= 0, dp.menu.Q[np.maximum(b, 0)], 0.0), full.Q, rtol=0, atol=1e-12 * full.Q.max())
+
+
+@pytest.mark.parametrize("name", list(DISTS))
+def test_block_menu_is_incentive_compatible_for_every_type(name):
+    th, ms = DISTS[name].discretise(60, "equal-spacing")
+    for K in (1, 3, 6):
+        m = cp.best_k_plans_dp(TECH, th, ms, K).menu
+        ch, U = cp.sheet_choice(th, m.Q, m.t)
+        own = m.utility()
+        scale = float(np.max(np.abs(m.t)))
+        assert np.max(U - own) <= 1e-13 * scale  # free choice gains nothing (round-off of the envelope)
+        assert np.all(own >= -1e-13 * scale)
+
+
+def test_profit_rises_with_K_and_loss_order_approaches_two():
+    th, ms = DISTS["uniform"].discretise(600, "equal-spacing")
+    full = cb.discrete_menu(TECH, th, ms).profit(TECH)
+    Ks = [1, 2, 4, 8, 16]
+    p = [cp.best_k_plans_dp(TECH, th, ms, K).menu.profit(TECH) for K in Ks]
+    assert np.all(np.diff(p) > 0) and p[-1] < full
+    loss = full - np.array(p)
+    local = np.log(loss[:-1] / loss[1:]) / np.log(2)
+    # measured 1.35, 1.61, 1.78, 1.89 (N = 1500): rising towards Wilson's 2
+    assert np.all(np.diff(local) > 0) and 1.8 < local[-1] < 2.05
+
+
+def test_dp_partition_is_a_local_optimum():
+    th, ms = DISTS["beta"].discretise(80, "equal-mass")
+    for K in (2, 5):
+        dp = cp.best_k_plans_dp(TECH, th, ms, K)
+        s, val, moves = cp.local_search(TECH, th, ms, dp.starts)
+        assert moves == 0 and val == pytest.approx(dp.menu.profit(TECH), rel=1e-14)
+        worse = dp.starts.copy()
+        worse[-1] += 1  # a move of one cut loses profit
+        assert cp.block_menu(TECH, th, ms, worse).profit(TECH) < dp.menu.profit(TECH)
+
+
+@pytest.mark.parametrize("sigma,gamma", [(0.5, 0.2), (0.3, 0.0), (0.6, 0.3)])
+def test_linear_optimum_is_one_over_eta(sigma, gamma):
+    tech = TECH.with_(sigma=sigma, gamma=gamma) if gamma else cf.Technology(sigma=sigma, rho=0.5, alpha=(0.6, 0.4),
+                                                                             cost=(1.0, 4.0))
+    th, ms = DISTS["beta"].discretise(50, "equal-spacing")
+    out = cp.linear_optimum(tech, th, ms)
+    assert out["m"] == pytest.approx(1 / (sigma + gamma), rel=1e-7)  # golden search on values: ~sqrt(eps)
+    # demand is the buyer's own optimum: no other quantity gives her more
+    Q = out["Q"]
+    for f in (0.99, 1.01):
+        assert np.all(th * Q - out["m"] * cf.cost(tech, Q) >= th * f * Q - out["m"] * cf.cost(tech, f * Q))
+
+
+# ----------------------------------------------------------------- regime
+def _ctx():
+    return run.Context(route="auto", options={"tol": 1e-10, "max_iter": 3000}, user_options={},
+                       progress=lambda *a, **k: None)
+
+
+@pytest.mark.component
+def test_regime_verifies_small_beta_case(with_plans):
+    scn = scenario.load(DATA / "plans.toml", overrides={"types.n": 30, "regimes.plans.K": [1, 2, 4]})
+    res = run.run_regime(scn, "plans", _ctx())
+    v = res.verification
+    assert res.verified, v[~v["passed"].astype(bool)].to_string()
+    ps = res.tables["pricing_schemes"]
+    assert list(ps["scheme"])[:4] == ["full menu (one plan per type)", "1-plan menu", "2-plan menu", "4-plan menu"]
+    pct = ps["profit_pct_of_full_menu"].to_numpy()
+    assert np.all(np.diff(pct[1:4]) > 0) and pct[3] < 100 and pct[-1] < pct[1]
+    sheets = res.tables["k_plan_sheets"]
+    assert sheets.groupby("K")["share_of_buyers"].sum().le(1 + 1e-12).all()
+    assert set(v["check"]) >= {"k_plans_free_choice", "k_plans_dp_global", "linear_vs_1d_search",
+                               "k_plans_K_equals_N", "k_plans_nlp_vs_closed_form"}
+
+
+@pytest.mark.component
+def test_free_choice_check_fails_on_a_wrong_sheet():
+    """The free-choice rows can fail: a sheet whose top plan is overpriced
+    sends the top block to the plan below."""
+    from models import plans
+    from models.results import RegimeResult
+
+    th, ms = DISTS["uniform"].discretise(30, "equal-spacing")
+    dp = cp.best_k_plans_dp(TECH, th, ms, 3)
+    m = dp.menu
+    sol = {"Q": m.Q, "t": m.t.copy(), "plan": m.plan_of, "starts": m.starts}
+    sol["t"][-1] *= 1.05
+    res = RegimeResult("plans")
+    plans._free_choice(res, TECH, th, ms, None, {"refine": 10}, sol, 3)
+    assert not res.verification["passed"].astype(bool).all()
+    res = RegimeResult("plans")
+    sol["t"] = m.t
+    plans._free_choice(res, TECH, th, ms, None, {"refine": 10}, sol, 3)
+    assert res.verification["passed"].astype(bool).all()
+
+
+@pytest.mark.parametrize("over,field,allowed", [
+    ({"regimes.plans.K": [1, 2.5]}, "regimes.plans.K", "integers"),
+    ({"regimes.plans.K": [3, 2]}, "regimes.plans.K", "strictly increasing"),
+    ({"regimes.plans.refine": 0}, "regimes.plans.refine", "1 <= refine"),
+    ({"regimes.plans.bogus": 1}, "regimes.plans.bogus", "allowed fields here"),
+])
+def test_bad_options_name_the_field(with_plans, over, field, allowed):
+    with pytest.raises(scenario.ScenarioError) as e:
+        scenario.load(DATA / "plans.toml", overrides=over)
+    assert f"'{field}'" in str(e.value) and allowed in str(e.value)
+
+
+def test_baseline_form_is_rejected(with_plans):
+    with pytest.raises(scenario.ScenarioError) as e:
+        scenario.load(DATA / "plans.toml", overrides={"technology.fine_tuning.baseline": 0.5})
+    assert "'technology.fine_tuning.baseline'" in str(e.value)
