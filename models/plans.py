@@ -169,6 +169,101 @@ def _linear(res, tech, theta, mass, ctx, full_profit):
     return {"profit": prof, "cs": out["consumer_surplus"], "served": float(np.sum(mass[out["served"]])), "m": mult}
 
 
+# ---------------------------------------------------- single two-part tariff
+def build_two_part(tech, theta, mass, s: int, m0: float):
+    """One fee F and one multiplier m; types s … N−1 buy (their demand as FOC
+    rows), type s's participation is the IR row that prices the fee."""
+    theta = np.asarray(theta, float)
+    N = len(theta)
+    idx = list(range(s, N))
+    mdl = pyo.ConcreteModel(name="two_part_tariff")
+    mdl.T = pyo.Set(initialize=idx)
+    mdl.mult = pyo.Var(bounds=(1.0, cp.M_MAX), initialize=m0)
+    q0 = cp.linear_demand(tech, theta, m0)
+    qfb = cf.first_best_quality(tech, theta)
+    ts = float(theta[-1] * qfb[-1])
+    mdl.fee = pyo.Var(initialize=0.0)
+    mdl.Q = pyo.Var(mdl.T, bounds=(0.0, None), initialize=lambda _, k: float(q0[k]))
+    mdl.foc = pyo.Constraint(mdl.T, rule=lambda mm, k: mm.mult * _mc_expr(tech, mm.Q[k]) == float(theta[k]))
+    mdl.ir = pyo.Constraint(expr=float(theta[s]) * mdl.Q[s] - mdl.mult * _cost_expr(tech, mdl.Q[s]) - mdl.fee >= 0)
+    mdl.profit = pyo.Objective(expr=sum(float(mass[k]) * (mdl.fee + (mdl.mult - 1.0) * _cost_expr(tech, mdl.Q[k]))
+                                        for k in idx), sense=pyo.maximize)
+    sf = mdl.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
+    sf[mdl.profit] = 1.0 / max(ts * float(np.sum(mass[idx])), 1e-300)
+    sf[mdl.fee] = 1.0 / ts
+    sf[mdl.ir] = 1.0 / ts
+    for k in idx:
+        sf[mdl.Q[k]] = 1.0 / max(float(qfb[k]), 1e-300)
+        sf[mdl.foc[k]] = 1.0 / float(theta[k])
+    return mdl
+
+
+# Served sets the two-part NLP is solved for (its "starts": the served set is
+# the discrete, non-convex part): the search's best s and neighbours.
+TWO_PART_OFFSETS = (-3, -1, 0, 1, 3)
+
+
+def _two_part(res, tech, theta, mass, scn, opts, ctx, full_profit):
+    N = len(theta)
+    ref = cp.two_part_optimum(tech, theta, mass)
+    runs = {}
+    for d in TWO_PART_OFFSETS:
+        s = ref["s"] + d
+        if not 0 <= s < N or theta[s] <= 0 or s in runs:
+            continue
+        with Timer() as tb:
+            mdl = build_two_part(tech, theta, mass, s, 1.5)
+        lab = f"two_part[s={s}]"
+        r = ctx.solve(mdl, lab, tb.seconds, defaults=menu_solver_defaults(tech))
+        res.solves[lab] = r
+        runs[s] = (float(pyo.value(mdl.profit)), float(pyo.value(mdl.mult)), float(pyo.value(mdl.fee)), r)
+        mf = cp.two_part_multiplier_formula(tech, theta, mass, s)
+        res.checks.append(compare(NAME, "two_part_vs_derived", "m(s) vs T/((1-eta)S theta_s^r + eta T)",
+                                  runs[s][1], mf, TOL_M, index=[f"s={s}"]))
+    ok = {s: x for s, x in runs.items() if x[3].ok} or runs
+    sb = max(ok, key=lambda s: ok[s][0])
+    prof, mult, fee, _ = ok[sb]
+    res.checks.append(bound_check(NAME, "two_part_served_set", "best NLP served set != 1-D search's (count)",
+                                  0 if sb == ref["s"] else 1, 0, index=f"NLP s={sb}, search s={ref['s']}"))
+    res.checks.append(compare(NAME, "two_part_vs_1d_search", "multiplier m", mult, ref["m"], TOL_M))
+    res.checks.append(compare(NAME, "two_part_vs_1d_search", "fee", fee, ref["fee"], TOL_M))
+    res.checks.append(compare(NAME, "two_part_vs_1d_search", "profit", prof, ref["profit"], TOL_LINEAR_PROFIT))
+    # free choice from the exported tariff (fee, multiplier): a type buys iff
+    # its best spend is worth the fee; derived: exactly the types from θ_s up
+    # (the marginal type θ_s is indifferent)
+    out = cp.two_part_outcome(tech, theta, mass, sb, mult)
+    scale = max(abs(fee), 1e-300)
+
+    def gain_of_buying(th):
+        q = cp.linear_demand(tech, th, mult)
+        return th * q - mult * cf.cost(tech, q) - fee
+
+    grids = [("solved grid", theta)]
+    if scn is not None and scn.types.kind != "discrete":
+        grids.append((f"{N * opts['refine']} finer-grid types", scn.types.discretise(N * opts["refine"], scn.grid)[0]))
+    for nm, th in grids:
+        g = gain_of_buying(th)
+        buys = th >= theta[sb]
+        wrong = int(np.sum((buys & (g < -TOL_AUDIT * scale)) | (~buys & (g > TOL_AUDIT * scale))))
+        res.checks.append(bound_check(NAME, "two_part_free_choice", f"types whose choice differs from θ >= θ_s ({nm})",
+                                      wrong, 0))
+    served = float(mass[out["served"]].sum())
+    res.notes.append(f"single two-part tariff: fee {fee:.6g} $, m = {mult:.8g} x marginal cost, serves types from "
+                     f"θ = {theta[sb]:.6g} ({100 * served:.4g} % of buyers), profit {prof:.6g} $ = "
+                     f"{100 * prof / full_profit:.4g} % of the full menu; NLP served sets tried: "
+                     + ", ".join(f"s={s}: {x[0]:.8g}" for s, x in sorted(runs.items())))
+    rowd = {"fixed_fee_usd": fee, "multiplier": mult}
+    for j, nm in enumerate(tech.token_names):
+        rowd[f"{nm}_usd_per_Mtok"] = mult * tech.cost[j]
+    for k, nm in enumerate(tech.ft_names[: tech.K]):
+        rowd[f"{nm}_usd_per_Mtok"] = mult * tech.cost_hat[k]
+    rowd.update({"lowest_type_served": float(theta[sb]), "share_served": served, "profit_usd": prof,
+                 "consumer_surplus_usd": out["consumer_surplus"], "total_surplus_usd": prof + out["consumer_surplus"],
+                 "profit_pct_of_full_menu": 100 * prof / full_profit})
+    res.tables["two_part_tariff"] = pd.DataFrame([rowd])
+    return {"profit": prof, "cs": out["consumer_surplus"], "served": served, "m": mult, "fee": fee}
+
+
 # ------------------------------------------------------------- K-plan menus
 def build_k_plans(tech, theta, mass, starts):
     """Pyomo model of the best menu when block b (types starts[b] …) buys plan b."""
@@ -445,6 +540,11 @@ def run(scn, opts, ctx) -> RegimeResult:
     full_profit = full.profit(tech)
     full_cs = full.consumer_surplus()
     lin = _linear(res, tech, theta, mass, ctx, full_profit)
+    two = _two_part(res, tech, theta, mass, scn, opts, ctx, full_profit)
+    # F = 0 at the linear m is a two-part tariff serving everyone, so the best
+    # two-part tariff earns at least the linear price (to NLP accuracy)
+    res.checks.append(bound_check(NAME, "two_part_vs_linear", "(linear profit - two-part profit) / full profit",
+                                  (lin["profit"] - two["profit"]) / full_profit, TOL_DISCRETE))
     df, _ = _k_plans(res, tech, theta, mass, scn, opts, ctx, full)
     served_full = float(mass[full.Q > cb.SERVED_Q_RTOL * full.Q.max()].sum())
     rows = [{"scheme": "full menu (one plan per type)", "plans": int(np.sum(full.Q > cb.SERVED_Q_RTOL * full.Q.max())),
@@ -457,13 +557,20 @@ def run(scn, opts, ctx) -> RegimeResult:
     rows.append({"scheme": f"linear API price (m = {lin['m']:.4g})", "plans": 1, "profit_usd": lin["profit"],
                  "consumer_surplus_usd": lin["cs"], "total_surplus_usd": lin["profit"] + lin["cs"],
                  "share_served": lin["served"], "profit_pct_of_full_menu": 100 * lin["profit"] / full_profit})
-    res.tables["pricing_schemes"] = pd.DataFrame(rows)
+    rows.append({"scheme": f"two-part tariff (fee {two['fee']:.4g} $, m = {two['m']:.4g})", "plans": 1,
+                 "profit_usd": two["profit"], "consumer_surplus_usd": two["cs"],
+                 "total_surplus_usd": two["profit"] + two["cs"], "share_served": two["served"],
+                 "profit_pct_of_full_menu": 100 * two["profit"] / full_profit})
+    status = "verified" if res.verified else res.status()
+    out = pd.DataFrame(rows)
+    out["check_status"] = status  # every scheme's checks are this regime's verification rows
+    res.tables["pricing_schemes"] = out
     if ctx.figures:
-        res.figures["profit_vs_K"] = _figure(df, full_profit, full_cs, lin)
+        res.figures["profit_vs_K"] = _figure(df, full_profit, full_cs, lin, two)
     return res
 
 
-def _figure(df, full_profit, full_cs, lin):
+def _figure(df, full_profit, full_cs, lin, two):
     from models import plotting
 
     fig, ax = plotting.new()
@@ -473,5 +580,6 @@ def _figure(df, full_profit, full_cs, lin):
     ax.axhline(100.0, color="k", lw=1, label="full menu: profit")
     ax.axhline(100 * full_cs / full_profit, color="gray", lw=1, ls="--", label="full menu: consumer surplus")
     ax.axhline(100 * lin["profit"] / full_profit, color="tab:red", lw=1, label="linear API price: profit")
+    ax.axhline(100 * two["profit"] / full_profit, color="tab:green", lw=1, ls="-.", label="two-part tariff: profit")
     plotting.labels(ax, "number of plans K", "% of the full menu's profit", "Pricing plans vs the full menu")
     return fig

@@ -106,6 +106,21 @@ def test_linear_optimum_is_one_over_eta(sigma, gamma):
         assert np.all(th * Q - out["m"] * cf.cost(tech, Q) >= th * f * Q - out["m"] * cf.cost(tech, f * Q))
 
 
+@pytest.mark.parametrize("name", ["uniform", "beta"])
+def test_two_part_search_matches_formula_and_a_grid(name):
+    tech = TECH
+    th, ms = DISTS[name].discretise(25, "equal-mass")
+    best = cp.two_part_optimum(tech, th, ms)
+    # derived m*(s) at the searched served set (golden search on values: ~sqrt(eps))
+    assert best["m"] == pytest.approx(cp.two_part_multiplier_formula(tech, th, ms, best["s"]), rel=1e-7)
+    # no (s, m) on a grid does better; the marginal type is indifferent
+    for s in range(len(th)):
+        for m in np.linspace(1.0, 3.0, 81):
+            assert cp.two_part_outcome(tech, th, ms, s, m)["profit"] <= best["profit"] * (1 + 1e-12)
+    assert abs(best["U"][best["s"]]) <= 1e-12 * best["fee"]
+    assert best["profit"] >= cp.linear_optimum(tech, th, ms)["profit"]
+
+
 # ----------------------------------------------------------------- regime
 def _ctx():
     return run.Context(route="auto", options={"tol": 1e-10, "max_iter": 3000}, user_options={},
@@ -121,10 +136,13 @@ def test_regime_verifies_small_beta_case(with_plans):
     ps = res.tables["pricing_schemes"]
     assert list(ps["scheme"])[:4] == ["full menu (one plan per type)", "1-plan menu", "2-plan menu", "4-plan menu"]
     pct = ps["profit_pct_of_full_menu"].to_numpy()
-    assert np.all(np.diff(pct[1:4]) > 0) and pct[3] < 100 and pct[-1] < pct[1]
+    assert np.all(np.diff(pct[1:4]) > 0) and pct[3] < 100
+    lin = ps[ps["scheme"].str.startswith("linear")]["profit_pct_of_full_menu"].item()
+    two = ps[ps["scheme"].str.startswith("two-part")]["profit_pct_of_full_menu"].item()
+    assert lin < two < 100 and (ps["check_status"] == "verified").all()
     sheets = res.tables["k_plan_sheets"]
     assert sheets.groupby("K")["share_of_buyers"].sum().le(1 + 1e-12).all()
-    assert set(v["check"]) >= {"k_plans_free_choice", "k_plans_dp_global", "linear_vs_1d_search",
+    assert set(v["check"]) >= {"k_plans_free_choice", "two_part_free_choice", "two_part_vs_1d_search", "k_plans_dp_global", "linear_vs_1d_search",
                                "k_plans_K_equals_N", "k_plans_nlp_vs_closed_form"}
 
 

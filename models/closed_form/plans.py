@@ -342,3 +342,76 @@ def fit_order(K, loss) -> float:
     K = np.asarray(K, float)
     loss = np.asarray(loss, float)
     return float(-np.polyfit(np.log(K), np.log(np.maximum(loss, 1e-300)), 1)[0])
+
+
+# ------------------------------------------------------ single two-part tariff
+# One fixed fee F plus every token class at m × marginal cost (derived).
+# Under (F, m) type θ buys C'(Q) = θ/m and is worth u(θ, m) = θQ − mC(Q) =
+# m·S^FB(θ/m), increasing in θ, so the served types are those from some s up.
+# For a served set {k >= s} the best fee makes type s indifferent,
+# F = u(θ_s, m), and the profit is
+#     Π(s, m) = S(s)·u(θ_s, m) + (m − 1) Σ_{k>=s} p_k C(Q_k(m)).
+# Homogeneous C (θQ = C/η at the buyer's optimum, surplus (1 − η)θQ):
+# with r = 1/(1 − η), C(Q_k(m)) = ηA(θ_k/m)^r and u = (1 − η)A m (θ_s/m)^r,
+# so Π ∝ m^(−r)[(α + β)m − β], α = (1 − η)S(s)θ_s^r, β = ηT(s),
+# T(s) = Σ_{k>=s} p_k θ_k^r, maximised at
+#     m*(s) = T(s) / ((1 − η)S(s)θ_s^r + ηT(s))  ∈ [1, 1/η)
+# (m* = 1, marginal-cost pricing with the fee taking all, when every served
+# type is θ_s).  ``two_part_optimum`` does not use this formula: it searches
+# m for every s by the bracketing search and takes the best s.
+def two_part_outcome(tech: cf.Technology, theta, mass, s: int, m: float) -> dict:
+    theta = np.asarray(theta, float)
+    mass = np.asarray(mass, float)
+    Q = linear_demand(tech, theta, m)
+    C = cf.cost(tech, Q)
+    F = float(theta[s] * Q[s] - m * C[s])
+    served = np.arange(len(theta)) >= s
+    U = np.where(served, theta * Q - m * C - F, 0.0)
+    Qs = np.where(served, Q, 0.0)
+    profit = float(np.sum(mass[served] * (F + (m - 1.0) * C[served])))
+    return {"s": int(s), "m": float(m), "fee": F, "Q": Qs, "U": U, "profit": profit,
+            "consumer_surplus": float(np.sum(mass * U)), "served": served}
+
+
+def two_part_multiplier_formula(tech: cf.Technology, theta, mass, s: int) -> float | None:
+    """m*(s) of the derived formula above (homogeneous C), None for the baseline form."""
+    if tech.has_baseline:
+        return None
+    theta = np.asarray(theta, float)
+    mass = np.asarray(mass, float)
+    e = tech.eta
+    r = 1.0 / (1.0 - e)
+    S = float(np.sum(mass[s:]))
+    T = float(np.sum(mass[s:] * (theta[s:] / theta[s]) ** r))  # θ_s^r divided out
+    return T / ((1.0 - e) * S + e * T)
+
+
+TWO_PART_SCAN = 200
+
+
+def two_part_optimum(tech: cf.Technology, theta, mass) -> dict:
+    """Best single two-part tariff: for every served set {k >= s} (θ_s > 0) a
+    bracketing search over m (scan of log m on [0, log M_MAX], golden section),
+    then the best s."""
+    theta = np.asarray(theta, float)
+    mass = np.asarray(mass, float)
+    grid = np.linspace(0.0, np.log(M_MAX), TWO_PART_SCAN)
+    # the scan for all (m, s) at once: Π(s, m) = S(s)F_s(m) + (m − 1)Σ_{k>=s} p_k C_k(m)
+    mm = np.exp(grid)[:, None]
+    Q = cf.inverse_marginal_cost(tech, theta[None, :] / mm)
+    C = cf.cost(tech, Q)
+    Fs = theta[None, :] * Q - mm * C
+    S = np.cumsum(mass[::-1])[::-1]
+    tail = np.cumsum((mass[None, :] * C)[:, ::-1], axis=1)[:, ::-1]
+    scan = S[None, :] * Fs + (mm - 1.0) * tail
+    best = None
+    for s in np.flatnonzero(theta > 0):
+        def f(lm, s=s):
+            return two_part_outcome(tech, theta, mass, s, float(np.exp(lm)))["profit"]
+
+        i = int(np.argmax(scan[:, s]))
+        lm = golden_max(f, grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)])
+        out = two_part_outcome(tech, theta, mass, s, float(np.exp(lm)))
+        if best is None or out["profit"] > best["profit"]:
+            best = out
+    return best
