@@ -166,6 +166,7 @@ def _linear(res, tech, theta, mass, ctx, full_profit):
                  "share_served": float(np.sum(mass[out["served"]])),
                  "profit_pct_of_full_menu": 100 * prof / full_profit, "starts_spread": spread})
     res.tables["linear_pricing"] = pd.DataFrame([rowd])
+    res.tables["price_sheet_linear"] = price_sheet_per_token(tech, mult)
     return {"profit": prof, "cs": out["consumer_surplus"], "served": float(np.sum(mass[out["served"]])), "m": mult}
 
 
@@ -261,6 +262,7 @@ def _two_part(res, tech, theta, mass, scn, opts, ctx, full_profit):
                  "consumer_surplus_usd": out["consumer_surplus"], "total_surplus_usd": prof + out["consumer_surplus"],
                  "profit_pct_of_full_menu": 100 * prof / full_profit})
     res.tables["two_part_tariff"] = pd.DataFrame([rowd])
+    res.tables["price_sheet_two_part"] = price_sheet_per_token(tech, mult, fee)
     return {"profit": prof, "cs": out["consumer_surplus"], "served": served, "m": mult, "fee": fee}
 
 
@@ -402,7 +404,9 @@ def _k_plans(res, tech, theta, mass, scn, opts, ctx, full):
         res.checks.append(bound_check(NAME, "k_plans_dp_global", "(best start profit - DP profit) / profit",
                                       (best["profit"] - sols["dp"]["profit"]) / max(abs(best["profit"]), 1e-300),
                                       TOL_DISCRETE, index=f"K={K}, best start {bname}"))
-        _free_choice(res, tech, theta, mass, scn, opts, best, K)
+        sheet = price_sheet_k(tech, theta, mass, best)
+        res.tables[f"price_sheet_K{K}"] = sheet
+        _free_choice(res, tech, theta, mass, scn, opts, sheet, K)
         best_by_K[K] = best
         cs = _consumer_surplus(theta, mass, best)
         served = float(mass[best["plan"] >= 0].sum())
@@ -447,40 +451,53 @@ def _consumer_surplus(theta, mass, sol):
     return float(np.sum(mass * U))
 
 
-def _free_choice(res, tech, theta, mass, scn, opts, sol, K):
+def read_sheet(tech, sheet: pd.DataFrame):
+    """What a buyer reads off an exported K-plan price sheet: per plan the
+    price, the quality its included tokens give (Ψ(X)Φ(Z), numpy) and the
+    lowest type it is meant for.  Returns (Q, t, from_theta) over plans in order."""
+    rows = sheet[sheet["Plan"] != "none"]
+    names = [nm for nm, _ in _classes(tech)]
+    Q, t, lo = [], [], []
+    for _, g in rows.groupby("Plan", sort=False):
+        amt = g.set_index("Class")["Mtok"]
+        X = np.array([amt[nm] for nm in tech.token_names], float)
+        Z = np.array([amt[nm] for nm in names[tech.J:]], float)
+        Q.append(float(cf.psi(tech, X) * (cf.phi(tech, Z) if tech.K else 1.0)))
+        t.append(float(g["Price ($)"].iloc[0]))
+        lo.append(float(g["From θ"].iloc[0]))
+    return np.array(Q), np.array(t), np.array(lo)
+
+
+def _free_choice(res, tech, theta, mass, scn, opts, sheet, K):
     """Every type (solved grid, and a refine x finer grid) choosing freely from
-    the exported plans picks its assigned one.  Regret = best utility over
-    the plans and the outside option minus the assigned plan's, in units of
-    max |t|; a type "does not pick its plan" if its regret exceeds TOL_AUDIT
-    (the binding rows hold to solver accuracy: ties at the cut types)."""
-    Q, t, plan = sol["Q"], sol["t"], sol["plan"]
+    the exported price sheet picks the plan the sheet says is hers.  Regret =
+    best utility over the plans and the outside option minus the assigned
+    plan's, in units of max |t|; a type "does not pick its plan" if its
+    regret exceeds TOL_AUDIT (the binding rows hold to solver accuracy: ties
+    at the cut types)."""
+    Q, t, cuts = read_sheet(tech, sheet)
     scale = max(float(np.max(np.abs(t))), 1e-300)
 
-    def regret(th, assigned):
+    def regret(th):
+        # derived assignment: plan b for θ in [θ_{s_b}, θ_{s_{b+1}}) (the cut
+        # type θ_{s_b} is indifferent between plans b-1 and b), outside below
+        # the lowest served type (its IR binds)
+        assigned = np.searchsorted(cuts, th, side="right") - 1
         U = np.c_[np.zeros(len(th)), cp.plan_utilities(th, Q, t)]
         own = U[np.arange(len(th)), assigned + 1]
         r = (U.max(axis=1) - own) / scale
         return r, int(np.sum(r > TOL_AUDIT))
 
-    r, bad = regret(theta, plan)
-    res.checks.append(bound_check(NAME, "k_plans_free_choice", "worst regret / max|t| (solved grid)", float(r.max()),
-                                  TOL_AUDIT, index=f"K={K}"))
-    res.checks.append(bound_check(NAME, "k_plans_free_choice", "types not picking their plan (solved grid)", bad, 0,
-                                  index=f"K={K}"))
-    if scn is None or scn.types.kind == "discrete":
-        return
-    fine, _ = scn.types.discretise(len(theta) * opts["refine"], scn.grid)
-    # derived assignment of a finer type: plan b for θ in [θ_{s_b}, θ_{s_{b+1}})
-    # (the cut type θ_{s_b} is indifferent between plans b-1 and b), outside
-    # below the lowest served type (its IR binds)
-    cuts = theta[sol["starts"]]
-    assigned = np.searchsorted(cuts, fine, side="right") - 1
-    r, bad = regret(fine, assigned)
-    res.checks.append(bound_check(NAME, "k_plans_free_choice",
-                                  f"worst regret / max|t| ({len(fine)} finer-grid types)", float(r.max()), TOL_AUDIT,
-                                  index=f"K={K}"))
-    res.checks.append(bound_check(NAME, "k_plans_free_choice", "finer-grid types not picking their derived plan", bad,
-                                  0, index=f"K={K}"))
+    grids = [("solved grid", theta)]
+    if scn is not None and scn.types.kind != "discrete":
+        grids.append((f"{len(theta) * opts['refine']} finer-grid types",
+                      scn.types.discretise(len(theta) * opts["refine"], scn.grid)[0]))
+    for nm, th in grids:
+        r, bad = regret(th)
+        res.checks.append(bound_check(NAME, "k_plans_free_choice", f"worst regret / max|t| ({nm}, exported sheet)",
+                                      float(r.max()), TOL_AUDIT, index=f"K={K}"))
+        res.checks.append(bound_check(NAME, "k_plans_free_choice", f"types not picking their plan ({nm})", bad, 0,
+                                      index=f"K={K}"))
 
 
 def _sheet_rows(tech, theta, mass, K, sol):
@@ -505,6 +522,50 @@ def _sheet_rows(tech, theta, mass, K, sol):
         d["markup"] = float(ratio - 1.0)
         rows.append(d)
     return rows
+
+
+def _classes(tech):
+    """(name, marginal cost $/Mtok) of every token and fine-tuning class."""
+    return ([(nm, float(tech.cost[j])) for j, nm in enumerate(tech.token_names)]
+            + [(nm, float(tech.cost_hat[i])) for i, nm in enumerate(tech.ft_names[: tech.K])])
+
+
+def price_sheet_k(tech, theta, mass, sol) -> pd.DataFrame:
+    """The analyst's price sheet of one K-plan menu, one row per (plan, token
+    class): pay "Price ($)" for a prepaid budget that buys "Mtok" (millions of
+    tokens) of each class at marginal cost; "$/Mtok" is the effective price
+    per class, price / budget × marginal cost; "From θ" the lowest type the
+    plan serves, "Buyers (%)" its share.  Excluded buyers are a row of their
+    own ("none", zeros).  Long format, 7 short columns, so that it fits a page
+    in any format."""
+    rows = []
+    cls = _classes(tech)
+    ex = sol["plan"] < 0
+    if ex.any():
+        rows.append({"Plan": "none", "From θ": float(theta[ex].min()),
+                     "Buyers (%)": 100 * float(mass[ex].sum()), "Price ($)": 0.0, "Class": "-",
+                     "Mtok": 0.0, "$/Mtok": np.nan})
+    inputs = np.c_[sol["X"], sol["Z"]] if tech.K else sol["X"]
+    for b in range(len(sol["Q"])):
+        sel = sol["plan"] == b
+        ratio = sol["t"][b] / sol["spend"][b] if sol["spend"][b] > 0 else np.nan
+        for c, (nm, cost) in enumerate(cls):
+            rows.append({"Plan": str(b + 1), "From θ": float(theta[sel].min()),
+                         "Buyers (%)": 100 * float(mass[sel].sum()), "Price ($)": float(sol["t"][b]),
+                         "Class": nm, "Mtok": float(inputs[b, c]),
+                         "$/Mtok": float(ratio * cost)})
+    return pd.DataFrame(rows)
+
+
+def price_sheet_per_token(tech, mult, fee=None) -> pd.DataFrame:
+    """Linear or two-part price sheet: every class at mult × marginal cost,
+    plus the fixed fee (two-part)."""
+    rows = []
+    if fee is not None:
+        rows.append({"Item": "fixed fee ($)", "Price": float(fee), "Marginal cost": np.nan, "Multiplier (x)": np.nan})
+    for nm, cost in _classes(tech):
+        rows.append({"Item": f"{nm} ($/Mtok)", "Price": mult * cost, "Marginal cost": cost, "Multiplier (x)": mult})
+    return pd.DataFrame(rows)
 
 
 # Loss order: Wilson (Nonlinear Pricing, 1993) gives loss(K) ~ L/K² for a

@@ -147,24 +147,30 @@ def test_regime_verifies_small_beta_case(with_plans):
 
 
 @pytest.mark.component
-def test_free_choice_check_fails_on_a_wrong_sheet():
-    """The free-choice rows can fail: a sheet whose top plan is overpriced
-    sends the top block to the plan below."""
+def test_free_choice_check_fails_on_a_wrong_sheet(with_plans):
+    """The free-choice rows read the exported sheet and can fail: a sheet
+    whose top plan is overpriced sends the top block to the plan below, and
+    one whose cut types are misstated assigns types to plans they do not pick."""
     from models import plans
     from models.results import RegimeResult
 
-    th, ms = DISTS["uniform"].discretise(30, "equal-spacing")
-    dp = cp.best_k_plans_dp(TECH, th, ms, 3)
-    m = dp.menu
-    sol = {"Q": m.Q, "t": m.t.copy(), "plan": m.plan_of, "starts": m.starts}
-    sol["t"][-1] *= 1.05
-    res = RegimeResult("plans")
-    plans._free_choice(res, TECH, th, ms, None, {"refine": 10}, sol, 3)
-    assert not res.verification["passed"].astype(bool).all()
-    res = RegimeResult("plans")
-    sol["t"] = m.t
-    plans._free_choice(res, TECH, th, ms, None, {"refine": 10}, sol, 3)
-    assert res.verification["passed"].astype(bool).all()
+    scn = scenario.load(DATA / "plans.toml", overrides={"types.n": 30, "regimes.plans.K": [3]})
+    res = run.run_regime(scn, "plans", _ctx())
+    sheet = res.tables["price_sheet_K3"]
+    th, ms = scn.discrete_types()
+
+    def rows(sh):
+        r = RegimeResult("plans")
+        plans._free_choice(r, scn.technology, th, ms, scn, {"refine": 10}, sh, 3)
+        return r.verification["passed"].astype(bool)
+
+    assert rows(sheet).all()
+    bad = sheet.copy()
+    bad.loc[bad["Plan"] == "3", "Price ($)"] *= 1.05
+    assert not rows(bad).all()
+    bad = sheet.copy()
+    bad.loc[bad["Plan"] == "2", "From θ"] *= 0.97
+    assert not rows(bad).all()
 
 
 @pytest.mark.parametrize("over,field,allowed", [
