@@ -302,25 +302,36 @@ def test_audit_margin_regression_converged_lazy_never_fails_its_audit():
     """Defect 7 of issue 11: the lazy loop stopped at 1e-7 in money-scale
     units (θ̄·Q_FB) while the audit accepted 1e-7 in units of max(1, max|t|),
     so a converged run with max|t| < θ̄·Q_FB failed at 1.06e-7.  Reproduced
-    here with cheap tokens (t ~ 0.4, money scale ~ 1) and a scenario lazy.tol
-    of 1e-6: the old rule fails, the new rows (same units, tolerance derived
-    from lazy.tol) pass, and the audit equals the loop's own last audit."""
-    tech = cf.Technology(sigma=0.5, rho=0.5, alpha=(0.6, 0.4), cost=(0.01, 0.04), gamma=0.2, rho_hat=0.0,
-                         alpha_hat=(1.0,), cost_hat=(0.02,))
+    deterministically: cheap tokens (money scale > max|t| > 1), the solved
+    menu with the top type's price raised so that its binding downward IC is
+    violated by 0.99 × lazy.tol (money units) — a menu the loop's stopping
+    test accepts.  The old rule fails it; the new rows (same units,
+    tolerance derived from lazy.tol) pass, for the default and looser tols."""
+    import dataclasses
+    tech = cf.Technology(sigma=0.5, rho=0.5, alpha=(0.6, 0.4), cost=(0.001, 0.004), gamma=0.2, rho_hat=0.0,
+                         alpha_hat=(1.0,), cost_hat=(0.002,))
     T, wg, wm, sg, sm = _value_scale_grid(5)
-    s = DM.solve_menu(tech, T, ctx(), "vs5", ic="lazy", starts={"neutral": DM.neutral_start(tech, T)},
-                      lazy_opts={"tol": 1e-6, "neighbours": 1})
-    lr = s.lazy["neutral"]
-    assert lr.converged and 1e-7 < lr.worst_ic <= 1e-6  # stopped with pairs violated by more than 1e-7
-    a = D.audit_menu(T.W, s.menu.x, s.menu.z, s.menu.t, tech)
-    old = a["max_ic_violation"] / max(1.0, np.abs(s.menu.t).max())
-    assert old > 1e-7  # the old audit row (tol 1e-7) fails on this converged run
-    rows = DM.audit_rows(tech, T, s.menu, s.problem, DM.audit_tolerance("lazy", 1e-6), "audit")
-    assert all(bool(r["passed"].iloc[0]) for r in rows)
-    assert rows[0]["numeric"].iloc[0] == pytest.approx(lr.worst_ic, rel=1e-9)  # same units as the loop
+    s = DM.solve_menu(tech, T, ctx(), "vs5", ic="all-pairs", starts={"neutral": DM.neutral_start(tech, T)})
+    money, menu = s.problem.money_scale, s.menu
+    assert 1 < np.abs(menu.t).max() < 0.99 * money
+    top = int(np.argmax(menu.t))
+    for lazy_tol in (lazy_ic.LAZY_TOL, 1e-7, 1e-6):
+        t = menu.t.copy()
+        t[top] += 0.99 * lazy_tol * money
+        bad = dataclasses.replace(menu, t=t)
+        G = D.gain_profile(bad.x, bad.z, tech)
+        loop = lazy_ic.audit(lambda rows: T.W[rows] @ G.T / T.n - bad.t[None, :], T.M, money)
+        assert 0.98 * lazy_tol < loop.worst_ic <= lazy_tol  # the loop would stop here
+        a = D.audit_menu(T.W, bad.x, bad.z, bad.t, tech)
+        old = a["max_ic_violation"] / max(1.0, np.abs(bad.t).max())
+        assert (old > 1e-7) == (lazy_tol == 1e-7 or lazy_tol == 1e-6)  # the old row failed these
+        rows = DM.audit_rows(tech, T, bad, s.problem, DM.audit_tolerance("lazy", lazy_tol), "audit")
+        assert all(bool(r["passed"].iloc[0]) for r in rows)
+        assert rows[0]["numeric"].iloc[0] == pytest.approx(loop.worst_ic, rel=1e-9)  # same units as the loop
     # at the default the margin is 10x: loop <= LAZY_TOL = TOL_AUDIT / 10
     assert DM.audit_tolerance("lazy", lazy_ic.LAZY_TOL) == DM.TOL_AUDIT == 10 * lazy_ic.LAZY_TOL
     assert DM.audit_tolerance("lazy", 1e-6) == pytest.approx(1e-5)
+    assert DM.audit_tolerance("all-pairs", 1e-6) == DM.TOL_AUDIT
 
 
 def test_audit_rows_fail_on_a_perturbed_menu(value_scale_5):
