@@ -283,11 +283,22 @@ def main(argv=None) -> int:
     ap.add_argument("--results", default="", help="also write the summary to this file")
     ap.add_argument("--jsonl", default="", help="append one JSON record per scenario to this file")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per scenario")
+    ap.add_argument("--summarise", default="", metavar="JSONL",
+                    help="only print the summary of the records in this --jsonl file (e.g. of a run in progress)")
     ap.add_argument("--snapshot", default="", metavar="REV",
                     help="run solve.py of commit REV (git archive into a temp folder) instead of the working tree")
     args = ap.parse_args(argv)
     global TREE
+    if args.summarise:
+        recs = [json.loads(ln) for ln in Path(args.summarise).read_text().splitlines() if ln.strip()]
+        text = summarise(recs, list(S.FAMILIES), args, float("nan"))
+        print(text)
+        if args.results:
+            Path(args.results).write_text(text)
+        return 0
     if args.snapshot:
+        args.snapshot = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.snapshot],
+                                       capture_output=True, text=True, check=True).stdout.strip()
         TREE = snapshot(args.snapshot)
         print(f"running solve.py of {args.snapshot} exported to {TREE}", flush=True)
     fams = [f.strip() for f in args.regimes.split(",") if f.strip()]
@@ -301,8 +312,10 @@ def main(argv=None) -> int:
             fam, _, idx = item.partition(":")
             todo.append((fam, int(idx)))
     else:
-        todo = [(f, i) for f in fams
-                for i in range(args.start, args.start + max(1, round(BASE_COUNTS[f] * args.count_scale)))]
+        counts = {f: max(1, round(BASE_COUNTS[f] * args.count_scale)) for f in fams}
+        todo = [(f, i) for f in fams for i in range(args.start, args.start + counts[f])]
+        # interleave the families (by fraction done), so a partial run is a sample of every family
+        todo.sort(key=lambda fi: ((fi[1] - args.start + 0.5) / counts[fi[0]], fams.index(fi[0])))
     keep = Path(args.failures) if args.failures else None
     if keep:
         keep.mkdir(parents=True, exist_ok=True)
