@@ -59,6 +59,14 @@ def test_k_equals_n_is_the_full_discrete_menu(name):
 
 
 @pytest.mark.parametrize("name", list(DISTS))
+def test_unlimited_dp_equals_k_dp_and_brute_force(name):
+    th, ms = DISTS[name].discretise(10, "equal-spacing")
+    bf, _ = cp.brute_force_k_plans(TECH, th, ms, 10)  # all 2^10 - 1 partitions
+    for K in (9, 10):  # K = N takes the one-table DP, K < N the K-indexed one
+        assert cp.best_k_plans_dp(TECH, th, ms, K).menu.profit(TECH) == pytest.approx(bf, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", list(DISTS))
 def test_block_menu_is_incentive_compatible_for_every_type(name):
     th, ms = DISTS[name].discretise(60, "equal-spacing")
     for K in (1, 3, 6):

@@ -205,6 +205,51 @@ def _block_tables(tech, theta, mass):
     return np.where(ok, v, -np.inf), np.where(ok, phi, np.nan)
 
 
+# (K + 1)·N² float64 entries of the DP table: 5e7 = 400 MB (N = 1000 with K <= 49).
+DP_MAX_ENTRIES = 50_000_000
+
+
+def _best_next(H, phi, r, thr):
+    """max over e' >= r with phi[r, e'] >= thr of H[r, e'] (−inf if none), for a vector thr."""
+    vals, ph = H[r, r:], phi[r, r:]
+    order = np.argsort(ph, kind="stable")
+    sufmax = np.maximum.accumulate(vals[order][::-1])[::-1]
+    pos = np.searchsorted(ph[order], thr, side="left")
+    return np.where(pos < len(order), sufmax[np.minimum(pos, len(order) - 1)], -np.inf)
+
+
+def _dp_unlimited(tech, theta, mass) -> DPResult:
+    """The DP with any number of blocks (K >= N): H[s, e] needs only rows of
+    later starts, so one table, filled by descending next start r."""
+    N = len(theta)
+    v, phi = _block_tables(tech, theta, mass)
+    H = np.full((N, N), -np.inf)
+    H[:, N - 1] = v[:, N - 1]
+    for r in range(N - 1, 0, -1):
+        H[:r, r - 1] = v[:r, r - 1] + _best_next(H, phi, r, phi[:r, r - 1])
+    flat = int(np.argmax(H))
+    s, e = divmod(flat, N)
+    value = float(H[s, e])
+    if not value > 0:
+        return DPResult(np.array([N - 1]), 0.0, block_menu(tech, theta, mass, [N - 1]), True)
+    starts = [s]
+    while e < N - 1:
+        r = e + 1
+        cand = np.flatnonzero(phi[r, r:] >= phi[s, e]) + r
+        j = int(cand[int(np.argmax(H[r, cand]))])
+        s, e = r, j
+        starts.append(s)
+    starts = np.array(starts, int)
+    menu = block_menu(tech, theta, mass, starts)
+    return DPResult(starts, value, menu, _ordered(tech, phi, starts, N))
+
+
+def _ordered(tech, phi, starts, N) -> bool:
+    relaxed = cf.inverse_marginal_cost(tech, np.array(
+        [phi[a, (starts[i + 1] - 1) if i + 1 < len(starts) else N - 1] for i, a in enumerate(starts)]))
+    return bool(np.all(np.diff(relaxed) >= 0))
+
+
 def best_k_plans_dp(tech: cf.Technology, theta, mass, K: int) -> DPResult:
     """Best menu of at most K plans (plus the outside option) by dynamic
     programming over blocks with non-decreasing virtual values.
@@ -221,19 +266,18 @@ def best_k_plans_dp(tech: cf.Technology, theta, mass, K: int) -> DPResult:
     mass = np.asarray(mass, float)
     N = len(theta)
     K = int(max(1, min(K, N)))
+    if K == N:
+        return _dp_unlimited(tech, theta, mass)
+    if (K + 1) * N * N > DP_MAX_ENTRIES:
+        raise ValueError(f"K-plan DP with K = {K}, N = {N} needs {(K + 1) * N * N:.3g} table entries "
+                         f"(limit {DP_MAX_ENTRIES:.3g}); use fewer types")
     v, phi = _block_tables(tech, theta, mass)
     H = np.full((K + 1, N, N), -np.inf)
     H[1][:, N - 1] = v[:, N - 1]
     for k in range(2, K + 1):
         Hk = H[k - 1].copy()  # at most k blocks includes at most k - 1
-        for r in range(1, N):
-            vals, ph = H[k - 1][r, r:], phi[r, r:]
-            order = np.argsort(ph, kind="stable")
-            sufmax = np.maximum.accumulate(vals[order][::-1])[::-1]
-            thr = phi[:r, r - 1]  # blocks [s, r-1], s < r
-            pos = np.searchsorted(ph[order], thr, side="left")
-            best_next = np.where(pos < len(order), sufmax[np.minimum(pos, len(order) - 1)], -np.inf)
-            Hk[:r, r - 1] = np.maximum(Hk[:r, r - 1], v[:r, r - 1] + best_next)
+        for r in range(1, N):  # blocks [s, r-1], s < r, followed by a block starting at r
+            Hk[:r, r - 1] = np.maximum(Hk[:r, r - 1], v[:r, r - 1] + _best_next(H[k - 1], phi, r, phi[:r, r - 1]))
         H[k] = Hk
     flat = int(np.argmax(H[K]))
     s, e = divmod(flat, N)
@@ -256,9 +300,7 @@ def best_k_plans_dp(tech: cf.Technology, theta, mass, K: int) -> DPResult:
             break
     starts = np.array(starts, int)
     menu = block_menu(tech, theta, mass, starts)
-    relaxed = cf.inverse_marginal_cost(tech, np.array(
-        [phi[a, (starts[i + 1] - 1) if i + 1 < len(starts) else N - 1] for i, a in enumerate(starts)]))
-    return DPResult(starts, value, menu, bool(np.all(np.diff(relaxed) >= 0)))
+    return DPResult(starts, value, menu, _ordered(tech, phi, starts, N))
 
 
 def brute_force_k_plans(tech: cf.Technology, theta, mass, K: int):
