@@ -292,8 +292,9 @@ def run_scenario(scn, out_dir, formats=("csv",), figure_formats=("png",), progre
         try:
             run = _run_into(scn, staging, route, formats, figure_formats, progress, only)
             _swap_in(staging, out)
-        except BaseException:
+        except BaseException:  # error, Ctrl-C, SIGTERM (solve.py turns it into SystemExit)
             shutil.rmtree(staging, ignore_errors=True)
+            recover(out)  # interrupted inside the fallback's two renames: put the old run back
             raise
     run.out_dir = out
     return run

@@ -392,6 +392,10 @@ def _scaling_from_suffix(model, obj, pvars, cons):
     return (1.0 if o is None else float(o)), factors(pvars), factors(cons)
 
 
+_BANNER = re.compile(r"^\*{20,}$|This program contains Ipopt|Ipopt is released as open source|"
+                     r"For more information visit|^\s*$")
+
+
 class _ErrorWatch:
     """Surface a linear-solver failure at once (issue 16).
 
@@ -430,8 +434,10 @@ class _ErrorWatch:
                 text = fh.read()
         except OSError:
             return True
-        if self.PATTERN.search(text):
-            self.failure = " ".join(text.split())[:500]
+        m = self.PATTERN.search(text)
+        if m:  # from the line that names the failure (the log starts with Ipopt's banner)
+            start = text.rfind("\n", 0, m.start()) + 1
+            self.failure = " ".join(text[start:].split())[:500]
             return False
         return True
 
@@ -440,7 +446,8 @@ class _ErrorWatch:
         if self.path is not None:
             try:
                 with open(self.path, errors="replace") as fh:
-                    text = " ".join(fh.read().split())[:500]
+                    text = " ".join(ln for ln in fh.read().splitlines() if not _BANNER.search(ln))
+                    text = " ".join(text.split())[:500]
                 os.unlink(self.path)
             except OSError:
                 pass

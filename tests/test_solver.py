@@ -344,7 +344,8 @@ def test_error_watch_stops_on_a_linear_solver_error(tmp_path):
     w = solver._ErrorWatch(opts)
     assert opts["file_print_level"] == 1 and w.ok()
     with open(opts["output_file"], "w") as fh:
-        fh.write("MUMPS returned INFO(1) = -13 - out of memory when trying to allocate 3344 MB.\n")
+        fh.write("*" * 78 + "\nThis program contains Ipopt, a library for large-scale nonlinear optimization.\n"
+                 + "*" * 78 + "\n\nMUMPS returned INFO(1) = -13 - out of memory when trying to allocate 3344 MB.\n")
     assert not w.ok()
     msg = w.close("User requested stop.")
     assert msg.startswith("linear solver failed, Ipopt stopped: MUMPS returned INFO(1) = -13")
