@@ -130,19 +130,28 @@ def test_two_part_search_matches_formula_and_a_grid(name):
 
 
 # ----------------------------------------------------------------- regime
-def _ctx():
+def _ctx(figures=False):
     return run.Context(route="auto", options={"tol": 1e-10, "max_iter": 3000}, user_options={},
-                       progress=lambda *a, **k: None)
+                       progress=lambda *a, **k: None, figures=figures)
+
+
+@pytest.fixture(scope="module")
+def small_run():
+    """One run of the regime on data/plans.toml at 30 types, K = 1, 2, 3, 4."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(regimes._MODULES, "plans", "models.plans")
+        mp.setattr(regimes, "NAMES", tuple(regimes._MODULES))
+        scn = scenario.load(DATA / "plans.toml", overrides={"types.n": 30, "regimes.plans.K": [1, 2, 3, 4]})
+        yield scn, run.run_regime(scn, "plans", _ctx())
 
 
 @pytest.mark.component
-def test_regime_verifies_small_beta_case(with_plans):
-    scn = scenario.load(DATA / "plans.toml", overrides={"types.n": 30, "regimes.plans.K": [1, 2, 4]})
-    res = run.run_regime(scn, "plans", _ctx())
+def test_regime_verifies_small_beta_case(small_run):
+    scn, res = small_run
     v = res.verification
     assert res.verified, v[~v["passed"].astype(bool)].to_string()
     ps = res.tables["pricing_schemes"]
-    assert list(ps["scheme"])[:4] == ["full menu (one plan per type)", "1-plan menu", "2-plan menu", "4-plan menu"]
+    assert list(ps["scheme"])[:4] == ["full menu (one plan per type)", "1-plan menu", "2-plan menu", "3-plan menu"]
     pct = ps["profit_pct_of_full_menu"].to_numpy()
     assert np.all(np.diff(pct[1:4]) > 0) and pct[3] < 100
     lin = ps[ps["scheme"].str.startswith("linear")]["profit_pct_of_full_menu"].item()
@@ -155,15 +164,29 @@ def test_regime_verifies_small_beta_case(with_plans):
 
 
 @pytest.mark.component
-def test_free_choice_check_fails_on_a_wrong_sheet(with_plans):
+def test_profit_figure_draws(small_run):
+    from models import plans, plotting
+
+    _, res = small_run
+    ps = res.tables["pricing_schemes"]
+    full = ps["profit_usd"].iloc[0]
+    lin = {"profit": float(res.tables["linear_pricing"]["profit_usd"].iloc[0])}
+    two = {"profit": float(res.tables["two_part_tariff"]["profit_usd"].iloc[0])}
+    fig = plans._figure(res.tables["k_plan_summary"], full, ps["consumer_surplus_usd"].iloc[0], lin, two)
+    ax = fig.axes[0]
+    assert len(ax.lines) == 6 and ax.get_xlabel() == "number of plans K"
+    plotting.close(fig)
+
+
+@pytest.mark.component
+def test_free_choice_check_fails_on_a_wrong_sheet(small_run):
     """The free-choice rows read the exported sheet and can fail: a sheet
     whose top plan is overpriced sends the top block to the plan below, and
     one whose cut types are misstated assigns types to plans they do not pick."""
     from models import plans
     from models.results import RegimeResult
 
-    scn = scenario.load(DATA / "plans.toml", overrides={"types.n": 30, "regimes.plans.K": [3]})
-    res = run.run_regime(scn, "plans", _ctx())
+    scn, res = small_run
     sheet = res.tables["price_sheet_K3"]
     th, ms = scn.discrete_types()
 
