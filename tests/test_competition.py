@@ -440,3 +440,28 @@ def test_middle_region_when_the_support_starts_above_theta_lo():
     assert cc.middle_region_nonempty_spec(lf, dist)
     th, ms = dist.discretise(72)
     assert np.sum(cc.leader_discrete(lf, th, ms, allow_nonmonotone=True)["region"] == 1) > 5
+
+
+@pytest.mark.unit
+def test_region_mismatch_ignores_only_ties_at_solver_accuracy():
+    lf, dist = cc.example("three_regions")
+    th, ms = dist.discretise(40)
+    ref = cc.leader_discrete(lf, th, ms)
+    _, qs, _ = comp._leader_scales(lf, th)
+    reg = ref["region"].copy()
+    assert comp._region_mismatches(lf, th, reg, ref["region"], ref["q_L"], qs) == 0
+    k = int(np.nonzero(ref["region"] == 2)[0][-1])  # top type: interior, far from q̂ of its neighbour
+    reg[k] = 1
+    assert comp._region_mismatches(lf, th, reg, ref["region"], ref["q_L"], qs) == 1
+    j = int(np.nonzero(ref["region"] == 0)[0][0])  # unserved type labelled served: counted
+    reg2 = ref["region"].copy()
+    reg2[j] = 2
+    assert comp._region_mismatches(lf, th, reg2, ref["region"], ref["q_L"], qs) == 1
+    # a closed-form q within TOL_DISCRETE of q̂_{k+1}: its label is a tie, not counted
+    i = int(np.nonzero(ref["region"] == 1)[0][-1])
+    q = ref["q_L"].copy()
+    A = comp.fringe_topup_numeric(th, 0.0, lf.sigma, lf.c_F)
+    q[i] = A[i + 1] ** (1 / lf.r) * (1 - 0.1 * TOL)
+    reg3 = ref["region"].copy()
+    reg3[i] = 2
+    assert comp._region_mismatches(lf, th, reg3, ref["region"], q, qs) == 0
