@@ -633,6 +633,72 @@ def _loss_order(res, df, full_profit):
     res.tables["k_plan_summary"]["fitted_loss_order"] = r
 
 
+# ------------------------------------------------- committed (minimum) spend
+def _committed_spend(res, tech, theta, mass, scn, opts, full, best_by_K):
+    """Each menu (the full menu, every best K-plan menu) sold as minimum-spend
+    plans (closed_form/plans.py: commit M_b = t_b, rate r_b = t_b/C(Q_b), more
+    at that rate), every type choosing freely.  The menu is implemented iff no
+    type gains over its menu utility (regret <= TOL_AUDIT of max|t|).
+    Derived: a type θ served by plan b stays at Q_b under it iff
+    t_b >= η θ Q_b; the check compares that prediction with the numerical
+    inner choice for every type on the solved grid."""
+    fine = None
+    if scn is not None and scn.types.kind != "discrete":
+        fine = scn.types.discretise(len(theta) * opts["refine"], scn.grid)[0]
+    menus = {"full menu": (full.Q, full.t, np.arange(len(theta)))}
+    for K, sol in best_by_K.items():
+        menus[f"{K}-plan menu"] = (sol["Q"], sol["t"], sol["plan"])
+    rows, wrong = [], 0
+    for nm, (Q, t, plan) in menus.items():
+        qmax = max(float(np.max(Q)), 1e-300)
+        sv = Q > cb.SERVED_Q_RTOL * qmax
+        idx = np.flatnonzero(sv)
+        Qs, ts = Q[sv], t[sv]
+        M, r = cp.min_spend_sheet(tech, Qs, ts)
+        pos = {int(b): i for i, b in enumerate(idx)}
+        assigned = np.array([pos.get(int(b), -1) for b in plan])
+        Umenu = np.where(assigned >= 0, theta * Qs[np.maximum(assigned, 0)] - ts[np.maximum(assigned, 0)], 0.0)
+        scale = max(float(np.max(np.abs(ts))), 1e-300)
+        _, U, _ = cp.min_spend_choice(tech, theta, Qs, M, r)
+        reg = float(np.max(U - Umenu)) / scale
+        # prediction vs the inner optimum under the own plan, served types
+        a = assigned >= 0
+        b = assigned[a]
+        pred_stay = ts[b] >= tech.eta * theta[a] * Qs[b]
+        qown = np.maximum(Qs[b], cf.inverse_marginal_cost(tech, theta[a] / r[b]))
+        num_stay = qown <= Qs[b] * (1 + 1e-12)
+        # ties (θηQ = t to round-off) may go either way
+        tie = np.abs(ts[b] - tech.eta * theta[a] * Qs[b]) <= 1e-12 * scale
+        wrong += int(np.sum((pred_stay != num_stay) & ~tie))
+        row = {"scheme": nm, "plans": len(Qs), "rate_min_x": float(np.min(r)), "rate_max_x": float(np.max(r)),
+               "types_topping_up": int(np.sum(~num_stay)), "worst_regret_solved_grid": reg}
+        if fine is not None:
+            cuts = theta[idx] if nm == "full menu" else theta[sol_starts(plan, idx)]
+            fa = np.searchsorted(cuts, fine, side="right") - 1
+            Uf_menu = np.where(fa >= 0, fine * Qs[np.maximum(fa, 0)] - ts[np.maximum(fa, 0)], 0.0)
+            _, Uf, _ = cp.min_spend_choice(tech, fine, Qs, M, r)
+            row["worst_regret_finer_grid"] = float(np.max(Uf - np.maximum(Uf_menu, 0.0))) / scale
+        worst = max(v for k, v in row.items() if k.startswith("worst_regret"))
+        row["implements_menu"] = bool(worst <= TOL_AUDIT)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    res.tables["committed_spend"] = df
+    res.checks.append(bound_check(NAME, "min_spend_own_plan", "types where t >= eta*theta*Q mispredicts topping up",
+                                  wrong, 0))
+    yes = [r["scheme"] for r in rows if r["implements_menu"]]
+    no = [r["scheme"] for r in rows if not r["implements_menu"]]
+    res.notes.append("minimum-spend plans (commit t_b, rate t_b/C(Q_b) x marginal cost, more at that rate) implement: "
+                     + (", ".join(yes) or "none") + "; do not (some type gains by topping up or switching): "
+                     + (", ".join(f"{r['scheme']} (regret {max(v for k, v in r.items() if k.startswith('worst_regret')):.2e})"
+                                  for r in rows if not r["implements_menu"]) or "none"))
+    return df
+
+
+def sol_starts(plan, idx):
+    """Grid index of the lowest type of each served plan (plans in order)."""
+    return np.array([int(np.flatnonzero(plan == b)[0]) for b in idx])
+
+
 # ------------------------------------------------------------------- run
 def run(scn, opts, ctx) -> RegimeResult:
     tech = scn.technology
@@ -647,7 +713,8 @@ def run(scn, opts, ctx) -> RegimeResult:
     # two-part tariff earns at least the linear price (to NLP accuracy)
     res.checks.append(bound_check(NAME, "two_part_vs_linear", "(linear profit - two-part profit) / full profit",
                                   (lin["profit"] - two["profit"]) / full_profit, TOL_DISCRETE))
-    df, _ = _k_plans(res, tech, theta, mass, scn, opts, ctx, full)
+    df, best_by_K = _k_plans(res, tech, theta, mass, scn, opts, ctx, full)
+    _committed_spend(res, tech, theta, mass, scn, opts, full, best_by_K)
     served_full = float(mass[full.Q > cb.SERVED_Q_RTOL * full.Q.max()].sum())
     rows = [{"scheme": "full menu (one plan per type)", "plans": int(np.sum(full.Q > cb.SERVED_Q_RTOL * full.Q.max())),
              "profit_usd": full_profit, "consumer_surplus_usd": full_cs, "total_surplus_usd": full_profit + full_cs,

@@ -129,6 +129,30 @@ def test_two_part_search_matches_formula_and_a_grid(name):
     assert best["profit"] >= cp.linear_optimum(tech, th, ms)["profit"]
 
 
+def _min_spend_regret(th, ms, K):
+    m = cp.best_k_plans_dp(TECH, th, ms, K).menu
+    sv = m.Q > 0
+    M, r = cp.min_spend_sheet(TECH, m.Q[sv], m.t[sv])
+    _, U, _ = cp.min_spend_choice(TECH, th, m.Q[sv], M, r)
+    return float(np.max(U - m.utility()) / np.max(m.t)), m, r
+
+
+def test_minimum_spend_plans_implement_uniform_menus_but_not_ironed_ones():
+    th, ms = DISTS["uniform"].discretise(60, "equal-spacing")
+    for K in (1, 3, 60):
+        reg, m, r = _min_spend_regret(th, ms, K)
+        assert reg <= 1e-14  # round-off: every type keeps its menu utility
+        assert np.all(np.diff(r) < 0)  # the committed rate falls with the plan (quantity discount)
+    # ironing (full menu): every plan's own types stay at its quality (the
+    # derived condition t >= ηθQ holds for each plan's top type), yet a type
+    # just above the pool gains by taking the pool's plan and topping it up
+    # at its rate -- the own-plan condition is necessary, not sufficient
+    th, ms = DISTS["ironing"].discretise(60, "equal-spacing")
+    reg, m, r = _min_spend_regret(th, ms, 60)
+    top = np.array([th[m.plan_of == b].max() for b in range(m.K)])
+    assert np.all(m.t >= TECH.eta * top * m.Q) and reg > 1e-5
+
+
 # ----------------------------------------------------------------- regime
 def _ctx(figures=False):
     return run.Context(route="auto", options={"tol": 1e-10, "max_iter": 3000}, user_options={},
@@ -159,7 +183,8 @@ def test_regime_verifies_small_beta_case(small_run):
     assert lin < two < 100 and (ps["check_status"] == "verified").all()
     sheets = res.tables["k_plan_sheets"]
     assert sheets.groupby("K")["share_of_buyers"].sum().le(1 + 1e-12).all()
-    assert set(v["check"]) >= {"k_plans_free_choice", "two_part_free_choice", "two_part_vs_1d_search", "k_plans_dp_global", "linear_vs_1d_search",
+    assert "committed_spend" in res.tables
+    assert set(v["check"]) >= {"k_plans_free_choice", "two_part_free_choice", "min_spend_own_plan", "two_part_vs_1d_search", "k_plans_dp_global", "linear_vs_1d_search",
                                "k_plans_K_equals_N", "k_plans_nlp_vs_closed_form"}
 
 

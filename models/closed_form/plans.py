@@ -457,3 +457,49 @@ def two_part_optimum(tech: cf.Technology, theta, mass) -> dict:
         if best is None or out["profit"] > best["profit"]:
             best = out
     return best
+
+
+# ------------------------------------------------- minimum-spend (committed) plans
+# A menu item (Q_k, t_k) sold as a prepaid budget is a *maximum*-spend plan:
+# pay t_k, spend up to B_k = C(Q_k) at marginal cost.  The *minimum*-spend
+# form of the same item: commit to spend at least M_k = t_k, every token at
+# the plan's rate r_k = t_k / C(Q_k) times marginal cost, more allowed at that
+# rate.  Under plan l type θ buys Q* = max(Q_l, C'^{-1}(θ/r_l)) (the
+# commitment is paid anyway, so she uses at least Q_l; beyond it her problem
+# is concave) and gets θQ* − r_l C(Q*).  Derived: type k stays at Q_k under
+# its own plan iff θ_k ≤ r_k C'(Q_k); for homogeneous C (C = ηQC') that is
+#     t_k ≥ η θ_k Q_k,   i.e.  U_k ≤ (1 − η) θ_k Q_k
+# (the rent is at most the buyer's first-best share of her gross value).  If
+# it fails she spends past her commitment; deviations to other plans are
+# more attractive than under budgets (a lower plan can now be topped up), so
+# equivalence needs the free-choice test below as well.
+def min_spend_sheet(tech: cf.Technology, Q, t):
+    """(M, r): minimum spend ($) and rate (x marginal cost) of each plan; plans
+    with Q = 0 get no rate (NaN)."""
+    Q = np.asarray(Q, float)
+    t = np.asarray(t, float)
+    C = cf.cost(tech, Q)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(C > 0, t / np.where(C > 0, C, 1.0), np.nan)
+    return t.copy(), r
+
+
+def min_spend_choice(tech: cf.Technology, theta_buyer, Q, M, r):
+    """Each buyer's best plan under minimum-spend plans (or the outside
+    option, −1): (plan, utility, quality bought)."""
+    th = np.atleast_1d(np.asarray(theta_buyer, float))[:, None]
+    Q = np.asarray(Q, float)[None, :]
+    r = np.asarray(r, float)[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        Qs = np.maximum(Q, cf.inverse_marginal_cost(tech, th / r))
+        U = th * Qs - r * cf.cost(tech, Qs)
+    U = np.where(np.isfinite(U), U, -np.inf)
+    best = np.argmax(U, axis=1)
+    Ub = U[np.arange(len(th)), best]
+    Qb = Qs[np.arange(len(th)), best]
+    return np.where(Ub >= 0, best, -1), np.maximum(Ub, 0.0), np.where(Ub >= 0, Qb, 0.0)
+
+
+def min_spend_own_condition(tech: cf.Technology, theta_own, Q, t) -> np.ndarray:
+    """Derived: plan k's own type stays at Q_k iff t_k ≥ η θ_k Q_k (homogeneous C)."""
+    return np.asarray(t, float) >= tech.eta * np.asarray(theta_own, float) * np.asarray(Q, float)
