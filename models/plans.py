@@ -31,6 +31,10 @@ bind.  The assignment is the non-convex part: it is searched from several
 starts (the DP partition, and equal-mass / equal-width partitions improved by
 moving single cuts), each start's partition solved as an NLP; best and spread
 reported.
+
+Also: one two-part tariff (fee + multiplier; derived m*(s), NLP per served
+set), the minimum-spend (committed) form of every menu with free choice, and
+the comparison table ``pricing_schemes``.
 """
 from __future__ import annotations
 
