@@ -188,13 +188,30 @@ def kkt_residual(tech, theta, mass, menu, pool_rtol: float = 1e-7):
     if not chk.any():
         return 0.0, -1, 0
     idx = np.flatnonzero(chk)
-    _, g, _ = gain_derivatives(tech, X[idx].T, Z[idx].T if tech.K else np.zeros((0, len(idx))))
+    with np.errstate(all="ignore"):  # an input at 0: x^(ρ−2) overflows in the (unused) Hessian
+        _, g, _ = gain_derivatives(tech, X[idx].T, Z[idx].T if tech.K else np.zeros((0, len(idx))))
     c = np.r_[np.asarray(tech.cost, float), np.asarray(tech.cost_hat, float)[: tech.K]]
-    r = np.abs(1.0 - phi[idx][None, :] * g / c[:, None])  # (d, n)
+    ratio = phi[idx][None, :] * g / c[:, None]  # (d, n): 1 at an interior input
     zcut = cb.SERVED_Q_RTOL * max(float(np.max(Z)) if Z.size else 0.0, tech.baseline or 0.0)
     free = _input_mask(tech, Z[idx], zcut).T
-    if tech.has_baseline:  # Z at its bound: the reduced gradient must not favour buying
-        r[tech.J] = np.where(free[tech.J], r[tech.J], np.maximum(phi[idx] * g[tech.J] / c[tech.J] - 1.0, 0.0))
+    # an input at (or numerically at) its bound 0 -- a class priced out (ρ = 1,
+    # or ρ near 1: ~1e-44), the baseline's unbought fine-tuning -- has an
+    # inequality: buying more must not pay, φ ∂G/c <= 1
+    V = np.concatenate([X[idx], Z[idx]], axis=1).T
+    for lo_, hi_ in ((0, tech.J), (tech.J, tech.J + tech.K)):
+        if hi_ > lo_:
+            top = np.max(V[lo_:hi_], axis=0)
+            free[lo_:hi_] &= V[lo_:hi_] >= INPUT_SHARE_RTOL * top
+    # at 0 the marginal product of a CES class is finite only for ρ = 1 (and the
+    # baseline's (b + z)^γ): there the inequality is checked; for ρ < 1 it is
+    # infinite at 0 (the optimum is interior but below any resolvable share),
+    # so such inputs are left to the input rows (judged on the inputs' scale)
+    ineq = np.zeros_like(free)
+    if tech.rho == 1:
+        ineq[: tech.J] = True
+    if tech.K and (tech.has_baseline or (tech.K >= 2 and tech.rho_hat == 1)):
+        ineq[tech.J:] = True
+    r = np.where(free, np.abs(1.0 - ratio), np.where(ineq, np.maximum(ratio - 1.0, 0.0), 0.0))
     worst = np.max(r, axis=0)
     k = int(np.argmax(worst))
     return float(worst[k]), int(idx[k]), len(idx)
@@ -214,7 +231,55 @@ def kkt_residual(tech, theta, mass, menu, pool_rtol: float = 1e-7):
 # accepted only if it converged (residual <= POLISH_TOL) and keeps Q
 # monotone; otherwise Ipopt's menu is kept (and the KKT check says so).
 POLISH_TOL = 1e-13
+# An input below this share of its group's largest (per type) counts as at its
+# bound 0 in the KKT check (inequality: buying more must not pay) and, if
+# buying it does not pay, is set to 0 by the polish.
+INPUT_SHARE_RTOL = 1e-4
 POLISH_MAX_IT = 60
+
+
+def _composite(weights, costs, rho, M):
+    """Perfect substitutes (ρ = 1): inputs M (N, n) as index S = Σ α_j x_j along
+    a direction u on the cheapest classes (α·u = 1): Ipopt's own split among
+    tied classes where it bought any of them, equal index shares otherwise;
+    dearer classes 0.  Returns (S, u, unit cost p = min c/α) -- every split
+    of a tie costs the same, so the reduced program has one input."""
+    a = np.asarray(weights, float)
+    tie = cf.tied_classes(a, costs, rho)
+    Mt = np.where(tie[None, :], np.maximum(M, 0.0), 0.0)
+    S = Mt @ a
+    eq = np.where(tie, 1.0 / (tie.sum() * a), 0.0)
+    u = np.where(S[:, None] > 0, Mt / np.where(S > 0, S, 1.0)[:, None], eq[None, :])
+    return S, u, cf.unit_cost(a, costs, rho)
+
+
+def _polish_perfect_substitutes(tech, th, p, menu, pool_rtol):
+    """Polish for ρ = 1 (tokens and/or fine-tuning): the tied classes act as
+    one input (_composite); polish that reduced technology, then map back."""
+    N = len(th)
+    X = np.asarray(menu.X, float)
+    Z = np.asarray(menu.Z, float).reshape(N, -1)[:, : tech.K]
+    kw = {}
+    if tech.rho == 1:
+        SX, uX, pX = _composite(tech.alpha, tech.cost, 1.0, X)
+        kw.update(rho=0.0, alpha=(1.0,), cost=(pX,), token_names=("composite",))
+        Xr = SX[:, None]
+    else:
+        Xr = X
+    if tech.K >= 2 and tech.rho_hat == 1:
+        SZ, uZ, pZ = _composite(tech.alpha_hat, tech.cost_hat, 1.0, Z)
+        kw.update(rho_hat=0.0, alpha_hat=(1.0,), cost_hat=(pZ,), ft_names=("composite",))
+        Zr = SZ[:, None]
+    else:
+        Zr = Z
+    red = tech.with_(**kw)
+    rmenu = cb.Menu(th, p, menu.Q, Xr, Zr, menu.t, menu.virtual, menu.pools)
+    out, note = _polish_menu(red, th, p, rmenu, pool_rtol)
+    if out is rmenu:
+        return menu, note
+    Xn = out.X[:, :1] * uX if tech.rho == 1 else out.X
+    Zn = out.Z[:, :1] * uZ if (tech.K >= 2 and tech.rho_hat == 1) else out.Z
+    return cb.Menu(th, p, out.Q, Xn, Zn, out.t, menu.virtual, menu.pools), note + " (perfect substitutes: tied classes as one input)"
 
 
 def polish_menu(tech, theta, mass, menu, pool_rtol: float = 1e-7):
@@ -251,11 +316,22 @@ def _polish_menu(tech, theta, mass, menu, pool_rtol):
     if np.any(phi[todo] <= 0):
         return menu, "polish skipped: a served unpooled type has a non-positive virtual value (kept Ipopt's menu)"
     if tech.rho == 1 or (tech.K >= 2 and tech.rho_hat == 1):
-        return menu, "polish skipped: perfect substitutes (corner inputs: no interior Newton system)"
+        return _polish_perfect_substitutes(tech, th, p, menu, pool_rtol)
     c = np.r_[np.asarray(tech.cost, float), np.asarray(tech.cost_hat, float)[: tech.K]]
     zcut = cb.SERVED_Q_RTOL * max(float(np.max(Z)) if Z.size else 0.0, tech.baseline or 0.0)
     free = _input_mask(tech, Z, zcut)
     V = np.concatenate([X, Z], axis=1)  # (N, d)
+    # an input (nearly) priced out -- ρ near 1 gives ~1e-44 of the others,
+    # below what Ipopt resolves (it leaves ~1e-6) or log-Newton can carry --
+    # is set to 0 when it is a small share (< INPUT_SHARE_RTOL) and buying it
+    # does not pay at Ipopt's point (φ ∂G/c < 1 − 1e-3); kkt_residual checks
+    # such inputs as inequalities
+    _, g0, _ = gain_derivatives(tech, np.maximum(X, 0).T, np.maximum(Z, 0).T if tech.K else np.zeros((0, N)))
+    unpaid = (phi[:, None] * g0.T / c[None, :]) < 1 - 1e-3
+    for lo_, hi_ in ((0, tech.J), (tech.J, tech.J + tech.K)):
+        if hi_ > lo_:
+            small = V[:, lo_:hi_] < INPUT_SHARE_RTOL * np.max(V[:, lo_:hi_], axis=1, keepdims=True)
+            free[:, lo_:hi_] &= ~(small & unpaid[:, lo_:hi_])
     V[zero] = 0.0
     ok_all = True
     for pattern in {tuple(r) for r in free[todo]}:
@@ -279,8 +355,10 @@ def _polish_menu(tech, theta, mass, menu, pool_rtol):
             err = np.max(np.abs(r), axis=1)
             if np.all(err <= POLISH_TOL):
                 break
-            with np.errstate(all="ignore"):
+            try:
                 step = -np.linalg.solve(Jm, r[..., None])[..., 0]
+            except np.linalg.LinAlgError:  # a singular type (an input ~0 carries no curvature): least squares
+                step = -np.stack([np.linalg.lstsq(Jm[i], r[i], rcond=None)[0] for i in range(len(idx))])
             step = np.where(np.isfinite(step), step, 0.0)
             lam = np.ones(len(idx))
             for _ls in range(30):  # damped: per type, halve until the residual falls
@@ -326,9 +404,9 @@ def start_floors(tech: cf.Technology, theta) -> tuple[np.ndarray, np.ndarray]:
               for a in cf.inputs(tech, np.array(cf.first_best_quality(tech, np.max(theta)))))
     # an input the top type does not buy (ρ = 1, dearer class) starts at the
     # floor of the largest one
-    xs = np.where(xs > 0, xs, np.max(xs))
+    xs = np.maximum(xs, 1e-6 * np.max(xs))
     if zs.size:
-        zs = np.where(zs > 0, zs, np.max(zs))
+        zs = np.maximum(zs, 1e-6 * np.max(zs))
     return (np.where(xs > 0, 1e-8 * np.minimum(xs, 1.0), 1e-8),
             np.where(zs > 0, 1e-8 * np.minimum(zs, 1.0), 1e-8))
 
@@ -401,11 +479,14 @@ def menu_scales(tech: cf.Technology, theta, mass):
     Xs, Zs = cf.inputs(tech, np.array(Qs))
     Xs = np.atleast_1d(np.asarray(Xs, float)).ravel()
     Zs = np.atleast_1d(np.asarray(Zs, float)).ravel()
-    Xs = np.where(Xs > 0, Xs, np.max(Xs))
+    # floors relative to the largest input: a class (nearly) priced out (ρ near
+    # 1: X ~ 1e-44 of the others) would get a factor 1e44 and Ipopt stalls
+    # ('acceptable' at ρ = 0.97, measured); 1e-6 of the largest keeps it O(1)
+    Xs = np.maximum(Xs, 1e-6 * np.max(Xs))
     ts = max(th * Qs, 1e-300)
     zs = np.array([max(Zs[i], tech.baseline or 0.0) for i in range(tech.K)])
     if zs.size:
-        zs = np.where(zs > 0, zs, np.max(zs))
+        zs = np.maximum(zs, 1e-6 * np.max(zs))
     return Qs, Xs, zs, ts, 1.0 / (ts * float(np.max(mass)))
 
 
