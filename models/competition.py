@@ -463,7 +463,7 @@ def _assignment_checks(res, tech, ctx, opts, gammas):
         rows.append({"profile": name, "cells": n, "theta_w": theta, "Q_1": Q[0], "Q_2": Q[1],
                      "U_nlp": r.objective, "U_closed_form": U, "rel_err": abs(r.objective - U) / abs(U),
                      "model1_task_mass_share": a.mean(), "model1_value_weighted_share": vw_share,
-                     "model1_share_rule": s1, "tokens_per_task_model1_min": x_task.sum(axis=1).min(),
+                     "model1_share_rule": float(s1), "tokens_per_task_model1_min": x_task.sum(axis=1).min(),
                      "tokens_per_task_model1_max": x_task.sum(axis=1).max(), "status": r.status.value})
     res.checks.append(compare(NAME, "task_assignment", "U(θ,Q1,Q2) = θ(Q1^(1/σ)+Q2^(1/σ))^σ", vals, refs,
                               TOL_ASSIGN, index=[p for p, _ in profiles]))
@@ -1469,7 +1469,9 @@ def _leader(res, lf, scn, opts, ctx, theta, mass):
     res.checks.append(bound_check(NAME, chk, "types in another region than leader_discrete",
                                   _region_mismatches(lf, theta, reg, ref["region"], ref["q_L"], qs), 0))
     res.checks.append(compare(NAME, chk, "q_L", final.q, ref["q_L"], TOL_DISCRETE, index=theta))
-    res.checks.append(compare(NAME, chk, "Q_L", final.q**lf.eta, ref["Q_L"], TOL_DISCRETE, index=theta))
+    # Q_L of an unserved type is 0, not floor^η (η small: FLOOR^0.07 ≈ 0.14 of the scale)
+    res.checks.append(compare(NAME, chk, "Q_L", _leader_quality(lf, final.q, reg), ref["Q_L"], TOL_DISCRETE,
+                              index=theta))
     res.checks.append(compare(NAME, chk, "q_F (own top-up)", final.f, ref["q_F"], TOL_DISCRETE, index=theta))
     res.checks.append(compare(NAME, chk, "T", final.T, ref["T"], TOL_DISCRETE, index=theta))
     res.checks.append(compare(NAME, chk, "U", aud["U"], ref["U"], TOL_DISCRETE, index=theta))
@@ -1594,9 +1596,14 @@ def _audit_rows(res, names, worst, rows):
     res.tables["audit"] = pd.concat([res.tables["audit"], df], ignore_index=True) if "audit" in res.tables else df
 
 
+def _leader_quality(lf, q, region) -> np.ndarray:
+    """Leader quality Q_L = q^η of served types, 0 for types in region 0 (q at its floor)."""
+    return np.where(np.asarray(region) > 0, np.maximum(np.asarray(q, float), 0.0) ** lf.eta, 0.0)
+
+
 def _leader_table(lf, theta, mass, menu, aud, reg, ref, cont):
     q_dev_next = np.append(fringe_topup_numeric(theta[1:], np.maximum(menu.q[:-1], 0) ** lf.r, lf.sigma, lf.c_F), np.nan)
-    d = {"theta": theta, "mass": mass, "region": reg, "q_L": menu.q, "Q_L": menu.q**lf.eta,
+    d = {"theta": theta, "mass": mass, "region": reg, "q_L": menu.q, "Q_L": _leader_quality(lf, menu.q, reg),
          "q_F": menu.f, "Q_F": np.maximum(menu.f, 0) ** lf.sigma, "t": menu.T, "U": aud["U"], "u_0": aud["u0"],
          "rent_over_fringe_only": aud["U"] - aud["u0"],
          "next_type_topup_at_this_item": q_dev_next,
@@ -1661,6 +1668,13 @@ def _leader_thresholds(res, lf, dist, theta, reg, ref):
     return df
 
 
+def _rel_inf(x, y) -> float:
+    """max|x − y| / max|y| (the verification rule; absolute when every reference is 0)."""
+    sc = float(np.max(np.abs(y)))
+    d = float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
+    return d / sc if sc > 0 else d
+
+
 def _leader_convergence(res, lf, scn, ctx, sizes, base: LeaderMenu, known=None):
     """Relative errors vs the continuous closed form at the requested N (report and order)."""
     dist = scn.types
@@ -1691,7 +1705,8 @@ def _leader_convergence(res, lf, scn, ctx, sizes, base: LeaderMenu, known=None):
         w = ms / ms.sum()
 
         def l1(x, y):
-            return float(np.sum(w * np.abs(x - y)) / np.max(np.abs(y)))
+            sc = float(np.max(np.abs(y)))
+            return float(np.sum(w * np.abs(x - y)) / sc) if sc > 0 else np.nan
 
         def away(x, y):
             sc = float(np.max(np.abs(y)))
@@ -1703,12 +1718,12 @@ def _leader_convergence(res, lf, scn, ctx, sizes, base: LeaderMenu, known=None):
                      "l1_rel_err_U": l1(aud["U"], cont["U"]),
                      "max_rel_err_q_L_away_from_thresholds": away(menu.q, cont["q_L"]),
                      "max_rel_err_t_away_from_thresholds": away(menu.T, cont["T"]),
-                     "rel_err_profit": abs(menu.objective - wel["profit"]) / abs(wel["profit"]),
+                     # relative to the continuous profit; absolute if the leader earns nothing there
+                     "rel_err_profit": abs(menu.objective - wel["profit"]) / (abs(wel["profit"]) or 1.0),
                      "profit": menu.objective, "profit_continuous_cf": wel["profit"],
                      "profit_discrete_cf": ref["profit"],
-                     "max_rel_err_vs_discrete_cf_q_L": float(np.max(np.abs(menu.q - ref["q_L"]))
-                                                             / np.max(np.abs(ref["q_L"]))),
-                     "max_rel_err_vs_discrete_cf_t": float(np.max(np.abs(menu.T - ref["T"])) / np.max(np.abs(ref["T"]))),
+                     "max_rel_err_vs_discrete_cf_q_L": _rel_inf(menu.q, ref["q_L"]),
+                     "max_rel_err_vs_discrete_cf_t": _rel_inf(menu.T, ref["T"]),
                      "worst_ic_ir_violation": max(aud["ic"], aud["ir"]), "extra_solves": n_solves,
                      "status": menu.result.status.value if menu.result is not None else ""})
     df = pd.DataFrame(rows)
@@ -1851,7 +1866,7 @@ def _figures(lf, models, theta, dist, eff, mon, lead, mon_ref):
             plotting.closed_form_line(ax, grid, c["Q_L"], "leader Q_L (continuous closed form)", color="tab:blue")
             plotting.closed_form_line(ax, grid, np.maximum(c["q_F"], 0) ** lf.sigma, "fringe Q_F (continuous closed form)",
                                       color="tab:red")
-        plotting.numeric_markers(ax, theta, menu.q**lf.eta, "leader Q_L (NLP)", color="tab:blue")
+        plotting.numeric_markers(ax, theta, _leader_quality(lf, menu.q, reg), "leader Q_L (NLP)", color="tab:blue")
         plotting.numeric_markers(ax, theta, np.maximum(menu.f, 0) ** lf.sigma, "fringe Q_F (NLP)", color="tab:red")
         plotting.labels(ax, "type θ", "quality bought", "Leader vs competitive fringe: quantities")
         ax.legend(frameon=False, fontsize=7)
@@ -1963,7 +1978,8 @@ def run(scn, opts, ctx) -> RegimeResult:
     else:
         res.notes.append("gamma_F > 0: the leader-vs-competitive-fringe part needs gamma_F = 0 and is skipped")
     _welfare(res, lf, models, theta, mass, dist if lf is not None else None, eff, mon, lead, mon_ref)
-    res.figures.update(_figures(lf, models, theta, dist, eff, mon, lead, mon_ref))
+    if getattr(ctx, "figures", True):  # sweeps draw their own (Context.figures = False)
+        res.figures.update(_figures(lf, models, theta, dist, eff, mon, lead, mon_ref))
     return res
 
 
