@@ -282,6 +282,21 @@ def _polish_perfect_substitutes(tech, th, p, menu, pool_rtol):
     return cb.Menu(th, p, out.Q, Xn, Zn, out.t, menu.virtual, menu.pools), note + " (perfect substitutes: tied classes as one input)"
 
 
+def _postsolve_transfers(theta, Q) -> np.ndarray:
+    """The program's IR row of the lowest type and its ic_down rows, which bind at
+    every optimum (models/menu_nlp.py, presolve), solved for t: t_0 = θ_0 Q_0,
+    t_k = t_{k−1} + θ_k (Q_k − Q_{k−1}).  Written here, not taken from the closed
+    form (cb.transfers_from_quality), so the t rows stay an independent check."""
+    t = np.empty(len(Q))
+    acc = 0.0
+    prev = 0.0
+    for k in range(len(Q)):
+        acc += theta[k] * (Q[k] - prev)
+        prev = Q[k]
+        t[k] = acc
+    return t
+
+
 def polish_menu(tech, theta, mass, menu, pool_rtol: float = 1e-7):
     """(polished menu, note): see POLISH_TOL's comment."""
     with np.errstate(all="ignore"):  # trial Newton steps may under/overflow; rejected by the line search
@@ -387,7 +402,7 @@ def _polish_menu(tech, theta, mass, menu, pool_rtol):
         Qn[sel] = val
     if np.any(np.diff(Qn) < -1e-12 * qmax):
         return menu, "polish rejected: polished Q not monotone (pool boundaries misread; kept Ipopt's menu)"
-    tn = cb.transfers_from_quality(th, Qn)
+    tn = _postsolve_transfers(th, Qn)
     out = cb.Menu(th, p, Qn, Xn, Zn, tn, virtual=menu.virtual, pools=menu.pools)
     return out, (f"polished {int(sel.sum())} types by per-type Newton (max change in Q "
                  f"{float(np.max(np.abs(Qn - Q))) / qmax:.2e} of max Q), {int(zero.sum())} excluded set to 0, "
@@ -1095,6 +1110,7 @@ def _lemma_checks(res, tech, ctx, opts):
 #   is claimed then, only the extrapolated limit, whose tolerance grows with
 #   the oscillation.
 ORDER_BAND = (-0.15, 0.15)
+CONV_MIN_N = 50
 
 
 def expected_orders(scn, sizes) -> dict:
@@ -1151,11 +1167,21 @@ def _convergence(res, tech, scn, ctx, sizes, formulation="auto", cont=None):
     df = pd.DataFrame(rows)
     exp = expected_orders(scn, sizes)
     lo, hi = ORDER_BAND
+    # orders and extrapolation only from N >= CONV_MIN_N (the measured bands
+    # start there; at N = 10 ... 40 the errors are pre-asymptotic: fitted order
+    # 0.82 and a Richardson miss of 2.5 % measured, findings B10)
+    big = df["N"].to_numpy() >= CONV_MIN_N
+    if big.sum() < 3 and exp:
+        exp = {}
+        res.notes.append(f"continuous convergence: fewer than 3 sizes >= {CONV_MIN_N}; no order or Richardson "
+                         "limit claimed, the finest N is held to the a priori bound")
+    dfa = df[big] if exp else df
     for col in ("max_rel_err_Q", "max_rel_err_t", "rel_err_profit", "rel_err_consumer_surplus"):
-        e = df[col].to_numpy()
-        order = float(-np.polyfit(np.log(df["N"]), np.log(np.maximum(e, 1e-300)), 1)[0])
+        e = dfa[col].to_numpy()
+        order = float(-np.polyfit(np.log(dfa["N"]), np.log(np.maximum(e, 1e-300)), 1)[0]) if len(dfa) >= 2 \
+            else float("nan")
         df[f"order_{col}"] = order
-        if col in exp and len(sizes) >= 3:
+        if col in exp and len(dfa) >= 3:
             res.checks.append(bound_check(NAME, "continuous_convergence_order", f"{col}: {exp[col]:g} - fitted order",
                                           exp[col] - order, -lo))
             res.checks.append(bound_check(NAME, "continuous_convergence_order", f"{col}: fitted order - {exp[col]:g}",
@@ -1174,8 +1200,8 @@ def _convergence(res, tech, scn, ctx, sizes, formulation="auto", cont=None):
         for q, key, B in (("profit", "profit", BP), ("consumer surplus", "consumer_surplus", BCS)):
             res.checks.append(compare(NAME, "continuous_limit", f"{q} (finest N = {sizes[-1]}, a priori O(1/N) bound)",
                                       last[key], wel[key], B / max(abs(wel[key]), 1e-300) + TOL_DISCRETE))
-        res.notes.append("continuous limit: no Richardson extrapolation (" + ("fewer than 3 sizes" if len(sizes) < 3
-                         else "errors oscillate with N") + "); finest N checked against an a priori bound")
+        res.notes.append("continuous limit: no Richardson extrapolation (fewer than 3 sizes >= "
+                         f"{CONV_MIN_N}, or errors that oscillate with N); finest N checked against an a priori bound")
     else:
         # Richardson-extrapolated limits vs the continuous closed form.  Tolerance:
         # the extrapolation's own error estimate (richardson), at least what the
@@ -1185,17 +1211,17 @@ def _convergence(res, tech, scn, ctx, sizes, formulation="auto", cont=None):
         # (continuous_solution's stated error).
         floor = 5 * TOL_DISCRETE + 1e-7
         for q, key in (("profit", "profit"), ("consumer surplus", "consumer_surplus")):
-            L, err = richardson(df["N"], df[key])
+            L, err = richardson(dfa["N"], dfa[key])
             ref = wel[key]
             res.checks.append(compare(NAME, "continuous_limit", f"{q} (Richardson limit from N = "
-                                      f"{', '.join(map(str, sizes[-3:]))})", L, ref,
+                                      f"{', '.join(map(str, dfa['N'].to_numpy()[-3:]))})", L, ref,
                                       max(err / max(abs(ref), 1e-300), floor)))
         if scn.types.kind == "uniform" and scn.types.low == 0 and scn.types.high == 1:
             # uniform identities: profit = S^FB/2, CS = S^FB/4 (independent of the menu code)
-            L, err = richardson(df["N"], df["profit"])
+            L, err = richardson(dfa["N"], dfa["profit"])
             res.checks.append(compare(NAME, "uniform_identities", "profit (Richardson limit) vs S_FB/2", L,
                                       wel["first_best_surplus"] / 2, max(err / abs(L), floor)))
-            L, err = richardson(df["N"], df["consumer_surplus"])
+            L, err = richardson(dfa["N"], dfa["consumer_surplus"])
             res.checks.append(compare(NAME, "uniform_identities", "CS (Richardson limit) vs S_FB/4", L,
                                       wel["first_best_surplus"] / 4, max(err / abs(L), floor)))
     if scn.types.kind == "uniform" and scn.types.low == 0 and scn.types.high == 1:
