@@ -523,20 +523,36 @@ def build_efficient(models, theta, mass, q0, only=None, weights=None):
     ``only`` = ℓ: model ℓ alone (the other's tokens fixed at the floor); then
     the objective θ(q^(η/σ) + floor)^σ − c q is concave in q (η < 1): convex.
 
-    ``weights`` (default: the masses) weigh each type's surplus in the objective.
-    The program is separable by type, so any positive weights give the same
-    allocation; the regime uses weight 1 per type, which keeps every type's KKT
-    conditions O(1) (with mass weights Ipopt's stopping test ignores types of
-    mass ~1e-12..1e-19 — Beta tails — and left their q off by up to 1e5 relative,
-    measured)."""
+    ``weights`` (default: the masses) weigh each type's surplus in the objective;
+    ``"per-type"``: 1 / (the type's surplus at the start q0), so that every
+    type's term and KKT conditions are O(1).  The program is separable by type,
+    so any positive weights give the same allocation.  With mass weights
+    Ipopt's stopping test ignores types of mass ~1e-12..1e-19 (Beta tails: q off
+    by up to 1e5 relative), and with equal weights types whose surplus is 1e-12
+    of the top type's (σ+γ = 0.89: S ∝ θ^9) — both measured."""
     th, p = np.asarray(theta, float), np.asarray(mass, float)
     s = models.sigma
     m = pyo.ConcreteModel(name="efficient_two_models")
     _two_model_vars(m, models, th, q0)
+    if isinstance(weights, str):  # "per-type": O(1) terms, from the start's own surplus
+        S0 = np.abs(_type_surplus(models, th, np.maximum(np.asarray(q0, float), FLOOR_TWO_MODEL * _token_scale(models, th))))
+        weights = 1.0 / np.maximum(S0, 1e-12 * max(float(np.max(S0)), 1e-300))
+        per_type = True
+    else:
+        per_type = False
     m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(p if weights is None else np.asarray(weights, float))))
     m.surplus = pyo.Objective(expr=sum(m.p[k] * (m.theta[k] * m.pooled[k] ** s - m.spend[k]) for k in m.TYPES),
                               sense=pyo.maximize)
     _scale_two_model(m, models, th, m.surplus)
+    if per_type:  # each type's term O(1), each type's tokens in units of its start
+        m.scaling_factor[m.surplus] = 1.0 / len(th)
+        q0a = np.asarray(q0, float)
+        for l in m.MODELS:
+            if only == 1 - l or float(np.max(q0a[:, l])) <= 0:
+                continue  # fixed, or no start scale: the global token scale stays
+            ql = np.maximum(q0a[:, l], 1e-12 * float(np.max(q0a[:, l])))
+            for k in m.TYPES:
+                m.scaling_factor[m.q[k, l]] = 1.0 / ql[k]
     if only is not None:  # single-model program: the other model's tokens fixed at their floor
         for k in m.TYPES:
             m.q[k, 1 - only].fix(FLOOR_TWO_MODEL * _token_scale(models, th))
@@ -652,10 +668,11 @@ def _type_surplus(models, theta, q):
 
 SERVED_V = 1e-5
 """A type is served (two-model programs) when its value V = (Σ_ℓ Q_ℓ^{1/σ})^σ
-exceeds this fraction of max V.  Relative to the quantity that is compared
-(V, to TOL_DISCRETE = 1e-6 of max V), not to the token scale: the lowest type
-of a fine grid buys tokens ~1e-7 of the top type's and is served (an absolute
-token cut-off called it 'none').  The same rule labels the NLP and the closed
+exceeds this fraction of the type's own scale, its first-best quality
+max_ℓ Q_ℓ^FB(θ_k) (:func:`_type_scale`).  Not an absolute token cut-off: the
+lowest type of a fine grid buys tokens ~1e-7 of the top type's and is served
+(the old cut-off called it 'none'), and at σ+γ = 0.89 the fringe types' V is
+1e-9 of the top type's (a cut-off relative to max V called them 'none').  The same rule labels the NLP and the closed
 form; types whose closed-form V lies within TOL_DISCRETE of the cut-off are
 not counted as mismatches (a label there is decided by solver accuracy), so a
 counted mismatch always means a V error above TOL_DISCRETE."""
@@ -665,7 +682,12 @@ V^{1/σ} exceeds this; an unused model sits at its floor (share < 1e-12,
 measured), a genuine mix has an O(1) share."""
 
 
-def _labels_from_quality(Q, sigma: float, V_scale: float | None = None) -> np.ndarray:
+def _type_scale(models, theta) -> np.ndarray:
+    """Per-type quality scale: the first-best quality of the better model, max_ℓ Q_ℓ^FB(θ_k)."""
+    return np.maximum(np.max(np.stack([cc.first_best_quality(mm, theta) for mm in models]), axis=0), 1e-300)
+
+
+def _labels_from_quality(Q, sigma: float, V_scale=None) -> np.ndarray:
     """Model per type from qualities Q (N, 2): −1 none, 0/1 the model, 2 both (SERVED_V, MIX_SHARE)."""
     c = np.maximum(np.asarray(Q, float), 0.0) ** (1.0 / sigma)
     tot = c.sum(axis=1)
@@ -677,16 +699,17 @@ def _labels_from_quality(Q, sigma: float, V_scale: float | None = None) -> np.nd
     return np.where(served, np.where(minor > MIX_SHARE, 2, np.argmax(c, axis=1)), -1)
 
 
-def _model_labels(models, q, V_scale: float | None = None) -> np.ndarray:
+def _model_labels(models, q, theta) -> np.ndarray:
     """Model per type of an NLP allocation in linear-cost units q (N, 2) (:func:`_labels_from_quality`)."""
-    return _labels_from_quality(_quality(models, q), models.sigma, V_scale)
+    return _labels_from_quality(_quality(models, q), models.sigma, _type_scale(models, theta))
 
 
-def _label_mismatches(models, label, label_ref, V_ref) -> int:
+def _label_mismatches(models, label, label_ref, V_ref, theta) -> int:
     """Types labelled differently from the closed form, not counting types whose closed-form
     V is within TOL_DISCRETE·max V of the served cut-off (see SERVED_V)."""
+    V_ref = np.asarray(V_ref, float)
     Vs = float(np.max(V_ref)) if len(V_ref) and np.max(V_ref) > 0 else 1.0
-    ambiguous = np.abs(np.asarray(V_ref) / Vs - SERVED_V) <= TOL_DISCRETE
+    ambiguous = np.abs(V_ref - SERVED_V * _type_scale(models, theta)) <= TOL_DISCRETE * Vs
     return int(np.sum((np.asarray(label) != np.asarray(label_ref)) & ~ambiguous))
 
 
@@ -740,9 +763,10 @@ def _efficient(res, models, theta, mass, ctx):
     attempts = []
     for label, (q0, only) in starts.items():
         with Timer() as tb:
-            m = build_efficient(models, theta, mass, q0, only=only, weights=np.ones(len(theta)))
+            m = build_efficient(models, theta, mass, q0, only=only, weights="per-type")
         r = _solve_start(ctx, m, f"efficient[{label}]", tb.seconds, defaults=CONVEX_START_DEFAULTS)
         q_l = _read_q(m)
+        q_l[:, 1 - only] = 0.0  # the other model is not in this program (fixed at its floor): unused
         attempts.append(Attempt(label, r.status.value, float(np.sum(mass * _type_surplus(models, theta, q_l))),
                                 r.iterations, values={"q": q_l}, result=r,
                                 detail=r.message if "retried" in r.message else ""))
@@ -761,7 +785,7 @@ def _efficient(res, models, theta, mass, ctx):
     q_out, obj_out, used = qc, obj_c, "per-type best of the one-model programs"
     if len(theta) <= UNRESTRICTED_MAX_N:
         with Timer() as tb:
-            m = build_efficient(models, theta, mass, qc, weights=np.ones(len(theta)))
+            m = build_efficient(models, theta, mass, qc, weights="per-type")
         r = _solve_start(ctx, m, "efficient[unrestricted final]", tb.seconds)
         obj_r = float(np.sum(mass * _type_surplus(models, theta, _read_q(m))))
         attempts.append(Attempt("unrestricted final (both models free) from the per-type best", r.status.value,
@@ -853,7 +877,7 @@ def _monopolist(res, models, theta, mass, ctx, schedule: str = "cutoff", coarse=
         t = np.array([pyo.value(m.t[k]) for k in m.TYPES])
         q = np.zeros((N, 2))
         q[np.arange(N), assign] = np.maximum(V, 0.0) ** (1 / np.array([models[a].eta for a in assign]))
-        sw = _switches(theta, _model_labels(models, q))
+        sw = _switches(theta, _model_labels(models, q, theta))
         attempts.append(Attempt(label, r.status.value, r.objective, r.iterations, result=r,
                                 values={"q": q, "V": V, "t": t, "cut": cut},
                                 detail="; ".join(f"{x[2]}→{x[3]} at θ≈{x[0]:.4g}" for x in sw)
@@ -904,7 +928,7 @@ def _monopolist(res, models, theta, mass, ctx, schedule: str = "cutoff", coarse=
                       values={"q": qf, "V": np.array([pyo.value(m.V[k]) for k in m.TYPES]),
                               "t": np.array([pyo.value(m.t[k]) for k in m.TYPES]), "cut": best.values["cut"]},
                       detail="; ".join(f"{x[2]}→{x[3]} at θ≈{x[0]:.4g}"
-                                       for x in _switches(theta, _model_labels(models, qf))))
+                                       for x in _switches(theta, _model_labels(models, qf, theta))))
         attempts.append(fin)
         if fin.status == "optimal" and _better_convex(fin.objective, best.objective):
             chosen = fin
@@ -1017,7 +1041,7 @@ def _monopolist_multistart(res, models, theta, mass, ctx):
         q = _read_q(m)
         vals = {"q": q, "V": np.array([pyo.value(m.V[k]) for k in m.TYPES]),
                 "t": np.array([pyo.value(m.t[k]) for k in m.TYPES])}
-        sw = _switches(theta, _model_labels(models, q))
+        sw = _switches(theta, _model_labels(models, q, theta))
         a = Attempt(label, r.status.value, r.objective, r.iterations, result=r, values=vals,
                     detail="; ".join(f"{x[2]}→{x[3]} at θ≈{x[0]:.4g}" for x in sw)
                     + (f" ({r.message.split(':')[0]})" if "retried" in r.message else ""))
@@ -1071,9 +1095,10 @@ def _two_model_checks(res, models, theta, mass, dist, eff, mon):
         qref = (cc.efficient_quality(models, theta).T) ** (1 / np.array([mm.eta for mm in models]))
         chk = "efficient_vs_closed_form"
         Qe = cc.efficient_quality(models, theta).T
-        model, model_ref = _model_labels(models, q), _labels_from_quality(Qe, models.sigma)
+        model = _model_labels(models, q, theta)
+        model_ref = _labels_from_quality(Qe, models.sigma, _type_scale(models, theta))
         res.checks.append(bound_check(NAME, chk, "types on another model than the closed form",
-                                      _label_mismatches(models, model, model_ref, Qe.max(axis=1)), 0))
+                                      _label_mismatches(models, model, model_ref, Qe.max(axis=1), theta), 0))
         for l, nm in enumerate(names):
             res.checks.append(compare(NAME, chk, f"q[{nm}] = Q^(1/η)", q[:, l], qref[:, l], TOL_DISCRETE, index=theta))
         res.checks.append(compare(NAME, chk, "V = (Q1^(1/σ)+Q2^(1/σ))^σ", _pooled(models, q) ** models.sigma,
@@ -1081,7 +1106,7 @@ def _two_model_checks(res, models, theta, mass, dist, eff, mon):
         res.checks.append(compare(NAME, chk, "expected surplus", eff["objective"],
                                   float(np.sum(mass * cc.efficient_surplus(models, theta))), TOL_DISCRETE))
         te = cc.efficient_switch_point(models)
-        sw = _switches(theta, model)
+        sw = [x for x in _switches(theta, model) if x[2] in (0, 1) and x[3] in (0, 1)]
         if theta[0] < te < theta[-1]:
             if len(sw) == 1:
                 mid, step = sw[0][0], sw[0][1]
@@ -1104,9 +1129,10 @@ def _two_model_checks(res, models, theta, mass, dist, eff, mon):
     q, V, t = mon.values["q"], mon.values["V"], mon.values["t"]
     qref = ref["Q"].T ** (1 / np.array([mm.eta for mm in models]))
     chk = "monopolist_vs_discrete_closed_form"
-    model, model_ref = _model_labels(models, q), _labels_from_quality(ref["Q"].T, models.sigma)
+    model = _model_labels(models, q, theta)
+    model_ref = _labels_from_quality(ref["Q"].T, models.sigma, _type_scale(models, theta))
     res.checks.append(bound_check(NAME, chk, "types on another model than the closed form",
-                                  _label_mismatches(models, model, model_ref, ref["V"]), 0))
+                                  _label_mismatches(models, model, model_ref, ref["V"], theta), 0))
     res.checks.append(compare(NAME, chk, "V", V, ref["V"], TOL_DISCRETE, index=theta))
     for l, nm in enumerate(names):
         res.checks.append(compare(NAME, chk, f"q[{nm}] = Q^(1/η)", q[:, l], qref[:, l], TOL_DISCRETE, index=theta))
@@ -1764,7 +1790,7 @@ def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead, mon_ref=None):
     names = [mm.name for mm in models]
     if eff is not None:
         S = _type_surplus(models, theta, eff["q"])
-        model = _model_labels(models, eff["q"])
+        model = _model_labels(models, eff["q"], theta)
         desc = _describe(theta, model, {0: f"{names[0]} model", 1: f"{names[1]} model", -1: "nobody", 2: "both"})
         rows.append({"regime": "efficient", "source": "NLP (discrete types)", "profit": 0.0,
                      "consumer_surplus": float(np.sum(mass * S)), "total_surplus": float(np.sum(mass * S)),
@@ -1777,7 +1803,7 @@ def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead, mon_ref=None):
     if mon is not None:
         V, t, q = mon.values["V"], mon.values["t"], mon.values["q"]
         K = q @ np.array([mm.c for mm in models])
-        model = _model_labels(models, q)
+        model = _model_labels(models, q, theta)
         rows.append({"regime": "multi-model monopolist", "source": "NLP (discrete types)", "profit": mon.objective,
                      "consumer_surplus": float(np.sum(mass * (theta * V - t))),
                      "total_surplus": float(np.sum(mass * (theta * V - K))),

@@ -329,7 +329,7 @@ def test_efficient_lowest_type_of_a_fine_grid_is_served(ctx):
     comp._two_model_checks(res, models, th, ms, dist, eff, None)
     v = res.verification
     assert v.passed.all(), v[~v.passed].to_string()
-    assert comp._model_labels(models, eff["q"])[0] == 0
+    assert comp._model_labels(models, eff["q"], th)[0] == 0
     assert max(r.iterations for r in res.solves.values()) <= 300
 
 
@@ -465,3 +465,19 @@ def test_region_mismatch_ignores_only_ties_at_solver_accuracy():
     reg3 = ref["region"].copy()
     reg3[i] = 2
     assert comp._region_mismatches(lf, th, reg3, ref["region"], q, qs) == 0
+
+
+def test_efficient_with_a_huge_dynamic_range_of_surplus(ctx):
+    """findings K6: σ+γ_L = 0.89 (leader surplus ∝ θ^9) on Beta(7.02, 0.509): the fringe types'
+    surplus is ~1e-9 of the top type's; with equal weights their q was off and a max-V-relative
+    'served' rule called them 'none'.  Per-type weights and per-type label scales fix both."""
+    from models.type_space import TypeDistribution
+
+    dist = TypeDistribution("beta", low=0.0, high=2.51353, p=7.02, q=0.5091)
+    th, ms = dist.discretise(49)
+    models = comp._two_models(0.6204, {"c_F": 0.057704, "c_L": 0.115239, "gamma_F": 0.0, "gamma_L": 0.271})
+    res = RegimeResult("competition")
+    eff = comp._efficient(res, models, th, ms, ctx)
+    comp._two_model_checks(res, models, th, ms, dist, eff, None)
+    v = res.verification
+    assert v.passed.all(), v[~v.passed].to_string()
