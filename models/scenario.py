@@ -36,7 +36,7 @@ MAX_DESCRIPTION = 10_000
 # Scenario files nest at most ~5 levels (solver.options, technology.tokens[i]);
 # deeper trees are rejected before validation walks them (Python recursion).
 MAX_DEPTH = 32
-# A scenario file is a few kB; this bounds what is parsed (a 2e6-type CSV is a separate file).
+# A scenario file is a few kB; this bounds what is parsed (a 1e6-type CSV is a separate file).
 MAX_SCENARIO_BYTES = 10_000_000
 
 
@@ -254,7 +254,12 @@ def _technology(v: _V, d: dict) -> Technology:
 
 DISTRIBUTIONS = ("uniform", "beta", "piecewise", "discrete")
 GRIDS = ("equal-spacing", "equal-mass")
-MAX_TYPES = 2_000_000
+# The largest N that runs, measured with bench/largest_budgets.py (budgets,
+# the costliest regime per type; /usr/bin/time -v, 2 cores): at N = 2e6 MUMPS
+# fails its first factorisation (out of memory, INFO(1) = -13; the solve is now
+# stopped at once, solver._ErrorWatch) after 14.3 GiB peak; N = 1e6 is the
+# largest size that solves and verifies (README, "Scenario files").
+MAX_TYPES = 1_000_000
 
 
 def _types(v: _V, d: dict, base: Path | None):

@@ -91,7 +91,7 @@ CASES = [
     Case("empty-regimes-table", {"scenario.toml": edit("[regimes.cost]\nquantities = [0.5, 1.0]\n", "[regimes]\n")},
          ["'regimes'", "at least one regime", "cost"]),
     Case("n-is-1", {"scenario.toml": edit("n = 10", "n = 1")},
-         ["'types.n'", "= 1", "an integer with 2 <= n <= 2000000"]),
+         ["'types.n'", "= 1", "an integer with 2 <= n <= 1000000"]),
     Case("not-toml", {"scenario.toml": "name = 'x'\nthis is not toml\n"},
          ["scenario.toml", "not valid TOML", "line 2"]),
     Case("missing-file", {}, ["no_such.toml", "not found"], scenario="no_such.toml"),
