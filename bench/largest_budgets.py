@@ -9,7 +9,7 @@ given ``refine`` and Ipopt options) into a temporary folder and runs
 
     /usr/bin/time -v .venv/bin/python solve.py SCENARIO --out TMP --quiet
 
-then prints N, exit code, wall seconds, maximum resident set size (GiB), bytes
+then prints N, exit code, wall and CPU seconds, maximum resident set size (GiB), bytes
 written, and the status line of each solve from summary.json (a linear-solver
 failure shows there at once: models/solver.py ``_ErrorWatch``).  It takes
 minutes per size; run it alone (2 cores), not next to the test suite.
@@ -58,6 +58,7 @@ def run(n: int, refine, ipopt, timeout: float, keep: Path | None) -> dict:
     wall = time.perf_counter() - t0
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", err)
     rss = int(m[1]) / 2 ** 20 if m else float("nan")
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([0-9.]+)", err))
     written = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) if out.exists() else 0
     solves = {}
     summ = out / f"budgets_n{n}" / "summary.json"
@@ -66,7 +67,7 @@ def run(n: int, refine, ipopt, timeout: float, keep: Path | None) -> dict:
             for k, s in r["solves"].items():
                 solves[f"{reg}/{k}"] = f"{s['status']}, {s['iterations']} it, solve {s['solve_seconds']:.0f} s" + (
                     f", {s['message'][:200]}" if s["status"] != "optimal" else "")
-    row = {"n": n, "exit": rc, "wall_s": round(wall, 1), "max_rss_GiB": round(rss, 2), "written_MB":
+    row = {"n": n, "exit": rc, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "max_rss_GiB": round(rss, 2), "written_MB":
            round(written / 1e6, 1), "solves": solves, "stdout_tail": so.strip().splitlines()[-3:]}
     if keep is None:
         import shutil
