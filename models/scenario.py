@@ -255,10 +255,10 @@ def _technology(v: _V, d: dict) -> Technology:
 DISTRIBUTIONS = ("uniform", "beta", "piecewise", "discrete")
 GRIDS = ("equal-spacing", "equal-mass")
 # The largest N that runs, measured with bench/largest_budgets.py (budgets,
-# the costliest regime per type; /usr/bin/time -v, 2 cores): at N = 2e6 MUMPS
-# fails its first factorisation (out of memory, INFO(1) = -13; the solve is now
-# stopped at once, solver._ErrorWatch) after 14.3 GiB peak; N = 1e6 is the
-# largest size that solves and verifies (README, "Scenario files").
+# the costliest regime per type; /usr/bin/time -v, 2 cores): at N = 2e6 the
+# linear solver fails at the first iteration (issue 16's log: MUMPS INFO(1) =
+# -13, out of memory; the solve is now stopped at once, solver._ErrorWatch),
+# 14.3 GiB peak; N = 1e6 verifies (1230 s, 5.3 GiB) (README, "Scenario files").
 MAX_TYPES = 1_000_000
 
 
