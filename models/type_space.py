@@ -96,7 +96,8 @@ class TypeDistribution:
     def virtual_value(self, t) -> np.ndarray:
         r""":math:`h(\theta)=\theta-(1-F(\theta))/f(\theta)` (1 − F from ``sf``)."""
         t = np.asarray(t, float)
-        return t - self.sf(t) / self.pdf(t)
+        with np.errstate(divide="ignore", invalid="ignore"):  # f = 0 at an end: callers take the limit
+            return t - self.sf(t) / self.pdf(t)
 
     @property
     def support(self) -> tuple[float, float]:
