@@ -140,27 +140,15 @@ def price_sheet(tech, menu, kind: str = "two-part") -> pd.DataFrame:
     regret (see docs/model.md, tariffs).  ``kind="cost-based"``: pay
     ``total_price_usd`` for a dollar budget ``budget_usd`` spent at marginal cost
     (always exact)."""
-    from models.closed_form import budgets as cb
+    # One place decides who is served and prices the plans: the regime's own
+    # builder (models.budgets.tariffs, closed_form.budgets.served), so a sheet
+    # from Python is the sheet the CLI exports and checks.
+    from models.budgets import tariffs
 
-    theta = np.asarray(menu.theta, float)
-    served = menu.Q > 1e-9 * max(float(menu.Q.max()), 1e-300)  # as budgets._tariffs: NLP zeros are ~1e-14
-    plan = np.arange(len(theta))
-    if kind == "cost-based":
-        c = cb.cost_based_tariff(tech, menu)
-        df = pd.DataFrame({"plan": plan, "theta": theta, "budget_usd": c["budget"], "total_price_usd": c["price"],
-                           "fee_over_budget_usd": c["fee"]})
-        return df[served].reset_index(drop=True)
-    if kind != "two-part":
+    if kind not in ("two-part", "cost-based"):
         raise ValueError(f"kind must be 'two-part' or 'cost-based', got {kind!r}")
-    tp = cb.two_part_tariff(tech, menu)
-    df = pd.DataFrame({"plan": plan, "theta": theta, "fixed_fee_usd": tp["fee"],
-                       "price_multiplier": tp["multiplier"]})
-    for j, nm in enumerate(tech.token_names):
-        df[f"{nm}_usd_per_Mtok"] = tp["multiplier"] * tech.cost[j]
-    for k, nm in enumerate(tech.ft_names[: tech.K]):
-        df[f"{nm}_usd_per_Mtok"] = tp["multiplier"] * tech.cost_hat[k]
-    df.attrs["valid"] = bool(tp["valid"])  # θ/φ̄ non-increasing over the served plans
-    return df[served].reset_index(drop=True)
+    sheets = tariffs(tech, menu)
+    return sheets["tariff_two_part" if kind == "two-part" else "tariff_cost_based"]
 
 
 # --------------------------------------------------------- the budget menu
