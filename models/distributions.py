@@ -104,6 +104,8 @@ assert lazy_ic.LAZY_TOL * LAZY_AUDIT_MARGIN <= TOL_AUDIT
 TOL_SPREAD = 1e-8
 # Two NLP budget menus vs their closed form (Mussa–Rosen): as models.budgets.
 TOL_BUDGET = 1e-6
+# Two closed forms of the same menu (float rounding of O(1) sums only).
+TOL_EXACT = 1e-12
 # Ordering checks (budget ≤ distribution): allow solver noise only.
 TOL_ORDER = 1e-9
 # Start points keep every token variable at least this fraction of its scale
@@ -113,6 +115,9 @@ START_FLOOR = 1e-6
 # first-best z: Φ(z)^(−1/σ) must stay finite; the cost is ĉ·z_floor per
 # excluded type (~1e-9 of the profit).
 Z_FLOOR = 1e-9
+# Lower bound on the per-cell gain variables, relative to the top type's
+# first-best quality (see build_menu): far below every tolerance (1e-6).
+G_FLOOR = 1e-14
 
 
 # ============================================================ options
@@ -333,9 +338,11 @@ def _gain_row(tech, m, l, i):
             index = index * x[j] ** tech.alpha[j]
     else:  # the shared CES expression: overflow-safe for ρ < 0 (x^ρ of tiny inputs)
         index = gain._ces(tech.alpha, tech.rho, x)
-    need = m.g[l, i] ** (1.0 / s)
-    if tech.K:
-        need = need * gain.phi(tech, z) ** (-1.0 / s)
+    # (g/Φ)^(1/σ), not g^(1/σ)·Φ^(−1/σ): the same function, but Φ^(−1/σ)
+    # alone overflows at the fine-tuning floor when γ/σ is large (σ = 0.05,
+    # γ = 0.9: z^(−18) at z = 1e-9·Z_FB; measured an evaluation error at the
+    # start), while g/Φ stays ≤ Ψ(x) on the feasible set
+    need = (m.g[l, i] / gain.phi(tech, z)) ** (1.0 / s) if tech.K else m.g[l, i] ** (1.0 / s)
     return index - need >= 0
 
 
@@ -357,7 +364,14 @@ def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel
     m.z = pyo.Var(m.TYPES, m.FT, bounds=(zlo, None), initialize=zlo)
     if tech.K == 0:
         m.z.fix(0.0)
-    m.g = pyo.Var(m.TYPES, m.CELLS, bounds=(0.0, None), initialize=0.0)
+    # g >= G_FLOOR·Q_FB(θ̄) > 0 when σ > ½: (g/Φ)^(1/σ) then has an infinite
+    # second derivative at g = 0, and the AMPL evaluator aborts the whole
+    # process on it (measured: "can't evaluate pow''(0, 1.43)" at σ = 0.698,
+    # exit 1 with no output); the floor's value to any type is ~1e-14 of the
+    # scale.  Not for σ <= ½ (1/σ >= 2, finite there): at σ = 0.05 the floor
+    # would force x >= (1e-14)^20 ~ 1e-280 (measured: max_iterations)
+    glo = G_FLOOR * sc["Q"] if tech.sigma > 0.5 else 0.0
+    m.g = pyo.Var(m.TYPES, m.CELLS, bounds=(glo, None), initialize=glo)
     m.t = pyo.Var(m.TYPES, initialize=0.0)
     toks, fts = list(m.TOKENS), list(m.FT)
     m.gain = pyo.Constraint(m.TYPES, m.CELLS, rule=lambda m, l, i: _gain_row(tech, m, l, i))
@@ -490,7 +504,7 @@ class MenuProblem:
             for (l, k), v in zip(m.z.keys(), zz.ravel()):
                 m.z[l, k].value = max(float(v), float(zf[k]))
         for (l, i), v in zip(m.g.keys(), G.ravel()):
-            m.g[l, i].value = float(v)
+            m.g[l, i].value = max(float(v), m.g[l, i].lb)
         for l, v in enumerate(np.asarray(t, float)):
             m.t[l].value = float(v)
         n = self.types.n
@@ -744,7 +758,13 @@ def _budget_nlp(res, tech, types, ctx, label, bm_cf):
     """The budget menu as an NLP (models.budgets) over the distinct θ of the
     types, checked against its closed form; returns per-type (Q, t) and profit."""
     if "groups" not in bm_cf.info:  # two_type_budget_menu: the same menu via the grouped Mussa–Rosen
-        bm_cf = D.budget_menu(bm_cf.W, bm_cf.mass, tech)
+        two = bm_cf
+        bm_cf = D.budget_menu(two.W, two.mass, tech)
+        # two independent closed forms of one menu (the two-type formula and
+        # the discrete Mussa–Rosen): equal up to float rounding of O(1) sums
+        chk = f"budget_closed_forms_agree[{label}]"
+        for q, a, b in (("Q", two.Q, bm_cf.Q), ("t", two.t, bm_cf.t), ("profit", two.profit, bm_cf.profit)):
+            res.checks.append(compare(NAME, chk, f"{q}: two-type formula vs discrete Mussa–Rosen", a, b, TOL_EXACT))
     g = bm_cf.info["groups"]
     gid = bm_cf.info["group_of_type"]
     _, bmenu, r = solve_budget_menu(tech, g["theta"], g["mass"], ctx, f"{label}[budget]", "local")
@@ -815,15 +835,26 @@ def _run_two_types(res, tech, opts, ctx):
         # crossing a regime boundary keeps one series per check
         _menu_checks(res, tech, f"nlp_vs_closed_form[{label}]", s.menu, ref, index=["H", "L"])
         bn = _budget_nlp(res, tech, types, ctx, label, bm)
-        res.checks.append(bound_check(NAME, f"budget_le_distribution[{label}]",
-                                      "(budget NLP profit − distribution NLP profit) / |distribution|",
-                                      (bn["profit"] - s.menu.profit) / abs(s.menu.profit), TOL_ORDER))
+        res.checks.append(_order_row(label, bn["profit"], s.menu.profit, bm.profit, ref.profit))
         menus.append((label, types, s.menu, ref, bn))
         profits.append(_profit_row(label, types, s, ref, bm, bn))
     res.tables["profit"] = pd.DataFrame(profits)
     res.tables["menu"] = pd.concat([_menu_table(tech, *m) for m in menus], ignore_index=True)
     res.tables["tokens"] = pd.concat([_token_table(tech, *m[:4]) for m in menus], ignore_index=True)
     res.figures.update(_two_type_figures(tech, menus))
+
+
+def _order_row(label, budget_nlp, dist_nlp, budget_cf, dist_cf):
+    """Budget profit <= distribution profit (MODEL.md 2.6: the budget menu
+    replicated as distributions is feasible), for the two NLPs.  Each NLP
+    profit is off its closed form by a measured amount; the closed forms obey
+    the inequality exactly, so the NLP difference may exceed 0 by at most
+    the two deviations (plus TOL_ORDER for the closed forms' rounding)."""
+    d = abs(dist_nlp)
+    tol = TOL_ORDER + (abs(budget_nlp - budget_cf) + abs(dist_nlp - dist_cf)) / d
+    return bound_check(NAME, f"budget_le_distribution[{label}]",
+                       "(budget NLP profit − distribution NLP profit) / |distribution| <= "
+                       "1e-9 + both NLPs' deviations from their closed forms", (budget_nlp - dist_nlp) / d, tol)
 
 
 def _profit_row(label, types, s, ref, bm_cf, bn):
@@ -893,12 +924,8 @@ def _run_value_scale(res, tech, opts, ctx):
     idx = [f"w={w:.4g},s={v:.4g}" for w, v in zip(types.labels["w"], types.labels["s"])]
     _menu_checks(res, tech, f"nlp_vs_discrete_closed_form[{label}]", s.menu, ref, index=idx, full=False)
     bn = _budget_nlp(res, tech, types, ctx, label, bm)
-    res.checks.append(bound_check(NAME, f"budget_le_distribution[{label}]",
-                                  "(budget NLP profit − distribution NLP profit) / |distribution|",
-                                  (bn["profit"] - s.menu.profit) / abs(s.menu.profit), TOL_ORDER))
-    cont = D.value_scale_profits(tech, vs["w"]["dist"], vs["s"]["dist"])
-    res.notes.append(f"continuous value–scale profits (quadrature): distributions {cont['distribution']:.8g}, "
-                     f"budgets {cont['budget']:.8g}, ratio {cont['ratio']:.8g}")
+    res.checks.append(_order_row(label, bn["profit"], s.menu.profit, bm.profit, ref.profit))
+    cont = _continuous_profits(res, tech, vs)
     rows = [{**_profit_row(label, types, s, ref, bm, bn), "ratio_continuous": cont["ratio"]}]
     conv = [N for N in vs["convergence"]]
     for N in conv:
@@ -1017,8 +1044,9 @@ def continuum_rows(tech, wd, sd, bracket: int, cont) -> tuple[list[pd.DataFrame]
     continuous ratio is also compared with the analytic 9/8."""
     b = D.value_scale_profit_bounds(tech, wd, sd, bracket)
     rows, notes = [], []
-    parts = ["distribution", "budget"] if cont.get("h_theta_monotone", True) else ["distribution"]
-    if "budget" not in parts:
+    parts = [p for p in ("distribution", "budget") if np.isfinite(cont[p])]
+    if "budget" in parts and not cont.get("h_theta_monotone", True):
+        parts.remove("budget")
         notes.append("continuous budget profit not bracketed: h_θ is not monotone (the quadrature does not iron)")
     for part in parts:
         c, lo, up = cont[part], b["lower"][part], b["upper"][part]
@@ -1105,6 +1133,29 @@ def first_order_rows(tech, wd, sd, prof, margin: float = 3.0, profit: float | No
     return [row], f"first-order constant of the distribution profit: fitted {f23:.5g}, derived {c1:.5g}"
 
 
+def _continuous_profits(res, tech, vs):
+    """D.value_scale_profits, with every part that the quadrature could not
+    deliver (an exception, or a non-finite or non-positive value: e.g. a Beta
+    s density that is infinite at its top end) replaced by NaN and said in a
+    note; the continuum rows are then not emitted for that part."""
+    nan = float("nan")
+    try:
+        with np.errstate(all="ignore"):
+            cont = dict(D.value_scale_profits(tech, vs["w"]["dist"], vs["s"]["dist"]))
+    except (ValueError, ZeroDivisionError, D.AssumptionError) as exc:
+        res.notes.append(f"continuous value–scale profits not available ({exc}); no continuum rows")
+        return {"distribution": nan, "budget": nan, "ratio": nan, "h_theta_monotone": False}
+    for part in ("distribution", "budget"):
+        if not (np.isfinite(cont[part]) and cont[part] > 0):
+            res.notes.append(f"continuous {part} profit: quadrature returned {cont[part]!r}; no continuum rows "
+                             "for it")
+            cont[part] = nan
+    cont["ratio"] = cont["distribution"] / cont["budget"]
+    res.notes.append(f"continuous value–scale profits (quadrature): distributions {cont['distribution']:.8g}, "
+                     f"budgets {cont['budget']:.8g}, ratio {cont['ratio']:.8g}")
+    return cont
+
+
 def _continuum_checks(res, tech, vs, prof, cont):
     wd, sd = vs["w"]["dist"], vs["s"]["dist"]
     if not _monotone_on_support(wd):
@@ -1117,9 +1168,10 @@ def _continuum_checks(res, tech, vs, prof, cont):
     note = _richardson_note(prof, cont)
     if note:
         res.notes.append(note)
-    rows, note = first_order_rows(tech, wd, sd, prof, profit=cont["distribution"])
-    res.checks.extend(rows)
-    res.notes.append(note)
+    if np.isfinite(cont["distribution"]):
+        rows, note = first_order_rows(tech, wd, sd, prof, profit=cont["distribution"])
+        res.checks.extend(rows)
+        res.notes.append(note)
 
 
 # ---------------------------------------------------------- Proposition 3

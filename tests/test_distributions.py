@@ -249,6 +249,22 @@ def test_two_types_other_technologies(tech):
     assert s.menu.profit == pytest.approx(ref.profit, rel=TOL)
 
 
+def test_two_type_budget_closed_form_is_checked_against_mussa_rosen():
+    """The exported two-type budget menu (profit table) is compared with the
+    discrete Mussa–Rosen closed form: exact agreement passes, a profit 1e-4
+    off fails (issue 11 mutation finding D4: it was never checked)."""
+    import dataclasses
+    from models.results import RegimeResult
+    wH, wL, pH = two_type_profiles()["dominated"]
+    T = DM.two_type_space(wH, wL, pH)
+    bm = D.two_type_budget_menu(np.array(wH), np.array(wL), pH, 1 - pH, TECH)
+    for f, ok in ((1.0, True), (1 + 1e-4, False)):
+        res = RegimeResult("distributions")
+        DM._budget_nlp(res, TECH, T, ctx(), "x", dataclasses.replace(bm, profit=bm.profit * f))
+        rows = [r for r in res.checks if r["check"].iloc[0].startswith("budget_closed_forms_agree")]
+        assert len(rows) == 3 and all(r["passed"].all() for r in rows) == ok
+
+
 # ================================================================ value–scale
 def _value_scale_grid(N):
     """Value–scale types with w, s ~ U[0, 1] on an N×N grid, and the grids."""
