@@ -16,7 +16,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_SCENARIO = ROOT / "data" / "default.toml"
+DEFAULT_SCENARIO = ROOT / "data" / "default.toml"  # a clone; after `pip install .`: models.data_dir()
+if not DEFAULT_SCENARIO.is_file():
+    from models import data_dir
+
+    DEFAULT_SCENARIO = data_dir() / "default.toml"
 
 
 def _formats(text: str, allowed, what: str):
@@ -51,8 +55,11 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="Exit codes: 0 all converged and verified, 1 a solve did not converge "
                                         "or a check failed, 2 bad input.")
+    from models import __version__
+
+    ap.add_argument("--version", action="version", version=f"llm-pricing {__version__}")
     ap.add_argument("scenarios", nargs="*", metavar="SCENARIO",
-                    help=f"scenario TOML files (default: {DEFAULT_SCENARIO.relative_to(ROOT)})")
+                    help="scenario TOML files (default: data/default.toml)")
     ap.add_argument("--out", default="out", metavar="DIR",
                     help="output folder; each scenario writes into DIR/<scenario name>/ (default: out)")
     ap.add_argument("--format", default="csv", type=lambda s: _formats(s, FORMATS, "--format"),

@@ -6,7 +6,7 @@
 
 The discretised budget menu of data/budgets_cobb_douglas.toml (Cobb-Douglas,
 J = 2 token classes, K = 1 fine-tuning class, σ + γ = 0.65 < 1) over N
-uniform types on [0, 1] with equal spacing, written as MODEL.md 2.4's local
+uniform types on [0, 1] with equal spacing, written as docs/model.md §2.4's local
 form — per type X_k1, X_k2, Z_k ≥ 0, Q_k ≥ 0, t_k::
 
     max  Σ_k p_k (t_k − c·X_k − ĉ Z_k)

@@ -4,7 +4,7 @@
     .venv/bin/python bench/competition.py --sizes 100,200 --baseline-max-n 200 --no-end-to-end
     .venv/bin/python bench/competition.py --end-to-end-only     # the two scenarios at N = 400 and 1000
 
-Programs (MODEL.md 2.7), both measured in the same run on the same grid:
+Programs (docs/model.md §2.7), both measured in the same run on the same grid:
 
 * ``task_assignment`` — one concave program per weight profile (unchanged; new = old).
 * ``efficient`` — new: one convex program per model (types weighed equally), per-type best,

@@ -4,7 +4,7 @@
     .venv/bin/python bench/lazy_ic.py [--sizes 5,6,8,10,20,40] [--all-pairs-max 8] [--cold] [--tech j1|default]
 
 Value–scale types w, s ~ U[0,1] independent on N×N grids with N task cells
-(MODEL.md 2.6(b)).  For each N the menu of token distributions is solved
+(docs/model.md §2.6(b)).  For each N the menu of token distributions is solved
 with lazily generated IC rows (models.lazy_ic: 8 nearest grid neighbours to
 start, every pair audited in numpy each round, violated pairs added most
 violated first, warm re-solves) and, for N <= --all-pairs-max, with all

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark the cyipopt builds on one screening NLP, measured in one run.
 
-Problem (MODEL.md 2.4, 1-D, LOCAL incentive constraints): N types uniform on
+Problem (docs/model.md §2.4, 1-D, LOCAL incentive constraints): N types uniform on
 [0, 1] (cell midpoints θ_k, masses p_k = 1/N), variables Q_k >= 0 and t_k,
 
     max  Σ_k p_k (t_k − c Q_k^(1/η))
@@ -46,7 +46,7 @@ STATUS = {0: "optimal", 1: "acceptable"}  # Ipopt return codes counted as conver
 
 # ------------------------------------------------------------------ worker
 def closed_form_profit(n: int, eta: float, c: float) -> float:
-    """Exact optimum of the discrete program (MODEL.md 2.4, no ironing needed for uniform)."""
+    """Exact optimum of the discrete program (docs/model.md §2.4, no ironing needed for uniform)."""
     import numpy as np
 
     k = np.arange(1, n + 1)
@@ -300,7 +300,7 @@ def main(argv=None) -> int:
         print("\nonly one build available: no ratio (see messages above)")
         failed = True
 
-    # Information, not a pass/fail: the exact discrete optimum (MODEL.md 2.4).  With Ipopt's
+    # Information, not a pass/fail: the exact discrete optimum (docs/model.md §2.4).  With Ipopt's
     # default bound_relax_factor = 1e-8 every one of the N-1 chained IC rows may be violated by
     # 1e-8, which lets t_k drift up by ~k·1e-8: an objective gap ~N·1e-8/2, far above tol.
     rel_cf = (best[names[0]]["objective"] - ref) / abs(ref)

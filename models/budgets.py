@@ -1,4 +1,4 @@
-"""Regime ``budgets``: the optimal menu of token budgets (MODEL.md 2.2–2.5).
+"""Regime ``budgets``: the optimal menu of token budgets (docs/model.md §2.2–2.5).
 
 NLP over N discrete types θ_1 < … < θ_N with masses p_k (Proposition 2)::
 
@@ -446,7 +446,7 @@ def build_menu(tech: cf.Technology, theta, mass, ic: str = "local", start: cb.Me
     m.Q = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=lambda m, k: max(Q0[k], 0.0))
     m.t = pyo.Var(m.TYPES, initialize=lambda m, k: t0[k])
     toks, fts = list(m.TOKENS), list(m.FT)
-    # MODEL.md's form: inputs are variables and Q_k <= Ψ(X_k)Φ(Z_k); it binds at
+    # docs/model.md's form: inputs are variables and Q_k <= Ψ(X_k)Φ(Z_k); it binds at
     # the optimum (inputs cost money) and the set is convex (ΨΦ is concave when
     # σ+γ < 1), so with local IC the whole program is convex.
     xf, zf = start_floors(tech, theta)

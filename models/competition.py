@@ -1,4 +1,4 @@
-r"""Regime ``competition``: two models, task assignment and competition (MODEL.md 2.7).
+r"""Regime ``competition``: two models, task assignment and competition (docs/model.md §2.7).
 
 Four Pyomo programs, each compared with the closed forms of
 :mod:`models.closed_form.competition` (written independently, no Pyomo):
@@ -234,7 +234,10 @@ def validate_options(v, opts, path, tech):
     s = tech.sigma
     gL = v.number(opts, path, "gamma_L", lo=0, hi=1 - s, lo_open=True, hi_open=True, required=True)
     gF = v.number(opts, path, "gamma_F", lo=0, hi=gL, hi_open=True, default=0.0)
-    cL = v.number(opts, path, "c_L", lo=0, lo_open=True, required=True)
+    # c_L <= 1e6 ($ per unit of aggregate quality, types of order 1-100): beyond
+    # it every quantity is below ~1e-20 of the type scale, under what Ipopt's
+    # absolute tolerances resolve; c_L = 1e308 ran for >10 min (issue 16).
+    cL = v.number(opts, path, "c_L", lo=0, hi=1e6, lo_open=True, required=True)
     cF = v.number(opts, path, "c_F", lo=0, hi=cL, lo_open=True, hi_open=True, required=True)
     conv = v.numbers(opts, path, "convergence", lo=2, min_len=2, default=[], increasing=True)
     if any(int(x) != x for x in conv):
@@ -1018,7 +1021,7 @@ def _monopolist_multistart(res, models, theta, mass, ctx):
     starts of the unrestricted program scheduled by :func:`_cutoff_search`.
 
     Start quantities: each model's first best at the discrete virtual value
-    φ_k (MODEL.md 2.4), 0 where φ_k ≤ 0 — close enough for Ipopt (small barrier)
+    φ_k (docs/model.md §2.4), 0 where φ_k ≤ 0 — close enough for Ipopt (small barrier)
     to keep the start's model assignment; cruder starts (half the first best at
     θ) all drifted to one switch type, measured."""
     N = len(theta)

@@ -1,4 +1,4 @@
-"""Regime ``cost``: the cost of quality C(Q) as an NLP (MODEL.md 2.1).
+"""Regime ``cost``: the cost of quality C(Q) as an NLP (docs/model.md §2.1).
 
 For each target quality Q_q the program is
 
@@ -29,7 +29,7 @@ TOL = 1e-7
 
 def check_technology(v, tech: cf.Technology) -> None:
     """Reject CES exponents no NLP can be verified at (cf.rho_problem); used by
-    the cost and budgets regimes, which evaluate Ψ and Φ in power form."""
+    every regime that evaluates Ψ and Φ in power form."""
     for field, r, n in (("technology.rho", tech.rho, tech.J), ("technology.fine_tuning.rho", tech.rho_hat, tech.K)):
         if n >= 2 and r != 0 and abs(r) < cf.MIN_ABS_RHO:
             v.fail(field, r, f"0 (Cobb-Douglas) or |rho| >= {cf.MIN_ABS_RHO:g} (the CES power form loses "

@@ -1,5 +1,5 @@
 r"""Regime ``distributions``: menus of token distributions, full contracting
-(MODEL.md 2.5, 2.6).
+(docs/model.md §2.5, 2.6).
 
 Types are weight profiles :math:`w^m` over n task cells with masses
 :math:`p_m`.  Item l fixes per-cell tokens :math:`x_{l,i}\in R^J_+`,
@@ -21,7 +21,7 @@ Formulation notes
   x_{l,i} until it binds changes no other row).  It is written as
   ``H(x) ≥ g^(1/σ) Φ(z)^(−1/σ)``: H is concave with gradient bounded along
   rays and the right side is jointly convex in (g, z) when σ+γ ≤ 1, so the
-  whole program is a *convex* NLP (MODEL.md calls it non-convex: it is,
+  whole program is a *convex* NLP (the paper writes it as non-convex: it is,
   written with V = Φ·ΣwΨ in the IC rows), and the infinite slope of Ψ at 0
   is gone from cells that get no tokens.  Measured (10×10 value–scale,
   lazy IC): 70 Ipopt iterations against 108 for ``g ≤ Φ(z)Ψ(x)``, whose
@@ -43,7 +43,7 @@ Formulation notes
   Start points keep tokens ``START_FLOOR`` × scale above 0.  Tokens are read
   back *tightened* to the model's gains (:meth:`MenuProblem.arrays`).
 
-Closed forms (MODEL.md 2.6, **derived**; the NLP is the judge) come from
+Closed forms (docs/model.md §2.6, **derived**; the NLP is the judge) come from
 ``models.closed_form.distributions``.
 """
 from __future__ import annotations
@@ -155,6 +155,9 @@ def _marginal(v, d, path, key, what: str, unit_interval: bool):
 
 
 def validate_options(v, opts, path, tech):
+    from models.cost import check_technology
+
+    check_technology(v, tech)  # gain rows evaluate the CES in power form, as cost/budgets do
     v.keys(opts, path, {"family", "ic", "starts", "random_starts", "seed", "all_pairs_max", "lazy", "pairs",
                         "value_scale", "assumption1"})
     fam = v.choice(opts, path, "family", FAMILIES, required=True)
@@ -845,7 +848,7 @@ def _run_two_types(res, tech, opts, ctx):
 
 
 def _order_row(label, budget_nlp, dist_nlp, budget_cf, dist_cf):
-    """Budget profit <= distribution profit (MODEL.md 2.6: the budget menu
+    """Budget profit <= distribution profit (docs/model.md §2.6: the budget menu
     replicated as distributions is feasible), for the two NLPs.  Each NLP
     profit is off its closed form by a measured amount; the closed forms obey
     the inequality exactly, so the NLP difference may exceed 0 by at most
@@ -972,7 +975,7 @@ def _choice_utilities(tech, menu, w, s, n):
 
 
 def finer_grid_rows(tech, vs, types, menu, ref, label, money_scale, rent=None):
-    """Types on a grid ``refine`` times finer in w and s (MODEL.md 3), s
+    """Types on a grid ``refine`` times finer in w and s (docs/model.md §3), s
     anywhere in (0, 1] (partial cells pro rata), choose freely from the
     exported ``menu`` or stay out; their utilities are compared with the same
     types' choice from the discrete closed-form menu ``ref``.

@@ -1,4 +1,4 @@
-"""Pyomo expressions of the gain g(x, z) = Ψ(x)·Φ(z) (MODEL.md 1).
+"""Pyomo expressions of the gain g(x, z) = Ψ(x)·Φ(z) (docs/model.md §1).
 
 Shared by every regime so that the technology is written once.
 """

@@ -12,7 +12,7 @@ Linear API pricing (closed_form/plans.py derives it).  NLP::
     max_{m, Q}  Σ_k p_k (m − 1) C(Q_k)
     s.t. foc[k]: m C'(Q_k) = θ_k         (type k's demand at price m × marginal cost)
 
-C(Q) = cQ^{1/η} is the cost of quality (MODEL.md 2.1): at prices m·c_j the
+C(Q) = cQ^{1/η} is the cost of quality (docs/model.md §2.1): at prices m·c_j the
 buyer's cheapest mix for Q is the seller's, so Q costs her m·C(Q), and the
 buyer's problem max θQ − mC(Q) is concave with the FOC as its solution.
 Checked against a 1-D bracketing search on Π(m) (closed_form/plans.py) and

@@ -9,6 +9,7 @@ _MODULES = {
     "budgets": "models.budgets",
     "distributions": "models.distributions",
     "competition": "models.competition",
+    "plans": "models.plans",
 }
 NAMES = tuple(_MODULES)
 

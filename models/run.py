@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import models
 from models import regimes, solver
 from models.export import Writer
 from models.results import RegimeResult, VERIFICATION_COLUMNS
@@ -326,6 +327,7 @@ def _run_into(scn, out: Path, route, formats, figure_formats, progress, only) ->
         pd.DataFrame(columns=VERIFICATION_COLUMNS)
     write_verification(w, ver)
     summary = {
+        "version": models.__version__,
         "scenario": scn.name,
         "route": route,
         "ipopt_version": solver.ipopt_version(route),
@@ -433,6 +435,7 @@ def write_manifest(w: Writer, scn) -> None:
     if scn.path and Path(scn.path).is_file():
         scen_sha = hashlib.sha256(Path(scn.path).read_bytes()).hexdigest()
     manifest = {
+        "version": models.__version__,
         "scenario": {"name": scn.name, "path": str(scn.path) if scn.path else None, "sha256": scen_sha,
                      "resolved_sha256": hashlib.sha256(json.dumps(scn.raw, sort_keys=True).encode()).hexdigest()},
         "git_revision": _git_revision(),

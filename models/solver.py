@@ -1,6 +1,6 @@
 """The one place that knows about solvers.
 
-Two Ipopt routes exist (see ``shared/spec/SOLVER.md``):
+Two Ipopt routes exist (see ``docs/solver.md``):
 
 ``"ipopt"``
     the AMPL ``ipopt`` executable on ``PATH`` (conda-forge, idaes), driven

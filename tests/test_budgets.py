@@ -1,4 +1,4 @@
-"""Token budgets (MODEL.md 2.2-2.5): build, solve, values, economics."""
+"""Token budgets (docs/model.md §2.2-2.5): build, solve, values, economics."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -82,7 +82,7 @@ def test_continuous_uniform_closed_form_identities():
     dist = scenario.load(DATA / "default.toml").types
     sol = cb.continuous_solution(tech, dist)
     th = np.linspace(0.55, 0.99, 20)
-    # uniform: Q(θ) = Q^FB(2θ−1) (MODEL.md 2.4); interpolation on a 2e5 grid: ~1e-9
+    # uniform: Q(θ) = Q^FB(2θ−1) (docs/model.md §2.4); interpolation on a 2e5 grid: ~1e-9
     assert np.allclose(sol.at(th), cf.first_best_quality(tech, 2 * th - 1), rtol=1e-6)
     w = cb.continuous_welfare(tech, dist, sol)
     assert w["profit"] == pytest.approx(w["first_best_surplus"] / 2, rel=1e-6)  # quadrature error
@@ -213,7 +213,7 @@ def test_tariff_price_sheet_units():
     res = run.run_regime(scn, "budgets", ctx())
     two = res.tables["tariff_two_part"]
     assert {"fixed_fee_usd", "input_usd_per_Mtok", "output_usd_per_Mtok", "ft_usd_per_Mtok"} <= set(two.columns)
-    # per-token markup falls with type, fee rises (MODEL.md 2.5, uniform)
+    # per-token markup falls with type, fee rises (docs/model.md §2.5, uniform)
     assert (np.diff(two["price_multiplier"]) <= 1e-12).all()
     assert (np.diff(two["fixed_fee_usd"]) >= -1e-12).all()
     assert rows(res, "tariff_cost_based_choice")["passed"].all()

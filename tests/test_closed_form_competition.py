@@ -1,4 +1,4 @@
-"""Closed forms of MODEL.md 2.7 (two models, task assignment, competition).
+"""Closed forms of docs/model.md §2.7 (two models, task assignment, competition).
 
 Everything here is numpy/scipy: each closed form is checked against an
 independent numeric computation (scipy optimisation, grid search, brute force,
@@ -173,7 +173,7 @@ def test_model_cost_from_technology():
 
 # ================================================================ 2. efficient
 def test_efficient_switch_point_is_surplus_crossing():
-    """θ^e (MODEL.md formula) equals the root of S_2(θ) − S_1(θ) with each first-best surplus
+    """θ^e (docs/model.md formula) equals the root of S_2(θ) − S_1(θ) with each first-best surplus
     computed by numeric maximisation of θQ − c Q^(1/η)."""
 
     def S_num(m, t):
@@ -342,7 +342,7 @@ def test_leader_pointwise_grid_search(name):
 @pytest.mark.parametrize("name", sorted(C.LEADER_FRINGE_EXAMPLES))
 def test_leader_region_structure(name):
     """Three-region example: regions 0 → 1 → 2 with boundaries at θ_lo, θ_hi; empty-middle
-    example: 0 → 2 at θ* < θ_lo; MODEL.md's criterion h(θ_lo)/θ_lo < σ/η says which."""
+    example: 0 → 2 at θ* < θ_lo; docs/model.md's criterion h(θ_lo)/θ_lo < σ/η says which."""
     lf, dist = C.example(name)
     d = C.leader_thresholds(lf, dist)
     b = C.region_boundaries(lf, dist)

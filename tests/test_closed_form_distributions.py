@@ -1,4 +1,4 @@
-"""Closed forms of menus of token distributions (MODEL.md 2.6), checked
+"""Closed forms of menus of token distributions (docs/model.md §2.6), checked
 independently of Pyomo: Lemma 1 on the discrete cell measure, the two-type
 closed form against a brute-force full-contracting optimum (scipy SLSQP,
 several starts), the value-scale family (θ identity, IC/IR audit written out

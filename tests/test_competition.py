@@ -1,4 +1,4 @@
-"""Regime ``competition`` (MODEL.md 2.7): two models, task assignment, competition.
+"""Regime ``competition`` (docs/model.md §2.7): two models, task assignment, competition.
 
 Ladder (STYLE.md): scenario validation and numpy pieces (unit), model sizes
 pinned, solves optimal, values vs the closed forms of
@@ -82,7 +82,7 @@ def test_validation_requires_costs(root):
 
 @pytest.mark.unit
 def test_scenario_files_parse_with_the_two_examples(root):
-    """The shipped files are MODEL.md's two uniform examples (closed_form.LEADER_FRINGE_EXAMPLES)."""
+    """The shipped files are docs/model.md's two uniform examples (closed_form.LEADER_FRINGE_EXAMPLES)."""
     for fname, ex in (("competition.toml", "three_regions"), ("competition_empty_middle.toml", "empty_middle")):
         s = scenario.load(root / "data" / fname)
         o = s.regimes["competition"]

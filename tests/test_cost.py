@@ -1,4 +1,4 @@
-"""Regime ``cost`` (MODEL.md 2.1): the cost-of-quality NLP against the closed form.
+"""Regime ``cost`` (docs/model.md §2.1): the cost-of-quality NLP against the closed form.
 
 Ladder (STYLE.md): build (variables and constraints pinned) -> solve
 (optimal) -> values (X, Z, C(Q), C'(Q) from the dual vs
@@ -18,7 +18,7 @@ from models.closed_form import cost as cf
 
 SOLVER_OPTIONS = {"tol": 1e-10}
 
-# Three technologies of MODEL.md 2.1.
+# Three technologies of docs/model.md §2.1.
 CES = cf.Technology(  # CES x CES, J = 2, K = 2, rho and rho_hat non-zero
     sigma=0.5, rho=0.5, alpha=(0.6, 0.4), cost=(1.0, 4.0),
     gamma=0.2, rho_hat=-0.5, alpha_hat=(0.3, 0.7), cost_hat=(2.0, 3.0),
@@ -273,7 +273,7 @@ def test_baseline_cost_is_continuous_and_c1_at_qbar():
 @pytest.mark.unit
 @pytest.mark.parametrize("tech", ALL, ids=IDS)
 def test_marginal_cost_increasing(tech):
-    # C convex (MODEL.md 2.1), including across Q̄ for the baseline form
+    # C convex (docs/model.md §2.1), including across Q̄ for the baseline form
     grid = np.sort(np.concatenate([GRID, [QBAR]]))
     assert np.all(np.diff(cf.marginal_cost(tech, grid)) > 0)
 

@@ -1,4 +1,4 @@
-"""Regime ``distributions`` (MODEL.md 2.5, 2.6) and ``models.lazy_ic``.
+"""Regime ``distributions`` (docs/model.md §2.5, 2.6) and ``models.lazy_ic``.
 
 Ladder (STYLE.md): options (field path and allowed range in every message)
 -> lazy-IC machinery in numpy (audit, neighbours) -> build (sizes pinned)

@@ -46,7 +46,7 @@ def test_report_states_success_and_embeds_figures(good_run):
 
 def test_report_flags_non_convergence(tmp_path):
     scn = scenario.load(ROOT / "data" / "default.toml", overrides={**SMALL, "solver.max_iter": 2})
-    summary = run.run_scenario(scn, tmp_path / "bad", progress=lambda *a: None)
+    summary = run.run_scenario(scn, tmp_path / "bad", progress=lambda *a: None, only=["cost", "budgets"])
     assert summary.exit_code == 1
     md = (tmp_path / "bad" / "report.md").read_text()
     assert "ATTENTION" in md and "not converged" in md

@@ -1,3 +1,3 @@
-"""Closed forms of the theory (MODEL.md).  This package never imports Pyomo:
+"""Closed forms of the theory (docs/model.md).  This package never imports Pyomo:
 it is the independent side of every numeric check (tests/test_closed_form.py
 asserts the import boundary)."""

@@ -1,4 +1,4 @@
-r"""Token budgets: Lemma 1, Proposition 1, Proposition 2 and tariffs (MODEL.md 2.2–2.5).
+r"""Token budgets: Lemma 1, Proposition 1, Proposition 2 and tariffs (docs/model.md §2.2–2.5).
 
 No Pyomo here.  Discrete types are arrays ``theta`` (ascending) and ``mass``
 (summing to 1); continuous types are a ``TypeDistribution``.

@@ -1,4 +1,4 @@
-r"""Two models, task assignment and competition (MODEL.md 2.7).  No Pyomo here.
+r"""Two models, task assignment and competition (docs/model.md §2.7).  No Pyomo here.
 
 Every model ℓ is summarised by its aggregate cost of quality
 :math:`C_\ell(Q)=c_\ell Q^{1/\eta_\ell}`, :math:`\eta_\ell=\sigma+\gamma_\ell`
@@ -48,7 +48,7 @@ On :math:`[0,\hat q]`: :math:`\Delta=c_Fq^r-c_Lq` (convex: optimum at 0 or
 :math:`\hat q`, and :math:`\Delta(\hat q)>0\iff\theta>\theta_{lo}`).  On
 :math:`[\hat q,\infty)`: :math:`\Delta=hq^\eta-c_Lq-(hA^\sigma-c_FA)` (concave,
 maximiser :math:`\max(\hat q,q^{int})`).  Hence q ∈ {0, q̂, q^int}, and every
-formula of MODEL.md 2.7 for this case (q̂, q^int, θ_lo, θ_hi, the middle-region
+formula of docs/model.md §2.7 for this case (q̂, q^int, θ_lo, θ_hi, the middle-region
 criterion, θ*) is reproduced; the tests check them against a fully numeric
 version (numeric top-up, finite-difference :math:`u_\theta`, grid search in q).
 The uniform examples are :data:`LEADER_FRINGE_EXAMPLES`.
@@ -114,7 +114,7 @@ class ModelCost:
 def model_cost_from_technology(tech: Technology, name: str = "") -> ModelCost:
     r"""ModelCost of a homogeneous technology: :math:`c` from
     :func:`~models.closed_form.cost.cost_coefficient`, :math:`\eta=\sigma+\gamma`
-    (MODEL.md 2.1).  The baseline form is not homogeneous and is refused."""
+    (docs/model.md §2.1).  The baseline form is not homogeneous and is refused."""
     if tech.has_baseline:
         raise ValueError("baseline (b + z)^gamma technology has no C = c Q^(1/eta) form")
     eta = tech.sigma + (tech.gamma if tech.K > 0 else 0.0)
@@ -143,7 +143,7 @@ def first_best_surplus(m: ModelCost, theta) -> np.ndarray:
 # 1. Task assignment
 # =====================================================================
 def indirect_utility(theta, Q1, Q2, sigma: float) -> np.ndarray:
-    r"""Value of two quality budgets used one model per task (MODEL.md 2.7).
+    r"""Value of two quality budgets used one model per task (docs/model.md §2.7).
 
     .. math:: U(\theta,Q_1,Q_2)=\theta\,(Q_1^{1/\sigma}+Q_2^{1/\sigma})^\sigma .
 
@@ -174,7 +174,7 @@ def task_shares(Q1, Q2, sigma: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def aggregate_type(w, sigma: float) -> float:
-    r""":math:`\theta(w)=(\frac1n\sum_i w_i^{1/(1-\sigma)})^{1-\sigma}` (midpoint rule, MODEL.md 1)."""
+    r""":math:`\theta(w)=(\frac1n\sum_i w_i^{1/(1-\sigma)})^{1-\sigma}` (midpoint rule, docs/model.md §1)."""
     w = np.asarray(w, float)
     return float(np.mean(w ** (1 / (1 - sigma))) ** (1 - sigma))
 
@@ -186,7 +186,7 @@ def assignment_value(w, a, y1, y2, Q1: float, Q2: float, sigma: float) -> float:
 
     where :math:`a_i` is cell i's task share on model 1 and :math:`y_{\ell i}`
     is the share of model ℓ's token budget spent on cell i, normalised
-    :math:`\frac1n\sum_iy_{\ell i}=1`.  In MODEL.md's per-task notation the
+    :math:`\frac1n\sum_iy_{\ell i}=1`.  In docs/model.md's per-task notation the
     tokens per unit of task are :math:`x_{\ell,i}=X_\ell\,y_{\ell i}/a_{\ell i}`
     (:math:`a_{1i}=a_i`, :math:`a_{2i}=1-a_i`), so that
     :math:`a_{\ell i}\,g_\ell(x_{\ell,i},z_\ell)=Q_\ell a_{\ell i}^{1-\sigma}y_{\ell i}^\sigma`.
@@ -236,7 +236,7 @@ def _order_by_eta(models) -> tuple[ModelCost, ModelCost]:
 
 
 def efficient_switch_point(models) -> float:
-    r"""θ^e above which the higher-γ model is efficient (MODEL.md 2.7, derived).
+    r"""θ^e above which the higher-γ model is efficient (docs/model.md §2.7, derived).
 
     Crossing of the single-model first-best surpluses :math:`S_F=S_L`
     (F: lower η, L: higher η):
@@ -307,7 +307,7 @@ def monopolist_allocation(models, h) -> tuple[np.ndarray, np.ndarray]:
     :math:`V=Q^{FB}_\ell(h)`; V = 0 and model −1 where h ≤ 0.
 
     So the lower-η model serves :math:`0<h<\theta^e` and the other :math:`h>\theta^e`;
-    V jumps at :math:`h=\theta^e` (MODEL.md 2.7, derived).  The argmax is
+    V jumps at :math:`h=\theta^e` (docs/model.md §2.7, derived).  The argmax is
     non-decreasing in h, so with non-decreasing h no ironing is needed.
     """
     h = np.asarray(h, float)
@@ -334,7 +334,7 @@ def exclusion_type(dist: TypeDistribution) -> float:
 
 
 def monopolist_continuous(models, dist: TypeDistribution, theta) -> dict:
-    r"""Multi-model monopolist, continuous types with non-decreasing h (MODEL.md 2.7).
+    r"""Multi-model monopolist, continuous types with non-decreasing h (docs/model.md §2.7).
 
     :math:`V(\theta)` from :func:`monopolist_allocation` at :math:`h(\theta)`; transfers
     :math:`t(\theta)=\theta V(\theta)-\int_{\theta_{\min}}^\theta V(s)\,ds`;
@@ -366,7 +366,7 @@ def monopolist_continuous_summary(models, dist: TypeDistribution) -> dict:
 
 # ---------------------------------------------------- discrete types
 def discrete_virtual_values(theta, mass) -> np.ndarray:
-    r""":math:`\varphi_k=\theta_k-(\theta_{k+1}-\theta_k)(1-P_k)/p_k`, :math:`\varphi_N=\theta_N` (MODEL.md 2.4)."""
+    r""":math:`\varphi_k=\theta_k-(\theta_{k+1}-\theta_k)(1-P_k)/p_k`, :math:`\varphi_N=\theta_N` (docs/model.md §2.4)."""
     th, p = np.asarray(theta, float), np.asarray(mass, float)
     tail = 1.0 - np.cumsum(p)
     gap = np.append(np.diff(th), 0.0)
@@ -415,7 +415,7 @@ def _pava_max(phi, p, assign, models) -> np.ndarray:
 
 
 def monopolist_discrete(models, theta, mass) -> dict:
-    r"""Exact multi-model monopolist for discrete types (MODEL.md 2.7 + 2.4).
+    r"""Exact multi-model monopolist for discrete types (docs/model.md §2.7 + 2.4).
 
     Problem: :math:`\max_V\sum_kp_k[\varphi_kV_k-K(V_k)]`, :math:`0\le V_1\le\dots\le V_N`,
     :math:`K=\min(C_F,C_L)` non-convex (F: lower η).
@@ -501,7 +501,7 @@ def monopolist_discrete_grid(models, theta, mass, n_grid: int = 20001, v_max: fl
 @dataclass(frozen=True)
 class LeaderFringe:
     r"""Leader (γ_L > 0, :math:`C_L=c_LQ_L^{1/(\sigma+\gamma_L)}`) vs a competitive fringe
-    (γ_F = 0, :math:`C_F=c_FQ_F^{1/\sigma}`, sold at marginal cost).  MODEL.md 2.7
+    (γ_F = 0, :math:`C_F=c_FQ_F^{1/\sigma}`, sold at marginal cost).  docs/model.md §2.7
     assumes :math:`0<c_F<c_L` and :math:`\sigma+\gamma_L<1`."""
 
     sigma: float
@@ -547,14 +547,14 @@ def fringe_stand_alone(lf: LeaderFringe, theta) -> np.ndarray:
 
 def limit_quality(lf: LeaderFringe, theta) -> np.ndarray:
     r"""Limit quality :math:`\hat q(\theta)=(\theta\sigma/c_F)^{\sigma/((1-\sigma)(\sigma+\gamma_L))}=A^{1/r}`:
-    the buyer tops up with fringe tokens iff :math:`q_L<\hat q` (MODEL.md 2.7)."""
+    the buyer tops up with fringe tokens iff :math:`q_L<\hat q` (docs/model.md §2.7)."""
     t = np.maximum(np.asarray(theta, float), 0.0)
     return (t * lf.sigma / lf.c_F) ** (lf.sigma / ((1 - lf.sigma) * lf.eta))
 
 
 def interior_quality(lf: LeaderFringe, h) -> np.ndarray:
     r""":math:`q^{int}=((\sigma+\gamma_L)h/c_L)^{1/(1-\sigma-\gamma_L)}` (0 for h ≤ 0):
-    maximiser of :math:`hq^\eta-c_Lq` (MODEL.md 2.7)."""
+    maximiser of :math:`hq^\eta-c_Lq` (docs/model.md §2.7)."""
     hp = np.maximum(np.asarray(h, float), 0.0)
     return (lf.eta * hp / lf.c_L) ** (1 / (1 - lf.eta))
 
@@ -646,7 +646,7 @@ def leader_schedule_is_monotone(lf: LeaderFringe, dist: TypeDistribution, n: int
 
 def theta_lo(lf: LeaderFringe) -> float:
     r""":math:`\theta_{lo}=\frac{c_F}{\sigma}\big(\frac{c_L}{c_F}\big)^{(1-\sigma)(\sigma+\gamma_L)/\gamma_L}`
-    (MODEL.md 2.7, derived; reproduced): root of :math:`\Delta(\theta,\hat q)=c_F\hat q^r-c_L\hat q`,
+    (docs/model.md §2.7, derived; reproduced): root of :math:`\Delta(\theta,\hat q)=c_F\hat q^r-c_L\hat q`,
     i.e. :math:`\hat q^{\gamma_L/\sigma}=c_L/c_F`.  Independent of the distribution."""
     s, g = lf.sigma, lf.gamma_L
     return lf.c_F / s * (lf.c_L / lf.c_F) ** ((1 - s) * (s + g) / g)
@@ -654,13 +654,13 @@ def theta_lo(lf: LeaderFringe) -> float:
 
 def theta_hi(lf: LeaderFringe, dist: TypeDistribution) -> float:
     r"""θ_hi: first root of :math:`q^{int}(\theta)=\hat q(\theta)`, written
-    :math:`\eta h(\theta)=c_L\hat q(\theta)^{1-\eta}` (MODEL.md 2.7).  NaN if none in the support."""
+    :math:`\eta h(\theta)=c_L\hat q(\theta)^{1-\eta}` (docs/model.md §2.7).  NaN if none in the support."""
     return _first_root(lambda t: lf.eta * dist.virtual_value(t) - lf.c_L * limit_quality(lf, t) ** (1 - lf.eta),
                        *dist.support)
 
 
 def middle_region_nonempty_spec(lf: LeaderFringe, dist: TypeDistribution) -> bool:
-    r"""MODEL.md's criterion :math:`h(\theta_{lo})/\theta_{lo}<\sigma/(\sigma+\gamma_L)`
+    r"""docs/model.md's criterion :math:`h(\theta_{lo})/\theta_{lo}<\sigma/(\sigma+\gamma_L)`
     (⇔ :math:`q^{int}(\theta_{lo})<\hat q(\theta_{lo})`, since :math:`\hat q(\theta_{lo})^{1-\eta}=\sigma\theta_{lo}/c_L`).
     Sufficient and necessary when :math:`q^{int}/\hat q` is increasing (true for the
     examples) and θ_lo lies inside the support.  If θ_lo ≤ θ_min, every type gains from
@@ -711,7 +711,7 @@ def leader_thresholds(lf: LeaderFringe, dist: TypeDistribution) -> dict:
 
     Keys: ``theta_lo``, ``theta_hi`` (crossing q^int = q̂; a region boundary only when the
     middle region is non-empty), ``theta_star`` (NaN unless the middle region is empty),
-    ``middle_nonempty`` (MODEL.md criterion), ``entry`` (first type served by the
+    ``middle_nonempty`` (docs/model.md criterion), ``entry`` (first type served by the
     leader: θ_lo if the middle region is non-empty, else θ*), ``interior_from``
     (first type on q^int: θ_hi, else θ*).
     """
@@ -791,7 +791,7 @@ def leader_discrete_gain(lf: LeaderFringe, theta_k: float, theta_next: float, rh
 
     from :math:`\sum_kp_kT_k` with :math:`T_k=T_{k-1}+u(\theta_k,q_k)-u(\theta_k,q_{k-1})`,
     :math:`q_0=0`, :math:`T_0=0`.  Above :math:`\hat q(\theta_{k+1})` it is
-    :math:`\varphi_kq^\eta-c_Lq+\text{const}` with the φ of MODEL.md 2.4.
+    :math:`\varphi_kq^\eta-c_Lq+\text{const}` with the φ of docs/model.md §2.4.
     """
     q = np.asarray(q, float)
     D = buyer_value(lf, theta_k, q) - outside_option(lf, theta_k)

@@ -1,4 +1,4 @@
-r"""Technology and the cost of quality (MODEL.md 2.1).  No Pyomo here.
+r"""Technology and the cost of quality (docs/model.md §2.1).  No Pyomo here.
 
 Gain :math:`g(x,z)=\Psi(x)\Phi(z)` with
 
@@ -249,7 +249,7 @@ def baseline_constants(tech: Technology) -> dict:
 
 
 def cost(tech: Technology, Q) -> np.ndarray:
-    """Cost of quality C(Q) (MODEL.md 2.1)."""
+    """Cost of quality C(Q) (docs/model.md §2.1)."""
     Q = np.maximum(np.asarray(Q, float), 0.0)
     if tech.K == 0:
         return p_X(tech) * Q ** (1 / tech.sigma)

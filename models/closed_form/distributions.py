@@ -1,4 +1,4 @@
-r"""Menus of token distributions: full contracting (MODEL.md 2.6).  No Pyomo here.
+r"""Menus of token distributions: full contracting (docs/model.md §2.6).  No Pyomo here.
 
 An *item* fixes tokens task by task: per-cell tokens ``x[i, j]`` (n cells of
 weight 1/n, J token classes), fine-tuning ``z[k]`` shared by all tasks, and a
@@ -15,16 +15,16 @@ Contents
 * Lemma 1 pieces on the discrete cell measure: :func:`theta_of`,
   :func:`token_shares`, :func:`lemma1_split`, item values and costs,
   :func:`audit_menu`.
-* Two types (MODEL.md 2.6(a), **derived**): :func:`two_type_distribution_menu`
+* Two types (docs/model.md §2.6(a), **derived**): :func:`two_type_distribution_menu`
   (the spec's formula, its assumptions checked), :func:`two_type_distribution_menu_general`
   (all KKT regimes of the convex two-type program), :func:`two_type_budget_menu`.
 * Discrete Mussa–Rosen over θ with ironing, for any set of profiles:
-  :func:`budget_menu` (MODEL.md 2.4 applied to multi-dimensional types).
-* Value-scale family (MODEL.md 2.6(b), **derived**): discrete
+  :func:`budget_menu` (docs/model.md §2.4 applied to multi-dimensional types).
+* Value-scale family (docs/model.md §2.6(b), **derived**): discrete
   :func:`value_scale_distribution_menu` / :func:`value_scale_budget_menu`,
   continuous :func:`value_scale_quality`, :func:`value_scale_rent`,
   :func:`value_scale_transfer`, :func:`value_scale_profits`.
-* Proposition 3 (MODEL.md 2.5): :func:`assumption1_types`,
+* Proposition 3 (docs/model.md §2.5): :func:`assumption1_types`,
   :func:`assumption1_budget_menu`, :func:`distribution_menu_from_budget`.
 * Per-type tables: :func:`per_task_tokens`, :func:`token_table`.
 
@@ -59,7 +59,7 @@ class AssumptionError(ValueError):
 
 # =============================================================== Lemma 1
 def theta_of(w, sigma: float) -> np.ndarray:
-    r"""Aggregate type on the discrete cell measure (MODEL.md 1).
+    r"""Aggregate type on the discrete cell measure (docs/model.md §1).
 
     .. math:: \theta(w)=\Big(\frac1n\sum_{i=1}^n w_i^{1/(1-\sigma)}\Big)^{1-\sigma}
 
@@ -96,7 +96,7 @@ def token_shares(w, sigma: float) -> np.ndarray:
 
 
 def lemma1_split(w, X, sigma: float) -> np.ndarray:
-    r"""Buyer's optimal split of a token budget over task cells (Lemma 1, MODEL.md 2.2).
+    r"""Buyer's optimal split of a token budget over task cells (Lemma 1, docs/model.md §2.2).
 
     .. math:: x_{ij}=X_j\,\frac{w_i^{1/(1-\sigma)}}{\frac1n\sum_l w_l^{1/(1-\sigma)}},
 
@@ -134,7 +134,7 @@ def aggregate_tokens(x) -> np.ndarray:
 
 
 def value_of_item(w, x, z, tech: cf.Technology) -> np.ndarray:
-    r"""Value of an item to a type, no reallocation across tasks (MODEL.md 2.6).
+    r"""Value of an item to a type, no reallocation across tasks (docs/model.md §2.6).
 
     .. math:: V=\Phi(z)\,\frac1n\sum_i w_i\,\Psi(x_i)
 
@@ -240,7 +240,7 @@ class DistributionMenu:
 
 @dataclass
 class BudgetMenu:
-    """A menu of token budgets (MODEL.md 2.4) for multi-dimensional types.
+    """A menu of token budgets (docs/model.md §2.4) for multi-dimensional types.
 
     Per type m: ``theta[m]`` = θ(w^m), virtual value ``phi[m]`` (ironed),
     budget quality ``Q[m]``, cost-minimising totals ``X[m]`` (J,), ``Z[m]``
@@ -307,7 +307,7 @@ def _iron(phi, mass) -> np.ndarray:
 
 
 def _mussa_rosen(theta, mass, tech: cf.Technology) -> dict:
-    r"""Discrete Mussa–Rosen with ironing (MODEL.md 2.4, implemented here independently).
+    r"""Discrete Mussa–Rosen with ironing (docs/model.md §2.4, implemented here independently).
 
     ``theta`` strictly increasing, ``mass`` > 0.
 
@@ -347,7 +347,7 @@ def _group_theta(theta, mass):
 
 
 def budget_menu(W, mass, tech: cf.Technology) -> BudgetMenu:
-    r"""Optimal menu of token budgets for profiles ``W`` (M, n) with masses (MODEL.md 2.4).
+    r"""Optimal menu of token budgets for profiles ``W`` (M, n) with masses (docs/model.md §2.4).
 
     By Lemma 1 a budget of quality Q is worth θ(w)Q to profile w, so the
     budget menu is the 1-D discrete Mussa–Rosen over the *distinct* θ values
@@ -375,7 +375,7 @@ def distribution_menu_from_budget(bm: BudgetMenu, tech: cf.Technology) -> Distri
     the own value θ_m Q_m and the cost are unchanged, and any other item is
     worth at most what the corresponding budget was worth (no reallocation),
     so IC/IR carry over.  Hence distribution profit ≥ budget profit
-    (MODEL.md 2.6) and, under Assumption 1, the two coincide (Proposition 3).
+    (docs/model.md §2.6) and, under Assumption 1, the two coincide (Proposition 3).
     """
     x = bm.per_task_tokens()
     return DistributionMenu(W=bm.W, mass=bm.mass, x=x, z=bm.Z, t=bm.t, Q=bm.Q,
@@ -385,7 +385,7 @@ def distribution_menu_from_budget(bm: BudgetMenu, tech: cf.Technology) -> Distri
 
 # ============================================================ two types
 def virtual_profile(wH, wL, pH: float, pL: float) -> np.ndarray:
-    r"""L's virtual profile (MODEL.md 2.6(a), **derived**).
+    r"""L's virtual profile (docs/model.md §2.6(a), **derived**).
 
     .. math:: \hat w_i=\Big[w^L_i-\frac{\pi_H}{\pi_L}(w^H_i-w^L_i)\Big]^+
     """
@@ -405,7 +405,7 @@ def _two_type_menu(wH, wL, pH, pL, itH, itL, tech, regime, info) -> Distribution
 
 
 def two_type_distribution_menu(wH, wL, pH: float, pL: float, tech: cf.Technology) -> DistributionMenu:
-    r"""Two types, full contracting: the spec's closed form (MODEL.md 2.6(a), **derived**).
+    r"""Two types, full contracting: the spec's closed form (docs/model.md §2.6(a), **derived**).
 
     Binding IR_L and IC_H (relaxed program).  H efficient: :math:`C'(Q_H)=\theta_H`,
     tokens ∝ :math:`(w^H_i)^{1/(1-\sigma)}`.  L efficient for the virtual
@@ -525,7 +525,7 @@ def two_type_distribution_menu_general(wH, wL, pH: float, pL: float, tech: cf.Te
 
 
 def two_type_budget_menu(wH, wL, pH: float, pL: float, tech: cf.Technology) -> BudgetMenu:
-    r"""Two types, token budgets (MODEL.md 2.6(a) "under budgets"; Proposition 2 with N=2).
+    r"""Two types, token budgets (docs/model.md §2.6(a) "under budgets"; Proposition 2 with N=2).
 
     With :math:`\theta_H\ge\theta_L`: :math:`C'(Q_H)=\theta_H`,
     :math:`C'(Q_L)=[\theta_L-(\pi_H/\pi_L)(\theta_H-\theta_L)]^+`;
@@ -561,7 +561,7 @@ def _cells_active(s, n: int) -> np.ndarray:
 
 
 def value_scale_profile(w, s, n: int) -> np.ndarray:
-    r"""Profile of value-scale type (w, s) on n cells (MODEL.md 1).
+    r"""Profile of value-scale type (w, s) on n cells (docs/model.md §1).
 
     Discrete definition: s must be a multiple of 1/n (s ∈ {1/n, …, 1});
     cell i = 1..n (covering [(i−1)/n, i/n]) is active iff i ≤ s·n — the
@@ -596,7 +596,7 @@ def value_scale_distribution_menu(w_grid, w_mass, s_grid, s_mass, n: int,
                                   tech: cf.Technology, audit: bool = True) -> DistributionMenu:
     r"""Value-scale family on a discrete grid, w ⟂ s: distribution menu (**derived**).
 
-    Discrete analogue of MODEL.md 2.6(b): solve as if s were observed.  For
+    Discrete analogue of docs/model.md §2.6(b): solve as if s were observed.  For
     each s, a 1-D discrete Mussa–Rosen in w with value
     :math:`\theta_k=w_k s^{1-\sigma}`: :math:`C'(Q(w_k,s))=s^{1-\sigma}\bar\varphi_k`,
     :math:`\bar\varphi_k` the (ironed) discrete virtual value of w
@@ -653,7 +653,7 @@ def _uniform01():
 
 
 def value_scale_quality(w, s, tech: cf.Technology, w_dist=None) -> np.ndarray:
-    r"""Continuous value-scale, w ⟂ s (MODEL.md 2.6(b), **derived**).
+    r"""Continuous value-scale, w ⟂ s (docs/model.md §2.6(b), **derived**).
 
     .. math:: C'(Q(w,s))=s^{1-\sigma}h_w(w)\quad(Q=0\text{ where }h_w\le0),
 
@@ -733,7 +733,7 @@ def value_scale_theta_cdf_pdf(theta, sigma: float, w_dist=None, s_dist=None):
 
 
 def value_scale_profits(tech: cf.Technology, w_dist=None, s_dist=None) -> dict:
-    r"""Continuous value-scale profits of both menus and their ratio (MODEL.md 2.6(b)).
+    r"""Continuous value-scale profits of both menus and their ratio (docs/model.md §2.6(b)).
 
     * distributions (**derived**, s treated as observed):
       :math:`\Pi_D=E_{w,s}[S(s^{1-\sigma}h_w(w))]`,
@@ -748,7 +748,7 @@ def value_scale_profits(tech: cf.Technology, w_dist=None, s_dist=None) -> dict:
     a = 1/(1−η), so :math:`\Pi_D=k/\{((1-\sigma)a+1)\,2(a+1)\}`.  At σ = ½,
     θ has the triangular density 2(1−θ), :math:`h_\theta=(3\theta-1)/2` and
     :math:`\Pi_B=\tfrac89k/((a+1)(a+2))`, hence Π_D/Π_B = 9/8 for *every*
-    σ+γ (MODEL.md's 9/8).  For σ ≠ ½ the ratio depends on σ and σ+γ
+    σ+γ (docs/model.md's 9/8).  For σ ≠ ½ the ratio depends on σ and σ+γ
     (e.g. σ=0.3, η=0.7: 1.1443; σ=0.7, η=0.9: 1.1107).
     """
     w_dist = w_dist or _uniform01()
@@ -874,7 +874,7 @@ def value_scale_profit_bounds(tech: cf.Technology, w_dist, s_dist, n: int) -> di
     so is θ = w s^(1−σ) of them, hence
 
     * budgets: Π_B(lower corners) ≤ Π_B ≤ Π_B(upper corners);
-    * distributions (s observed, MODEL.md 2.6(b)): the same per s (1-D in
+    * distributions (s observed, docs/model.md §2.6(b)): the same per s (1-D in
       w), and the per-s profit is non-decreasing in s, so the same bracket.
 
     Exact discrete optima, computed from θ atoms only (no token arrays):
@@ -900,7 +900,7 @@ def value_scale_profit_bounds(tech: cf.Technology, w_dist, s_dist, n: int) -> di
 
 # ============================================================ Proposition 3
 def assumption1_types(theta_grid, theta_mass, rel_profiles, rel_mass, sigma: float) -> dict:
-    r"""Discrete types satisfying Assumption 1 (MODEL.md 2.5).
+    r"""Discrete types satisfying Assumption 1 (docs/model.md §2.5).
 
     Each relative profile :math:`r^\omega` (rows of ``rel_profiles``, n
     cells) is normalised to :math:`\theta(r^\omega)=1`; types are
