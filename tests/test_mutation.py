@@ -186,7 +186,7 @@ def exclude_first_served(out):
 
 # (id, scenario, module, function, mutate, check that must fail (substring), xfail reason or None)
 MUTANTS = [
-    # cost of quality (MODEL.md 2.1)
+    # cost of quality (docs/model.md §2.1)
     ("cost:C(Q)", "budgets", cf, "cost", plain(), "nlp_vs_closed_form / C(Q)", None),
     ("cost:inputs", "budgets", cf, "inputs", tuple_item(0), "nlp_vs_closed_form / X[", None),
     ("cost:marginal_cost", "budgets", cf, "marginal_cost", plain(), "C'(Q) from dual", None),
