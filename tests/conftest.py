@@ -82,3 +82,39 @@ def run_solve():
 def out_dir(tmp_path) -> Path:
     """An output folder that does not exist yet (solve.py must create it, or not)."""
     return tmp_path / "out"
+
+
+# The smallest valid scenario (cost regime, 10 types): the base the bad-input
+# tests mutate one field of.
+TINY_SCENARIO = """\
+name = "case"
+
+[technology]
+sigma = 0.5
+rho = 0.5
+
+[[technology.tokens]]
+name = "input"
+weight = 0.6
+cost = 1.0
+
+[[technology.tokens]]
+name = "output"
+weight = 0.4
+cost = 4.0
+
+[technology.fine_tuning]
+gamma = 0.2
+
+[[technology.fine_tuning.classes]]
+name = "ft"
+weight = 1.0
+cost = 2.0
+
+[types]
+distribution = "uniform"
+n = 10
+
+[regimes.cost]
+quantities = [0.5, 1.0]
+"""

@@ -21,42 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SUBPROCESS_TIMEOUT, solve_command
+from conftest import SUBPROCESS_TIMEOUT, TINY_SCENARIO, solve_command
 
 SPEED = "component"
 
-BASE = """\
-name = "case"
-
-[technology]
-sigma = 0.5
-rho = 0.5
-
-[[technology.tokens]]
-name = "input"
-weight = 0.6
-cost = 1.0
-
-[[technology.tokens]]
-name = "output"
-weight = 0.4
-cost = 4.0
-
-[technology.fine_tuning]
-gamma = 0.2
-
-[[technology.fine_tuning.classes]]
-name = "ft"
-weight = 1.0
-cost = 2.0
-
-[types]
-distribution = "uniform"
-n = 10
-
-[regimes.cost]
-quantities = [0.5, 1.0]
-"""
+BASE = TINY_SCENARIO
 
 SWEEP_BASE = BASE.replace('name = "case"', 'name = "sweepcase"')
 

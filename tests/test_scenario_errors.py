@@ -18,45 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import TINY_SCENARIO
 
 SPEED = "integration"  # default speed marker (conftest); tests marked otherwise override it
 
 # A small valid scenario; every case below breaks it in one place.
-BASE = """\
-name = "case"
-
-[technology]
-sigma = 0.5
-rho = 0.5
-
-[[technology.tokens]]
-name = "input"
-weight = 0.6
-cost = 1.0
-
-[[technology.tokens]]
-name = "output"
-weight = 0.4
-cost = 4.0
-
-[technology.fine_tuning]
-gamma = 0.2
-
-[[technology.fine_tuning.classes]]
-name = "ft"
-weight = 1.0
-cost = 2.0
-
-[types]
-distribution = "uniform"
-n = 10
-
-[regimes.cost]
-quantities = [0.5, 1.0]
-
-[solver]
-tol = 1e-10
-"""
+BASE = TINY_SCENARIO + "\n[solver]\ntol = 1e-10\n"
 
 
 def edit(old: str, new: str, text: str = BASE) -> str:
