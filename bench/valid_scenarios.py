@@ -16,7 +16,9 @@ Every scenario is written as a TOML file (plus its CSV for discrete types) in a
 temporary folder and run as a subprocess with the project's interpreter.  The
 outcome is one of: ``exit 0`` (verified), ``exit 1`` (not verified),
 ``exit 2`` (validation rejected a scenario that the documented ranges allow),
-``crash`` (a Python traceback on stderr, or any other exit code), ``timeout``.
+``crash`` (a Python traceback on stderr, any other exit code, or a *silent* exit 1 — no
+failed row and no non-optimal solve to show the user), ``timeout``.  ``--jobs 2``
+runs two scenarios at once (one per core).
 For every non-zero outcome the scenario, its stderr and the failing rows of
 ``verification.csv`` (and non-optimal solves from ``summary.json``) are kept
 under ``--failures`` and summarised at the end, grouped by failing check.
@@ -149,6 +151,9 @@ def run_one(spec: S.ScenarioSpec, timeout: float, keep: Path | None) -> dict:
         # a regime that did not converge has every row failed by rule: report the solve, not its rows
         rows_all = rows
         rows = [r for r in rows if r["regime"] not in unconverged]
+        if outcome == "exit 1" and not rows_all and not solves and not unconverged:
+            # exit 1 with no failed row and no non-optimal solve: the user is told nothing -> a defect
+            outcome = "crash"
         rec = {"family": spec.family, "name": spec.name, "outcome": outcome, "seconds": secs,
                "features": spec.features, "groups": group_rows(rows), "solves": solves,
                "stderr_tail": stderr.strip().splitlines()[-1] if stderr.strip() else "",
@@ -156,6 +161,8 @@ def run_one(spec: S.ScenarioSpec, timeout: float, keep: Path | None) -> dict:
         if outcome == "crash":
             tb = stderr.strip().splitlines()
             rec["exception"] = tb[-1] if tb else f"exit code {rc}"
+            if rc == 1 and "Traceback (most recent call last)" not in stderr:
+                rec["exception"] = "silent exit 1 (no failed row, no non-optimal solve): " + (tb[-1] if tb else "")
             frames = [ln.strip() for ln in tb if ln.strip().startswith('File "') and "/models/" in ln]
             rec["where"] = frames[-1] if frames else ""
         if keep is not None and outcome != "exit 0":
@@ -203,7 +210,7 @@ def summarise(records: list[dict], families, args, wall: float) -> str:
         if r["outcome"] == "crash":
             crashes[(r.get("exception", ""), r.get("where", ""))].append(r)
     if crashes:
-        lines.append("## crashes (traceback), by exception")
+        lines.append("## crashes (traceback or silent exit 1), by exception")
         for (exc, where), rs in sorted(crashes.items(), key=lambda kv: -len(kv[1])):
             lines.append(f"- {len(rs)}× `{exc}` at `{where}`")
             for r in rs[:6]:
@@ -283,6 +290,8 @@ def main(argv=None) -> int:
     ap.add_argument("--results", default="", help="also write the summary to this file")
     ap.add_argument("--jsonl", default="", help="append one JSON record per scenario to this file")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per scenario")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="scenarios run at once (each solve.py is one process; use at most the number of cores)")
     ap.add_argument("--summarise", default="", metavar="JSONL",
                     help="only print the summary of the records in this --jsonl file (e.g. of a run in progress)")
     ap.add_argument("--snapshot", default="", metavar="REV",
@@ -321,10 +330,8 @@ def main(argv=None) -> int:
         keep.mkdir(parents=True, exist_ok=True)
     records = []
     t0 = time.perf_counter()
-    for k, (fam, i) in enumerate(todo, 1):
-        spec = S.draw_scenario(fam, args.seed, i)
-        rec = run_one(spec, args.timeout, keep)
-        records.append(rec)
+
+    def report(k, spec, rec):
         extra = ""
         if rec["outcome"] == "exit 1":
             extra = "; ".join(rec["solves"][:2] + [
@@ -338,6 +345,23 @@ def main(argv=None) -> int:
         if args.jsonl:
             with open(args.jsonl, "a") as fh:
                 fh.write(json.dumps(rec) + "\n")
+
+    specs = [S.draw_scenario(fam, args.seed, i) for fam, i in todo]
+    if args.jobs <= 1:
+        for k, spec in enumerate(specs, 1):
+            rec = run_one(spec, args.timeout, keep)
+            records.append(rec)
+            report(k, spec, rec)
+    else:
+        from concurrent.futures import ThreadPoolExecutor, as_completed  # subprocesses: threads suffice
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futs = {pool.submit(run_one, spec, args.timeout, keep): spec for spec in specs}
+            for k, fut in enumerate(as_completed(futs), 1):
+                rec = fut.result()
+                records.append(rec)
+                report(k, futs[fut], rec)
+        order = {spec.name: n for n, spec in enumerate(specs)}
+        records.sort(key=lambda r: order[r["name"]])
     text = summarise(records, fams if not args.only else list(S.FAMILIES), args, time.perf_counter() - t0)
     print()
     print(text)
