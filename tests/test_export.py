@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,11 +98,11 @@ def test_latex_table_structure_and_escaping():
     assert lines[0] == r"\begin{table}[htbp]" and r"\end{table}" in lines
     assert r"\begin{tabular}{rrlrl}" in lines  # numbers right, text and yes/no left
     header = lines[lines.index(r"\toprule") + 1]
-    assert header == r"x\_input & 50\% & \$ & \& & \# \\"
+    assert header == r"x input & 50\% & \$ & \& & \# \\"  # display header (no unit suffix here)
     body = lines[lines.index(r"\midrule") + 1: lines.index(r"\bottomrule")]
     assert len(body) == len(df)
-    assert body[0] == r"1.5 & 0.25 & a\&b & 1 & yes \\"
-    assert body[1] == r"$-2$ & 3 & c\#d & 2 & no \\"  # minus sign in math mode
+    assert body[0] == r"1.500 & 0.2500 & a\&b & 1 & yes \\"  # 4 significant digits
+    assert body[1] == r"$-2.000$ & 3.000 & c\#d & 2 & no \\"  # minus sign in math mode
     for row in [header] + body:  # exactly ncol - 1 column separators per row, no stray specials
         assert _unescaped(row, "&") == df.shape[1] - 1
         assert _unescaped(row, "#") == 0 and _unescaped(row, "%") == 0 and _unescaped(row, "_") == 0
@@ -127,10 +128,10 @@ def test_markdown_shape():
     md = to_markdown(df)
     lines = md.rstrip("\n").splitlines()
     assert len(lines) == 2 + len(df)  # header, separator, one line per row
-    assert lines[0] == "| name | x | n |"
+    assert lines[0] == "| Name | x | n |"
     assert lines[1] == "|---|---:|---:|"  # text left, numbers right
-    assert lines[2] == "| a | 1 | 1 |"
-    assert lines[3] == r"| b\|c | 2.5 | 2 |"  # a '|' inside a cell is escaped
+    assert lines[2] == "| a | 1.000 | 1 |"
+    assert lines[3] == r"| b\|c | 2.500 | 2 |"  # a '|' inside a cell is escaped
     for ln in lines:
         assert ln.replace(r"\|", "").count("|") == df.shape[1] + 1
 
@@ -140,6 +141,121 @@ def test_markdown_truncation_note():
     md = to_markdown(df, max_rows=3)
     assert sum(1 for ln in md.splitlines() if ln.startswith("| ")) == 1 + 3
     assert "(7 more rows in the CSV)" in md
+
+
+# ------------------------------------------- display rules (issue 14, item 6)
+@pytest.mark.parametrize("col, head", [
+    ("fixed_fee_usd", "Fixed fee ($)"), ("input_usd_per_Mtok", "Input ($/Mtok)"), ("X_input_Mtok", "X input (Mtok)"),
+    ("theta", "θ"), ("profit_pct_of_full_menu", "Profit (% of full menu)"), ("Price ($)", "Price ($)"),
+    ("t_usd", "t ($)"), ("t_usd_closed_form", "t closed form ($)"), ("budget_usd", "Budget ($)"),
+    ("ft_usd_per_Mtok", "ft ($/Mtok)"), ("share_served", "Share served"), ("Q", "Q"),
+])
+def test_display_headers_carry_units(col, head):
+    assert export.display_header(col) == head
+
+
+def test_markdown_and_latex_show_units_not_machine_names():
+    df = pd.DataFrame({"plan": [1, 2], "fixed_fee_usd": [0.5, 1.25], "input_usd_per_Mtok": [2.0, 1.5]})
+    md = to_markdown(df).splitlines()[0]
+    assert md == "| Plan | Fixed fee ($) | Input ($/Mtok) |"
+    tex = to_latex(df, "sheet")
+    assert r"Fixed fee (\$)" in tex and r"Input (\$/Mtok)" in tex and "fixed\\_fee" not in tex
+
+
+def test_noise_rule_zeroes_values_below_solver_accuracy_only(tmp_path):
+    # the issue's excluded type: Q ~ 1e-15, t = -6.6e-17 next to served plans of order 1
+    df = pd.DataFrame({"Q": [1.3e-15, 2e-9, 0.8], "t_usd": [-6.6e-17, 4e-10, 0.5],
+                       "abs_err": [1e-15, 2e-16, 0.1], "x": [1e-12, -1e-12, 1.0]})
+    df.attrs["display_exact"] = ["x"]
+    cells = export.display_cells(df)
+    assert [r[0] for r in cells] == ["0", "2.000e-09", "0.8000"]  # 2e-9 > NOISE_RTOL * 0.8 is kept
+    assert [r[1] for r in cells] == ["0", "0", "0.5000"]  # 4e-10 <= 1e-9 * 0.5
+    assert [r[2] for r in cells] == ["1.000e-15", "2.000e-16", "0.1000"]  # an error column keeps its values
+    assert [r[3] for r in cells] == ["1.000e-12", "-1.000e-12", "1.000"]  # opted out by the table
+    # the CSV keeps the exact doubles, the Markdown shows the display rule
+    Writer(tmp_path, formats=("csv", "md")).table(df, "t")
+    assert pd.read_csv(tmp_path / "t.csv")["t_usd"].iloc[0] == -6.6e-17
+    assert "| 0 | 0 | 1.000e-15 | 1.000e-12 |" in (tmp_path / "t.md").read_text()
+
+
+def test_noise_rule_threshold_is_relative_to_the_column():
+    df = pd.DataFrame({"Q": [0.999e-9, 1.001e-9, 1.0]})
+    assert [r[0] for r in export.display_cells(df)] == ["0", "1.001e-09", "1.000"]
+    neg = pd.DataFrame({"t": [-0.0, -1e-20, -3.0]})
+    assert [r[0] for r in export.display_cells(neg)] == ["0", "0", "-3.000"]  # no "-0"
+
+
+@pytest.mark.parametrize("x, text", [(1.5, "1.500"), (33.666666, "33.67"), (1234.5678, "1235"), (1.238821e-07, "1.239e-07"),
+                                     (1e6, "1.000e+06"), (100.0, "100.0"), (0.0, "0"), (float("nan"), ""), (7, "7")])
+def test_display_significant_figures(x, text):
+    assert export.format_display(x) == text
+
+
+def test_preview_starts_at_first_served_row():
+    df = pd.DataFrame({"theta": np.linspace(0, 1, 60), "Q": np.r_[np.full(50, 1e-16), np.linspace(0.1, 1, 10)]})
+    md = to_markdown(df, max_rows=5)
+    rows = [ln for ln in md.splitlines() if ln.startswith("| ")]
+    assert "rows 1–50: excluded types (Q = 0)" in rows[1]
+    assert rows[2].startswith("| 0.8475 | 0.1000 |")  # the first served type
+    assert "(5 more rows in the CSV)" in md
+    full = to_markdown(df)  # the full table keeps every row
+    assert sum(1 for ln in full.splitlines() if ln.startswith("| ")) == 61
+
+
+def _wide_frame(ncol=19, nrow=5):
+    rng = np.random.default_rng(3)
+    data = {"theta": np.linspace(0.1, 1, nrow)}
+    for j in range(ncol - 1):
+        data[f"quantity_number_{j}_usd_per_Mtok"] = -rng.uniform(1e3, 9e3, nrow)
+    return pd.DataFrame(data)
+
+
+def test_text_width_uses_computer_modern_metrics():
+    assert export.text_width_pt("0123456789", font_pt=10) == pytest.approx(50.0)  # digits are 1/2 em
+    assert export.text_width_pt("-1", font_pt=10) == pytest.approx(7.778 + 5.0)  # math minus
+
+
+@pytest.mark.parametrize("ncol, nrow", [(19, 5), (40, 3), (3, 60)])
+def test_latex_every_column_group_fits_the_text_width(ncol, nrow):
+    df = _wide_frame(ncol, nrow)
+    heads, body, align, numeric, widths, groups = export.latex_layout(df)
+    assert sum(widths) > export.LATEX_TEXTWIDTH or ncol <= 3  # the wide cases need splitting
+    assert sorted({j for g in groups for j in g}) == list(range(ncol))  # every column once (plus the key)
+    for g in groups:
+        assert g[0] == 0  # each part repeats the first column
+        assert sum(widths[j] for j in g) <= export.LATEX_TEXTWIDTH
+    tex = to_latex(df, "wide")
+    assert tex.count(r"\begin{tabular}{") == (0 if nrow > 40 else len(groups))  # nested header cells are [b]
+    assert (r"\begin{longtable}" in tex) == (nrow > export.LATEX_LONG_ROWS)
+
+
+def test_latex_long_text_cells_wrap():
+    df = pd.DataFrame({"scheme": ["two-part tariff (fee 0.001077 $, m = 1.157) with a long explanation " * 2],
+                       "profit_usd": [1.0]})
+    heads, body, *_, widths, groups = export.latex_layout(df)
+    assert len(body[0][0]) > 1  # broken into lines
+    assert max(export.text_width_pt(s) for s in body[0][0]) <= export.LATEX_CELL_MAX
+    assert sum(widths) <= export.LATEX_TEXTWIDTH
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX engine on this machine (optional check)")
+def test_latex_tables_compile_without_overfull_boxes(tmp_path):
+    """The real check of the width estimate: pdflatex, article class at 10 pt
+    (345 pt text width), booktabs + longtable; no Overfull \\hbox."""
+    frames = {"wide": _wide_frame(19, 5), "very_wide": _wide_frame(40, 3), "long": _wide_frame(4, 90),
+              "text": pd.DataFrame({"scheme": ["two-part tariff (fee 0.001077 $, m = 1.157) " * 4], "x_usd": [1.0]})}
+    body = []
+    for nm, df in frames.items():
+        (tmp_path / f"{nm}.tex").write_text(to_latex(df, nm))
+        body.append(f"\\input{{{nm}.tex}}\\clearpage")
+    (tmp_path / "doc.tex").write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage{longtable}"
+                                      "\\usepackage[utf8]{inputenc}\\begin{document}\n" + "\n".join(body)
+                                      + "\n\\end{document}\n")
+    r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-2000:]
+    log = (tmp_path / "doc.log").read_text(errors="replace")
+    assert "Overfull \\hbox" not in log, [ln for ln in log.splitlines() if "Overfull" in ln]
 
 
 # ---------------------------------------------------------- atomic writes
