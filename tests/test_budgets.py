@@ -428,3 +428,149 @@ def test_richardson_recovers_a_limit():
     x = 3.0 + 0.7 / N - 2.0 / N ** 2
     L, err = budgets.richardson(N, x)
     assert abs(L - 3.0) < 1e-12 and err < 1e-12
+
+
+# ------------------------- issue 11, session 4: random scenarios' failures
+def _scenario_text(tmp_path, text, csv=None):
+    """A scenario from the TOML of a random draw (bench/valid_scenarios.py)."""
+    if csv is not None:
+        (tmp_path / "types.csv").write_text(csv)
+    (tmp_path / "s.toml").write_text(text)
+    return scenario.load(tmp_path / "s.toml")
+
+
+_TECH_RHO_0968 = """[technology]
+sigma = 0.7836
+rho = 0.9677
+[[technology.tokens]]
+name = "tok1"
+weight = 0.709569
+cost = 24.0605
+[[technology.tokens]]
+name = "tok2"
+weight = 0.104858
+cost = 0.137306
+[[technology.tokens]]
+name = "tok3"
+weight = 0.185573
+cost = 0.0609553
+"""
+
+
+def test_lemma1_with_a_class_priced_out_of_the_mix(tmp_path):
+    """findings budget_11_18: ρ = 0.968, the cost-minimising budget is
+    X = (1e-62, 6e-19, 2.4); class 1's share of Ψ is 1e-60, its split is not
+    determined in double precision and Ipopt stopped ('unrecoverable error in
+    the search direction').  The lemma is now tested on X_j = 1 of every class."""
+    scn = _scenario_text(tmp_path, _TECH_RHO_0968 + """[types]
+distribution = "uniform"
+low = 1.693
+high = 2.17154
+n = 8
+[regimes.budgets]
+convergence = []
+lemma_cells = 5
+lemma_profiles = 2
+""")
+    res = run.run_regime(scn, "budgets", ctx())
+    assert all(res.solves[f"lemma1[{p}]"].ok for p in (0, 1))
+    r = rows(res, "lemma1_split")
+    assert len(r) == 2 * 5 * 3 and r["passed"].all() and r["rel_err"].max() <= 1e-8
+
+
+def test_lemma1_at_perfect_substitutes_compares_the_index(tmp_path):
+    """findings budget_11_1 / _5: at ρ = 1 the value of a cell depends on its
+    inputs only through s = α·x; the split of tied classes is not unique and
+    the priced-out classes (X_j = 0) were pinned by mean = 0 and x >= 0
+    (split off by 5e-6 vs 1e-7).  s is unique and is what is compared."""
+    scn = _scenario_text(tmp_path, """[technology]
+sigma = 0.3875
+rho = 1.0
+[[technology.tokens]]
+name = "tok1"
+weight = 0.666403
+cost = 8.7334
+[[technology.tokens]]
+name = "tok2"
+weight = 0.251512
+cost = 0.145892
+[[technology.tokens]]
+name = "tok3"
+weight = 0.082085
+cost = 1.48291
+[technology.fine_tuning]
+gamma = 0.03545
+rho = -2.687
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 1.0
+cost = 3.57041
+[types]
+distribution = "beta"
+low = 0.0
+high = 13.3963
+p = 0.5932
+q = 1.04
+n = 8
+grid = "equal-spacing"
+[regimes.budgets]
+convergence = []
+lemma_cells = 3
+lemma_profiles = 2
+""")
+    res = run.run_regime(scn, "budgets", ctx())
+    r = rows(res, "lemma1_split")
+    assert len(r) == 2 * 3 and r["passed"].all() and r["rel_err"].max() <= 1e-8
+    assert r["quantity"].str.startswith("s = α·x").all()
+
+
+def test_pool_check_judges_pairs_relative_to_resolution(tmp_path):
+    """findings budget_11_17: σ+γ = 0.95 (Q ∝ θ^20): pools at Q ~ 1e-22 … 1e-6
+    of max Q.  The run-based rule dropped every type below 1e-7·max Q from the
+    NLP's pools only, so a correct menu failed 'pool boundaries'."""
+    csv = "theta,mass\n" + "".join(f"{a},{b}\n" for a, b in (
+        (0.646724, 0.7868), (0.543899, 0.3272), (0.469487, 0.5729), (0.395151, 0.7162), (0.372169, 0.4968),
+        (0.343088, 0.3056), (0.298757, 0.1214), (0.273256, 0.5569), (0.246073, 0.8579), (0.111199, 0.9352),
+        (0.0859698, 0.9753), (0.0695654, 0.5919), (0.0654409, 0.7364), (0.0591233, 0.6834),
+        (0.0467876, 0.05769)))
+    scn = _scenario_text(tmp_path, """[technology]
+sigma = 0.9
+rho = 1.0
+[[technology.tokens]]
+name = "tok1"
+weight = 0.320161
+cost = 6.25886
+[[technology.tokens]]
+name = "tok2"
+weight = 0.395581
+cost = 9.97039
+[[technology.tokens]]
+name = "tok3"
+weight = 0.284258
+cost = 3.52697
+[technology.fine_tuning]
+gamma = 0.04885
+rho = 1.0
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 1.0
+cost = 0.629396
+[types]
+distribution = "discrete"
+file = "types.csv"
+[regimes.budgets]
+convergence = []
+lemma_cells = 0
+""", csv)
+    res = run.run_regime(scn, "budgets", ctx())
+    v = res.verification
+    assert res.converged and res.verified, v[~v["passed"]][["check", "quantity", "rel_err", "tolerance"]]
+    assert rows(res, "ironing_pool")["check"].size >= 1
+    # the check can fail: a menu that splits a resolvable pool
+    th, ms = scn.discrete_types()
+    ref = cb.discrete_menu(scn.technology, th, ms)
+    a, b = max(ref.pools, key=lambda ab: ref.Q[ab[0]])
+    Q = ref.Q.copy()
+    Q[b] += 3 * budgets.POOL_TAU * Q.max()  # resolvable at the NLP's accuracy
+    assert not budgets._pool_check(Q, ref.Q, ref.pools)["passed"].all()
+    assert budgets._pool_check(ref.Q, ref.Q, ref.pools)["passed"].all()
