@@ -1021,6 +1021,15 @@ def _regret_order(res, tech, scn):
         return
     order_exp, kind = exp
     N0 = max(scn.n_types, REGRET_N0)
+    if not breakpoints_on_cell_edges(scn, (N0, 2 * N0, 4 * N0)):
+        # measured on closed-form menus, N = 100 … 1600, breakpoint inside a
+        # cell: equal-mass local orders 2.0, −1.4, 2.5, 4.1 (oscillating: the
+        # regret near the jump of f depends on where in its cell the
+        # breakpoint falls); equal-spacing (f jumps 56×) 2.2, 2.11, 2.04, 2.02
+        # (order 2 approached from above; the fit at N0 = 100 gave 2.159)
+        res.notes.append("two-part regret order: not claimed -- a density breakpoint lies inside a grid cell "
+                         f"at N = {N0}, {2 * N0} or {4 * N0} (its position in the cell changes with N)")
+        return
     seq = []
     for f in (1, 2, 4):
         th_f, ms_f = scn.types.discretise(N0 * f, scn.grid)
@@ -1147,18 +1156,29 @@ CONV_MIN_N = 50
 RICHARDSON_MIN_N = 20
 
 
+def breakpoints_on_cell_edges(scn, sizes) -> bool:
+    """True unless a piecewise density has a breakpoint strictly inside a grid
+    cell for one of the sizes (then its position in the cell changes with N
+    and every discretisation error oscillates instead of following a power)."""
+    d = scn.types
+    if d.kind != "piecewise":
+        return True
+    lo, hi = d.support
+    for N in sizes:
+        if scn.grid == "equal-spacing":
+            pos = (np.asarray(d.breakpoints[1:-1]) - lo) / (hi - lo) * N
+        else:
+            pos = np.cumsum(d.masses)[:-1] * N
+        if np.any(np.abs(pos - np.round(pos)) > 1e-9):
+            return False
+    return True
+
+
 def expected_orders(scn, sizes) -> dict:
     """{quantity: expected order} for the convergence study (see ORDER_BAND)."""
     d = scn.types
-    if d.kind == "piecewise":
-        lo, hi = d.support
-        for N in sizes:
-            if scn.grid == "equal-spacing":
-                pos = (np.asarray(d.breakpoints[1:-1]) - lo) / (hi - lo) * N
-            else:
-                pos = np.cumsum(d.masses)[:-1] * N
-            if np.any(np.abs(pos - np.round(pos)) > 1e-9):
-                return {}
+    if not breakpoints_on_cell_edges(scn, sizes):
+        return {}
     out = {"rel_err_profit": 1.0, "rel_err_consumer_surplus": 1.0}
     if not (scn.grid == "equal-mass" and d.kind == "beta" and d.q > 1):
         out.update({"max_rel_err_Q": 1.0, "max_rel_err_t": 1.0})

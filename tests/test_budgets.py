@@ -574,3 +574,39 @@ lemma_cells = 0
     Q[b] += 3 * budgets.POOL_TAU * Q.max()  # resolvable at the NLP's accuracy
     assert not budgets._pool_check(Q, ref.Q, ref.pools)["passed"].all()
     assert budgets._pool_check(ref.Q, ref.Q, ref.pools)["passed"].all()
+
+
+def test_regret_order_not_claimed_with_a_breakpoint_inside_a_cell(tmp_path):
+    """budget_20_12 (seed 20): piecewise density, equal-mass grid, breakpoint
+    inside a cell: the closed form's regret goes 3.1e-6, 7.6e-7, 2.1e-6 at
+    N = 100, 200, 400 (fitted order 0.29 'vs 2' failed a correct menu)."""
+    from models.results import RegimeResult
+
+    scn = _scenario_text(tmp_path, """[technology]
+sigma = 0.1
+rho = 0.0
+[[technology.tokens]]
+name = "tok1"
+weight = 0.188221
+cost = 13.1177
+[[technology.tokens]]
+name = "tok2"
+weight = 0.811779
+cost = 47.2459
+[types]
+distribution = "piecewise"
+breakpoints = [0.7618, 1.0495, 1.1049, 1.4144, 1.7618]
+masses = [0.180376, 0.0866123, 0.0727296, 0.6602821]
+n = 19
+grid = "equal-mass"
+[regimes.budgets]
+lemma_cells = 0
+""")
+    res = RegimeResult("budgets")
+    budgets._regret_order(res, scn.technology, scn)
+    assert not res.checks and any("not claimed" in n for n in res.notes)
+    # an aligned grid keeps the claim: breakpoints at 0.25, 0.5 of [0, 1] with N0 = 100
+    text = (tmp_path / "s.toml").read_text().replace("[0.7618, 1.0495, 1.1049, 1.4144, 1.7618]", "[0.0, 0.25, 0.5, 1.0]")
+    text = text.replace("[0.180376, 0.0866123, 0.0727296, 0.6602821]", "[0.2, 0.3, 0.5]")
+    scn2 = _scenario_text(tmp_path, text.replace('grid = "equal-mass"', 'grid = "equal-spacing"'))
+    assert budgets.breakpoints_on_cell_edges(scn2, (100, 200, 400))
