@@ -225,6 +225,9 @@ def _solve_start(ctx, m, label, build_seconds=0.0, defaults=None):
         its += r.iterations
         r.message = f"retried ({tag}) after '{first}': {r.message}"
     r.iterations = its
+    u = getattr(m, "_units", None)
+    if u is not None and r.objective is not None and np.isfinite(r.objective):
+        r.objective *= u.P  # nondimensional program (Units): objective back in money
     return r
 
 
@@ -489,27 +492,87 @@ def _scale_two_model(m, models, theta, objective):
     """User scaling to O(1): tokens by the top type's first best, qualities by its
     quality, money by its value."""
     s = models.sigma
-    qs, Qs = _token_scale(models, theta), _quality_scale(models, theta)
+    Qs = _quality_scale(models, theta)  # token variables are O(1) by construction (_two_model_vars)
     ts = float(np.max(theta)) * Qs
     sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
     sf[objective] = 1.0 / ts
-    for name, scale in (("q", qs), ("V", Qs), ("quality", Qs ** (1 / s)), ("mono", Qs),
+    for name, scale in (("q", 1.0), ("V", Qs), ("quality", Qs ** (1 / s)), ("mono", Qs),
                         ("t", ts), ("ir", ts), ("ic_down", ts), ("ic_up", ts)):
         for c in getattr(m, name).values() if hasattr(m, name) else ():
             sf[c] = 1.0 / scale
 
 
+@dataclass(frozen=True)
+class Units:
+    r"""Units in which a program is written (nondimensionalisation, docs/model.md §2.7).
+
+    The model is homogeneous: with a quality unit ``Q`` and a type unit ``θu``
+    (money unit ``P = θu·Q``), qualities ``Q̃ = Q/Q``, types ``θ̃ = θ/θu``,
+    tokens of a model with exponent η ``q̃ = q/Q^{1/η}``, money ``t̃ = t/P``
+    and costs ``c̃ = c·Q^{1/η}/P`` give the *same* problem in O(1) numbers
+    (θ̃ ≤ 1, the top type's first-best quality 1).  Why not Ipopt's user scaling
+    alone: Ipopt also stops on *unscaled* absolute tolerances (dual_inf_tol,
+    constr_viol_tol, compl_inf_tol) and evaluates pow at the unscaled values;
+    at σ = 0.9, θ ≈ 25, c_F = 0.004 quantities are ~1e33, the unscaled
+    complementarity stayed at 9e4 while the scaled NLP error was 1e-16, and Ipopt
+    drove μ to 1e-39 until it evaluated pow(0, 1/η) (measured, repro
+    competition_11_0)."""
+
+    theta: float
+    Q: float
+
+    @property
+    def P(self) -> float:
+        return self.theta * self.Q
+
+    def token(self, eta: float) -> float:
+        return self.Q ** (1.0 / eta)
+
+    def models(self, models):
+        out = _Models(tuple(cc.ModelCost(mm.c * self.token(mm.eta) / self.P, mm.eta, mm.name) for mm in models))
+        out.sigma = models.sigma
+        return out
+
+    def tokens(self, models) -> np.ndarray:
+        return np.array([self.token(mm.eta) for mm in models])
+
+
+def _units(models, theta) -> Units:
+    """Units of a two-model program: θ_max and the top type's larger first-best quality."""
+    th = float(np.max(theta))
+    return Units(theta=th, Q=max(_quality_scale(models, theta), 1e-300))
+
+
+def _nondim(models, theta, q0):
+    """(units, models, θ, q0) of the nondimensional program (:class:`Units`)."""
+    u = _units(models, theta)
+    q0 = None if q0 is None else np.asarray(q0, float) / u.tokens(models)
+    return u, u.models(models), np.asarray(theta, float) / u.theta, q0
+
+
+def _model_tokens(models, theta) -> np.ndarray:
+    """τ_ℓ: each model's own first-best tokens for the top type (the unit of its token variables)."""
+    return np.array([max(float(cc.first_best_quality(mm, np.max(theta))) ** (1 / mm.eta), 1e-300) for mm in models])
+
+
 def _two_model_vars(m, models, theta, q0):
-    """q[k, ℓ] ≥ floor in linear-cost units, pooled value units Σ_ℓ q^(η_ℓ/σ), spend Σ_ℓ c_ℓ q."""
+    """Token variables ``m.q[k, ℓ] = q_{kℓ}/τ_ℓ ≥ floor`` (τ_ℓ = :func:`_model_tokens`: O(1) per
+    model — one token unit for both models left the weaker model's tokens ~1e-19 of it, below
+    the floor, at σ+γ_L = 0.89, measured), pooled value ``Σ_ℓ (τ_ℓ x)^(η_ℓ/σ)``, spend
+    ``Σ_ℓ c_ℓ τ_ℓ x``.  ``q0`` in linear-cost units of the (nondimensional) program."""
     s = models.sigma
-    qs = _token_scale(models, theta)
+    tau = m._tau = _model_tokens(models, theta)
+    x0 = np.asarray(q0, float) / tau
+    a = tau ** np.array([mm.eta / s for mm in models])
     m.TYPES = pyo.RangeSet(0, len(theta) - 1)
     m.MODELS = pyo.RangeSet(0, len(models) - 1)
     m.theta = pyo.Param(m.TYPES, initialize=dict(enumerate(np.asarray(theta, float))))
-    m.q = pyo.Var(m.TYPES, m.MODELS, bounds=(FLOOR_TWO_MODEL * qs, None),
-                  initialize=lambda m, k, l: max(q0[k, l], FLOOR_TWO_MODEL * qs))
-    m.pooled = pyo.Expression(m.TYPES, rule=lambda m, k: sum(m.q[k, l] ** (models[l].eta / s) for l in m.MODELS))
-    m.spend = pyo.Expression(m.TYPES, rule=lambda m, k: sum(models[l].c * m.q[k, l] for l in m.MODELS))
+    m.q = pyo.Var(m.TYPES, m.MODELS, bounds=(FLOOR_TWO_MODEL, None),
+                  initialize=lambda m, k, l: max(x0[k, l], FLOOR_TWO_MODEL))
+    m.pooled = pyo.Expression(m.TYPES, rule=lambda m, k: sum(float(a[l]) * m.q[k, l] ** (models[l].eta / s)
+                                                             for l in m.MODELS))
+    m.spend = pyo.Expression(m.TYPES, rule=lambda m, k: sum(models[l].c * float(tau[l]) * m.q[k, l]
+                                                            for l in m.MODELS))
 
 
 def build_efficient(models, theta, mass, q0, only=None, weights=None):
@@ -534,11 +597,13 @@ def build_efficient(models, theta, mass, q0, only=None, weights=None):
     by up to 1e5 relative), and with equal weights types whose surplus is 1e-12
     of the top type's (σ+γ = 0.89: S ∝ θ^9) — both measured."""
     th, p = np.asarray(theta, float), np.asarray(mass, float)
+    u, models, th, q0 = _nondim(models, th, q0)
     s = models.sigma
     m = pyo.ConcreteModel(name="efficient_two_models")
+    m._units, m._models = u, models
     _two_model_vars(m, models, th, q0)
     if isinstance(weights, str):  # "per-type": O(1) terms, from the start's own surplus
-        S0 = np.abs(_type_surplus(models, th, np.maximum(np.asarray(q0, float), FLOOR_TWO_MODEL * _token_scale(models, th))))
+        S0 = np.abs(_type_surplus(models, th, np.maximum(np.asarray(q0, float), FLOOR_TWO_MODEL * m._tau)))
         weights = 1.0 / np.maximum(S0, 1e-12 * max(float(np.max(S0)), 1e-300))
         per_type = True
     else:
@@ -549,7 +614,7 @@ def build_efficient(models, theta, mass, q0, only=None, weights=None):
     _scale_two_model(m, models, th, m.surplus)
     if per_type:  # each type's term O(1), each type's tokens in units of its start
         m.scaling_factor[m.surplus] = 1.0 / len(th)
-        q0a = np.asarray(q0, float)
+        q0a = np.asarray(q0, float) / m._tau  # in the variables' units
         for l in m.MODELS:
             if only == 1 - l or float(np.max(q0a[:, l])) <= 0:
                 continue  # fixed, or no start scale: the global token scale stays
@@ -558,7 +623,7 @@ def build_efficient(models, theta, mass, q0, only=None, weights=None):
                 m.scaling_factor[m.q[k, l]] = 1.0 / ql[k]
     if only is not None:  # single-model program: the other model's tokens fixed at their floor
         for k in m.TYPES:
-            m.q[k, 1 - only].fix(FLOOR_TWO_MODEL * _token_scale(models, th))
+            m.q[k, 1 - only].fix(FLOOR_TWO_MODEL)
             del m.scaling_factor[m.q[k, 1 - only]]  # fixed: not in the NL file
     return m
 
@@ -570,10 +635,13 @@ def build_monopolist(models, theta, mass, q0, t0=None):
     (written in this direction it stays smooth at V = 0 for excluded types)."""
     th, p = np.asarray(theta, float), np.asarray(mass, float)
     N = len(th)
+    u, models, th, q0 = _nondim(models, th, q0)
+    t0 = None if t0 is None else np.asarray(t0, float) / u.P
     s = models.sigma
     m = pyo.ConcreteModel(name="multi_model_monopolist")
+    m._units, m._models = u, models
     _two_model_vars(m, models, th, q0)
-    qv = _read_q(m)
+    qv = _read_q(m) / u.tokens(models)  # the start, in the program's units
     V0 = np.maximum.accumulate(_pooled(models, qv) ** s)
     if t0 is None:
         t0 = T_START_FACTOR * cc.screening_transfers(th, V0)  # strictly IC and IR for monotone V0
@@ -613,7 +681,12 @@ def build_monopolist_assigned(models, theta, mass, assign, V0, t0=None):
     th, p = np.asarray(theta, float), np.asarray(mass, float)
     s = models.sigma
     assign = np.asarray(assign, int)
+    u = _units(models, th)
+    models, th = u.models(models), th / u.theta
+    V0 = np.asarray(V0, float) / u.Q
+    t0 = None if t0 is None else np.asarray(t0, float) / u.P
     m = pyo.ConcreteModel(name="multi_model_monopolist_assigned")
+    m._units, m._models = u, models
     m.TYPES = pyo.RangeSet(0, len(th) - 1)
     Qs = _quality_scale(models, th)
     ts = float(np.max(th)) * Qs
@@ -651,8 +724,19 @@ def build_monopolist_assigned(models, theta, mass, assign, V0, t0=None):
 
 
 def _read_q(m) -> np.ndarray:
-    """Linear-cost units q[k, ℓ] per type and model."""
-    return np.array([[pyo.value(m.q[k, l]) for l in m.MODELS] for k in m.TYPES])
+    """Linear-cost units q[k, ℓ] per type and model, in the scenario's units (:class:`Units`)."""
+    x = np.array([[pyo.value(m.q[k, l]) for l in m.MODELS] for k in m.TYPES])
+    return x * m._tau * m._units.tokens(m._models)
+
+
+def _read_V(m) -> np.ndarray:
+    """The value V_k per type, in the scenario's units."""
+    return np.array([pyo.value(m.V[k]) for k in m.TYPES]) * m._units.Q
+
+
+def _read_t(m) -> np.ndarray:
+    """The transfer t_k per type, in the scenario's units."""
+    return np.array([pyo.value(m.t[k]) for k in m.TYPES]) * m._units.P
 
 
 def _pooled(models, q) -> np.ndarray:
@@ -876,8 +960,8 @@ def _monopolist(res, models, theta, mass, ctx, schedule: str = "cutoff", coarse=
             m = build_monopolist_assigned(models, theta, mass, assign, V0, t0)
         label = f"{tag}cutoff[{cut}] θ_c={theta[min(cut, N - 1)]:.4g}"
         r = _solve_start(ctx, m, f"monopolist[{label}]", tb.seconds, defaults=CONVEX_START_DEFAULTS)
-        V = np.array([pyo.value(m.V[k]) for k in m.TYPES])
-        t = np.array([pyo.value(m.t[k]) for k in m.TYPES])
+        V = _read_V(m)
+        t = _read_t(m)
         q = np.zeros((N, 2))
         q[np.arange(N), assign] = np.maximum(V, 0.0) ** (1 / np.array([models[a].eta for a in assign]))
         sw = _switches(theta, _model_labels(models, q, theta))
@@ -928,8 +1012,8 @@ def _monopolist(res, models, theta, mass, ctx, schedule: str = "cutoff", coarse=
         qf = _read_q(m)
         fin = Attempt("final (unrestricted: both models free, from the best cut-off)", r.status.value, r.objective,
                       r.iterations, result=r,
-                      values={"q": qf, "V": np.array([pyo.value(m.V[k]) for k in m.TYPES]),
-                              "t": np.array([pyo.value(m.t[k]) for k in m.TYPES]), "cut": best.values["cut"]},
+                      values={"q": qf, "V": _read_V(m),
+                              "t": _read_t(m), "cut": best.values["cut"]},
                       detail="; ".join(f"{x[2]}→{x[3]} at θ≈{x[0]:.4g}"
                                        for x in _switches(theta, _model_labels(models, qf, theta))))
         attempts.append(fin)
@@ -970,16 +1054,16 @@ MIX_GRID = 201
 def _mixing_audit(res, models, V, q, check="monopolist_mixing_audit"):
     """Numpy audit of the one-model structure: no split of each type's V^(1/σ) between
     the two models (MIX_GRID shares, both ends included) delivers V more cheaply than
-    the menu's own tokens.  Worst saving / max(1, max spend) ≤ TOL_AUDIT."""
+    the menu's own tokens.  Worst saving / max spend ≤ TOL_AUDIT (homogeneous; was max(1, spend))."""
     s = models.sigma
     P = np.maximum(V, 0.0)[:, None] ** (1 / s)
     sh = np.linspace(0.0, 1.0, MIX_GRID)[None, :]
     cost = sum(mm.c * (P * (sh if l == 0 else 1 - sh)) ** (s / mm.eta) for l, mm in enumerate(models))
     spend = q @ np.array([mm.c for mm in models])
     saving = float(np.max(spend - cost.min(axis=1)))
-    scale = max(1.0, float(np.max(spend)))
+    scale = float(np.max(spend)) if len(spend) and np.max(spend) > 0 else 1.0
     res.checks.append(bound_check(NAME, check, "worst saving from splitting a type's V between "
-                                  "the models / max(1, spend)", saving / scale, TOL_AUDIT))
+                                  "the models / max spend", saving / scale, TOL_AUDIT))
     _audit_rows(res, [f"{check.split('_')[0]}: cheaper delivery by moving or mixing models"], [saving],
                 [len(V) * MIX_GRID])
 
@@ -1042,8 +1126,8 @@ def _monopolist_multistart(res, models, theta, mass, ctx):
             m = build_monopolist(models, theta, mass, q0)
         r = _solve_start(ctx, m, f"monopolist[{label}]", tb.seconds)
         q = _read_q(m)
-        vals = {"q": q, "V": np.array([pyo.value(m.V[k]) for k in m.TYPES]),
-                "t": np.array([pyo.value(m.t[k]) for k in m.TYPES])}
+        vals = {"q": q, "V": _read_V(m),
+                "t": _read_t(m)}
         sw = _switches(theta, _model_labels(models, q, theta))
         a = Attempt(label, r.status.value, r.objective, r.iterations, result=r, values=vals,
                     detail="; ".join(f"{x[2]}→{x[3]} at θ≈{x[0]:.4g}" for x in sw)
@@ -1146,12 +1230,12 @@ def _two_model_checks(res, models, theta, mass, dist, eff, mon):
                          f"{ref['profit']:.10g}): the closed form is not the optimum")
     U = theta * V - t  # independent all-pairs audit of the menu (linear utility θV − t)
     viol_ic = float(np.max(theta[:, None] * V[None, :] - t[None, :] - U[:, None]))
-    scale = max(1.0, float(np.max(np.abs(t))))
+    scale = _utility_scale(t, theta * V)  # homogeneous money scale (not max(1, |t|), see _utility_scale)
     _audit_rows(res, ["monopolist: all-pairs IC", "monopolist: IR"], [viol_ic, float(np.max(-U))],
                 [len(theta) ** 2, len(theta)])
-    res.checks.append(bound_check(NAME, "monopolist_numpy_audit_all_pairs", "worst IC violation / max(1,|t|)",
+    res.checks.append(bound_check(NAME, "monopolist_numpy_audit_all_pairs", "worst IC violation / max(|t|,θV)",
                                   viol_ic / scale, TOL_AUDIT))
-    res.checks.append(bound_check(NAME, "monopolist_numpy_audit_all_pairs", "worst IR violation / max(1,|t|)",
+    res.checks.append(bound_check(NAME, "monopolist_numpy_audit_all_pairs", "worst IR violation / max(|t|,θV)",
                                   float(np.max(-U)) / scale, TOL_AUDIT))
     if dist is not None:
         _monopolist_continuous_checks(res, models, theta, dist, V, model)
@@ -1221,6 +1305,27 @@ def _leader_scales(lf, theta):
     qs = max(q_fb, float(np.max(A)) ** (1 / lf.r), 1e-12)
     ts = max(float(np.max(theta)) * qs**lf.eta, 1e-300)
     return A, qs, ts
+
+
+def _utility_scale(T, U) -> float:
+    """Money scale of a leader menu for its IC/IR audits: max(|T|, |U|) over the types.
+
+    Homogeneous (the old max(1, |T|) made the audit vacuous at money scales ≪ 1
+    and, when the leader sells nothing (T ≈ 0 at solver accuracy), judged noise
+    of 1e-12 of the buyer's utility as O(1): at θ ≈ 25, c_F = 0.004 the buyer's
+    fringe utility is ~1e35 and |T| ~ 1e22 (measured, repro competition_11_0)."""
+    sc = max(float(np.max(np.abs(T))) if len(T) else 0.0, float(np.max(np.abs(U))) if len(U) else 0.0)
+    return sc if sc > 0 else 1.0
+
+
+def _ref_scale(ref, unit: float) -> float:
+    """Denominator of a closed-form comparison: max|reference|, or the program's
+    ``unit`` when the reference is identically 0 (e.g. the leader serves no type:
+    the NLP's floor quantities are then judged on the scale of the problem, not in
+    absolute numbers)."""
+    ref = np.abs(np.atleast_1d(np.asarray(ref, float)))
+    m = float(np.max(ref)) if ref.size else 0.0
+    return m if m > 0 else unit
 
 
 def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=None, ir_types=(0,)):
@@ -1298,23 +1403,47 @@ def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=N
 
 
 def read_leader(m, theta, mass, r) -> LeaderMenu:
+    """The menu of a solved leader program, in the scenario's units (:func:`build_leader_nondim`)."""
     K = list(m.TYPES)
+    u = getattr(m, "_units", None)
+    tq, tf, P = (*m._leader_tokens, u.P) if u is not None else (1.0, 1.0, 1.0)
     return LeaderMenu(theta=np.asarray(theta, float), mass=np.asarray(mass, float),
-                      q=np.array([pyo.value(m.q[k]) for k in K]), T=np.array([pyo.value(m.T[k]) for k in K]),
-                      f=np.array([pyo.value(m.f[k]) for k in K]), objective=r.objective,
+                      q=tq * np.array([pyo.value(m.q[k]) for k in K]), T=P * np.array([pyo.value(m.T[k]) for k in K]),
+                      f=tf * np.array([pyo.value(m.f[k]) for k in K]), objective=r.objective,
                       pairs=list(m.PAIRS), ir_types=list(m.IR_TYPES), result=r)
+
+
+def _leader_units(lf, theta):
+    """Units of the leader program (:class:`Units`): θ_max and the top type's quality scale."""
+    _, qs, _ = _leader_scales(lf, theta)
+    u = Units(theta=float(np.max(theta)), Q=qs**lf.eta)
+    lf_s = cc.LeaderFringe(sigma=lf.sigma, gamma_L=lf.gamma_L, c_L=lf.c_L * u.token(lf.eta) / u.P,
+                           c_F=lf.c_F * u.token(lf.sigma) / u.P)
+    return u, lf_s
+
+
+def build_leader_nondim(lf, theta, mass, q0, T0=None, f0=None, pairs=None, ir_types=(0,)):
+    """:func:`build_leader` in nondimensional units (:class:`Units`); the starts are in the
+    scenario's units, :func:`read_leader` scales the menu back."""
+    u, lf_s = _leader_units(lf, theta)
+    tq, tf = u.token(lf.eta), u.token(lf.sigma)
+    m = build_leader(lf_s, np.asarray(theta, float) / u.theta, mass, np.asarray(q0, float) / tq,
+                     None if T0 is None else np.asarray(T0, float) / u.P,
+                     None if f0 is None else np.asarray(f0, float) / tf, pairs, ir_types)
+    m._units, m._leader_tokens = u, (tq, tf)
+    return m
 
 
 def solve_leader(lf, theta, mass, ctx, label, q0, T0=None, f0=None, pairs=None, ir_types=(0,), lazy=False):
     """Build and solve; with ``lazy`` add every IC/IR pair the numpy audit finds violated and re-solve."""
     with Timer() as tb:
-        m = build_leader(lf, theta, mass, q0, T0, f0, pairs, ir_types)
+        m = build_leader_nondim(lf, theta, mass, q0, T0, f0, pairs, ir_types)
     r = _solve_start(ctx, m, label, tb.seconds)
     menu = read_leader(m, theta, mass, r)
     rounds = 0
     while lazy and r.ok and rounds < MAX_LAZY_ROUNDS:
         aud = leader_audit(lf, theta, menu.q, menu.T)
-        scale = max(1.0, float(np.max(np.abs(menu.T))))
+        scale = _utility_scale(menu.T, aud["U"])
         bad = np.argwhere(aud["viol"] > TOL_AUDIT * scale)
         if not len(bad):
             break
@@ -1324,7 +1453,7 @@ def solve_leader(lf, theta, mass, ctx, label, q0, T0=None, f0=None, pairs=None, 
         new_ir = set(menu.ir_types) | {int(k) for k, l in bad if l == N}
         ctx.progress(f"    {label}: lazy IC round {rounds}: adding {len(bad)} violated rows")
         with Timer() as tb:
-            m = build_leader(lf, theta, mass, menu.q, menu.T, menu.f, sorted(new_pairs), sorted(new_ir))
+            m = build_leader_nondim(lf, theta, mass, menu.q, menu.T, menu.f, sorted(new_pairs), sorted(new_ir))
         r = _solve_start(ctx, m, f"{label}[lazy {rounds}]", tb.seconds)
         menu = read_leader(m, theta, mass, r)
     return menu
@@ -1490,28 +1619,31 @@ def _leader(res, lf, scn, opts, ctx, theta, mass):
     if solved is None:
         return None
     final, known = solved
-    _, qs, _ = _leader_scales(lf, theta)
+    _, qs, ts = _leader_scales(lf, theta)
     ref = cc.leader_discrete(lf, theta, mass, allow_nonmonotone=True)
     reg = leader_regions(lf, theta, final.q, qs)
     aud = leader_audit(lf, theta, final.q, final.T)
     chk = "leader_vs_discrete_closed_form"
     res.checks.append(bound_check(NAME, chk, "types in another region than leader_discrete",
                                   _region_mismatches(lf, theta, reg, ref["region"], ref["q_L"], qs), 0))
-    res.checks.append(compare(NAME, chk, "q_L", final.q, ref["q_L"], TOL_DISCRETE, index=theta))
+    res.checks.append(compare(NAME, chk, "q_L", final.q, ref["q_L"], TOL_DISCRETE, index=theta,
+                              scale=_ref_scale(ref["q_L"], qs)))
     # Q_L of an unserved type is 0, not floor^η (η small: FLOOR^0.07 ≈ 0.14 of the scale)
     res.checks.append(compare(NAME, chk, "Q_L", _leader_quality(lf, final.q, reg), ref["Q_L"], TOL_DISCRETE,
-                              index=theta))
+                              index=theta, scale=_ref_scale(ref["Q_L"], qs**lf.eta)))
     res.checks.append(compare(NAME, chk, "q_F (own top-up)", final.f, ref["q_F"], TOL_DISCRETE, index=theta))
-    res.checks.append(compare(NAME, chk, "T", final.T, ref["T"], TOL_DISCRETE, index=theta))
+    res.checks.append(compare(NAME, chk, "T", final.T, ref["T"], TOL_DISCRETE, index=theta,
+                              scale=_ref_scale(ref["T"], ts)))
     res.checks.append(compare(NAME, chk, "U", aud["U"], ref["U"], TOL_DISCRETE, index=theta))
-    res.checks.append(compare(NAME, chk, "profit", final.objective, ref["profit"], TOL_DISCRETE))
+    res.checks.append(compare(NAME, chk, "profit", final.objective, ref["profit"], TOL_DISCRETE,
+                              scale=_ref_scale(ref["profit"], ts)))
     if final.objective > ref["profit"] + TOL_DISCRETE * abs(ref["profit"]):
         res.notes.append(f"LEADER–FRINGE: the NLP menu earns MORE than leader_discrete on the same grid "
                          f"({final.objective:.10g} > {ref['profit']:.10g}); the discrete closed form is not optimal")
-    scale = max(1.0, float(np.max(np.abs(final.T))))
-    res.checks.append(bound_check(NAME, "leader_numpy_audit_all_pairs", "worst IC violation / max(1,|T|)",
+    scale = _utility_scale(final.T, aud["U"])
+    res.checks.append(bound_check(NAME, "leader_numpy_audit_all_pairs", "worst IC violation / max(|T|,|U|)",
                                   aud["ic"] / scale, TOL_AUDIT))
-    res.checks.append(bound_check(NAME, "leader_numpy_audit_all_pairs", "worst IR violation / max(1,|T|)",
+    res.checks.append(bound_check(NAME, "leader_numpy_audit_all_pairs", "worst IR violation / max(|T|,|U|)",
                                   aud["ir"] / scale, TOL_AUDIT))
     _audit_rows(res, ["leader: all-pairs IC (numeric top-up)", "leader: IR vs fringe only"],
                 [aud["ic"], aud["ir"]], [N * (N - 1), N])
@@ -1548,23 +1680,23 @@ def _leader_finer_grid(res, lf, scn, opts, theta, mass, table, aud, dist, cont, 
       prefers item k to every lower item and the outside option, and item k+1
       to every higher item, so its best item is k or k+1 (below θ_1: item 1 or
       the outside option; above θ_N: item N).  Checked: the best utility over
-      all items minus the best over those allowed ≤ TOL_AUDIT·max(1,|T|).
+      all items minus the best over those allowed ≤ TOL_AUDIT·max(|T|,|U|).
       A non-IC menu fails it.
     * **utility vs the continuous closed form** — U_fine and the continuous
       U(θ) are Lipschitz with constant L = max(max_l Q_L,l, A(θ_max)^σ, max Q_L^cont)
       (envelope: u_θ = max(q^η, A^σ)), so
       |U_fine(θ_i) − U_cont(θ_i)| ≤ e_grid + 2 L h_i, e_grid = max_k |U_k − U_cont(θ_k)|
       on the solved grid (O(1/N) by the convergence rows).  Checked: the worst
-      excess over that bound ≤ TOL_AUDIT·max(1,|T|).
+      excess over that bound ≤ TOL_AUDIT·max(|T|,|U|).
     * **leader profit vs the continuous closed form** — a fine type in grid
       cell k picks item k−1, k or k+1, so with π_k = T_k − c_L q_k (π_0 = 0)
       |profit_fine − profit_grid| ≤ B = Σ_k p_k max(|π_k − π_{k−1}|, |π_{k+1} − π_k|)
       ≤ 2 max_k p_k · TV(π) = O(1/N), hence |profit_fine − profit_cont| ≤
-      |profit_grid − profit_cont| + B.  Checked: the excess ≤ TOL_AUDIT·max(1,|T|)."""
+      |profit_grid − profit_cont| + B.  Checked: the excess ≤ TOL_AUDIT·max(|T|,|U|)."""
     N = len(theta)
     q = table["q_L"].to_numpy(float)
     T = table["t"].to_numpy(float)
-    scale = max(1.0, float(np.max(np.abs(T))))
+    scale = _utility_scale(T, aud["U"])
     slack = TOL_AUDIT * scale
     fine_th, fine_p = (scn.types.discretise(N * opts["refine"], scn.grid) if dist is not None else (theta, mass))
     a = np.maximum(q, 0.0) ** lf.r
@@ -1589,7 +1721,7 @@ def _leader_finer_grid(res, lf, scn, opts, theta, mass, table, aud, dist, cont, 
     chk = "leader_finer_grid_choice"
     worst = float(np.max(regret))
     res.checks.append(bound_check(NAME, chk, "best utility over all items − best over the type's cell items "
-                                  "(≤ TOL_AUDIT·max(1,|T|))", worst, slack))
+                                  "(≤ TOL_AUDIT·max(|T|,|U|))", worst, slack))
     rows = [("leader: finer-grid choice outside the type's cell (utility gain)", worst, len(fine_th))]
     if dist is not None and cont is not None:
         fc = cc.leader_continuous(lf, dist, fine_th)
@@ -1600,7 +1732,7 @@ def _leader_finer_grid(res, lf, scn, opts, theta, mass, table, aud, dist, cont, 
             np.minimum(np.abs(fine_th - theta[np.clip(kk, 0, N - 1)]), np.abs(fine_th - theta[np.clip(kk - 1, 0, N - 1)]))
         excess_U = float(np.max(np.abs(U_f - fc["U"]) - (e_grid + 2 * L * h)))
         res.checks.append(bound_check(NAME, chk, "|U_fine − U_cont| − (e_grid + 2·L·h) (O(1/N) bound; ≤ TOL_AUDIT·"
-                                      "max(1,|T|))", excess_U, slack))
+                                      "max(|T|,|U|))", excess_U, slack))
         pi = T - lf.c_L * q
         d = np.abs(np.diff(np.concatenate([[0.0], pi, [pi[-1]]])))
         B = float(np.sum(mass * np.maximum(d[:-1], d[1:])))
@@ -1609,7 +1741,7 @@ def _leader_finer_grid(res, lf, scn, opts, theta, mass, table, aud, dist, cont, 
         prof_cont = cc.leader_summary(lf, dist)["profit"]
         excess_P = abs(profit_fine - prof_cont) - (abs(profit_grid - prof_cont) + B)
         res.checks.append(bound_check(NAME, chk, "|profit_fine − profit_cont| − (|profit_N − profit_cont| + B) "
-                                      "(B = Σ p_k·max adjacent |Δπ| = O(1/N); ≤ TOL_AUDIT·max(1,|T|))",
+                                      "(B = Σ p_k·max adjacent |Δπ| = O(1/N); ≤ TOL_AUDIT·max(|T|,|U|))",
                                       excess_P, slack))
         res.notes.append(f"leader finer grid ({len(fine_th)} types): max |U_fine − U_cont| = "
                          f"{np.max(np.abs(U_f - fc['U'])):.3g} (bound e_grid + 2Lh ≤ {e_grid + 2 * L * np.max(h):.3g}); "
@@ -1780,7 +1912,7 @@ def _leader_convergence(res, lf, scn, ctx, sizes, base: LeaderMenu, known=None):
                                       float(df[col].max()), TOL_DISCRETE))
     res.checks.append(bound_check(NAME, "leader_finer_grids_audit", "worst IC/IR violation over N (absolute)",
                                   float(df["worst_ic_ir_violation"].max()),
-                                  TOL_AUDIT * max(1.0, float(np.max(np.abs(base.T))))))
+                                  TOL_AUDIT * _utility_scale(base.T, leader_audit(lf, base.theta, base.q, base.T)["U"])))
     res.tables["leader_fringe_convergence"] = df
     return df
 
@@ -1854,9 +1986,13 @@ def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead, mon_ref=None):
         a = df[(df.regime == reg) & (df.source == "NLP (discrete types)")]
         b = df[(df.regime == reg) & (df.source == "closed form (discrete types)")]
         if len(a) and len(b):
+            # a part that is exactly 0 in the closed form (no consumer surplus, no profit) is
+            # judged on the regime's total surplus, not in absolute money (_ref_scale)
+            unit = max(abs(float(b["total_surplus"].iloc[0])), 1e-300)
             for col in ("profit", "consumer_surplus", "total_surplus"):
                 res.checks.append(compare(NAME, "welfare_vs_discrete_closed_form", f"{reg}: {col}",
-                                          a[col].iloc[0], b[col].iloc[0], TOL_DISCRETE))
+                                          a[col].iloc[0], b[col].iloc[0], TOL_DISCRETE,
+                                          scale=_ref_scale(b[col].iloc[0], unit)))
     return df
 
 

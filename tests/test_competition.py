@@ -481,3 +481,59 @@ def test_efficient_with_a_huge_dynamic_range_of_surplus(ctx):
     comp._two_model_checks(res, models, th, ms, dist, eff, None)
     v = res.verification
     assert v.passed.all(), v[~v.passed].to_string()
+
+
+SCENARIO_11_0 = """\
+name = "huge"
+[technology]
+sigma = 0.9
+rho = 0.0
+[[technology.tokens]]
+name = "tok1"
+weight = 0.653832
+cost = 0.299819
+[[technology.tokens]]
+name = "tok2"
+weight = 0.346168
+cost = 1.02857
+[types]
+distribution = "discrete"
+file = "types.csv"
+grid = "equal-spacing"
+[regimes.competition]
+gamma_L = 0.02547
+gamma_F = 0.0
+c_L = 0.0588231
+c_F = 0.0040985
+task_cells = 5
+task_profiles = 1
+"""
+
+
+@pytest.mark.integration
+def test_huge_quantities_are_solved_in_nondimensional_units(run_solve, tmp_path, out_dir):
+    """repro competition_11_0 (valid_scenarios seed 11): σ = 0.9, θ ≈ 25, c_F = 0.004, quantities
+    ~1e33.  Ipopt's unscaled complementarity stayed at 9e4, μ went to 1e-39, ASL hit pow(0, 1/η)
+    and the process exited 1 with no row printed.  Programs in nondimensional units (comp.Units):
+    exit 0, every row passes; the leader sells nothing, judged on the problem's scale."""
+    (tmp_path / "types.csv").write_text("theta,mass\n25.1742,0.499\n8.10768,0.6046\n")
+    f = tmp_path / "huge.toml"
+    f.write_text(SCENARIO_11_0)
+    code, out, err = run_solve(f, "--out", out_dir, "--quiet")
+    assert code == 0, out + err
+    v = pd.read_csv(out_dir / "huge" / "verification.csv")
+    assert v.passed.all() and len(v) > 30
+    lead = pd.read_csv(out_dir / "huge" / "competition" / "leader_fringe.csv")
+    assert lead["q_L"].max() < 1e-9 * 1e36  # at the floor: the leader is priced out (c_L ≫ c_F)
+
+
+def test_units_give_the_same_program_in_o1_numbers():
+    """Units: the nondimensional models/types are the same problem (first-best quality of each
+    model scales by Q, the top type's best first-best quality is 1, costs O(1) for it)."""
+    th = np.array([8.10768, 25.1742])
+    models = comp._two_models(0.9, {"c_F": 0.0040985, "c_L": 0.0588231, "gamma_F": 0.0, "gamma_L": 0.02547})
+    u, ms, ths, _ = comp._nondim(models, th, None)
+    assert u.Q > 1e30 and np.max(ths) == 1.0
+    for mm, mmn in zip(models, ms):
+        np.testing.assert_allclose(cc.first_best_quality(mmn, ths), cc.first_best_quality(mm, th) / u.Q, rtol=1e-12)
+    assert max(float(cc.first_best_quality(mmn, 1.0)) for mmn in ms) == pytest.approx(1.0, rel=1e-12)
