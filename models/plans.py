@@ -310,6 +310,161 @@ def _two_part(res, tech, theta, mass, scn, opts, ctx, full_profit):
     return {"profit": prof, "cs": out["consumer_surplus"], "served": served, "m": mult, "fee": fee}
 
 
+# ------------------------------------------------ menus of K two-part tariffs
+def build_two_part_menu(tech, theta, mass, starts, m0: float = 1.5):
+    """K tariffs (F_b, m_b) when block b (types starts[b] …) takes tariff b.
+    Every served type's demand under its own tariff is a FOC row; the
+    boundary types (lowest and highest of each block, highest excluded) get
+    a demand variable under every other tariff (FOC rows too) and a choice
+    row against it and against the outside option -- nothing is assumed
+    about which rows bind or what a tariff is worth."""
+    theta = np.asarray(theta, float)
+    N = len(theta)
+    starts = np.asarray(starts, int)
+    K = len(starts)
+    plan = cp.assignment(N, starts)
+    served = [i for i in range(N) if plan[i] >= 0]
+    rows = []
+    for b in range(K):
+        e = starts[b + 1] - 1 if b + 1 < K else N - 1
+        rows += [int(starts[b]), int(e)]
+    if starts[0] > 0:
+        rows.append(int(starts[0]) - 1)
+    rows = list(dict.fromkeys(rows))
+    dev = [(i, o) for i in rows for o in range(K) if o != plan[i]]
+    mdl = pyo.ConcreteModel(name=f"two_part_menu_{K}")
+    mdl.B = pyo.RangeSet(0, K - 1)
+    # m >= 1 is not imposed: the optimum has m_b = 1/D_b >= 1 anyway (derived,
+    # D_b <= 1), and the top block's m_b = 1 exactly when it is one type; at a
+    # bound there, where the objective is flat, the interior point stopped
+    # at m - 1 = 3.7e-6 (measured) instead of converging.
+    mdl.mult = pyo.Var(mdl.B, bounds=(0.5, cp.M_MAX), initialize=m0)
+    mdl.fee = pyo.Var(mdl.B, initialize=0.0)
+    qfb = cf.first_best_quality(tech, np.maximum(theta, 0.0))
+    q0 = cp.linear_demand(tech, theta, m0)
+    mdl.S = pyo.Set(initialize=served)
+    mdl.D = pyo.Set(initialize=dev, dimen=2)
+    mdl.Q = pyo.Var(mdl.S, bounds=(0.0, None), initialize=lambda _, i: float(q0[i]))
+    mdl.q = pyo.Var(mdl.D, bounds=(0.0, None), initialize=lambda _, i, o: float(q0[i]))
+    mdl.foc = pyo.Constraint(mdl.S, rule=lambda mm, i: mm.mult[int(plan[i])] * _mc_expr(tech, mm.Q[i]) == float(theta[i]))
+    mdl.foc_dev = pyo.Constraint(mdl.D, rule=lambda mm, i, o: mm.mult[o] * _mc_expr(tech, mm.q[i, o]) == float(theta[i]))
+
+    def own(mm, i):
+        if plan[i] < 0:
+            return 0.0
+        b = int(plan[i])
+        return float(theta[i]) * mm.Q[i] - mm.mult[b] * _cost_expr(tech, mm.Q[i]) - mm.fee[b]
+
+    mdl.choice = pyo.Constraint(mdl.D, rule=lambda mm, i, o: own(mm, i) >= float(theta[i]) * mm.q[i, o]
+                                - mm.mult[o] * _cost_expr(tech, mm.q[i, o]) - mm.fee[o])
+    mdl.ir = pyo.Constraint([i for i in rows if plan[i] >= 0], rule=lambda mm, i: own(mm, i) >= 0)
+    mdl.profit = pyo.Objective(expr=sum(float(mass[i]) * (mdl.fee[int(plan[i])] + (mdl.mult[int(plan[i])] - 1.0)
+                                                          * _cost_expr(tech, mdl.Q[i])) for i in served),
+                               sense=pyo.maximize)
+    ts = float(theta[-1] * qfb[-1])
+    sf = mdl.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
+    sf[mdl.profit] = 1.0 / max(ts * float(np.sum(mass[served])), 1e-300)
+    for b in mdl.B:
+        sf[mdl.fee[b]] = 1.0 / ts
+    for i in served:
+        sf[mdl.Q[i]] = 1.0 / max(float(qfb[i]), 1e-300)
+        sf[mdl.foc[i]] = 1.0 / float(theta[i])
+    for i, o in dev:
+        sf[mdl.q[i, o]] = 1.0 / max(float(qfb[i]), 1e-300)
+        sf[mdl.foc_dev[i, o]] = 1.0 / float(theta[i])
+        sf[mdl.choice[i, o]] = 1.0 / ts
+    for c in mdl.ir.values():
+        sf[c] = 1.0 / ts
+    return mdl, plan
+
+
+def price_sheet_two_part_menu(tech, theta, mass, fee, mult, plan) -> pd.DataFrame:
+    """One row per tariff: fixed fee, multiplier and every class's $/Mtok,
+    the lowest type and share of buyers it serves; excluded buyers a "none"
+    row (fee 0, no per-token price)."""
+    rows = []
+    ex = plan < 0
+    cls = _classes(tech)
+    if ex.any():
+        d = {"Plan": "none", "From θ": float(theta[ex].min()), "Buyers (%)": 100 * float(mass[ex].sum()),
+             "Fixed fee ($)": 0.0, "Multiplier (x)": np.nan}
+        d.update({f"{nm} ($/Mtok)": np.nan for nm, _ in cls})
+        rows.append(d)
+    for b in range(len(fee)):
+        sel = plan == b
+        d = {"Plan": str(b + 1), "From θ": float(theta[sel].min()), "Buyers (%)": 100 * float(mass[sel].sum()),
+             "Fixed fee ($)": float(fee[b]), "Multiplier (x)": float(mult[b])}
+        d.update({f"{nm} ($/Mtok)": float(mult[b] * c) for nm, c in cls})
+        rows.append(d)
+    return pd.DataFrame(rows)
+
+
+def _two_part_menus(res, tech, theta, mass, scn, opts, ctx, full_profit, single):
+    """Best menus of K two-part tariffs: closed form (DP over blocks) and the
+    NLP for its partition; free choice from the exported sheet."""
+    N = len(theta)
+    Ks = [K for K in opts["K"] if K <= N and (K + 1) * N * N <= cp.DP_MAX_ENTRIES]
+    rows = []
+    fine = None
+    if scn is not None and scn.types.kind != "discrete":
+        fine = scn.types.discretise(N * opts["refine"], scn.grid)[0]
+    for K in Ks:
+        ref = cp.best_two_part_menu(tech, theta, mass, K)
+        out = ref.outcome(tech)
+        res.checks.append(compare(NAME, "two_part_menu_dp_value", "DP optimum vs the menu's own profit",
+                                  out["profit"], ref.value, TOL_CLOSED, index=[f"K={K}"]))
+        with Timer() as tb:
+            mdl, plan = build_two_part_menu(tech, theta, mass, ref.starts)
+        lab = f"two_part_menu[K={K}]"
+        r = ctx.solve(mdl, lab, tb.seconds, defaults=menu_solver_defaults(tech))
+        res.solves[lab] = r
+        mult = np.array([pyo.value(mdl.mult[b]) for b in mdl.B])
+        fee = np.array([pyo.value(mdl.fee[b]) for b in mdl.B])
+        prof = float(pyo.value(mdl.profit))
+        idx = [f"K={K},tariff {b + 1}" for b in range(len(mult))]
+        # m and F against the exact block optimum: profit is quadratic in
+        # their errors, so Ipopt's tol 1e-12 bounds them only to ~1e-6
+        # (TOL_M); measured <= 1.8e-8 (data/pricing_plans.toml)
+        res.checks.append(compare(NAME, "two_part_menu_nlp_vs_closed_form", "multiplier m", mult, ref.m, TOL_M,
+                                  index=idx))
+        res.checks.append(compare(NAME, "two_part_menu_nlp_vs_closed_form", "fee", fee, ref.fee, TOL_M, index=idx))
+        res.checks.append(compare(NAME, "two_part_menu_nlp_vs_closed_form", "profit", prof, out["profit"],
+                                  TOL_LINEAR_PROFIT, index=[f"K={K}"]))
+        if K == 1:  # one tariff: the independent served-set x multiplier search
+            res.checks.append(compare(NAME, "two_part_menu_K1_vs_single", "profit (DP K=1 vs 1-D search)",
+                                      out["profit"], single["profit"], TOL_LINEAR_PROFIT))
+        sheet = price_sheet_two_part_menu(tech, theta, mass, fee, mult, plan)
+        res.tables[f"price_sheet_two_part_K{K}"] = sheet
+        # free choice from the exported sheet: fee and multiplier as printed
+        srv = sheet[sheet["Plan"] != "none"]
+        F, M, cuts = (srv["Fixed fee ($)"].to_numpy(float), srv["Multiplier (x)"].to_numpy(float),
+                      srv["From θ"].to_numpy(float))
+        scale = max(float(np.max(np.abs(F))), 1e-300)
+        for nm, th in [("solved grid", theta)] + ([(f"{len(fine)} finer-grid types", fine)] if fine is not None else []):
+            a = np.searchsorted(cuts, th, side="right") - 1
+            _, U = cp.two_part_menu_choice(tech, th, F, M)
+            reg = (U.max(axis=1) - U[np.arange(len(th)), a + 1]) / scale
+            res.checks.append(bound_check(NAME, "two_part_menu_free_choice", f"worst regret / max|fee| ({nm})",
+                                          float(reg.max()), TOL_AUDIT, index=f"K={K}"))
+            res.checks.append(bound_check(NAME, "two_part_menu_free_choice", f"types not picking their tariff ({nm})",
+                                          int(np.sum(reg > TOL_AUDIT)), 0, index=f"K={K}"))
+        rows.append({"K": K, "plans": len(mult), "profit_usd": prof, "consumer_surplus_usd": out["consumer_surplus"],
+                     "total_surplus_usd": prof + out["consumer_surplus"], "share_served": float(mass[plan >= 0].sum()),
+                     "profit_pct_of_full_menu": 100 * prof / full_profit, "multiplier_min": float(mult.min()),
+                     "multiplier_max": float(mult.max())})
+    df = pd.DataFrame(rows)
+    res.tables["two_part_menus"] = df
+    for a, b in zip(rows, rows[1:]):
+        res.checks.append(bound_check(NAME, "two_part_menu_monotone_in_K",
+                                      "(profit(K) - profit(K')) / full profit, K < K'",
+                                      (a["profit_usd"] - b["profit_usd"]) / full_profit, TOL_DISCRETE,
+                                      index=f"K={a['K']}->{b['K']}"))
+    if len(df):
+        res.notes.append("menus of K two-part tariffs: " + ", ".join(
+            f"K={r.K}: {r.profit_pct_of_full_menu:.4g} %" for r in df.itertuples()) + " of the full menu's profit")
+    return df
+
+
 # ------------------------------------------------------------- K-plan menus
 def build_k_plans(tech, theta, mass, starts):
     """Pyomo model of the best menu when block b (types starts[b] …) buys plan b."""
@@ -718,6 +873,7 @@ def run(scn, opts, ctx) -> RegimeResult:
     res.checks.append(bound_check(NAME, "two_part_vs_linear", "(linear profit - two-part profit) / full profit",
                                   (lin["profit"] - two["profit"]) / full_profit, TOL_DISCRETE))
     df, best_by_K = _k_plans(res, tech, theta, mass, scn, opts, ctx, full)
+    tpm = _two_part_menus(res, tech, theta, mass, scn, opts, ctx, full_profit, two)
     _committed_spend(res, tech, theta, mass, scn, opts, full, best_by_K)
     served_full = float(mass[full.Q > cb.SERVED_Q_RTOL * full.Q.max()].sum())
     rows = [{"scheme": "full menu (one plan per type)", "plans": int(np.sum(full.Q > cb.SERVED_Q_RTOL * full.Q.max())),
@@ -734,6 +890,10 @@ def run(scn, opts, ctx) -> RegimeResult:
                  "profit_usd": two["profit"], "consumer_surplus_usd": two["cs"],
                  "total_surplus_usd": two["profit"] + two["cs"], "share_served": two["served"],
                  "profit_pct_of_full_menu": 100 * two["profit"] / full_profit})
+    for r in tpm.itertuples():
+        rows.append({"scheme": f"{r.K} two-part tariffs", "plans": r.plans, "profit_usd": r.profit_usd,
+                     "consumer_surplus_usd": r.consumer_surplus_usd, "total_surplus_usd": r.total_surplus_usd,
+                     "share_served": r.share_served, "profit_pct_of_full_menu": r.profit_pct_of_full_menu})
     status = "verified" if res.verified else res.status()
     out = pd.DataFrame(rows)
     out["check_status"] = status  # every scheme's checks are this regime's verification rows

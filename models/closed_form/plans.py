@@ -218,30 +218,50 @@ def _best_next(H, phi, r, thr):
     return np.where(pos < len(order), sufmax[np.minimum(pos, len(order) - 1)], -np.inf)
 
 
-def _dp_unlimited(tech, theta, mass) -> DPResult:
-    """The DP with any number of blocks (K >= N): H[s, e] needs only rows of
-    later starts, so one table, filled by descending next start r."""
-    N = len(theta)
-    v, phi = _block_tables(tech, theta, mass)
-    H = np.full((N, N), -np.inf)
-    H[:, N - 1] = v[:, N - 1]
-    for r in range(N - 1, 0, -1):
-        H[:r, r - 1] = v[:r, r - 1] + _best_next(H, phi, r, phi[:r, r - 1])
-    flat = int(np.argmax(H))
+def partition_dp(v, key, K: int):
+    """Best partition of types s_1 … N−1 into at most K contiguous blocks (types
+    below s_1 excluded) maximising Σ v[s_b, e_b] over partitions whose block
+    keys key[s_b, e_b] are non-decreasing: H_k[s, e] = best value of covering
+    s … N−1 with at most k blocks, the first being [s, e]; the next block
+    [e+1, e'] must have key(e+1, e') ≥ key(s, e).  K >= N: one table filled by
+    descending next start.  Returns (starts, value); (None, 0) if no
+    partition is worth more than 0."""
+    N = v.shape[0]
+    K = int(max(1, min(K, N)))
+
+    def trace(Hs, s, e):
+        starts = [s]
+        k = K
+        while e < N - 1:
+            r = e + 1
+            cand = np.flatnonzero(key[r, r:] >= key[s, e]) + r
+            k -= 1
+            T = Hs(k)
+            j = int(cand[int(np.argmax(T[r, cand]))])
+            s, e = r, j
+            starts.append(s)
+        return np.array(starts, int)
+
+    if K == N:
+        H = np.full((N, N), -np.inf)
+        H[:, N - 1] = v[:, N - 1]
+        for r in range(N - 1, 0, -1):
+            H[:r, r - 1] = v[:r, r - 1] + _best_next(H, key, r, key[:r, r - 1])
+        flat = int(np.argmax(H))
+        s, e = divmod(flat, N)
+        value = float(H[s, e])
+        return (trace(lambda k: H, s, e), value) if value > 0 else (None, 0.0)
+    H = np.full((K + 1, N, N), -np.inf)
+    H[1][:, N - 1] = v[:, N - 1]
+    for k in range(2, K + 1):
+        Hk = H[k - 1].copy()  # at most k blocks includes at most k - 1
+        for r in range(1, N):  # blocks [s, r-1], s < r, followed by a block starting at r
+            Hk[:r, r - 1] = np.maximum(Hk[:r, r - 1], v[:r, r - 1] + _best_next(H[k - 1], key, r, key[:r, r - 1]))
+        H[k] = Hk
+    flat = int(np.argmax(H[K]))
     s, e = divmod(flat, N)
-    value = float(H[s, e])
-    if not value > 0:
-        return DPResult(np.array([N - 1]), 0.0, block_menu(tech, theta, mass, [N - 1]), True)
-    starts = [s]
-    while e < N - 1:
-        r = e + 1
-        cand = np.flatnonzero(phi[r, r:] >= phi[s, e]) + r
-        j = int(cand[int(np.argmax(H[r, cand]))])
-        s, e = r, j
-        starts.append(s)
-    starts = np.array(starts, int)
-    menu = block_menu(tech, theta, mass, starts)
-    return DPResult(starts, value, menu, _ordered(tech, phi, starts, N))
+    value = float(H[K][s, e])
+    return (trace(lambda k: H[k], s, e), value) if value > 0 else (None, 0.0)
 
 
 def _ordered(tech, phi, starts, N) -> bool:
@@ -258,47 +278,20 @@ def best_k_plans_dp(tech: cf.Technology, theta, mass, K: int) -> DPResult:
     common Q, and a pooled pair of adjacent blocks is worth exactly the
     merged block (a and P add), so every partition's exact value is that of a
     coarser partition whose φ are non-decreasing, whose separable (relaxed)
-    value is attained.  The DP maximises the separable value over exactly
-    those partitions: H_k[s, e] = best value of covering s … N−1 with at most k
-    blocks, the first being [s, e]; the next block [e+1, e'] must have
-    φ(e+1, e') ≥ φ(s, e).  O(K N² log N) (per next start, a sorted suffix max)."""
+    value is attained.  The DP (``partition_dp``) maximises the separable
+    value over exactly those partitions.  O(K N² log N) (per next start, a
+    sorted suffix max)."""
     theta = np.asarray(theta, float)
     mass = np.asarray(mass, float)
     N = len(theta)
     K = int(max(1, min(K, N)))
-    if K == N:
-        return _dp_unlimited(tech, theta, mass)
-    if (K + 1) * N * N > DP_MAX_ENTRIES:
+    if K < N and (K + 1) * N * N > DP_MAX_ENTRIES:
         raise ValueError(f"K-plan DP with K = {K}, N = {N} needs {(K + 1) * N * N:.3g} table entries "
                          f"(limit {DP_MAX_ENTRIES:.3g}); use fewer types")
     v, phi = _block_tables(tech, theta, mass)
-    H = np.full((K + 1, N, N), -np.inf)
-    H[1][:, N - 1] = v[:, N - 1]
-    for k in range(2, K + 1):
-        Hk = H[k - 1].copy()  # at most k blocks includes at most k - 1
-        for r in range(1, N):  # blocks [s, r-1], s < r, followed by a block starting at r
-            Hk[:r, r - 1] = np.maximum(Hk[:r, r - 1], v[:r, r - 1] + _best_next(H[k - 1], phi, r, phi[:r, r - 1]))
-        H[k] = Hk
-    flat = int(np.argmax(H[K]))
-    s, e = divmod(flat, N)
-    value = float(H[K][s, e])
-    if not value > 0:  # nobody served
-        menu = block_menu(tech, theta, mass, [N - 1])
-        return DPResult(np.array([N - 1]), 0.0, menu, True)
-    starts, k, target = [], K, value
-    while True:
-        starts.append(s)
-        if e == N - 1:
-            break
-        rest = target - v[s, e]
-        r = e + 1
-        cand = np.flatnonzero(phi[r, r:] >= phi[s, e]) + r
-        k -= 1
-        j = cand[int(np.argmax(H[k][r, cand]))]
-        s, e, target = r, int(j), float(H[k][r, j])
-        if not np.isfinite(rest):
-            break
-    starts = np.array(starts, int)
+    starts, value = partition_dp(v, phi, K)
+    if starts is None:  # nobody served
+        return DPResult(np.array([N - 1]), 0.0, block_menu(tech, theta, mass, [N - 1]), True)
     menu = block_menu(tech, theta, mass, starts)
     return DPResult(starts, value, menu, _ordered(tech, phi, starts, N))
 
@@ -457,6 +450,121 @@ def two_part_optimum(tech: cf.Technology, theta, mass) -> dict:
         if best is None or out["profit"] > best["profit"]:
             best = out
     return best
+
+
+# ------------------------------------------------- menu of K two-part tariffs
+# K tariffs (F_b, m_b); a buyer picks one and buys C'(Q) = θ/m_b under it
+# (derived, homogeneous C = cQ^{1/η}).  With r = 1/(1 − η), u = θ^r,
+# x = m^{−η/(1−η)} ∈ (0, 1] and β = (η/c)^{η/(1−η)}: her demand has
+# θQ = βux, her cost C(Q) = ηθQ/m, so tariff b is worth V_b(u) = (1 − η)βu·x_b − F_b
+# to her -- linear in u with slope ∝ x_b (single crossing in u) -- and earns
+# F_b + ηβu·x_b(1 − 1/m_b).  So the types choosing each tariff are contiguous
+# blocks in θ with x (hence 1/m) non-decreasing, and for given blocks the fee
+# chain binds downward: F_1 = (1 − η)βu_{s_1}x_1, F_b = F_{b−1} + (1 − η)βu_{s_b}(x_b − x_{b−1}).
+# Summing, the profit is Σ_b g_b(x_b) with
+#     g_b(x) = (1 − η)βA_b·x + ηβU_b(x − x^{1/η}),
+#     A_b = u_{s_b}S(s_b) − u_{s_{b+1}}S(s_{b+1}),   U_b = Σ_{i∈b} p_i u_i,
+# each depending only on the block's ends and contents (S(i) = mass of types
+# ≥ i).  g_b is concave in x; its maximiser is x_b = D_b^{η/(1−η)}, i.e.
+#     m_b = 1 / D_b,   D_b = η + (1 − η)A_b/U_b   (≤ 1, since A_b ≤ u_{s_b}P_b ≤ U_b),
+# worth (1 − η)βU_b·D_b^r (0 and no sale if D_b ≤ 0).  g is linear in
+# (A, U), so two adjacent blocks pooled at one x are worth exactly the merged
+# block: as for the K-plan menus, ``partition_dp`` over blocks with
+# non-decreasing D is the exact optimum.  K = 1 is the single two-part tariff
+# (m*(s) above); K = N reaches the full menu when θ/φ̄ is non-increasing.
+def _two_part_block_tables(tech, theta, mass):
+    """(v, D): v[s, e] = value (1 − η)βU·D^r of block [s, e] (0 if D <= 0),
+    D[s, e] = η + (1 − η)A/U clipped at 0 (nan for e < s)."""
+    N = len(theta)
+    e_, r = tech.eta, 1.0 / (1.0 - tech.eta)
+    beta = (e_ / cf.cost_coefficient(tech)) ** (e_ / (1.0 - e_))
+    u = np.maximum(theta, 0.0) ** r
+    S = np.r_[np.cumsum(mass[::-1])[::-1], 0.0]
+    cu = np.r_[0.0, np.cumsum(mass * u)]  # cu[i] = Σ_{k<i} p_k u_k
+    u_next = np.r_[u[1:], 0.0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        A = u[:, None] * S[:N][:, None] - u_next[None, :] * S[1:][None, :]
+        U = cu[1:][None, :] - cu[:N][:, None]
+        D = np.maximum(np.where(U > 0, e_ + (1.0 - e_) * A / np.where(U > 0, U, 1.0), 0.0), 0.0)
+    v = (1.0 - e_) * beta * np.where(U > 0, U, 0.0) * D ** r
+    ok = np.arange(N)[None, :] >= np.arange(N)[:, None]
+    return np.where(ok, v, -np.inf), np.where(ok, D, np.nan)
+
+
+@dataclass
+class TwoPartMenu:
+    """K two-part tariffs over discrete types: tariff b = (fee[b], m[b]) for
+    types starts[b] … (the last block ends at N−1); types below starts[0] buy nothing."""
+
+    theta: np.ndarray
+    mass: np.ndarray
+    starts: np.ndarray
+    fee: np.ndarray
+    m: np.ndarray
+    plan_of: np.ndarray
+    value: float  # the DP's optimum (separable value)
+
+    def outcome(self, tech):
+        """Demand, payments and welfare of every type under its assigned tariff."""
+        b = np.maximum(self.plan_of, 0)
+        sv = self.plan_of >= 0
+        mm = np.where(sv, self.m[b], 1.0)
+        Q = np.where(sv, linear_demand(tech, self.theta, mm), 0.0)
+        C = cf.cost(tech, Q)
+        pay = np.where(sv, self.fee[b] + mm * C, 0.0)
+        U = np.where(sv, self.theta * Q - pay, 0.0)
+        return {"Q": Q, "payment": pay, "U": U, "profit": float(np.sum(self.mass * (pay - C))),
+                "consumer_surplus": float(np.sum(self.mass * U)), "served": sv}
+
+
+def two_part_menu_from_blocks(tech, theta, mass, starts, m) -> tuple[np.ndarray, np.ndarray]:
+    """Fees of the binding downward chain for given blocks and multipliers
+    (type s_b indifferent between tariffs b − 1 and b, type s_1 between
+    tariff 1 and nothing), by the buyer's own value m·S^FB(θ/m) of a tariff."""
+    theta = np.asarray(theta, float)
+    m = np.asarray(m, float)
+    fee = np.zeros(len(starts))
+    for b, s in enumerate(starts):
+        ts = theta[s]
+        gross = m[b] * cf.first_best_surplus(tech, ts / m[b])  # max_Q θQ − mC(Q)
+        prev = 0.0 if b == 0 else m[b - 1] * cf.first_best_surplus(tech, ts / m[b - 1]) - fee[b - 1]
+        fee[b] = gross - prev
+    return fee, assignment(len(theta), starts)
+
+
+def best_two_part_menu(tech: cf.Technology, theta, mass, K: int) -> TwoPartMenu:
+    """Best menu of at most K two-part tariffs (derivation above)."""
+    if tech.has_baseline:
+        raise ValueError("two-part menus are derived for the homogeneous C(Q) only")
+    theta = np.asarray(theta, float)
+    mass = np.asarray(mass, float)
+    N = len(theta)
+    K = int(max(1, min(K, N)))
+    if K < N and (K + 1) * N * N > DP_MAX_ENTRIES:
+        raise ValueError(f"two-part menu DP with K = {K}, N = {N} needs {(K + 1) * N * N:.3g} entries")
+    v, D = _two_part_block_tables(tech, theta, mass)
+    starts, value = partition_dp(v, D, K)
+    if starts is None:
+        starts = np.array([N - 1])
+        m = np.array([M_MAX])
+    else:
+        ends = np.r_[starts[1:] - 1, N - 1]
+        keep = D[starts, ends] > 0  # D <= 0 (only a leading block: keys increase): no sale, types excluded
+        starts, ends = starts[keep], ends[keep]
+        m = 1.0 / D[starts, ends]
+    fee, plan = two_part_menu_from_blocks(tech, theta, mass, starts, m)
+    return TwoPartMenu(theta, mass, np.asarray(starts, int), fee, m, plan, float(value))
+
+
+def two_part_menu_choice(tech: cf.Technology, theta_buyer, fee, m):
+    """Each buyer's best tariff by direct evaluation (demand C'(Q) = θ/m_b,
+    utility θQ − m_bC(Q) − F_b), or the outside option: (tariff or −1, utility matrix)."""
+    th = np.atleast_1d(np.asarray(theta_buyer, float))[:, None]
+    m = np.asarray(m, float)[None, :]
+    Q = cf.inverse_marginal_cost(tech, th / m)
+    U = th * Q - m * cf.cost(tech, Q) - np.asarray(fee, float)[None, :]
+    U = np.c_[np.zeros(len(th)), U]
+    return np.argmax(U, axis=1) - 1, U
 
 
 # ------------------------------------------------- minimum-spend (committed) plans
