@@ -39,9 +39,11 @@ import pandas as pd
 from models import data_dir
 from models import scenario as _scenario
 from models.results import VERIFICATION_COLUMNS, RegimeResult
+from models.cli import set_verbosity  # noqa: F401  (progress lines through logging, as solve.py)
 from models.scenario import Scenario, ScenarioError
 
 __all__ = ["Scenario", "ScenarioError", "RegimeResult", "BudgetMenu", "load_scenario", "shipped_scenarios",
+           "set_verbosity",
            "scenario_from_dict", "with_changes", "solve_regime", "solve", "verification", "solve_budget_menu",
            "price_sheet", "DEFAULT_SCENARIO"]
 
@@ -91,15 +93,17 @@ def _context(scn: Scenario, route: str | None, progress, figures: bool):
 
     return run.Context(route=solver.pick_route(route or scn.solver["route"]), options=scn.solver["options"],
                        user_options=scn.solver["user_options"],
-                       progress=progress if progress is not None else (lambda *a, **k: None), figures=figures)
+                       progress=progress if progress is not None else run._info, figures=figures)
 
 
 def solve_regime(scn: Scenario, name: str, *, route: str | None = None, progress=None,
                  figures: bool = True) -> RegimeResult:
     """Solve and verify one regime of ``scn`` in memory (no file is written).
 
-    ``progress``: a callable receiving one line per solve (default: silent;
-    ``print`` shows what ``solve.py`` shows).  ``figures=False`` skips drawing.
+    ``progress``: a callable receiving one line per solve (default: the standard
+    :mod:`logging` logger ``models.run`` at INFO, silent unless logging is
+    configured -- ``api.set_verbosity("normal")`` shows what ``solve.py`` shows,
+    ``"verbose"`` adds Ipopt's iterations).  ``figures=False`` skips drawing.
     A solve that does not converge never yields passed verification rows."""
     from models import run, solver
 

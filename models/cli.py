@@ -1,30 +1,205 @@
-"""Console command ``llm-pricing`` (``pip install .``): the same as ``python solve.py``.
+"""The command line: ``python solve.py`` and the console command ``llm-pricing`` (same arguments).
 
-``solve.py`` stays the one command-line implementation; this entry point only
-imports it (it ships as a top-level module, see ``pyproject.toml``), adds
-``--version``, and, after a non-editable install where ``data/`` is not next to
-``solve.py``, points its default scenario at the installed copy
-(:func:`models.data_dir`).
+``solve.py`` is a thin shim around :func:`main`.  Progress goes through the
+standard :mod:`logging` module (logger ``models`` and its children, on
+stderr): ``--quiet`` shows warnings and errors only, ``--verbose`` adds every
+Ipopt iteration (rate-limited) and other detail; the verification table and
+the final ``RESULT`` line are the program's output (stdout).  From Python,
+:func:`set_verbosity` (also ``models.api.set_verbosity``) does the same.
 """
 from __future__ import annotations
 
+import argparse
+import logging
 import sys
+from pathlib import Path
+
+_USAGE = """Solve LLM-pricing scenarios and verify every result against its closed form.
+
+    python solve.py [SCENARIO ...] [--out DIR] [--format csv,latex,md,parquet] [--quiet | --verbose]
+    python solve.py sweep SCENARIO --param PATH=START:STOP:COUNT [...]   (see: solve.py sweep --help)
+
+Exit codes: 0 every regime solved and every check passed; 1 something did not
+converge or did not verify (verification.csv says which); 2 bad input.
+"""
+
+_log = logging.getLogger("models.cli")
+_HANDLER: logging.Handler | None = None
+LEVELS = {"quiet": logging.WARNING, "normal": logging.INFO, "verbose": logging.DEBUG}
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv == ["--version"]:
-        from models import __version__
+class _Stderr:
+    """Whatever ``sys.stderr`` is when a line is written (pytest and notebooks swap it)."""
 
-        print(f"llm-pricing {__version__}")
-        return 0
-    import solve
+    def write(self, text):
+        sys.stderr.write(text)
 
-    if not solve.DEFAULT_SCENARIO.is_file():  # non-editable install: data/ lives under <prefix>/share
-        from models import data_dir
+    def flush(self):
+        sys.stderr.flush()
 
-        solve.ROOT, solve.DEFAULT_SCENARIO = data_dir().parent, data_dir() / "default.toml"
-    return solve.main(argv)
+
+def set_verbosity(level: str = "normal", stream=None) -> None:
+    """Show the toolkit's progress lines (logger ``models``) on ``stream`` (default: stderr):
+    ``"quiet"`` warnings and errors only, ``"normal"`` one line per regime and per solve plus a
+    line every few seconds of a long solve, ``"verbose"`` also Ipopt's iterations."""
+    global _HANDLER
+    if level not in LEVELS:
+        raise ValueError(f"verbosity must be one of {', '.join(LEVELS)}; got {level!r}")
+    root = logging.getLogger("models")
+    if _HANDLER is not None:
+        root.removeHandler(_HANDLER)
+    _HANDLER = logging.StreamHandler(stream if stream is not None else _Stderr())
+    _HANDLER.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(_HANDLER)
+    root.setLevel(LEVELS[level])
+    root.propagate = False  # shown once, by this handler
+
+
+def default_scenario() -> Path:
+    """data/default.toml of the clone, or of the installed copy (``models.data_dir``)."""
+    from models import data_dir
+
+    return data_dir() / "default.toml"
+
+
+def _formats(text: str, allowed, what: str):
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in items if s not in allowed]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(f"{what} must be a comma list of {', '.join(allowed)}; got {text!r}")
+    return items
+
+
+def _terminate(signum, frame):  # SIGTERM/SIGHUP: unwind, so that staging files are removed
+    raise SystemExit(128 + signum)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Command-line mistakes get the same one-line 'error:' contract as scenarios."""
+
+    def error(self, message):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv=None, prog: str | None = None) -> int:
+    """``python solve.py ARGS`` / ``llm-pricing ARGS``; returns the exit code."""
+    if argv is None:
+        argv, prog = sys.argv[1:], prog or Path(sys.argv[0]).name  # solve.py or llm-pricing
+    argv = list(argv)
+    if argv and argv[0] == "sweep":  # python solve.py sweep SCENARIO --param PATH=START:STOP:COUNT ...
+        from models import sweep
+
+        return sweep.main(argv[1:])
+    from models.export import FIGURE_FORMATS, FORMATS
+
+    ap = _Parser(prog=prog or "solve.py", description=_USAGE.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="Exit codes: 0 all converged and verified, 1 a solve did not converge "
+                                        "or a check failed, 2 bad input.")
+    from models import __version__
+
+    ap.add_argument("--version", action="version", version=f"llm-pricing {__version__}")
+    ap.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                    help="scenario TOML files (default: data/default.toml)")
+    ap.add_argument("--out", default="out", metavar="DIR",
+                    help="output folder; each scenario writes into DIR/<scenario name>/ (default: out)")
+    ap.add_argument("--format", default="csv", type=lambda s: _formats(s, FORMATS, "--format"),
+                    help="table formats, comma separated: csv (always), parquet, latex, md")
+    ap.add_argument("--figure-format", default="png", type=lambda s: _formats(s, FIGURE_FORMATS, "--figure-format"),
+                    help="figure formats: png, pdf")
+    ap.add_argument("--route", choices=("auto", "ipopt", "cyipopt"), default=None,
+                    help="Ipopt route (overrides the scenario's solver.route)")
+    ap.add_argument("--regime", action="append", default=None, metavar="NAME",
+                    help="run only this regime (repeatable)")
+    noise = ap.add_mutually_exclusive_group()
+    noise.add_argument("--quiet", "-q", action="store_true",
+                       help="no progress lines (warnings, errors and the verification table only)")
+    noise.add_argument("--verbose", "-v", action="store_true",
+                       help="more progress: every Ipopt iteration (at most a few lines a second), lazy-IC rounds")
+    args = ap.parse_args(argv)
+
+    from models import run, scenario, solver
+
+    set_verbosity("quiet" if args.quiet else "verbose" if args.verbose else "normal")
+    paths = [Path(p) for p in args.scenarios] or [default_scenario()]
+    try:  # validate everything before writing anything
+        out_root = run.out_root(args.out)
+        scns = [scenario.load(p) for p in paths]
+        for s in scns:
+            if args.route:  # its Ipopt options checked against that route's Ipopt
+                scenario.check_solver_route(s, args.route)
+            for r in args.regime or []:
+                if r not in s.regimes:
+                    raise scenario.ScenarioError(
+                        f"--regime {r!r}: not in scenario {s.name}; allowed: {', '.join(s.regimes)}")
+        names = [s.name for s in scns]
+        if len(set(names)) != len(names):
+            raise scenario.ScenarioError(f"scenario names must be distinct (they name output folders): {names}")
+        for s in scns:  # the folder a run replaces: inside --out, usable
+            out = out_root / s.name
+            if out.resolve().parent != out_root.resolve():
+                raise scenario.ScenarioError(f"scenario {s.name!r}: its output folder {out} is not inside --out")
+            run.check_output_target(out)
+    except (scenario.ScenarioError, run.OutputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _terminate)
+    progress = _log.info  # shown unless --quiet (set_verbosity)
+    code = 0
+    try:
+        for s in scns:
+            out = out_root / s.name
+            summary = run.run_scenario(s, out, formats=args.format, figure_formats=args.figure_format,
+                                       progress=progress, only=args.regime)
+            print_table(summary)
+            print(f"wrote {out}/ (verification.csv, summary.json, report.md, manifest.json)")
+            code = max(code, summary.exit_code)
+    except run.OutputError as exc:  # e.g. another run is writing the same folder
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except solver.SolverUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+def one_sided(df) -> bool:
+    """A one-sided row (``results.bound_check``): one row, reference 0, rel_err = |numeric|,
+    passed iff numeric <= tolerance.  (A two-sided scalar check against 0 has the same
+    columns; its value then differs from |value| only in sign, and |value| <= tol
+    implies value <= tol, so the signed value is the right thing to show for both
+    unless a negative value failed -- which only a two-sided check can do.)"""
+    if len(df) != 1:
+        return False
+    r = df.iloc[0]
+    num, tol = float(r["numeric"]), float(r["tolerance"])
+    return float(r["reference"]) == 0.0 and not (num < 0 and not bool(r["passed"]) and num <= tol)
+
+
+def print_table(summary) -> None:
+    ver = summary.verification
+    print(f"\nVerification for scenario '{summary.scenario}':")
+    print(f"{'regime':<14}{'check':<40}{'quantity':<22}{'rows':>5}{'max rel err':>13}{'tol':>9}  result")
+    if len(ver):
+        g = ver.groupby(["regime", "check", "quantity"], sort=False)
+        for (reg, chk, q), df in g:
+            ok = bool(df["passed"].all())
+            if one_sided(df):  # the signed value that is compared with the limit, as in the CSV
+                shown = f"{float(df['numeric'].iloc[0]):>11.2e} ≤"
+            else:
+                shown = f"{df['rel_err'].max():>13.2e}"
+            print(f"{reg:<14}{chk[:39]:<40}{q[:21]:<22}{len(df):>5}{shown}"
+                  f"{df['tolerance'].max():>9.0e}  {'ok' if ok else 'FAILED'}")
+    for name, r in summary.results.items():
+        print(f"  {name}: {r.status()}")
+    print("RESULT:", "all converged and verified" if summary.verified else "NOT VERIFIED (see verification.csv)")
 
 
 if __name__ == "__main__":

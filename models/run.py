@@ -12,6 +12,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -32,6 +33,43 @@ from models.export import Writer
 from models.results import RegimeResult, VERIFICATION_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
+_log = logging.getLogger("models.run")
+
+# A solve that runs longer than PROGRESS_AFTER seconds says so every
+# PROGRESS_EVERY seconds (its Ipopt iteration and objective), on the cyipopt
+# route from Ipopt's intermediate callback, on the executable route from its
+# iteration table (solver.FOLLOW_PERIOD).  With --verbose (logging.DEBUG) every
+# iteration is logged, at most one line per VERBOSE_EVERY seconds.
+PROGRESS_AFTER = 5.0
+PROGRESS_EVERY = 5.0
+VERBOSE_EVERY = 0.25
+
+
+def _info(msg: str) -> None:
+    _log.info(msg)
+
+
+class _Heartbeat:
+    """Iteration callback of one solve: progress lines for a long solve."""
+
+    def __init__(self, label: str, progress, chained=None):
+        self.label, self.progress, self.chained = label, progress, chained
+        self.t0 = time.perf_counter()
+        self.last = self.last_debug = -1e300
+        self.verbose = _log.isEnabledFor(logging.DEBUG)
+
+    def __call__(self, k: int, obj: float) -> None:
+        if self.chained is not None:
+            self.chained(k, obj)
+        now = time.perf_counter()
+        t = now - self.t0
+        if self.verbose and now - self.last_debug >= VERBOSE_EVERY:
+            self.last_debug = now
+            _log.debug(f"      {self.label}: Ipopt iteration {k}, objective {obj:.10g} ({t:.1f}s)")
+        if t >= PROGRESS_AFTER and now - self.last >= PROGRESS_EVERY:
+            self.last = now
+            self.progress(f"    {self.label}: still solving: Ipopt iteration {k}, objective {obj:.10g}, "
+                          f"{t:.0f}s so far")
 
 
 @dataclass
@@ -41,7 +79,7 @@ class Context:
     route: str
     options: dict  # all Ipopt options of the scenario (with its defaults)
     user_options: dict = field(default_factory=dict)  # only those the scenario file sets
-    progress: callable = print
+    progress: callable = _info  # one line per solve/regime; default: logger "models.run" at INFO
     figures: bool = True  # regimes skip drawing when False (sweeps draw their own)
     warm_starts: dict = field(default_factory=dict)
     tightened: set = field(default_factory=set)  # (scenario tol, regime floor) pairs applied
@@ -50,8 +88,9 @@ class Context:
               **kw) -> solver.SolveResult:
         """Solve with the scenario's options on top of the regime's ``defaults``."""
         t0 = time.perf_counter()
+        beat = _Heartbeat(label, self.progress, kw.pop("iteration_callback", None))
         r = solver.solve(model, route=self.route, options=self._options(defaults), allow_nonoptimal=True,
-                         build_seconds=build_seconds, **kw)
+                         build_seconds=build_seconds, iteration_callback=beat, **kw)
         self._report(label, r, t0)
         return r
 
@@ -60,7 +99,8 @@ class Context:
         """Same, for a structured problem (``solver.structured_base()``)."""
         t0 = time.perf_counter()
         r = solver.solve_structured(problem, options=self._options(defaults), allow_nonoptimal=True,
-                                    build_seconds=build_seconds)
+                                    build_seconds=build_seconds,
+                                    iteration_callback=_Heartbeat(label, self.progress))
         self._report(label, r, t0)
         return r
 
@@ -281,7 +321,7 @@ def _swap_in(staging: Path, out: Path) -> None:
     _fsync_dir(out.parent)
 
 
-def run_scenario(scn, out_dir, formats=("csv",), figure_formats=("png",), progress=print,
+def run_scenario(scn, out_dir, formats=("csv",), figure_formats=("png",), progress=_info,
                  only: list[str] | None = None) -> RunSummary:
     """Solve, verify and write one scenario into ``out_dir`` (replaced as a whole, see above)."""
     out = Path(out_dir)

@@ -365,11 +365,13 @@ def _solver(v: _V, d: dict) -> dict:
     pl = v.number(s, p, "print_level", lo=0, hi=12, integer=True, default=None)
     if pl is not None:
         opts["print_level"] = user["print_level"] = pl
-    _check_ipopt_options(v, user, set(extra))
+    route = v.choice(s, p, "route", SOLVER_ROUTES, default="auto")
+    _check_ipopt_options(v, user, set(extra), route)
     return {
-        "route": v.choice(s, p, "route", SOLVER_ROUTES, default="auto"),
+        "route": route,
         "options": opts,
         "user_options": user,
+        "option_fields": sorted(set(extra)),  # which user options came from [solver.options]
         "allow_nonoptimal": v.boolean(s, p, "allow_nonoptimal", default=False),
     }
 
@@ -377,16 +379,27 @@ def _solver(v: _V, d: dict) -> dict:
 _OWN_FIELDS = ("tol", "max_iter", "linear_solver", "print_level")
 
 
-def _check_ipopt_options(v: _V, user: dict, in_options: set) -> None:
-    """Every Ipopt option against the installed Ipopt's option list (before any solve)."""
+def _check_ipopt_options(v: _V, user: dict, in_options: set, route: str = "auto") -> None:
+    """Every Ipopt option against the option list of the Ipopt that ``route`` will run
+    (cyipopt's, or the ``ipopt`` executable's own ``--print-options``), before any solve."""
     from models import solver as solver_mod
 
-    if not solver_mod.option_catalog_available():  # no cyipopt: Ipopt itself will judge
+    if route != "auto" and route not in solver_mod.available_routes():
+        return  # the run stops with "route not available" (solver.pick_route)
+    if not solver_mod.option_catalog_available(route):  # e.g. an old executable: Ipopt itself will judge
         return
     for k, val in user.items():
-        allowed = solver_mod.check_option(k, val)
+        allowed = solver_mod.check_option(k, val, route)
         if allowed:
             v.fail(f"solver.options.{k}" if k in in_options else f"solver.{k}", val, allowed)
+
+
+def check_solver_route(scn: "Scenario", route: str) -> None:
+    """Set ``scn``'s solver route (``solve.py --route``) and check its Ipopt options against
+    that route's Ipopt (``ScenarioError``, as at load time)."""
+    scn.solver["route"] = route
+    v = _V(scn.path)
+    _check_ipopt_options(v, scn.solver["user_options"], set(scn.solver.get("option_fields", ())), route)
 
 
 def file_problem(path: Path) -> str | None:

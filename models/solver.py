@@ -350,7 +350,7 @@ def solve(
                               message=f"the model's functions cannot be evaluated ({exc}): a value overflows "
                                       "double precision or leaves a function's domain")
     else:
-        res = _solve_exe(model, opts, tee)
+        res = _solve_exe(model, opts, tee, iteration_callback)
     res.build_seconds = build_seconds
     if not res.ok and not allow_nonoptimal:
         raise NotConverged(res)
@@ -469,9 +469,9 @@ def _add_options(problem, opts) -> None:
 def _run_ipopt(problem, x0, tee, lag=None, zl=None, zu=None):
     if tee:
         return problem.solve(x0, lagrange=lag, zl=zl, zu=zu)
-    from pyomo.common.tee import capture_output
-
-    with capture_output(None, capture_fd=True):
+    # Ipopt (and MUMPS) print on the C stdout: silence fd 1 only, so that
+    # progress lines logged from the iteration callback (stderr) get through
+    with _quiet_stdout():
         return problem.solve(x0, lagrange=lag, zl=zl, zu=zu)
 
 
@@ -667,7 +667,59 @@ def solve_structured(
     return res
 
 
-def _solve_exe(model, opts, tee) -> SolveResult:  # pragma: no cover - no exe here
+FOLLOW_PERIOD = 0.5  # s between two reads of the executable's iteration table
+_ITER_LINE = re.compile(r"^\s*(\d+)r?\s+([-+]?\d\.\d+e[-+]\d+)\s", re.MULTILINE)
+
+
+class _LogFollower:
+    """Iteration progress of the executable route: Ipopt writes its iteration
+    table to ``output_file`` (file_print_level 5, flushed every iteration);
+    a thread reads what was appended every ``period`` seconds and hands the
+    last iteration (number, objective) to ``callback``."""
+
+    def __init__(self, path: str, callback, period: float | None = None):
+        import threading
+
+        self.path, self.callback = path, callback
+        self.period = FOLLOW_PERIOD if period is None else period
+        self._stop = threading.Event()
+        self._pos, self._last = 0, -1
+        self._thread = threading.Thread(target=self._run, name="ipopt-log", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        try:
+            with open(self.path, errors="replace") as fh:
+                fh.seek(self._pos)
+                text = fh.read()
+                self._pos = fh.tell()
+        except OSError:
+            return
+        hits = _ITER_LINE.findall(text)
+        if hits:
+            k, obj = int(hits[-1][0]), float(hits[-1][1])
+            if k != self._last:
+                self._last = k
+                self.callback(k, obj)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            self._poll()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._poll()  # the last iterations
+
+
+def _solve_exe(model, opts, tee, iteration_callback=None) -> SolveResult:
+    """The executable route: Pyomo writes the NL file, runs ``ipopt STUB -AMPL
+    key=value ...`` and reads the SOL file back (primals and constraint duals).
+    Tested on every run with the project's own AMPL driver around the pinned
+    Ipopt (tools/ampl_ipopt) and with a conda ``ipopt`` wherever one is on PATH."""
+    from pyomo.common.errors import ApplicationError
+    from pyomo.opt import SolverStatus
+
     sense, obj = _sense(model)
     had_suffix = isinstance(getattr(model, "dual", None), pyo.Suffix)
     if not had_suffix:
@@ -675,46 +727,88 @@ def _solve_exe(model, opts, tee) -> SolveResult:  # pragma: no cover - no exe he
     user_out = opts.get("output_file")
     tmpdir = tempfile.mkdtemp(prefix="ipopt_")
     out_file = user_out or os.path.join(tmpdir, "ipopt.out")
+    log_file = os.path.join(tmpdir, "ipopt.log")
     opts["output_file"] = out_file
     if isinstance(getattr(model, "scaling_factor", None), pyo.Suffix):
         opts.setdefault("nlp_scaling_method", "user-scaling")
     opts.setdefault("file_print_level", 5)
     t0 = time.perf_counter()
     solver = SolverFactory("ipopt")
-    res = solver.solve(model, tee=tee, options=opts, load_solutions=False)
+    follower = _LogFollower(out_file, iteration_callback) if iteration_callback is not None else None
+    failure = None
+    import io
+    import logging
+
+    from pyomo.common.log import LoggingIntercept
+
+    said = io.StringIO()  # Pyomo logs a non-zero exit with the solver's output: keep it for the message
+    try:
+        with LoggingIntercept(said, "pyomo.opt", level=logging.WARNING):
+            res = solver.solve(model, tee=tee, options=opts, load_solutions=False, logfile=log_file)
+    except ApplicationError as exc:  # the executable exited non-zero (e.g. an option it rejects)
+        failure = str(exc)
+    finally:
+        if follower is not None:
+            follower.close()
     t1 = time.perf_counter()
-    tc = res.solver.termination_condition
-    status = _PYOMO_TC.get(tc, Status.ERROR)
-    if len(res.solution) > 0:
-        model.solutions.load_from(res)
-    text = open(out_file).read() if os.path.exists(out_file) else ""
+    text = open(out_file, errors="replace").read() if os.path.exists(out_file) else ""
+    log = open(log_file, errors="replace").read() if os.path.exists(log_file) else said.getvalue()
     m = re.search(r"Number of Iterations\.*:\s*(\d+)", text)
-    iters = int(m.group(1)) if m else -1
+    iters = int(m.group(1)) if m else 0
     m = re.search(r"Total seconds in IPOPT[^=]*=\s*([0-9.eE+-]+)", text)
     ipopt_s = float(m.group(1)) if m else t1 - t0
-    # The AMPL executable reports duals of the problem as written with the
-    # AMPL convention d(obj)/d(rhs) for minimisation (Pyomo #2831: opposite
-    # to cyipopt's raw multipliers); for maximisation Ipopt's AMPL driver
-    # negates the objective and the multipliers alike.  Proven (or refuted)
-    # by tests/test_solver.py wherever an executable exists.
-    duals = ComponentMap((c, float(v)) for c, v in model.dual.items())
+    duals = ComponentMap()
+    if failure is None:
+        tc = res.solver.termination_condition
+        message = str(res.solver.message or tc).replace("\\x3a", ":").strip()
+        status = _PYOMO_TC.get(tc, Status.ERROR)
+        # Pyomo maps every solve_result_num 0-99 to "optimal", Ipopt's
+        # "Solved To Acceptable Level" (1) and "feasible point" (2) included:
+        # those are not optimal here (never verified)
+        if status is Status.OPTIMAL and not re.search(r"Optimal Solution Found", message):
+            status = Status.ACCEPTABLE
+        if len(res.solution) > 0:
+            res.solver.status = SolverStatus.ok  # our status is recorded; no Pyomo warning on load
+            model.solutions.load_from(res)
+            # The AMPL executable reports duals of the problem as written with the
+            # AMPL convention d(obj)/d(rhs) for minimisation (Pyomo #2831: opposite
+            # to cyipopt's raw multipliers); for maximisation Ipopt's AMPL driver
+            # negates the objective and the multipliers alike.  Proven by finite
+            # differences in tests/test_solver.py on this route too.
+            duals = ComponentMap((c, float(v)) for c, v in model.dual.items())
+        if status is Status.ERROR or not message or message == "<undefined>":
+            message = _exe_failure_text(text, log) or message
+    else:
+        status, message = Status.ERROR, f"{failure}: {_exe_failure_text(text, log)}".rstrip(": ")
+    objective = float(pyo.value(obj)) if failure is None and len(res.solution) > 0 else float("nan")
     if not had_suffix:
         model.del_component(model.dual)
     else:
         _fill_dual_suffix(model, duals)
-    if not user_out:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+    shutil.rmtree(tmpdir, ignore_errors=True)  # (a user's output_file lives elsewhere)
     return SolveResult(
         status=status,
-        objective=float(pyo.value(obj)),
+        objective=objective,
         iterations=iters,
         route="ipopt",
         ipopt_version=ipopt_version("ipopt"),
-        message=str(res.solver.message or tc),
+        message=message,
         translate_seconds=max(t1 - t0 - ipopt_s, 0.0),
         solve_seconds=ipopt_s,
         _duals=duals,
     )
+
+
+def _exe_failure_text(out_text: str, log_text: str) -> str:
+    """Ipopt's own words for a failed executable run: the EXIT line and the
+    exception message from its output file, else what it printed (its log)."""
+    lines = [ln.strip() for ln in out_text.splitlines()]
+    keep = [ln for ln in lines if ln.startswith(("EXIT:", "Exception message:"))]
+    if not keep:
+        keep = [ln.strip() for ln in log_text.splitlines()
+                if ln.strip() and not ln.startswith("Solver command line") and not _BANNER.search(ln)]
+        keep = keep[-6:]
+    return " ".join(" ".join(keep).split())[:500]
 
 
 def _fill_dual_suffix(model, duals: dict) -> None:
@@ -784,7 +878,7 @@ class OptionSpec:
 
 _INT_MAX = 2 ** 31 - 1
 _CATALOG: dict[str, OptionSpec] | None = None
-_LINEAR_SOLVERS: dict[str, bool] = {}
+_LINEAR_SOLVERS: dict[tuple, bool] = {}  # (solver name, route) -> loadable
 
 
 class _ProbeProblem:
@@ -865,8 +959,8 @@ def _parse_documentation(text: str) -> dict[str, OptionSpec]:
     return specs
 
 
-def ipopt_option_catalog() -> dict[str, OptionSpec]:
-    """name -> OptionSpec of every option of the installed (cyipopt) Ipopt."""
+def _cyipopt_catalog() -> dict[str, OptionSpec]:
+    """name -> OptionSpec of every option of the cyipopt route's Ipopt."""
     global _CATALOG
     if _CATALOG is not None:
         return _CATALOG
@@ -898,7 +992,62 @@ def ipopt_option_catalog() -> dict[str, OptionSpec]:
     return specs
 
 
-def linear_solver_available(name: str) -> bool:
+_EXE_CATALOGS: dict[str, dict[str, OptionSpec] | None] = {}
+_LATEX_KIND = re.compile(r"\\label\{opt:(\w+)\}.*?The valid range for this (integer|real) option", re.DOTALL)
+
+
+def _exe_catalog() -> dict[str, OptionSpec] | None:
+    """name -> OptionSpec of the ``ipopt`` executable on PATH, from its own
+    documentation (``ipopt --print-options``, Ipopt >= 3.14; the option kinds,
+    integer or real, from ``--print-options=latex``, which names them), cached
+    per executable.  None when the executable does not print its options
+    (older builds): Ipopt itself then judges them."""
+    import subprocess
+
+    exe = shutil.which("ipopt")
+    if exe is None:
+        return None
+    if exe not in _EXE_CATALOGS:
+        specs = None
+        try:
+            text = subprocess.run([exe, "--print-options"], capture_output=True, text=True, timeout=60).stdout
+            latex = subprocess.run([exe, "--print-options=latex"], capture_output=True, text=True,
+                                   timeout=60).stdout
+            specs = _parse_documentation(text) or None
+            if specs:
+                kinds = {}
+                for block in latex.split("\\paragraph{")[1:]:
+                    m = _LATEX_KIND.search(block)
+                    if m:
+                        kinds[m[1]] = m[2]
+                for spec in specs.values():
+                    if spec.kind == "integer" and kinds.get(spec.name) == "real":
+                        spec.kind = "real"
+        except (OSError, subprocess.SubprocessError):
+            specs = None
+        _EXE_CATALOGS[exe] = specs
+    return _EXE_CATALOGS[exe]
+
+
+def _catalog_route(route: str | None) -> str:
+    if route in (None, "auto"):
+        avail = available_routes()
+        return avail[0] if avail else "cyipopt"
+    return route
+
+
+def ipopt_option_catalog(route: str | None = "cyipopt") -> dict[str, OptionSpec]:
+    """name -> OptionSpec of every option of the Ipopt that ``route`` runs
+    ("cyipopt", "ipopt", or None/"auto": the route ``pick_route`` would take)."""
+    if _catalog_route(route) == "ipopt":
+        cat = _exe_catalog()
+        if cat is None:
+            raise SolverUnavailable("the ipopt executable does not list its options (--print-options)")
+        return cat
+    return _cyipopt_catalog()
+
+
+def linear_solver_available(name: str, route: str | None = "cyipopt") -> bool:
     """Can the installed Ipopt use this linear solver?
 
     Solvers compiled into Ipopt ("use the ... package": MUMPS, SPRAL here)
@@ -912,33 +1061,39 @@ def linear_solver_available(name: str) -> bool:
 
     if name == "custom":  # needs a linear-solver object from C++ code
         return False
-    if name not in _LINEAR_SOLVERS:
-        spec = ipopt_option_catalog().get("linear_solver")
+    key = (name, _catalog_route(route))
+    if key not in _LINEAR_SOLVERS:
+        cat = ipopt_option_catalog(route)
+        spec = cat.get("linear_solver")
         desc = spec.descriptions.get(name, "") if spec else ""
         if "at runtime" not in desc:
-            _LINEAR_SOLVERS[name] = spec is not None and name in spec.values
+            _LINEAR_SOLVERS[key] = spec is not None and name in spec.values
         else:
             lib_opt = "pardisolib" if name.startswith("pardiso") else "hsllib"
-            lib = ipopt_option_catalog().get(lib_opt)
+            lib = cat.get(lib_opt)
             try:
                 ctypes.CDLL(lib.default if lib else "libhsl.so")
-                _LINEAR_SOLVERS[name] = True
+                _LINEAR_SOLVERS[key] = True
             except OSError:
-                _LINEAR_SOLVERS[name] = False
-    return _LINEAR_SOLVERS[name]
+                _LINEAR_SOLVERS[key] = False
+    return _LINEAR_SOLVERS[key]
 
 
-def option_catalog_available() -> bool:
+def option_catalog_available(route: str | None = "cyipopt") -> bool:
+    """Can options be checked before a solve on ``route`` (None/"auto": the route
+    ``pick_route`` would take)?"""
+    if _catalog_route(route) == "ipopt":
+        return _exe_catalog() is not None
     return _cyipopt_available()
 
 
-def check_option(name: str, value) -> str | None:
+def check_option(name: str, value, route: str | None = "cyipopt") -> str | None:
     """None if Ipopt accepts ``name = value``, else what is allowed (one phrase).
 
     Raises nothing; call only when ``option_catalog_available()``."""
     import difflib
 
-    cat = ipopt_option_catalog()
+    cat = ipopt_option_catalog(route)
     spec = cat.get(name)
     if spec is None:
         close = difflib.get_close_matches(name, list(cat), n=3)
@@ -949,8 +1104,8 @@ def check_option(name: str, value) -> str | None:
             return spec.allowed()
         if not spec.any_string and value.lower() not in {v.lower() for v in spec.values}:
             return spec.allowed()
-        if name == "linear_solver" and not linear_solver_available(value.lower()):
-            ok = [v for v in spec.values if v != "custom" and linear_solver_available(v)]
+        if name == "linear_solver" and not linear_solver_available(value.lower(), route):
+            ok = [v for v in spec.values if v != "custom" and linear_solver_available(v, route)]
             return (f"a linear solver this Ipopt can load: {', '.join(repr(v) for v in ok)} "
                     f"({value!r} is known to Ipopt but its library is not installed)")
         return None

@@ -352,3 +352,59 @@ def test_mkdocs_build_strict(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
                            "-d", str(tmp_path / "site")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "WARNING" not in proc.stderr, proc.stderr
+
+
+# ------------------------------------------------------- logging and progress
+def _tiny(tmp_path):
+    from conftest import TINY_SCENARIO
+
+    f = tmp_path / "case.toml"
+    f.write_text(TINY_SCENARIO)
+    return f
+
+
+@pytest.mark.component
+@pytest.mark.parametrize("flag", ["", "--quiet", "--verbose"])
+def test_cli_progress_goes_through_logging_at_the_chosen_level(tmp_path, capsys, flag):
+    """Progress lines are log records of logger ``models`` on stderr: one per regime and per
+    solve by default, none with --quiet, Ipopt's iterations too with --verbose; the
+    verification table and RESULT line are stdout in every case."""
+    from models import cli
+
+    rc = cli.main([str(_tiny(tmp_path)), "--out", str(tmp_path / "o")] + ([flag] if flag else []))
+    out, err = capsys.readouterr()
+    assert rc == 0 and "RESULT: all converged and verified" in out
+    assert "regime 'cost'" not in out  # progress is never on stdout
+    regime_line = "[1/1] case: regime 'cost'" in err
+    solve_lines = re.findall(r"^    \S.*: optimal, objective .* it, ", err, re.M)
+    iteration_lines = re.findall(r"^      \S.*: Ipopt iteration \d+, objective ", err, re.M)
+    if flag == "--quiet":
+        assert err == ""
+    else:
+        assert regime_line and solve_lines
+        assert bool(iteration_lines) == (flag == "--verbose")
+    logging_root = __import__("logging").getLogger("models")
+    cli.set_verbosity("normal")  # leave the default for other in-process tests
+    assert logging_root.level == __import__("logging").INFO
+
+
+@pytest.mark.component
+def test_api_progress_through_logging(small):
+    """The Python API logs the same lines (logger ``models.run``); silent by default
+    (no handler at INFO), shown by api.set_verbosity."""
+    import io
+
+    buf = io.StringIO()
+    api.set_verbosity("normal", stream=buf)
+    try:
+        res = api.solve_regime(small, "cost", figures=False)
+        assert res.verified
+        assert re.search(r": optimal, objective .* it, ", buf.getvalue())
+        quiet = io.StringIO()
+        api.set_verbosity("quiet", stream=quiet)
+        api.solve_regime(small, "cost", figures=False)
+        assert quiet.getvalue() == ""
+        with pytest.raises(ValueError, match="verbosity must be one of"):
+            api.set_verbosity("loud")
+    finally:
+        api.set_verbosity("normal")

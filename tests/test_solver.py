@@ -1,11 +1,15 @@
 """models.solver against real Ipopt (no mocks).
 
-Every route that ``models.solver.available_routes()`` reports is exercised;
-the cyipopt route is the project's own (casadi's Ipopt) and must be there:
-its absence is a failure, not a skip.
+Both routes are exercised on every run, and a missing one is a failure, not
+a skip: the cyipopt route (the project's own, casadi's Ipopt) and the
+executable route (``ipopt`` on PATH through Pyomo's NL writer and SOL reader,
+what conda users get) -- with conda's ``ipopt`` where it is on PATH, else with
+the project's AMPL driver around the same Ipopt (tools/ampl_ipopt, built by
+the ``ipopt_executable`` fixture).
 """
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -17,9 +21,7 @@ from models.solver import NotConverged, SolverUnavailable, Status
 
 SPEED = "component"  # default speed marker (conftest); tests marked otherwise override it
 
-# cyipopt is always in the list so that a missing route fails loudly; the
-# `ipopt` executable route is tested wherever it exists.
-ROUTES = sorted(set(solver.available_routes()) | {"cyipopt"})
+ROUTES = ["cyipopt", "ipopt"]
 
 # The solver tolerance every value test here uses.
 TOL = 1e-10
@@ -50,10 +52,10 @@ def hs071() -> pyo.ConcreteModel:
 @pytest.fixture(params=ROUTES)
 def route(request) -> str:
     r = request.param
+    if r == "ipopt":
+        request.getfixturevalue("exe_on_path")  # conda's ipopt, else the project's AMPL driver
     if r not in solver.available_routes():
-        if r == "cyipopt":
-            pytest.fail("the cyipopt route is missing: run `bash tools/setup.sh` (a missing route is a failure)")
-        pytest.skip(f"route {r!r} not on this machine")
+        pytest.fail(f"route {r!r} is missing: run `bash tools/setup.sh` (a missing route is a failure)")
     return r
 
 
@@ -310,13 +312,41 @@ def test_warm_start_needs_no_more_iterations(route):
 
 
 def test_iteration_callback_sees_every_iteration(route):
-    if route != "cyipopt":
-        pytest.skip("iteration callbacks are a cyipopt-route feature")
     seen = []
     r = solver.solve(hs071(), route=route, options={"tol": TOL},
-                     iteration_callback=lambda k, obj: seen.append(k))
-    assert seen[0] == 0 and seen[-1] == r.iterations
-    assert seen == sorted(seen)
+                     iteration_callback=lambda k, obj: seen.append((k, obj)))
+    ks = [k for k, _ in seen]
+    # cyipopt: Ipopt's intermediate callback, every iteration; the executable:
+    # its iteration table read from the output file (every 0.5 s and at the end),
+    # so at least the last iteration, with its objective
+    if route == "cyipopt":
+        assert ks == list(range(r.iterations + 1))
+    assert ks and ks[-1] == r.iterations and ks == sorted(set(ks))
+    # the last objective as Ipopt prints it (7 significant digits in the table)
+    assert seen[-1][1] == pytest.approx(r.objective, rel=1e-6)
+
+
+def test_progress_arrives_while_ipopt_runs(route, monkeypatch):
+    """A long solve reports iterations while it runs (issue 12), on both routes.  The
+    executable's iteration table is read every FOLLOW_PERIOD (0.5 s); here every 10 ms,
+    so that a ~0.3 s solve (a 1-D nonconvex chain) stands in for a long one."""
+    monkeypatch.setattr(solver, "FOLLOW_PERIOD", 0.01)
+    m = pyo.ConcreteModel()
+    n = 1500
+    m.I = pyo.RangeSet(0, n - 1)
+    m.x = pyo.Var(m.I, bounds=(-2, 2), initialize=lambda m, i: 0.5 + 0.1 * ((i * 7919) % 11))
+    m.o = pyo.Objective(expr=sum((m.x[i] - 1) ** 4 + 0.1 * m.x[i] ** 2 * m.x[(i + 1) % n] ** 2 for i in m.I))
+    m.c = pyo.Constraint(pyo.RangeSet(0, n - 2), rule=lambda m, i: m.x[i] ** 2 + m.x[i + 1] ** 2 <= 1.5)
+    import time
+
+    t0 = time.perf_counter()
+    stamps = []
+    r = solver.solve(m, route=route, options={"tol": 1e-8},
+                     iteration_callback=lambda k, obj: stamps.append((time.perf_counter() - t0, k)))
+    assert r.ok, r.message
+    assert stamps[-1][1] == r.iterations
+    # progress arrived before the end: some iteration was reported while Ipopt was still running
+    assert len({k for _, k in stamps}) >= 2
 
 
 @pytest.mark.component
@@ -350,3 +380,91 @@ def test_error_watch_stops_on_a_linear_solver_error(tmp_path):
     msg = w.close("User requested stop.")
     assert msg.startswith("linear solver failed, Ipopt stopped: MUMPS returned INFO(1) = -13")
     assert not Path(opts["output_file"]).exists()
+
+
+def test_long_solve_reports_progress_lines(route, monkeypatch):
+    """run.Context: a solve longer than PROGRESS_AFTER says so every PROGRESS_EVERY seconds
+    (iteration and objective) through the context's progress callable (here both set to
+    0 s, so that HS071 stands in for a long solve); the usual one-line summary follows."""
+    from models import run
+
+    monkeypatch.setattr(run, "PROGRESS_AFTER", 0.0)
+    monkeypatch.setattr(run, "PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr(solver, "FOLLOW_PERIOD", 0.001)
+    lines = []
+    ctx = run.Context(route=route, options={"tol": TOL}, progress=lines.append)
+    r = ctx.solve(hs071(), "hs071")
+    assert r.ok
+    beats = [ln for ln in lines if "still solving: Ipopt iteration" in ln]
+    assert beats and lines[-1].startswith("    hs071: optimal, objective")
+    last_k = int(re.search(r"iteration (\d+)", beats[-1])[1])
+    assert last_k == r.iterations
+    # with the defaults (5 s) a 0.1 s solve prints no progress line
+    monkeypatch.setattr(run, "PROGRESS_AFTER", 5.0)
+    monkeypatch.setattr(run, "PROGRESS_EVERY", 5.0)
+    lines.clear()
+    ctx.solve(hs071(), "hs071")
+    assert len(lines) == 1
+
+
+# ------------------------------------------- option validation on the executable route
+def test_executable_option_catalog(exe_on_path):
+    """The executable's own option list (``ipopt --print-options``, kinds from the LaTeX
+    form) drives the pre-solve checks of route "ipopt", as cyipopt's list does for its route."""
+    cat = solver.ipopt_option_catalog("ipopt")
+    assert {"tol", "max_iter", "linear_solver", "mu_strategy"} <= set(cat)
+    assert cat["max_iter"].kind == "integer" and cat["tol"].kind == "real"
+    assert cat["bound_mult_init_val"].kind == "real"  # an integral default (1) does not make it integer
+    assert solver.check_option("tol", 1e-9, "ipopt") is None
+    assert "0.0 < tol" in solver.check_option("tol", -1, "ipopt")
+    assert "an integer" in solver.check_option("max_iter", 2.5, "ipopt")
+    assert "did you mean tol" in solver.check_option("tolx", 1, "ipopt")
+    if "llm-pricing project" in __import__("subprocess").run([str(exe_on_path), "-v"], capture_output=True,
+                                                             text=True).stdout:
+        # the project's driver runs the same Ipopt as the cyipopt route: the same list, option by option
+        cy = solver.ipopt_option_catalog("cyipopt")
+        assert set(cat) == set(cy)
+        assert all((cat[k].kind, cat[k].lo, cat[k].hi, cat[k].values) == (cy[k].kind, cy[k].lo, cy[k].hi,
+                                                                         cy[k].values) for k in cat)
+
+
+def test_scenario_options_checked_against_the_route_that_runs(exe_on_path, tmp_path, monkeypatch):
+    """A bad Ipopt option in a scenario whose route is "ipopt" is refused at load time (one
+    ScenarioError naming the field and the allowed range), and so after ``--route ipopt``."""
+    from conftest import TINY_SCENARIO
+    from models import scenario
+
+    f = tmp_path / "s.toml"
+    f.write_text(TINY_SCENARIO + '\n[solver]\nroute = "ipopt"\n[solver.options]\nmu_init = -1.0\n')
+    with pytest.raises(scenario.ScenarioError, match=r"'solver.options.mu_init' = -1 is invalid; allowed: "
+                                                     r"a number with 0.0 < mu_init < \+inf"):
+        scenario.load(f)
+    # which Ipopt's list is asked: the route's (recorded, the real check still answers)
+    asked = []
+    real = solver.check_option
+    monkeypatch.setattr(solver, "check_option", lambda k, v, route="cyipopt": asked.append(route) or real(k, v, route))
+    f.write_text(TINY_SCENARIO + '\n[solver]\nroute = "cyipopt"\nmax_iter = 5\n')
+    scn = scenario.load(f)
+    assert asked == ["cyipopt"]
+    scenario.check_solver_route(scn, "ipopt")
+    assert scn.solver["route"] == "ipopt" and asked == ["cyipopt", "ipopt"]
+    f.write_text(TINY_SCENARIO + '\n[solver]\nroute = "cyipopt"\n[solver.options]\nmu_init = -1.0\n')
+    with pytest.raises(scenario.ScenarioError, match="mu_init"):
+        scenario.load(f)
+
+
+def test_executable_that_rejects_an_option_is_an_error_not_a_traceback(exe_on_path):
+    """Options bypassing validation (Python callers): the executable exits non-zero without a
+    SOL file; the result is an ERROR whose message carries Ipopt's words."""
+    r = solver.solve(hs071(), route="ipopt", options={"tol": -1.0}, allow_nonoptimal=True)
+    assert r.status is Status.ERROR and "tol" in r.message
+    assert r.objective != r.objective  # NaN: nothing was loaded
+
+
+def test_acceptable_is_not_optimal_on_either_route(route):
+    """Pyomo maps every AMPL solve_result_num 0-99 to 'optimal'; Ipopt's 'Solved To
+    Acceptable Level' (1) must stay ACCEPTABLE (never verified).  Forced: an unreachable
+    tol with acceptable termination after 1 acceptable iterate."""
+    r = solver.solve(hs071(), route=route, allow_nonoptimal=True,
+                     options={"tol": 1e-30, "acceptable_tol": 1e-2, "acceptable_iter": 1, "max_iter": 200})
+    assert r.status is Status.ACCEPTABLE and not r.ok
