@@ -129,6 +129,25 @@ def test_two_part_search_matches_formula_and_a_grid(name):
     assert best["profit"] >= cp.linear_optimum(tech, th, ms)["profit"]
 
 
+def test_loss_constant_quadratic_cost_uniform_types_is_exact():
+    """C = cq² (σ + γ = 1/2) and uniform types: q* is linear, so the
+    second-order loss of a constant block is exact and K equal blocks on the
+    served half lose exactly 1/(96 c K²) = L/K².  The best K-plan menu does at
+    least as well (it may also move the exclusion cut): K²·loss/L <= 1."""
+    from models import plans
+
+    tech = cf.Technology(sigma=0.3, rho=0.5, alpha=(0.6, 0.4), cost=(1.0, 4.0), gamma=0.2, rho_hat=0.0,
+                         alpha_hat=(1.0,), cost_hat=(2.0,), token_names=("input", "output"), ft_names=("ft",))
+    c = cf.cost_coefficient(tech)
+    L = plans.loss_constant(tech, DISTS["uniform"])
+    # trapezoid on 4e5 points, open ends dropped: 3e-5 measured
+    assert L == pytest.approx(1.0 / (96.0 * c), rel=1e-4)
+    th, ms = DISTS["uniform"].discretise(400, "equal-spacing")
+    full = cb.discrete_menu(tech, th, ms).profit(tech)
+    r = [K * K * (full - cp.best_k_plans_dp(tech, th, ms, K).menu.profit(tech)) / L for K in (2, 4, 8)]
+    assert all(0 < x <= 1 for x in r) and r[0] < r[1] < r[2], r
+
+
 # ------------------------------------------------- menus of K two-part tariffs
 @pytest.mark.parametrize("name", ["uniform", "beta", "ironing"])
 def test_one_tariff_menu_is_the_single_two_part_tariff(name):
