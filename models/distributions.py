@@ -1142,6 +1142,15 @@ def _continuous_profits(res, tech, vs):
     s density that is infinite at its top end) replaced by NaN and said in a
     note; the continuum rows are then not emitted for that part."""
     nan = float("nan")
+    if not _monotone_on_support(vs["w"]["dist"]):
+        # the continuous formulas do not iron, so their value would be no
+        # reference for anything (and no continuum row is emitted then, see
+        # _continuum_checks); not computing them also saves the quadrature
+        # (measured: > 5 minutes on value_scale_11_0's piecewise w before the
+        # kinks were declared, 9 s after)
+        res.notes.append("continuous value–scale profits not computed: the virtual value of w is not monotone "
+                         "(the continuous formulas do not iron); no continuum rows")
+        return {"distribution": nan, "budget": nan, "ratio": nan, "h_theta_monotone": False}
     try:
         with np.errstate(all="ignore"):
             cont = dict(D.value_scale_profits(tech, vs["w"]["dist"], vs["s"]["dist"]))

@@ -604,3 +604,56 @@ def test_per_task_tokens_and_table():
         rows = D.token_table(menu, ["input"])
         assert len(rows) == 10 and rows[0]["token"] == "input"
         assert sum(r["x"] for r in rows if r["type"] == 1) / 5 == pytest.approx(X[1, 0], rel=EXACT_RTOL)
+
+
+def _counting(dist, limit):
+    """``dist`` whose pdf counts its calls and raises after ``limit`` of them."""
+    from models.type_space import TypeDistribution
+
+    calls = [0]
+
+    class Counting(TypeDistribution):
+        def pdf(self, t):
+            calls[0] += 1
+            if calls[0] > limit:
+                raise RuntimeError(f"more than {limit} density evaluations")
+            return TypeDistribution.pdf(self, t)
+
+    fields = {k: getattr(dist, k) for k in dist.__dataclass_fields__}
+    return Counting(**fields), calls
+
+
+# Density evaluations allowed for the continuous value-scale profits with a
+# piecewise s (P2 of the random-scenario run): measured 88k with the kinks
+# declared, > 2M (80 s, then stopped) without (QUADPACK bisecting at every
+# undeclared jump of f_s to its subdivision limit, for each τ of Π_B).
+PIECEWISE_EVAL_LIMIT = 400_000
+
+
+def test_value_scale_profits_piecewise_marginals_declare_their_kinks():
+    """Regression (P2, value_scale_11_0/1 timeouts): Π_D and Π_B with a
+    piecewise s density finish in a bounded number of density evaluations,
+    and Π_D agrees with an independent tensor Simpson rule on the smooth
+    pieces (w ~ U[0,1] above the exclusion point w0 = ½, s on each piece);
+    Π_B lies in its FOSD bracket."""
+    from models.type_space import TypeDistribution
+    tech = _tech_value_scale(0.5, 0.7)
+    wd, wcalls = _counting(TypeDistribution("uniform", 0.0, 1.0), PIECEWISE_EVAL_LIMIT)
+    sd, scalls = _counting(TypeDistribution("piecewise", breakpoints=(0.01304, 0.22498, 0.8703),
+                                            masses=(0.1638, 0.8362)), PIECEWISE_EVAL_LIMIT)
+    c = D.value_scale_profits(tech, wd, sd)
+    assert wcalls[0] + scalls[0] <= PIECEWISE_EVAL_LIMIT
+    beta = 1 - tech.sigma
+    w = np.linspace(0.5, 1.0, 2001)
+    total = 0.0
+    for a, b, dens in ((0.01304, 0.22498, 0.1638 / (0.22498 - 0.01304)), (0.22498, 0.8703, 0.8362 / (0.8703 - 0.22498))):
+        s = np.linspace(a, b, 2001)
+        inner = integrate.simpson(D._virtual_surplus(tech, s[:, None] ** beta * (2 * w[None, :] - 1)), x=w, axis=1)
+        total += dens * integrate.simpson(inner, x=s)
+    # Simpson with 2000 panels on C³ integrands (S ~ v^(10/3) at w0): error
+    # ~1e-10 relative; the nested quadrature asks for 1e-10 per level
+    assert c["distribution"] == pytest.approx(total, rel=QUAD_RATIO_RTOL)
+    b = D.value_scale_profit_bounds(tech, TypeDistribution("uniform", 0.0, 1.0),
+                                    TypeDistribution("piecewise", breakpoints=(0.01304, 0.22498, 0.8703),
+                                                     masses=(0.1638, 0.8362)), 200)
+    assert b["lower"]["budget"] <= c["budget"] <= b["upper"]["budget"]

@@ -542,3 +542,26 @@ def test_lazy_ic_40x40_grid_every_pair_audited_under_10_minutes():
     assert seconds < 600
     ref = D.value_scale_distribution_menu(wg, wm, sg, sm, N, TECH_J1, audit=False)
     assert s.menu.profit == pytest.approx(ref.profit, rel=TOL)  # [observed 6e-8]
+
+
+@pytest.mark.unit
+def test_continuous_profits_not_computed_for_non_monotone_w(monkeypatch):
+    """Regression (value_scale_11_0, timeout > 120 s on a 5×5 grid): with a
+    piecewise w whose virtual value falls at a breakpoint the continuous
+    formulas (which do not iron) are no reference, no continuum row uses
+    them, and their nested quadrature over undeclared jumps ran for
+    minutes: they must not be computed at all, and a note says why."""
+    from models.results import RegimeResult
+    from models.type_space import TypeDistribution
+
+    def boom(*a, **k):
+        raise AssertionError("value_scale_profits called for a non-monotone h_w")
+
+    monkeypatch.setattr(D, "value_scale_profits", boom)
+    wd = TypeDistribution("piecewise", breakpoints=(0.0, 0.90128, 0.94653, 1.0),
+                          masses=(0.118799, 0.814524, 0.066677))
+    vs = {"w": {"dist": wd}, "s": {"dist": TypeDistribution("uniform", 0.0, 1.0)}}
+    res = RegimeResult("distributions")
+    cont = DM._continuous_profits(res, TECH_J1, vs)
+    assert all(np.isnan(cont[k]) for k in ("distribution", "budget", "ratio"))
+    assert any("not monotone" in n for n in res.notes)

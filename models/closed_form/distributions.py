@@ -53,6 +53,21 @@ GRID_TOL = 1e-9
 QUAD_RTOL = 1e-10
 
 
+def _breaks(dist, ends: bool = False) -> list[float]:
+    """Points where the density of ``dist`` is not smooth: the interior
+    breakpoints of a piecewise density (and its support ends with ``ends``)."""
+    lo, hi = dist.support
+    inner = [float(b) for b in (getattr(dist, "breakpoints", ()) or ())[1:-1]] if dist.kind == "piecewise" else []
+    return ([float(lo)] + inner + [float(hi)]) if ends else inner
+
+
+def _quad_pieces(fun, a: float, b: float, points=()) -> float:
+    """∫_a^b fun by QUADPACK on each smooth piece between the declared kinks."""
+    nodes = [a] + sorted(p for p in set(points) if a < p < b) + [b]
+    return float(sum(integrate.quad(fun, u, v, epsrel=QUAD_RTOL, epsabs=0.0, limit=200)[0]
+                     for u, v in zip(nodes[:-1], nodes[1:]) if v > u))
+
+
 class AssumptionError(ValueError):
     """A derived closed form was asked for outside the region where it holds."""
 
@@ -718,11 +733,15 @@ def value_scale_theta_cdf_pdf(theta, sigma: float, w_dist=None, s_dist=None):
     s_dist = s_dist or _uniform01()
     beta = 1 - sigma
     slo, shi = s_dist.support
-    wlo, whi = w_dist.support
+    wb = [b for b in _breaks(w_dist, ends=True) if b > 0]
+    sb = _breaks(s_dist)
     F, f = [], []
     for tau in np.atleast_1d(np.asarray(theta, float)):
-        pts = [p for p in ((tau / whi) ** (1 / beta), (tau / wlo) ** (1 / beta) if wlo > 0 else np.inf)
-               if slo < p < shi]
+        # kinks in s: where τ s^(−β) crosses a breakpoint of w's density (its
+        # support ends and, piecewise, its interior breakpoints), and s's own
+        # breakpoints; undeclared jumps make QUADPACK bisect to its limit
+        # (measured: a piecewise w ran > 5 minutes, value_scale_11_0)
+        pts = sorted({p for p in [(tau / b) ** (1 / beta) for b in wb] + sb if slo < p < shi})
         Fi = integrate.quad(lambda s: float(w_dist.cdf(tau * s**-beta) * s_dist.pdf(s)), max(slo, 1e-300), shi,
                             points=pts or None, epsrel=QUAD_RTOL, epsabs=0.0, limit=200)[0]
         fi = integrate.quad(lambda s: float(w_dist.pdf(tau * s**-beta) * s**-beta * s_dist.pdf(s)),
@@ -761,11 +780,16 @@ def value_scale_profits(tech: cf.Technology, w_dist=None, s_dist=None) -> dict:
     except ValueError:
         w0 = wlo
 
-    def inner(s):
-        return integrate.quad(lambda v: float(_virtual_surplus(tech, s**beta * w_dist.virtual_value(v))
-                                              * w_dist.pdf(v)), w0, whi, epsrel=QUAD_RTOL, epsabs=0.0, limit=200)[0]
+    # every integrand is smooth between the densities' breakpoints (piecewise
+    # marginals): each integral is split there (a jump of f_w is a jump of
+    # h_w, hence of the integrand)
+    wk, sk = _breaks(w_dist), _breaks(s_dist)
 
-    PiD = integrate.quad(lambda s: inner(s) * float(s_dist.pdf(s)), slo, shi, epsrel=QUAD_RTOL, epsabs=0.0, limit=200)[0]
+    def inner(s):
+        return _quad_pieces(lambda v: float(_virtual_surplus(tech, s**beta * w_dist.virtual_value(v))
+                                            * w_dist.pdf(v)), w0, whi, wk)
+
+    PiD = _quad_pieces(lambda s: inner(s) * float(s_dist.pdf(s)), slo, shi, sk)
 
     def h_theta(tau):
         F, f = value_scale_theta_cdf_pdf(tau, sig, w_dist, s_dist)
@@ -794,7 +818,9 @@ def value_scale_profits(tech: cf.Technology, w_dist=None, s_dist=None) -> dict:
         h, f = h_theta(u)
         return float(_virtual_surplus(tech, h)) * f
 
-    PiB = integrate.quad(integrand, tau0, tmax, epsrel=QUAD_RTOL, epsabs=0.0, limit=200)[0]
+    # f_θ has kinks where a breakpoint of w meets one of s (τ = b_w·b_s^β)
+    tk = [bw * bs**beta for bw in _breaks(w_dist, ends=True) for bs in _breaks(s_dist, ends=True)]
+    PiB = _quad_pieces(integrand, tau0, tmax, tk)
     return {"distribution": PiD, "budget": PiB, "ratio": PiD / PiB, "theta_exclusion": tau0,
             "h_theta_monotone": bool(np.all(np.diff(hs) >= -1e-12))}
 
