@@ -584,8 +584,16 @@ def solve_menu(tech, theta, mass, ctx, label: str, ic: str = "local", start=None
     return prog, menu, r
 
 
+def menu_unit_tolerances(tech, theta, mass) -> dict:
+    """gain.unit_tolerances for the menu NLP: rows in Q and money units
+    (menu_scales), objective unit 1/obj_s, variables Q, t, X, Z."""
+    Qs, Xs, Zs, ts, obj_s = menu_scales(tech, theta, mass)
+    return gain.unit_tolerances(1.0 / obj_s, np.r_[Qs, ts, Xs, Zs], [Qs, ts])
+
+
 def _solve_menu(tech, theta, mass, ctx, label, ic, start, formulation):
     form = use_structured(formulation, ic, len(theta), ctx.route)
+    defaults = {**menu_solver_defaults(tech), **menu_unit_tolerances(tech, theta, mass)}
     if formulation in ("structured", "presolved") and ic == "local" and form is None:
         ctx.progress(f"    {label}: formulation '{formulation}' needs the cyipopt route; using the Pyomo model")
     if form is not None:
@@ -594,11 +602,11 @@ def _solve_menu(tech, theta, mass, ctx, label, ic, start, formulation):
         cls = PresolvedBudgetMenuNLP if form == "presolved" else BudgetMenuNLP
         with Timer() as tb:
             p = cls(tech, theta, mass, start)
-        r = ctx.solve_structured(p, label, tb.seconds, defaults=menu_solver_defaults(tech))
+        r = ctx.solve_structured(p, label, tb.seconds, defaults=defaults)
         return p, p.menu(r.x), r
     with Timer() as tb:
         m = build_menu(tech, theta, mass, ic, start)
-    r = ctx.solve(m, label, tb.seconds, defaults=menu_solver_defaults(tech))
+    r = ctx.solve(m, label, tb.seconds, defaults=defaults)
     return m, read_menu(m, tech), r
 
 

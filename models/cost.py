@@ -105,7 +105,10 @@ def build(tech: cf.Technology, quantities) -> pyo.ConcreteModel:
                                      + gain.spend_z(tech, [m.Z[q, k] for k in m.FT]) for q in m.LEVELS))
     m.dual = pyo.Suffix(direction=pyo.Suffix.IMPORT)
     sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
-    sf[m.spend] = 1.0 / max(float(np.sum(cf.cost(tech, qs))), 1e-300)
+    obj_unit = max(float(np.sum(cf.cost(tech, qs))), 1e-300)
+    sf[m.spend] = 1.0 / obj_unit
+    # Ipopt's absolute tests in these units (gain.unit_tolerances)
+    m._unit_tolerances = gain.unit_tolerances(obj_unit, np.r_[xs, zs if tech.K else []], qs)
     for q in m.LEVELS:
         sf[m.quality[q]] = 1.0 / max(qs[q], 1e-300)
         for j in m.TOKENS:
@@ -121,7 +124,7 @@ def run(scn, opts, ctx) -> RegimeResult:
     res = RegimeResult(NAME)
     with Timer() as t:
         m = build(tech, qs)
-    sr = ctx.solve(m, "cost", t.seconds, defaults=solver_defaults(tech))
+    sr = ctx.solve(m, "cost", t.seconds, defaults={**solver_defaults(tech), **m._unit_tolerances})
     res.solves["cost"] = sr
     L = list(m.LEVELS)
     X = np.array([[pyo.value(m.X[q, j]) for j in m.TOKENS] for q in L])

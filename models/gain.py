@@ -66,3 +66,38 @@ def spend_z(tech: Technology, z):
 def z_floor(tech: Technology) -> float:
     """Fine-tuning may be exactly 0 in the baseline form (b > 0 keeps Φ smooth)."""
     return 0.0 if tech.has_baseline else X_FLOOR
+
+
+def unit_tolerances(obj_unit: float, var_scales, con_scales) -> dict:
+    """Ipopt's absolute termination tests, stated in the model's own units.
+
+    Besides ``tol`` on the *scaled* problem, Ipopt stops only when the
+    *unscaled* constraint violation <= constr_viol_tol (default 1e-4), dual
+    infeasibility <= dual_inf_tol (1) and complementarity <= compl_inf_tol
+    (1e-4).  These are absolute numbers in the model's units ($, Mtok,
+    quality).  With user scaling to the model's natural units the scaled test
+    (tol = 1e-12 per row and variable) is the stricter one, unless the units
+    are far from 1: at σ+γ = 0.95 and θ up to 44 the top quality is 1e42, an
+    unscaled violation of 1e-4 is 1e-46 relative -- below round-off, so Ipopt
+    iterated on at mu = 1e-21 until an evaluation at a bound gave Inf
+    (findings budget_11_11); in the cost NLP at σ = 0.1 an input of scale
+    1e-16 turns a scaled dual residual of 1e-14 into 1e7 $/Mtok and Ipopt ran
+    to max_iter at a solution correct to 3e-15 (budget_20_12).  The defaults
+    are multiplied by the largest unit conversion (1 for O(1) models, so
+    nothing changes there):
+
+    * constraint rows: by max(1, row scales);
+    * dual residuals (objective unit per variable unit): by
+      max(1, obj_unit / min variable scale);
+    * complementarity (objective units): by max(1, obj_unit).
+    """
+    import numpy as np
+
+    v = np.asarray(var_scales, float).ravel()
+    c = np.asarray(con_scales, float).ravel()
+    v = v[np.isfinite(v) & (v > 0)]
+    c = c[np.isfinite(c) & (c > 0)]
+    vmin = float(v.min()) if v.size else 1.0
+    return {"constr_viol_tol": 1e-4 * max(1.0, float(c.max()) if c.size else 1.0),
+            "dual_inf_tol": max(1.0, obj_unit / vmin),
+            "compl_inf_tol": 1e-4 * max(1.0, obj_unit)}

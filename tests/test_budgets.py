@@ -610,3 +610,39 @@ lemma_cells = 0
     text = text.replace("[0.180376, 0.0866123, 0.0727296, 0.6602821]", "[0.2, 0.3, 0.5]")
     scn2 = _scenario_text(tmp_path, text.replace('grid = "equal-mass"', 'grid = "equal-spacing"'))
     assert budgets.breakpoints_on_cell_edges(scn2, (100, 200, 400))
+
+
+def test_menu_with_quality_of_order_1e42_converges(tmp_path):
+    """findings budget_11_11: σ+γ = 0.95, θ up to 44 -- top quality 1.3e42,
+    profit 1e41.  The menu was correct to 1e-13 but Ipopt's unscaled tests
+    (constr_viol_tol = 1e-4 on rows of size 1e42) could not be met; it went on
+    to mu = 1e-21 and stopped on an Inf at a bound.  The absolute tests are
+    now stated in the model's units (gain.unit_tolerances)."""
+    scn = _scenario_text(tmp_path, """[technology]
+sigma = 0.2757
+rho = 0.0
+[[technology.tokens]]
+name = "tok1"
+weight = 1.0
+cost = 0.309115
+[technology.fine_tuning]
+gamma = 0.6743
+baseline = 0.0245983
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 1.0
+cost = 0.0992711
+[types]
+distribution = "piecewise"
+breakpoints = [0.0, 2.9989, 11.239, 34.359, 43.7859]
+masses = [0.407351, 0.231746, 0.0342305, 0.3266724999999999]
+n = 98
+grid = "equal-mass"
+[regimes.budgets]
+convergence = []
+lemma_cells = 0
+""")
+    res = run.run_regime(scn, "budgets", ctx())
+    v = res.verification
+    assert res.solves["menu[local]"].ok, res.solves["menu[local]"].message
+    assert res.converged and res.verified, v[~v["passed"]][["check", "quantity", "rel_err", "tolerance"]]

@@ -126,6 +126,28 @@ def test_priced_out_class_is_judged_on_the_inputs_scale():
     assert res.converged and res.verified, res.verification[["quantity", "rel_err", "tolerance"]]
 
 
+@pytest.mark.component
+@pytest.mark.parametrize("case", ["budget_20_12", "budget_21_4"])
+def test_ipopt_absolute_tests_in_the_models_units(case):
+    """Random draws (seed 20/21): σ = 0.1 Cobb-Douglas (input scale 1e-16 at
+    Q = 0.025) and σ = 0.05, ρ = 0.991 (spend 9e8).  Correct to 3e-15, Ipopt
+    ran to max_iter / 'very little progress': its unscaled dual test
+    (dual_inf_tol = 1 $/Mtok) cannot be met in these units.
+    gain.unit_tolerances states the absolute tests in the model's units."""
+    if case == "budget_20_12":
+        tech = cf.Technology(sigma=0.1, rho=0.0, alpha=(0.188221, 0.811779), cost=(13.1177, 47.2459),
+                             token_names=("tok1", "tok2"))
+        qs = (0.0251952, 1.47357, 1.88924)
+    else:
+        tech = cf.Technology(sigma=0.05, rho=0.9909, alpha=(0.249926, 0.750074), cost=(0.411036, 1.4194),
+                             token_names=("tok1", "tok2"))
+        qs = (0.0080297, 0.0608764, 2.73087)
+    res = _run_cost(tech, qs=qs)
+    assert res.converged and res.verified, res.verification[["quantity", "rel_err", "tolerance"]]
+    # O(1) models keep Ipopt's defaults
+    assert cost.build(CES, [1.0])._unit_tolerances["constr_viol_tol"] == pytest.approx(1e-4)
+
+
 # ------------------------------------------------------------------- solve
 @pytest.mark.component
 @pytest.mark.parametrize("name", list(TECHS))
