@@ -171,36 +171,46 @@ def main(argv=None, prog: str | None = None) -> int:
 
 
 def one_sided(df) -> bool:
-    """A one-sided row (``results.bound_check``): one row, reference 0, rel_err = |numeric|,
-    passed iff numeric <= tolerance.  (A two-sided scalar check against 0 has the same
-    columns; its value then differs from |value| only in sign, and |value| <= tol
-    implies value <= tol, so the signed value is the right thing to show for both
-    unless a negative value failed -- which only a two-sided check can do.)"""
-    if len(df) != 1:
-        return False
-    r = df.iloc[0]
-    num, tol = float(r["numeric"]), float(r["tolerance"])
-    return float(r["reference"]) == 0.0 and not (num < 0 and not bool(r["passed"]) and num <= tol)
+    """Rows of one check and quantity from ``results.bound_check`` (``kind`` = "bound"):
+    judged by ``numeric <= tolerance``, not by a relative error."""
+    if "kind" in df.columns:
+        return bool(len(df)) and bool((df["kind"] == "bound").all())
+    return False
+
+
+def compared(df) -> str:
+    """What a check compares, as it is compared: ``value <= limit`` for a bound (signed),
+    ``max rel_err <= tolerance`` for a relative check (``>`` where it fails)."""
+    tol = float(df["tolerance"].max())
+    if one_sided(df):
+        v = float(df["numeric"].max())  # the worst (largest) value against its limit
+    else:
+        v = float(df["rel_err"].max())
+    ok = bool(df["passed"].all())
+    return f"{v:>10.2e} {'<=' if ok else '> '} {tol:<8.0e}"
 
 
 def print_table(summary) -> None:
     ver = summary.verification
     print(f"\nVerification for scenario '{summary.scenario}':")
-    print(f"{'regime':<14}{'check':<40}{'quantity':<22}{'rows':>5}{'max rel err':>13}{'tol':>9}  result")
+    print(f"{'regime':<14}{'check':<40}{'quantity':<22}{'rows':>5}  {'compared (rel_err or value <= limit)':<36}"
+          f"result")
     if len(ver):
         g = ver.groupby(["regime", "check", "quantity"], sort=False)
         for (reg, chk, q), df in g:
             ok = bool(df["passed"].all())
-            if one_sided(df):  # the signed value that is compared with the limit, as in the CSV
-                shown = f"{float(df['numeric'].iloc[0]):>11.2e} ≤"
-            else:
-                shown = f"{df['rel_err'].max():>13.2e}"
-            print(f"{reg:<14}{chk[:39]:<40}{q[:21]:<22}{len(df):>5}{shown}"
-                  f"{df['tolerance'].max():>9.0e}  {'ok' if ok else 'FAILED'}")
+            kind = "value" if one_sided(df) else "rel"
+            print(f"{reg:<14}{chk[:39]:<40}{q[:21]:<22}{len(df):>5}  {kind:<6}{compared(df):<30}"
+                  f"{'ok' if ok else 'FAILED'}")
+    print()
     for name, r in summary.results.items():
-        print(f"  {name}: {r.status()}")
-    print("RESULT:", "all converged and verified" if summary.verified else "NOT VERIFIED (see verification.csv)")
-
+        print(f"  {name}: {r.status()}" + (f" -- {r.error}" if r.error else ""))
+    if summary.verified:
+        print("RESULT: all converged and verified")
+    else:
+        bad = [f"{n}: {r.status()}" + (f" ({r.error})" if r.error else "")
+               for n, r in summary.results.items() if not r.verified]
+        print("RESULT: NOT VERIFIED -- " + "; ".join(bad) + " (see verification.csv)")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,6 +18,7 @@ def build_markdown(scn, run, summary, writer, embed: bool = False) -> str:
                   '<p class="bad">ATTENTION: something did not converge or did not verify — see the '
                   'regimes and the rows marked NO below.</p>'))
     lines.append("")
+    lines += glance(run) + [""]
     lines.append(f"Solver route: `{summary['route']}`, Ipopt {summary['ipopt_version']}.")
     if scn.description:
         lines += ["", scn.description]
@@ -57,13 +58,37 @@ def build_markdown(scn, run, summary, writer, embed: bool = False) -> str:
     return "\n".join(lines)
 
 
+def glance(run) -> list[str]:
+    """The report's first screen: one line per regime -- its verdict, its numbers, where
+    to look (its section, its tables and figures, the failing checks if any)."""
+    out = []
+    for name, res in run.results.items():
+        ver = res.verification
+        n_bad = int((~ver["passed"].astype(bool)).sum()) if len(ver) else 0
+        checks = ver["check"].nunique() if len(ver) else 0
+        verdict = "verified" if res.verified else f"**{res.status()}**"
+        where = [f"[section](#{name})"]
+        if res.tables:
+            where.append(f"`{name}/` ({len(res.tables)} tables)")
+        if res.figures:
+            where.append(f"`figures/{name}/` ({len(res.figures)} figures)")
+        line = f"- **{name}**: {verdict} -- {checks} checks, {len(ver)} rows, {n_bad} failed; {', '.join(where)}"
+        if n_bad:
+            failing = list(dict.fromkeys(ver.loc[~ver["passed"].astype(bool), "check"]))
+            line += "; failing: " + ", ".join(f"`{c}`" for c in failing[:5]) + (" ..." if len(failing) > 5 else "")
+        if res.error:
+            line += f"; error: {res.error}"
+        out.append(line)
+    return out
+
+
 def write(writer, scn, run, summary) -> None:
     writer.text(build_markdown(scn, run, summary, writer), "report.md", kind="report/md")
     try:
         import markdown
     except ImportError:  # pragma: no cover
         return
-    body = markdown.markdown(build_markdown(scn, run, summary, writer, embed=True), extensions=["tables", "fenced_code"])
+    body = markdown.markdown(build_markdown(scn, run, summary, writer, embed=True), extensions=["tables", "fenced_code", "toc"])
     html = ("<!doctype html><html><head><meta charset='utf-8'><title>Run report: " + scn.name + "</title>"
             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px}"

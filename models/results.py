@@ -22,7 +22,10 @@ import pandas as pd
 from models.solver import SolveResult
 
 VERIFICATION_COLUMNS = ["regime", "check", "quantity", "index", "numeric", "reference",
-                        "abs_err", "rel_err", "tolerance", "passed"]
+                        "abs_err", "rel_err", "tolerance", "passed", "kind"]
+# kind: "relative" (``compare``: passed = rel_err <= tolerance) or "bound"
+# (``bound_check``: passed = numeric <= tolerance, a one-sided limit)
+KINDS = ("relative", "bound")
 
 
 def compare(regime: str, check: str, quantity: str, numeric, reference, tolerance: float,
@@ -49,7 +52,7 @@ def compare(regime: str, check: str, quantity: str, numeric, reference, toleranc
     return pd.DataFrame({
         "regime": regime, "check": check, "quantity": quantity, "index": [str(i) for i in index],
         "numeric": num, "reference": ref, "abs_err": abs_err, "rel_err": rel,
-        "tolerance": float(tolerance), "passed": rel <= tolerance,
+        "tolerance": float(tolerance), "passed": rel <= tolerance, "kind": "relative",
     })
 
 
@@ -60,7 +63,7 @@ def bound_check(regime: str, check: str, quantity: str, value: float, limit: flo
         "regime": [regime], "check": [check], "quantity": [quantity], "index": [str(index)],
         "numeric": [float(value)], "reference": [0.0], "abs_err": [abs(float(value))],
         "rel_err": [abs(float(value))], "tolerance": [float(limit)],
-        "passed": [bool(np.isfinite(value) and value <= limit)],
+        "passed": [bool(np.isfinite(value) and value <= limit)], "kind": ["bound"],
     })
 
 

@@ -357,25 +357,35 @@ def test_tightened_tol_is_noted_in_the_regime(tmp_path):
 
 @pytest.mark.unit
 def test_console_prints_the_signed_value_of_one_sided_checks(capsys):
-    """Issue 11 defect 8: a one-sided check prints the value that is compared (signed), as in the CSV."""
+    """Issue 11 defect 8: every console row shows exactly what is compared: a bound row
+    (kind "bound") its signed value against the limit, a relative row its max rel_err
+    against the tolerance; '>' and FAILED where it fails.  The last line names what failed."""
     import pandas as pd
 
     import solve
-    from models.results import bound_check, compare
+    from models.results import RegimeResult, bound_check, compare
 
     ver = pd.concat([bound_check("r", "audit", "worst IC violation", -1.0, 0.0),
                      bound_check("r", "audit2", "worst IR violation", 2.5e-9, 1e-8),
-                     compare("r", "values", "Q", [1.0, 2.0], [1.0, 2.0 + 1e-9], 1e-6)], ignore_index=True)
+                     bound_check("r", "audit3", "worst IR violation", 2.5e-8, 1e-8),
+                     compare("r", "values", "Q", [1.0, 2.0], [1.0, 2.0 + 1e-9], 1e-6),
+                     compare("r", "values2", "Q", [1.0, 2.0], [1.0, 2.1], 1e-6)], ignore_index=True)
+    assert list(ver["kind"]) == ["bound"] * 3 + ["relative"] * 4
 
     class S:
-        scenario, verification, results, verified = "x", ver, {}, True
+        scenario, verification, verified = "x", ver, False
+        results = {"r": RegimeResult("r", checks=[ver])}
 
     solve.print_table(S)
     out = capsys.readouterr().out
-    row = [ln for ln in out.splitlines() if ln.startswith("r ") and "audit " in ln][0]
-    assert "-1.00e+00 ≤" in row and "ok" in row
-    assert "2.50e-09 ≤" in [ln for ln in out.splitlines() if "audit2" in ln][0]
-    assert "5.00e-10" in [ln for ln in out.splitlines() if "values" in ln][0]  # two-sided: rel err
+    line = {c: [ln for ln in out.splitlines() if ln.startswith("r ") and f" {c} " in ln][0]
+            for c in ("audit", "audit2", "audit3", "values", "values2")}
+    assert "value  -1.00e+00 <= 0e+00" in line["audit"] and line["audit"].endswith("ok")
+    assert "value   2.50e-09 <= 1e-08" in line["audit2"]
+    assert "value   2.50e-08 >  1e-08" in line["audit3"] and line["audit3"].endswith("FAILED")
+    assert "rel     5.00e-10 <= 1e-06" in line["values"]  # two-sided: max rel_err
+    assert "rel" in line["values2"] and ">  1e-06" in line["values2"] and line["values2"].endswith("FAILED")
+    assert out.strip().splitlines()[-1].startswith("RESULT: NOT VERIFIED -- r: verification failed")
 
 
 @pytest.mark.unit

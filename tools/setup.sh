@@ -3,12 +3,15 @@
 # with sudo available).  Every step checks first and does nothing when its
 # result is already there, so a second run takes about a second.
 #   1. Debian packages: libamplsolver-dev (AMPL Solver Library), cmake, g++,
-#      make, pkg-config (and python3-venv if venv is missing).
+#      make, pkg-config (and python3-venv if venv is missing); TeX
+#      (texlive-latex-base, texlive-latex-recommended) for the LaTeX tables' test.
 #   2. .venv with the pinned requirements.txt.
 #   3. PyNumero's ASL library, built from Pyomo's own shipped sources, into
 #      the project-local PYOMO_CONFIG_DIR .pyomo/lib.
 #   4. cyipopt built against the Ipopt 3.14.19 bundled in the pinned casadi
 #      wheel (fallback: the cyipopt-wheels wheel).
+#   5. the project's AMPL `ipopt` driver (tools/ampl_ipopt) for the tests of
+#      the executable route; not put on PATH.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -33,10 +36,21 @@ done
 if ! "$PY" -m venv --help >/dev/null 2>&1 || ! "$PY" -c "import sysconfig,os,sys; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()['include'],'Python.h')) else 1)"; then
   need+=(python3-venv python3-dev)
 fi
+# pdflatex + booktabs/longtable for the .tex tables' compile test (~76 MB, ~45 s once)
+tex=()
+for p in texlive-latex-base texlive-latex-recommended; do
+  dpkg -s "$p" >/dev/null 2>&1 || tex+=("$p")
+done
+if [ ${#need[@]} -gt 0 ] || [ ${#tex[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+fi
 if [ ${#need[@]} -gt 0 ]; then
   log "apt-get install ${need[*]}"
-  $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ ${#tex[@]} -gt 0 ]; then
+  log "apt-get install --no-install-recommends ${tex[*]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${tex[@]}" >/dev/null
 fi
 
 # ---- 2. virtual environment ---------------------------------------------
@@ -103,6 +117,12 @@ PCEOF
     "$VPY" -m pip uninstall -q -y cyipopt >/dev/null 2>&1 || true
     "$VPY" -m pip install -q "cyipopt-wheels==1.7.0.dev0"
   fi
+fi
+# ---- 5. the AMPL-protocol ipopt executable for the tests of route "ipopt" ---
+# (tools/ampl_ipopt: NL in, SOL out, around casadi's Ipopt; ~2 s, idempotent).
+# It stays in .build/ampl_ipopt/bin, NOT on PATH: only the tests put it there.
+if [ -f "$SITE/casadi/include/coin-or/IpTNLP.hpp" ]; then
+  VPY="$VPY" bash "$ROOT/tools/ampl_ipopt/build.sh" >/dev/null
 fi
 [ "${BUILT:-0}" = 1 ] || exit 0  # nothing was (re)built: the last check still holds
 "$VPY" - <<'PYEOF'
