@@ -313,7 +313,8 @@ def leader_audit(lf: cc.LeaderFringe, theta, q, T) -> dict:
     dev = buyer_value_numeric(th[:, None], a[None, :], lf.sigma, lf.c_F) - T[None, :]
     viol = np.concatenate([dev - own[:, None], (u0 - own)[:, None]], axis=1)
     np.fill_diagonal(viol[:, :-1], -np.inf)
-    return {"U": own, "u0": u0, "viol": viol, "ic": float(np.max(viol[:, :-1])) if len(th) > 1 else -np.inf,
+    return {"U": own, "u0": u0, "viol": viol, "q_F": fringe_topup_numeric(th, a, lf.sigma, lf.c_F),
+            "ic": float(np.max(viol[:, :-1])) if len(th) > 1 else -np.inf,
             "ir": float(np.max(viol[:, -1]))}
 
 
@@ -1620,7 +1621,13 @@ def _leader(res, lf, scn, opts, ctx, theta, mass):
         return None
     final, known = solved
     _, qs, ts = _leader_scales(lf, theta)
-    ref = cc.leader_discrete(lf, theta, mass, allow_nonmonotone=True)
+    # exact discrete optimum under the NLP's own constraints (monotone q: ironed when the
+    # pointwise schedule is not monotone -- then the pointwise menu is not IC, repro competition_11_4)
+    ref = cc.leader_discrete_monotone(lf, theta, mass)
+    if ref["ironed"]:
+        pooled = [f"θ∈[{theta[i]:.4g}, {theta[e]:.4g}]" for i, e in ref["blocks"] if e > i]
+        res.notes.append("leader_fringe: the pointwise discrete schedule is not monotone; reference = the ironed "
+                         f"discrete optimum (pooled: {', '.join(pooled)})")
     reg = leader_regions(lf, theta, final.q, qs)
     aud = leader_audit(lf, theta, final.q, final.T)
     chk = "leader_vs_discrete_closed_form"
@@ -1631,7 +1638,22 @@ def _leader(res, lf, scn, opts, ctx, theta, mass):
     # Q_L of an unserved type is 0, not floor^η (η small: FLOOR^0.07 ≈ 0.14 of the scale)
     res.checks.append(compare(NAME, chk, "Q_L", _leader_quality(lf, final.q, reg), ref["Q_L"], TOL_DISCRETE,
                               index=theta, scale=_ref_scale(ref["Q_L"], qs**lf.eta)))
-    res.checks.append(compare(NAME, chk, "q_F (own top-up)", final.f, ref["q_F"], TOL_DISCRETE, index=theta))
+    # the buyer's top-up at the NLP's item (numeric bisection), not the variable f: where the
+    # own-top-up objective is flat at f = 0 (q_k at or just above the limit quality) the NLP's
+    # f is determined only to O(sqrt(tol)) (1e-5 of max q_F, repro competition_11_4) while its
+    # effect on the buyer's utility is O(f²); that effect is checked on its own below
+    qF = fringe_topup_numeric(theta, np.maximum(final.q, 0.0) ** lf.r, lf.sigma, lf.c_F)
+    # scale: the buyer's effective tokens in fringe units, max(q_F, q_L^r): q_F = A − q_L^r inherits the
+    # leader's error δ(q_L^r), and where q_L^cf = 0 the NLP's q_L ~ 1e-11·max q_L still gives q_L^r ~ 1e-6
+    # of max q_F when the leader's scale dwarfs the fringe's (repro competition_11_4)
+    qF_scale = max(float(np.max(np.abs(ref["q_F"]))), float(np.max(ref["q_L"] ** lf.r)), 1e-300)
+    res.checks.append(compare(NAME, chk, "q_F (buyer's top-up at the NLP item)", qF, ref["q_F"], TOL_DISCRETE,
+                              index=theta, scale=qF_scale))
+    own_f = theta * (np.maximum(final.q, 0.0) ** lf.r + np.maximum(final.f, 0.0)) ** lf.sigma - lf.c_F * np.maximum(final.f, 0.0)
+    own_u = buyer_value_numeric(theta, np.maximum(final.q, 0.0) ** lf.r, lf.sigma, lf.c_F)
+    res.checks.append(bound_check(NAME, "leader_numpy_audit_all_pairs", "own-item utility with the NLP's top-up f "
+                                  "below the buyer's best / max(|T|,|U|)",
+                                  float(np.max(own_u - own_f)) / _utility_scale(final.T, aud["U"]), TOL_AUDIT))
     res.checks.append(compare(NAME, chk, "T", final.T, ref["T"], TOL_DISCRETE, index=theta,
                               scale=_ref_scale(ref["T"], ts)))
     res.checks.append(compare(NAME, chk, "U", aud["U"], ref["U"], TOL_DISCRETE, index=theta))
@@ -1765,7 +1787,7 @@ def _leader_quality(lf, q, region) -> np.ndarray:
 def _leader_table(lf, theta, mass, menu, aud, reg, ref, cont):
     q_dev_next = np.append(fringe_topup_numeric(theta[1:], np.maximum(menu.q[:-1], 0) ** lf.r, lf.sigma, lf.c_F), np.nan)
     d = {"theta": theta, "mass": mass, "region": reg, "q_L": menu.q, "Q_L": _leader_quality(lf, menu.q, reg),
-         "q_F": menu.f, "Q_F": np.maximum(menu.f, 0) ** lf.sigma, "t": menu.T, "U": aud["U"], "u_0": aud["u0"],
+         "q_F": aud["q_F"], "Q_F": aud["q_F"] ** lf.sigma, "t": menu.T, "U": aud["U"], "u_0": aud["u0"],
          "rent_over_fringe_only": aud["U"] - aud["u0"],
          "next_type_topup_at_this_item": q_dev_next,
          "q_L_discrete_cf": ref["q_L"], "t_discrete_cf": ref["T"], "region_discrete_cf": ref["region"]}
@@ -1856,7 +1878,7 @@ def _leader_convergence(res, lf, scn, ctx, sizes, base: LeaderMenu, known=None):
             res.solves[f"leader_fringe[N={N}]"] = best.result
         prev = menu
         cont = cc.leader_continuous(lf, dist, th)
-        ref = cc.leader_discrete(lf, th, ms, allow_nonmonotone=True)
+        ref = cc.leader_discrete_monotone(lf, th, ms)
         aud = leader_audit(lf, th, menu.q, menu.T)
         step = float(np.max(np.diff(th)))
         near = np.zeros(len(th), bool)  # types within 2 grid steps of a continuous region boundary
@@ -1951,7 +1973,7 @@ def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead, mon_ref=None):
                                                                        -1: "excluded"})})
     if lead is not None:
         menu = lead["menu"]
-        qf = np.maximum(menu.f, 0)
+        qf = lead["audit"]["q_F"]  # the buyer's top-up at the NLP item (see the q_F check)
         tot = theta * (np.maximum(menu.q, 0) ** lf.r + qf) ** lf.sigma - lf.c_L * menu.q - lf.c_F * qf
         rows.append({"regime": "leader vs fringe", "source": "NLP (discrete types)", "profit": menu.objective,
                      "consumer_surplus": float(np.sum(mass * lead["audit"]["U"])),
@@ -2032,7 +2054,8 @@ def _figures(lf, models, theta, dist, eff, mon, lead, mon_ref):
             plotting.closed_form_line(ax, grid, np.maximum(c["q_F"], 0) ** lf.sigma, "fringe Q_F (continuous closed form)",
                                       color="tab:red")
         plotting.numeric_markers(ax, theta, _leader_quality(lf, menu.q, reg), "leader Q_L (NLP)", color="tab:blue")
-        plotting.numeric_markers(ax, theta, np.maximum(menu.f, 0) ** lf.sigma, "fringe Q_F (NLP)", color="tab:red")
+        plotting.numeric_markers(ax, theta, lead["audit"]["q_F"] ** lf.sigma, "fringe Q_F (buyer's top-up at the NLP menu)",
+                                 color="tab:red")
         plotting.labels(ax, "type θ", "quality bought", "Leader vs competitive fringe: quantities")
         ax.legend(frameon=False, fontsize=7)
         figs["leader_fringe_quantities"] = fig

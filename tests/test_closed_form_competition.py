@@ -485,3 +485,42 @@ def test_welfare_comparison(name):
     assert w["leader_fringe"]["consumer_surplus"] > w["monopolist"]["consumer_surplus"]
     # uniform: the multi-model monopolist keeps profit = S^FB/2 (quadrature epsrel 1e-11)
     assert w["monopolist"]["profit"] == pytest.approx(w["efficient"]["total_surplus"] / 2, rel=1e-8)
+
+
+@pytest.mark.parametrize("name,types,mass", [
+    ("three_regions", (0.531, 0.677, 0.852), (0.608, 0.119, 0.273)),
+    ("three_regions", (0.569, 0.604, 0.91), (0.468, 0.1, 0.432)),
+    ("empty_middle", (0.742, 0.845, 0.951), (0.696, 0.097, 0.207))])
+def test_leader_discrete_monotone_vs_brute_force(name, types, mass):
+    """A light middle type: the pointwise schedule falls (q_2 < q_1), so it is not IC and its
+    profit is an infeasible upper bound (repro competition_11_4: the NLP was 'a local optimum
+    1.6 % below' it).  The ironed optimum (DP + exact block values) is IC and matches a brute
+    force over q-profiles under ALL IC/IR constraints (no monotonicity assumed)."""
+    lf, _ = C.example(name)
+    th, p = np.array(types), np.array(mass)
+    pw = C.leader_discrete(lf, th, p, allow_nonmonotone=True)
+    assert np.any(np.diff(pw["q_L"]) < 0)
+    assert C.menu_ic_violation(lf, th, pw["q_L"], pw["T"]) > 1e-3  # the pointwise menu is not IC
+    ex = C.leader_discrete_monotone(lf, th, p)
+    assert ex["ironed"] and (0, 1) in ex["blocks"]
+    assert C.menu_ic_violation(lf, th, ex["q_L"], ex["T"]) <= 1e-12 * max(1.0, ex["T"].max())
+    assert ex["profit"] == pytest.approx(ex["virtual_objective"], rel=1e-12)
+    assert ex["profit"] < pw["profit"]
+    qmax = 1.3 * float(C.interior_quality(lf, th[-1]))
+    grids = [np.concatenate([[0.0], np.geomspace(1e-2, qmax, 59)])] * 3
+    best_q, best = leader_bruteforce(lf, th, p, grids)
+    for ratio in (1.3, 1.05, 1.01, 1.002, 1.0004):  # zoom around the incumbent
+        grids = [np.concatenate([[0.0], q * np.geomspace(1 / ratio, ratio, 25)]) if q > 0
+                 else np.concatenate([[0.0], np.geomspace(1e-4, 1e-2, 5)]) for q in best_q]
+        best_q, best = leader_bruteforce(lf, th, p, grids)
+    assert best <= ex["profit"] + 1e-12  # nothing IC earns more
+    assert best == pytest.approx(ex["profit"], rel=1e-6)  # zoomed grid: ~ratio² relative loss
+    assert best_q == pytest.approx(ex["q_L"], rel=2e-3, abs=1e-3)
+
+
+def test_leader_discrete_monotone_is_the_pointwise_one_when_monotone():
+    lf, dist = C.example("three_regions")
+    th, p = dist.discretise(40)
+    a, b = C.leader_discrete(lf, th, p), C.leader_discrete_monotone(lf, th, p)
+    assert not b["ironed"]
+    np.testing.assert_array_equal(a["q_L"], b["q_L"])

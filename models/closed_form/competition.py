@@ -883,6 +883,117 @@ def leader_discrete(lf: LeaderFringe, theta, mass, allow_nonmonotone: bool = Fal
             "total_surplus": float(np.sum(p * total))}
 
 
+IRON_GRID = 4001
+"""Grid points of the dynamic programme that finds the pooled blocks of an ironed
+leader schedule (:func:`leader_discrete_monotone`); the block values are then
+maximised exactly, so the grid only has to resolve *which* types pool."""
+
+
+def _iron_block_argmax(gain_sum, lo: float, hi: float, n: int = 2001) -> float:
+    """argmax of a 1-D function on [lo, hi]: dense sampling, then a bounded Brent polish
+    around the best sample (the block gain is piecewise smooth: convex below the
+    types' limit qualities, concave above)."""
+    if hi <= lo:
+        return float(lo)
+    v = np.linspace(lo, hi, n)
+    g = gain_sum(v)
+    i = int(np.argmax(g))
+    a, b = v[max(i - 1, 0)], v[min(i + 1, n - 1)]
+    r = optimize.minimize_scalar(lambda x: -float(gain_sum(np.array([x]))[0]), bounds=(a, b), method="bounded",
+                                 options={"xatol": ROOT_XTOL * max(abs(b), 1e-300)})
+    best = float(r.x) if -r.fun >= g[i] else float(v[i])
+    for e in (lo, hi):  # the ends of the interval (a block bound by a neighbour)
+        if float(gain_sum(np.array([e]))[0]) > float(gain_sum(np.array([best]))[0]):
+            best = float(e)
+    return best
+
+
+def leader_discrete_monotone(lf: LeaderFringe, theta, mass, grid: int = IRON_GRID) -> dict:
+    r"""Exact leader menu for discrete types *with* the monotonicity constraint (ironing).
+
+    For any non-decreasing q with the adjacent downward IC binding (which is
+    optimal and, u having increasing differences, implies every IC/IR),
+    profit = Σ_k p_kΔ_k(q_k) (:func:`leader_discrete_gain`): separable.  So the
+    leader solves max Σ_k G_k(q_k), G_k = p_kΔ_k, over non-decreasing q.  When
+    the pointwise maximisers (:func:`leader_discrete`) are non-decreasing they
+    solve it; otherwise (e.g. a density spike: non-monotone discrete virtual
+    values) the pointwise schedule is not IC and its profit is an infeasible
+    upper bound.  Then: a dynamic programme over ``grid`` values of q
+    (F_k(v) = G_k(v) + max_{v'≤v} F_{k−1}(v'), exact on the grid) finds which
+    types pool; each pooled block's common q is then maximised exactly on the
+    interval left by its neighbours (:func:`_iron_block_argmax`, 3 sweeps).  G_k is
+    not concave (0 is always a local optimum), so this is a global search on
+    the grid, not PAVA.  Returns the keys of :func:`leader_discrete` plus
+    ``ironed`` (bool) and ``blocks`` (list of (first, last) type indices)."""
+    ref = leader_discrete(lf, theta, mass, allow_nonmonotone=True)
+    q0 = ref["q_L"]
+    if not np.any(np.diff(q0) < -MONOTONE_TOL * max(1.0, float(q0.max()))):
+        return {**ref, "ironed": False, "blocks": [(k, k) for k in range(len(q0))]}
+    th, p = ref["theta"], ref["mass"]
+    n = len(th)
+    tail = np.maximum(1.0 - np.cumsum(p), 0.0)
+    rho = np.array([tail[k] / p[k] if k < n - 1 else 0.0 for k in range(n)])
+    tn = np.append(th[1:], th[-1])
+
+    def G(k, v):
+        return p[k] * leader_discrete_gain(lf, th[k], tn[k], rho[k], v)
+
+    vmax = 1.05 * float(np.max(q0))
+    vals = np.unique(np.concatenate([np.linspace(0.0, vmax, grid), q0]))
+    F = np.empty((n, len(vals)))
+    arg = np.empty((n, len(vals)), dtype=int)
+    prev = np.zeros(len(vals))
+    prev_arg = np.arange(len(vals))
+    for k in range(n):
+        F[k] = G(k, vals) + prev
+        arg[k] = prev_arg
+        # running max over v' ≤ v for the next type, with its argmax
+        cm = np.maximum.accumulate(F[k])
+        idx = np.arange(len(vals))
+        last = np.where(F[k] == cm, idx, 0)
+        prev, prev_arg = cm, np.maximum.accumulate(last)
+    j = int(np.argmax(F[-1]))
+    choice = np.empty(n, dtype=int)
+    for k in range(n - 1, -1, -1):
+        choice[k] = j
+        j = arg[k][j]
+    q = vals[choice]
+    blocks, i = [], 0
+    while i < n:
+        e = i
+        while e + 1 < n and choice[e + 1] == choice[i]:
+            e += 1
+        blocks.append((i, e))
+        i = e + 1
+    for _ in range(3):  # exact block values, each within its neighbours' values
+        for b, (i, e) in enumerate(blocks):
+            lo = q[blocks[b - 1][1]] if b > 0 else 0.0
+            hi = q[blocks[b + 1][0]] if b + 1 < len(blocks) else vmax
+            if i == e and lo <= q0[i] <= hi:  # a type on its own: its exact pointwise maximiser
+                q[i] = q0[i]
+                continue
+            # pooled: argmax to ~sqrt(eps) relative (a smooth maximum is flat), far below TOL_DISCRETE
+            q[i:e + 1] = _iron_block_argmax(lambda x, i=i, e=e: sum(G(k, x) for k in range(i, e + 1)), lo, hi)
+    qprev = np.concatenate([[0.0], q[:-1]])
+    T = np.cumsum(buyer_value(lf, th, q) - buyer_value(lf, th, qprev))
+    U = buyer_value(lf, th, q) - T
+    u0 = outside_option(lf, th)
+    qf = fringe_topup(lf, th, q)
+    total = th * (q**lf.r + qf) ** lf.sigma - lf.c_L * q - lf.c_F * qf
+    A = fringe_stand_alone(lf, th)
+    a = q**lf.r
+    limit = np.where(np.arange(n) < n - 1, a < np.append(A[1:], np.nan), a <= A * (1 + 1e-12))
+    reg = np.where(q > 0, np.where(limit, 1, 2), 0)
+    gains = np.array([float(G(k, np.array([q[k]]))[0]) for k in range(n)])
+    return {"theta": th, "mass": p, "q_L": q, "Q_L": q**lf.eta, "region": reg, "T": T, "U": U,
+            "u0": u0, "rent": U - u0, "q_F": qf,
+            "profit": float(np.sum(p * (T - lf.c_L * q))),
+            "virtual_objective": float(np.sum(gains)),
+            "consumer_surplus": float(np.sum(p * U)),
+            "consumer_surplus_net": float(np.sum(p * (U - u0))),
+            "total_surplus": float(np.sum(p * total)), "ironed": True, "blocks": blocks}
+
+
 def menu_ic_violation(lf: LeaderFringe, theta, q, T) -> float:
     r"""Worst IC/IR violation of a leader menu (q_l, T_l) for types θ (numpy audit):
     :math:`\max_{k,l}[u(\theta_k,q_l)-T_l]-U_k` and :math:`u(\theta_k,0)-U_k` (≤ 0 if fine)."""
