@@ -90,7 +90,7 @@ class Context:
         t0 = time.perf_counter()
         beat = _Heartbeat(label, self.progress, kw.pop("iteration_callback", None))
         r = solver.solve(model, route=self.route, options=self._options(defaults), allow_nonoptimal=True,
-                         build_seconds=build_seconds, iteration_callback=beat, **kw)
+                         build_seconds=build_seconds, iteration_callback=beat, label=label, **kw)
         self._report(label, r, t0)
         return r
 

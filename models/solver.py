@@ -314,6 +314,7 @@ def solve(
     build_seconds: float = 0.0,
     warm_start: WarmStart | None = None,
     iteration_callback: Callable[[int, float], None] | None = None,
+    label: str = "",
 ) -> SolveResult:
     """Solve ``model`` with Ipopt and load the solution into it.
 
@@ -332,6 +333,59 @@ def solve(
     """
     route = pick_route(route)
     opts = dict(options or {})
+    _SOLVING.append(label or getattr(model, "name", "") or "unnamed model")
+    _arm(_SOLVING[-1])
+    try:
+        return _solve(model, route, opts, allow_nonoptimal, tee, build_seconds, warm_start, iteration_callback)
+    finally:
+        _SOLVING.pop()
+        _disarm()
+
+
+# The AMPL Solver Library (under PyNumero) ends the process with exit(1) when a
+# second derivative cannot be evaluated (e.g. pow''(0, 1.1): sphes has no error
+# argument and PyNumero sets no error jump), printing only its own line.  A C
+# exit hook (tools/ampl_ipopt/exit_guard.c, built by tools/setup.sh) armed
+# during each solve then names the solve, so that such a run is never a silent
+# exit 1.  (A Python ctypes callback cannot be that hook: C exit handlers also
+# run after the interpreter has finalised, where it crashes.)
+_SOLVING: list[str] = []
+_EXIT_GUARD = None
+_GUARD_LIB = models._LOCAL_PYOMO.parent / ".build" / "ampl_ipopt" / "lib" / "libexitguard.so"
+
+
+def _exit_guard():
+    global _EXIT_GUARD
+    if _EXIT_GUARD is None:
+        import ctypes
+
+        _EXIT_GUARD = False
+        if _GUARD_LIB.is_file():
+            try:
+                lib = ctypes.CDLL(str(_GUARD_LIB))
+                lib.exit_guard_arm.argtypes = [ctypes.c_char_p]
+                _EXIT_GUARD = lib
+            except OSError:
+                pass
+    return _EXIT_GUARD or None
+
+
+def _arm(label: str) -> None:
+    g = _exit_guard()
+    if g is not None:
+        g.exit_guard_arm(label.encode(errors="replace"))
+
+
+def _disarm() -> None:
+    g = _exit_guard()
+    if g is not None:
+        if _SOLVING:
+            g.exit_guard_arm(_SOLVING[-1].encode(errors="replace"))
+        else:
+            g.exit_guard_disarm()
+
+
+def _solve(model, route, opts, allow_nonoptimal, tee, build_seconds, warm_start, iteration_callback):
     if not tee and "print_level" not in opts:
         opts["print_level"] = 0
         if "output_file" in opts:  # file_print_level defaults to print_level

@@ -468,3 +468,30 @@ def test_acceptable_is_not_optimal_on_either_route(route):
     r = solver.solve(hs071(), route=route, allow_nonoptimal=True,
                      options={"tol": 1e-30, "acceptable_tol": 1e-2, "acceptable_iter": 1, "max_iter": 200})
     assert r.status is Status.ACCEPTABLE and not r.ok
+
+
+@pytest.mark.integration
+def test_asl_exit_inside_a_solve_is_not_silent(ipopt_executable, tmp_path):
+    """Repro (competition, 13:58): ASL ends the process with exit(1) when a second
+    derivative cannot be evaluated (pow''(0, 1.1) at the start x = 0); before the exit hook
+    the run printed only ASL's line.  Now stderr has an error line naming the solve."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = tmp_path / "asl_exit.py"
+    script.write_text("import sys\nsys.path.insert(0, %r)\n" % str(ROOT) + (
+        "import pyomo.environ as pyo\nfrom models import solver\n"
+        "m = pyo.ConcreteModel()\nm.x = pyo.Var(initialize=0.0)\n"
+        "m.o = pyo.Objective(expr=(m.x - 1) ** 2 + m.x ** 1.1)\n"
+        "solver.solve(m, route='cyipopt', allow_nonoptimal=True, label='pow-at-zero')\n"))
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert p.returncode == 1
+    assert "can't evaluate pow" in p.stderr  # ASL's own line (the cause of the exit)
+    assert "error: the AMPL Solver Library stopped the process" in p.stderr and "'pow-at-zero'" in p.stderr
+    ok = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, %r)\n" % str(ROOT)
+                         + "from models import solver\nimport pyomo.environ as pyo\nm = pyo.ConcreteModel()\n"
+                         "m.x = pyo.Var(initialize=1.0)\nm.o = pyo.Objective(expr=(m.x - 2) ** 2)\n"
+                         "solver.solve(m, route='cyipopt')\n"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and "error" not in ok.stderr  # a normal exit: the hook is disarmed

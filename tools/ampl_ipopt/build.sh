@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the project's AMPL-protocol `ipopt` executable (ampl_ipopt.cpp, see its
-# header) into .build/ampl_ipopt/bin/ipopt, against the Ipopt bundled in the
+# header) into .build/ampl_ipopt/bin/ipopt (and the exit hook exit_guard.c
+# into .build/ampl_ipopt/lib/libexitguard.so), against the Ipopt bundled in the
 # .venv's casadi wheel and Debian's libamplsolver (tools/setup.sh installs
 # both).  Idempotent: rebuilt only when the source or this script changed.
 # Prints the executable's path.  The folder is NOT put on PATH (the solver
@@ -11,8 +12,10 @@ VPY="${VPY:-$ROOT/.venv/bin/python}"
 OUT="$ROOT/.build/ampl_ipopt"
 EXE="$OUT/bin/ipopt"
 SRC="$ROOT/tools/ampl_ipopt/ampl_ipopt.cpp"
-SUM="$(cat "$SRC" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)"
-if [ -x "$EXE" ] && [ "$(cat "$OUT/source.sha256" 2>/dev/null)" = "$SUM" ]; then
+GUARD_SRC="$ROOT/tools/ampl_ipopt/exit_guard.c"
+GUARD="$OUT/lib/libexitguard.so"
+SUM="$(cat "$SRC" "$GUARD_SRC" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)"
+if [ -x "$EXE" ] && [ -f "$GUARD" ] && [ "$(cat "$OUT/source.sha256" 2>/dev/null)" = "$SUM" ]; then
   echo "$EXE"; exit 0
 fi
 CAS="$("$VPY" -c 'import casadi, os; print(os.path.dirname(casadi.__file__))')"
@@ -24,5 +27,9 @@ mkdir -p "$OUT/bin"
 g++ -O2 -std=c++17 -w -I"$CAS/include/coin-or" -I"$ASL_INC" "$SRC" -o "$EXE.tmp" \
     -L"$CAS" -l:libipopt.so.3 "$ASL_SO" -ldl -Wl,-rpath,"$CAS"
 mv "$EXE.tmp" "$EXE"
+# the exit hook models/solver.py loads (see exit_guard.c)
+mkdir -p "$OUT/lib"
+gcc -O2 -shared -fPIC "$GUARD_SRC" -o "$GUARD.tmp"
+mv "$GUARD.tmp" "$GUARD"
 echo "$SUM" > "$OUT/source.sha256"
 echo "$EXE"
