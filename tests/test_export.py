@@ -75,6 +75,9 @@ def test_round_trip_in_subdir(tmp_path):
     ("a~b^c", r"a\textasciitilde{}b\textasciicircum{}c"),
     ("back\\slash", r"back\textbackslash{}slash"),
     ("plain text 1.5", "plain text 1.5"),
+    ("[U] x", "{[}U] x"),  # never read as the optional argument of a line break
+    ("θ∈Π", r"$\theta$$\in$$\Pi$"),
+    ("a☃b", "a{[}U+2603]b"),  # unknown non-ASCII: its code point, still compiles
 ])
 def test_latex_escape(raw, escaped):
     assert latex_escape(raw) == escaped
@@ -211,8 +214,8 @@ def _wide_frame(ncol=19, nrow=5):
 
 
 def test_text_width_uses_computer_modern_metrics():
-    assert export.text_width_pt("0123456789", font_pt=10) == pytest.approx(50.0)  # digits are 1/2 em
-    assert export.text_width_pt("-1", font_pt=10) == pytest.approx(7.778 + 5.0)  # math minus
+    assert export.text_width_pt("0123456789", font_pt=10) == pytest.approx(50.0 * export.LATEX_MARGIN)  # 1/2 em
+    assert export.text_width_pt("-1", font_pt=10) == pytest.approx((7.778 + 5.0) * export.LATEX_MARGIN)  # math minus
 
 
 @pytest.mark.parametrize("ncol, nrow", [(19, 5), (40, 3), (3, 60)])
@@ -225,8 +228,9 @@ def test_latex_every_column_group_fits_the_text_width(ncol, nrow):
         assert g[0] == 0  # each part repeats the first column
         assert sum(widths[j] for j in g) <= export.LATEX_TEXTWIDTH
     tex = to_latex(df, "wide")
-    assert tex.count(r"\begin{tabular}{") == (0 if nrow > 40 else len(groups))  # nested header cells are [b]
-    assert (r"\begin{longtable}" in tex) == (nrow > export.LATEX_LONG_ROWS)
+    long = r"\begin{longtable}" in tex
+    assert long == (nrow > 40 or ncol == 40)  # 60 rows, or 40 columns stacked in ~10 groups: taller than a page
+    assert tex.count(r"\begin{tabular}{") == (0 if long else len(groups))  # nested header cells are [b]
 
 
 def test_latex_long_text_cells_wrap():
@@ -243,6 +247,7 @@ def test_latex_tables_compile_without_overfull_boxes(tmp_path):
     """The real check of the width estimate: pdflatex, article class at 10 pt
     (345 pt text width), booktabs + longtable; no Overfull \\hbox."""
     frames = {"wide": _wide_frame(19, 5), "very_wide": _wide_frame(40, 3), "long": _wide_frame(4, 90),
+              "wide_and_tall": _wide_frame(30, 35),
               "text": pd.DataFrame({"scheme": ["two-part tariff (fee 0.001077 $, m = 1.157) " * 4], "x_usd": [1.0]})}
     body = []
     for nm, df in frames.items():
@@ -256,6 +261,7 @@ def test_latex_tables_compile_without_overfull_boxes(tmp_path):
     assert r.returncode == 0, r.stdout[-2000:]
     log = (tmp_path / "doc.log").read_text(errors="replace")
     assert "Overfull \\hbox" not in log, [ln for ln in log.splitlines() if "Overfull" in ln]
+    assert "Float too large" not in log  # a table taller than a page is a longtable
 
 
 # ---------------------------------------------------------- atomic writes
