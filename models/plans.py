@@ -762,9 +762,11 @@ def price_sheet_per_token(tech, mult, fee=None) -> pd.DataFrame:
     plus the fixed fee (two-part)."""
     rows = []
     if fee is not None:
-        rows.append({"Item": "fixed fee ($)", "Price": float(fee), "Marginal cost": np.nan, "Multiplier (x)": np.nan})
+        rows.append({"Item": "fixed fee ($)", "Price ($ or $/Mtok)": float(fee), "Marginal cost ($/Mtok)": np.nan,
+                     "Multiplier (x)": np.nan})
     for nm, cost in _classes(tech):
-        rows.append({"Item": f"{nm} ($/Mtok)", "Price": mult * cost, "Marginal cost": cost, "Multiplier (x)": mult})
+        rows.append({"Item": f"{nm} ($/Mtok)", "Price ($ or $/Mtok)": mult * cost, "Marginal cost ($/Mtok)": cost,
+                     "Multiplier (x)": mult})
     return pd.DataFrame(rows)
 
 

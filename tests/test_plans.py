@@ -325,3 +325,40 @@ def test_baseline_form_is_rejected(with_plans):
     with pytest.raises(scenario.ScenarioError) as e:
         scenario.load(DATA / "pricing_plans.toml", overrides={"technology.fine_tuning.baseline": 0.5})
     assert "'technology.fine_tuning.baseline'" in str(e.value)
+
+
+@pytest.mark.component
+def test_price_sheets_read_and_fit_a_page(small_run, tmp_path):
+    """Issue 14 item 6 on the regime's own sheets: units in the headers,
+    excluded buyers a "none" row of exact zeros, and (with pdflatex) a
+    compiled article-class document without an overfull box."""
+    import shutil
+    import subprocess
+
+    from models import export
+
+    _, res = small_run
+    sheets = {k: v for k, v in res.tables.items() if k.startswith("price_sheet") or k == "pricing_schemes"}
+    assert {"price_sheet_K1", "price_sheet_two_part_K2", "price_sheet_linear", "price_sheet_two_part"} <= set(sheets)
+    for name, df in sheets.items():
+        md = export.to_markdown(df).splitlines()[0]
+        assert "$" in md or "%" in md, (name, md)  # a unit in some header
+        assert export.latex_width_pt(df) <= export.LATEX_TEXTWIDTH, name
+        if "Plan" in df and (df["Plan"] == "none").any():
+            none = df[df["Plan"] == "none"]
+            money = [c for c in df.columns if c.endswith("($)") or c == "Mtok"]
+            assert (none[money].to_numpy() == 0.0).all(), name
+    if shutil.which("pdflatex") is None:
+        pytest.skip("no TeX engine on this machine (the width estimate above ran)")
+    body = []
+    for name, df in sheets.items():
+        (tmp_path / f"{name}.tex").write_text(export.to_latex(df, name))
+        body.append(f"\\input{{{name}.tex}}")
+    (tmp_path / "doc.tex").write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage{longtable}"
+                                      "\\usepackage[utf8]{inputenc}\\begin{document}\n" + "\n".join(body)
+                                      + "\n\\end{document}\n")
+    r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-2000:]
+    log = (tmp_path / "doc.log").read_text(errors="replace")
+    assert "Overfull \\hbox" not in log and "Float too large" not in log
