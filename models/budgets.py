@@ -327,11 +327,20 @@ def _polish_menu(tech, theta, mass, menu, pool_rtol):
     if m0 and np.max(np.cumsum(coef[:m0][::-1])) > 1e-12 * float(np.sum(np.abs(coef))):
         return menu, "polish skipped: the excluded types are not an optimal zero block (kept Ipopt's menu)"
     pooled &= ~zero
-    todo = ~zero & ~pooled
-    if np.any(phi[todo] <= 0):
-        return menu, "polish skipped: a served unpooled type has a non-positive virtual value (kept Ipopt's menu)"
     if tech.rho == 1 or (tech.K >= 2 and tech.rho_hat == 1):
         return _polish_perfect_substitutes(tech, th, p, menu, pool_rtol)
+    # groups: each run of types Ipopt pooled (mono rows active) acts as one
+    # type of mass Σp and virtual value φ̄ = Σ coef / Σp (stationarity in the
+    # common Q, the mono multipliers cancelling in the sum); every other served
+    # type is a group of its own.  Ipopt's pooled types carry its mass-weighted
+    # error too (Q off by 1.8e-6 at p = 5e-4 in a pool, findings budget_22_9).
+    groups, k = [], m0
+    while k < N:
+        j = k
+        while j + 1 < N and eq[j]:
+            j += 1
+        groups.append([k, j])
+        k = j + 1
     c = np.r_[np.asarray(tech.cost, float), np.asarray(tech.cost_hat, float)[: tech.K]]
     zcut = cb.SERVED_Q_RTOL * max(float(np.max(Z)) if Z.size else 0.0, tech.baseline or 0.0)
     free = _input_mask(tech, Z, zcut)
@@ -347,15 +356,58 @@ def _polish_menu(tech, theta, mass, menu, pool_rtol):
         if hi_ > lo_:
             small = V[:, lo_:hi_] < INPUT_SHARE_RTOL * np.max(V[:, lo_:hi_], axis=1, keepdims=True)
             free[:, lo_:hi_] &= ~(small & unpaid[:, lo_:hi_])
-    V[zero] = 0.0
+    # primal active-set steps: a polished Q that is not monotone across two
+    # groups means Ipopt's point left a binding mono row slack (its error at a
+    # low-mass pool boundary exceeds pool_rtol); the two groups are merged
+    for _round in range(N + 1):
+        gm = np.array([p[a_:b_ + 1].sum() for a_, b_ in groups])
+        gphi = np.array([coef[a_:b_ + 1].sum() for a_, b_ in groups]) / np.where(gm > 0, gm, 1.0)
+        if np.any(gphi <= 0):
+            return menu, "polish skipped: a served group has a non-positive virtual value (kept Ipopt's menu)"
+        first = np.array([a_ for a_, _ in groups], int)
+        Vg, ok_all = _polish_rows(tech, gphi, V[first].copy(), free[first], c)
+        if not ok_all:
+            return menu, "polish rejected: Newton did not converge on every type (kept Ipopt's menu)"
+        Qg, _, _ = gain_derivatives(tech, Vg[:, : tech.J].T, Vg[:, tech.J:].T if tech.K else np.zeros((0, len(first))))
+        down = np.flatnonzero(np.diff(Qg) < -1e-12 * qmax)
+        if not down.size:
+            break
+        g = int(down[0])
+        groups[g:g + 2] = [[groups[g][0], groups[g + 1][1]]]
+    else:
+        return menu, "polish rejected: polished Q not monotone (kept Ipopt's menu)"
+    # the mono multipliers of each pool, from stationarity in its Q_k:
+    # μ_j = Σ_{k=a..j} p_k(φ_k − φ̄) must be >= 0 (else the pool should split)
+    for (a_, b_), ph in zip(groups, gphi):
+        if b_ > a_:
+            mu = np.cumsum(p[a_:b_] * (phi[a_:b_] - ph))
+            if np.any(mu < -1e-12 * float(np.sum(p[a_:b_ + 1] * np.abs(phi[a_:b_ + 1])))):
+                return menu, "polish rejected: a pool of Ipopt's has a negative mono multiplier (kept Ipopt's menu)"
+    Xn = np.zeros_like(X)
+    Zn = np.zeros_like(Z)
+    Qn = np.zeros(N)
+    for gi, (a_, b_) in enumerate(groups):
+        Xn[a_:b_ + 1] = Vg[gi, : tech.J]
+        Zn[a_:b_ + 1] = Vg[gi, tech.J:]
+        Qn[a_:b_ + 1] = Qg[gi]
+    tn = _postsolve_transfers(th, Qn)
+    out = cb.Menu(th, p, Qn, Xn, Zn, tn, virtual=menu.virtual, pools=menu.pools)
+    npool = sum(b_ - a_ + 1 for a_, b_ in groups if b_ > a_)
+    return out, (f"polished {N - m0} types in {len(groups)} groups by per-group Newton (max change in Q "
+                 f"{float(np.max(np.abs(Qn - Q))) / qmax:.2e} of max Q), {m0} excluded set to 0, "
+                 f"{npool} pooled types in {sum(b_ > a_ for a_, b_ in groups)} pools")
+
+
+def _polish_rows(tech, ph_all, V, free, c):
+    """Damped Newton on c_i = φ ∂_iG(V) over the free inputs of each row (log
+    inputs); rows grouped by their pattern of free inputs.  Returns (V, ok)."""
     ok_all = True
-    for pattern in {tuple(r) for r in free[todo]}:
-        m = todo & np.all(free == np.array(pattern), axis=1)
-        idx = np.flatnonzero(m)
+    for pattern in {tuple(r) for r in free}:
+        idx = np.flatnonzero(np.all(free == np.array(pattern), axis=1))
         fi = np.flatnonzero(pattern)
         V[np.ix_(idx, np.flatnonzero(~np.array(pattern)))] = 0.0
         y = np.log(np.maximum(V[np.ix_(idx, fi)], 1e-300))  # (n, f)
-        ph = phi[idx]
+        ph = ph_all[idx]
 
         def resid(y):
             W = V[idx].copy()
@@ -391,22 +443,7 @@ def _polish_menu(tech, theta, mass, menu, pool_rtol):
         if np.max(np.abs(r)) > 1e3 * POLISH_TOL:
             ok_all = False
         V[np.ix_(idx, fi)] = np.exp(y)
-    if not ok_all:
-        return menu, "polish rejected: Newton did not converge on every type (kept Ipopt's menu)"
-    Xn, Zn = V[:, : tech.J], V[:, tech.J:]
-    Qn = Q.copy()
-    Qn[zero] = 0.0
-    sel = todo
-    if sel.any():
-        val, _, _ = gain_derivatives(tech, Xn[sel].T, Zn[sel].T if tech.K else np.zeros((0, int(sel.sum()))))
-        Qn[sel] = val
-    if np.any(np.diff(Qn) < -1e-12 * qmax):
-        return menu, "polish rejected: polished Q not monotone (pool boundaries misread; kept Ipopt's menu)"
-    tn = _postsolve_transfers(th, Qn)
-    out = cb.Menu(th, p, Qn, Xn, Zn, tn, virtual=menu.virtual, pools=menu.pools)
-    return out, (f"polished {int(sel.sum())} types by per-type Newton (max change in Q "
-                 f"{float(np.max(np.abs(Qn - Q))) / qmax:.2e} of max Q), {int(zero.sum())} excluded set to 0, "
-                 f"{int(pooled.sum())} pooled kept")
+    return V, ok_all
 
 
 # ------------------------------------------------------------ the menu NLP
