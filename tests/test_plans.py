@@ -362,3 +362,30 @@ def test_price_sheets_read_and_fit_a_page(small_run, tmp_path):
     assert r.returncode == 0, r.stdout[-2000:]
     log = (tmp_path / "doc.log").read_text(errors="replace")
     assert "Overfull \\hbox" not in log and "Float too large" not in log
+
+
+@pytest.mark.component
+def test_continuous_cut_nlp_agrees_with_the_grid_dp_and_is_stationary():
+    """Second formulation of the K-plan menu: cut types as NLP variables on
+    the continuum (uniform types).  Its cuts lie within a few grid steps of
+    the grid DP's, its profit is a stationary point of the closed-form
+    profit in the cuts, and that stationarity check fails on cuts moved by
+    1e-3 of the range."""
+    from models import plans
+    from models.results import RegimeResult
+
+    scn = scenario.load(DATA / "default.toml")
+    tech = scn.technology
+    th_f, ms_f = scn.types.discretise(plans.CUT_GRID, "equal-mass")
+    fine = {K: (th_f, ms_f, cp.best_k_plans_dp(tech, th_f, ms_f, K)) for K in (2, 3)}
+    res = RegimeResult("plans")
+    df = plans._k_cuts(res, tech, scn, {"K": [2, 3]}, _ctx(), None, fine)
+    assert res.verified, res.verification.to_string()
+    for r in df.itertuples():
+        cuts = np.array([float(x) for x in r.cuts_theta.split()])
+        st = plans._served_starts(tech, th_f, ms_f, fine[r.K][2].menu.starts)
+        # the grid's block starts are grid types just above the cuts: 3 steps of 1/1000
+        assert np.max(np.abs(cuts - th_f[st])) <= 3.0 / plans.CUT_GRID
+        assert plans.cut_gradient(tech, scn.types, cuts) <= plans.TOL_CUT_GRADIENT
+        moved = cuts + 1e-3 * np.r_[1.0, np.zeros(len(cuts) - 1)]
+        assert plans.cut_gradient(tech, scn.types, moved) > 10 * plans.TOL_CUT_GRADIENT
