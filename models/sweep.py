@@ -857,7 +857,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--regime", action="append", default=None, metavar="NAME",
                     help="solve only this regime at each point (repeatable)")
     ap.add_argument("--no-figures", action="store_true", help="do not draw DIR/figures/")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar or summary lines")
+    noise = ap.add_mutually_exclusive_group()
+    noise.add_argument("--quiet", "-q", action="store_true",
+                       help="no progress bar or progress lines (errors and the final RESULT only)")
+    noise.add_argument("--verbose", "-v", action="store_true", help="more progress lines (logging DEBUG)")
     return ap
 
 
@@ -896,7 +899,13 @@ def main(argv=None) -> int:
     except (ScenarioError, run.OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    log = _silent if args.quiet else (lambda msg: print(msg, flush=True))
+    import logging
+
+    from models.cli import set_verbosity
+
+    # progress through logging (logger models.sweep, stderr); the summary and RESULT are stdout
+    set_verbosity("quiet" if args.quiet else "verbose" if args.verbose else "normal")
+    log = logging.getLogger("models.sweep").info
     try:
         res = run_sweep(pl, out, workers=args.workers, scheduler=args.scheduler,
                         figures=not args.no_figures, quiet=args.quiet, log=log)
@@ -908,6 +917,7 @@ def main(argv=None) -> int:
               "re-run the same command to finish the sweep", file=sys.stderr)
         return 130
     s = res.seconds
+    log = (lambda msg: print(msg, flush=True))
     log(f"sweep: {res.total} points ({res.reused} reused, {res.computed} computed) in {s['total']:.1f} s "
         f"(cluster start {s['startup']:.1f} s, compute {s['compute']:.1f} s); "
         f"{res.finished - res.failed} verified, {res.failed} failed ({res.errors} with errors)"

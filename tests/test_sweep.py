@@ -421,7 +421,8 @@ def test_sweep_on_an_existing_dask_cluster(tmp_path, dask_cluster):
     # a scheduler file works as the address too; everything is done already
     rc, so, se = run_solve_cli("sweep", scn, "--param", "technology.sigma=0.3:0.5:4", "--scheduler", sched_file,
                                "--out", out, "--no-figures")
-    assert rc == 0 and "4 already done, 0 to run" in so, (so, se)
+    assert rc == 0 and "4 already done, 0 to run" in se, (so, se)  # progress: logging on stderr
+    assert "RESULT: every point converged and verified" in so  # the result: stdout
 
 
 @pytest.mark.integration
