@@ -365,8 +365,26 @@ def _polish_menu(tech, theta, mass, menu, pool_rtol):
         if np.any(gphi <= 0):
             return menu, "polish skipped: a served group has a non-positive virtual value (kept Ipopt's menu)"
         first = np.array([a_ for a_, _ in groups], int)
-        Vg, ok_all = _polish_rows(tech, gphi, V[first].copy(), free[first], c)
-        if not ok_all:
+        fr = free[first].copy()
+        for _pass in range(3):
+            Vg, okr = _polish_rows(tech, gphi, V[first].copy(), fr, c)
+            if not tech.has_baseline:
+                break
+            # the baseline's fine-tuning z has a finite marginal product at 0, so
+            # it is bought or not per group (an inequality at z = 0): a group
+            # whose Newton with z free failed or left z <= 0 gets z = 0; a group
+            # at z = 0 where buying pays (φ ∂G/∂z > ĉ) gets z free.  Ipopt's z at
+            # a top type of mass 1e-22 was 3e3 where none is bought (budget_23_16)
+            zi = tech.J
+            _, gz, _ = gain_derivatives(tech, Vg[:, : tech.J].T, np.zeros((tech.K, len(first))))
+            pays = gphi * gz[zi] / c[zi] > 1 + 1e-9
+            flip_off = fr[:, zi] & (~okr | (Vg[:, zi] <= 0))
+            flip_on = ~fr[:, zi] & okr & pays
+            if not (flip_off.any() or flip_on.any()):
+                break
+            fr[flip_off, zi] = False
+            fr[flip_on, zi] = True
+        if not okr.all():
             return menu, "polish rejected: Newton did not converge on every type (kept Ipopt's menu)"
         Qg, _, _ = gain_derivatives(tech, Vg[:, : tech.J].T, Vg[:, tech.J:].T if tech.K else np.zeros((0, len(first))))
         down = np.flatnonzero(np.diff(Qg) < -1e-12 * qmax)
@@ -400,8 +418,8 @@ def _polish_menu(tech, theta, mass, menu, pool_rtol):
 
 def _polish_rows(tech, ph_all, V, free, c):
     """Damped Newton on c_i = φ ∂_iG(V) over the free inputs of each row (log
-    inputs); rows grouped by their pattern of free inputs.  Returns (V, ok)."""
-    ok_all = True
+    inputs); rows grouped by their pattern of free inputs.  Returns (V, ok per row)."""
+    ok_all = np.ones(len(ph_all), bool)
     for pattern in {tuple(r) for r in free}:
         idx = np.flatnonzero(np.all(free == np.array(pattern), axis=1))
         fi = np.flatnonzero(pattern)
@@ -440,8 +458,7 @@ def _polish_rows(tech, ph_all, V, free, c):
             y = np.where(keep[:, None], yn, y)
             r = np.where(keep[:, None], rn, r)
             Jm = np.where(keep[:, None, None], Jn, Jm)
-        if np.max(np.abs(r)) > 1e3 * POLISH_TOL:
-            ok_all = False
+        ok_all[idx] = np.all(np.abs(r) <= 1e3 * POLISH_TOL, axis=1)
         V[np.ix_(idx, fi)] = np.exp(y)
     return V, ok_all
 

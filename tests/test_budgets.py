@@ -679,3 +679,53 @@ lemma_cells = 0
     assert r.ok and "pools" in menu.note, menu.note
     assert np.max(np.abs(menu.Q - ref.Q)) <= 1e-9 * ref.Q.max()
     assert budgets._pool_check(menu.Q, ref.Q, ref.pools)["passed"].all()
+
+
+def test_polish_decides_baseline_fine_tuning_per_type(tmp_path):
+    """findings budget_23_16: Beta(6.9, 16.4) on an equal-spacing grid, top
+    masses down to 7e-22.  Ipopt left the top types at Q = 43 (closed form
+    0.0033) with fine-tuning z = 3e3 where none pays; the polish took z as a
+    free input there and its Newton failed, so the menu kept Ipopt's values
+    (IC violated by 1.1).  z = 0 or z free is now decided per type by the KKT
+    inequality at z = 0."""
+    scn = _scenario_text(tmp_path, """[technology]
+sigma = 0.4573
+rho = -1.371
+[[technology.tokens]]
+name = "tok1"
+weight = 0.249631
+cost = 22.8843
+[[technology.tokens]]
+name = "tok2"
+weight = 0.307961
+cost = 0.52272
+[[technology.tokens]]
+name = "tok3"
+weight = 0.442408
+cost = 2.18601
+[technology.fine_tuning]
+gamma = 0.3635
+baseline = 0.0154406
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 1.0
+cost = 0.716068
+[types]
+distribution = "beta"
+low = 0.1046
+high = 1.1046
+p = 6.917
+q = 16.44
+n = 38
+grid = "equal-spacing"
+[regimes.budgets]
+convergence = []
+lemma_cells = 0
+""")
+    th, ms = scn.discrete_types()
+    tech = scn.technology
+    ref = cb.discrete_menu(tech, th, ms)
+    _, menu, r = budgets.solve_menu(tech, th, ms, ctx(), "m", "local", formulation="pyomo", polish=True)
+    assert r.ok and menu.note.startswith("polished"), menu.note
+    assert np.max(np.abs(menu.Q - ref.Q)) <= 1e-9 * ref.Q.max()
+    assert np.max(np.abs(menu.Z - ref.Z)) <= 1e-9 * max(ref.Z.max(), tech.baseline)
