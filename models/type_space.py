@@ -17,7 +17,43 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import functools
+import math
+
 import numpy as np
+from scipy import special
+
+
+@functools.lru_cache(maxsize=64)
+def _betaln(p: float, q: float) -> float:
+    return float(special.betaln(p, q))
+
+
+def _beta_pdf(t, d) -> np.ndarray:
+    """Beta(p, q) density on [low, high] from scipy.special (scipy.stats.beta.pdf
+    costs ~0.4 ms per scalar call in its argument checks, and the nested
+    quadratures of the value-scale continuum call it ~10⁵ times: measured
+    117 s of a 141 s run, value_scale_20_7).  0 outside the support; the
+    end values follow x^(p−1)(1−x)^(q−1) (∞ for p < 1 at the low end)."""
+    w = d.high - d.low
+    if np.ndim(t) == 0:  # scalar fast path (quadrature integrands): plain floats
+        x = (float(t) - d.low) / w
+        if not 0.0 <= x <= 1.0:
+            return np.float64(0.0)
+        if (x == 0.0 and d.p < 1) or (x == 1.0 and d.q < 1):
+            return np.float64(np.inf)
+        if (x == 0.0 and d.p > 1) or (x == 1.0 and d.q > 1):
+            return np.float64(0.0)
+        lx = (d.p - 1) * math.log(x) if d.p != 1 else 0.0
+        l1 = (d.q - 1) * math.log1p(-x) if d.q != 1 else 0.0
+        return np.float64(math.exp(lx + l1 - _betaln(d.p, d.q)) / w)
+    x = (np.asarray(t, float) - d.low) / w
+    inside = (x >= 0) & (x <= 1)
+    xc = np.clip(x, 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        logf = special.xlogy(d.p - 1, xc) + special.xlog1py(d.q - 1, -xc) - special.betaln(d.p, d.q)
+        out = np.exp(logf) / w
+    return np.where(inside, out, 0.0)
 
 
 @dataclass(frozen=True)
@@ -38,9 +74,7 @@ class TypeDistribution:
         if self.kind == "uniform":
             return np.clip((t - self.low) / (self.high - self.low), 0, 1)
         if self.kind == "beta":
-            from scipy import stats
-
-            return stats.beta.cdf((t - self.low) / (self.high - self.low), self.p, self.q)
+            return special.betainc(self.p, self.q, np.clip((t - self.low) / (self.high - self.low), 0.0, 1.0))
         if self.kind == "piecewise":
             b = np.asarray(self.breakpoints)
             cum = np.concatenate([[0.0], np.cumsum(self.masses)])
@@ -56,10 +90,7 @@ class TypeDistribution:
             inside = (t >= self.low) & (t <= self.high)
             return np.where(inside, 1.0 / (self.high - self.low), 0.0)
         if self.kind == "beta":
-            w = self.high - self.low
-            from scipy import stats
-
-            return stats.beta.pdf((t - self.low) / w, self.p, self.q) / w
+            return _beta_pdf(t, self)
         if self.kind == "piecewise":
             b = np.asarray(self.breakpoints)
             dens = np.asarray(self.masses) / np.diff(b)
@@ -72,9 +103,7 @@ class TypeDistribution:
         if self.kind == "uniform":
             return self.low + u * (self.high - self.low)
         if self.kind == "beta":
-            from scipy import stats
-
-            return self.low + (self.high - self.low) * stats.beta.ppf(u, self.p, self.q)
+            return self.low + (self.high - self.low) * special.betaincinv(self.p, self.q, u)
         if self.kind == "piecewise":
             cum = np.concatenate([[0.0], np.cumsum(self.masses)])
             return np.interp(u, cum, np.asarray(self.breakpoints))
@@ -85,10 +114,8 @@ class TypeDistribution:
         1 − F ~ 1e-12 at the last equal-spacing cell of Beta(2, 5) on a fine
         grid, where 1 − cdf keeps 4 digits)."""
         t = np.asarray(t, float)
-        if self.kind == "beta":
-            from scipy import stats
-
-            return stats.beta.sf((t - self.low) / (self.high - self.low), self.p, self.q)
+        if self.kind == "beta":  # I_{1−x}(q, p): the upper tail without cancellation
+            return special.betainc(self.q, self.p, np.clip((self.high - t) / (self.high - self.low), 0.0, 1.0))
         if self.kind == "uniform":
             return np.clip((self.high - t) / (self.high - self.low), 0, 1)
         return 1.0 - self.cdf(t)

@@ -657,3 +657,57 @@ def test_value_scale_profits_piecewise_marginals_declare_their_kinks():
                                     TypeDistribution("piecewise", breakpoints=(0.01304, 0.22498, 0.8703),
                                                      masses=(0.1638, 0.8362)), 200)
     assert b["lower"]["budget"] <= c["budget"] <= b["upper"]["budget"]
+
+
+def test_beta_density_without_scipy_stats(monkeypatch):
+    """Regression (value_scale_20_7, timeout: 117 s of 141 s in
+    scipy.stats.beta.pdf's per-call argument checks inside the nested
+    quadratures): the Beta marginal's pdf/cdf/sf/ppf come from scipy.special,
+    scalar and vector paths agree, and they match scipy.stats (boost) to
+    rounding (1e-12 relative: both evaluate the same closed forms in double)."""
+    from scipy import stats
+
+    from models.type_space import TypeDistribution
+    ref = {k: getattr(stats.beta, k) for k in ("pdf", "cdf", "sf", "ppf")}
+
+    def boom(*a, **k):
+        raise AssertionError("scipy.stats.beta called")
+
+    for k in ref:
+        monkeypatch.setattr(stats.beta, k, boom)
+    for p, q in ((0.6743, 6.937), (2.0, 5.0), (1.0, 2.0), (0.5, 0.5), (3.0, 1.0)):
+        d = TypeDistribution("beta", 0.0, 100.0, p=p, q=q)
+        x = np.linspace(-1.0, 101.0, 1021)
+        u = x / 100.0
+        f, F, S = d.pdf(x), d.cdf(x), d.sf(x)
+        # scalar path (math) vs vector path (numpy): rounding of exp/log only
+        assert np.allclose(f, np.array([float(d.pdf(v)) for v in x]), rtol=1e-13, atol=0)
+        rf = ref["pdf"](u, p, q) / 100.0
+        fin = np.isfinite(rf) & (rf > 0)
+        assert np.allclose(f[fin], rf[fin], rtol=1e-12, atol=0)
+        assert np.allclose(F, ref["cdf"](u, p, q), rtol=0, atol=1e-14)
+        rs = ref["sf"](u, p, q)
+        assert np.allclose(S[rs > 0], rs[rs > 0], rtol=1e-11, atol=0)
+        g = np.linspace(0.0, 1.0, 101)
+        assert np.allclose(d.ppf(g), 100.0 * ref["ppf"](g, p, q), rtol=1e-12, atol=1e-12)
+
+
+def test_iron_matches_pool_adjacent_violators():
+    """D._iron (scipy's isotonic regression since the continuum brackets'
+    10⁶-atom calls took 1.5 s each in Python) against a textbook PAVA."""
+    def pava(phi, mass):
+        blocks = []
+        for v, m in zip(phi, mass):
+            blocks.append([v * m, m, 1])
+            while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+                s, mm, c = blocks.pop()
+                blocks[-1][0] += s
+                blocks[-1][1] += mm
+                blocks[-1][2] += c
+        return np.concatenate([np.full(c, s / mm) for s, mm, c in blocks])
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 500):
+        phi = np.cumsum(rng.normal(0.1, 1.0, n))
+        mass = rng.uniform(0.01, 1.0, n)
+        assert np.allclose(D._iron(phi, mass), pava(phi, mass), rtol=1e-12, atol=1e-12)

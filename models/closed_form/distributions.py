@@ -309,16 +309,14 @@ def _optimal_transfers(V) -> np.ndarray:
 
 # ========================================== discrete Mussa–Rosen (private)
 def _iron(phi, mass) -> np.ndarray:
-    """Pool-adjacent-violators: mass-weighted averages of φ over pools so the result is non-decreasing."""
-    blocks: list[list[float]] = []  # [sum m*phi, sum m, count]
-    for v, m in zip(phi, mass):
-        blocks.append([v * m, m, 1])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
-            s, mm, c = blocks.pop()
-            blocks[-1][0] += s
-            blocks[-1][1] += mm
-            blocks[-1][2] += c
-    return np.concatenate([np.full(c, s / mm) for s, mm, c in blocks])
+    """Pool-adjacent-violators: mass-weighted averages of φ over pools so the
+    result is non-decreasing (scipy.optimize.isotonic_regression, PAVA in C:
+    the pure-Python loop took 1.5 s per call on the 10⁶ atoms of the
+    continuum brackets, 12 s of a 76 s run)."""
+    phi = np.asarray(phi, float)
+    if phi.size < 2:
+        return phi.copy()
+    return np.asarray(optimize.isotonic_regression(phi, weights=np.asarray(mass, float), increasing=True).x)
 
 
 def _mussa_rosen(theta, mass, tech: cf.Technology) -> dict:
