@@ -2118,6 +2118,268 @@ def _figures(lf, models, theta, dist, eff, mon, lead, mon_ref):
 
 
 # =====================================================================
+# 5. leader vs a fringe that fine-tunes (γ_F > 0)
+# =====================================================================
+def tuned_units(tf: cc.TunedFringe, theta):
+    """Nondimensional units (:class:`Units`) of the tuned-fringe leader program and the
+    program's own TunedFringe (costs in those units)."""
+    th = float(np.max(theta))
+    Q_L = (tf.eta * th / tf.c_L) ** (tf.eta / (1 - tf.eta))  # leader first best at θ_max
+    Q_F = float(cc.tuned_stand_alone(tf, th)) ** (tf.sigma + tf.gamma_F)  # fringe-only quality of θ_max
+    u = Units(theta=th, Q=max(Q_L, Q_F, 1e-300))
+    tf_s = cc.TunedFringe(sigma=tf.sigma, gamma_L=tf.gamma_L, gamma_F=tf.gamma_F,
+                          c_L=tf.c_L * u.token(tf.eta) / u.P, c_F=tf.c_F * u.token(tf.sigma + tf.gamma_F) / u.P)
+    return u, tf_s
+
+
+def build_leader_tuned(tf: cc.TunedFringe, theta, mass, q0, T0=None, f0=None, pairs=None, ir_types=(0,)):
+    r"""Leader's menu when the fringe fine-tunes (γ_F > 0), in nondimensional units (:func:`tuned_units`;
+    starts in the scenario's units).  Exact treatment of the non-concave top-up
+    (:class:`~models.closed_form.competition.TunedFringe`): u = max(g(0), sup_{x≥x_p} g(x)), g
+    concave on [x_p, ∞), so a deviation row "own_k ≥ u(θ_k, q_l) − T_l" is the pair
+
+    * ``ic_cor[k,l]``: own_k ≥ θ_k q_l^η − T_l (no top-up, exact);
+    * ``ic_int[k,l]``: own_k ≥ D − T_l with a variable z ≥ x_p(q_l) (``zlow``) and
+      g'(z) ≤ 0 (``kkt``), D = g(z) − g'(z)(z − x_p).  By concavity, for every x ≥ x_p,
+      g(x) ≤ g(z) + g'(z)(x − z) ≤ D (g'(z) ≤ 0, x − z ≥ x_p − z): the row implies the
+      interior part of IC; at z = argmax_{x≥x_p} g it is equality, so no IC menu is cut off.
+
+    At γ_F = 0 (κ = 1, x_p = 0) D is the Lagrangian dual θ[(1−σ)s^σ + σ a s^{σ−1}] of
+    :func:`build_leader` with s = a + z.  The own top-up f_k is a free variable as there."""
+    th0, p = np.asarray(theta, float), np.asarray(mass, float)
+    N = len(th0)
+    u, t = tuned_units(tf, th0)
+    th = th0 / u.theta
+    tq, tx = u.token(tf.eta), u.token(tf.sigma + tf.gamma_F)
+    s, r, k, cF, cL, eta = t.sigma, t.r, t.kappa, t.c_F, t.c_L, t.eta
+    xA = cc.tuned_stand_alone(t, th)
+    qs = max(float((eta * 1.0 / cL) ** (1 / (1 - eta))), float(np.max(xA)) ** (k / r), 1e-12)
+    q0 = np.maximum(np.maximum.accumulate(np.maximum(np.asarray(q0, float) / tq, 0.0)), FLOOR * qs)
+    if T0 is None:
+        uk = cc.tuned_buyer_value(t, th, q0)
+        uprev = cc.tuned_buyer_value(t, th, np.concatenate([[0.0], q0[:-1]]))
+        T0 = T_START_FACTOR * np.cumsum(uk - uprev)
+    else:
+        T0 = np.asarray(T0, float) / u.P
+    xfloor = FLOOR * max(float(np.max(xA)), 1e-300)
+    f0 = cc.tuned_topup(t, th, q0)["x"] if f0 is None else np.asarray(f0, float) / tx
+    f0 = np.maximum(f0, xfloor)
+    pairs = sorted(pairs if pairs is not None else [(i, i - 1) for i in range(1, N)])
+    ir_types = sorted(set(ir_types))
+    c1 = ((k - 1) / (1 - s * k)) ** (1 / k)
+
+    def z_start(kk, ql):
+        res = cc.tuned_topup(t, th[kk], ql)
+        xp = float(cc.tuned_peak(t, ql**r))
+        x2 = float(res["x2"])
+        return max(x2 if np.isfinite(x2) else xp, xp, xfloor) * (1 + 1e-9)
+
+    m = pyo.ConcreteModel(name="leader_tuned_fringe")
+    m._units, m._leader_tokens = u, (tq, tx)
+    m.TYPES = pyo.RangeSet(0, N - 1)
+    m.PAIRS = pyo.Set(initialize=pairs, dimen=2, ordered=True)
+    m.IR_TYPES = pyo.Set(initialize=ir_types, ordered=True)
+    m.q = pyo.Var(m.TYPES, bounds=(FLOOR * qs, None), initialize=dict(enumerate(q0)))
+    m.T = pyo.Var(m.TYPES, initialize=dict(enumerate(T0)))
+    m.f = pyo.Var(m.TYPES, bounds=(xfloor, None), initialize=dict(enumerate(f0)))
+    m.z = pyo.Var(m.PAIRS, bounds=(xfloor, None), initialize={(a, b): z_start(a, q0[b]) for a, b in pairs})
+    m.z_out = pyo.Var(m.IR_TYPES, bounds=(xfloor, None), initialize={a: z_start(a, 0.0) for a in ir_types})
+    m.own = pyo.Expression(m.TYPES, rule=lambda m, i: th[i] * (m.q[i] ** r + m.f[i] ** k) ** s - cF * m.f[i] - m.T[i])
+
+    def g(i, z, a):
+        return th[i] * (a + z**k) ** s - cF * z
+
+    def dg(i, z, a):
+        return th[i] * s * k * z ** (k - 1) * (a + z**k) ** (s - 1) - cF
+
+    def xp(l):
+        return c1 * m.q[l] ** (r / k)  # ((κ−1)a/(1−σκ))^{1/κ}, a = q^r (r/κ > 1: smooth at 0)
+
+    m.ic_int = pyo.Constraint(m.PAIRS, rule=lambda m, i, l: m.own[i] - (
+        g(i, m.z[i, l], m.q[l] ** r) - dg(i, m.z[i, l], m.q[l] ** r) * (m.z[i, l] - xp(l)) - m.T[l]) >= 0)
+    m.ic_cor = pyo.Constraint(m.PAIRS, rule=lambda m, i, l: m.own[i] - (th[i] * m.q[l] ** eta - m.T[l]) >= 0)
+    m.kkt = pyo.Constraint(m.PAIRS, rule=lambda m, i, l: 1 - (dg(i, m.z[i, l], m.q[l] ** r) + cF) / cF >= 0)
+    m.zlow = pyo.Constraint(m.PAIRS, rule=lambda m, i, l: m.z[i, l] - xp(l) >= 0)
+    m.ir = pyo.Constraint(m.IR_TYPES, rule=lambda m, i: m.own[i] - (g(i, m.z_out[i], 0.0) - dg(i, m.z_out[i], 0.0)
+                                                                      * m.z_out[i]) >= 0)
+    m.ir_cor = pyo.Constraint(m.IR_TYPES, rule=lambda m, i: m.own[i] >= 0)
+    m.kkt_out = pyo.Constraint(m.IR_TYPES, rule=lambda m, i: 1 - (dg(i, m.z_out[i], 0.0) + cF) / cF >= 0)
+    m.mono = pyo.Constraint(m.TYPES, rule=lambda m, i: pyo.Constraint.Skip if i == 0 else m.q[i] - m.q[i - 1] >= 0)
+    m.profit = pyo.Objective(expr=sum(float(p[i]) * (m.T[i] - cL * m.q[i]) for i in m.TYPES), sense=pyo.maximize)
+    sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
+    ts = max(float(np.max(th)) * qs**eta, 1e-300)
+    sf[m.profit] = 1.0 / ts
+    xk = np.maximum(xA, float(np.max(xA)) * 1e-6)
+    for i in m.TYPES:
+        sf[m.q[i]], sf[m.T[i]], sf[m.f[i]] = 1.0 / qs, 1.0 / ts, 1.0 / xk[i]
+        if i > 0:
+            sf[m.mono[i]] = 1.0 / qs
+    for i, l in pairs:
+        sf[m.z[i, l]] = 1.0 / xk[i]
+        sf[m.zlow[i, l]] = 1.0 / xk[i]
+        sf[m.ic_int[i, l]] = sf[m.ic_cor[i, l]] = 1.0 / ts
+    for i in ir_types:
+        sf[m.z_out[i]] = 1.0 / xk[i]
+        sf[m.ir[i]] = sf[m.ir_cor[i]] = 1.0 / ts
+    return m
+
+
+def tuned_audit(tf: cc.TunedFringe, theta, q, T) -> dict:
+    """All-pairs IC/IR of a menu with the exact top-up (:func:`cc.tuned_topup`), as leader_audit."""
+    th, q, T = (np.asarray(x, float) for x in (theta, q, T))
+    own = cc.tuned_buyer_value(tf, th, q) - T
+    u0 = cc.tuned_buyer_value(tf, th, np.zeros_like(th))
+    dev = cc.tuned_buyer_value(tf, th[:, None], q[None, :]) - T[None, :]
+    viol = np.concatenate([dev - own[:, None], (u0 - own)[:, None]], axis=1)
+    np.fill_diagonal(viol[:, :-1], -np.inf)
+    return {"U": own, "u0": u0, "viol": viol, "q_F": cc.tuned_topup(tf, th, q)["x"],
+            "ic": float(np.max(viol[:, :-1])) if len(th) > 1 else -np.inf, "ir": float(np.max(viol[:, -1]))}
+
+
+EXHAUSTIVE_GRID = 4001
+"""Grid points of the exhaustive 1-D top-up search of the independent audit (log-spaced over
+[1e-12, 2]·x_A plus 0), refined by 80 golden-section steps around the best point."""
+
+
+def exhaustive_topup_value(tf: cc.TunedFringe, theta, q_L) -> np.ndarray:
+    """u(θ, q_L) by exhaustive 1-D search, no first-order condition (independent of
+    cc.tuned_topup): the best of a dense grid, then golden-section refinement on the two
+    neighbouring cells (g is piecewise unimodal there)."""
+    th, q = np.broadcast_arrays(np.asarray(theta, float), np.asarray(q_L, float))
+    th, q = th.ravel(), q.ravel()
+    a = np.maximum(q, 0.0) ** tf.r
+    xA = np.maximum(cc.tuned_stand_alone(tf, th), 1e-300)
+    base = np.concatenate([[0.0], np.geomspace(1e-12, 2.0, EXHAUSTIVE_GRID)])
+    out = np.empty(len(th))
+    gfun = lambda t_, a_, x: t_ * (a_ + x**tf.kappa) ** tf.sigma - tf.c_F * x  # noqa: E731
+    for i0 in range(0, len(th), 500):
+        sl = slice(i0, i0 + 500)
+        X = xA[sl, None] * base[None, :]
+        G = gfun(th[sl, None], a[sl, None], X)
+        j = np.argmax(G, axis=1)
+        lo = X[np.arange(len(j)), np.maximum(j - 1, 0)]
+        hi = X[np.arange(len(j)), np.minimum(j + 1, len(base) - 1)]
+        gr = (np.sqrt(5) - 1) / 2
+        c, d = hi - gr * (hi - lo), lo + gr * (hi - lo)
+        for _ in range(80):
+            left = gfun(th[sl], a[sl], c) >= gfun(th[sl], a[sl], d)
+            hi, lo = np.where(left, d, hi), np.where(left, lo, c)
+            c, d = hi - gr * (hi - lo), lo + gr * (hi - lo)
+        out[sl] = np.maximum(G[np.arange(len(j)), j], gfun(th[sl], a[sl], 0.5 * (lo + hi)))
+    return out.reshape(np.shape(np.broadcast_arrays(np.asarray(theta, float), np.asarray(q_L, float))[0]))
+
+
+def solve_leader_tuned(tf, theta, mass, ctx, label, q0, T0=None, f0=None, pairs=None, ir_types=(0,)):
+    """Build, solve and add every IC/IR pair the exact all-pairs audit finds violated (lazy rows)."""
+    with Timer() as tb:
+        m = build_leader_tuned(tf, theta, mass, q0, T0, f0, pairs, ir_types)
+    r = _solve_start(ctx, m, label, tb.seconds)
+    menu = read_leader(m, theta, mass, r)
+    for rounds in range(1, MAX_LAZY_ROUNDS + 1):
+        if not r.ok:
+            break
+        aud = tuned_audit(tf, theta, menu.q, menu.T)
+        bad = np.argwhere(aud["viol"] > TOL_AUDIT * _utility_scale(menu.T, aud["U"]))
+        if not len(bad):
+            break
+        N = len(theta)
+        new_pairs = set(menu.pairs) | {(int(a), int(b)) for a, b in bad if b < N}
+        new_ir = set(menu.ir_types) | {int(a) for a, b in bad if b == N}
+        ctx.progress(f"    {label}: lazy IC round {rounds}: adding {len(bad)} violated rows")
+        with Timer() as tb:
+            m = build_leader_tuned(tf, theta, mass, menu.q, menu.T, menu.f, sorted(new_pairs), sorted(new_ir))
+        r = _solve_start(ctx, m, f"{label}[lazy {rounds}]", tb.seconds)
+        menu = read_leader(m, theta, mass, r)
+    return menu
+
+
+def leader_tuned_multistart(tf, theta, mass, ctx):
+    """Starts: all-fringe, the γ_F = 0 discrete optimum (continuation), the γ_F = 0 menu's
+    quantities scaled up to the tuned fringe's stand-alone quality, then cut-off starts."""
+    N = len(theta)
+    lf0 = tf.at_gamma_F_zero()
+    ref0 = cc.leader_discrete_monotone(lf0, theta, mass)
+    q_lim, q_int = _leader_start_guesses(lf0, theta, mass)
+    xA = cc.tuned_stand_alone(tf, theta)
+    q_lim_t = xA ** (tf.kappa / tf.r)  # leader quality matching the fringe-only quality
+    upper = np.maximum(np.maximum(q_lim_t, q_int), ref0["q_L"])
+    attempts, cache = [], {}
+
+    def run_start(lab, q0):
+        menu = solve_leader_tuned(tf, theta, mass, ctx, f"leader_tuned_fringe[{lab}]", q0)
+        r = menu.result
+        attempts.append(Attempt(lab, r.status.value, r.objective, r.iterations, result=r, values={"menu": menu}))
+        return attempts[-1]
+
+    run_start("all_fringe", np.zeros(N))
+    run_start("gamma_F=0 optimum", ref0["q_L"])
+    run_start("tuned limit", q_lim_t)
+
+    def f(cut):
+        if cut not in cache:
+            a = run_start(f"cutoff[{cut}]", np.where(np.arange(N) >= cut, upper, 0.0))
+            cache[cut] = a.objective if a.status == "optimal" else -np.inf
+        return cache[cut]
+
+    _cutoff_search(f, 0, N)
+    return attempts, ref0
+
+
+def _leader_tuned(res, tf, theta, mass, ctx):
+    """γ_F > 0: solve, audit (exact and exhaustive top-up, all pairs), compare with γ_F = 0."""
+    N = len(theta)
+    attempts, ref0 = leader_tuned_multistart(tf, theta, mass, ctx)
+    res.tables["leader_tuned_fringe_starts"] = _attempt_table(attempts)
+    best = _best_attempt(attempts)
+    if best.status != "optimal":
+        res.error = f"leader_tuned_fringe: none of {len(attempts)} starts converged"
+        res.solves["leader_tuned_fringe"] = best.result
+        return None
+    menu = best.values["menu"]
+    res.solves["leader_tuned_fringe"] = menu.result
+    aud = tuned_audit(tf, theta, menu.q, menu.T)
+    scale = _utility_scale(menu.T, aud["U"])
+    chk = "leader_tuned_fringe_audit"
+    res.checks.append(bound_check(NAME, chk, "worst IC violation / max(|T|,|U|) (exact top-up)", aud["ic"] / scale,
+                                  TOL_AUDIT))
+    res.checks.append(bound_check(NAME, chk, "worst IR violation / max(|T|,|U|) (exact top-up)", aud["ir"] / scale,
+                                  TOL_AUDIT))
+    # independent: the buyer's value of every item by exhaustive 1-D search (no FOC), all N² pairs
+    qq = np.concatenate([menu.q, [0.0]])
+    TT = np.concatenate([menu.T, [0.0]])
+    U_ex = exhaustive_topup_value(tf, theta[:, None], qq[None, :]) - TT[None, :]
+    own_ex = U_ex[np.arange(N), np.arange(N)]
+    worst_ex = float(np.max(U_ex - own_ex[:, None]))
+    res.checks.append(bound_check(NAME, chk, "worst gain from any item or fringe only (exhaustive 1-D top-up "
+                                  "search) / max(|T|,|U|)", worst_ex / scale, TOL_AUDIT))
+    # the exact top-up is never beaten by the exhaustive search (it is the max of g)
+    u_exact = cc.tuned_buyer_value(tf, theta[:, None], qq[None, :])
+    res.checks.append(bound_check(NAME, chk, "exhaustive search value − exact top-up value (all pairs) / "
+                                  "max(|T|,|U|)", float(np.max(U_ex + TT[None, :] - u_exact)) / scale, TOL_AUDIT))
+    _audit_rows(res, ["leader (γ_F>0): all-pairs IC, exact top-up", "leader (γ_F>0): IR vs fringe only",
+                      "leader (γ_F>0): all pairs, exhaustive 1-D top-up"], [aud["ic"], aud["ir"], worst_ex],
+                [N * (N - 1), N, N * (N + 1)])
+    own_f = theta * (menu.q**tf.r + np.maximum(menu.f, 0) ** tf.kappa) ** tf.sigma - tf.c_F * np.maximum(menu.f, 0)
+    res.checks.append(bound_check(NAME, chk, "own-item utility with the NLP's top-up f below the buyer's best / "
+                                  "max(|T|,|U|)", float(np.max(aud["U"] + menu.T - own_f)) / scale, TOL_AUDIT))
+    ok = [a for a in attempts if a.status == "optimal"]
+    spread = max(a.objective for a in ok) - min(a.objective for a in ok)
+    served = menu.q > TOL_SERVED * max(float(np.max(menu.q)), 1e-300)
+    multi = served & (aud["q_F"] > 0)
+    res.tables["leader_tuned_fringe"] = pd.DataFrame({
+        "theta": theta, "mass": mass, "q_L": menu.q, "Q_L": np.where(served, menu.q**tf.eta, 0.0), "q_F": aud["q_F"],
+        "Q_F": aud["q_F"] ** (tf.sigma + tf.gamma_F), "t": menu.T, "U": aud["U"], "u_0": aud["u0"],
+        "multi_homes": multi, "q_L_gamma_F0_discrete": ref0["q_L"], "t_gamma_F0_discrete": ref0["T"]})
+    first = int(np.argmax(served)) if served.any() else N
+    res.notes.append(
+        f"leader_tuned_fringe (γ_F = {tf.gamma_F:g}): {len(attempts)} starts, {len(ok)} converged, spread "
+        f"{spread:.3g}; profit {menu.objective:.10g} (γ_F = 0 discrete optimum {ref0['profit']:.10g}); leader serves "
+        + (f"θ ≥ {theta[first]:.4g}" if first < N else "nobody")
+        + f"; {int(multi.sum())} types multi-home (buy leader and fringe)")
+    return {"menu": menu, "audit": aud, "ref0": ref0}
+
+
+# =====================================================================
 # run
 # =====================================================================
 # =====================================================================
@@ -2163,8 +2425,11 @@ def run(scn, opts, ctx) -> RegimeResult:
     if opts["gamma_F"] == 0:
         lf = cc.LeaderFringe(sigma=s, gamma_L=opts["gamma_L"], c_L=opts["c_L"], c_F=opts["c_F"])
         lead = _leader(res, lf, scn, opts, ctx, theta, mass)
+    elif opts["gamma_F"] < opts["gamma_L"]:  # a fringe that fine-tunes: exact non-concave top-up
+        tf = cc.TunedFringe(sigma=s, gamma_L=opts["gamma_L"], gamma_F=opts["gamma_F"], c_L=opts["c_L"], c_F=opts["c_F"])
+        _leader_tuned(res, tf, theta, mass, ctx)
     else:
-        res.notes.append("gamma_F > 0: the leader-vs-competitive-fringe part needs gamma_F = 0 and is skipped")
+        res.notes.append("gamma_F >= gamma_L: the fringe is the better-tuned model; leader vs fringe skipped")
     _welfare(res, lf, models, theta, mass, dist if lf is not None else None, eff, mon, lead, mon_ref)
     if getattr(ctx, "figures", True):  # sweeps draw their own (Context.figures = False)
         res.figures.update(_figures(lf, models, theta, dist, eff, mon, lead, mon_ref))

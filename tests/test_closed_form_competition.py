@@ -524,3 +524,44 @@ def test_leader_discrete_monotone_is_the_pointwise_one_when_monotone():
     a, b = C.leader_discrete(lf, th, p), C.leader_discrete_monotone(lf, th, p)
     assert not b["ironed"]
     np.testing.assert_array_equal(a["q_L"], b["q_L"])
+
+
+# ---------------------------------------------------- a fringe that fine-tunes (γ_F > 0)
+TUNED = C.TunedFringe(sigma=0.5, gamma_L=0.2, gamma_F=0.08, c_L=0.2, c_F=0.16)
+
+
+def test_tuned_topup_is_the_global_max_of_the_non_concave_problem():
+    """u(θ, q_L) = max(g(0), g(x₂)) vs an exhaustive search over 20,001 top-ups (log grid, no
+    first-order condition), for 20 types × 41 leader items: never beaten, and within the grid's
+    resolution; both branches (corner and interior) occur."""
+    th = np.linspace(0.05, 1.0, 20)
+    q = np.concatenate([[0.0], np.geomspace(1e-3, 200, 40)])
+    T, Qq = np.meshgrid(th, q, indexing="ij")
+    r = C.tuned_topup(TUNED, T, Qq)
+    xs = np.concatenate([[0.0], np.geomspace(1e-9, 1e4, 20001)])
+    g = T[..., None] * ((Qq**TUNED.r)[..., None] + xs**TUNED.kappa) ** TUNED.sigma - TUNED.c_F * xs
+    ub = g.max(axis=-1)
+    assert np.max(ub - r["u"]) <= 1e-14 * np.max(r["u"])  # the exact value is the max
+    assert np.max(r["u"] - ub) <= 1e-6 * np.max(r["u"])  # grid ratio 1.0017: O(ratio−1)² loss
+    assert 0.2 < r["interior"].mean() < 0.9
+    # the interior point is a stationary point beyond the peak of h (a local maximum)
+    i = r["interior"]
+    x2, a = r["x2"][i], (Qq**TUNED.r)[i]
+    assert np.all(x2 >= C.tuned_peak(TUNED, a))
+    h = T[i] * TUNED.sigma * TUNED.kappa * x2 ** (TUNED.kappa - 1) * (a + x2**TUNED.kappa) ** (TUNED.sigma - 1)
+    np.testing.assert_allclose(h, TUNED.c_F, rtol=1e-12)
+
+
+def test_tuned_topup_is_continuous_in_gamma_F_at_zero():
+    """γ_F → 0: u converges to the γ_F = 0 value of LeaderFringe at rate O(γ_F)."""
+    th = np.linspace(0.05, 1.0, 20)
+    q = np.concatenate([[0.0], np.geomspace(1e-3, 200, 40)])
+    T, Qq = np.meshgrid(th, q, indexing="ij")
+    lf = TUNED.at_gamma_F_zero()
+    ref = C.buyer_value(lf, T, Qq)
+    errs = []
+    for gF in (1e-2, 1e-3, 1e-4):
+        tf = C.TunedFringe(sigma=0.5, gamma_L=0.2, gamma_F=gF, c_L=0.2, c_F=0.16)
+        errs.append(np.max(np.abs(C.tuned_buyer_value(tf, T, Qq) - ref)) / np.max(ref))
+    assert errs[-1] < 1e-4
+    assert errs[0] / errs[1] == pytest.approx(10, rel=0.1) and errs[1] / errs[2] == pytest.approx(10, rel=0.1)

@@ -264,15 +264,80 @@ def test_regime_small_scenario_verifies(ctx):
         plotting.close(f)
 
 
-def test_gamma_F_positive_skips_leader_fringe(ctx):
+@pytest.mark.slow  # ~11 s idle: the whole regime; the tuned program itself is in the brute-force test
+def test_gamma_F_positive_solves_the_tuned_fringe_leader(ctx):
+    """γ_F > 0 (a fringe that fine-tunes): the leader part is the exact non-concave top-up
+    program (comp.build_leader_tuned); every audit row passes, nothing else is skipped."""
     raw = _small(_raw(ROOT), n=12, conv=())
     raw["regimes"]["competition"]["gamma_F"] = 0.05
     del raw["regimes"]["competition"]["convergence"]
     s = scenario.from_dict(raw, source="x.toml")
     res = runmod.run_regime(s, "competition", ctx)
-    assert "leader_fringe" not in res.tables
-    assert any("gamma_F > 0" in n for n in res.notes)
+    assert "leader_fringe" not in res.tables and "leader_tuned_fringe" in res.tables
     assert res.verified, res.verification[~res.verification.passed.astype(bool)].to_string()
+    v = res.verification
+    assert (v.check == "leader_tuned_fringe_audit").sum() == 5
+
+
+def _tuned_bruteforce(tf, theta, mass, grids):
+    """Discrete leader with the tuned fringe by brute force: for every q-profile on the product
+    grid the largest transfers satisfying ALL IC/IR constraints (shortest paths from the outside
+    option, u by cc.tuned_buyer_value); no monotonicity or local-IC reduction assumed (u has no
+    increasing differences when γ_F > 0: the top-up jumps to 0)."""
+    n = len(theta)
+    Q = np.stack(np.meshgrid(*grids, indexing="ij"), axis=-1).reshape(-1, n)
+    Q0 = np.concatenate([np.zeros((len(Q), 1)), Q], axis=1)
+    own = cc.tuned_buyer_value(tf, theta[None, :], Q)
+    w = own[:, :, None] - cc.tuned_buyer_value(tf, theta[None, :, None], Q0[:, None, :])
+    d = np.full((len(Q), n + 1), np.inf)
+    d[:, 0] = 0.0
+    for _ in range(n + 1):
+        d[:, 1:] = np.minimum(d[:, 1:], np.min(d[:, None, :] + w, axis=2))
+    again = np.minimum(d[:, 1:], np.min(d[:, None, :] + w, axis=2))
+    feas = np.all(again >= d[:, 1:] - 1e-12, axis=1) & np.all(np.isfinite(d), axis=1)
+    prof = np.where(feas, np.sum(mass * (d[:, 1:] - tf.c_L * Q), axis=1), -np.inf)
+    i = int(np.argmax(prof))
+    return Q[i], prof[i]
+
+
+def test_tuned_fringe_leader_vs_brute_force(ctx):
+    """γ_F = 0.05, three types: the NLP menu (multi-start + lazy all-pairs IC) vs a brute force
+    over q-profiles refined by zooming: the NLP earns at least the brute force (which is a lower
+    bound: grid), within the zoom's ratio² loss, with the same quantities."""
+    tf = cc.TunedFringe(sigma=0.5, gamma_L=0.2, gamma_F=0.05, c_L=0.2, c_F=0.16)
+    th, p = np.array([0.45, 0.7, 0.95]), np.array([0.3, 0.4, 0.3])
+    qmax = 1.3 * float(cc.interior_quality(tf.at_gamma_F_zero(), th[-1]))
+    grids = [np.concatenate([[0.0], np.geomspace(1e-2, qmax, 35)])] * 3
+    bq, best = _tuned_bruteforce(tf, th, p, grids)
+    for ratio in (1.3, 1.05, 1.01, 1.002, 1.0004):
+        grids = [np.concatenate([[0.0], q * np.geomspace(1 / ratio, ratio, 15)]) if q > 0
+                 else np.concatenate([[0.0], np.geomspace(1e-4, 1e-2, 5)]) for q in bq]
+        bq, best = _tuned_bruteforce(tf, th, p, grids)
+    res = RegimeResult("competition")
+    out = comp._leader_tuned(res, tf, th, p, ctx)
+    assert res.verification.passed.all(), res.verification.to_string()
+    assert out["menu"].objective >= best - 1e-12
+    assert out["menu"].objective == pytest.approx(best, rel=1e-6)
+    np.testing.assert_allclose(out["menu"].q, bq, rtol=2e-3)
+
+
+@pytest.mark.parametrize("name", ["three_regions", "empty_middle"])
+def test_tuned_fringe_leader_is_continuous_at_gamma_F_zero(ctx, name):
+    """γ_F = 1e-4 vs the γ_F = 0 discrete closed form on 12 uniform types: profit and quantities
+    move by O(γ_F) (measured: profit 0.8·γ_F and 2.2·γ_F relative, q ≤ 1.2·γ_F, at γ_F = 1e-2,
+    1e-3, 1e-4); the bound 5·γ_F leaves a factor ≥ 2 over the measured constants."""
+    lf, dist = cc.example(name)
+    th, ms = dist.discretise(12)
+    gF = 1e-4
+    tf = cc.TunedFringe(sigma=lf.sigma, gamma_L=lf.gamma_L, gamma_F=gF, c_L=lf.c_L, c_F=lf.c_F)
+    res = RegimeResult("competition")
+    out = comp._leader_tuned(res, tf, th, ms, ctx)
+    assert res.verification.passed.all()
+    ref = cc.leader_discrete(lf, th, ms)
+    assert out["menu"].objective == pytest.approx(ref["profit"], rel=5 * gF)
+    served = ref["q_L"] > 0
+    np.testing.assert_allclose(out["menu"].q[served], ref["q_L"][served], rtol=5 * gF)
+    assert np.all(out["menu"].q[~served] < 1e-6 * ref["q_L"].max())
 
 
 # ---------------------------------------------------------- integration
@@ -294,14 +359,17 @@ def test_solve_py_small_scenario(run_solve, tmp_path, out_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fname", ["competition.toml", "competition_empty_middle.toml"])
+@pytest.mark.parametrize("fname", ["competition.toml", "competition_empty_middle.toml",
+                                   "competition_tuned_fringe.toml"])
 def test_solve_py_shipped_scenarios(run_solve, out_dir, fname):
     """The shipped scenario files (N = 60, convergence 60/120/240): exit 0, outputs written."""
     code, out, err = run_solve(ROOT / "data" / fname, "--out", out_dir, "--quiet")
     assert code == 0, out + err
     name = fname.removesuffix(".toml")
     d = out_dir / name / "competition"
-    for t in ("welfare", "thresholds", "leader_fringe", "leader_fringe_convergence"):
+    tabs = (("welfare", "leader_tuned_fringe", "leader_tuned_fringe_starts") if "tuned" in name else
+            ("welfare", "thresholds", "leader_fringe", "leader_fringe_convergence"))
+    for t in tabs:
         assert (d / f"{t}.csv").is_file()
     ver = pd.read_csv(out_dir / name / "verification.csv")
     assert ver.passed.all()

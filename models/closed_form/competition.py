@@ -1152,3 +1152,109 @@ def _cumulative_integral(fun, lo: float, theta, breaks=()) -> np.ndarray:
     per_knot = np.bincount(np.asarray(owner), weights=piece_int, minlength=len(knots) - 1)
     cum = np.concatenate([[0.0], np.cumsum(per_knot)])
     return cum[np.searchsorted(np.asarray(knots), x)]
+
+
+# ---------------------------------------------------- a fringe that fine-tunes (γ_F > 0)
+@dataclass(frozen=True)
+class TunedFringe:
+    r"""Leader (γ_L) vs a competitive fringe that fine-tunes too (0 < γ_F < γ_L), sold at
+    marginal cost c_F per linear-cost unit.  Buyer's top-up problem (docs/model.md §2.7, γ_F > 0):
+
+    .. math:: u(\theta,q_L)=\max_{x\ge0}\ g(x),\qquad g(x)=\theta(a+x^\kappa)^\sigma-c_Fx,
+              \quad a=q_L^r,\ r=\frac{\sigma+\gamma_L}{\sigma},\ \kappa=\frac{\sigma+\gamma_F}{\sigma}>1.
+
+    g is **not concave**: g'(x) = h(x) − c_F with h(x) = θσκx^{κ−1}(a+x^κ)^{σ−1}, which is 0 at
+    0, rises to its peak at :math:`x_p=((\kappa-1)a/(1-\sigma\kappa))^{1/\kappa}` and then falls
+    to 0 (σκ < 1).  So g is convex on [0, x_p] and concave on [x_p, ∞): x = 0 is always a local
+    maximum (g'(0) = −c_F), and there is a second one, x₂ > x_p with h(x₂) = c_F, iff
+    h(x_p) > c_F.  u = max(g(0), g(x₂)).  At γ_F = 0 (κ = 1) this is the concave problem of
+    :class:`LeaderFringe`."""
+
+    sigma: float
+    gamma_L: float
+    gamma_F: float
+    c_L: float
+    c_F: float
+
+    def __post_init__(self):
+        if not (0 < self.sigma < 1 and 0 <= self.gamma_F < self.gamma_L and self.sigma + self.gamma_L < 1):
+            raise ValueError("need 0 < sigma < 1, 0 <= gamma_F < gamma_L, sigma + gamma_L < 1")
+        if not (self.c_L > 0 and self.c_F > 0):
+            raise ValueError("need positive costs")
+
+    @property
+    def eta(self) -> float:
+        return self.sigma + self.gamma_L
+
+    @property
+    def r(self) -> float:
+        return self.eta / self.sigma
+
+    @property
+    def kappa(self) -> float:
+        return (self.sigma + self.gamma_F) / self.sigma
+
+    def at_gamma_F_zero(self) -> LeaderFringe:
+        return LeaderFringe(sigma=self.sigma, gamma_L=self.gamma_L, c_L=self.c_L, c_F=self.c_F)
+
+
+TOPUP_BISECTIONS = 200
+"""Log-space bisections of the interior top-up root: the bracket [x_p, x_A] shrinks by 2 per
+step, so 200 steps reach the float spacing from any bracket ratio below 1e60."""
+
+
+def tuned_peak(tf: TunedFringe, a) -> np.ndarray:
+    r"""Peak of h (the convex/concave switch of g): :math:`x_p=((\kappa-1)a/(1-\sigma\kappa))^{1/\kappa}`."""
+    k, s = tf.kappa, tf.sigma
+    return ((k - 1) * np.maximum(np.asarray(a, float), 0.0) / (1 - s * k)) ** (1 / k)
+
+
+def _tuned_h(tf: TunedFringe, theta, a, x):
+    k, s = tf.kappa, tf.sigma
+    return theta * s * k * x ** (k - 1) * (a + x**k) ** (s - 1)
+
+
+def tuned_stand_alone(tf: TunedFringe, theta) -> np.ndarray:
+    r"""Fringe-only purchase (a = 0): :math:`x_A=(\theta\sigma\kappa/c_F)^{1/(1-\sigma\kappa)}`,
+    also an upper bound of the interior root for every a ≥ 0 (h(x) ≤ θσκx^{σκ−1})."""
+    t = np.maximum(np.asarray(theta, float), 0.0)
+    return (t * tf.sigma * tf.kappa / tf.c_F) ** (1 / (1 - tf.sigma * tf.kappa))
+
+
+def tuned_topup(tf: TunedFringe, theta, q_L) -> dict:
+    r"""Exact solution of the non-concave top-up problem for arrays θ, q_L (broadcast).
+
+    Returns ``x`` (the buyer's top-up, 0 at the corner), ``u`` (value), ``x2`` (the interior
+    local maximiser, NaN if none) and ``interior`` (bool: the top-up is the interior point).
+    x₂ by log-space bisection of h(x) = c_F on (x_p, x_A] where h is decreasing; ties go to
+    the corner (the buyer buys nothing extra)."""
+    th = np.asarray(theta, float)
+    a = np.maximum(np.asarray(q_L, float), 0.0) ** tf.r
+    th, a = np.broadcast_arrays(th, a)
+    th, a = th.astype(float), a.astype(float)
+    s, k = tf.sigma, tf.kappa
+    xp = tuned_peak(tf, a)
+    xA = tuned_stand_alone(tf, th)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        hp = np.where(a > 0, _tuned_h(tf, th, a, np.maximum(xp, 1e-300)), np.inf)
+    exists = (hp > tf.c_F) & (th > 0)
+    lo = np.where(a > 0, xp, np.minimum(xA, 1e-300))
+    hi = np.maximum(xA, lo)
+    lo, hi = np.maximum(lo, 1e-300), np.maximum(hi, 1e-300)
+    for _ in range(TOPUP_BISECTIONS):
+        mid = np.sqrt(lo * hi)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            up = _tuned_h(tf, th, a, mid) > tf.c_F  # still left of the root
+        lo, hi = np.where(up, mid, lo), np.where(up, hi, mid)
+    x2 = np.where(a > 0, 0.5 * (lo + hi), xA)
+    x2 = np.where(exists, x2, np.nan)
+    g0 = th * a**s
+    with np.errstate(invalid="ignore"):
+        g2 = np.where(exists, th * (a + np.nan_to_num(x2) ** k) ** s - tf.c_F * np.nan_to_num(x2), -np.inf)
+    interior = g2 > g0
+    return {"x": np.where(interior, x2, 0.0), "u": np.maximum(g0, g2), "x2": x2, "interior": interior}
+
+
+def tuned_buyer_value(tf: TunedFringe, theta, q_L) -> np.ndarray:
+    """u(θ, q_L) of :func:`tuned_topup`."""
+    return tuned_topup(tf, theta, q_L)["u"]
