@@ -349,9 +349,57 @@ def _gain_row(tech, m, l, i):
     return index - need >= 0
 
 
+def index_technology(tech: cf.Technology) -> cf.Technology:
+    """The technology the NLP is written in: one token index and (K >= 1) one
+    fine-tuning index, bought at their unit costs p_X, p_Z.
+
+    Exact: a cell's tokens enter every row only through the degree-1 CES
+    index H(x), and cost c·x, so any optimum buys H at least cost, i.e.
+    x = H·(unit bundle) (``cost.unit_demands``); the same for the
+    fine-tuning index, which enters only through Φ.  Writing the classes
+    out instead puts x^ρ of tokens that the optimum drives to 0 into every
+    gain row: near ρ = 1 (and for ρ ≪ 0) Ipopt then stalls with "very
+    little progress" at a point that is right to 1e-11 (measured: D5,
+    two_type_hyp, ρ = 1; two_type_20_3/15/16/18, value_scale_20_3, ρ or
+    ρ_ft ≈ 1).  Tokens per class are read back as index × unit bundle
+    (:meth:`MenuProblem.arrays`), so the per-class split compared with the
+    closed form is the cost-minimising one by construction; the level (the
+    index) is the NLP's own."""
+    if tech.J == 1 and tech.rho == 0 and tech.K <= 1 and (tech.K == 0 or tech.rho_hat == 0):
+        return tech
+    kw = {"alpha": (1.0,), "cost": (cf.p_X(tech),), "rho": 0.0, "token_names": ("index",)}
+    if tech.K:
+        kw.update(alpha_hat=(1.0,), cost_hat=(cf.p_Z(tech),), rho_hat=0.0, ft_names=("index",))
+    return tech.with_(**kw)
+
+
+def _to_index(tech, x, z):
+    """Per-class tokens (M, n, J) and fine-tuning (M, K) -> indices (M, n, 1), (M, 1 or 0)."""
+    x = np.asarray(x, float)
+    h = cf.ces_index(x, tech.alpha, tech.rho)[..., None] if tech.J > 1 or tech.rho != 0 else x
+    z = np.asarray(z, float).reshape(x.shape[0], -1)[:, : tech.K]
+    if tech.K and not tech.has_baseline:
+        z = cf.ces_index(z, tech.alpha_hat, tech.rho_hat)[:, None]
+    return h, z
+
+
+def _from_index(tech, h, zi):
+    """Inverse of :func:`_to_index`: index × unit bundle."""
+    x = h[..., :1] * cf.unit_demands(tech.alpha, tech.cost, tech.rho)[None, None, :]
+    if tech.K and not tech.has_baseline:
+        z = zi[:, :1] * cf.unit_demands(tech.alpha_hat, tech.cost_hat, tech.rho_hat)[None, :]
+    else:
+        z = zi[:, : tech.K]
+    return x, z
+
+
 def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel, "MenuProblem"]:
     """Pyomo model of the menu of token distributions without IC rows; the
-    returned :class:`MenuProblem` adds them (all pairs or lazily)."""
+    returned :class:`MenuProblem` adds them (all pairs or lazily).  The model
+    is written in :func:`index_technology` (one token and one fine-tuning
+    index); the problem reads results back in ``tech``'s classes."""
+    real = tech
+    tech = index_technology(real)
     W, mass = types.W, types.mass
     M, n = W.shape
     a, R, omega = _directions(W)
@@ -397,7 +445,7 @@ def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel
                 sf[m.x[l, i, j]] = 1.0 / sc["X"][j]
         for k in range(tech.K):
             sf[m.z[l, k]] = 1.0 / sc["Z"][k]
-    prob = MenuProblem(m, tech, types, a, R, omega, sc)
+    prob = MenuProblem(m, real, types, a, R, omega, sc, model_tech=tech)
     m.ir = pyo.Constraint(m.TYPES, rule=lambda m, k: prob.own_value(k) - m.t[k] >= 0)
     for k in range(M):
         sf[m.ir[k]] = 1.0 / sc["t"]
@@ -409,8 +457,9 @@ class MenuProblem:
     created on demand, the IC rows (a :class:`lazy_ic.PairConstraints`), and
     the :mod:`models.lazy_ic` protocol (numpy utilities, add pairs)."""
 
-    def __init__(self, m, tech, types: TypeSpace, a, R, omega, scales):
+    def __init__(self, m, tech, types: TypeSpace, a, R, omega, scales, model_tech=None):
         self.m, self.tech, self.types = m, tech, types
+        self.mt = model_tech or tech  # the technology the model is written in (index_technology)
         self.a, self.R, self.omega, self.sc = a, R, omega, scales
         self.n_types = types.M
         self.money_scale = scales["t"]
@@ -466,10 +515,13 @@ class MenuProblem:
         to the model's g, so the menu read back is feasible for the true
         program whenever the NLP's rows hold.
         """
-        m, tech, M, n = self.m, self.tech, self.types.M, self.types.n
-        x = np.fromiter((v.value for v in m.x.values()), float, count=M * n * tech.J).reshape(M, n, tech.J)
-        z = np.fromiter((v.value for v in m.z.values()), float).reshape(M, -1)[:, : tech.K]
+        m, mt, M, n = self.m, self.mt, self.types.M, self.types.n
+        x = np.fromiter((v.value for v in m.x.values()), float, count=M * n * mt.J).reshape(M, n, mt.J)
+        z = np.fromiter((v.value for v in m.z.values()), float).reshape(M, -1)[:, : mt.K]
         t = np.fromiter((v.value for v in m.t.values()), float, count=M)
+        tech = self.tech
+        if mt is not tech:
+            x, z = _from_index(tech, x, z)
         if tighten:
             g = np.maximum(np.fromiter((v.value for v in m.g.values()), float, count=M * n).reshape(M, n), 0.0)
             true = D.gain_profile(x, z, tech)
@@ -494,7 +546,9 @@ class MenuProblem:
 
     def set_start(self, x, z, t) -> None:
         """Primal start from per-type items (x (M, n, J), z (M, K), t (M,))."""
-        m, tech = self.m, self.tech
+        m, tech = self.m, self.mt
+        if tech is not self.tech:
+            x, z = _to_index(self.tech, x, z)
         # strictly inside x >= 0: Ψ's derivative is infinite at 0 and the
         # Jacobian is evaluated at the start point
         x = np.maximum(np.asarray(x, float), START_FLOOR * self.sc["X"])

@@ -185,8 +185,10 @@ def test_build_sizes_two_types():
     T = DM.two_type_space(*two_type_profiles()["dominated"])
     m, prob = DM.build_menu(TECH, T)
     prob.add_all_pairs()
-    # variables: x 2·6·2 = 24, z 2, g 2·6 = 12, t 2, value S: own (2) + one per IC pair (2) = 4 -> 44
-    assert m.nvariables() == 44
+    # variables: x 2·6·1 = 12 (one token index, DM.index_technology: the J = 2
+    # classes are read back as index × unit bundle), z 2, g 2·6 = 12, t 2,
+    # value S: own (2) + one per IC pair (2) = 4 -> 32
+    assert m.nvariables() == 32
     # constraints: gain 2·6 = 12, value 4, ir 2, ic 2 -> 20
     assert m.nconstraints() == 20
     assert len(m.ic) == 2 and sorted(m.ic_PAIRS) == [(0, 1), (1, 0)]
@@ -565,3 +567,25 @@ def test_continuous_profits_not_computed_for_non_monotone_w(monkeypatch):
     cont = DM._continuous_profits(res, TECH_J1, vs)
     assert all(np.isnan(cont[k]) for k in ("distribution", "budget", "ratio"))
     assert any("not monotone" in n for n in res.notes)
+
+
+def test_index_formulation_converges_at_rho_one():
+    """Regression (D5, repro/hyp/two_type_hyp.toml; two_type_20_3/15/16/18):
+    with the token classes written out, ρ = 1 (perfect substitutes) and
+    weights 2.2e-16 made Ipopt stop with "very little progress" at a point
+    right to 1e-11; the model is now written in one token index
+    (DM.index_technology, exact) and must converge, and the menu read back
+    in the two classes must match the closed form."""
+    tech = cf.Technology(sigma=0.7173, rho=1.0, alpha=(0.7322, 0.2678), cost=(0.0868989, 1.0))
+    hi = [0.0, 0.0, 1.0, 0.0004645, 0.0, 0.1305, 2.22e-16]
+    lo = [2.22e-16, 0.1305, 0.0, 0.0004645, 1.0, 0.0, 0.0]
+    types = DM.two_type_space(hi, lo, 0.05209)
+    bm = D.budget_menu(types.W, types.mass, tech)
+    s = DM.solve_menu(tech, types, ctx(), "D5", ic="lazy", starts={"budget": DM.menu_start(bm)})
+    assert s.result.ok and s.lazy["budget"].converged
+    assert s.menu.x.shape == (2, 7, 2)
+    ref = D.two_type_distribution_menu_general(np.array(hi), np.array(lo), 0.05209, 1 - 0.05209, tech)
+    assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
+    assert np.allclose(s.menu.t, ref.t, rtol=TOL, atol=TOL * np.max(np.abs(ref.t)))
+    # the cheaper class per unit of index carries every token (ρ = 1 corner)
+    assert np.all(s.menu.x[..., 1] == 0.0)
