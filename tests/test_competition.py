@@ -629,3 +629,30 @@ def test_leader_on_a_density_spike_matches_the_ironed_discrete_optimum(ctx):
     assert any("ironed discrete optimum" in n for n in res.notes)
     prof = v[(v.check == "leader_vs_discrete_closed_form") & (v.quantity == "profit")]
     assert float(prof.rel_err.iloc[0]) < 1e-8
+
+
+@pytest.mark.unit
+def test_versioning_jump_bound_holds_for_the_exact_discrete_menu():
+    """valid_scenarios competition_21_7: σ = 0.3425, σ+γ_L = 0.759 (V_L ∝ h^3.2), Beta(1.358, 0.9576)
+    on [1.142, 5.643], 62 types.  The exact discrete menu's jump missed the continuous one by 5.1×
+    the old bound (slopes at θ^e only); the bound is now the mean-value one over the interval
+    holding both types' virtual values and θ^e, and the exact menu passes it."""
+    from models.type_space import TypeDistribution
+
+    dist = TypeDistribution("beta", low=1.142, high=5.64272, p=1.358, q=0.9576)
+    th, ms = dist.discretise(62)
+    models = comp._two_models(0.3425, {"c_F": 0.071288, "c_L": 0.147441, "gamma_F": 0.0, "gamma_L": 0.4166})
+    ref = cc.monopolist_discrete(models, th, ms)
+    res = RegimeResult("competition")
+    comp._monopolist_continuous_checks(res, models, th, dist, ref["V"], np.asarray(ref["model"]), ms)
+    v = res.verification
+    row = v[v.quantity == "versioning jump in V at the switch"]
+    assert len(row) == 1 and bool(row.passed.iloc[0]), row.to_string()
+    # and it still fails a menu whose jump is off by the size of the jump itself
+    V = ref["V"].copy()
+    k = int(np.nonzero(np.diff(np.asarray(ref["model"])) != 0)[0][-1]) + 1
+    V[k:] += abs(V[k] - V[k - 1])
+    res2 = RegimeResult("competition")
+    comp._monopolist_continuous_checks(res2, models, th, dist, V, np.asarray(ref["model"]), ms)
+    v2 = res2.verification
+    assert not bool(v2[v2.quantity == "versioning jump in V at the switch"].passed.iloc[0])
