@@ -349,6 +349,17 @@ def _gain_row(tech, m, l, i):
     return index - need >= 0
 
 
+def cell_blocks(W):
+    """Blocks of identical columns of W: (block of each cell (n,), first cell of
+    each block (B,), cells per block (B,)); blocks in order of first cell."""
+    _, first, inv, cnt = np.unique(np.asarray(W).T, axis=0, return_index=True, return_inverse=True,
+                                   return_counts=True)
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[inv.ravel()], first[order], cnt[order]
+
+
 def index_technology(tech: cf.Technology) -> cf.Technology:
     """The technology the NLP is written in: one token index and (K >= 1) one
     fine-tuning index, bought at their unit costs p_X, p_Z.
@@ -402,10 +413,19 @@ def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel
     tech = index_technology(real)
     W, mass = types.W, types.mass
     M, n = W.shape
-    a, R, omega = _directions(W)
+    # cells with identical columns of W form one block of weight (cells)/n
+    # (exact: the program is convex and symmetric under permuting a block's
+    # cells in every item, so an optimum averaged over those permutations is
+    # an optimum that treats them alike; value–scale grids with s at cell
+    # midpoints, n = 2N, then cost what n = N costs)
+    blk, first, cnt = cell_blocks(W)
+    wt = cnt / n
+    Wb = W[:, first]
+    B = len(first)
+    a, R, omega = _directions(Wb)
     m = pyo.ConcreteModel(name=f"distribution_menu_{types.family}")
     m.TYPES = pyo.RangeSet(0, M - 1)
-    m.CELLS = pyo.RangeSet(0, n - 1)
+    m.CELLS = pyo.RangeSet(0, B - 1)  # blocks of cells
     m.TOKENS = pyo.RangeSet(0, tech.J - 1)
     m.FT = pyo.RangeSet(0, max(tech.K, 1) - 1)
     m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(mass / mass.sum())))
@@ -431,21 +451,21 @@ def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel
     m.value = pyo.Constraint(m.VALUES)
     cost_x = np.asarray(tech.cost, float)
     m.profit = pyo.Objective(expr=sum(
-        m.p[l] * (m.t[l] - sum(cost_x[j] * m.x[l, i, j] for i in m.CELLS for j in toks) / n
+        m.p[l] * (m.t[l] - sum(float(wt[i]) * cost_x[j] * m.x[l, i, j] for i in m.CELLS for j in toks)
                   - gain.spend_z(tech, [m.z[l, k] for k in fts])) for l in m.TYPES), sense=pyo.maximize)
     m.dual = pyo.Suffix(direction=pyo.Suffix.IMPORT)
     sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
     sf[m.profit] = 1.0 / sc["profit"]
     for l in range(M):
         sf[m.t[l]] = 1.0 / sc["t"]
-        for i in range(n):
+        for i in range(B):
             sf[m.g[l, i]] = 1.0 / sc["Q"]
             sf[m.gain[l, i]] = 1.0 / sc["Q"]
             for j in toks:
                 sf[m.x[l, i, j]] = 1.0 / sc["X"][j]
         for k in range(tech.K):
             sf[m.z[l, k]] = 1.0 / sc["Z"][k]
-    prob = MenuProblem(m, real, types, a, R, omega, sc, model_tech=tech)
+    prob = MenuProblem(m, real, types, a, R, omega, sc, model_tech=tech, blocks=(blk, first, wt))
     m.ir = pyo.Constraint(m.TYPES, rule=lambda m, k: prob.own_value(k) - m.t[k] >= 0)
     for k in range(M):
         sf[m.ir[k]] = 1.0 / sc["t"]
@@ -457,8 +477,11 @@ class MenuProblem:
     created on demand, the IC rows (a :class:`lazy_ic.PairConstraints`), and
     the :mod:`models.lazy_ic` protocol (numpy utilities, add pairs)."""
 
-    def __init__(self, m, tech, types: TypeSpace, a, R, omega, scales, model_tech=None):
+    def __init__(self, m, tech, types: TypeSpace, a, R, omega, scales, model_tech=None, blocks=None):
         self.m, self.tech, self.types = m, tech, types
+        n = types.n
+        self.blk, self.first, self.wt = blocks or (np.arange(n), np.arange(n), np.full(n, 1.0 / n))
+        self.B = len(self.first)
         self.mt = model_tech or tech  # the technology the model is written in (index_technology)
         self.a, self.R, self.omega, self.sc = a, R, omega, scales
         self.n_types = types.M
@@ -472,10 +495,10 @@ class MenuProblem:
             m.VALUES.add(key)
             v = m.S[key]
             r = self.R[key[0]]
-            cells = np.flatnonzero(r)
-            n = self.types.n
-            v.value = float(sum(r[i] * (m.g[key[1], i].value or 0.0) for i in cells) / n)
-            c = m.value.add(key, v == sum(float(r[i]) / n * m.g[key[1], int(i)] for i in cells))
+            cells = np.flatnonzero(r)  # blocks
+            wt = self.wt
+            v.value = float(sum(r[i] * wt[i] * (m.g[key[1], i].value or 0.0) for i in cells))
+            c = m.value.add(key, v == sum(float(r[i] * wt[i]) * m.g[key[1], int(i)] for i in cells))
             m.scaling_factor[v] = 1.0 / self.sc["Q"]
             m.scaling_factor[c] = 1.0 / self.sc["Q"]
         return m.S[key]
@@ -515,15 +538,16 @@ class MenuProblem:
         to the model's g, so the menu read back is feasible for the true
         program whenever the NLP's rows hold.
         """
-        m, mt, M, n = self.m, self.mt, self.types.M, self.types.n
-        x = np.fromiter((v.value for v in m.x.values()), float, count=M * n * mt.J).reshape(M, n, mt.J)
+        m, mt, M, B = self.m, self.mt, self.types.M, self.B
+        x = np.fromiter((v.value for v in m.x.values()), float, count=M * B * mt.J).reshape(M, B, mt.J)[:, self.blk]
         z = np.fromiter((v.value for v in m.z.values()), float).reshape(M, -1)[:, : mt.K]
         t = np.fromiter((v.value for v in m.t.values()), float, count=M)
         tech = self.tech
         if mt is not tech:
             x, z = _from_index(tech, x, z)
         if tighten:
-            g = np.maximum(np.fromiter((v.value for v in m.g.values()), float, count=M * n).reshape(M, n), 0.0)
+            g = np.maximum(np.fromiter((v.value for v in m.g.values()), float, count=M * B).reshape(M, B), 0.0)
+            g = g[:, self.blk]
             true = D.gain_profile(x, z, tech)
             f = np.divide(g, true, out=np.ones_like(g), where=true > g)
             x = x * np.minimum(f, 1.0)[..., None] ** (1.0 / tech.sigma)
@@ -549,6 +573,7 @@ class MenuProblem:
         m, tech = self.m, self.mt
         if tech is not self.tech:
             x, z = _to_index(self.tech, x, z)
+        x = np.asarray(x, float)[:, self.first]  # one cell per block
         # strictly inside x >= 0: Ψ's derivative is infinite at 0 and the
         # Jacobian is evaluated at the start point
         x = np.maximum(np.asarray(x, float), START_FLOOR * self.sc["X"])
@@ -564,9 +589,8 @@ class MenuProblem:
             m.g[l, i].value = max(float(v), m.g[l, i].lb)
         for l, v in enumerate(np.asarray(t, float)):
             m.t[l].value = float(v)
-        n = self.types.n
         for (om, l) in m.VALUES:
-            m.S[om, l].value = float(self.R[om] @ G[l] / n)
+            m.S[om, l].value = float(self.R[om] @ (self.wt * G[l]))
 
     def menu(self) -> D.DistributionMenu:
         x, z, t = self.arrays()

@@ -589,3 +589,23 @@ def test_index_formulation_converges_at_rho_one():
     assert np.allclose(s.menu.t, ref.t, rtol=TOL, atol=TOL * np.max(np.abs(ref.t)))
     # the cheaper class per unit of index carries every token (ρ = 1 corner)
     assert np.all(s.menu.x[..., 1] == 0.0)
+
+
+def test_cell_blocks_value_scale_midpoint_grid():
+    """Cells with identical columns of W are one block (exact by convexity and
+    symmetry, DM.build_menu): s at cell midpoints (j − ½)/N needs n = 2N cells,
+    which give N + 1 blocks; the solved menu, read back per cell, matches the
+    discrete closed form (tokens spread evenly over [0, s], none beyond)."""
+    N = 3
+    wg, wm = np.arange(N) / N, np.full(N, 1.0 / N)
+    sg, sm = (np.arange(N) + 0.5) / N, np.full(N, 1.0 / N)
+    types = DM.value_scale_space(wg, wm, sg, sm, 2 * N)
+    m, prob = DM.build_menu(TECH, types)
+    assert len(m.CELLS) == N + 1 and prob.blk.tolist() == [0, 1, 1, 2, 2, 3]
+    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, 2 * N, TECH)
+    bm = D.value_scale_budget_menu(wg, wm, sg, sm, 2 * N, TECH)
+    s = DM.solve_menu(TECH, types, ctx(), "blocks", ic="lazy", starts={"budget": DM.menu_start(bm)}, model=(m, prob))
+    assert s.lazy["budget"].converged
+    assert s.menu.x.shape == (types.M, 2 * N, 2)
+    assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
+    assert np.allclose(s.menu.x, ref.x, rtol=TOL, atol=TOL * np.max(ref.x))
