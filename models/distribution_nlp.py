@@ -1,0 +1,373 @@
+r"""EXPERIMENTAL, not used by the regime (session 4): correct on small grids
+(6×6, J = 2, K = 1: menu = discrete closed form to 3e-10, gradient = finite
+differences to 4e-13), but Ipopt needs 1.5–2.8 s per iteration on the 20×20
+grid (8,953 rows, 39k non-zeros; 81 iterations, "acceptable") on a loaded
+machine, against a fraction of that expected for this size: cause not found
+(UpdateBarrierParameter and the PD solves dominate the timing statistics).
+
+The menu of token distributions as a *structured* NLP for large type grids
+(vectorised numpy callbacks behind ``solver.structured_base()``; no Pyomo
+model, no NL file).  Same economics as ``models.distributions.build_menu``;
+three exact reductions make it small:
+
+1. **Cell blocks.**  Cells whose columns of W are identical (every type
+   values them equally) form one block.  The program is convex and
+   invariant under permuting the cells of a block in every item at once,
+   so averaging an optimum over those permutations is again an optimum:
+   some optimum gives every cell of a block the same tokens.  A block of
+   ``b`` cells is one variable of weight b/n.  (Value–scale grids: the
+   blocks are the intervals between consecutive s values, so n = 2N cells
+   for s at cell midpoints costs the same as n = N.)
+2. **Cells the owner does not value.**  Tokens of item l on a cell where
+   w^l = 0 are worth nothing to its owner, only raise deviators' values of
+   item l and cost money: some optimum has none there (as
+   ``MenuProblem.arrays`` zeroes them on read-back), so no variable exists.
+3. **Token and fine-tuning classes.**  A cell's tokens x enter only through
+   the degree-1 CES index H(x) and cost c·x, so an optimum buys H at the
+   unit cost p_X with the unit bundle (``cost.unit_demands``); likewise the
+   fine-tuning index.  Tokens per class are read back as H × unit bundle.
+
+With per-block gains g (value of the block per unit weight), the fine-tuning
+index z and transfers t, the gain g = Φ(z)·H^σ costs p_X·(g/Φ(z))^(1/σ),
+convex in (g, z) when σ+γ ≤ 1 (Hessian determinant ∝ 1/σ − 1 − γ/σ ≥ 0), so
+the program is convex with *linear* constraints only::
+
+    min  Σ_l p_l (Σ_b (n_b/n) p_X (g_lb/Φ(z_l))^(1/σ) + p_Z z_l − t_l)
+    s.t. value[ω,l]: S_ωl − Σ_b r^ω_b (n_b/n) g_lb = 0
+         ir[m]:      a_m S_{ω(m)m} − t_m ≥ 0
+         ic[m,l]:    a_m (S_{ω(m)m} − S_{ω(m)l}) − t_m + t_l ≥ 0
+
+(W = a·r^ω, rows as in models.distributions).  IC rows are generated lazily
+(``models.lazy_ic``): each round rebuilds this NLP with the working set (numpy
+only) and starts Ipopt from the previous round's primal point.  Only K ≤ 1
+fine-tuning in baseline form or homogeneous Φ of any K is covered (Φ of the
+scalar index z: (b+z)^γ or z^γ).  The Pyomo form stays the default for small
+grids: it keeps the token classes as variables, so its check of the per-class
+split is not implied by reduction 3.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from models import solver
+from models.closed_form import cost as cf
+from models.closed_form import distributions as D
+
+_INF = 2e19
+
+
+def cell_blocks(W):
+    """Blocks of identical columns of W: (block of each cell (n,), first cell
+    of each block (B,), cells per block (B,))."""
+    _, first, inv, cnt = np.unique(np.asarray(W).T, axis=0, return_index=True, return_inverse=True,
+                                   return_counts=True)
+    return inv.ravel(), first, cnt
+
+
+class ReducedMenuNLP(solver.structured_base()):
+    """One round's NLP: types ``W`` (M, n), masses, IC ``pairs`` (k, 2)."""
+
+    def __init__(self, tech, W, mass, pairs, scales, start=None, g_floor=0.0, z_floor=0.0):
+        from models.distributions import _directions
+
+        self.tech = tech
+        W = np.asarray(W, float)
+        M, n = W.shape
+        self.M, self.n = M, n
+        self.p = np.asarray(mass, float) / np.sum(mass)
+        blk, first, cnt = cell_blocks(W)
+        self.blk, self.first, self.cnt = blk, first, cnt
+        Wb = W[:, first]  # (M, B)
+        self.wt = cnt / n  # weight of a block in every sum
+        a, R, omega = _directions(Wb)
+        self.a, self.R, self.omega = a, R, omega
+        # g variables: (item l, block b) where the owner values b
+        gl, gb = np.nonzero(Wb > 0)
+        self.gl, self.gb = gl, gb
+        G = len(gl)
+        self.G = G
+        gid = -np.ones(Wb.shape, int)
+        gid[gl, gb] = np.arange(G)
+        self.gid = gid
+        self.hz = tech.K > 0 and tech.gamma > 0
+        self.nz = M if self.hz else 0
+        self.ih = G
+        self.iz, self.it = 2 * G, 2 * G + self.nz
+        # value variables S[ω, l] for the rows' needs
+        pairs = np.asarray(pairs, int).reshape(-1, 2)
+        self.pairs = pairs
+        served = a > 0
+        need = set()
+        for m in np.flatnonzero(served):
+            need.add((omega[m], m))
+        for m, l in pairs:
+            if served[m]:
+                need.add((omega[m], m))
+                need.add((omega[m], l))
+        keys = sorted(need)
+        self.keys = keys
+        sidx = {k: i for i, k in enumerate(keys)}
+        P = len(keys)
+        self.iS = self.it + M
+        self.nv = self.iS + P
+        # linear rows: value (P, = 0), IR (M, >= 0), IC (len(pairs), >= 0)
+        r_, c_, v_ = [], [], []
+        for i, (om, l) in enumerate(keys):
+            bs = np.flatnonzero((R[om] > 0) & (gid[l] >= 0))
+            r_ += [i] * (len(bs) + 1)
+            c_ += [self.iS + i] + list(gid[l, bs])
+            v_ += [1.0] + list(-R[om, bs] * self.wt[bs])
+        row = P
+        for m in range(M):
+            if served[m]:
+                r_ += [row, row]
+                c_ += [self.iS + sidx[(omega[m], m)], self.it + m]
+                v_ += [a[m], -1.0]
+            else:
+                r_.append(row)
+                c_.append(self.it + m)
+                v_.append(-1.0)
+            row += 1
+        for m, l in pairs:
+            if served[m]:
+                om = omega[m]
+                r_ += [row] * 4
+                c_ += [self.iS + sidx[(om, m)], self.iS + sidx[(om, l)], self.it + m, self.it + l]
+                v_ += [a[m], -a[m], -1.0, 1.0]
+            else:
+                r_ += [row, row]
+                c_ += [self.it + m, self.it + l]
+                v_ += [-1.0, 1.0]
+            row += 1
+        self.nlin, self.P = row, P
+        self.nrow = G + row
+        A = sp.coo_matrix((v_, (r_, c_)), shape=(row, self.nv)).tocsr()
+        A.sum_duplicates()
+        self.A = A
+        Ac = A.tocoo()
+        # gain rows h − (g/Φ(z))^(1/σ) >= 0: entries (g, h[, z]) per row, then A
+        gi = np.arange(G)
+        cols = [gi, self.ih + gi] + ([self.iz + gl] if self.hz else [])
+        self._ng = len(cols)
+        self._jr = np.concatenate([np.tile(gi, self._ng), G + Ac.row])
+        self._jc = np.concatenate(cols + [Ac.col])
+        self._Av = Ac.data
+        # objective constants
+        s = tech.sigma
+        self.ea = 1.0 / s
+        self.ee = tech.gamma / s if self.hz else 0.0
+        self.b0 = float(tech.baseline) if (self.hz and tech.has_baseline) else 0.0
+        self.pX, self.pZ = cf.p_X(tech), (cf.p_Z(tech) if self.hz else 0.0)
+        self.k = self.p[gl] * self.wt[gb] * self.pX  # objective coefficient of each block's index h
+        # Hessian structure (lower triangle): (g,g), (z_l, g) for each g, (z_l, z_l)
+        if self.hz:
+            zg = self.iz + gl
+            self._hr = np.concatenate([np.arange(G), zg, self.iz + np.arange(M)])
+            self._hc = np.concatenate([np.arange(G), np.arange(G), self.iz + np.arange(M)])
+        else:
+            self._hr = self._hc = np.arange(G)
+        # bounds, scaling, start
+        self.g_floor, self.z_floor = g_floor, z_floor
+        self.sc = scales
+        xs = np.concatenate([np.full(G, 1 / scales["Q"]), np.full(G, 1 / scales["H"]), np.full(self.nz, 1 / scales["z"]),
+                             np.full(M, 1 / scales["t"]), np.full(P, 1 / scales["Q"])])
+        gs = np.concatenate([np.full(G, 1 / scales["H"]), np.full(P, 1 / scales["Q"]),
+                             np.full(row - P, 1 / scales["t"])])
+        self._scaling = (1 / scales["profit"], xs, gs)
+        self._x0 = self.start_vector(start)
+        super().__init__()
+
+    # ------------------------------------------------------------ start
+    def start_vector(self, start):
+        """``start`` = (g per (item, block) (M, B) array, z (M,), t (M,)); S from g."""
+        M = self.M
+        gB, z, t = start
+        g = np.maximum(np.asarray(gB, float)[self.gl, self.gb], max(self.g_floor, 1e-6 * self.sc["Q"]))
+        v = np.zeros(self.nv)
+        v[: self.G] = g
+        if self.hz:
+            v[self.iz: self.it] = np.maximum(np.asarray(z, float), max(self.z_floor, 1e-6 * self.sc["z"]))
+        # h a little above the least that delivers g (strictly feasible gain rows)
+        v[self.ih: self.iz] = 1.01 * self._phi(v) + 1e-6 * self.sc["H"]
+        v[self.it: self.it + M] = t
+        v[self.iS:] = self._S_of(g)
+        return v
+
+    def _S_of(self, g):
+        out = np.empty(self.P)
+        for i, (om, l) in enumerate(self.keys):
+            bs = np.flatnonzero((self.R[om] > 0) & (self.gid[l] >= 0))
+            out[i] = np.sum(self.R[om, bs] * self.wt[bs] * g[self.gid[l, bs]])
+        return out
+
+    # ------------------------------------------------ problem interface
+    def x_init(self):
+        return self._x0
+
+    def x_lb(self):
+        return np.concatenate([np.full(self.G, self.g_floor), np.zeros(self.G), np.full(self.nz, self.z_floor),
+                               np.full(self.M + self.P, -_INF)])
+
+    def x_ub(self):
+        return np.full(self.nv, _INF)
+
+    def g_lb(self):
+        return np.zeros(self.nrow)
+
+    def g_ub(self):
+        return np.concatenate([np.full(self.G, _INF), np.zeros(self.P), np.full(self.nlin - self.P, _INF)])
+
+    def scaling_factors(self):
+        return self._scaling
+
+    def _parts(self, v):
+        g = v[: self.G]
+        u = (v[self.iz: self.it][self.gl] + self.b0) if self.hz else np.ones(self.G)
+        return g, u
+
+    def _phi(self, v):
+        """(g/Φ(z))^(1/σ) = g^a u^(−e) per block, a = 1/σ, e = γ/σ, u = b + z."""
+        g, u = self._parts(v)
+        return g**self.ea * u**(-self.ee)
+
+    def objective(self, v):
+        z = v[self.iz: self.it]
+        return float(self.k @ v[self.ih: self.iz] + (np.sum(self.p * self.pZ * z) if self.hz else 0.0)
+                     - self.p @ v[self.it: self.it + self.M])
+
+    def gradient(self, v):
+        out = np.zeros(self.nv)
+        out[self.ih: self.iz] = self.k
+        if self.hz:
+            out[self.iz: self.it] = self.p * self.pZ
+        out[self.it: self.it + self.M] = -self.p
+        return out
+
+    def constraints(self, v):
+        return np.concatenate([v[self.ih: self.iz] - self._phi(v), self.A @ v])
+
+    def jacobianstructure(self):
+        return self._jr, self._jc
+
+    def jacobian(self, v):
+        g, u = self._parts(v)
+        a, e = self.ea, self.ee
+        parts = [-a * g**(a - 1) * u**(-e), np.ones(self.G)]
+        if self.hz:
+            parts.append(e * g**a * u**(-e - 1))
+        return np.concatenate(parts + [self._Av])
+
+    def hessianstructure(self):
+        return self._hr, self._hc
+
+    def hessian(self, v, lam, obj_factor):
+        # the objective is linear; gain row i is h − φ(g, z): its Hessian −∇²φ, times λ_i
+        g, u = self._parts(v)
+        a, e = self.ea, self.ee
+        L = lam[: self.G]
+        ugg = -L * a * (a - 1) * g**(a - 2) * u**(-e)
+        if not self.hz:
+            return ugg
+        ugz = L * a * e * g**(a - 1) * u**(-e - 1)
+        uzz = np.bincount(self.gl, -L * e * (e + 1) * g**a * u**(-e - 2), minlength=self.M)
+        return np.concatenate([ugg, ugz, uzz])
+
+    def profit(self, v) -> float:
+        return -self.objective(v)
+
+    # ---------------------------------------------------------- results
+    def blocks(self, v):
+        """(g (M, B), z (M,), t (M,)) at v."""
+        gB = np.zeros(self.gid.shape)
+        gB[self.gl, self.gb] = v[: self.G]  # (tokens are read back from g: the least index that delivers it)
+        z = v[self.iz: self.it] if self.hz else np.zeros(self.M)
+        return gB, z, v[self.it: self.it + self.M].copy()
+
+
+def cell_gains(gB, blk):
+    """Per-cell gains (M, n) from per-block gains."""
+    return gB[:, blk]
+
+
+def menu_from_blocks(tech, W, mass, gB, z, t, blk) -> D.DistributionMenu:
+    """The DistributionMenu (tokens per cell and class) of per-block gains."""
+    M, n = W.shape
+    G = cell_gains(gB, blk) * (W > 0)
+    hz = tech.K > 0 and tech.gamma > 0
+    Phi = (z + (tech.baseline if tech.has_baseline else 0.0)) ** tech.gamma if hz else np.ones(M)
+    H = (G / Phi[:, None]) ** (1.0 / tech.sigma)
+    x = H[..., None] * cf.unit_demands(tech.alpha, tech.cost, tech.rho)[None, None, :]
+    zc = (z[:, None] * cf.unit_demands(tech.alpha_hat, tech.cost_hat, tech.rho_hat)[None, :]
+          if (tech.K and not tech.has_baseline) else (z[:, None] if tech.K else np.zeros((M, 0))))
+    if tech.K and not hz:
+        zc = np.zeros((M, tech.K))
+    X = D.aggregate_tokens(x)
+    Q = cf.psi(tech, X) * (cf.phi(tech, zc) if tech.K else 1.0)
+    p = np.asarray(mass, float) / np.sum(mass)
+    return D.DistributionMenu(W=W, mass=p, x=x, z=zc, t=t, Q=np.asarray(Q),
+                              profit=float(np.sum(p * (t - D.item_cost(x, zc, tech)))), regime="NLP-reduced")
+
+
+class ReducedLazy:
+    """``models.lazy_ic`` protocol for :class:`ReducedMenuNLP`: the working set
+    of pairs, the last solution, the numpy utilities from the tokens."""
+
+    def __init__(self, tech, types, ctx, label, defaults, start=None):
+        from models.distributions import G_FLOOR, Z_FLOOR, _scales, neutral_start
+
+        self.tech, self.types, self.ctx, self.label, self.defaults = tech, types, ctx, label, defaults
+        W = types.W
+        self.n_types = types.M
+        sc = _scales(tech, W, types.mass)
+        hz = tech.K > 0 and tech.gamma > 0
+        zs = float(cf.ces_index(np.atleast_2d(sc["Z"]), tech.alpha_hat, tech.rho_hat)[0]) if (
+            hz and not tech.has_baseline) else (float(np.max(sc["Z"])) if hz else 1.0)
+        Hs = float(cf.ces_index(np.atleast_2d(sc["X"]), tech.alpha, tech.rho)[0]) if tech.J > 1 else float(sc["X"][0])
+        self.scales = {"Q": sc["Q"], "H": max(Hs, 1e-300), "z": max(zs, 1e-300), "t": sc["t"], "profit": sc["profit"]}
+        self.money_scale = sc["t"]
+        self.g_floor = G_FLOOR * sc["Q"] if tech.sigma > 0.5 else 0.0
+        self.z_floor = Z_FLOOR * zs if (hz and not tech.has_baseline) else 0.0
+        self.blk, first, _ = cell_blocks(W)
+        if start is None:
+            x, zc, t = neutral_start(tech, types)
+            Gc = D.gain_profile(x, zc, tech)
+            z = (zc[:, 0] if tech.has_baseline else cf.ces_index(zc, tech.alpha_hat, tech.rho_hat)) if hz \
+                else np.zeros(types.M)
+            start = (Gc[:, first], z, t)
+        self.state = start
+        self._pairs: set = set()
+        self.nlp = None
+        self.last = None
+
+    def n_pairs(self) -> int:
+        return len(self._pairs)
+
+    def add_pairs(self, pairs) -> int:
+        n0 = len(self._pairs)
+        self._pairs.update((int(m), int(l)) for m, l in np.asarray(pairs, int).reshape(-1, 2) if m != l)
+        return len(self._pairs) - n0
+
+    def solve(self, _warm=None):
+        import time
+
+        t0 = time.perf_counter()
+        nlp = ReducedMenuNLP(self.tech, self.types.W, self.types.mass, np.array(sorted(self._pairs), int),
+                             self.scales, start=self.state, g_floor=self.g_floor, z_floor=self.z_floor)
+        build = time.perf_counter() - t0
+        r = self.ctx.solve_structured(nlp, self.label, build, defaults=self.defaults)
+        self.nlp, self.last = nlp, r
+        self.state = nlp.blocks(r.x)
+        self.build_seconds = build
+        return r
+
+    def utilities(self):
+        """From the tokens read back (menu), not from the NLP's gains."""
+        mu = self.menu()
+        G = D.gain_profile(mu.x, mu.z, self.tech)
+        W, n, t = self.types.W, self.types.n, mu.t
+        return lambda rows: W[rows] @ G.T / n - t[None, :]
+
+    def menu(self) -> D.DistributionMenu:
+        gB, z, t = self.state
+        return menu_from_blocks(self.tech, self.types.W, self.types.mass, gB, z, t, self.blk)
