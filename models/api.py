@@ -120,7 +120,7 @@ def solve(scn: Scenario, regimes: list[str] | None = None, **kw) -> dict[str, Re
     """Every regime of ``scn`` (or those named), in the project's order."""
     from models import regimes as registry
 
-    names = [n for n in registry.NAMES if n in scn.regimes and (regimes is None or n in regimes)]
+    names = registry.ordered(scn, regimes)
     return {n: solve_regime(scn, n, **kw) for n in names}
 
 

@@ -150,7 +150,11 @@ class RunSummary:
 
 def run_regime(scn, name: str, ctx: Context) -> RegimeResult:
     ctx.tightened = set()
-    res = regimes.module(name).run(scn, scn.regimes[name], ctx)
+    res = regimes.module(regimes.kind(scn, name)).run(scn, scn.regimes[name], ctx)
+    if res.name != name:  # an instance of a regime ([regimes.<name>] with regime = "..."): its own name
+        res.name = name
+        for c in res.checks:
+            c["regime"] = name
     for want, floor in sorted(ctx.tightened):
         res.notes.append(f"solver tol = {want:g} from the scenario is looser than this regime's verified "
                          f"accuracy; its solves used tol = {floor:g} (the checks' tolerances assume it)")
@@ -346,7 +350,7 @@ def _run_into(scn, out: Path, route, formats, figure_formats, progress, only) ->
                   progress=progress)
     w = Writer(out, formats, figure_formats)
     results: dict[str, RegimeResult] = {}
-    names = [n for n in regimes.NAMES if n in scn.regimes and (not only or n in only)]
+    names = regimes.ordered(scn, only)
     for i, name in enumerate(names, 1):
         progress(f"[{i}/{len(names)}] {scn.name}: regime '{name}'")
         t0 = time.perf_counter()

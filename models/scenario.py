@@ -53,9 +53,10 @@ class Scenario:
     types: TypeDistribution
     n_types: int
     grid: str
-    regimes: dict[str, dict]  # regime name -> validated options
+    regimes: dict[str, dict]  # regime instance name -> validated options
     solver: dict  # route, options (Ipopt pass-through), allow_nonoptimal
     description: str = ""
+    regime_kinds: dict = field(default_factory=dict)  # instance name -> regime (when they differ)
 
     def discrete_types(self, n: int | None = None):
         return self.types.discretise(n or self.n_types, self.grid)
@@ -553,17 +554,33 @@ def from_dict(raw: dict, source: str = "<scenario>", base: Path | None = None) -
     if not reg:
         v.fail("regimes", reg, "at least one regime table, e.g. [regimes.cost]; known regimes: "
                + ", ".join(regime_registry.NAMES))
-    regimes = {}
+    regimes, kinds = {}, {}
     for rname, ropts in reg.items():
-        if rname not in regime_registry.NAMES:
-            v.fail(f"regimes.{rname}", rname, "a known regime: " + ", ".join(regime_registry.NAMES))
         if not isinstance(ropts, dict):
             v.fail(f"regimes.{rname}", ropts, f"a table [regimes.{rname}]")
-        regimes[rname] = regime_registry.validate(rname, v, ropts, f"regimes.{rname}", tech)
+        if "regime" in ropts:  # an instance of a regime under its own name
+            k = ropts["regime"]
+            if not isinstance(k, str) or k not in regime_registry.NAMES:
+                v.fail(f"regimes.{rname}.regime", k, "a known regime: " + ", ".join(regime_registry.NAMES))
+            if rname in regime_registry.NAMES and k != rname:
+                v.fail(f"regimes.{rname}.regime", k, f"{rname!r} (a table named after a regime is that regime; "
+                       "give an instance another name)")
+            if not NAME_RE.fullmatch(rname) or rname in (".", ".."):
+                v.fail(f"regimes.{rname}", rname, "an instance name of " + NAME_RULE + " (it names a folder)")
+            ropts = {key: val for key, val in ropts.items() if key != "regime"}
+        else:
+            k = rname
+            if rname not in regime_registry.NAMES:
+                v.fail(f"regimes.{rname}", rname, "a known regime: " + ", ".join(regime_registry.NAMES)
+                       + f" (or an instance of one: [regimes.{rname}] with regime = \"...\")")
+        if k != rname:
+            kinds[rname] = k
+        regimes[rname] = regime_registry.validate(k, v, ropts, f"regimes.{rname}", tech)
     solver = _solver(v, raw)
     if "sweep" in raw:  # a [sweep] table is validated in every run, not only by `solve.py sweep`
         from models import sweep as sweep_mod
 
         sweep_mod.params_from_table(raw["sweep"], source)
     return Scenario(name=name, path=Path(source) if base else None, raw=raw, technology=tech,
-                    types=dist, n_types=n, grid=grid, regimes=regimes, solver=solver, description=desc)
+                    types=dist, n_types=n, grid=grid, regimes=regimes, solver=solver, description=desc,
+                    regime_kinds=kinds)

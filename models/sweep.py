@@ -294,7 +294,7 @@ def plan(scenario_path, params: list[Param] | None = None, regimes: list[str] | 
     for r in regimes:
         if r not in base.regimes:
             raise ScenarioError(f"{where} {r!r}: not in scenario {base.name}; allowed: {', '.join(base.regimes)}")
-    regimes = [n for n in regime_registry.NAMES if n in base.regimes and (not regimes or n in regimes)]
+    regimes = regime_registry.ordered(base, regimes)
     total = math.prod(p.count for p in params)
     if total > MAX_POINTS:
         raise ScenarioError(f"sweep grid: {' x '.join(str(p.count) for p in params)} = {total} points; "
@@ -365,7 +365,8 @@ def warm_up(regimes: list[str]) -> str:
     from models import plotting, run, solver  # noqa: F401
 
     for name in regimes:
-        regime_registry.module(name)
+        if name in regime_registry.NAMES:  # (instances of a regime import the same module)
+            regime_registry.module(name)
     solver.available_routes()
     return f"{socket.gethostname()}:{os.getpid()}"
 

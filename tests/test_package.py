@@ -142,7 +142,7 @@ def test_fresh_venv_install_version_and_default_run(wheel, tmp_path):
     import pandas as pd
 
     ver = pd.read_csv(work / "out" / "default" / "verification.csv")
-    assert set(ver["regime"]) == set(regimes.NAMES) and ver["passed"].all()
+    assert set(ver["regime"]) == set(regimes.NAMES) | {"two_types"} and ver["passed"].all()
 
 
 @pytest.mark.integration
@@ -156,7 +156,11 @@ def test_console_entry_point_version():
 @pytest.mark.unit
 def test_default_scenario_runs_every_regime():
     scn = scenario.load(ROOT / "data" / "default.toml")
-    assert tuple(scn.regimes) == regimes.NAMES
+    # every regime, and the distributions regime twice: value-scale grid and two types
+    assert {regimes.kind(scn, n) for n in scn.regimes} == set(regimes.NAMES)
+    assert regimes.kind(scn, "two_types") == "distributions"
+    assert scn.regimes["distributions"]["family"] == "value-scale" and scn.regimes["two_types"]["family"] == "two-types"
+    assert regimes.ordered(scn) == ["cost", "budgets", "distributions", "two_types", "competition", "plans"]
     assert models.data_dir() == ROOT / "data"
     assert ROOT / "data" / "default.toml" in api.shipped_scenarios()
 
@@ -169,7 +173,7 @@ def test_default_run_verifies_all_four_regimes(run_solve, out_dir):
     import pandas as pd
 
     ver = pd.read_csv(Path(out_dir) / "default" / "verification.csv")
-    assert set(ver["regime"]) == set(regimes.NAMES) and ver["passed"].all()
+    assert set(ver["regime"]) == set(regimes.NAMES) | {"two_types"} and ver["passed"].all()
 
 
 # ------------------------------------------------------------ the Python API
@@ -424,6 +428,45 @@ def test_default_run_verifies_on_the_executable_route(ipopt_executable, tmp_path
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     s = json.loads((tmp_path / "default" / "summary.json").read_text())
-    assert s["route"] == "ipopt" and set(s["regimes"]) == set(regimes.NAMES)
+    assert s["route"] == "ipopt" and set(s["regimes"]) == set(regimes.NAMES) | {"two_types"}
     routes = {v["route"] for reg in s["regimes"].values() for v in reg["solves"].values()}
     assert routes == {"ipopt"}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("table, message", [
+    ('[regimes.extra]\nregime = "nonsense"\n', "field 'regimes.extra.regime' = 'nonsense' is invalid; allowed: a known regime"),
+    ('[regimes.budgets]\nregime = "cost"\n', "field 'regimes.budgets.regime' = 'cost' is invalid; allowed: 'budgets'"),
+    ('[regimes.extra]\nquantities = [0.5]\n', "field 'regimes.extra' = 'extra' is invalid; allowed: a known regime"),
+    ('[regimes.extra]\nregime = "cost"\nquantities = [-1.0]\n', "regimes.extra.quantities"),
+])
+def test_regime_instances_are_validated(tmp_path, table, message):
+    """[regimes.<name>] with regime = "...": an instance of a known regime, validated by its
+    module under its own field names; anything else one error line."""
+    from conftest import TINY_SCENARIO
+
+    f = tmp_path / "s.toml"
+    f.write_text(TINY_SCENARIO + "\n" + table)
+    with pytest.raises(scenario.ScenarioError, match=re.escape(message)):
+        scenario.load(f)
+
+
+@pytest.mark.component
+def test_regime_instance_runs_under_its_own_name(tmp_path):
+    """Two instances of the cost regime in one scenario: each solved, its rows, tables and
+    figures under its own name."""
+    from conftest import TINY_SCENARIO
+    from models import run
+
+    f = tmp_path / "s.toml"
+    f.write_text(TINY_SCENARIO + '\n[regimes.cost_fine]\nregime = "cost"\nquantities = [0.1, 0.2, 0.3]\n')
+    scn = scenario.load(f)
+    assert regimes.ordered(scn) == ["cost", "cost_fine"]
+    summary = run.run_scenario(scn, tmp_path / "o", progress=lambda *a: None)
+    assert summary.exit_code == 0
+    ver = summary.verification
+    assert set(ver["regime"]) == {"cost", "cost_fine"}
+    assert len(ver[ver["regime"] == "cost_fine"]) > len(ver[ver["regime"] == "cost"])  # 3 quantities vs 2
+    assert (tmp_path / "o" / "cost_fine").is_dir() and (tmp_path / "o" / "figures" / "cost_fine").is_dir()
+    res = api.solve_regime(scn, "cost_fine", figures=False)
+    assert res.name == "cost_fine" and res.verified
