@@ -480,6 +480,29 @@ def start_floors(tech: cf.Technology, theta) -> tuple[np.ndarray, np.ndarray]:
             np.where(zs > 0, 1e-8 * np.minimum(zs, 1.0), 1e-8))
 
 
+# Near-Leontief tokens.  At ρ = −19 the low types' input mix drifted off the
+# cost-minimising ray during the iterations (shares 0.81 / 0.003 / 0.19 vs
+# 0.37 / 0.35 / 0.28), where Ψ collapses (Q stuck at 8e-6) and its gradient in
+# the scarce input grows like (x_j/m)^(ρ−1); Ipopt's restoration failed
+# (findings budget_11_14, N = 22; B1).  For ρ <= RAY_RHO the Pyomo menu keeps
+# each type's mix within a factor RAY_EPS of the ray's shares (x_kj >=
+# RAY_EPS·share_j·Σx_k).  The ray does not depend on Q, so at the optimum
+# every served type sits at share_j exactly and the rows are slack with a
+# factor-2 margin (checked: ray_bound_slack); a closed-form mix wrong by 2x
+# would make them bind, and then kkt_full_program and the X rows fail.
+# Measured: N = 22 converges in 43 iterations (was: restoration failed).
+RAY_RHO = -5.0
+RAY_EPS = 0.5
+
+
+def ray_bound_shares(tech: cf.Technology):
+    """Token shares x_j/Σx of the cost-minimising ray, or None (no ray rows)."""
+    if tech.J < 2 or tech.rho > RAY_RHO:
+        return None
+    X1 = np.atleast_2d(cf.inputs(tech, np.array([1.0]))[0])[0]
+    return X1 / X1.sum()
+
+
 def build_menu(tech: cf.Technology, theta, mass, ic: str = "local", start: cb.Menu | None = None):
     """Pyomo model of the budget menu over discrete types (see module doc)."""
     theta = np.asarray(theta, float)
@@ -527,6 +550,11 @@ def build_menu(tech: cf.Technology, theta, mass, ic: str = "local", start: cb.Me
                                    m.theta[k] * (m.Q[k] - m.Q[k - 1]) - m.t[k] + m.t[k - 1] >= 0)
         m.mono = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == 0 else
                                 m.Q[k] - m.Q[k - 1] >= 0)
+    share = ray_bound_shares(tech)
+    if share is not None:
+        # near-Leontief tokens (ρ <= RAY_RHO): x_kj >= RAY_EPS·share_j·Σ_i x_ki
+        m.ray = pyo.Constraint(m.TYPES, m.TOKENS, rule=lambda m, k, j:
+                               m.X[k, j] - RAY_EPS * share[j] * sum(m.X[k, i] for i in toks) >= 0)
     m.profit = pyo.Objective(
         expr=sum(m.p[k] * (m.t[k] - gain.spend_x(tech, [m.X[k, j] for j in toks])
                            - gain.spend_z(tech, [m.Z[k, i] for i in fts])) for k in m.TYPES),
@@ -581,7 +609,7 @@ def _scale(m, tech, theta):
         for i in range(tech.K):
             sf[m.Z[k, i]] = 1.0 / Zs[i]
     for con, s in ((getattr(m, "ic", None), ts), (getattr(m, "ic_down", None), ts),
-                   (getattr(m, "mono", None), Qs)):
+                   (getattr(m, "mono", None), Qs), (getattr(m, "ray", None), float(np.max(Xs)))):
         if con is not None:
             for c in con.values():
                 sf[c] = 1.0 / s
@@ -647,6 +675,11 @@ def menu_unit_tolerances(tech, theta, mass) -> dict:
 
 def _solve_menu(tech, theta, mass, ctx, label, ic, start, formulation):
     form = use_structured(formulation, ic, len(theta), ctx.route)
+    if form is not None and ray_bound_shares(tech) is not None:
+        # the structured forms have no ray rows (RAY_RHO): without them Ipopt ran
+        # to max_iter at ρ = −15 (findings B1); the Pyomo model has them
+        ctx.progress(f"    {label}: ρ <= {RAY_RHO}: the Pyomo model (with ray rows) instead of the {form} form")
+        form = None
     defaults = {**menu_solver_defaults(tech), **menu_unit_tolerances(tech, theta, mass)}
     if formulation in ("structured", "presolved") and ic == "local" and form is None:
         ctx.progress(f"    {label}: formulation '{formulation}' needs the cyipopt route; using the Pyomo model")
@@ -737,7 +770,7 @@ def run(scn, opts, ctx) -> RegimeResult:
     if "all-pairs" in forms and N > opts["all_pairs_max"]:
         res.notes.append(f"all-pairs IC skipped: N = {N} > all_pairs_max = {opts['all_pairs_max']}")
         forms = [f for f in forms if f != "all-pairs"] or ["local"]
-    menus = {}
+    menus, progs = {}, []
     for form in forms:
         prog, menu, r = solve_menu(tech, theta, mass, ctx, f"menu[{form}]", form, formulation=opts["formulation"],
                                    polish=True)
@@ -746,10 +779,21 @@ def run(scn, opts, ctx) -> RegimeResult:
                          + (f"; {menu.note}" if menu.note else ""))
         res.solves[f"menu[{form}]"] = r
         menus[form] = menu
+        progs.append(prog)
     menu = menus[forms[0]]
     menu.virtual = ref.virtual
     _discrete_checks(res, tech, menu, ref, forms[0])
     _kkt_check(res, tech, menu)
+    share = ray_bound_shares(tech)
+    if share is not None and any(isinstance(p, pyo.Block) for p in progs):
+        served = menu.Q > cb.SERVED_Q_RTOL * max(float(menu.Q.max()), 1e-300)
+        if served.any():
+            X = np.asarray(menu.X, float)[served]
+            worst = float(np.min(X / (share[None, :] * X.sum(1, keepdims=True))))
+            # slack with margin: at the optimum every served type has worst = 1
+            res.checks.append(bound_check(NAME, "ray_bound_slack", f"RAY_EPS / min_kj x_kj/(share_j Σx_k) "
+                                          f"(rows x >= {RAY_EPS}·share·Σx, ρ <= {RAY_RHO}; must be slack)",
+                                          RAY_EPS / max(worst, 1e-300), 0.99))
     if len(menus) == 2:
         a, b = menus["local"], menus["all-pairs"]
         for q, va, vb in (("Q", a.Q, b.Q), ("t", a.t, b.t)):

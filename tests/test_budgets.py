@@ -774,3 +774,48 @@ lemma_cells = 0
     budgets._regret_order(res, scn.technology, scn)
     v = res.verification
     assert len(v) == 2 and v["passed"].all(), v[["quantity", "rel_err", "tolerance"]]
+
+
+def test_near_leontief_menu_keeps_the_mix_near_the_ray(tmp_path):
+    """findings budget_11_14 (ρ = −19.2, N = 22) and B1 (ρ = −15.2): the low
+    types' input mix drifted to shares (0.81, 0.003, 0.19) vs the ray's
+    (0.37, 0.35, 0.28), Q collapsed to 8e-6 and Ipopt's restoration failed.
+    With the ray rows (RAY_RHO) it converges and the rows are slack."""
+    scn = _scenario_text(tmp_path, """[technology]
+sigma = 0.3379
+rho = -19.21
+[[technology.tokens]]
+name = "tok1"
+weight = 0.396754
+cost = 0.578329
+[[technology.tokens]]
+name = "tok2"
+weight = 0.562102
+cost = 2.67993
+[[technology.tokens]]
+name = "tok3"
+weight = 0.041144
+cost = 14.8082
+[technology.fine_tuning]
+gamma = 0.1851
+rho = -2.242
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 1.0
+cost = 14.8708
+[types]
+distribution = "uniform"
+low = 0.9329
+high = 1.9329
+n = 22
+grid = "equal-mass"
+[regimes.budgets]
+convergence = []
+lemma_cells = 0
+formulation = "presolved"
+""")
+    res = run.run_regime(scn, "budgets", ctx())
+    v = res.verification
+    assert res.solves["menu[local]"].ok, res.solves["menu[local]"].message
+    assert res.converged and res.verified, v[~v["passed"]][["check", "quantity", "rel_err", "tolerance"]]
+    assert len(rows(res, "ray_bound_slack")) == 1
