@@ -106,6 +106,9 @@ def main(argv=None) -> int:
         tmp = tempfile.TemporaryDirectory()
         arch = subprocess.run(["git", "archive", a.compare], cwd=ROOT, capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", tmp.name], input=arch, check=True)
+        for built in (".pyomo", ".build"):  # untracked build products the solver routes need
+            if (ROOT / built).exists():
+                os.symlink(ROOT / built, Path(tmp.name) / built)
         srcs.append((a.compare, Path(tmp.name)))
     print(f"distributions_scale: sizes {sizes}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

@@ -609,3 +609,23 @@ def test_cell_blocks_value_scale_midpoint_grid():
     assert s.menu.x.shape == (types.M, 2 * N, 2)
     assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
     assert np.allclose(s.menu.x, ref.x, rtol=TOL, atol=TOL * np.max(ref.x))
+
+
+def test_zero_value_types_get_the_null_item():
+    """Regression: on the O(1/N²) grid (w at left ends k/N, so w = 0 types;
+    s at midpoints, n = 2N) the zero-value types' variables were determined
+    by nothing and Ipopt stopped "acceptable" after 322 iterations at 10×10
+    (bench/distributions_scale.py).  They now get the null item (t = 0, no
+    tokens, exact), and the solve is optimal and equals the closed form."""
+    N = 10
+    wg, wm = np.arange(N) / N, np.full(N, 1.0 / N)
+    sg, sm = (np.arange(N) + 0.5) / N, np.full(N, 1.0 / N)
+    types = DM.value_scale_space(wg, wm, sg, sm, 2 * N)
+    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, 2 * N, TECH, audit=False)
+    bm = D.value_scale_budget_menu(wg, wm, sg, sm, 2 * N, TECH)
+    s = DM.solve_menu(TECH, types, ctx(), "null", ic="lazy", starts={"budget": DM.menu_start(bm)})
+    assert s.result.status.value == "optimal" and s.lazy["budget"].converged
+    zero = types.labels["w"].to_numpy() == 0
+    assert np.all(s.menu.t[zero] == 0) and np.all(s.menu.x[zero] == 0)
+    assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
+    assert s.menu.profit == pytest.approx(ref.profit, rel=TOL)
