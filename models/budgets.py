@@ -356,14 +356,39 @@ def _polish_menu(tech, theta, mass, menu, pool_rtol):
         if hi_ > lo_:
             small = V[:, lo_:hi_] < INPUT_SHARE_RTOL * np.max(V[:, lo_:hi_], axis=1, keepdims=True)
             free[:, lo_:hi_] &= ~(small & unpaid[:, lo_:hi_])
-    # primal active-set steps: a polished Q that is not monotone across two
-    # groups means Ipopt's point left a binding mono row slack (its error at a
-    # low-mass pool boundary exceeds pool_rtol); the two groups are merged
-    for _round in range(N + 1):
+    res = _polish_groups(tech, p, phi, coef, V, free, c, qmax, groups)
+    if res == "negative multiplier":
+        # Ipopt's near-equal neighbours (|ΔQ| <= pool_rtol·max Q) need not be a
+        # pool (budget_29_12: uniform types, none pooled): start from single types
+        res = _polish_groups(tech, p, phi, coef, V, free, c, qmax, [[k, k] for k in range(m0, N)])
+    if isinstance(res, str):
+        return menu, res
+    groups, Vg, Qg = res
+    Xn = np.zeros_like(X)
+    Zn = np.zeros_like(Z)
+    Qn = np.zeros(N)
+    for gi, (a_, b_) in enumerate(groups):
+        Xn[a_:b_ + 1] = Vg[gi, : tech.J]
+        Zn[a_:b_ + 1] = Vg[gi, tech.J:]
+        Qn[a_:b_ + 1] = Qg[gi]
+    tn = _postsolve_transfers(th, Qn)
+    out = cb.Menu(th, p, Qn, Xn, Zn, tn, virtual=menu.virtual, pools=menu.pools)
+    npool = sum(b_ - a_ + 1 for a_, b_ in groups if b_ > a_)
+    return out, (f"polished {N - m0} types in {len(groups)} groups by per-group Newton (max change in Q "
+                 f"{float(np.max(np.abs(Qn - Q))) / qmax:.2e} of max Q), {m0} excluded set to 0, "
+                 f"{npool} pooled types in {sum(b_ > a_ for a_, b_ in groups)} pools")
+
+
+def _polish_groups(tech, p, phi, coef, V, free, c, qmax, groups):
+    """Newton per group, then primal active-set steps: where the polished Q of
+    neighbouring groups is not monotone (a binding mono row left slack) they are
+    merged.  Returns (groups, V per group, Q per group) or a reason string."""
+    groups = [list(g) for g in groups]
+    for _round in range(len(p) + 1):
         gm = np.array([p[a_:b_ + 1].sum() for a_, b_ in groups])
         gphi = np.array([coef[a_:b_ + 1].sum() for a_, b_ in groups]) / np.where(gm > 0, gm, 1.0)
         if np.any(gphi <= 0):
-            return menu, "polish skipped: a served group has a non-positive virtual value (kept Ipopt's menu)"
+            return "polish skipped: a served group has a non-positive virtual value (kept Ipopt's menu)"
         first = np.array([a_ for a_, _ in groups], int)
         fr = free[first].copy()
         for _pass in range(3):
@@ -385,35 +410,28 @@ def _polish_menu(tech, theta, mass, menu, pool_rtol):
             fr[flip_off, zi] = False
             fr[flip_on, zi] = True
         if not okr.all():
-            return menu, "polish rejected: Newton did not converge on every type (kept Ipopt's menu)"
+            return "polish rejected: Newton did not converge on every type (kept Ipopt's menu)"
         Qg, _, _ = gain_derivatives(tech, Vg[:, : tech.J].T, Vg[:, tech.J:].T if tech.K else np.zeros((0, len(first))))
-        down = np.flatnonzero(np.diff(Qg) < -1e-12 * qmax)
-        if not down.size:
+        down = set(np.flatnonzero(np.diff(Qg) < -1e-12 * qmax).tolist())
+        if not down:
             break
-        g = int(down[0])
-        groups[g:g + 2] = [[groups[g][0], groups[g + 1][1]]]
+        merged = []
+        for gi, g in enumerate(groups):  # merge every non-monotone neighbour pair at once
+            if merged and (gi - 1) in down:
+                merged[-1][1] = g[1]
+            else:
+                merged.append(list(g))
+        groups = merged
     else:
-        return menu, "polish rejected: polished Q not monotone (kept Ipopt's menu)"
+        return "polish rejected: polished Q not monotone (kept Ipopt's menu)"
     # the mono multipliers of each pool, from stationarity in its Q_k:
     # μ_j = Σ_{k=a..j} p_k(φ_k − φ̄) must be >= 0 (else the pool should split)
     for (a_, b_), ph in zip(groups, gphi):
         if b_ > a_:
             mu = np.cumsum(p[a_:b_] * (phi[a_:b_] - ph))
             if np.any(mu < -1e-12 * float(np.sum(p[a_:b_ + 1] * np.abs(phi[a_:b_ + 1])))):
-                return menu, "polish rejected: a pool of Ipopt's has a negative mono multiplier (kept Ipopt's menu)"
-    Xn = np.zeros_like(X)
-    Zn = np.zeros_like(Z)
-    Qn = np.zeros(N)
-    for gi, (a_, b_) in enumerate(groups):
-        Xn[a_:b_ + 1] = Vg[gi, : tech.J]
-        Zn[a_:b_ + 1] = Vg[gi, tech.J:]
-        Qn[a_:b_ + 1] = Qg[gi]
-    tn = _postsolve_transfers(th, Qn)
-    out = cb.Menu(th, p, Qn, Xn, Zn, tn, virtual=menu.virtual, pools=menu.pools)
-    npool = sum(b_ - a_ + 1 for a_, b_ in groups if b_ > a_)
-    return out, (f"polished {N - m0} types in {len(groups)} groups by per-group Newton (max change in Q "
-                 f"{float(np.max(np.abs(Qn - Q))) / qmax:.2e} of max Q), {m0} excluded set to 0, "
-                 f"{npool} pooled types in {sum(b_ > a_ for a_, b_ in groups)} pools")
+                return "negative multiplier"
+    return groups, Vg, Qg
 
 
 def _polish_rows(tech, ph_all, V, free, c):

@@ -819,3 +819,42 @@ formulation = "presolved"
     assert res.solves["menu[local]"].ok, res.solves["menu[local]"].message
     assert res.converged and res.verified, v[~v["passed"]][["check", "quantity", "rel_err", "tolerance"]]
     assert len(rows(res, "ray_bound_slack")) == 1
+
+
+def test_polish_does_not_keep_a_spurious_pool(tmp_path):
+    """findings budget_29_12 (seed 29): uniform types, baseline fine-tuning,
+    no pool in the closed form; Ipopt's neighbours within 1e-7·max Q were
+    taken as a pool, the pool's mono multiplier came out negative and the
+    polish was rejected (KKT 2.3e-5 vs 1e-6).  It now restarts from single
+    types and merges only where the polished Q is not monotone."""
+    scn = _scenario_text(tmp_path, """[technology]
+sigma = 0.6804
+rho = 0.9698
+[[technology.tokens]]
+name = "tok1"
+weight = 1.0
+cost = 0.2989
+[technology.fine_tuning]
+gamma = 0.2487
+baseline = 0.310277
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 1.0
+cost = 0.123284
+[types]
+distribution = "uniform"
+low = 1.65
+high = 2.65
+n = 74
+grid = "equal-mass"
+[regimes.budgets]
+convergence = []
+lemma_cells = 0
+""")
+    th, ms = scn.discrete_types()
+    tech = scn.technology
+    ref = cb.discrete_menu(tech, th, ms)
+    _, menu, r = budgets.solve_menu(tech, th, ms, ctx(), "m", "local", formulation="pyomo", polish=True)
+    assert r.ok and menu.note.startswith("polished"), menu.note
+    assert np.max(np.abs(menu.Q - ref.Q)) <= 1e-12 * ref.Q.max()
+    assert budgets.kkt_residual(tech, th, ms, menu)[0] <= 1e-10
