@@ -243,7 +243,7 @@ _CMR10.update(dict(zip("ABCDEFGHIJKLMNOPQRSTUVWXYZ",
                         7.5, 7.778, 6.806, 7.778, 7.361, 5.556, 7.222, 7.5, 7.5, 10.278, 7.5, 7.5, 6.111])))
 _WIDE_DEFAULT = 7.778  # anything else (Greek, ≤, ×, …): as wide as a math operator
 LATEX_TEXTWIDTH = 345.0
-LATEX_MARGIN = 1.06
+LATEX_MARGIN = 1.10
 LATEX_FONT_PT = 9.0  # \small in a 10 pt document
 LATEX_TABCOLSEP = 4.0
 LATEX_CELL_MAX = 110.0
@@ -262,7 +262,8 @@ def text_width_pt(text: str, font_pt: float = LATEX_FONT_PT) -> float:
             w += _CMR10.get(ch, _WIDE_DEFAULT)
     # cmr9 (\small) is relatively wider than cmr10 scaled (digits 4.6 pt, not
     # 4.5), and LATEX_MARGIN covers the rest of the estimate's error
-    # (measured overfull boxes of 1-15 pt at 1.0 against pdflatex)
+    # (measured overfull boxes of 1-15 pt at 1.0 and 12.8 pt at 1.06 against
+    # pdflatex, the latter on text-heavy verification index cells; 1.10 none)
     return w * font_pt / 10.0 * (1.0 + 0.1 * (10.0 - font_pt) / 4.5) * LATEX_MARGIN
 
 
