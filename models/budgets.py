@@ -320,12 +320,19 @@ def _polish_menu(tech, theta, mass, menu, pool_rtol):
     # excluded: the prefix of types up to the last one Ipopt leaves at ~0 with
     # φ_k <= 0 (Q non-decreasing: zeros form a prefix).  It is optimal iff no
     # suffix of it gains from a common small Q: Σ_{i=j..m} coef_i <= 0 for all j.
+    # The candidate block is the prefix Ipopt left at Q <= cut; the zero block is
+    # its longest prefix passing the condition (a served pool can sit below
+    # the cut: Q = 1.4e-8 of max Q in budget_28_4, whose first types have φ > 0)
     low = np.flatnonzero((Q <= cut) & (phi <= 0))
-    m0 = int(low[-1]) + 1 if low.size else 0
-    zero = np.arange(N) < m0
+    m_cand = int(low[-1]) + 1 if low.size else 0
     coef = phi * p
-    if m0 and np.max(np.cumsum(coef[:m0][::-1])) > 1e-12 * float(np.sum(np.abs(coef))):
-        return menu, "polish skipped: the excluded types are not an optimal zero block (kept Ipopt's menu)"
+    scale_c = 1e-12 * float(np.sum(np.abs(coef)))
+    m0 = 0
+    for m_ in range(m_cand, 0, -1):
+        if np.max(np.cumsum(coef[:m_][::-1])) <= scale_c:
+            m0 = m_
+            break
+    zero = np.arange(N) < m0
     pooled &= ~zero
     if tech.rho == 1 or (tech.K >= 2 and tech.rho_hat == 1):
         return _polish_perfect_substitutes(tech, th, p, menu, pool_rtol)
@@ -379,6 +386,17 @@ def _polish_menu(tech, theta, mass, menu, pool_rtol):
                  f"{npool} pooled types in {sum(b_ > a_ for a_, b_ in groups)} pools")
 
 
+def _merge_down(groups, down):
+    """Merge group g with g+1 for every g in ``down`` (chains at once)."""
+    merged = []
+    for gi, g in enumerate(groups):
+        if merged and (gi - 1) in down:
+            merged[-1][1] = g[1]
+        else:
+            merged.append(list(g))
+    return merged
+
+
 def _polish_groups(tech, p, phi, coef, V, free, c, qmax, groups):
     """Newton per group, then primal active-set steps: where the polished Q of
     neighbouring groups is not monotone (a binding mono row left slack) they are
@@ -387,8 +405,14 @@ def _polish_groups(tech, p, phi, coef, V, free, c, qmax, groups):
     for _round in range(len(p) + 1):
         gm = np.array([p[a_:b_ + 1].sum() for a_, b_ in groups])
         gphi = np.array([coef[a_:b_ + 1].sum() for a_, b_ in groups]) / np.where(gm > 0, gm, 1.0)
-        if np.any(gphi <= 0):
+        if gphi[0] <= 0:
             return "polish skipped: a served group has a non-positive virtual value (kept Ipopt's menu)"
+        nonpos = np.flatnonzero(gphi <= 0)
+        if nonpos.size:
+            # a served group with φ̄ <= 0 would want Q = 0 < its left neighbour's
+            # Q: a binding mono row; merge it into that neighbour
+            groups = _merge_down(groups, set((nonpos - 1).tolist()))
+            continue
         first = np.array([a_ for a_, _ in groups], int)
         fr = free[first].copy()
         for _pass in range(3):
@@ -415,13 +439,7 @@ def _polish_groups(tech, p, phi, coef, V, free, c, qmax, groups):
         down = set(np.flatnonzero(np.diff(Qg) < -1e-12 * qmax).tolist())
         if not down:
             break
-        merged = []
-        for gi, g in enumerate(groups):  # merge every non-monotone neighbour pair at once
-            if merged and (gi - 1) in down:
-                merged[-1][1] = g[1]
-            else:
-                merged.append(list(g))
-        groups = merged
+        groups = _merge_down(groups, down)
     else:
         return "polish rejected: polished Q not monotone (kept Ipopt's menu)"
     # the mono multipliers of each pool, from stationarity in its Q_k:

@@ -858,3 +858,55 @@ lemma_cells = 0
     assert r.ok and menu.note.startswith("polished"), menu.note
     assert np.max(np.abs(menu.Q - ref.Q)) <= 1e-12 * ref.Q.max()
     assert budgets.kkt_residual(tech, th, ms, menu)[0] <= 1e-10
+
+
+def test_polish_serves_a_pool_below_the_served_cut(tmp_path):
+    """findings budget_28_4 (seed 28): a served pool of 21 types at Q = 1.4e-8
+    of max Q (below the 1e-7 served cut), its first types with φ > 0.  The
+    polish took the prefix for the excluded block ('not an optimal zero
+    block'), kept Ipopt's menu and the KKT check failed (0.45).  The zero
+    block is now the longest prefix passing the suffix-sum condition and a
+    group with φ̄ <= 0 is merged into its left neighbour."""
+    scn = _scenario_text(tmp_path, """[technology]
+sigma = 0.339
+rho = 0.9551
+[[technology.tokens]]
+name = "tok1"
+weight = 0.178429
+cost = 0.0999192
+[[technology.tokens]]
+name = "tok2"
+weight = 0.61163
+cost = 0.135274
+[[technology.tokens]]
+name = "tok3"
+weight = 0.209941
+cost = 3.06847
+[technology.fine_tuning]
+gamma = 0.611
+rho = 1.0
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 0.487719
+cost = 0.313795
+[[technology.fine_tuning.classes]]
+name = "ft2"
+weight = 0.512281
+cost = 18.1081
+[types]
+distribution = "piecewise"
+breakpoints = [1.76, 1.7809, 2.105, 2.4607, 3.42354]
+masses = [0.366997, 0.065693, 0.330907, 0.236403]
+n = 99
+[regimes.budgets]
+convergence = []
+lemma_cells = 0
+""")
+    th, ms = scn.discrete_types()
+    tech = scn.technology
+    ref = cb.discrete_menu(tech, th, ms)
+    assert 0 < ref.Q[0] < 1e-7 * ref.Q.max()
+    _, menu, r = budgets.solve_menu(tech, th, ms, ctx(), "m", "local", formulation="pyomo", polish=True)
+    assert r.ok and menu.note.startswith("polished"), menu.note
+    assert np.max(np.abs(menu.Q - ref.Q)) <= 1e-9 * ref.Q.max()
+    assert budgets.kkt_residual(tech, th, ms, menu)[0] <= 1e-6
