@@ -1028,15 +1028,33 @@ def tariffs(tech: cf.Technology, menu: cb.Menu) -> dict[str, pd.DataFrame]:
     tp = cb.two_part_tariff(tech, menu)
     sv = tp["served"]
     plan = np.arange(len(theta))
-    cost_based = pd.DataFrame({"plan": plan, "theta": theta, "budget_usd": cost_b["budget"],
+    mass = np.asarray(menu.mass, float)
+    share = mass / mass.sum()  # the buyers of plan l are the types l (one plan per type)
+    cost_based = pd.DataFrame({"plan": plan, "theta": theta, "share_of_buyers": share, "budget_usd": cost_b["budget"],
                                "total_price_usd": cost_b["price"], "fee_over_budget_usd": cost_b["fee"]})
-    two = pd.DataFrame({"plan": plan, "theta": theta, "fixed_fee_usd": tp["fee"], "price_multiplier": tp["multiplier"]})
-    for j, nm in enumerate(tech.token_names):
-        two[f"{nm}_usd_per_Mtok"] = tp["multiplier"] * tech.cost[j]
-    for k, nm in enumerate(tech.ft_names[: tech.K]):
-        two[f"{nm}_usd_per_Mtok"] = tp["multiplier"] * tech.cost_hat[k]
+    # what the budget buys: the plan's own tokens per class (Mtok), and the
+    # effective rate a buyer pays per class, marginal cost x price/budget (so
+    # sum_j rate_j * Mtok_j = total price)
+    X = np.asarray(menu.X, float).reshape(len(theta), -1)
+    Z = np.asarray(menu.Z, float).reshape(len(theta), -1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(cost_b["budget"] > 0, cost_b["price"] / cost_b["budget"], np.nan)
+    classes = [(nm, X[:, j], tech.cost[j]) for j, nm in enumerate(tech.token_names)] + \
+              [(nm, Z[:, k], tech.cost_hat[k]) for k, nm in enumerate(tech.ft_names[: tech.K])]
+    for nm, amount, c in classes:
+        cost_based[f"{nm}_Mtok"] = amount
+    for nm, amount, c in classes:
+        cost_based[f"{nm}_effective_usd_per_Mtok"] = ratio * c
+    two = pd.DataFrame({"plan": plan, "theta": theta, "share_of_buyers": share, "fixed_fee_usd": tp["fee"],
+                        "price_multiplier": tp["multiplier"]})
+    for nm, amount, c in classes:
+        two[f"{nm}_usd_per_Mtok"] = tp["multiplier"] * c
+    for nm, amount, c in classes:
+        two[f"{nm}_Mtok"] = amount  # what the plan's buyer purchases at these rates (her own quality)
     out = {"tariff_cost_based": cost_based[sv].reset_index(drop=True), "tariff_two_part": two[sv].reset_index(drop=True)}
     out["tariff_two_part"].attrs["valid"] = bool(tp["valid"])
+    for df in out.values():  # who gets no plan (the sheets list served plans only)
+        df.attrs["excluded_share"] = float(share[~np.asarray(sv, bool)].sum())
     return out
 
 
@@ -1064,6 +1082,8 @@ def _tariffs(res, tech, menu, theta, scn=None, spend=None):
     cb_df, two = sheets["tariff_cost_based"], sheets["tariff_two_part"]
     valid = two.attrs["valid"]
     res.notes.append(f"two-part tariff validity (θ/φ̄ non-increasing over served plans): {valid}")
+    res.notes.append(f"price sheets list served plans only; {100 * cb_df.attrs['excluded_share']:.3g} % of buyers "
+                     "(the excluded types) get no plan")
     plan_k = cb_df["plan"].to_numpy()
     Umenu = np.maximum(menu.utility, 0)
     # --- cost-based sheet: a buyer of budget B_l gets quality C^{-1}(B_l)

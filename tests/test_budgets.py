@@ -219,6 +219,33 @@ def test_tariff_price_sheet_units():
     assert rows(res, "tariff_cost_based_choice")["passed"].all()
 
 
+def test_cost_based_sheet_reads_as_a_plan_list():
+    """Issue 14 item 6: per plan the tokens per class it buys (Mtok), the
+    effective $/Mtok per class and the share of buyers it serves.  Checked from
+    the sheet's own columns against the closed-form menu (independent of how
+    the sheet was built): the included tokens are the menu's cost-minimising
+    inputs, rate x Mtok adds up to the plan's price, shares add up to the
+    served mass, and the excluded share is the mass below the cut-off."""
+    scn = scenario.load(DATA / "default.toml", overrides={"types.n": 30, "regimes.budgets.lemma_cells": 0})
+    res = run.run_regime(scn, "budgets", ctx())
+    tech = scn.technology
+    sheet, two = res.tables["tariff_cost_based"], res.tables["tariff_two_part"]
+    th = np.asarray(res.tables["menu"]["theta"], float)
+    ref = cb.discrete_menu(tech, th, np.full(len(th), 1 / len(th)))
+    served = ref.Q > 0
+    names = list(tech.token_names) + list(tech.ft_names[: tech.K])
+    refX = np.hstack([np.asarray(ref.X, float).reshape(len(th), -1), np.asarray(ref.Z, float).reshape(len(th), -1)])
+    got = sheet[[f"{n}_Mtok" for n in names]].to_numpy()
+    # NLP accuracy on tokens (the menu's own bar, TOL_DISCRETE = 1e-6 of the largest)
+    assert np.max(np.abs(got - refX[served])) <= 1e-6 * np.max(np.abs(refX))
+    rate = sheet[[f"{n}_effective_usd_per_Mtok" for n in names]].to_numpy()
+    np.testing.assert_allclose((rate * got).sum(axis=1), sheet["total_price_usd"], rtol=1e-9)
+    assert abs(sheet["share_of_buyers"].sum() - served.mean()) <= 1e-12
+    assert abs(sheet.attrs["excluded_share"] - (1 - served.mean())) <= 1e-12
+    np.testing.assert_array_equal(two["share_of_buyers"], sheet["share_of_buyers"])
+    np.testing.assert_allclose(two[[f"{n}_Mtok" for n in names]].to_numpy(), got)
+
+
 @pytest.mark.parametrize("valid", [True, False])
 def test_two_part_best_response_monotone_equals_dense(valid):
     """The divide-and-conquer best response (used above 4e6 buyer-plan pairs)
