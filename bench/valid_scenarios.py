@@ -117,6 +117,8 @@ def snapshot(rev: str) -> Path:
     dest = Path(tempfile.mkdtemp(prefix="valid_snapshot_"))
     arch = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=arch, check=True)
+    if (ROOT / ".build").is_dir():  # built helpers (the ASL exit guard, the AMPL driver) are not in git
+        (dest / ".build").symlink_to(ROOT / ".build")
     return dest
 
 

@@ -761,6 +761,15 @@ def build_efficient(tech: cf.Technology, profiles):
     th = cb.aggregate_type(profiles, tech.sigma)
     Q0 = cf.first_best_quality(tech, th) * 0.6
     X0, Z0 = cf.inputs(tech, Q0)
+    # a (nearly) priced-out class (ρ near 1) has a first-best input that
+    # underflows to 0, where x^ρ has an infinite derivative: the AMPL library
+    # then ends the process (budget_50_67: ρ = 0.9941, "can't evaluate
+    # pow'(0,0.9941)").  Start it at 1e-6 of the profile's largest input.
+    X0 = np.asarray(X0, float).reshape(P, -1)
+    X0 = np.maximum(X0, 1e-6 * X0.max(axis=1, keepdims=True))
+    if tech.K:
+        Z0 = np.asarray(Z0, float).reshape(P, -1)
+        Z0 = np.maximum(Z0, 1e-6 * Z0.max(axis=1, keepdims=True))
     m.x = pyo.Var(m.TYPES, m.CELLS, m.TOKENS, bounds=(0, None), initialize=lambda m, p, i, j: X0[p, j])
     m.z = pyo.Var(m.TYPES, m.FT, bounds=(0, None), initialize=lambda m, p, k: Z0[p, k] if tech.K else 0.0)
     if tech.K == 0:

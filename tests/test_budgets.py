@@ -937,3 +937,32 @@ lemma_cells = 0
     assert r.ok and menu.note.startswith("polished"), menu.note
     assert np.max(np.abs(menu.Q - ref.Q)) <= 1e-9 * ref.Q.max()
     assert budgets.kkt_residual(tech, th, ms, menu)[0] <= 1e-6
+
+
+def test_efficient_starts_off_zero_for_a_priced_out_class():
+    """budget_50_67 (ρ = 0.9941, a class 200x dearer): its first-best input
+    underflowed to 0 in the start, where x^ρ has an infinite derivative, and the
+    AMPL library ended the whole process (exit 1, nothing written).  Run in a
+    subprocess, since that failure kills the interpreter."""
+    import subprocess
+    import sys
+
+    code = r'''
+import numpy as np
+from models import budgets, run
+from models.closed_form import budgets as cb, cost as cf
+tech = cf.Technology(sigma=0.6658, rho=0.9941, alpha=(0.392975, 0.403283, 0.203742),
+                     cost=(0.16957, 0.0535108, 10.3938), gamma=0.0)
+rng = np.random.default_rng(0)
+base = rng.uniform(0.05, 1.0, (2, 3))
+base = base / cb.aggregate_type(base, tech.sigma)[:, None] * 0.8
+m = budgets.build_efficient(tech, base)
+ctx = run.Context(route="auto", options={"tol": 1e-10, "max_iter": 3000}, user_options={}, progress=lambda *a, **k: None)
+r = ctx.solve(m, "efficient", 0.0, defaults=budgets.menu_solver_defaults(tech))
+fb = cb.efficient(tech, np.full(2, 0.8))
+print(r.ok, abs(r.objective - fb["surplus"].sum()) / abs(fb["surplus"].sum()))
+'''
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ok, err = proc.stdout.split()[-2:]
+    assert ok == "True" and float(err) <= budgets.TOL_LEMMA, proc.stdout
