@@ -466,6 +466,16 @@ def _scenario_text(tmp_path, text, csv=None):
     return scenario.load(tmp_path / "s.toml")
 
 
+def _polished_local_menu(scn):
+    """Closed-form menu and the polished local-IC Pyomo menu of a scenario's
+    discrete types (the polish regression tests below)."""
+    th, ms = scn.discrete_types()
+    tech = scn.technology
+    ref = cb.discrete_menu(tech, th, ms)
+    _, menu, r = budgets.solve_menu(tech, th, ms, ctx(), "m", "local", formulation="pyomo", polish=True)
+    return tech, th, ms, ref, menu, r
+
+
 _TECH_RHO_0968 = """[technology]
 sigma = 0.7836
 rho = 0.9677
@@ -698,11 +708,8 @@ n = 80
 convergence = []
 lemma_cells = 0
 """)
-    th, ms = scn.discrete_types()
-    tech = scn.technology
-    ref = cb.discrete_menu(tech, th, ms)
+    tech, th, ms, ref, menu, r = _polished_local_menu(scn)
     assert any(b - a >= 10 for a, b in ref.pools)
-    _, menu, r = budgets.solve_menu(tech, th, ms, ctx(), "m", "local", formulation="pyomo", polish=True)
     assert r.ok and "pools" in menu.note, menu.note
     assert np.max(np.abs(menu.Q - ref.Q)) <= 1e-9 * ref.Q.max()
     assert budgets._pool_check(menu.Q, ref.Q, ref.pools)["passed"].all()
@@ -749,10 +756,7 @@ grid = "equal-spacing"
 convergence = []
 lemma_cells = 0
 """)
-    th, ms = scn.discrete_types()
-    tech = scn.technology
-    ref = cb.discrete_menu(tech, th, ms)
-    _, menu, r = budgets.solve_menu(tech, th, ms, ctx(), "m", "local", formulation="pyomo", polish=True)
+    tech, th, ms, ref, menu, r = _polished_local_menu(scn)
     assert r.ok and menu.note.startswith("polished"), menu.note
     assert np.max(np.abs(menu.Q - ref.Q)) <= 1e-9 * ref.Q.max()
     assert np.max(np.abs(menu.Z - ref.Z)) <= 1e-9 * max(ref.Z.max(), tech.baseline)
@@ -878,10 +882,7 @@ grid = "equal-mass"
 convergence = []
 lemma_cells = 0
 """)
-    th, ms = scn.discrete_types()
-    tech = scn.technology
-    ref = cb.discrete_menu(tech, th, ms)
-    _, menu, r = budgets.solve_menu(tech, th, ms, ctx(), "m", "local", formulation="pyomo", polish=True)
+    tech, th, ms, ref, menu, r = _polished_local_menu(scn)
     assert r.ok and menu.note.startswith("polished"), menu.note
     assert np.max(np.abs(menu.Q - ref.Q)) <= 1e-12 * ref.Q.max()
     assert budgets.kkt_residual(tech, th, ms, menu)[0] <= 1e-10
@@ -929,11 +930,8 @@ n = 99
 convergence = []
 lemma_cells = 0
 """)
-    th, ms = scn.discrete_types()
-    tech = scn.technology
-    ref = cb.discrete_menu(tech, th, ms)
+    tech, th, ms, ref, menu, r = _polished_local_menu(scn)
     assert 0 < ref.Q[0] < 1e-7 * ref.Q.max()
-    _, menu, r = budgets.solve_menu(tech, th, ms, ctx(), "m", "local", formulation="pyomo", polish=True)
     assert r.ok and menu.note.startswith("polished"), menu.note
     assert np.max(np.abs(menu.Q - ref.Q)) <= 1e-9 * ref.Q.max()
     assert budgets.kkt_residual(tech, th, ms, menu)[0] <= 1e-6
