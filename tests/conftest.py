@@ -152,3 +152,25 @@ def exe_on_path(ipopt_executable, monkeypatch) -> Path:
     yield ipopt_executable
     monkeypatch.undo()
     Executable("ipopt").rehash()
+
+
+def compile_latex(tmp_path: Path, inputs, clearpage: bool = True) -> str:
+    """Compile ``inputs`` (.tex paths, or names relative to ``tmp_path``) in one
+    plain article with the packages the README names (booktabs, longtable; no
+    geometry: export fits the article's 345 pt text width); assert pdflatex
+    succeeds and return its log.  tools/setup.sh installs pdflatex, so on the pip
+    route (and in CI) its absence is a failure; elsewhere (conda: no TeX) a skip."""
+    import shutil
+
+    if shutil.which("pdflatex") is None:
+        if os.environ.get("CI") or (ROOT / ".venv").is_dir():
+            pytest.fail("pdflatex is missing: run `bash tools/setup.sh` (texlive-latex-base/-recommended)")
+        pytest.skip("no TeX engine in this environment (conda route)")
+    sep = "\\clearpage" if clearpage else ""
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\\usepackage{booktabs}\\usepackage{longtable}\\usepackage[utf8]{inputenc}"
+        "\\begin{document}\n" + "\n".join(f"\\input{{{p}}}{sep}" for p in inputs) + "\n\\end{document}\n")
+    r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-2000:]
+    return (tmp_path / "doc.log").read_text(errors="replace")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import compile_latex
 
 from models import export
 from models.export import Writer, atomic_path, atomic_write_bytes, latex_escape, to_latex, to_markdown
@@ -242,24 +242,15 @@ def test_latex_long_text_cells_wrap():
     assert sum(widths) <= export.LATEX_TEXTWIDTH
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX engine on this machine (optional check)")
 def test_latex_tables_compile_without_overfull_boxes(tmp_path):
     """The real check of the width estimate: pdflatex, article class at 10 pt
     (345 pt text width), booktabs + longtable; no Overfull \\hbox."""
     frames = {"wide": _wide_frame(19, 5), "very_wide": _wide_frame(40, 3), "long": _wide_frame(4, 90),
               "wide_and_tall": _wide_frame(30, 35),
               "text": pd.DataFrame({"scheme": ["two-part tariff (fee 0.001077 $, m = 1.157) " * 4], "x_usd": [1.0]})}
-    body = []
     for nm, df in frames.items():
         (tmp_path / f"{nm}.tex").write_text(to_latex(df, nm))
-        body.append(f"\\input{{{nm}.tex}}\\clearpage")
-    (tmp_path / "doc.tex").write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage{longtable}"
-                                      "\\usepackage[utf8]{inputenc}\\begin{document}\n" + "\n".join(body)
-                                      + "\n\\end{document}\n")
-    r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout[-2000:]
-    log = (tmp_path / "doc.log").read_text(errors="replace")
+    log = compile_latex(tmp_path, [f"{nm}.tex" for nm in frames])
     assert "Overfull \\hbox" not in log, [ln for ln in log.splitlines() if "Overfull" in ln]
     assert "Float too large" not in log  # a table taller than a page is a longtable
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import compile_latex
 
 from models import regimes, run, scenario
 from models.closed_form import budgets as cb
@@ -332,9 +333,6 @@ def test_price_sheets_read_and_fit_a_page(small_run, tmp_path):
     """Issue 14 item 6 on the regime's own sheets: units in the headers,
     excluded buyers a "none" row of exact zeros, and (with pdflatex) a
     compiled article-class document without an overfull box."""
-    import shutil
-    import subprocess
-
     from models import export
 
     _, res = small_run
@@ -348,19 +346,9 @@ def test_price_sheets_read_and_fit_a_page(small_run, tmp_path):
             none = df[df["Plan"] == "none"]
             money = [c for c in df.columns if c.endswith("($)") or c == "Mtok"]
             assert (none[money].to_numpy() == 0.0).all(), name
-    if shutil.which("pdflatex") is None:
-        pytest.skip("no TeX engine on this machine (the width estimate above ran)")
-    body = []
     for name, df in sheets.items():
         (tmp_path / f"{name}.tex").write_text(export.to_latex(df, name))
-        body.append(f"\\input{{{name}.tex}}")
-    (tmp_path / "doc.tex").write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage{longtable}"
-                                      "\\usepackage[utf8]{inputenc}\\begin{document}\n" + "\n".join(body)
-                                      + "\n\\end{document}\n")
-    r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout[-2000:]
-    log = (tmp_path / "doc.log").read_text(errors="replace")
+    log = compile_latex(tmp_path, [f"{name}.tex" for name in sheets], clearpage=False)
     assert "Overfull \\hbox" not in log and "Float too large" not in log
 
 

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import compile_latex
 
 from models import run, scenario
 
@@ -55,23 +53,11 @@ def test_report_flags_non_convergence(tmp_path):
 
 def test_latex_tables_compile(good_run, tmp_path):
     """Every .tex table of the main job compiles with pdflatex in a plain article
-    (booktabs + longtable, the packages the README names; no geometry: export fits the
-    article's 345 pt text width).  tools/setup.sh installs pdflatex, so on the pip route
-    (and in CI) its absence is a failure; elsewhere (conda: no TeX) a skip."""
-    if shutil.which("pdflatex") is None:
-        if os.environ.get("CI") or (ROOT / ".venv").is_dir():
-            pytest.fail("pdflatex is missing: run `bash tools/setup.sh` (texlive-latex-base/-recommended)")
-        pytest.skip("no TeX engine in this environment (conda route)")
+    (conftest.compile_latex)."""
     out, _ = good_run
     tex = sorted(out.rglob("*.tex"))
     assert tex
-    doc = tmp_path / "doc.tex"
-    doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage{longtable}"
-                   "\\usepackage[utf8]{inputenc}"
-                   "\\begin{document}\n" + "\n".join(f"\\input{{{p}}}\\clearpage" for p in tex) + "\n\\end{document}\n")
-    r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout[-2000:]
+    compile_latex(tmp_path, tex)
 
 
 def test_report_first_screen_one_line_per_regime(good_run):
