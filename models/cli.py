@@ -203,6 +203,13 @@ def print_table(summary) -> None:
             print(f"{reg:<14}{chk[:39]:<40}{q[:21]:<22}{len(df):>5}  {kind:<6}{compared(df):<30}"
                   f"{'ok' if ok else 'FAILED'}")
     print()
+    from models import results
+    fails = results.failure_lines(ver) if len(ver) else []
+    if fails:
+        print("Failed checks (worst row, miss against the limit, what to do):")
+        for line in fails:
+            print(f"  - {line}")
+        print()
     for name, r in summary.results.items():
         print(f"  {name}: {r.status()}" + (f" -- {r.error}" if r.error else ""))
     if summary.verified:

@@ -5,6 +5,7 @@ import base64
 import json
 
 from models.export import to_markdown
+from models import results
 
 # The report echoes the scenario; beyond this many characters it shows the
 # start only (the description itself is bounded by scenario.MAX_DESCRIPTION).
@@ -79,6 +80,7 @@ def glance(run) -> list[str]:
         if res.error:
             line += f"; error: {res.error}"
         out.append(line)
+        out += [f"    - {f}" for f in results.failure_lines(ver)]
     return out
 
 

@@ -11,6 +11,14 @@ so an excluded type (reference 0) is judged on the scale of the quantity, not
 divided by zero; a scalar check is the plain relative error.  If every
 reference is 0, ``rel_err = abs_err``.  ``passed = rel_err <= tolerance``.
 Each check states its tolerance and why it is what it is.
+
+Advice (issue 11: "a failed row is actionable")
+-----------------------------------------------
+Every row carries ``advice``: what a failure of this check means for the
+exported tables and what to change (finer grid, equal-mass grid, tighter
+solver tol, another start).  A check passes its own text (``advice=``); a
+check that gives none gets the generic text of ``default_advice`` for its
+kind.  The console and report.md print it under each failed check.
 """
 from __future__ import annotations
 
@@ -22,14 +30,27 @@ import pandas as pd
 from models.solver import SolveResult
 
 VERIFICATION_COLUMNS = ["regime", "check", "quantity", "index", "numeric", "reference",
-                        "abs_err", "rel_err", "tolerance", "passed", "kind"]
+                        "abs_err", "rel_err", "tolerance", "passed", "kind", "advice"]
 # kind: "relative" (``compare``: passed = rel_err <= tolerance) or "bound"
 # (``bound_check``: passed = numeric <= tolerance, a one-sided limit)
 KINDS = ("relative", "bound")
 
+_DEFAULT_ADVICE = {
+    "relative": ("the numeric side misses its closed form/independent reference: the exported tables of this "
+                 "regime are not verified; re-run with a tighter solver tol (e.g. solver.tol = 1e-10) or more "
+                 "starts; if it persists it is a genuine discrepancy (report it with the scenario file)"),
+    "bound": ("a limit is exceeded (e.g. an IC/IR violation): the exported menu is not incentive compatible as "
+              "stated; re-run with a tighter solver tol, a finer or equal-mass grid; if it persists, report it"),
+}
+
+
+def default_advice(kind: str) -> str:
+    """The generic advice of a check of ``kind`` that gives no advice of its own."""
+    return _DEFAULT_ADVICE[kind]
+
 
 def compare(regime: str, check: str, quantity: str, numeric, reference, tolerance: float,
-            index=None, scale: float | None = None) -> pd.DataFrame:
+            index=None, scale: float | None = None, advice: str = "") -> pd.DataFrame:
     """Rows of one check (see the module doc).  ``scale`` (optional) replaces
     max|reference| as the denominator of rel_err -- for a quantity whose own
     size is not its natural unit (an input priced out of the mix, ~1e-44,
@@ -53,17 +74,19 @@ def compare(regime: str, check: str, quantity: str, numeric, reference, toleranc
         "regime": regime, "check": check, "quantity": quantity, "index": [str(i) for i in index],
         "numeric": num, "reference": ref, "abs_err": abs_err, "rel_err": rel,
         "tolerance": float(tolerance), "passed": rel <= tolerance, "kind": "relative",
+        "advice": advice or default_advice("relative"),
     })
 
 
 def bound_check(regime: str, check: str, quantity: str, value: float, limit: float,
-                index="") -> pd.DataFrame:
+                index="", advice: str = "") -> pd.DataFrame:
     """A one-sided check: ``value <= limit`` (e.g. worst IC violation)."""
     return pd.DataFrame({
         "regime": [regime], "check": [check], "quantity": [quantity], "index": [str(index)],
         "numeric": [float(value)], "reference": [0.0], "abs_err": [abs(float(value))],
         "rel_err": [abs(float(value))], "tolerance": [float(limit)],
         "passed": [bool(np.isfinite(value) and value <= limit)], "kind": ["bound"],
+        "advice": [advice or default_advice("bound")],
     })
 
 
@@ -83,7 +106,11 @@ class RegimeResult:
     def verification(self) -> pd.DataFrame:
         if not self.checks:
             return pd.DataFrame(columns=VERIFICATION_COLUMNS)
-        return pd.concat(self.checks, ignore_index=True)[VERIFICATION_COLUMNS]
+        v = pd.concat(self.checks, ignore_index=True).reindex(columns=VERIFICATION_COLUMNS)
+        if v["advice"].isna().any():  # a check frame built without ``compare``/``bound_check``
+            kinds = v["kind"].where(v["kind"].isin(KINDS), "relative")
+            v["advice"] = v["advice"].fillna(kinds.map(_DEFAULT_ADVICE))
+        return v
 
     @property
     def converged(self) -> bool:
@@ -99,3 +126,33 @@ class RegimeResult:
             bad = [f"{k}: {r.status.value}" for k, r in self.solves.items() if not r.ok]
             return "not converged (" + "; ".join(bad or [self.error or "?"]) + ")"
         return "verified" if self.verified else "verification failed"
+
+
+def failure_lines(ver: pd.DataFrame, limit: int = 12) -> list[str]:
+    """One line per failed check (regime, check, quantity): the worst row's index (the
+    type or point), how far it misses (value vs limit, or rel_err vs tolerance, and the
+    ratio), and the check's advice.  At most ``limit`` checks; empty if all passed."""
+    if not len(ver):
+        return []
+    bad = ver[~ver["passed"].astype(bool)]
+    out = []
+    for (reg, chk, q), df in bad.groupby(["regime", "check", "quantity"], sort=False):
+        one_sided = bool((df["kind"] == "bound").all()) if "kind" in df else False
+        col = "numeric" if one_sided else "rel_err"
+        w = df.loc[df[col].astype(float).idxmax()] if df[col].notna().any() else df.iloc[0]
+        val, tol = float(w[col]), float(w["tolerance"])
+        ratio = (f"{val / tol:.3g}x the limit" if tol > 0 and np.isfinite(val) else "limit 0" if tol == 0 else "")
+        what = "value" if one_sided else "rel_err"
+        idx = str(w["index"]).strip()
+        where = f" at {idx}" if idx else ""
+        rows = f"{len(df)} of {int(((ver['regime'] == reg) & (ver['check'] == chk) & (ver['quantity'] == q)).sum())} rows"
+        advice = w["advice"] if "advice" in w and isinstance(w["advice"], str) and w["advice"] else \
+            default_advice("bound" if one_sided else "relative")
+        out.append(f"{reg} / {chk} / {q}: {rows} failed; worst{where}: {what} {val:.3g} vs {tol:.3g} "
+                   f"({ratio}). What to do: {advice}")
+        if len(out) >= limit:
+            n_more = bad.groupby(["regime", "check", "quantity"]).ngroups - limit
+            if n_more > 0:
+                out.append(f"... and {n_more} more failed checks (see verification.csv)")
+            break
+    return out
