@@ -418,3 +418,47 @@ def test_large_checks_are_summarised_with_detail_in_parquet(tmp_path):
     small = Writer(tmp_path / "s")
     run.write_verification(small, ver[ver["check"] != "big"])
     assert not (tmp_path / "s" / "verification_detail.parquet").exists()
+
+
+def test_failed_rows_are_actionable():
+    """Issue 11: a failed check is listed with its worst row (the type), the miss against
+    its limit and what to change; a check's own advice wins over the generic one, a
+    check without advice gets the generic text of its kind, passed checks are not listed."""
+    import pandas as pd
+
+    from models.results import bound_check, compare, default_advice, failure_lines
+
+    ver = pd.concat([
+        compare("budgets", "nlp_vs_cf", "Q", [1.0, 2.0, 3.3], [1.0, 2.0, 3.0], 1e-6,
+                index=["0.25", "0.5", "0.75"], advice="use an equal-mass grid"),
+        bound_check("budgets", "audit", "worst IC", 4e-7, 1e-7),
+        compare("budgets", "fine", "t", [1.0], [1.0], 1e-6, advice="never shown"),
+    ], ignore_index=True)
+    assert list(ver["advice"]) == ["use an equal-mass grid"] * 3 + [default_advice("bound"), "never shown"]
+    lines = failure_lines(ver)
+    assert len(lines) == 2
+    assert "nlp_vs_cf / Q: 1 of 3 rows failed" in lines[0] and "at 0.75" in lines[0]
+    assert "rel_err 0.1 vs 1e-06" in lines[0] and "1e+05x the limit" in lines[0]
+    assert lines[0].endswith("What to do: use an equal-mass grid")
+    assert "value 4e-07 vs 1e-07 (4x the limit)" in lines[1] and default_advice("bound") in lines[1]
+    assert failure_lines(ver[ver["check"] == "fine"]) == []
+
+
+def test_console_lists_failed_checks(monkeypatch, capsys):
+    """The console prints the failure lines after the table (what a user sees first)."""
+    import pandas as pd
+
+    from models import cli
+    from models.results import RegimeResult, compare
+
+    res = RegimeResult("budgets", checks=[compare("budgets", "c", "Q", [2.0], [1.0], 1e-6, advice="do X")])
+
+    class S:  # the part of run.Summary that print_table reads
+        scenario = "s"
+        verification = res.verification
+        results = {"budgets": res}
+        verified = False
+
+    cli.print_table(S())
+    out = capsys.readouterr().out
+    assert "Failed checks" in out and "What to do: do X" in out and "NOT VERIFIED" in out
