@@ -129,30 +129,31 @@ class RegimeResult:
 
 
 def failure_lines(ver: pd.DataFrame, limit: int = 12) -> list[str]:
-    """One line per failed check (regime, check, quantity): the worst row's index (the
-    type or point), how far it misses (value vs limit, or rel_err vs tolerance, and the
-    ratio), and the check's advice.  At most ``limit`` checks; empty if all passed."""
+    """One line per failed check (regime, check): for each failed quantity the worst
+    row's index (the type or point) and how far it misses (value vs limit, or rel_err vs
+    tolerance, and the ratio), then the check's advice once.  At most ``limit`` checks;
+    empty if every row passed."""
     if not len(ver):
         return []
     bad = ver[~ver["passed"].astype(bool)]
+    groups = list(bad.groupby(["regime", "check"], sort=False))
     out = []
-    for (reg, chk, q), df in bad.groupby(["regime", "check", "quantity"], sort=False):
-        one_sided = bool((df["kind"] == "bound").all()) if "kind" in df else False
-        col = "numeric" if one_sided else "rel_err"
-        w = df.loc[df[col].astype(float).idxmax()] if df[col].notna().any() else df.iloc[0]
-        val, tol = float(w[col]), float(w["tolerance"])
-        ratio = (f"{val / tol:.3g}x the limit" if tol > 0 and np.isfinite(val) else "limit 0" if tol == 0 else "")
-        what = "value" if one_sided else "rel_err"
-        idx = str(w["index"]).strip()
-        where = f" at {idx}" if idx else ""
-        rows = f"{len(df)} of {int(((ver['regime'] == reg) & (ver['check'] == chk) & (ver['quantity'] == q)).sum())} rows"
-        advice = w["advice"] if "advice" in w and isinstance(w["advice"], str) and w["advice"] else \
-            default_advice("bound" if one_sided else "relative")
-        out.append(f"{reg} / {chk} / {q}: {rows} failed; worst{where}: {what} {val:.3g} vs {tol:.3g} "
-                   f"({ratio}). What to do: {advice}")
-        if len(out) >= limit:
-            n_more = bad.groupby(["regime", "check", "quantity"]).ngroups - limit
-            if n_more > 0:
-                out.append(f"... and {n_more} more failed checks (see verification.csv)")
-            break
+    for (reg, chk), dfc in groups[:limit]:
+        parts, advice = [], ""
+        for q, df in dfc.groupby("quantity", sort=False):
+            one_sided = bool((df["kind"] == "bound").all()) if "kind" in df else False
+            col = "numeric" if one_sided else "rel_err"
+            vals = df[col].astype(float)
+            w = df.loc[vals.idxmax()] if vals.notna().any() else df.iloc[0]
+            val, tol = float(w[col]), float(w["tolerance"])
+            ratio = f" = {val / tol:.2g}x" if tol > 0 and np.isfinite(val) else ""
+            n_all = int(((ver["regime"] == reg) & (ver["check"] == chk) & (ver["quantity"] == q)).sum())
+            idx = "" if pd.isna(w["index"]) else str(w["index"]).strip()
+            parts.append(f"{q} ({len(df)}/{n_all} rows; worst{' at ' + idx if idx else ''}: "
+                         f"{'value' if one_sided else 'rel_err'} {val:.3g} vs {tol:.3g}{ratio})")
+            a = w.get("advice")
+            advice = advice or (a if isinstance(a, str) and a else default_advice("bound" if one_sided else "relative"))
+        out.append(f"{reg} / {chk}: " + "; ".join(parts) + f". What to do: {advice}")
+    if len(groups) > limit:
+        out.append(f"... and {len(groups) - limit} more failed checks (see verification.csv)")
     return out
