@@ -416,7 +416,7 @@ def _polish_groups(tech, p, phi, coef, V, free, c, qmax, groups):
         first = np.array([a_ for a_, _ in groups], int)
         fr = free[first].copy()
         for _pass in range(3):
-            Vg, okr = _polish_rows(tech, gphi, V[first].copy(), fr, c)
+            Vg, okr = _polish_rows_restarted(tech, gphi, V[first].copy(), fr, c)
             if not tech.has_baseline:
                 break
             # the baseline's fine-tuning z has a finite marginal product at 0, so
@@ -450,6 +450,42 @@ def _polish_groups(tech, p, phi, coef, V, free, c, qmax, groups):
             if np.any(mu < -1e-12 * float(np.sum(p[a_:b_ + 1] * np.abs(phi[a_:b_ + 1])))):
                 return "negative multiplier"
     return groups, Vg, Qg
+
+
+def _polish_rows_restarted(tech, ph_all, V, free, c):
+    """_polish_rows from Ipopt's point; rows whose Newton fails are re-started
+    from the cost-minimising mix at Ipopt's quality (cf.inputs).  Ipopt leaves a
+    type of tiny Q (5e-11 of max Q) with a mix far off the ray -- at ρ̂ = −10.7
+    its fine-tuning ratio was 0.022 against 0.58 (budget_50_103) -- where
+    (z/m)^ρ̂ ~ 1e17 and no damped step lowers the residual.  The start does not
+    decide the answer: type k's program max φ_k·G(v) − c·v is strictly concave
+    (σ+γ < 1, CES with ρ < 1), so its stationary point is unique, and a row is
+    accepted only at residual <= 1e3·POLISH_TOL (kkt_residual re-checks it)."""
+    V0 = V.copy()
+    V, ok = _polish_rows(tech, ph_all, V, free, c)
+    bad = np.flatnonzero(~ok)
+    if bad.size:
+        Qb, _, _ = gain_derivatives(tech, np.maximum(V0[bad, : tech.J], 0).T,
+                                    np.maximum(V0[bad, tech.J:], 0).T if tech.K else np.zeros((0, bad.size)))
+        Xs, Zs = cf.inputs(tech, np.asarray(Qb, float))
+        W = np.concatenate([np.asarray(Xs, float).reshape(bad.size, -1),
+                            np.asarray(Zs, float).reshape(bad.size, -1)[:, : tech.K]], axis=1)
+        # an input the cost-minimising mix leaves below INPUT_SHARE_RTOL of its
+        # group where buying it does not pay, or at 0 (a class priced out below
+        # 1e-308: ρ = 0.9941, budget_50_67), is at its bound, as in _polish_menu
+        fb = free[bad].copy()
+        with np.errstate(all="ignore"):
+            _, gW, _ = gain_derivatives(tech, W[:, : tech.J].T, W[:, tech.J:].T if tech.K else np.zeros((0, bad.size)))
+        unpaid = ph_all[bad][:, None] * gW.T / c[None, :] < 1 - 1e-3
+        for lo_, hi_ in ((0, tech.J), (tech.J, tech.J + tech.K)):
+            if hi_ > lo_:
+                blk = W[:, lo_:hi_]
+                small = blk < INPUT_SHARE_RTOL * np.max(blk, axis=1, keepdims=True)
+                fb[:, lo_:hi_] &= ~((small & unpaid[:, lo_:hi_]) | (blk <= 0))
+        Wn, okb = _polish_rows(tech, ph_all[bad], W, fb, c)
+        V[bad[okb]] = Wn[okb]
+        ok[bad[okb]] = True
+    return V, ok
 
 
 def _polish_rows(tech, ph_all, V, free, c):

@@ -964,3 +964,105 @@ print(r.ok, abs(r.objective - fb["surplus"].sum()) / abs(fb["surplus"].sum()))
     assert proc.returncode == 0, proc.stderr[-2000:]
     ok, err = proc.stdout.split()[-2:]
     assert ok == "True" and float(err) <= budgets.TOL_LEMMA, proc.stdout
+
+
+# ------------------------------- issue 11, session 5: seed-50 full run failures
+def _toml_of(text, types):
+    return text + types + "\n[regimes.budgets]\nconvergence = []\nlemma_cells = 0\n"
+
+
+@pytest.mark.parametrize("case", ["ft_leontief_50_103", "priced_out_50_67", "beta_top_50_169"])
+def test_polish_restarts_from_the_cost_minimising_mix(tmp_path, case):
+    """Seed-50 run, Ipopt 'optimal' but the menu wrong and the polish rejected:
+    - budget_50_103 (ρ̂ = −10.7): the first served type (Q = 5e-11 of max Q)
+      had its fine-tuning ratio at 0.022 against 0.58; no damped Newton step
+      from there lowered the residual, the polish was rejected, and Ipopt's
+      excluded types of mass 1e-48 kept X = 971 Mtok;
+    - budget_50_67 (ρ = 0.9941, tok3 200x dearer) and budget_50_169 (Beta
+      q = 12.5): Ipopt's top types of mass 1e-13 ... 1e-23 had Q off by up to
+      2.6e3 of max Q; Newton from there failed.
+    The polish now re-starts a failed type from the cost-minimising mix at
+    Ipopt's Q (its KKT solution is unique, the start does not decide it)."""
+    tech_txt, types = {
+        "ft_leontief_50_103": ("""[technology]
+sigma = 0.6698
+rho = 0.7804
+[[technology.tokens]]
+name = "tok1"
+weight = 1.0
+cost = 0.463378
+[technology.fine_tuning]
+gamma = 0.2317
+rho = -10.69
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 0.230579
+cost = 20.9388
+[[technology.fine_tuning.classes]]
+name = "ft2"
+weight = 0.769421
+cost = 0.115501
+""", """[types]
+distribution = "beta"
+low = 0.0
+high = 1.28181
+p = 24.8
+q = 1.0
+n = 79
+grid = "equal-spacing"
+"""),
+        "priced_out_50_67": ("""[technology]
+sigma = 0.6658
+rho = 0.9941
+[[technology.tokens]]
+name = "tok1"
+weight = 0.392975
+cost = 0.16957
+[[technology.tokens]]
+name = "tok2"
+weight = 0.403283
+cost = 0.0535108
+[[technology.tokens]]
+name = "tok3"
+weight = 0.203742
+cost = 10.3938
+""", """[types]
+distribution = "beta"
+low = 0.0
+high = 33.4462
+p = 6.157
+q = 12.2
+n = 78
+grid = "equal-spacing"
+"""),
+        "beta_top_50_169": ("""[technology]
+sigma = 0.5973
+rho = 0.9941
+[[technology.tokens]]
+name = "tok1"
+weight = 0.215207
+cost = 31.1582
+[[technology.tokens]]
+name = "tok2"
+weight = 0.784793
+cost = 2.91117
+""", """[types]
+distribution = "beta"
+low = 0.5417
+high = 3.86589
+p = 1.017
+q = 12.49
+n = 69
+"""),
+    }[case]
+    scn = _scenario_text(tmp_path, _toml_of(tech_txt, types))
+    tech, th, ms, ref, menu, r = _polished_local_menu(scn)
+    assert r.ok and menu.note.startswith("polished"), menu.note
+    qmax = ref.Q.max()
+    assert np.max(np.abs(menu.Q - ref.Q)) <= 1e-9 * qmax
+    from models.cost import input_rows
+
+    # the X / Z rows of the run (failed at 1.4e5 and 2.6e3 before), on their scales
+    for q, num, rf, scale in input_rows(tech, menu.X, ref.X, menu.Z, ref.Z):
+        assert np.max(np.abs(num - rf)) <= budgets.TOL_DISCRETE * scale, q
+    assert budgets.kkt_residual(tech, th, ms, menu)[0] <= 1e-6
