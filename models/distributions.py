@@ -495,6 +495,19 @@ def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel
     return m, prob
 
 
+def unit_tolerances(sc) -> dict:
+    """Ipopt's absolute stopping tests in the menu's own units
+    (:func:`models.gain.unit_tolerances`; 1 for O(1) models): rows are in
+    quality (value, g), money (IR/IC) and token-index (gain) units, the
+    objective in the expected first-best surplus.  At σ+γ = 0.95 and w up
+    to 3.5 every quantity is ~1e22: the default absolute constr_viol_tol =
+    1e-4 is then 1e-26 relative, below round-off, and every start of
+    two_type_50_12 ended "infeasible" or "restoration failed" at a point
+    right to 1e-8."""
+    var = np.r_[sc["Q"], sc["t"], np.ravel(sc["X"]), np.ravel(sc["Z"])]
+    return gain.unit_tolerances(sc["profit"], var, np.r_[sc["Q"], sc["t"], np.ravel(sc["X"])])
+
+
 class MenuProblem:
     """Bookkeeping of one distribution-menu model: the value variables S
     created on demand, the IC rows (a :class:`lazy_ic.PairConstraints`), and
@@ -687,20 +700,21 @@ def solve_menu(tech, types: TypeSpace, ctx, label: str, *, ic: str = "lazy", sta
             m, prob = model
         if ic == "all-pairs":
             prob.add_all_pairs()
+    defaults = {**DIST_SOLVER_DEFAULTS, **unit_tolerances(prob.sc)}
     starts = starts or {"neutral": neutral_start(tech, types)}
     rows, lazies, results, best = [], {}, {}, None
     for name, (x, z, t) in starts.items():
         prob.set_start(x, z, t)
         lbl = f"{label}[{ic}, start={name}]"
         if ic == "all-pairs":
-            r = ctx.solve(m, lbl, tb.seconds, defaults=DIST_SOLVER_DEFAULTS)
+            r = ctx.solve(m, lbl, tb.seconds, defaults=defaults)
             a = lazy_ic.audit(prob.utilities(), prob.n_types, prob.money_scale)
             info = {"rounds": 1, "active_pairs": prob.n_pairs(), "pairs_added": 0, "worst_ic": a.worst_ic,
                     "seconds": r.total_seconds}
         else:
             init = lazy_ic.nearest_pairs(types.coords, lz["neighbours"]) if prob.n_pairs() == 0 else None
             lr = lazy_ic.solve_lazy(
-                prob, lambda ws: ctx.solve(m, lbl, tb.seconds, defaults=DIST_SOLVER_DEFAULTS, warm_start=ws),
+                prob, lambda ws: ctx.solve(m, lbl, tb.seconds, defaults=defaults, warm_start=ws),
                 initial_pairs=init, tol=lz["tol"], max_add=lz["max_add"] or None, max_rounds=lz["max_rounds"],
                 warm=lz["warm"], progress=ctx.progress)
             r = lr.result

@@ -711,3 +711,33 @@ def test_iron_matches_pool_adjacent_violators():
         phi = np.cumsum(rng.normal(0.1, 1.0, n))
         mass = rng.uniform(0.01, 1.0, n)
         assert np.allclose(D._iron(phi, mass), pava(phi, mass), rtol=1e-12, atol=1e-12)
+
+
+def test_two_type_regime_is_scale_free():
+    """Regression (two_type_50_15, 50_37): the regime tests compared sums of
+    gains with an *absolute* 1e-12, so at costs that make every gain ~1e-14
+    the general closed form said "full extraction" and was 3–12 % below the
+    optimum.  Costs × k scale every quantity and money by
+    λ = k^(−1/(1/η − 1)) (C is homogeneous of degree 1/η) and change nothing
+    else, so the menu at k = 1e6 must be λ × the menu at k = 1, and the
+    k = 1 menu is checked against brute force (SLSQP) and, for one cell,
+    against the two-type Mussa–Rosen formula (a one-cell distribution is a budget)."""
+    base = TECHS["K1hom"]
+    k = 1e6
+    tiny = base.with_(cost=tuple(k * c for c in base.cost), cost_hat=tuple(k * c for c in base.cost_hat))
+    lam = k ** (-1.0 / (1.0 / base.eta - 1.0))
+    pairs = [(np.array([0.4481]), np.array([0.386]), 0.1773),  # two_type_50_15 pair2
+             (np.array([0.5093, 1.021, 2.122, 0.9386, 0.6478, 0.574, 1.913]),  # two_type_50_37 pair1
+              np.array([0.0, 0.5939, 1.826, 0.7741, 0.5268, 0.4749, 1.317]), 0.5377)]
+    for wH, wL, pH in pairs:
+        ref = D.two_type_distribution_menu_general(wH, wL, pH, 1 - pH, base)
+        small = D.two_type_distribution_menu_general(wH, wL, pH, 1 - pH, tiny)
+        assert small.regime == ref.regime
+        assert small.profit == pytest.approx(lam * ref.profit, rel=1e-9)  # brentq/Nelder-Mead at 1e-14
+        assert small.Q == pytest.approx(lam * ref.Q, rel=1e-9)
+        bf = brute_force_menu(ref.W, ref.mass, base, n_starts=3, seed=1)
+        assert ref.profit == pytest.approx(bf["profit"], rel=BF_PROFIT_RTOL)
+        if len(wH) == 1:
+            bm = D.two_type_budget_menu(wH, wL, pH, 1 - pH, tiny)
+            assert small.profit == pytest.approx(bm.profit, rel=EXACT_RTOL)
+            assert small.regime != "full extraction"

@@ -629,3 +629,26 @@ def test_zero_value_types_get_the_null_item():
     assert np.all(s.menu.t[zero] == 0) and np.all(s.menu.x[zero] == 0)
     assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
     assert s.menu.profit == pytest.approx(ref.profit, rel=TOL)
+
+
+def test_huge_units_two_types_converge_all_pairs():
+    """Regression (two_type_50_12 pair2): σ + γ = 0.95 and w up to 3.55 put
+    every quantity at ~1e22 ($ and tokens); Ipopt's absolute stopping tests
+    (constr_viol_tol 1e-4 ...) were then far below round-off and every start
+    ended "infeasible" or "restoration failed".  They are now stated in the
+    model's units (DM.unit_tolerances); every start must be optimal and the
+    menu equal the general two-type closed form."""
+    tech = cf.Technology(sigma=0.2223, rho=1.0, alpha=(1.0,), cost=(0.263494,), gamma=0.7277,
+                         alpha_hat=(1.0,), cost_hat=(0.0564221,), baseline=0.0060117)
+    hi = [3.211, 0.4169, 1.79, 3.083, 3.553, 1.246, 2.592]
+    lo = [1.765, 0.2292, 0.9843, 1.695, 1.953, 0.6851, 1.425]
+    pH = 0.8653
+    types = DM.two_type_space(hi, lo, pH)
+    ref = D.two_type_distribution_menu_general(np.array(hi), np.array(lo), pH, 1 - pH, tech)
+    assert ref.profit > 1e21  # the units of the reproduction
+    bm = D.two_type_budget_menu(np.array(hi), np.array(lo), pH, 1 - pH, tech)
+    s = DM.solve_menu(tech, types, ctx(), "huge", ic="all-pairs",
+                      starts={"neutral": DM.neutral_start(tech, types), "budget": DM.menu_start(bm)})
+    assert all(r.status.value == "optimal" for r in s.results.values()), s.starts
+    assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))  # L excluded: Q_L ~ 1e-12 Q_H
+    assert s.menu.profit == pytest.approx(ref.profit, rel=TOL)

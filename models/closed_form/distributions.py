@@ -44,7 +44,11 @@ from models.closed_form import cost as cf
 # profiles built as w·s^(1−σ) from different (w, s) can coincide up to rounding.
 THETA_MERGE_RTOL = 1e-12
 # Slack allowed when checking the sign conditions (IR_H, IC_L, ...) that
-# select a regime of the two-type program: float rounding of O(1) sums.
+# select a regime of the two-type program: float rounding of the sums,
+# *relative* to the sum of the terms' magnitudes (:func:`_sign_sum`).  It was
+# absolute (1e-12): with gains ~1e-14..1e-25 (costs of 30–50 $/unit, σ+γ near
+# 1) every sum passed as "0" and the regime came out "full extraction", 6–12 %
+# below the optimum (two_type_50_15, 50_37; the NLP found the better menu).
 REGIME_TOL = 1e-12
 # s must lie on the cell grid {1/n, ..., 1} up to this (see value_scale_profile).
 GRID_TOL = 1e-9
@@ -417,6 +421,14 @@ def _two_type_menu(wH, wL, pH, pL, itH, itL, tech, regime, info) -> Distribution
                             profit=_menu_profit(mass, t, x, z, tech), regime=regime, info=info)
 
 
+def _sign_sum(d, g) -> tuple[float, float]:
+    """(mean(d·g), its rounding slack REGIME_TOL·mean(|d·g|)): a sign condition
+    of the two-type regimes holds when the mean is >= −slack.  Scale-free:
+    multiplying every gain by a constant (e.g. all costs by k) scales both."""
+    v = np.asarray(d, float) * np.asarray(g, float)
+    return float(np.mean(v)), REGIME_TOL * float(np.mean(np.abs(v)))
+
+
 def two_type_distribution_menu(wH, wL, pH: float, pL: float, tech: cf.Technology) -> DistributionMenu:
     r"""Two types, full contracting: the spec's closed form (docs/model.md §2.6(a), **derived**).
 
@@ -447,11 +459,11 @@ def two_type_distribution_menu(wH, wL, pH: float, pL: float, tech: cf.Technology
     QH, QL = itH["Q"], itL["Q"]
     tL = QL * np.mean(wL * mhat**s)
     tH = thH * QH - QL * np.mean(d * mhat**s)
-    ir_H = float(np.mean(d * itL["gain"]))
-    ic_L = float(np.mean(d * (itH["gain"] - itL["gain"])))
+    ir_H, tol_ir = _sign_sum(d, itL["gain"])
+    ic_L, tol_ic = _sign_sum(d, itH["gain"] - itL["gain"])
     info = {"what": what, "mhat": mhat, "theta_what": itL["theta"], "ir_H_slack": ir_H,
             "ic_L_slack": ic_L, "pointwise_dominance": bool(np.all(d >= 0))}
-    if ir_H < -REGIME_TOL or ic_L < -REGIME_TOL:
+    if ir_H < -tol_ir or ic_L < -tol_ic:
         raise AssumptionError(
             f"two-type closed form (IR_L, IC_H binding) does not apply: IR_H slack {ir_H:.3g}, "
             f"IC_L slack {ic_L:.3g} (w^H >= w^L pointwise: {info['pointwise_dominance']})")
@@ -495,7 +507,9 @@ def two_type_distribution_menu_general(wH, wL, pH: float, pL: float, tech: cf.Te
     wH, wL = np.asarray(wH, float), np.asarray(wL, float)
     d = wH - wL
     fbH, fbL = efficient_item(wH, tech), efficient_item(wL, tech)
-    swapped = np.mean(d * fbH["gain"]) < 0 and np.mean(-d * fbL["gain"]) >= 0
+    dgH, tol_H = _sign_sum(d, fbH["gain"])
+    dgL, tol_L = _sign_sum(d, fbL["gain"])
+    swapped = dgH < -tol_H and -dgL >= -tol_L
     if swapped:  # L is the "strong" type: mirror the problem
         menu = two_type_distribution_menu_general(wL, wH, pL, pH, tech)
         idx = [1, 0]
@@ -505,14 +519,14 @@ def two_type_distribution_menu_general(wH, wL, pH: float, pL: float, tech: cf.Te
                                 regime=rename.get(menu.regime, menu.regime),
                                 info={**menu.info, "swapped": True})
     r = pH / pL
-    dgH = float(np.mean(d * fbH["gain"]))
-    if dgH >= -REGIME_TOL and np.mean(d * fbL["gain"]) <= REGIME_TOL:
+    if dgH >= -tol_H and dgL <= tol_L:
         return _two_type_menu(wH, wL, pH, pL, fbH, fbL, tech, "full extraction", {"beta_H": 0.0})
-    if dgH >= -REGIME_TOL:
+    if dgH >= -tol_H:
         itL = efficient_item(wL - r * d, tech)
-        irH = float(np.mean(d * itL["gain"]))
-        if irH >= -REGIME_TOL:
-            if np.mean(d * (fbH["gain"] - itL["gain"])) >= -REGIME_TOL:
+        irH, tol_ir = _sign_sum(d, itL["gain"])
+        if irH >= -tol_ir:
+            icL, tol_ic = _sign_sum(d, fbH["gain"] - itL["gain"])
+            if icL >= -tol_ic:
                 return _two_type_menu(wH, wL, pH, pL, fbH, itL, tech, "IR_L+IC_H", {"beta_H": r})
         else:
             f = lambda b: float(np.mean(d * efficient_item(wL - b * d, tech)["gain"]))
