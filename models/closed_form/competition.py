@@ -498,8 +498,26 @@ def monopolist_discrete_grid(models, theta, mass, n_grid: int = 20001, v_max: fl
 # =====================================================================
 # 4. Leader vs competitive fringe
 # =====================================================================
+class _LeaderCosts:
+    """The leader's exponents and the cost check, shared by :class:`LeaderFringe` and
+    :class:`TunedFringe` (both hold sigma, gamma_L, c_L, c_F)."""
+
+    def _check_costs(self):
+        if not (self.c_L > 0 and self.c_F > 0):
+            raise ValueError("need positive costs")
+
+    @property
+    def eta(self) -> float:
+        return self.sigma + self.gamma_L
+
+    @property
+    def r(self) -> float:
+        r"""Exponent r = η/σ > 1: :math:`Q_L^{1/\sigma}=q_L^r`."""
+        return self.eta / self.sigma
+
+
 @dataclass(frozen=True)
-class LeaderFringe:
+class LeaderFringe(_LeaderCosts):
     r"""Leader (γ_L > 0, :math:`C_L=c_LQ_L^{1/(\sigma+\gamma_L)}`) vs a competitive fringe
     (γ_F = 0, :math:`C_F=c_FQ_F^{1/\sigma}`, sold at marginal cost).  docs/model.md §2.7
     assumes :math:`0<c_F<c_L` and :math:`\sigma+\gamma_L<1`."""
@@ -512,17 +530,7 @@ class LeaderFringe:
     def __post_init__(self):
         if not (0 < self.sigma < 1 and self.gamma_L > 0 and self.sigma + self.gamma_L < 1):
             raise ValueError("need 0 < sigma, gamma_L > 0, sigma + gamma_L < 1")
-        if not (self.c_L > 0 and self.c_F > 0):
-            raise ValueError("need positive costs")
-
-    @property
-    def eta(self) -> float:
-        return self.sigma + self.gamma_L
-
-    @property
-    def r(self) -> float:
-        r"""Exponent r = η/σ > 1: :math:`Q_L^{1/\sigma}=q_L^r`."""
-        return self.eta / self.sigma
+        self._check_costs()
 
     @property
     def models(self) -> tuple[ModelCost, ModelCost]:
@@ -1156,7 +1164,7 @@ def _cumulative_integral(fun, lo: float, theta, breaks=()) -> np.ndarray:
 
 # ---------------------------------------------------- a fringe that fine-tunes (γ_F > 0)
 @dataclass(frozen=True)
-class TunedFringe:
+class TunedFringe(_LeaderCosts):
     r"""Leader (γ_L) vs a competitive fringe that fine-tunes too (0 < γ_F < γ_L), sold at
     marginal cost c_F per linear-cost unit.  Buyer's top-up problem (docs/model.md §2.7, γ_F > 0):
 
@@ -1179,16 +1187,7 @@ class TunedFringe:
     def __post_init__(self):
         if not (0 < self.sigma < 1 and 0 <= self.gamma_F < self.gamma_L and self.sigma + self.gamma_L < 1):
             raise ValueError("need 0 < sigma < 1, 0 <= gamma_F < gamma_L, sigma + gamma_L < 1")
-        if not (self.c_L > 0 and self.c_F > 0):
-            raise ValueError("need positive costs")
-
-    @property
-    def eta(self) -> float:
-        return self.sigma + self.gamma_L
-
-    @property
-    def r(self) -> float:
-        return self.eta / self.sigma
+        self._check_costs()
 
     @property
     def kappa(self) -> float:

@@ -1,0 +1,486 @@
+"""The Pyomo programs of the competition regime (module docstring of :mod:`models.competition`):
+task assignment, efficient allocation, the multi-model monopolist (free and with a fixed assignment),
+the leader vs a competitive fringe (γ_F = 0, dual form) and vs a fringe that fine-tunes (γ_F > 0).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyomo.environ as pyo
+
+from models import gain
+from models.closed_form import competition as cc
+from models.closed_form import cost as cf
+from .audits import buyer_value_numeric, fringe_topup_numeric
+from .units import (
+    _leader_scales, _leader_units, _model_tokens, _nondim, _pooled, _quality_scale, tuned_units,
+    _type_surplus, _units,
+)
+
+
+FLOOR = 1e-12
+"""Lower bound of the leader's quantity q, relative to its scale (ASL evaluates
+x^r at 0 with a 0/0 derivative).  The buyer's value uses q^r, r > 1, and the
+cost c_L q is linear, so the floor moves profits by ~1e-9 relative (measured;
+at 1e-9 the unserved types' Q_L = q^η ≈ 1e-5 put the Q_L check at 5e-7)."""
+
+
+FLOOR_TWO_MODEL = 1e-16
+"""Token floor of the efficient/monopolist programs, relative to scale.  Their
+value V = (Σ_ℓ q_ℓ^(η_ℓ/σ))^σ has an infinite slope at 0 when η_ℓ = σ, so a
+floor ε leaves excluded types V ~ ε^σ: at 1e-9 that was V ≈ 2.5e-4 and a
+profit 6e-5 too low (measured); the costs are linear in q, so a tiny floor is
+harmless to Ipopt."""
+
+
+T_START_FACTOR = 0.9
+"""Start transfers: this factor times the binding-downward-IC schedule of the
+start quantities (strictly IC and IR when those are monotone)."""
+
+
+S_LO = 1e-3
+"""Lower bound of the leader program's scaled dual points s̃ = s/(F_k + q_l^r) (:func:`build_leader`):
+the optimum has s̃ ≥ 1/2 (≥ A_k/(2F_k) ≥ S_LO for every type whose stand-alone fringe purchase is
+at least 2·S_LO·FLOOR of the top type's), so the bound only keeps Ipopt's iterates away from s = 0."""
+
+
+def build_assignment(tech: cf.Technology, w, X, Phi):
+    """Task-assignment program for profile w over n cells (module docstring, item 1).
+
+    X: (2, J) token budgets per model and class; Phi: (2,) fine-tuning factors."""
+    w = np.asarray(w, float)
+    n = len(w)
+    X = np.asarray(X, float)
+    s = tech.sigma
+    m = pyo.ConcreteModel(name="task_assignment")
+    m.CELLS = pyo.RangeSet(0, n - 1)
+    m.MODELS = pyo.RangeSet(0, 1)
+    m.TOKENS = pyo.RangeSet(0, tech.J - 1)
+    m.w = pyo.Param(m.CELLS, initialize=dict(enumerate(w)))
+    # a neutral start: half the tasks on each model, budgets spread evenly
+    m.a = pyo.Var(m.CELLS, bounds=(0.0, 1.0), initialize=0.5)
+    m.y = pyo.Var(m.MODELS, m.CELLS, m.TOKENS, bounds=(0.0, None), initialize=lambda m, l, i, j: X[l, j])
+    m.budget = pyo.Constraint(m.MODELS, m.TOKENS,
+                              rule=lambda m, l, j: sum(m.y[l, i, j] for i in m.CELLS) / n == X[l, j])
+
+    def share(m, l, i):
+        return m.a[i] if l == 0 else 1 - m.a[i]
+
+    m.value = pyo.Objective(expr=sum(
+        m.w[i] / n * Phi[l] * share(m, l, i) ** (1 - s) * gain.psi(tech, [m.y[l, i, j] for j in m.TOKENS])
+        for l in m.MODELS for i in m.CELLS), sense=pyo.maximize)
+    return m
+
+
+def _scale_two_model(m, models, theta, objective):
+    """User scaling to O(1): tokens by the top type's first best, qualities by its
+    quality, money by its value."""
+    s = models.sigma
+    Qs = _quality_scale(models, theta)  # token variables are O(1) by construction (_two_model_vars)
+    ts = float(np.max(theta)) * Qs
+    sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
+    sf[objective] = 1.0 / ts
+    for name, scale in (("q", 1.0), ("V", Qs), ("quality", Qs ** (1 / s)), ("mono", Qs),
+                        ("t", ts), ("ir", ts), ("ic_down", ts), ("ic_up", ts)):
+        for c in getattr(m, name).values() if hasattr(m, name) else ():
+            sf[c] = 1.0 / scale
+
+
+def _two_model_vars(m, models, theta, q0):
+    """Token variables ``m.q[k, ℓ] = q_{kℓ}/τ_ℓ ≥ floor`` (τ_ℓ = :func:`_model_tokens`: O(1) per
+    model — one token unit for both models left the weaker model's tokens ~1e-19 of it, below
+    the floor, at σ+γ_L = 0.89, measured), pooled value ``Σ_ℓ (τ_ℓ x)^(η_ℓ/σ)``, spend
+    ``Σ_ℓ c_ℓ τ_ℓ x``.  ``q0`` in linear-cost units of the (nondimensional) program."""
+    s = models.sigma
+    tau = m._tau = _model_tokens(models, theta)
+    x0 = np.asarray(q0, float) / tau
+    a = tau ** np.array([mm.eta / s for mm in models])
+    m.TYPES = pyo.RangeSet(0, len(theta) - 1)
+    m.MODELS = pyo.RangeSet(0, len(models) - 1)
+    m.theta = pyo.Param(m.TYPES, initialize=dict(enumerate(np.asarray(theta, float))))
+    m.q = pyo.Var(m.TYPES, m.MODELS, bounds=(FLOOR_TWO_MODEL, None),
+                  initialize=lambda m, k, l: max(x0[k, l], FLOOR_TWO_MODEL))
+    m.pooled = pyo.Expression(m.TYPES, rule=lambda m, k: sum(float(a[l]) * m.q[k, l] ** (models[l].eta / s)
+                                                             for l in m.MODELS))
+    m.spend = pyo.Expression(m.TYPES, rule=lambda m, k: sum(models[l].c * float(tau[l]) * m.q[k, l]
+                                                            for l in m.MODELS))
+
+
+def build_efficient(models, theta, mass, q0, only=None, weights=None):
+    """Surplus-maximising allocation per type on both models (module docstring, item 2).
+
+    Variables are each model's linear-cost units ``q[k, ℓ] = Q_{kℓ}^{1/η_ℓ}``
+    (spend ``c_ℓ q``); the buyer's value is ``θ_k(Σ_ℓ q_{kℓ}^{η_ℓ/σ})^σ`` (η_ℓ/σ ≥ 1:
+    no infinite slope at 0, so an unused model sits at its floor with a strictly
+    negative marginal surplus and the floor costs only c·floor.  In quality
+    units the objective is flat — quadratic in Q — at an unused model, and
+    Ipopt stops ~sqrt(tol) away; with x = Q^(1/σ) the concave cost has an
+    infinite slope at 0 — both measured).
+
+    ``only`` = ℓ: model ℓ alone (the other's tokens fixed at the floor); then
+    the objective θ(q^(η/σ) + floor)^σ − c q is concave in q (η < 1): convex.
+
+    ``weights`` (default: the masses) weigh each type's surplus in the objective;
+    ``"per-type"``: 1 / (the type's surplus at the start q0), so that every
+    type's term and KKT conditions are O(1).  The program is separable by type,
+    so any positive weights give the same allocation.  With mass weights
+    Ipopt's stopping test ignores types of mass ~1e-12..1e-19 (Beta tails: q off
+    by up to 1e5 relative), and with equal weights types whose surplus is 1e-12
+    of the top type's (σ+γ = 0.89: S ∝ θ^9) — both measured."""
+    th, p = np.asarray(theta, float), np.asarray(mass, float)
+    u, models, th, q0 = _nondim(models, th, q0)
+    s = models.sigma
+    m = pyo.ConcreteModel(name="efficient_two_models")
+    m._units, m._models = u, models
+    _two_model_vars(m, models, th, q0)
+    if isinstance(weights, str):  # "per-type": O(1) terms, from the start's own surplus
+        S0 = np.abs(_type_surplus(models, th, np.maximum(np.asarray(q0, float), FLOOR_TWO_MODEL * m._tau)))
+        weights = 1.0 / np.maximum(S0, 1e-12 * max(float(np.max(S0)), 1e-300))
+        per_type = True
+    else:
+        per_type = False
+    m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(p if weights is None else np.asarray(weights, float))))
+    m.surplus = pyo.Objective(expr=sum(m.p[k] * (m.theta[k] * m.pooled[k] ** s - m.spend[k]) for k in m.TYPES),
+                              sense=pyo.maximize)
+    _scale_two_model(m, models, th, m.surplus)
+    if per_type:  # each type's term O(1), each type's tokens in units of its start
+        m.scaling_factor[m.surplus] = 1.0 / len(th)
+        q0a = np.asarray(q0, float) / m._tau  # in the variables' units
+        for l in m.MODELS:
+            if only == 1 - l or float(np.max(q0a[:, l])) <= 0:
+                continue  # fixed, or no start scale: the global token scale stays
+            ql = np.maximum(q0a[:, l], 1e-12 * float(np.max(q0a[:, l])))
+            for k in m.TYPES:
+                m.scaling_factor[m.q[k, l]] = 1.0 / ql[k]
+    if only is not None:  # single-model program: the other model's tokens fixed at their floor
+        for k in m.TYPES:
+            m.q[k, 1 - only].fix(FLOOR_TWO_MODEL)
+            del m.scaling_factor[m.q[k, 1 - only]]  # fixed: not in the NL file
+    return m
+
+
+def build_monopolist(models, theta, mass, q0, t0=None):
+    """Multi-model monopolist menu over discrete types (module docstring, item 3).
+
+    Units as in :func:`build_efficient`; ``quality[k]: V_k^{1/σ} = Σ_ℓ q_{kℓ}^{η_ℓ/σ}``
+    (written in this direction it stays smooth at V = 0 for excluded types)."""
+    th, p = np.asarray(theta, float), np.asarray(mass, float)
+    N = len(th)
+    u, models, th, q0 = _nondim(models, th, q0)
+    t0 = None if t0 is None else np.asarray(t0, float) / u.P
+    s = models.sigma
+    m = pyo.ConcreteModel(name="multi_model_monopolist")
+    m._units, m._models = u, models
+    _two_model_vars(m, models, th, q0)
+    qv = _read_q(m) / u.tokens(models)  # the start, in the program's units
+    V0 = np.maximum.accumulate(_pooled(models, qv) ** s)
+    if t0 is None:
+        t0 = T_START_FACTOR * cc.screening_transfers(th, V0)  # strictly IC and IR for monotone V0
+    m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(p)))
+    m.V = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=lambda m, k: V0[k])
+    m.t = pyo.Var(m.TYPES, initialize=lambda m, k: t0[k])
+    m.quality = pyo.Constraint(m.TYPES, rule=lambda m, k: m.V[k] ** (1 / s) == m.pooled[k])
+    # IR of the lowest type only: U_k ≥ U_{k−1} + (θ_k − θ_{k−1})V_{k−1} ≥ U_{k−1} by
+    # ic_down, so the other IR rows are implied (audited in numpy).  With all N
+    # IR rows the excluded types make IR, IC, mono and the floors active at
+    # once and Ipopt took 2.5x the iterations (measured, N = 64).
+    m.IR_TYPES = pyo.Set(initialize=[0])
+    m.ir = pyo.Constraint(m.IR_TYPES, rule=lambda m, k: m.theta[k] * m.V[k] - m.t[k] >= 0)
+    m.ic_down = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == 0 else
+                               m.theta[k] * (m.V[k] - m.V[k - 1]) - m.t[k] + m.t[k - 1] >= 0)
+    m.ic_up = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == N - 1 else
+                             m.theta[k] * (m.V[k] - m.V[k + 1]) - m.t[k] + m.t[k + 1] >= 0)
+    m.mono = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == 0 else m.V[k] - m.V[k - 1] >= 0)
+    m.profit = pyo.Objective(expr=sum(m.p[k] * (m.t[k] - m.spend[k]) for k in m.TYPES), sense=pyo.maximize)
+    _scale_two_model(m, models, th, m.profit)
+    return m
+
+
+def build_monopolist_assigned(models, theta, mass, assign, V0, t0=None):
+    r"""Monopolist menu for a *fixed* model assignment (``assign[k]`` ∈ {0, 1}): convex.
+
+    Variables ``V_k ≥ 0`` (screening variable) and ``t_k``; cost
+    ``C_{ℓ_k}(V_k) = c_ℓ V_k^{1/η_ℓ}`` (convex, 1/η > 1), IR of the lowest type,
+    adjacent downward IC and monotone V (linear rows).  A concave maximisation
+    over a polyhedron: Ipopt's KKT point is the global optimum of the assigned
+    problem.  The cost of an assigned model is ≥ K(V) = min_ℓ C_ℓ(V), so the
+    assigned optimum is a lower bound on the monopolist's profit, attained by
+    the optimal assignment, which is a cut-off in θ (at a monotone V the cheaper
+    model is the low-η one below the cost crossing and the other above) — the
+    outer search (:func:`_monopolist`) looks for that cut-off.  Upward IC and
+    the other IR rows are implied at the optimum and audited in numpy."""
+    th, p = np.asarray(theta, float), np.asarray(mass, float)
+    s = models.sigma
+    assign = np.asarray(assign, int)
+    u = _units(models, th)
+    models, th = u.models(models), th / u.theta
+    V0 = np.asarray(V0, float) / u.Q
+    t0 = None if t0 is None else np.asarray(t0, float) / u.P
+    m = pyo.ConcreteModel(name="multi_model_monopolist_assigned")
+    m._units, m._models = u, models
+    m.TYPES = pyo.RangeSet(0, len(th) - 1)
+    Qs = _quality_scale(models, th)
+    ts = float(np.max(th)) * Qs
+    V0 = np.maximum.accumulate(np.maximum(np.asarray(V0, float), 0.0))
+    # start strictly inside the bounds (interior point): V0 ≥ 1e-6 of the scale
+    V0 = np.maximum(V0, 1e-6 * Qs)
+    if t0 is None:
+        t0 = T_START_FACTOR * cc.screening_transfers(th, V0)
+    m.V = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=dict(enumerate(V0)))
+    m.t = pyo.Var(m.TYPES, initialize=dict(enumerate(np.asarray(t0, float))))
+    cost = {k: models[int(assign[k])].c * m.V[k] ** (1.0 / models[int(assign[k])].eta) for k in range(len(th))}
+    m.ir = pyo.Constraint(expr=th[0] * m.V[0] - m.t[0] >= 0)
+    m.ic_down = pyo.Constraint(pyo.RangeSet(1, len(th) - 1) if len(th) > 1 else [],
+                               rule=lambda m, k: th[k] * (m.V[k] - m.V[k - 1]) - m.t[k] + m.t[k - 1] >= 0)
+    m.mono = pyo.Constraint(pyo.RangeSet(1, len(th) - 1) if len(th) > 1 else [],
+                            rule=lambda m, k: m.V[k] - m.V[k - 1] >= 0)
+    m.profit = pyo.Objective(expr=sum(float(p[k]) * (m.t[k] - cost[k]) for k in range(len(th))),
+                             sense=pyo.maximize)
+    sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
+    # objective per type O(1) (not O(mass)): Ipopt's barrier leaves a type at a flat optimum
+    # (φ_k ≈ 0: V_k = 0 with a zero bound multiplier) at V ~ sqrt(μ / (p_k c)); with the
+    # objective scaled by 1/max p that is sqrt(μ) ~ 3e-7 of the scale instead of 3e-6 at
+    # N = 100 (θ = k/N, measured) and independent of N
+    sf[m.profit] = 1.0 / (ts * float(np.max(p)))
+    sf[m.ir] = 1.0 / ts
+    for k in m.TYPES:
+        sf[m.V[k]] = 1.0 / Qs
+        sf[m.t[k]] = 1.0 / ts
+    for c in m.ic_down.values():
+        sf[c] = 1.0 / ts
+    for c in m.mono.values():
+        sf[c] = 1.0 / Qs
+    del s
+    return m
+
+
+def _read_q(m) -> np.ndarray:
+    """Linear-cost units q[k, ℓ] per type and model, in the scenario's units (:class:`Units`)."""
+    x = np.array([[pyo.value(m.q[k, l]) for l in m.MODELS] for k in m.TYPES])
+    return x * m._tau * m._units.tokens(m._models)
+
+
+def _read_V(m) -> np.ndarray:
+    """The value V_k per type, in the scenario's units."""
+    return np.array([pyo.value(m.V[k]) for k in m.TYPES]) * m._units.Q
+
+
+def _read_t(m) -> np.ndarray:
+    """The transfer t_k per type, in the scenario's units."""
+    return np.array([pyo.value(m.t[k]) for k in m.TYPES]) * m._units.P
+
+
+@dataclass
+class LeaderMenu:
+    theta: np.ndarray
+    mass: np.ndarray
+    q: np.ndarray
+    T: np.ndarray
+    f: np.ndarray
+    objective: float
+    pairs: list = field(default_factory=list)
+    ir_types: list = field(default_factory=list)
+    result: object = field(default=None, repr=False)
+
+
+def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=None, ir_types=(0,)):
+    r"""Leader's menu with the buyer's fringe top-up explicit (module docstring, item 4).
+
+    ``pairs``: IC rows (k, l) "type k vs item l" (default: downward adjacent);
+    ``ir_types``: types with an explicit outside-option row (default: the lowest).
+    Start (q0, T0, f0); T0 defaults to a strictly IC/IR-feasible schedule and every
+    dual variable s starts at the deviator's numeric top-up optimum."""
+    th, p = np.asarray(theta, float), np.asarray(mass, float)
+    N = len(th)
+    s, r, cF, cL = lf.sigma, lf.r, lf.c_F, lf.c_L
+    A, qs, ts = _leader_scales(lf, th)
+    q0 = np.maximum(np.maximum.accumulate(np.maximum(np.asarray(q0, float), 0.0)), FLOOR * qs)
+    a0 = q0**r
+    if T0 is None:  # binding-downward-IC schedule scaled by 0.9: strictly IC (monotone q0) and IR
+        u = buyer_value_numeric(th, a0, s, cF)
+        u_prev = buyer_value_numeric(th, np.concatenate([[0.0], a0[:-1]]), s, cF)
+        T0 = T_START_FACTOR * np.cumsum(u - u_prev)
+    if f0 is None:
+        f0 = fringe_topup_numeric(th, a0, s, cF)
+    pairs = sorted(pairs if pairs is not None else [(k, k - 1) for k in range(1, N)])
+    ir_types = sorted(set(ir_types))
+
+    # every dual variable s starts at the deviator's numeric top-up optimum (one vectorised bisection)
+    kk = np.array([k for k, _ in pairs] + list(ir_types), dtype=int)
+    aa = np.array([a0[l] for _, l in pairs] + [0.0] * len(ir_types), dtype=float)
+    s0 = np.maximum(aa + fringe_topup_numeric(th[kk], aa, s, cF), 1e-300) * (1 + 1e-9) if len(kk) else np.zeros(0)
+    # Fringe-side units per type.  In the leader's units (build_leader_nondim) the fringe's tokens of
+    # a type can be ~1e-20 (the fringe's quality is ~1e-4 of the leader's and a = Q^(1/σ));
+    # θσ(a+f)^(σ−1) is then ~1e15 and Ipopt's *unscaled* dual infeasibility stays ~1e3 > dual_inf_tol
+    # however small the scaled error (competition_50_13: every leader start 'acceptable').
+    # So the top-ups are written as f = F_k·f̃ with F_k the type's stand-alone purchase (f* ≤ F_k),
+    # and every dual point as s = s̃·(F_k + q_l^r): at the optimum s = max(q_l^r, A_k), so
+    # s̃* ∈ [1/2, 1] whatever the item l (leader-served or not) — all O(1), no per-start guess.
+    F = np.maximum(A, FLOOR * max(float(np.max(A)), 1e-300))
+    s_unit0 = np.array([F[k] + a0[l] for k, l in pairs] + [F[k] for k in ir_types], dtype=float)
+    s_init = {pr: float(v) for pr, v in zip(pairs, s0[:len(pairs)] / s_unit0[:len(pairs)])}
+    s_out_init = {k: float(v) for k, v in zip(ir_types, s0[len(pairs):] / s_unit0[len(pairs):])}
+
+    m = pyo.ConcreteModel(name="leader_fringe")
+    m.TYPES = pyo.RangeSet(0, N - 1)
+    m.PAIRS = pyo.Set(initialize=pairs, dimen=2, ordered=True)
+    m.IR_TYPES = pyo.Set(initialize=ir_types, ordered=True)
+    m.theta = pyo.Param(m.TYPES, initialize=dict(enumerate(th)))
+    m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(p)))
+    m.F = pyo.Param(m.TYPES, initialize=dict(enumerate(F)))
+    m.q = pyo.Var(m.TYPES, bounds=(FLOOR * qs, None), initialize=dict(enumerate(q0)))
+    m.T = pyo.Var(m.TYPES, initialize=dict(enumerate(np.asarray(T0, float))))
+    m.f = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=dict(enumerate(np.asarray(f0, float) / F)))  # f = F_k·f̃
+    # s̃ ≥ S_LO: the optimum s̃* ≥ 1/2 (above) whenever A_k ≥ F_k, i.e. A_k ≥ FLOOR·max(A), so the
+    # bound is never active there; it keeps s^(σ−1) finite.
+    m.s = pyo.Var(m.PAIRS, bounds=(S_LO, None), initialize=s_init)
+    m.s_out = pyo.Var(m.IR_TYPES, bounds=(S_LO, None), initialize=s_out_init)
+    m._f_unit = F
+
+    # buyer k's utility from its own item, own top-up f_k explicit
+    m.own = pyo.Expression(m.TYPES, rule=lambda m, k: m.theta[k] * (m.q[k] ** r + m.F[k] * m.f[k]) ** s
+                           - cF * m.F[k] * m.f[k] - m.T[k])
+
+    def dual_value(m, k, sv, a):  # D_k(s; a) = θ_k[(1−σ)s^σ + σ a s^(σ−1)] ≥ max_x θ_k(a+x)^σ − c_F x
+        return m.theta[k] * ((1 - s) * sv**s + s * a * sv ** (s - 1))
+
+    m.ic = pyo.Constraint(m.PAIRS, rule=lambda m, k, l: m.own[k] - (
+        dual_value(m, k, m.s[k, l] * (m.F[k] + m.q[l] ** r), m.q[l] ** r) - m.T[l]) >= 0)
+    m.ir = pyo.Constraint(m.IR_TYPES, rule=lambda m, k: m.own[k] - dual_value(m, k, m.s_out[k] * m.F[k], 0.0) >= 0)
+    # KKT sign of the inner problem (dual feasibility, multiplier of x ≥ 0 is ≥ 0), scaled by 1/c_F
+    m.kkt = pyo.Constraint(m.PAIRS, rule=lambda m, k, l: 1 - m.theta[k] * s / cF * (
+        m.s[k, l] * (m.F[k] + m.q[l] ** r)) ** (s - 1) >= 0)
+    m.kkt_out = pyo.Constraint(m.IR_TYPES, rule=lambda m, k: 1 - m.theta[k] * s / cF * (m.s_out[k] * m.F[k]) ** (s - 1)
+                               >= 0)
+    m.mono = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == 0 else m.q[k] - m.q[k - 1] >= 0)
+    m.profit = pyo.Objective(expr=sum(m.p[k] * (m.T[k] - cL * m.q[k]) for k in m.TYPES), sense=pyo.maximize)
+
+    sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
+    sf[m.profit] = 1.0 / ts
+    for k in m.TYPES:
+        sf[m.q[k]] = 1.0 / qs
+        sf[m.T[k]] = 1.0 / ts
+        if k > 0:
+            sf[m.mono[k]] = 1.0 / qs
+    for k, l in pairs:
+        sf[m.ic[k, l]] = 1.0 / ts
+    for k in ir_types:
+        sf[m.ir[k]] = 1.0 / ts
+    return m
+
+
+def read_leader(m, theta, mass, r) -> LeaderMenu:
+    """The menu of a solved leader program, in the scenario's units (:func:`build_leader_nondim`)."""
+    K = list(m.TYPES)
+    u = getattr(m, "_units", None)
+    tq, tf, P = (*m._leader_tokens, u.P) if u is not None else (1.0, 1.0, 1.0)
+    return LeaderMenu(theta=np.asarray(theta, float), mass=np.asarray(mass, float),
+                      q=tq * np.array([pyo.value(m.q[k]) for k in K]), T=P * np.array([pyo.value(m.T[k]) for k in K]),
+                      f=tf * getattr(m, "_f_unit", 1.0) * np.array([pyo.value(m.f[k]) for k in K]),
+                      objective=r.objective,
+                      pairs=list(m.PAIRS), ir_types=list(m.IR_TYPES), result=r)
+
+
+def build_leader_nondim(lf, theta, mass, q0, T0=None, f0=None, pairs=None, ir_types=(0,)):
+    """:func:`build_leader` in nondimensional units (:class:`Units`); the starts are in the
+    scenario's units, :func:`read_leader` scales the menu back."""
+    u, lf_s = _leader_units(lf, theta)
+    tq, tf = u.token(lf.eta), u.token(lf.sigma)
+    m = build_leader(lf_s, np.asarray(theta, float) / u.theta, mass, np.asarray(q0, float) / tq,
+                     None if T0 is None else np.asarray(T0, float) / u.P,
+                     None if f0 is None else np.asarray(f0, float) / tf, pairs, ir_types)
+    m._units, m._leader_tokens = u, (tq, tf)
+    return m
+
+
+def build_leader_tuned(tf: cc.TunedFringe, theta, mass, q0, T0=None, f0=None, pairs=None, ir_types=(0,)):
+    r"""Leader's menu when the fringe fine-tunes (γ_F > 0), in nondimensional units (:func:`tuned_units`;
+    starts in the scenario's units).  Exact treatment of the non-concave top-up
+    (:class:`~models.closed_form.competition.TunedFringe`): u = max(g(0), sup_{x≥x_p} g(x)), g
+    concave on [x_p, ∞), so a deviation row "own_k ≥ u(θ_k, q_l) − T_l" is the pair
+
+    * ``ic_cor[k,l]``: own_k ≥ θ_k q_l^η − T_l (no top-up, exact);
+    * ``ic_int[k,l]``: own_k ≥ D − T_l with a variable z ≥ x_p(q_l) (``zlow``) and
+      g'(z) ≤ 0 (``kkt``), D = g(z) − g'(z)(z − x_p).  By concavity, for every x ≥ x_p,
+      g(x) ≤ g(z) + g'(z)(x − z) ≤ D (g'(z) ≤ 0, x − z ≥ x_p − z): the row implies the
+      interior part of IC; at z = argmax_{x≥x_p} g it is equality, so no IC menu is cut off.
+
+    At γ_F = 0 (κ = 1, x_p = 0) D is the Lagrangian dual θ[(1−σ)s^σ + σ a s^{σ−1}] of
+    :func:`build_leader` with s = a + z.  The own top-up f_k is a free variable as there."""
+    th0, p = np.asarray(theta, float), np.asarray(mass, float)
+    N = len(th0)
+    u, t = tuned_units(tf, th0)
+    th = th0 / u.theta
+    tq, tx = u.token(tf.eta), u.token(tf.sigma + tf.gamma_F)
+    s, r, k, cF, cL, eta = t.sigma, t.r, t.kappa, t.c_F, t.c_L, t.eta
+    xA = cc.tuned_stand_alone(t, th)
+    qs = max(float((eta * 1.0 / cL) ** (1 / (1 - eta))), float(np.max(xA)) ** (k / r), 1e-12)
+    q0 = np.maximum(np.maximum.accumulate(np.maximum(np.asarray(q0, float) / tq, 0.0)), FLOOR * qs)
+    if T0 is None:
+        uk = cc.tuned_buyer_value(t, th, q0)
+        uprev = cc.tuned_buyer_value(t, th, np.concatenate([[0.0], q0[:-1]]))
+        T0 = T_START_FACTOR * np.cumsum(uk - uprev)
+    else:
+        T0 = np.asarray(T0, float) / u.P
+    xfloor = FLOOR * max(float(np.max(xA)), 1e-300)
+    f0 = cc.tuned_topup(t, th, q0)["x"] if f0 is None else np.asarray(f0, float) / tx
+    f0 = np.maximum(f0, xfloor)
+    pairs = sorted(pairs if pairs is not None else [(i, i - 1) for i in range(1, N)])
+    ir_types = sorted(set(ir_types))
+    c1 = ((k - 1) / (1 - s * k)) ** (1 / k)
+
+    def z_start(kk, ql):
+        res = cc.tuned_topup(t, th[kk], ql)
+        xp = float(cc.tuned_peak(t, ql**r))
+        x2 = float(res["x2"])
+        return max(x2 if np.isfinite(x2) else xp, xp, xfloor) * (1 + 1e-9)
+
+    m = pyo.ConcreteModel(name="leader_tuned_fringe")
+    m._units, m._leader_tokens = u, (tq, tx)
+    m.TYPES = pyo.RangeSet(0, N - 1)
+    m.PAIRS = pyo.Set(initialize=pairs, dimen=2, ordered=True)
+    m.IR_TYPES = pyo.Set(initialize=ir_types, ordered=True)
+    m.q = pyo.Var(m.TYPES, bounds=(FLOOR * qs, None), initialize=dict(enumerate(q0)))
+    m.T = pyo.Var(m.TYPES, initialize=dict(enumerate(T0)))
+    m.f = pyo.Var(m.TYPES, bounds=(xfloor, None), initialize=dict(enumerate(f0)))
+    m.z = pyo.Var(m.PAIRS, bounds=(xfloor, None), initialize={(a, b): z_start(a, q0[b]) for a, b in pairs})
+    m.z_out = pyo.Var(m.IR_TYPES, bounds=(xfloor, None), initialize={a: z_start(a, 0.0) for a in ir_types})
+    m.own = pyo.Expression(m.TYPES, rule=lambda m, i: th[i] * (m.q[i] ** r + m.f[i] ** k) ** s - cF * m.f[i] - m.T[i])
+
+    def g(i, z, a):
+        return th[i] * (a + z**k) ** s - cF * z
+
+    def dg(i, z, a):
+        return th[i] * s * k * z ** (k - 1) * (a + z**k) ** (s - 1) - cF
+
+    def xp(l):
+        return c1 * m.q[l] ** (r / k)  # ((κ−1)a/(1−σκ))^{1/κ}, a = q^r (r/κ > 1: smooth at 0)
+
+    m.ic_int = pyo.Constraint(m.PAIRS, rule=lambda m, i, l: m.own[i] - (
+        g(i, m.z[i, l], m.q[l] ** r) - dg(i, m.z[i, l], m.q[l] ** r) * (m.z[i, l] - xp(l)) - m.T[l]) >= 0)
+    m.ic_cor = pyo.Constraint(m.PAIRS, rule=lambda m, i, l: m.own[i] - (th[i] * m.q[l] ** eta - m.T[l]) >= 0)
+    m.kkt = pyo.Constraint(m.PAIRS, rule=lambda m, i, l: 1 - (dg(i, m.z[i, l], m.q[l] ** r) + cF) / cF >= 0)
+    m.zlow = pyo.Constraint(m.PAIRS, rule=lambda m, i, l: m.z[i, l] - xp(l) >= 0)
+    m.ir = pyo.Constraint(m.IR_TYPES, rule=lambda m, i: m.own[i] - (g(i, m.z_out[i], 0.0) - dg(i, m.z_out[i], 0.0)
+                                                                      * m.z_out[i]) >= 0)
+    m.ir_cor = pyo.Constraint(m.IR_TYPES, rule=lambda m, i: m.own[i] >= 0)
+    m.kkt_out = pyo.Constraint(m.IR_TYPES, rule=lambda m, i: 1 - (dg(i, m.z_out[i], 0.0) + cF) / cF >= 0)
+    m.mono = pyo.Constraint(m.TYPES, rule=lambda m, i: pyo.Constraint.Skip if i == 0 else m.q[i] - m.q[i - 1] >= 0)
+    m.profit = pyo.Objective(expr=sum(float(p[i]) * (m.T[i] - cL * m.q[i]) for i in m.TYPES), sense=pyo.maximize)
+    sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
+    ts = max(float(np.max(th)) * qs**eta, 1e-300)
+    sf[m.profit] = 1.0 / ts
+    xk = np.maximum(xA, float(np.max(xA)) * 1e-6)
+    for i in m.TYPES:
+        sf[m.q[i]], sf[m.T[i]], sf[m.f[i]] = 1.0 / qs, 1.0 / ts, 1.0 / xk[i]
+        if i > 0:
+            sf[m.mono[i]] = 1.0 / qs
+    for i, l in pairs:
+        sf[m.z[i, l]] = 1.0 / xk[i]
+        sf[m.zlow[i, l]] = 1.0 / xk[i]
+        sf[m.ic_int[i, l]] = sf[m.ic_cor[i, l]] = 1.0 / ts
+    for i in ir_types:
+        sf[m.z_out[i]] = 1.0 / xk[i]
+        sf[m.ir[i]] = sf[m.ir_cor[i]] = 1.0 / ts
+    return m

@@ -1,0 +1,211 @@
+"""The competition regime's entry points: option validation and :func:`run`, which chains the
+steps (task assignment, efficient, monopolist, leader, welfare, figures).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from models.closed_form import competition as cc
+from models.results import bound_check, compare, RegimeResult
+from .audits import (
+    _audit_rows, buyer_value_numeric, exhaustive_topup_value, fringe_topup_numeric, leader_audit,
+    leader_regions, NAME, _ref_scale, _region_mismatches, TOL_AUDIT, TOL_DISCRETE, TOL_SERVED,
+    tuned_audit, _utility_scale,
+)
+from .units import _leader_quality, _leader_scales, _two_models
+from .solving import (
+    _attempt_table, _best_attempt, _efficient, leader_solve, leader_tuned_multistart, _monopolist_ladder,
+)
+from .checks import (
+    _assignment_checks, _leader_convergence, _leader_finer_grid, _leader_thresholds, _two_model_checks,
+)
+from .outputs import _figures, _leader_table, _welfare
+
+
+def validate_options(v, opts, path, tech):
+    v.keys(opts, path, {"gamma_L", "gamma_F", "c_L", "c_F", "convergence", "refine",
+                        "task_cells", "task_profiles"})
+    s = tech.sigma
+    gL = v.number(opts, path, "gamma_L", lo=0, hi=1 - s, lo_open=True, hi_open=True, required=True)
+    gF = v.number(opts, path, "gamma_F", lo=0, hi=gL, hi_open=True, default=0.0)
+    # c_L <= 1e6 ($ per unit of aggregate quality, types of order 1-100): beyond
+    # it every quantity is below ~1e-20 of the type scale, under what Ipopt's
+    # absolute tolerances resolve; c_L = 1e308 ran for >10 min (issue 16).
+    cL = v.number(opts, path, "c_L", lo=0, hi=1e6, lo_open=True, required=True)
+    cF = v.number(opts, path, "c_F", lo=0, hi=cL, lo_open=True, hi_open=True, required=True)
+    conv = v.numbers(opts, path, "convergence", lo=2, min_len=2, default=[], increasing=True)
+    if any(int(x) != x for x in conv):
+        v.fail(path + ".convergence", conv, "a strictly increasing list of at least 2 integers >= 2 (numbers of types)")
+    return {
+        "gamma_L": gL, "gamma_F": gF, "c_L": cL, "c_F": cF,
+        "convergence": [int(x) for x in conv],
+        "refine": v.number(opts, path, "refine", lo=1, hi=1000, integer=True, default=10),
+        "task_cells": v.number(opts, path, "task_cells", lo=0, hi=20_000, integer=True, default=40),
+        "task_profiles": v.number(opts, path, "task_profiles", lo=1, hi=20, integer=True, default=3),
+    }
+
+
+def _leader(res, lf, scn, opts, ctx, theta, mass):
+    N = len(theta)
+    dist = scn.types if scn.types.kind != "discrete" else None
+    solved = leader_solve(res, lf, scn, ctx, theta, mass)
+    if solved is None:
+        return None
+    final, known = solved
+    _, qs, ts = _leader_scales(lf, theta)
+    # exact discrete optimum under the NLP's own constraints (monotone q: ironed when the
+    # pointwise schedule is not monotone -- then the pointwise menu is not IC, repro competition_11_4)
+    ref = cc.leader_discrete_monotone(lf, theta, mass)
+    if ref["ironed"]:
+        pooled = [f"θ∈[{theta[i]:.4g}, {theta[e]:.4g}]" for i, e in ref["blocks"] if e > i]
+        res.notes.append("leader_fringe: the pointwise discrete schedule is not monotone; reference = the ironed "
+                         f"discrete optimum (pooled: {', '.join(pooled)})")
+    reg = leader_regions(lf, theta, final.q, qs)
+    aud = leader_audit(lf, theta, final.q, final.T)
+    chk = "leader_vs_discrete_closed_form"
+    res.checks.append(bound_check(NAME, chk, "types in another region than leader_discrete",
+                                  _region_mismatches(lf, theta, reg, ref["region"], ref["q_L"], qs), 0))
+    res.checks.append(compare(NAME, chk, "q_L", final.q, ref["q_L"], TOL_DISCRETE, index=theta,
+                              scale=_ref_scale(ref["q_L"], qs)))
+    # Q_L of an unserved type is 0, not floor^η (η small: FLOOR^0.07 ≈ 0.14 of the scale)
+    res.checks.append(compare(NAME, chk, "Q_L", _leader_quality(lf, final.q, reg), ref["Q_L"], TOL_DISCRETE,
+                              index=theta, scale=_ref_scale(ref["Q_L"], qs**lf.eta)))
+    # the buyer's top-up at the NLP's item (numeric bisection), not the variable f: where the
+    # own-top-up objective is flat at f = 0 (q_k at or just above the limit quality) the NLP's
+    # f is determined only to O(sqrt(tol)) (1e-5 of max q_F, repro competition_11_4) while its
+    # effect on the buyer's utility is O(f²); that effect is checked on its own below
+    qF = fringe_topup_numeric(theta, np.maximum(final.q, 0.0) ** lf.r, lf.sigma, lf.c_F)
+    # scale: the buyer's effective tokens in fringe units, max(q_F, q_L^r): q_F = A − q_L^r inherits the
+    # leader's error δ(q_L^r), and where q_L^cf = 0 the NLP's q_L ~ 1e-11·max q_L still gives q_L^r ~ 1e-6
+    # of max q_F when the leader's scale dwarfs the fringe's (repro competition_11_4)
+    qF_scale = max(float(np.max(np.abs(ref["q_F"]))), float(np.max(ref["q_L"] ** lf.r)), 1e-300)
+    res.checks.append(compare(NAME, chk, "q_F (buyer's top-up at the NLP item)", qF, ref["q_F"], TOL_DISCRETE,
+                              index=theta, scale=qF_scale))
+    own_f = theta * (np.maximum(final.q, 0.0) ** lf.r + np.maximum(final.f, 0.0)) ** lf.sigma - lf.c_F * np.maximum(final.f, 0.0)
+    own_u = buyer_value_numeric(theta, np.maximum(final.q, 0.0) ** lf.r, lf.sigma, lf.c_F)
+    res.checks.append(bound_check(NAME, "leader_numpy_audit_all_pairs", "own-item utility with the NLP's top-up f "
+                                  "below the buyer's best / max(|T|,|U|)",
+                                  float(np.max(own_u - own_f)) / _utility_scale(final.T, aud["U"]), TOL_AUDIT))
+    res.checks.append(compare(NAME, chk, "T", final.T, ref["T"], TOL_DISCRETE, index=theta,
+                              scale=_ref_scale(ref["T"], ts)))
+    res.checks.append(compare(NAME, chk, "U", aud["U"], ref["U"], TOL_DISCRETE, index=theta))
+    res.checks.append(compare(NAME, chk, "profit", final.objective, ref["profit"], TOL_DISCRETE,
+                              scale=_ref_scale(ref["profit"], ts)))
+    if final.objective > ref["profit"] + TOL_DISCRETE * abs(ref["profit"]):
+        res.notes.append(f"LEADER–FRINGE: the NLP menu earns MORE than leader_discrete on the same grid "
+                         f"({final.objective:.10g} > {ref['profit']:.10g}); the discrete closed form is not optimal")
+    scale = _utility_scale(final.T, aud["U"])
+    res.checks.append(bound_check(NAME, "leader_numpy_audit_all_pairs", "worst IC violation / max(|T|,|U|)",
+                                  aud["ic"] / scale, TOL_AUDIT))
+    res.checks.append(bound_check(NAME, "leader_numpy_audit_all_pairs", "worst IR violation / max(|T|,|U|)",
+                                  aud["ir"] / scale, TOL_AUDIT))
+    _audit_rows(res, ["leader: all-pairs IC (numeric top-up)", "leader: IR vs fringe only"],
+                [aud["ic"], aud["ir"]], [N * (N - 1), N])
+    if dist is not None and not cc.leader_schedule_is_monotone(lf, dist):
+        res.notes.append("leader_fringe: the continuous closed-form schedule is not monotone for this distribution "
+                         "(ironing needed): continuous comparisons skipped")
+        dist = None
+    cont = cc.leader_continuous(lf, dist, theta) if dist is not None else None
+    th_out = _leader_thresholds(res, lf, dist, theta, reg, ref)
+    res.tables["leader_fringe"] = _leader_table(lf, theta, mass, final, aud, reg, ref, cont)
+    _leader_finer_grid(res, lf, scn, opts, theta, mass, res.tables["leader_fringe"], aud, dist, cont,
+                       final.objective)
+    conv = None
+    if opts["convergence"] and dist is not None:
+        conv = _leader_convergence(res, lf, scn, ctx, opts["convergence"], final, known)
+    elif opts["convergence"]:
+        res.notes.append("leader_fringe: convergence study skipped (no continuous closed form for these types)")
+    return {"menu": final, "ref": ref, "region": reg, "audit": aud, "cont": cont, "thresholds": th_out,
+            "conv": conv}
+
+
+def _leader_tuned(res, tf, theta, mass, ctx):
+    """γ_F > 0: solve, audit (exact and exhaustive top-up, all pairs), compare with γ_F = 0."""
+    N = len(theta)
+    attempts, ref0 = leader_tuned_multistart(tf, theta, mass, ctx)
+    res.tables["leader_tuned_fringe_starts"] = _attempt_table(attempts)
+    best = _best_attempt(attempts)
+    if best.status != "optimal":
+        res.error = f"leader_tuned_fringe: none of {len(attempts)} starts converged"
+        res.solves["leader_tuned_fringe"] = best.result
+        return None
+    menu = best.values["menu"]
+    res.solves["leader_tuned_fringe"] = menu.result
+    aud = tuned_audit(tf, theta, menu.q, menu.T)
+    scale = _utility_scale(menu.T, aud["U"])
+    chk = "leader_tuned_fringe_audit"
+    res.checks.append(bound_check(NAME, chk, "worst IC violation / max(|T|,|U|) (exact top-up)", aud["ic"] / scale,
+                                  TOL_AUDIT))
+    res.checks.append(bound_check(NAME, chk, "worst IR violation / max(|T|,|U|) (exact top-up)", aud["ir"] / scale,
+                                  TOL_AUDIT))
+    # independent: the buyer's value of every item by exhaustive 1-D search (no FOC), all N² pairs
+    qq = np.concatenate([menu.q, [0.0]])
+    TT = np.concatenate([menu.T, [0.0]])
+    U_ex = exhaustive_topup_value(tf, theta[:, None], qq[None, :]) - TT[None, :]
+    own_ex = U_ex[np.arange(N), np.arange(N)]
+    worst_ex = float(np.max(U_ex - own_ex[:, None]))
+    res.checks.append(bound_check(NAME, chk, "worst gain from any item or fringe only (exhaustive 1-D top-up "
+                                  "search) / max(|T|,|U|)", worst_ex / scale, TOL_AUDIT))
+    # the exact top-up is never beaten by the exhaustive search (it is the max of g)
+    u_exact = cc.tuned_buyer_value(tf, theta[:, None], qq[None, :])
+    res.checks.append(bound_check(NAME, chk, "exhaustive search value − exact top-up value (all pairs) / "
+                                  "max(|T|,|U|)", float(np.max(U_ex + TT[None, :] - u_exact)) / scale, TOL_AUDIT))
+    _audit_rows(res, ["leader (γ_F>0): all-pairs IC, exact top-up", "leader (γ_F>0): IR vs fringe only",
+                      "leader (γ_F>0): all pairs, exhaustive 1-D top-up"], [aud["ic"], aud["ir"], worst_ex],
+                [N * (N - 1), N, N * (N + 1)])
+    own_f = theta * (menu.q**tf.r + np.maximum(menu.f, 0) ** tf.kappa) ** tf.sigma - tf.c_F * np.maximum(menu.f, 0)
+    res.checks.append(bound_check(NAME, chk, "own-item utility with the NLP's top-up f below the buyer's best / "
+                                  "max(|T|,|U|)", float(np.max(aud["U"] + menu.T - own_f)) / scale, TOL_AUDIT))
+    ok = [a for a in attempts if a.status == "optimal"]
+    spread = max(a.objective for a in ok) - min(a.objective for a in ok)
+    served = menu.q > TOL_SERVED * max(float(np.max(menu.q)), 1e-300)
+    multi = served & (aud["q_F"] > 0)
+    res.tables["leader_tuned_fringe"] = pd.DataFrame({
+        "theta": theta, "mass": mass, "q_L": menu.q, "Q_L": np.where(served, menu.q**tf.eta, 0.0), "q_F": aud["q_F"],
+        "Q_F": aud["q_F"] ** (tf.sigma + tf.gamma_F), "t": menu.T, "U": aud["U"], "u_0": aud["u0"],
+        "multi_homes": multi, "q_L_gamma_F0_discrete": ref0["q_L"], "t_gamma_F0_discrete": ref0["T"]})
+    first = int(np.argmax(served)) if served.any() else N
+    res.notes.append(
+        f"leader_tuned_fringe (γ_F = {tf.gamma_F:g}): {len(attempts)} starts, {len(ok)} converged, spread "
+        f"{spread:.3g}; profit {menu.objective:.10g} (γ_F = 0 discrete optimum {ref0['profit']:.10g}); leader serves "
+        + (f"θ ≥ {theta[first]:.4g}" if first < N else "nobody")
+        + f"; {int(multi.sum())} types multi-home (buy leader and fringe)")
+    return {"menu": menu, "audit": aud, "ref0": ref0}
+
+
+def run(scn, opts, ctx) -> RegimeResult:
+    """Task assignment, efficient allocation, multi-model monopolist, leader vs fringe,
+    welfare comparison and figures for one scenario (module docstring)."""
+    tech = scn.technology
+    res = RegimeResult(NAME)
+    s = tech.sigma
+    models = _two_models(s, opts)
+    theta, mass = scn.discrete_types()
+    dist = scn.types if scn.types.kind != "discrete" else None
+    if tech.K:
+        res.notes.append("the [technology] fine-tuning block is not used here: each model's γ and cost are "
+                         "[regimes.competition] gamma_L/gamma_F, c_L/c_F; [technology] gives σ and the token classes")
+    if opts["task_cells"]:
+        _assignment_checks(res, tech, ctx, opts, (opts["gamma_F"], opts["gamma_L"]))
+    eff = _efficient(res, models, theta, mass, ctx)
+    mon = _monopolist_ladder(res, models, scn, theta, mass, ctx)
+    if dist is not None and not np.all(np.diff(dist.virtual_value(theta)) > 0):
+        res.notes.append("virtual value not increasing on the grid: continuous monopolist comparisons skipped")
+        mdist = None
+    else:
+        mdist = dist
+    mon_ref = _two_model_checks(res, models, theta, mass, mdist, eff, mon)
+    lead, lf = None, None
+    if opts["gamma_F"] == 0:
+        lf = cc.LeaderFringe(sigma=s, gamma_L=opts["gamma_L"], c_L=opts["c_L"], c_F=opts["c_F"])
+        lead = _leader(res, lf, scn, opts, ctx, theta, mass)
+    elif opts["gamma_F"] < opts["gamma_L"]:  # a fringe that fine-tunes: exact non-concave top-up
+        tf = cc.TunedFringe(sigma=s, gamma_L=opts["gamma_L"], gamma_F=opts["gamma_F"], c_L=opts["c_L"], c_F=opts["c_F"])
+        _leader_tuned(res, tf, theta, mass, ctx)
+    else:
+        res.notes.append("gamma_F >= gamma_L: the fringe is the better-tuned model; leader vs fringe skipped")
+    _welfare(res, lf, models, theta, mass, dist if lf is not None else None, eff, mon, lead, mon_ref)
+    if getattr(ctx, "figures", True):  # sweeps draw their own (Context.figures = False)
+        res.figures.update(_figures(lf, models, theta, dist, eff, mon, lead, mon_ref))
+    return res
