@@ -52,6 +52,11 @@ __all__ = ["ModelCost", "envelope", "switch_points", "indirect_utility", "task_s
            "discrete_virtual_values", "monopolist_allocation", "monopolist_discrete", "screening_transfers",
            "versioning_jumps", "monopolist_switch_types", "monopolist_continuous", "ic_audit"]
 
+TIE_SWITCH = 1e-9
+"""A value h within this relative distance of a switch value θ_ij is a *tie*: both models are
+optimal up to round-off (and up to a solver's ~1e-12 relative objective accuracy, which decides a
+tie only within ~1e-11 of θ_ij).  ``tie="up"`` gives such a type the higher model, ``"down"`` the
+lower; a grid point that falls on a switch exactly (θ = 0.75 on a 50-type grid) is a genuine tie."""
 TIE_SLOPE = 1e-12
 """Two models whose η differ by less than this are treated as having the same slope on the
 log-log envelope (the better intercept dominates the other everywhere)."""
@@ -99,12 +104,18 @@ def switch_points(models) -> list[tuple[int, int, float]]:
     return [(i, j, float(np.exp((alpha[i] - alpha[j]) / (beta[j] - beta[i])))) for i, j in zip(h[:-1], h[1:])]
 
 
-def _envelope_index(models, h) -> np.ndarray:
-    """Envelope model serving value h (−1 for h ≤ 0), from the switch points (no argmax)."""
+def _envelope_index(models, h, tie: str = "up") -> np.ndarray:
+    """Envelope model serving value h (−1 for h ≤ 0), from the switch points (no argmax); ``tie``:
+    which model a value within TIE_SWITCH of a switch gets."""
     h = np.asarray(h, float)
     env = envelope(models)
     sw = np.array([s for _, _, s in switch_points(models)])
-    pos = np.searchsorted(sw, h, side="right") if len(sw) else np.zeros(h.shape, int)
+    if not len(sw):
+        pos = np.zeros(h.shape, int)
+    elif tie == "up":
+        pos = np.searchsorted(sw * (1 - TIE_SWITCH), h, side="right")
+    else:
+        pos = np.searchsorted(sw * (1 + TIE_SWITCH), h, side="left")
     return np.where(h > 0, np.asarray(env)[pos], -1)
 
 
@@ -126,15 +137,15 @@ def task_shares(Q, sigma: float) -> np.ndarray:
 # =====================================================================
 # efficient allocation
 # =====================================================================
-def efficient_model(models, theta) -> np.ndarray:
+def efficient_model(models, theta, tie: str = "up") -> np.ndarray:
     """Efficient model per type (index into ``models``; −1 for θ ≤ 0)."""
-    return _envelope_index(models, theta)
+    return _envelope_index(models, theta, tie)
 
 
-def efficient_quality(models, theta) -> np.ndarray:
+def efficient_quality(models, theta, tie: str = "up") -> np.ndarray:
     r"""First-best qualities, shape (L, ...): :math:`Q^{FB}_\ell(\theta)` on the efficient model, 0 elsewhere."""
     t = np.asarray(theta, float)
-    idx = efficient_model(models, t)
+    idx = efficient_model(models, t, tie)
     return np.stack([np.where(idx == l, first_best_quality(m, t), 0.0) for l, m in enumerate(models)])
 
 
@@ -163,10 +174,10 @@ def cheapest_model(models, V) -> np.ndarray:
     return np.where(V > 0, idx, -1)
 
 
-def monopolist_allocation(models, h) -> tuple[np.ndarray, np.ndarray]:
+def monopolist_allocation(models, h, tie: str = "up") -> tuple[np.ndarray, np.ndarray]:
     r""":math:`V^*(h)=Q^{FB}_\ell(h)` of the envelope model ℓ at h (V = 0, model −1 for h ≤ 0)."""
     h = np.asarray(h, float)
-    idx = _envelope_index(models, h)
+    idx = _envelope_index(models, h, tie)
     V = np.zeros(h.shape)
     for l, m in enumerate(models):
         V = np.where(idx == l, first_best_quality(m, h), V)
@@ -199,7 +210,7 @@ def screening_transfers(theta, V) -> np.ndarray:
     return np.cumsum(th * np.diff(np.concatenate([[0.0], V])))
 
 
-def monopolist_discrete(models, theta, mass) -> dict:
+def monopolist_discrete(models, theta, mass, tie: str = "up") -> dict:
     r"""Exact multi-model monopolist for discrete types and any number of models (module doc):
     :math:`V_k=V^*(\bar\varphi_k)`, transfers :func:`screening_transfers`.  Returns theta, mass,
     phi, phi_ironed, V, model (−1 = not served), Q (L × N), t, U, profit, consumer and total surplus."""
@@ -208,7 +219,7 @@ def monopolist_discrete(models, theta, mass) -> dict:
     th, p = th[order], p[order]
     phi = discrete_virtual_values(th, p)
     phib = ironed(phi, p)
-    V, idx = monopolist_allocation(models, phib)
+    V, idx = monopolist_allocation(models, phib, tie)
     t = screening_transfers(th, V)
     U = th * V - t
     K = np.zeros(len(th))
