@@ -1,0 +1,191 @@
+"""Regime ``versions`` (L >= 2 model versions; models/competition/versions.py, docs/model.md §2.7
+"L >= 3 versions"): the NLPs against the closed forms of models/closed_form/versions.py, the
+scenario file end to end, validation, L = 2 against the two-model closed forms, and mutants of
+the closed forms that the run must reject."""
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models import plotting
+from models import run as runmod
+from models import scenario
+from models.closed_form import competition as cc
+from models.closed_form import versions as cv
+from models.competition import versions as vv
+
+SPEED = "component"
+ROOT = Path(__file__).resolve().parent.parent
+FILE = ROOT / "data" / "competition_three_models.toml"
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    return runmod.Context(route="auto", options={}, user_options={}, progress=lambda *a: None)
+
+
+def _raw(n=None, **types):
+    with open(FILE, "rb") as fh:
+        raw = tomllib.load(fh)
+    if n is not None:
+        raw["types"]["n"] = n
+    raw["types"].update(types)
+    raw["regimes"]["versions"].update(task_cells=10, task_profiles=1)
+    return raw
+
+
+def _run(ctx, raw):
+    s = scenario.from_dict(raw, source="x.toml")
+    res = runmod.run_regime(s, "versions", ctx)
+    for f in res.figures.values():
+        plotting.close(f)
+    return res, s
+
+
+def _failed(res) -> pd.DataFrame:
+    v = res.verification
+    return v[~v.passed.astype(bool)]
+
+
+# ----------------------------------------------------------------- validation
+@pytest.mark.unit
+@pytest.mark.parametrize("edit, pattern", [
+    (lambda o: o["models"][0].update(gamma=0.5), r"models\[0\]\.gamma' = 0\.5 .*0 <= gamma < 0\.5"),
+    (lambda o: o["models"][2].update(c=-1.0), r"models\[2\]\.c' = -1 .*0 < c"),
+    (lambda o: o["models"][1].update(name="small"), r"models\[1\]\.name' = 'small' .*not used by another"),
+    (lambda o: o["models"][1].update(gamma=0.05), r"models' = .*pairwise different gamma"),
+    (lambda o: o.update(models=o["models"][:1]), r"models' = .*2 to 8 tables"),
+    (lambda o: o["models"][0].update(colour=1), r"unknown field 'regimes\.versions\.models\[0\]\.colour'"),
+    (lambda o: o.update(task_cells=2.5), r"task_cells' = 2\.5 .*an integer"),
+])
+def test_validation_names_field_and_range(edit, pattern):
+    raw = _raw()
+    edit(raw["regimes"]["versions"])
+    with pytest.raises(scenario.ScenarioError, match=pattern):
+        scenario.from_dict(raw, source="x.toml")
+
+
+@pytest.mark.unit
+def test_scenario_file_is_the_documented_three_model_design():
+    """The shipped costs put the surplus switches at θ = 0.35 and 0.75 (the file's description)."""
+    s = scenario.load(FILE)
+    models = vv.model_list(s.technology.sigma, s.regimes["versions"])
+    assert [m.name for m in models] == ["small", "mid", "frontier"]
+    assert cv.envelope(models) == [0, 1, 2]
+    assert np.allclose([x for *_, x in cv.switch_points(models)], [0.35, 0.75], rtol=1e-12)
+    th, _ = s.discrete_types()
+    # no type on a switch (nor the monopolist's 0.5, 0.675, 0.875): the one-grid-step rows can fail
+    for c in (0.35, 0.5, 0.675, 0.75, 0.875):
+        assert np.min(np.abs(th - c)) > 1e-3
+
+
+# ----------------------------------------------------------------- end to end
+def test_solve_py_three_models_exits_0_well_under_a_minute(run_solve, out_dir):
+    import time
+    t0 = time.perf_counter()
+    code, out, err = run_solve(FILE, "--out", out_dir, "--quiet")
+    wall = time.perf_counter() - t0
+    assert code == 0, out + err
+    assert wall < 60, wall  # ~6 s idle, ~18 s at load 6 (measured)
+    d = out_dir / "competition_three_models"
+    ver = pd.read_csv(d / "verification.csv")
+    assert ver.passed.all() and len(ver) > 150
+    for chk in ("task_assignment", "efficient", "monopolist", "monopolist_audit", "monopolist_mixing_audit",
+                "efficient_mixing_audit", "l2_special_case"):
+        assert chk in set(ver.check), chk
+    mon = pd.read_csv(d / "versions" / "monopolist.csv")
+    # three versions sold, in the order small < mid < frontier along θ, and the exclusion below 1/2
+    seq = [m for i, m in enumerate(mon.model) if i == 0 or m != mon.model[i - 1]]
+    assert seq == ["none", "small", "mid", "frontier"]
+    starts = pd.read_csv(d / "versions" / "monopolist_starts.csv")
+    assert len(starts) >= 20 and (starts.status == "optimal").all() and starts.iterations.max() <= 300
+    assert (d / "figures" / "versions" / "upper_envelope.png").is_file()
+
+
+def test_L2_special_case_nlp_matches_the_two_model_closed_forms(ctx):
+    """Two versions through the L-model programs vs closed_form.competition (cut-off + PAVA, θ^e)."""
+    raw = _raw(n=24)
+    del raw["regimes"]["versions"]["models"][1]
+    res, s = _run(ctx, raw)
+    assert res.converged and _failed(res).empty, _failed(res).to_string()
+    th, p = s.discrete_types()
+    models = vv.model_list(s.technology.sigma, s.regimes["versions"])
+    ref = cc.monopolist_discrete(models, th, p)
+    mon = res.tables["monopolist"]
+    assert np.max(np.abs(mon.V - ref["V"])) <= vv.TOL_DISCRETE * np.max(ref["V"])
+    assert np.max(np.abs(mon.t - ref["t"])) <= vv.TOL_DISCRETE * np.max(np.abs(ref["t"]))
+    eff = res.tables["efficient"]
+    Ve = cc.efficient_quality(models, th).sum(axis=0)
+    assert np.max(np.abs(eff.V - Ve)) <= vv.TOL_DISCRETE * np.max(Ve)
+
+
+def test_dominated_version_is_never_sold_and_beta_types_verify(ctx):
+    """A mid model off the surplus envelope (cheapest for some V, never sold) on Beta(2, 3) types."""
+    raw = _raw(n=30, distribution="beta", p=2.0, q=3.0)
+    raw["regimes"]["versions"]["models"][1]["c"] = 0.2
+    res, _ = _run(ctx, raw)
+    assert res.converged and _failed(res).empty, _failed(res).to_string()
+    tab = res.tables["models"].set_index("model")
+    assert not tab.loc["mid", "on_surplus_envelope"] and tab.loc["mid", "cheapest_for_some_V"]
+    assert tab.loc["mid", "types_monopolist_nlp"] == 0 and tab.loc["mid", "types_efficient_nlp"] == 0
+    assert any("never sold" in n and "mid" in n for n in res.notes)
+
+
+# ----------------------------------------------------------------- mutants: the run must fail
+MUTANTS = {
+    # a wrong switch point (the envelope's θ_ij 2 % too high): efficient regions and monopolist menu
+    "switch_points": lambda orig: (lambda models: [(i, j, 1.02 * s) for i, j, s in orig(models)]),
+    # the versioning jump made 1 % larger (V above a switch scaled)
+    "monopolist_discrete": lambda orig: (lambda *a, **k: _scaled_above_switch(orig(*a, **k))),
+    # ironing skipped (a wrong discrete virtual value of one type)
+    "discrete_virtual_values": lambda orig: (lambda th, p: orig(th, p) * np.r_[np.ones(len(th) - 1), 0.99]),
+}
+
+
+def _scaled_above_switch(ref):
+    ref = dict(ref)
+    V = ref["V"].copy()
+    top = ref["model"] == np.max(ref["model"])
+    V[top] *= 1.01
+    ref["V"] = V
+    return ref
+
+
+@pytest.mark.parametrize("name", list(MUTANTS))
+def test_mutated_closed_form_fails_the_run(ctx, monkeypatch, name):
+    orig = getattr(cv, name)
+    monkeypatch.setattr(cv, name, MUTANTS[name](orig))
+    res, _ = _run(ctx, _raw(n=20))
+    assert res.converged
+    bad = _failed(res)
+    assert not bad.empty, f"mutant {name} passed every check"
+    assert set(bad.check) & {"efficient", "monopolist", "l2_special_case"}
+
+
+def test_perturbed_menu_fails_the_ic_audit():
+    """The audit that judges the NLP's menu flags a menu whose top transfer is 1 % too high."""
+    th = np.linspace(0.05, 1.0, 20)
+    p = np.full(20, 0.05)
+    models = vv.model_list(0.5, _raw()["regimes"]["versions"])
+    ref = cv.monopolist_discrete(models, th, p)
+    assert cv.ic_audit(th, ref["V"], ref["t"])["ic"] <= vv.TOL_AUDIT
+    t = ref["t"].copy()
+    t[-1] *= 1.01
+    assert cv.ic_audit(th, ref["V"], t)["ic"] > vv.TOL_AUDIT
+
+
+def test_mixing_audit_flags_a_type_on_the_dearer_model():
+    from models.results import RegimeResult
+    models = vv.model_list(0.5, _raw()["regimes"]["versions"])
+    V = np.array([1.0, 50.0])
+    q = np.zeros((2, 3))
+    q[0, 0] = V[0] ** (1 / models[0].eta)
+    q[1, 0] = V[1] ** (1 / models[0].eta)  # a high V on the small model: the frontier is far cheaper
+    res = RegimeResult("versions")
+    vv._mixing_audit(res, models, 0.5, V, q, "monopolist_mixing_audit")
+    assert not res.verification.passed.all()
