@@ -1,14 +1,7 @@
-r"""EXPERIMENTAL, not used by the regime (session 4): correct on small grids
-(6×6, J = 2, K = 1: menu = discrete closed form to 3e-10, gradient = finite
-differences to 4e-13), but Ipopt needs 1.5–2.8 s per iteration on the 20×20
-grid (8,953 rows, 39k non-zeros; 81 iterations, "acceptable") on a loaded
-machine, against a fraction of that expected for this size: cause not found
-(UpdateBarrierParameter and the PD solves dominate the timing statistics).
-
-The menu of token distributions as a *structured* NLP for large type grids
+r"""The menu of token distributions as a *structured* NLP for large type grids
 (vectorised numpy callbacks behind ``solver.structured_base()``; no Pyomo
 model, no NL file).  Same economics as ``models.distributions.build_menu``;
-three exact reductions make it small:
+four exact reductions make it small (the fourth, after the program):
 
 1. **Cell blocks.**  Cells whose columns of W are identical (every type
    values them equally) form one block.  The program is convex and
@@ -30,12 +23,27 @@ three exact reductions make it small:
 With per-block gains g (value of the block per unit weight), the fine-tuning
 index z and transfers t, the gain g = Φ(z)·H^σ costs p_X·(g/Φ(z))^(1/σ),
 convex in (g, z) when σ+γ ≤ 1 (Hessian determinant ∝ 1/σ − 1 − γ/σ ≥ 0), so
-the program is convex with *linear* constraints only::
+the program is convex with *linear* constraints only, the cost in the
+objective::
 
     min  Σ_l p_l (Σ_b (n_b/n) p_X (g_lb/Φ(z_l))^(1/σ) + p_Z z_l − t_l)
     s.t. value[ω,l]: S_ωl − Σ_b r^ω_b (n_b/n) g_lb = 0
          ir[m]:      a_m S_{ω(m)m} − t_m ≥ 0
          ic[m,l]:    a_m (S_{ω(m)m} − S_{ω(m)l}) − t_m + t_l ≥ 0
+
+4. **Null types.**  Types that value nothing (a_m = 0, e.g. w = 0 on the
+   O(1/N²) grid) hold the null item (t = 0, no tokens; exact, as in
+   ``models.distributions.build_menu``); their IR row (0 ≥ 0), the IC rows
+   towards their item (= the deviator's IR) and from them (t_l ≥ 0, one
+   bound per item) are not written.  Those rows are active together and
+   linearly dependent at the optimum; with them, MUMPS reported the KKT
+   matrix singular on most iterations, Ipopt raised the pivot tolerance to
+   0.1 and refactorised 4× per iteration: 20×20 took 69 s and 81 iterations
+   ("acceptable") where it now takes 28 iterations, ~2.5 s (session 5,
+   print_timing_statistics: 98 % of the time in the PD solves; the
+   callbacks 0.8 %).  That was the "1.5–2.8 s per iteration" of session 4.
+   (An epigraph form, h ≥ φ(g, z) as rows with a linear objective, needs 53
+   iterations on 20×20 against 28 for this one.)
 
 (W = a·r^ω, rows as in models.distributions).  IC rows are generated lazily
 (``models.lazy_ic``): each round rebuilds this NLP with the working set (numpy
@@ -92,26 +100,38 @@ class ReducedMenuNLP(solver.structured_base()):
         self.gid = gid
         self.hz = tech.K > 0 and tech.gamma > 0
         self.nz = M if self.hz else 0
-        self.ih = G
-        self.iz, self.it = 2 * G, 2 * G + self.nz
-        # value variables S[ω, l] for the rows' needs
+        self.iz = G
+        self.it = self.iz + self.nz
+        # value variables S[ω, l] for the rows' needs.  Types that value
+        # nothing (a_m = 0: w = 0) hold the null item (t = 0, no tokens;
+        # exact, as in models.distributions.build_menu), which removes three
+        # kinds of rows that are identities or duplicates there and make
+        # every such pair a linearly dependent active set (LICQ fails;
+        # measured on 20×20: MUMPS "matrix is singular" on most iterations,
+        # the pivot tolerance raised to 0.1, 348 factorizations for 81
+        # iterations): IR of a null type (0 ≥ 0); IC towards a null item
+        # (= the deviator's IR, its value of the null item being 0); IC from
+        # a null type m to l (t_l ≥ t_m = 0: one bound t_l ≥ 0 for every l,
+        # exact once any null type exists, whether or not the pair is in
+        # the working set, since it is a row of the all-pairs program)
         pairs = np.asarray(pairs, int).reshape(-1, 2)
-        self.pairs = pairs
         served = a > 0
+        self.served = served
+        self.t_lb0 = bool(np.any(~served))
+        pairs = pairs[served[pairs[:, 0]] & served[pairs[:, 1]]] if len(pairs) else pairs
+        self.pairs = pairs
         need = set()
         for m in np.flatnonzero(served):
             need.add((omega[m], m))
         for m, l in pairs:
-            if served[m]:
-                need.add((omega[m], m))
-                need.add((omega[m], l))
+            need.add((omega[m], l))
         keys = sorted(need)
         self.keys = keys
         sidx = {k: i for i, k in enumerate(keys)}
         P = len(keys)
         self.iS = self.it + M
         self.nv = self.iS + P
-        # linear rows: value (P, = 0), IR (M, >= 0), IC (len(pairs), >= 0)
+        # linear rows: value (P, = 0), IR (served types, >= 0), IC (len(pairs), >= 0)
         r_, c_, v_ = [], [], []
         for i, (om, l) in enumerate(keys):
             bs = np.flatnonzero((R[om] > 0) & (gid[l] >= 0))
@@ -119,39 +139,24 @@ class ReducedMenuNLP(solver.structured_base()):
             c_ += [self.iS + i] + list(gid[l, bs])
             v_ += [1.0] + list(-R[om, bs] * self.wt[bs])
         row = P
-        for m in range(M):
-            if served[m]:
-                r_ += [row, row]
-                c_ += [self.iS + sidx[(omega[m], m)], self.it + m]
-                v_ += [a[m], -1.0]
-            else:
-                r_.append(row)
-                c_.append(self.it + m)
-                v_.append(-1.0)
+        for m in np.flatnonzero(served):
+            r_ += [row, row]
+            c_ += [self.iS + sidx[(omega[m], m)], self.it + m]
+            v_ += [a[m], -1.0]
             row += 1
         for m, l in pairs:
-            if served[m]:
-                om = omega[m]
-                r_ += [row] * 4
-                c_ += [self.iS + sidx[(om, m)], self.iS + sidx[(om, l)], self.it + m, self.it + l]
-                v_ += [a[m], -a[m], -1.0, 1.0]
-            else:
-                r_ += [row, row]
-                c_ += [self.it + m, self.it + l]
-                v_ += [-1.0, 1.0]
+            om = omega[m]
+            r_ += [row] * 4
+            c_ += [self.iS + sidx[(om, m)], self.iS + sidx[(om, l)], self.it + m, self.it + l]
+            v_ += [a[m], -a[m], -1.0, 1.0]
             row += 1
         self.nlin, self.P = row, P
-        self.nrow = G + row
+        self.nrow = row
         A = sp.coo_matrix((v_, (r_, c_)), shape=(row, self.nv)).tocsr()
         A.sum_duplicates()
         self.A = A
         Ac = A.tocoo()
-        # gain rows h − (g/Φ(z))^(1/σ) >= 0: entries (g, h[, z]) per row, then A
-        gi = np.arange(G)
-        cols = [gi, self.ih + gi] + ([self.iz + gl] if self.hz else [])
-        self._ng = len(cols)
-        self._jr = np.concatenate([np.tile(gi, self._ng), G + Ac.row])
-        self._jc = np.concatenate(cols + [Ac.col])
+        self._jr, self._jc = Ac.row.copy(), Ac.col.copy()
         self._Av = Ac.data
         # objective constants
         s = tech.sigma
@@ -159,7 +164,7 @@ class ReducedMenuNLP(solver.structured_base()):
         self.ee = tech.gamma / s if self.hz else 0.0
         self.b0 = float(tech.baseline) if (self.hz and tech.has_baseline) else 0.0
         self.pX, self.pZ = cf.p_X(tech), (cf.p_Z(tech) if self.hz else 0.0)
-        self.k = self.p[gl] * self.wt[gb] * self.pX  # objective coefficient of each block's index h
+        self.k = self.p[gl] * self.wt[gb] * self.pX  # weight of each block's cost φ = (g/Φ(z))^(1/σ)
         # Hessian structure (lower triangle): (g,g), (z_l, g) for each g, (z_l, z_l)
         if self.hz:
             zg = self.iz + gl
@@ -170,10 +175,9 @@ class ReducedMenuNLP(solver.structured_base()):
         # bounds, scaling, start
         self.g_floor, self.z_floor = g_floor, z_floor
         self.sc = scales
-        xs = np.concatenate([np.full(G, 1 / scales["Q"]), np.full(G, 1 / scales["H"]), np.full(self.nz, 1 / scales["z"]),
+        xs = np.concatenate([np.full(G, 1 / scales["Q"]), np.full(self.nz, 1 / scales["z"]),
                              np.full(M, 1 / scales["t"]), np.full(P, 1 / scales["Q"])])
-        gs = np.concatenate([np.full(G, 1 / scales["H"]), np.full(P, 1 / scales["Q"]),
-                             np.full(row - P, 1 / scales["t"])])
+        gs = np.concatenate([np.full(P, 1 / scales["Q"]), np.full(row - P, 1 / scales["t"])])
         self._scaling = (1 / scales["profit"], xs, gs)
         self._x0 = self.start_vector(start)
         super().__init__()
@@ -188,9 +192,9 @@ class ReducedMenuNLP(solver.structured_base()):
         v[: self.G] = g
         if self.hz:
             v[self.iz: self.it] = np.maximum(np.asarray(z, float), max(self.z_floor, 1e-6 * self.sc["z"]))
-        # h a little above the least that delivers g (strictly feasible gain rows)
-        v[self.ih: self.iz] = 1.01 * self._phi(v) + 1e-6 * self.sc["H"]
-        v[self.it: self.it + M] = t
+        v[self.it: self.it + M] = np.where(self.served, t, 0.0)
+        if self.hz:
+            v[self.iz: self.it][~self.served] = self.z_floor
         v[self.iS:] = self._S_of(g)
         return v
 
@@ -206,17 +210,22 @@ class ReducedMenuNLP(solver.structured_base()):
         return self._x0
 
     def x_lb(self):
-        return np.concatenate([np.full(self.G, self.g_floor), np.zeros(self.G), np.full(self.nz, self.z_floor),
-                               np.full(self.M + self.P, -_INF)])
+        tl = np.where(self.served, 0.0 if self.t_lb0 else -_INF, 0.0)
+        return np.concatenate([np.full(self.G, self.g_floor), np.full(self.nz, self.z_floor),
+                               tl, np.full(self.P, -_INF)])
 
     def x_ub(self):
-        return np.full(self.nv, _INF)
+        ub = np.full(self.nv, _INF)
+        ub[self.it: self.it + self.M][~self.served] = 0.0  # the null item: t = 0 (fixed)
+        if self.hz:
+            ub[self.iz: self.it][~self.served] = self.z_floor  # no fine-tuning on the null item (fixed)
+        return ub
 
     def g_lb(self):
         return np.zeros(self.nrow)
 
     def g_ub(self):
-        return np.concatenate([np.full(self.G, _INF), np.zeros(self.P), np.full(self.nlin - self.P, _INF)])
+        return np.concatenate([np.zeros(self.P), np.full(self.nlin - self.P, _INF)])
 
     def scaling_factors(self):
         return self._scaling
@@ -233,44 +242,43 @@ class ReducedMenuNLP(solver.structured_base()):
 
     def objective(self, v):
         z = v[self.iz: self.it]
-        return float(self.k @ v[self.ih: self.iz] + (np.sum(self.p * self.pZ * z) if self.hz else 0.0)
+        return float(self.k @ self._phi(v) + (np.sum(self.p * self.pZ * z) if self.hz else 0.0)
                      - self.p @ v[self.it: self.it + self.M])
 
     def gradient(self, v):
         out = np.zeros(self.nv)
-        out[self.ih: self.iz] = self.k
+        g, u = self._parts(v)
+        a, e = self.ea, self.ee
+        out[: self.G] = self.k * a * g**(a - 1) * u**(-e)
         if self.hz:
-            out[self.iz: self.it] = self.p * self.pZ
+            out[self.iz: self.it] = np.bincount(self.gl, -self.k * e * g**a * u**(-e - 1), minlength=self.M)
+        if self.hz:
+            out[self.iz: self.it] += self.p * self.pZ
         out[self.it: self.it + self.M] = -self.p
         return out
 
     def constraints(self, v):
-        return np.concatenate([v[self.ih: self.iz] - self._phi(v), self.A @ v])
+        return self.A @ v
 
     def jacobianstructure(self):
         return self._jr, self._jc
 
     def jacobian(self, v):
-        g, u = self._parts(v)
-        a, e = self.ea, self.ee
-        parts = [-a * g**(a - 1) * u**(-e), np.ones(self.G)]
-        if self.hz:
-            parts.append(e * g**a * u**(-e - 1))
-        return np.concatenate(parts + [self._Av])
+        return self._Av
 
     def hessianstructure(self):
         return self._hr, self._hc
 
     def hessian(self, v, lam, obj_factor):
-        # the objective is linear; gain row i is h − φ(g, z): its Hessian −∇²φ, times λ_i
+        # the rows are linear: the Lagrangian's Hessian is the objective's, Σ_i k_i ∇²φ_i times obj_factor
         g, u = self._parts(v)
         a, e = self.ea, self.ee
-        L = lam[: self.G]
-        ugg = -L * a * (a - 1) * g**(a - 2) * u**(-e)
+        c = obj_factor * self.k
+        ugg = c * a * (a - 1) * g**(a - 2) * u**(-e)
         if not self.hz:
             return ugg
-        ugz = L * a * e * g**(a - 1) * u**(-e - 1)
-        uzz = np.bincount(self.gl, -L * e * (e + 1) * g**a * u**(-e - 2), minlength=self.M)
+        ugz = -c * a * e * g**(a - 1) * u**(-e - 1)
+        uzz = np.bincount(self.gl, c * e * (e + 1) * g**a * u**(-e - 2), minlength=self.M)
         return np.concatenate([ugg, ugz, uzz])
 
     def profit(self, v) -> float:
@@ -309,6 +317,19 @@ def menu_from_blocks(tech, W, mass, gB, z, t, blk) -> D.DistributionMenu:
                               profit=float(np.sum(p * (t - D.item_cost(x, zc, tech)))), regime="NLP-reduced")
 
 
+def block_start(tech, types, start):
+    """A start (x per type, cell and class (M, n, J), z per class (M, K), t
+    (M,)) as models.distributions.solve_menu takes it -> (g per block, z
+    index, t) of :class:`ReducedMenuNLP`."""
+    x, zc, t = start
+    hz = tech.K > 0 and tech.gamma > 0
+    _, first, _ = cell_blocks(types.W)
+    Gc = D.gain_profile(np.asarray(x, float), np.asarray(zc, float), tech)
+    z = (zc[:, 0] if tech.has_baseline else cf.ces_index(zc, tech.alpha_hat, tech.rho_hat)) if hz \
+        else np.zeros(types.M)
+    return Gc[:, first], np.asarray(z, float), np.asarray(t, float)
+
+
 class ReducedLazy:
     """``models.lazy_ic`` protocol for :class:`ReducedMenuNLP`: the working set
     of pairs, the last solution, the numpy utilities from the tokens."""
@@ -329,13 +350,7 @@ class ReducedLazy:
         self.g_floor = G_FLOOR * sc["Q"] if tech.sigma > 0.5 else 0.0
         self.z_floor = Z_FLOOR * zs if (hz and not tech.has_baseline) else 0.0
         self.blk, first, _ = cell_blocks(W)
-        if start is None:
-            x, zc, t = neutral_start(tech, types)
-            Gc = D.gain_profile(x, zc, tech)
-            z = (zc[:, 0] if tech.has_baseline else cf.ces_index(zc, tech.alpha_hat, tech.rho_hat)) if hz \
-                else np.zeros(types.M)
-            start = (Gc[:, first], z, t)
-        self.state = start
+        self.state = block_start(tech, types, neutral_start(tech, types) if start is None else start)
         self._pairs: set = set()
         self.nlp = None
         self.last = None
