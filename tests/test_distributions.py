@@ -652,3 +652,60 @@ def test_huge_units_two_types_converge_all_pairs():
     assert all(r.status.value == "optimal" for r in s.results.values()), s.starts
     assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))  # L excluded: Q_L ~ 1e-12 Q_H
     assert s.menu.profit == pytest.approx(ref.profit, rel=TOL)
+
+
+def _vs_scenario(tech, w, s, cells):
+    raw = {"name": "light", "technology": tech, "types": {"distribution": "uniform", "n": 2},
+           "regimes": {"distributions": {"family": "value-scale", "value_scale": {"cells": cells, "w": w, "s": s}}}}
+    scn = scenario.from_dict(raw)
+    return scn.technology, DM._vs_grid(scn.regimes["distributions"]["value_scale"])
+
+
+def test_light_types_refined_band_by_band():
+    """Regression (value_scale_50_14, issue 11 class 4): w ~ Beta(0.95, 28.95)
+    on 5 points leaves types of weight p·FB down to 1e-19 of the heaviest;
+    Ipopt's one objective weighs their KKT conditions by that, and the NLP
+    said Q = 1932 where the discrete closed form has 0.188 (w = 0.9).  The
+    light types are now re-solved band by band with heavier items fixed
+    (DM.refine_light_types, exact: a joint optimum is optimal block by
+    block), each band a solve of its own that must be optimal."""
+    tech, (wg, wm, sg, sm, n) = _vs_scenario(
+        {"sigma": 0.2885, "rho": 0.0, "tokens": [{"name": "tok1", "weight": 1.0, "cost": 1.62059}],
+         "fine_tuning": {"gamma": 0.4086, "baseline": 0.445903,
+                         "classes": [{"name": "ft1", "weight": 1.0, "cost": 0.21873}]}},
+        {"distribution": "beta", "low": 0.0, "high": 1.0, "p": 0.9502, "q": 28.95, "n": 5},
+        {"distribution": "piecewise", "breakpoints": [0.0, 0.45189, 0.6225], "masses": [0.527533, 0.472467],
+         "n": 5}, 10)
+    types = DM.value_scale_space(wg, wm, sg, sm, n)
+    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, n, tech, audit=False)
+    bm = D.value_scale_budget_menu(wg, wm, sg, sm, n, tech)
+    s = DM.solve_menu(tech, types, ctx(), "light", ic="lazy", starts={"budget": DM.menu_start(bm)})
+    bands = [k for k in s.results if "weight band" in k]
+    assert len(bands) >= 2 and all(s.results[k].status.value == "optimal" for k in s.results)
+    assert s.lazy["budget"].converged
+    # every type, light ones included, at the issue's 1e-6 (relative to max Q, as the scenario rows)
+    assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
+    assert np.allclose(s.menu.t, ref.t, rtol=TOL, atol=TOL * np.max(np.abs(ref.t)))
+
+
+def test_fine_tuning_floor_costs_nothing_measurable():
+    """Regression (value_scale_50_19): z >= Z_FLOOR × the top type's
+    first-best z cost every excluded type ĉ·z_lo, and with the top types of
+    s ~ Beta(1.5, 13.7) carrying mass 1e-8 that was 6e-4 of the profit (NLP
+    profit 5.8e-4 below the closed form, every Q right).  The floor now
+    costs at most Z_FLOOR_COST of the objective scale per type, so its total
+    (all types at the floor) stays below 1e-8 of the closed-form profit."""
+    tech, (wg, wm, sg, sm, n) = _vs_scenario(
+        {"sigma": 0.3831, "rho": 0.9597,
+         "tokens": [{"name": "tok1", "weight": 0.445674, "cost": 23.5358},
+                    {"name": "tok2", "weight": 0.050706, "cost": 0.326659},
+                    {"name": "tok3", "weight": 0.50362, "cost": 0.0860186}],
+         "fine_tuning": {"gamma": 0.5657, "rho": 0.0, "classes": [{"name": "ft1", "weight": 1.0, "cost": 3.05546}]}},
+        {"distribution": "uniform", "low": 0.0, "high": 1.0, "n": 2, "grid": "equal-spacing"},
+        {"distribution": "beta", "low": 0.0, "high": 1.0, "p": 1.535, "q": 13.71, "n": 4}, 4)
+    types = DM.value_scale_space(wg, wm, sg, sm, n)
+    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, n, tech, audit=False)
+    m, prob = DM.build_menu(tech, types)
+    zlo = min(v.lb for v in m.z.values())
+    floor_cost = zlo * cf.p_Z(tech)  # every type at the floor, masses sum to 1
+    assert 0 < floor_cost <= 1e-8 * ref.profit
