@@ -441,6 +441,12 @@ def test_failed_rows_are_actionable():
     assert lines[0].endswith("What to do: use an equal-mass grid")
     assert "worst IC (1/1 rows; worst: value 4e-07 vs 1e-07 = 4x)" in lines[1] and default_advice("bound") in lines[1]
     assert failure_lines(ver[ver["check"] == "fine"]) == []
+    # a regime that did not converge marks every row failed (run.run_regime): rows within
+    # their limit are one summary line, not listed as discrepancies
+    nc = ver.copy()
+    nc["passed"] = False
+    lines = failure_lines(nc)
+    assert len(lines) == 3 and lines[0].startswith("budgets: 3 rows are within their limits")
 
 
 def test_console_lists_failed_checks(monkeypatch, capsys):
