@@ -16,6 +16,7 @@ _MODULES = {
     "budgets": "models.budgets",
     "distributions": "models.distributions",
     "competition": "models.competition",
+    "versions": "models.competition.versions",
     "plans": "models.plans",
 }
 NAMES = tuple(_MODULES)
