@@ -153,6 +153,21 @@ def test_golden_search_goes_right_on_a_left_plateau():
     assert len(set(calls)) < 20
 
 
+@pytest.mark.unit
+def test_cutoff_search_walks_from_the_best_cutoff_seen_and_resolves_a_marginal_entry():
+    """The leader starts of competition_50_13 (N = 68, nondimensional profits): the start at cut-off 5
+    ended in a worse local optimum than 4's, so the bisection stopped at 4 although 8 was better, and
+    cut-off 7 (serving the marginal type θ = 5.8, +7e-8 relative) was never tried."""
+    vals = {4: 0.03146335612, 7: 0.03146337765, 6: 0.03146337765, 8: 0.03146337548, 9: 0.03146336779,
+            17: 0.03146306611, 18: 0.03146299425, 34: 0.03146059076, 35: 0.03146035428}
+    worse = 0.03146334182  # the too-early local optimum of the starts 0..3 and 5
+
+    def f(c):
+        return vals.get(c, worse if c < 10 else 0.0315 - 1e-5 * c)
+
+    assert comp._cutoff_search(f, 0, 68) == 7
+
+
 # ------------------------------------------------------------ component
 def test_build_leader_sizes():
     """Pinned: 4N variables (q, T, f; s per row) and 3(N−1)+2 rows for the default row set."""
@@ -656,3 +671,47 @@ def test_versioning_jump_bound_holds_for_the_exact_discrete_menu():
     comp._monopolist_continuous_checks(res2, models, th, dist, V, np.asarray(ref["model"]), ms)
     v2 = res2.verification
     assert not bool(v2[v2.quantity == "versioning jump in V at the switch"].passed.iloc[0])
+
+
+def _scn_types(dist: dict):
+    raw = _raw(ROOT)
+    raw["types"] = dist
+    return scenario.from_dict(raw, source="x.toml").discrete_types()
+
+
+def test_leader_converges_when_fringe_tokens_are_tiny_in_the_leaders_units(ctx):
+    """competition_50_13 (seed 50): σ = 0.22, η = 0.73, θ ∈ (0, 52.6].  In the leader's units the fringe's
+    top-ups are ~1e-17..1e-20 (its quality is ~1e-4 of the leader's, tokens a = Q^(1/σ)), so
+    θσ(a+f)^(σ−1) ~ 1e15 and Ipopt's unscaled dual infeasibility stayed ~1e3 (> dual_inf_tol = 1)
+    with a scaled error of 1e-15: every start ended 'acceptable', 'no leader start converged'.
+    Started at the exact discrete optimum, the solve must now be optimal and reproduce it."""
+    theta, mass = _scn_types({"distribution": "uniform", "low": 0.0, "high": 52.5656, "n": 68, "grid": "equal-mass"})
+    lf = cc.LeaderFringe(sigma=0.2218, gamma_L=0.5032, c_L=1.16831, c_F=0.81067)
+    ref = cc.leader_discrete_monotone(lf, theta, mass)
+    A, qs, ts = comp._leader_scales(lf, theta)
+    assert float(np.max(A)) / (qs ** lf.eta) ** (1 / lf.sigma) < 1e-15  # the regime of the bug: tiny fringe units
+    menu = comp.solve_leader(lf, theta, mass, ctx, "leader[50_13]", ref["q_L"])
+    assert menu.result.ok, menu.result.message
+    assert menu.objective == pytest.approx(ref["profit"], rel=TOL)
+    np.testing.assert_allclose(menu.q / qs, ref["q_L"] / qs, rtol=0, atol=TOL)
+
+
+@pytest.mark.parametrize("sigma, rho, alpha, gamma_L", [
+    (0.5478, -15.24, [0.441431, 0.0771838, 0.4813852], 0.27),  # competition_50_2: NaN after drifting to a_i = 1
+    (0.85, -1.147, [0.474734, 0.0620256, 0.4632404], 0.09855),  # competition_50_12: small cells, shares off 7.8e-5
+])
+def test_task_assignment_has_no_barrier_distortion_of_small_cells(ctx, sigma, rho, alpha, gamma_L):
+    """Random profiles w ~ U(0.05, 1) give cells whose tokens are ~w^(1/(1−σ)) ~ 1e-9 of the largest:
+    every solve optimal and every share/value row within TOL_ASSIGN (the bounded (a, y) program failed)."""
+    raw = _raw(ROOT)
+    raw["regimes"]["competition"]["gamma_L"] = gamma_L
+    raw["technology"] = {"sigma": sigma, "rho": rho,
+                         "tokens": [{"name": f"t{j}", "weight": a, "cost": 1.0} for j, a in enumerate(alpha)]}
+    scn = scenario.from_dict(raw, source="x.toml")
+    res = RegimeResult("competition")
+    opts = {"task_cells": 8, "task_profiles": 2}
+    comp._assignment_checks(res, scn.technology, ctx, opts, (0.0, gamma_L))
+    assert all(r.ok for r in res.solves.values()), {k: r.message for k, r in res.solves.items()}
+    df = pd.concat(res.checks, ignore_index=True) if isinstance(res.checks[0], pd.DataFrame) else pd.DataFrame(res.checks)
+    bad = df[~df["passed"].astype(bool)]
+    assert bad.empty, bad[["quantity", "rel_err", "tolerance"]].to_string()

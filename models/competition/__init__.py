@@ -12,8 +12,11 @@ Four Pyomo programs, each compared with the closed forms of
    ``x_{ℓ,i} = y_{ℓ,i}/a_{ℓ,i}`` (``a_{1i} = a_i``, ``a_{2i} = 1 − a_i``), and
    by homogeneity of Ψ the cell's value
    ``w_i Σ_ℓ a_{ℓ,i} Φ_ℓ Ψ(x_{ℓ,i}) = w_i Σ_ℓ Φ_ℓ a_{ℓ,i}^{1−σ} Ψ(y_{ℓ,i})``:
-   the program is written in ``(a, y)``, where it is the perspective of a
-   concave function, hence jointly concave — Ipopt's optimum is global.
+   the program in ``(a, y)`` is the perspective of a concave function, hence
+   jointly concave.  It is solved in unbounded variables ``a = 1/(1+e^{−u})``,
+   ``y = e^z`` (no barrier distortion of small cells, no drift to a = 1 along
+   the optimal face); their KKT points are interior KKT points of the concave
+   program, so Ipopt's optimum is still global (:func:`build_assignment`).
    Checked: value = ``U(θ,Q1,Q2) = θ(Q1^{1/σ}+Q2^{1/σ})^σ`` and the share rule.
 
 2. **Efficient allocation** (:func:`build_efficient`): per type, each model's

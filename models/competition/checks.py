@@ -77,12 +77,23 @@ def _assignment_checks(res, tech, ctx, opts, gammas):
         V = v.sum(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
             a_cell = v[0] / V  # optimal share of each cell given its tokens
-        mvec = w ** (1 / (1 - s))
+        mvec = w ** (1 / (1 - s))  # cell value shares ∝ w^(1/(1−σ)) (also the pooled-token rule)
         vw_share = float(np.sum(a * V) / np.sum(V))
         vals.append(r.objective)
         refs.append(U)
         chk = "task_assignment"
-        res.checks.append(compare(NAME, chk, f"per-cell share a_i = v1/(v1+v2) [{name}]", a, a_cell, TOL_ASSIGN))
+        # Each cell's share is judged on the scale its KKT conditions have: the stationarity
+        # condition in a_i is the cell's value share c_i = w_i V_i^σ/max (∝ w_i^(1/(1−σ)),
+        # homogeneity) times an O(1) function of the share error, and Ipopt bounds the
+        # largest condition, so it guarantees c_i·|a_i − a*_i| ≲ tol, not |a_i − a*_i| ≲ tol:
+        # a cell with c_i ~ 1e-13 (σ = 0.9, w = 0.05) has an undetermined share of no value
+        # consequence.  The row weights each cell by c_i (1 for the largest cell).
+        c_w = mvec / np.max(mvec)
+        res.checks.append(compare(NAME, chk, f"per-cell share a_i = v1/(v1+v2), × cell value share [{name}]",
+                                  a * c_w, a_cell * c_w, TOL_ASSIGN,
+                                  advice="a cell's task share misses the share rule by more than the solver "
+                                         "resolves for a cell of its value: the assignment table is not "
+                                         "verified; re-run with a tighter solver tol (solver.tol = 1e-12)"))
         res.checks.append(compare(NAME, chk, f"pooled tokens ∝ w^(1/(1-σ)) [{name}]", V / V.mean(),
                                   mvec / mvec.mean(), TOL_ASSIGN))
         res.checks.append(compare(NAME, chk, f"value-weighted model-1 share [{name}]", vw_share, s1, TOL_ASSIGN))

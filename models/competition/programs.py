@@ -58,14 +58,24 @@ def build_assignment(tech: cf.Technology, w, X, Phi):
     m.MODELS = pyo.RangeSet(0, 1)
     m.TOKENS = pyo.RangeSet(0, tech.J - 1)
     m.w = pyo.Param(m.CELLS, initialize=dict(enumerate(w)))
-    # a neutral start: half the tasks on each model, budgets spread evenly
-    m.a = pyo.Var(m.CELLS, bounds=(0.0, 1.0), initialize=0.5)
-    m.y = pyo.Var(m.MODELS, m.CELLS, m.TOKENS, bounds=(0.0, None), initialize=lambda m, l, i, j: X[l, j])
+    # Written without bounds: shares a_i = 1/(1+e^(−u_i)) and tokens y = e^z.  With bounded (a, y)
+    # the barrier distorted small cells (tokens ∝ w^(1/(1−σ)), ~1e-9 of the largest at σ = 0.85, the
+    # barrier term μ/y is then ~1e-3 of the cell's own gradient: per-cell shares off by up to 7.8e-5,
+    # competition_50_12/30/33), and Ipopt drifted along the optimal face (only v_1i + v_2i is
+    # determined per cell) to a_i = 1, y ~ 5e-20, where (1−a)^(1−σ) and the ρ = −15 CES gave
+    # NaN (competition_50_2).  The program in (u, z) is not concave, but the map to (a, y) is a
+    # bijection onto the interior, so every KKT point of it is an interior KKT point of the
+    # concave program in (a, y) (chain rule with diag(y) and a(1−a) invertible): still global.
+    # A neutral start: half the tasks on each model, budgets spread evenly.
+    m.u = pyo.Var(m.CELLS, initialize=0.0)
+    m.a = pyo.Expression(m.CELLS, rule=lambda m, i: 1 / (1 + pyo.exp(-m.u[i])))
+    m.z = pyo.Var(m.MODELS, m.CELLS, m.TOKENS, initialize=lambda m, l, i, j: float(np.log(X[l, j])))
+    m.y = pyo.Expression(m.MODELS, m.CELLS, m.TOKENS, rule=lambda m, l, i, j: pyo.exp(m.z[l, i, j]))
     m.budget = pyo.Constraint(m.MODELS, m.TOKENS,
                               rule=lambda m, l, j: sum(m.y[l, i, j] for i in m.CELLS) / n == X[l, j])
 
     def share(m, l, i):
-        return m.a[i] if l == 0 else 1 - m.a[i]
+        return m.a[i] if l == 0 else 1 / (1 + pyo.exp(m.u[i]))  # 1 − a_i without cancellation
 
     m.value = pyo.Objective(expr=sum(
         m.w[i] / n * Phi[l] * share(m, l, i) ** (1 - s) * gain.psi(tech, [m.y[l, i, j] for j in m.TOKENS])

@@ -79,11 +79,14 @@ def _solve_start(ctx, m, label, build_seconds=0.0, defaults=None):
     return r
 
 
-TIE = 1e-7
+TIE = 1e-9
 """Relative difference below which two starts' objectives count as equal: starts
-that end in the same local optimum agree to ~1e-11 at tol 1e-12 (measured).
-Neighbouring cut-offs near the optimum differ by ~1/N² (leader: 7e-5 relative
-at N = 60, ~4e-6 at N = 240), so 1e-7 separates them up to N ~ 1000."""
+that end in the same local optimum agree to ~1e-11 at tol 1e-12 (measured), so 1e-9
+keeps a factor 100 over that noise.  Neighbouring cut-offs near the optimum differ by
+~1/N² (leader: 7e-5 relative at N = 60, ~4e-6 at N = 240), but a cut-off that adds a
+*marginal* type can gain much less: competition_50_13 (N = 68) serves θ = 5.8 with
+q = 4e-6 of the top type's for a profit gain of 7e-8 relative, which the former 1e-7
+treated as a tie (q_L check failed at 3.9e-6 > TOL_DISCRETE)."""
 
 
 def _better(a: float, b: float) -> bool:
@@ -93,25 +96,39 @@ def _better(a: float, b: float) -> bool:
 def _cutoff_search(f, lo: int, hi: int, better=None) -> int:
     """Best integer cut-off of f on [lo, hi] where f is flat (a plateau), then
     increasing, then decreasing: bisection on the sign of f(c+1) − f(c), ties
-    going right, then a walk to neighbouring cut-offs until neither improves.
+    going right, then a walk to neighbouring cut-offs (from the best one evaluated)
+    until neither improves.
 
     The shape is what Ipopt produces here: a start whose cut-off is too low
     ends in one and the same too-early local optimum (plateau); above it the
     start's cut-off is kept and profit is unimodal in it.  (A golden-section
     search was misled by that plateau — measured on the monopolist, N = 16.)"""
     better = _better if better is None else better
+    seen = {}
+
+    def g(c):
+        if c not in seen:
+            seen[c] = f(c)
+        return seen[c]
+
     a, b = lo, hi
     while a < b:
         c = (a + b) // 2
-        if better(f(c), f(c + 1)):
+        if better(g(c), g(c + 1)):
             b = c
         else:
             a = c + 1
     cut = a
+    # the walk starts from the best cut-off evaluated so far: a start that ends in a worse local
+    # optimum than its cut-off deserves breaks the shape and can send the bisection past the best
+    # one (competition_50_13: f(5) < f(4) < f(8), the search ended at 4 and never tried 6, 7)
+    top = max(seen, key=seen.get) if seen else cut
+    if better(g(top), g(cut)):
+        cut = top
     while True:
         nb = [c for c in (cut - 1, cut + 1) if lo <= c <= hi]
-        best = max(nb, key=f)
-        if not better(f(best), f(cut)):
+        best = max(nb, key=g)
+        if not better(g(best), g(cut)):
             return cut
         cut = best
 
