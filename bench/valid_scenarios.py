@@ -2,12 +2,12 @@
 """Random *valid* scenarios through the real product path: ``solve.py FILE --out DIR``.
 
     .venv/bin/python bench/valid_scenarios.py [--seed 0] [--count-scale 1.0]
-        [--regimes budget,competition,two-type,value-scale] [--only FAMILY:I[,FAMILY:I]]
+        [--regimes budget,competition,two-type,value-scale,versions] [--only FAMILY:I[,FAMILY:I]]
         [--failures /tmp/valid_failures] [--results bench/valid_scenarios_results.txt]
         [--timeout 900]
 
 Base counts (×``--count-scale``): 200 budget/cost, 50 competition, 50 two-type,
-20 small value–scale scenarios, drawn from the documented ranges by the
+20 small value–scale, 30 model-versions (L = 2–4) scenarios, drawn from the documented ranges by the
 generators in ``tests/scenario_strategies.py`` (the same ones the Hypothesis
 tests use).  Scenario *i* of a family under a seed is always the same file,
 so ``--only budget:17`` re-runs one.
@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import scenario_strategies as S  # noqa: E402
 
-BASE_COUNTS = {"budget": 200, "competition": 50, "two-type": 50, "value-scale": 20}
+BASE_COUNTS = {"budget": 200, "competition": 50, "two-type": 50, "value-scale": 20, "versions": 30}
 OUTCOMES = ("exit 0", "exit 1", "exit 2", "crash", "timeout")
 
 
@@ -283,7 +283,7 @@ def git_rev() -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--count-scale", type=float, default=1.0, help="multiplies the base counts 200/50/50/20")
+    ap.add_argument("--count-scale", type=float, default=1.0, help="multiplies the base counts 200/50/50/20/30")
     ap.add_argument("--regimes", default=",".join(S.FAMILIES),
                     help="comma list of families: " + ", ".join(S.FAMILIES))
     ap.add_argument("--only", default="", help="comma list FAMILY:INDEX (re-run single scenarios)")

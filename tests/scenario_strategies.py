@@ -26,7 +26,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FAMILIES = ("budget", "competition", "two-type", "value-scale")
+FAMILIES = ("budget", "competition", "two-type", "value-scale", "versions")
 
 # sigma + gamma is kept <= SUM_MAX in random draws: the README allows any sum
 # < 1, but near 1 the first-best inputs are ~1e-31 (models/budgets.py
@@ -394,6 +394,33 @@ def competition_scenario(d, name="competition") -> ScenarioSpec:
     return ScenarioSpec("competition", name, tree, files, feats)
 
 
+def versions_scenario(d, name="versions") -> ScenarioSpec:
+    """One provider selling L = 2-4 model versions (README "L >= 3 versions"): pairwise
+    different 0 <= gamma_l < 1 - sigma, 0 < c_l <= 1e6 (here log-uniform on [0.02, 20])."""
+    feats: list = []
+    sigma = draw_sigma(d, feats, lo=0.15, hi=0.8)
+    tech = draw_technology(d, feats, fine_tuning=False, sigma=sigma)
+    types, files = draw_types(d, feats, n_lo=10, n_hi=80)
+    L = d.choice([2, 3, 3, 4])
+    feats.append(f"L={L}")
+    gmax = SUM_MAX - sigma
+    gammas: list = []
+    while len(gammas) < L:  # pairwise different by at least 1 % of the range
+        g = _r(d.uniform(0.0, gmax), 4)
+        if all(abs(g - h) > 0.01 * gmax for h in gammas):
+            gammas.append(g)
+    models = [{"name": f"m{i}", "gamma": g, "c": _loguniform(d, 0.02, 20.0)} for i, g in enumerate(gammas)]
+    if d.chance(0.5):  # a costlier model for a better one: the envelope has more than one region
+        models.sort(key=lambda m: m["gamma"])
+        cs = sorted(m["c"] for m in models)
+        for m, c in zip(models, cs):
+            m["c"] = c
+        feats.append("c rises with gamma")
+    v = {"models": models, "task_cells": 0 if d.chance(0.4) else d.integer(3, 10), "task_profiles": d.integer(1, 2)}
+    tree = {"name": name, "technology": tech, "types": types, "regimes": {"versions": v}}
+    return ScenarioSpec("versions", name, tree, files, feats)
+
+
 def _profile(d, n: int, allow_zeros=True) -> list[float]:
     w = [(_r(d.uniform(0.0, 2.0), 4) if not (allow_zeros and d.chance(0.15)) else 0.0) for _ in range(n)]
     if max(w) <= 0:
@@ -478,7 +505,8 @@ def value_scale_scenario(d, name="value_scale") -> ScenarioSpec:
 
 
 GENERATORS = {"budget": budget_scenario, "competition": competition_scenario,
-              "two-type": two_type_scenario, "value-scale": value_scale_scenario}
+              "two-type": two_type_scenario, "value-scale": value_scale_scenario,
+              "versions": versions_scenario}
 
 
 def draw_scenario(family: str, seed: int, index: int) -> ScenarioSpec:
