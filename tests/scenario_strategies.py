@@ -404,11 +404,12 @@ def versions_scenario(d, name="versions") -> ScenarioSpec:
     L = d.choice([2, 3, 3, 4])
     feats.append(f"L={L}")
     gmax = SUM_MAX - sigma
-    gammas: list = []
-    while len(gammas) < L:  # pairwise different by at least 1 % of the range
-        g = _r(d.uniform(0.0, gmax), 4)
-        if all(abs(g - h) > 0.01 * gmax for h in gammas):
-            gammas.append(g)
+    # pairwise different: cumulative gaps, each >= 0.05 / (L + 1.05) of the range (no rejection loop,
+    # so Hypothesis' minimal draw is small too)
+    gaps = [d.uniform(0.05, 1.0) for _ in range(L + 1)]
+    gammas = [_r(gmax * sum(gaps[:i + 1]) / sum(gaps), 4) for i in range(L)]
+    if d.chance(0.2):
+        gammas[0] = 0.0  # a version without quality premium
     models = [{"name": f"m{i}", "gamma": g, "c": _loguniform(d, 0.02, 20.0)} for i, g in enumerate(gammas)]
     if d.chance(0.5):  # a costlier model for a better one: the envelope has more than one region
         models.sort(key=lambda m: m["gamma"])

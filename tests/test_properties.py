@@ -42,8 +42,8 @@ import scenario_strategies as S
 SPEED = "integration"
 
 SMALL_N = 24          # types per scenario in the default profile
-SMALL_EXAMPLES = {"budget": 4, "competition": 1, "two-type": 2, "value-scale": 1}
-LARGE_EXAMPLES = {"budget": 60, "competition": 15, "two-type": 15, "value-scale": 6}
+SMALL_EXAMPLES = {"budget": 4, "competition": 1, "two-type": 2, "value-scale": 1, "versions": 1}
+LARGE_EXAMPLES = {"budget": 60, "competition": 15, "two-type": 15, "value-scale": 6, "versions": 10}
 
 # (regime, check prefix) -> reason (finding id).  Empty: every failure is a defect.
 ALLOWLIST: dict[tuple[str, str], str] = {}
@@ -62,7 +62,7 @@ def small(spec: S.ScenarioSpec) -> S.ScenarioSpec:
             opts["lemma_cells"] = 0
             if opts.get("ic") != "local" and t["types"].get("n", 25) > SMALL_N:
                 opts["ic"] = "local"
-        if name == "competition":
+        if name in ("competition", "versions"):
             opts["task_cells"] = min(opts.get("task_cells", 4), 4)
             opts["task_profiles"] = 1
         if name == "distributions" and "value_scale" in opts:
