@@ -715,3 +715,16 @@ def test_task_assignment_has_no_barrier_distortion_of_small_cells(ctx, sigma, rh
     df = pd.concat(res.checks, ignore_index=True) if isinstance(res.checks[0], pd.DataFrame) else pd.DataFrame(res.checks)
     bad = df[~df["passed"].astype(bool)]
     assert bad.empty, bad[["quantity", "rel_err", "tolerance"]].to_string()
+
+
+@pytest.mark.unit
+def test_numeric_topup_resolves_tiny_purchases():
+    """competition_50_40: σ = 0.05 in the leader's units puts the fringe's stand-alone purchase at
+    ~1e-93 of the bracket (c_F ~ 2e86); 200 arithmetic halvings stop at ~6e-61 and returned that floor
+    for every type (start rows violated by 6e25, every leader start diverged).  The first-order
+    condition θσx^(σ−1) = c_F must hold to rounding at every scale."""
+    th = np.array([1e-3, 0.5, 1.0])
+    for sigma, c_F in [(0.05, 2e86), (0.5, 1.0), (0.9, 1e-30)]:
+        x = comp.fringe_topup_numeric(th, 0.0, sigma, c_F)
+        assert np.all(x > 0)
+        np.testing.assert_allclose(th * sigma * x ** (sigma - 1) / c_F, 1.0, rtol=1e-12)

@@ -65,9 +65,19 @@ def fringe_topup_numeric(theta, a, sigma: float, c_F: float, iters: int = 200) -
         if not grow.any():
             break
         hi = np.where(grow, 2 * hi, hi)
-    lo = np.zeros_like(a)
+    # Lower bracket by halving, then bisection on the geometric mean while the bracket spans
+    # more than a factor 4: the root can be ~1e-92 of the bracket's top (σ = 0.05 in the leader's
+    # units, competition_50_40), which 200 arithmetic halvings (2^-200 ≈ 6e-61) never reach.
+    lo = hi.copy()
+    for _ in range(2200):
+        shrink = buy & (lo > 0) & (mv(lo) <= 0)
+        if not shrink.any():
+            break
+        lo = np.where(shrink, 0.5 * lo, lo)
+    lo = np.where(buy & (mv(lo) <= 0), 0.0, lo)  # halved to 0 (underflow): 0 brackets from below
     for _ in range(iters):
-        mid = 0.5 * (lo + hi)
+        geo = (lo > 0) & (hi > 4 * lo)
+        mid = np.where(geo, np.sqrt(lo * np.where(geo, hi, 1.0)), 0.5 * (lo + hi))
         pos = mv(mid) > 0
         lo, hi = np.where(pos, mid, lo), np.where(pos, hi, mid)
         if np.all((hi - lo) <= 4e-16 * np.maximum(hi, 1e-300)):
