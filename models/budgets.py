@@ -575,6 +575,21 @@ def ray_bound_shares(tech: cf.Technology):
     return X1 / X1.sum()
 
 
+def ft_ray_bound_shares(tech: cf.Technology):
+    """The same for near-Leontief fine-tuning (K >= 2, ρ̂ <= RAY_RHO), or None.
+    budget_50_136 (ρ̂ = −17.1, K = 2): without these rows both the Pyomo and
+    the structured menu stopped 'acceptable' (146/150 iterations) with the
+    low types' fine-tuning mix off the ray (Z rows off by 1e4-4e5 of scale)."""
+    if tech.K < 2 or tech.has_baseline or tech.rho_hat > RAY_RHO:
+        return None
+    Z1 = np.atleast_2d(cf.inputs(tech, np.array([1.0]))[1])[0]
+    return Z1 / Z1.sum()
+
+
+def has_ray_rows(tech: cf.Technology) -> bool:
+    return ray_bound_shares(tech) is not None or ft_ray_bound_shares(tech) is not None
+
+
 def build_menu(tech: cf.Technology, theta, mass, ic: str = "local", start: cb.Menu | None = None):
     """Pyomo model of the budget menu over discrete types (see module doc)."""
     theta = np.asarray(theta, float)
@@ -607,9 +622,20 @@ def build_menu(tech: cf.Technology, theta, mass, ic: str = "local", start: cb.Me
     m.quality = pyo.Constraint(m.TYPES, rule=lambda m, k: m.Q[k] <= gain.psi(tech, [m.X[k, j] for j in toks])
                                * gain.phi(tech, [m.Z[k, i] for i in fts]))
     if ic == "all-pairs":
-        m.ir = pyo.Constraint(m.TYPES, rule=lambda m, k: m.theta[k] * m.Q[k] - m.t[k] >= 0)
+        # In the buyers' rents U_k = θ_k Q_k − t_k (a change of variables, rows
+        # t_k = θ_k Q_k − U_k): IR_k is the bound U_k >= 0 and IC(k, l) reads
+        # U_k − U_l − (θ_k − θ_l) Q_l >= 0, free of t.  Written in t (IR as N
+        # rows, IC in Q and t) Ipopt stopped 'acceptable' on 5 of the seed-50
+        # draws (budget_50_93, _143, _152, _155, _197): its scaled dual
+        # infeasibility stalled at 1e-10 ... 2e-8 against tol 1e-12 with a
+        # Hessian perturbation (1e-5 ... 1e-4) at every late iteration (Ipopt
+        # found the wrong inertia), and 600-800 further iterations did not
+        # reach tol.  In rents all five stop 'optimal' in 36-96 iterations.
+        U0 = np.maximum(theta * np.maximum(Q0, 0.0) - np.asarray(t0, float), 0.0)
+        m.U = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=lambda m, k: U0[k])
+        m.rent = pyo.Constraint(m.TYPES, rule=lambda m, k: m.t[k] == m.theta[k] * m.Q[k] - m.U[k])
         m.ic = pyo.Constraint(m.TYPES, m.TYPES, rule=lambda m, k, l: pyo.Constraint.Skip if k == l else
-                              m.theta[k] * (m.Q[k] - m.Q[l]) - m.t[k] + m.t[l] >= 0)
+                              m.U[k] - m.U[l] - (m.theta[k] - m.theta[l]) * m.Q[l] >= 0)
     else:
         # Local form: IR of the lowest type, adjacent downward IC and monotone Q.
         # Upward adjacent IC follows from these (single crossing), and IR_k from
@@ -627,6 +653,11 @@ def build_menu(tech: cf.Technology, theta, mass, ic: str = "local", start: cb.Me
         # near-Leontief tokens (ρ <= RAY_RHO): x_kj >= RAY_EPS·share_j·Σ_i x_ki
         m.ray = pyo.Constraint(m.TYPES, m.TOKENS, rule=lambda m, k, j:
                                m.X[k, j] - RAY_EPS * share[j] * sum(m.X[k, i] for i in toks) >= 0)
+    zshare = ft_ray_bound_shares(tech)
+    if zshare is not None:
+        # near-Leontief fine-tuning (ρ̂ <= RAY_RHO): z_ki >= RAY_EPS·share_i·Σ_l z_kl
+        m.ft_ray = pyo.Constraint(m.TYPES, m.FT, rule=lambda m, k, i:
+                                  m.Z[k, i] - RAY_EPS * zshare[i] * sum(m.Z[k, l] for l in fts) >= 0)
     m.profit = pyo.Objective(
         expr=sum(m.p[k] * (m.t[k] - gain.spend_x(tech, [m.X[k, j] for j in toks])
                            - gain.spend_z(tech, [m.Z[k, i] for i in fts])) for k in m.TYPES),
@@ -670,8 +701,12 @@ def _scale(m, tech, theta):
     # multipliers O(1/N) and its stopping test loose (measured: Q error 4e-6 at
     # N = 8000 without this, 4e-9 with it)
     sf[m.profit] = obj_s
-    for c in m.ir.values():
+    for c in m.ir.values() if hasattr(m, "ir") else ():
         sf[c] = 1.0 / ts
+    for c in m.rent.values() if hasattr(m, "rent") else ():
+        sf[c] = 1.0 / ts
+    for v in m.U.values() if hasattr(m, "U") else ():
+        sf[v] = 1.0 / ts
     for k in m.TYPES:
         sf[m.Q[k]] = 1.0 / Qs
         sf[m.t[k]] = 1.0 / ts
@@ -681,7 +716,8 @@ def _scale(m, tech, theta):
         for i in range(tech.K):
             sf[m.Z[k, i]] = 1.0 / Zs[i]
     for con, s in ((getattr(m, "ic", None), ts), (getattr(m, "ic_down", None), ts),
-                   (getattr(m, "mono", None), Qs), (getattr(m, "ray", None), float(np.max(Xs)))):
+                   (getattr(m, "mono", None), Qs), (getattr(m, "ray", None), float(np.max(Xs))),
+                   (getattr(m, "ft_ray", None), float(np.max(Zs)) if len(Zs) else 1.0)):
         if con is not None:
             for c in con.values():
                 sf[c] = 1.0 / s
@@ -747,13 +783,14 @@ def menu_unit_tolerances(tech, theta, mass) -> dict:
 
 def _solve_menu(tech, theta, mass, ctx, label, ic, start, formulation):
     form = use_structured(formulation, ic, len(theta), ctx.route)
-    if form is not None and ray_bound_shares(tech) is not None:
+    ray_rule = form is not None and has_ray_rows(tech)
+    if ray_rule:
         # the structured forms have no ray rows (RAY_RHO): without them Ipopt ran
         # to max_iter at ρ = −15 (findings B1); the Pyomo model has them
-        ctx.progress(f"    {label}: ρ <= {RAY_RHO}: the Pyomo model (with ray rows) instead of the {form} form")
+        ctx.progress(f"    {label}: ρ or ρ̂ <= {RAY_RHO}: the Pyomo model (with ray rows) instead of the {form} form")
         form = None
     defaults = {**menu_solver_defaults(tech), **menu_unit_tolerances(tech, theta, mass)}
-    if formulation in ("structured", "presolved") and ic == "local" and form is None:
+    if formulation in ("structured", "presolved") and ic == "local" and form is None and not ray_rule:
         ctx.progress(f"    {label}: formulation '{formulation}' needs the cyipopt route; using the Pyomo model")
     if form is not None:
         from models.menu_nlp import BudgetMenuNLP, PresolvedBudgetMenuNLP
@@ -865,15 +902,15 @@ def run(scn, opts, ctx) -> RegimeResult:
     menu.virtual = ref.virtual
     _discrete_checks(res, tech, menu, ref, forms[0])
     _kkt_check(res, tech, menu)
-    share = ray_bound_shares(tech)
-    if share is not None and any(isinstance(p, pyo.Block) for p in progs):
-        served = menu.Q > cb.SERVED_Q_RTOL * max(float(menu.Q.max()), 1e-300)
-        if served.any():
-            X = np.asarray(menu.X, float)[served]
-            worst = float(np.min(X / (share[None, :] * X.sum(1, keepdims=True))))
+    served = menu.Q > cb.SERVED_Q_RTOL * max(float(menu.Q.max()), 1e-300)
+    for share, V, name, rho in ((ray_bound_shares(tech), menu.X, "x", "ρ"),
+                                (ft_ray_bound_shares(tech), menu.Z, "z", "ρ̂")):
+        if share is not None and served.any() and any(isinstance(p, pyo.Block) for p in progs):
+            V = np.asarray(V, float)[served]
+            worst = float(np.min(V / (share[None, :] * V.sum(1, keepdims=True))))
             # slack with margin: at the optimum every served type has worst = 1
-            res.checks.append(bound_check(NAME, "ray_bound_slack", f"RAY_EPS / min_kj x_kj/(share_j Σx_k) "
-                                          f"(rows x >= {RAY_EPS}·share·Σx, ρ <= {RAY_RHO}; must be slack)",
+            res.checks.append(bound_check(NAME, "ray_bound_slack", f"RAY_EPS / min_kj {name}_kj/(share_j Σ{name}_k) "
+                                          f"(rows {name} >= {RAY_EPS}·share·Σ{name}, {rho} <= {RAY_RHO}; must be slack)",
                                           RAY_EPS / max(worst, 1e-300), 0.99))
     if len(menus) == 2:
         a, b = menus["local"], menus["all-pairs"]

@@ -1066,3 +1066,91 @@ n = 69
     for q, num, rf, scale in input_rows(tech, menu.X, ref.X, menu.Z, ref.Z):
         assert np.max(np.abs(num - rf)) <= budgets.TOL_DISCRETE * scale, q
     assert budgets.kkt_residual(tech, th, ms, menu)[0] <= 1e-6
+
+
+def test_all_pairs_menu_in_rents_stops_optimal(tmp_path):
+    """budget_50_143 (Beta(22.8, 7.0) on [1.342, 1.769], N = 26, 15 types
+    excluded, masses 2e-27 ... 0.2): the all-pairs program written in t stopped
+    'acceptable' (scaled dual infeasibility stuck at 3.5e-10 against 1e-12,
+    Hessian perturbed at every late iteration).  Written in the rents
+    U = θQ − t (IR as bounds) it stops 'optimal'; polished, it is the closed
+    form's menu, and it equals the local form's."""
+    tech_txt = """[technology]
+sigma = 0.7688
+rho = -0.4366
+[[technology.tokens]]
+name = "tok1"
+weight = 1.0
+cost = 33.8605
+[technology.fine_tuning]
+gamma = 0.05912
+rho = 1.0
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 0.189575
+cost = 0.243331
+[[technology.fine_tuning.classes]]
+name = "ft2"
+weight = 0.810425
+cost = 0.683566
+"""
+    scn = _scenario_text(tmp_path, _toml_of(tech_txt, """[types]
+distribution = "beta"
+low = 1.342
+high = 1.7691
+p = 22.8
+q = 7.015
+n = 26
+grid = "equal-spacing"
+"""))
+    tech = scn.technology
+    th, ms = scn.discrete_types()
+    ref = cb.discrete_menu(tech, th, ms)
+    m, menu, r = budgets.solve_menu(tech, th, ms, ctx(), "m", "all-pairs", formulation="pyomo", polish=True)
+    assert r.ok, r.status  # was 'acceptable'
+    assert len(m.ic) == len(th) * (len(th) - 1)  # every pair, no row dropped
+    assert np.max(np.abs(menu.Q - ref.Q)) <= budgets.TOL_DISCRETE * ref.Q.max()
+    assert np.max(np.abs(menu.t - ref.t)) <= budgets.TOL_DISCRETE * np.abs(ref.t).max()
+
+
+def test_near_leontief_fine_tuning_gets_ray_rows(tmp_path):
+    """budget_50_136 (ρ̂ = −17.1, K = 2, Beta(23.2, 1)): the local menu stopped
+    'acceptable' on the Pyomo and the structured form (low types' fine-tuning
+    mix off the ray, Z rows off by 1e4 ... 4e5).  Fine-tuning now gets the ray
+    rows tokens have at ρ <= RAY_RHO; they are slack at the optimum."""
+    scn = _scenario_text(tmp_path, _toml_of("""[technology]
+sigma = 0.2895
+rho = 0.9848
+[[technology.tokens]]
+name = "tok1"
+weight = 1.0
+cost = 23.0281
+[technology.fine_tuning]
+gamma = 0.2485
+rho = -17.09
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 0.168966
+cost = 0.0500075
+[[technology.fine_tuning.classes]]
+name = "ft2"
+weight = 0.831034
+cost = 0.17425
+""", """[types]
+distribution = "beta"
+low = 0.4051
+high = 1.2091
+p = 23.2
+q = 1.0
+n = 56
+grid = "equal-spacing"
+"""))
+    tech, th, ms, ref, menu, r = _polished_local_menu(scn)
+    assert r.ok, r.status  # was 'acceptable'
+    assert budgets.ft_ray_bound_shares(tech) is not None
+    assert np.max(np.abs(menu.Q - ref.Q)) <= budgets.TOL_DISCRETE * ref.Q.max()
+    assert np.max(np.abs(menu.Z - ref.Z)) <= budgets.TOL_DISCRETE * np.max(ref.Z)
+    # the rows are slack: every served type's mix is on the ray (share ratio 1 > RAY_EPS)
+    sv = ref.Q > 0
+    share = budgets.ft_ray_bound_shares(tech)
+    assert np.min(menu.Z[sv] / (share * menu.Z[sv].sum(1, keepdims=True))) > 0.99
