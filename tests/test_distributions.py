@@ -709,3 +709,61 @@ def test_fine_tuning_floor_costs_nothing_measurable():
     zlo = min(v.lb for v in m.z.values())
     floor_cost = zlo * cf.p_Z(tech)  # every type at the floor, masses sum to 1
     assert 0 < floor_cost <= 1e-8 * ref.profit
+
+
+def test_richardson_grids_give_9_8_within_the_stated_error():
+    """Issue 15 item 3, the method on the discrete closed forms (the NLPs
+    match them to ~1e-9, rows nlp_vs_discrete_closed_form): the distribution
+    profit on DM.o2_grid and the budget profit on DM.theta_grid at N, 2N, 4N
+    are clean O(1/N²) series, so Richardson gives the continuum ratio 9/8
+    (σ = ½, w, s ~ U[0,1]) within its own stated error, which is <= 1 %
+    already from N = 5, 10, 20 (raw ratios on midpoint grids: 1.319, 1.262,
+    1.210).  A 1e-3 error in one side's profits is caught."""
+    from models.type_space import TypeDistribution
+    u = TypeDistribution("uniform", 0.0, 1.0)
+    PD, PB = [], []
+    for N in (5, 10, 20):
+        wg, wm = DM.o2_grid(u, N)
+        assert wg[0] == 0.0 and np.isclose(wm.sum(), 1.0)  # the end w = 0 is a grid point
+        sg, sm = (np.arange(N) + 0.5) / N, np.full(N, 1.0 / N)
+        PD.append(D.value_scale_distribution_menu(wg, wm, sg, sm, 2 * N, TECH, audit=False).profit)
+        th, mth = DM.theta_grid(TECH, u, u, 4 * N)
+        PB.append(D._screening_profit(th, mth, TECH))
+    RD, eD, _ = DM._richardson(np.array(PD))
+    RB, eB, _ = DM._richardson(np.array(PB))
+    ratio, err = RD / RB, eD / RD + eB / RB
+    assert err <= DM.RICHARDSON_TARGET
+    assert abs(ratio / (9 / 8) - 1) <= err
+    # raw finest-grid ratio is off by more than the stated error: the extrapolation is doing the work
+    assert abs(PD[-1] / PB[-1] / (9 / 8) - 1) > 10 * err
+    # a wrong budget side (profits 1e-3 high on the finest grid) misses 9/8 by more than the stated error
+    RBx, eBx, _ = DM._richardson(np.array(PB) * np.array([1.0, 1.0, 1.001]))
+    assert abs(RD / RBx / (9 / 8) - 1) > eD / RD + eBx / RBx
+
+
+@pytest.mark.slow
+def test_richardson_scenario_verifies(run_solve, out_dir, root):
+    code, out, err = run_solve(root / "data" / "distributions_richardson.toml", "--out", out_dir, "--quiet")
+    assert code == 0, out + err
+    assert "continuum_ratio_richardson" in out
+
+
+def test_null_item_rows_are_not_duplicated():
+    """Exact reduction (issue 15 item 4): IC rows of a type on the null item
+    towards l are all t_l >= 0 (one bound, set in build_menu) and rows towards
+    the null item are IR rows; neither is added, so all pairs on the 4×4
+    O(1/N²) grid (4 null types) have (M − 4)(M − 5) rows, and the menu still
+    passes the numpy audit over every pair and equals the closed form."""
+    N = 4
+    wg, wm = np.arange(N) / N, np.full(N, 1.0 / N)
+    sg, sm = (np.arange(N) + 0.5) / N, np.full(N, 1.0 / N)
+    types = DM.value_scale_space(wg, wm, sg, sm, 2 * N)
+    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, 2 * N, TECH, audit=False)
+    bm = D.value_scale_budget_menu(wg, wm, sg, sm, 2 * N, TECH)
+    s = DM.solve_menu(TECH, types, ctx(), "rows", ic="all-pairs", starts={"budget": DM.menu_start(bm)})
+    M, Z = types.M, N
+    assert s.problem.n_pairs() == (M - Z) * (M - Z - 1)
+    assert s.result.status.value == "optimal"
+    a = lazy_ic.audit(s.problem.utilities(), M, s.problem.money_scale)
+    assert a.worst_ic <= DM.TOL_AUDIT and a.worst_ir <= DM.TOL_AUDIT
+    assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
