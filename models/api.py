@@ -208,6 +208,13 @@ class BudgetMenu:
                 rows.append({"row": f"{cname}[{idx}]", "kind": kind, "type": int(k), "theta": float(th[k]),
                              "versus": int(l), "theta_versus": float(th[l]),
                              "slack": float(body - lo), "dual": float(duals.get(con, np.nan))})
+        if getattr(m, "ir", None) is None and getattr(m, "U", None) is not None:
+            # all-pairs form in rents (models.budgets): IR is the bound U_k >= 0, not a row; its
+            # slack is U_k, its multiplier (a bound multiplier) is not imported: dual = NaN
+            for k, var in m.U.items():
+                rows.append({"row": f"U[{k}] >= 0", "kind": "IR", "type": int(k), "theta": float(th[k]),
+                             "versus": int(k), "theta_versus": float(th[k]),
+                             "slack": float(var.value), "dual": np.nan})
         return pd.DataFrame(rows)
 
     def binding_ic(self, tol: float = 1e-7) -> pd.DataFrame:
@@ -215,7 +222,10 @@ class BudgetMenu:
         (an active row with a zero multiplier is degenerate, not binding).
         With ``ic="all-pairs"`` the multipliers among excluded or pooled types
         are not unique (LICQ fails there: every row between them is active), so
-        Ipopt's split of them is one of many; the local form has unique ones."""
+        Ipopt's split of them is one of many; the local form has unique ones.
+        In the all-pairs form IR is a bound (U_k >= 0) whose multiplier is not
+        imported (dual NaN): its IR rows are never listed here; read their slack
+        in ``constraints()``."""
         c = self.constraints()
         scale = float(np.nanmax(np.abs(c["dual"]))) if len(c) else 0.0
         return c[(c["kind"] != "monotone Q") & (np.abs(c["dual"]) > tol * max(scale, 1e-300))].reset_index(drop=True)

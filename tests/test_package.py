@@ -262,6 +262,23 @@ def test_with_changes_revalidates_and_resolves(small):
         api.solve_regime(small, "nope")
 
 
+@pytest.mark.integration
+def test_all_pairs_menu_lists_ir_as_bounds(small):
+    """All-pairs form (in rents U = θQ − t, IR as the bound U ≥ 0): constraints() lists
+    every IR with slack U_k = θ_k Q_k − t_k (recomputed here from the menu) and every
+    ordered IC pair."""
+    bm = api.solve_budget_menu(small, ic="all-pairs")
+    assert bm.converged
+    c = bm.constraints()
+    n = len(bm.menu.theta)
+    ir = c[c["kind"] == "IR"].sort_values("type")
+    assert len(ir) == n and len(c[c["kind"] == "IC"]) == n * (n - 1)
+    rent = bm.menu.theta * bm.menu.Q - bm.menu.t
+    # the rows hold the NLP's own U; the menu's t is read back from the rent rows (tol 1e-12 scaled)
+    assert np.allclose(ir["slack"], rent, atol=1e-9 * max(1.0, float(np.max(np.abs(bm.menu.t)))))
+    assert ir["dual"].isna().all() and (c["slack"] >= -1e-9).all()
+
+
 def test_scenario_from_dict_matches_file():
     import tomllib as tl
 
