@@ -503,8 +503,16 @@ def _polish_rows(tech, ph_all, V, free, c):
             W = V[idx].copy()
             W[:, fi] = np.exp(y)
             _, g, H = gain_derivatives(tech, W[:, : tech.J].T, W[:, tech.J:].T)
-            r = 1.0 - ph[:, None] * g[fi].T / c[fi][None, :]
-            Jm = -(ph[:, None, None] * H[np.ix_(fi, fi)].transpose(2, 0, 1) / c[fi][None, :, None]) * np.exp(y)[:, None, :]
+            # in logs, log(φ ∂_iG/c_i) = 0: for a power-law gain it is linear in
+            # the log inputs, so Newton reaches a type whose Ipopt Q is 15
+            # orders too large in a few steps (budget_50_43: Q = 3e16 against
+            # 37, σ+γ = 0.95); 1 − φ∂G/c has a vanishing slope there and the
+            # damped steps stalled.  |log(1+e)| = |e| + O(e²): the same test.
+            gi = g[fi].T
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = np.log(ph[:, None] * gi / c[fi][None, :])
+                Jm = H[np.ix_(fi, fi)].transpose(2, 0, 1) / gi[:, :, None] * np.exp(y)[:, None, :]
+            r = np.where(np.isfinite(r), r, 1e300)
             return r, Jm
 
         r, Jm = resid(y)

@@ -1154,3 +1154,44 @@ grid = "equal-spacing"
     sv = ref.Q > 0
     share = budgets.ft_ray_bound_shares(tech)
     assert np.min(menu.Z[sv] / (share * menu.Z[sv].sum(1, keepdims=True))) > 0.99
+
+
+def test_polish_newton_in_logs_reaches_a_type_fifteen_orders_off(tmp_path):
+    """budget_50_43 (σ+γ = 0.95, baseline fine-tuning, Beta(7.2, 1.09) on
+    [0, 22.6], equal-mass, presolved form): Q spans 37 ... 3.8e27, Ipopt's
+    accuracy is ~1e-11 of max Q, so its low served types sat at Q ~ 3e16
+    (against 37 ... 1e15) and mid types' inputs were off by 1.5e-4.  Newton on
+    1 − φ∂G/c stalled there (vanishing slope), the polish was rejected and
+    kkt_full_program failed (2.2e-5).  Newton on log(φ∂G/c) converges."""
+    scn = _scenario_text(tmp_path, _toml_of("""[technology]
+sigma = 0.2623
+rho = -0.3128
+[[technology.tokens]]
+name = "tok1"
+weight = 1.0
+cost = 2.00451
+[technology.fine_tuning]
+gamma = 0.6875
+baseline = 0.0243869
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 1.0
+cost = 0.227434
+""", """[types]
+distribution = "beta"
+low = 0.0
+high = 22.603
+p = 7.214
+q = 1.09
+n = 114
+grid = "equal-mass"
+"""))
+    tech = scn.technology
+    th, ms = scn.discrete_types()
+    ref = cb.discrete_menu(tech, th, ms)
+    _, menu, r = budgets.solve_menu(tech, th, ms, ctx(), "m", "local", formulation="presolved", polish=True)
+    assert r.ok and menu.note.startswith("polished"), menu.note
+    assert budgets.kkt_residual(tech, th, ms, menu)[0] <= budgets.TOL_KKT
+    sv = ref.Q > 0
+    # per served type, relative to its own Q (not only to max Q): 37 ... 3.8e27
+    assert np.max(np.abs(menu.Q[sv] / ref.Q[sv] - 1)) <= 1e-9
