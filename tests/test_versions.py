@@ -189,3 +189,46 @@ def test_mixing_audit_flags_a_type_on_the_dearer_model():
     res = RegimeResult("versions")
     vv._mixing_audit(res, models, 0.5, V, q, "monopolist_mixing_audit")
     assert not res.verification.passed.all()
+
+
+# ----------------------------------------------------------------- regressions (random versions draws, seed 60)
+def _case(tmp_path, sigma, models, types, csv=None):
+    raw = _raw()
+    raw["technology"]["sigma"] = sigma
+    raw["types"] = types
+    raw["regimes"]["versions"]["models"] = [{"name": f"m{i}", "gamma": g, "c": c} for i, (g, c) in enumerate(models)]
+    if csv is not None:
+        (tmp_path / "types.csv").write_text(csv)
+    return raw
+
+
+REGRESSIONS = {
+    # a discrete type at θ = 0: its transfer unit θ·S was 0 -> ZeroDivisionError in the assigned program
+    "60_5_theta_zero": (0.3034, [(0.2218, 0.68105), (0.5366, 1.02098), (0.5962, 6.51107)],
+                        {"distribution": "discrete", "file": "types.csv", "grid": "equal-mass"},
+                        "theta,mass\n0.0,0.6761\n0.197325,0.8464\n0.226431,0.2486\n0.295186,0.7419\n"
+                        "0.4,0.3\n0.55,0.2\n0.7,0.4\n0.9,0.1\n"),
+    # σ = 0.1, an expensive η = 0.91 model: (pool)^(σ−2) overflowed in the one-model program ('invalid number')
+    "60_0_sigma_0.1": (0.1, [(0.05773, 1.30158), (0.814, 15.3165), (0.2852, 0.0433187)],
+                       {"distribution": "piecewise", "breakpoints": [0.0, 0.43363, 1.0],
+                        "masses": [0.86342, 0.13658000000000003], "n": 75, "grid": "equal-spacing"}, None),
+    # Beta tail type of mass 2e-8: its V was off by 4.3e-6 of max V (mass-weighted stopping test)
+    "60_7_light_tail": (0.2836, [(0.3764, 2.83027), (0.4993, 0.0671946)],
+                        {"distribution": "beta", "low": 0.7518, "high": 1.7518, "p": 1.0, "q": 4.217, "n": 68}, None),
+    # the unrestricted final solve ended 'acceptable' and made the regime 'not converged'
+    "60_9_final_acceptable": (0.3686, [(0.4433, 0.160209), (0.2604, 17.2097), (0.1867, 5.29896)],
+                              {"distribution": "beta", "low": 0.0, "high": 1.0, "p": 0.6365, "q": 1.0, "n": 42,
+                               "grid": "equal-spacing"}, None),
+}
+
+
+@pytest.mark.parametrize("name", list(REGRESSIONS))
+def test_random_versions_draws_verify(ctx, tmp_path, name):
+    sigma, models, types, csv = REGRESSIONS[name]
+    raw = _case(tmp_path, sigma, models, types, csv)
+    s = scenario.from_dict(raw, source="x.toml", base=tmp_path)
+    res = runmod.run_regime(s, "versions", ctx)
+    for f in res.figures.values():
+        plotting.close(f)
+    assert res.converged, res.status()
+    assert _failed(res).empty, _failed(res)[["check", "quantity", "index", "rel_err", "numeric"]].to_string()

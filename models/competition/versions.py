@@ -248,7 +248,7 @@ underflows for η → 1, e.g. 0.006^100) gets that model's tokens fixed at the f
 there is below 1e-250 of the top type's."""
 
 
-def _type_tokens(models, th) -> tuple[np.ndarray, np.ndarray]:
+def _type_tokens(models, th, sigma) -> tuple[np.ndarray, np.ndarray]:
     r"""Token unit per type and model (nondimensional models), :math:`\tilde\theta_k^{1/(1-\eta_\ell)}\,x_\ell`
     with :math:`x_\ell` the model's first-best tokens of the top type (θ̃ = 1): homogeneity makes a
     type's optimal tokens on model ℓ scale like this, so every token variable is O(1) — the unit of
@@ -258,7 +258,10 @@ def _type_tokens(models, th) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(divide="ignore"):
         lt = np.log(np.maximum(th, 0.0))
     logs = np.stack([lt / (1 - m.eta) + np.log(m.eta / m.c) / (1 - m.eta) for m in models], axis=1)
-    neg = ~(logs > np.log(NEGLIGIBLE))
+    # the value uses τ^(η/σ): negligible also when that power underflows (σ = 0.1, η/σ = 9: τ = 1e-40
+    # gave 0^(σ−1) = inf at iteration 0, measured)
+    pw = np.array([max(m.eta / sigma, 1.0) for m in models])[None, :]
+    neg = ~(logs * pw > np.log(NEGLIGIBLE))
     return np.where(neg, NEGLIGIBLE, np.exp(np.minimum(logs, 700.0))), neg
 
 
@@ -273,7 +276,7 @@ def build_efficient(models, sigma, theta, q0, only=None):
     weighted by 1/τ (its surplus scale), which leaves the allocation unchanged (separable)."""
     u = units(models, theta)
     ms, th = u.models(models), np.asarray(theta, float) / u.theta
-    tau, neg = _type_tokens(ms, th)
+    tau, neg = _type_tokens(ms, th, sigma)
     N, L = tau.shape
     if q0 is None:  # neutral start: half the token unit on model ``only`` (not its optimum, x = 1)
         x0 = np.full((N, L), FLOOR)
@@ -295,11 +298,15 @@ def build_efficient(models, sigma, theta, q0, only=None):
     # in *their* units, dominated V for types whose unit there is 1e200 larger: Ipopt diverged to
     # 1e63, measured at η = 0.99); negligible units left out
     act = [[l for l in range(L) if (only is None or l == only) and not neg[k, l]] for k in range(N)]
+    def value(k):
+        if len(act[k]) == 1:  # one model: (τ^(η/σ) x^(η/σ))^σ = τ^η x^η exactly; the pooled form's second
+            l = act[k][0]     # derivative overflowed at σ = 0.1, η = 0.91 (pool^(σ−2) = inf, measured)
+            return float(tau[k, l] ** ms[l].eta) * m.x[k, l] ** ms[l].eta
+        return sum(float(tau[k, l] ** (ms[l].eta / sigma)) * m.x[k, l] ** (ms[l].eta / sigma) for l in act[k]) ** sigma
+
     m.surplus = pyo.Objective(expr=sum(
-        float(wk[k]) * (float(th[k]) * sum(float(tau[k, l] ** (ms[l].eta / sigma)) * m.x[k, l] ** (ms[l].eta / sigma)
-                                           for l in act[k]) ** sigma
-                        - sum(ms[l].c * float(tau[k, l]) * m.x[k, l] for l in act[k])) for k in m.TYPES if act[k]),
-        sense=pyo.maximize)
+        float(wk[k]) * (float(th[k]) * value(k) - sum(ms[l].c * float(tau[k, l]) * m.x[k, l] for l in act[k]))
+        for k in m.TYPES if act[k]), sense=pyo.maximize)
     for k in m.TYPES:
         for l in m.MODELS:
             if (only is not None and l != only) or neg[k, l]:
@@ -350,7 +357,11 @@ def _efficient(res, models, sigma, theta, mass, ctx):
         attempts.append(Attempt("unrestricted final (all models free) from the per-type best", r.status.value, objf,
                                 r.iterations, result=r,
                                 detail=", ".join(f"{a.label}: {int(np.sum(best == i))} types" for i, a in enumerate(ok))))
-        res.solves["efficient[unrestricted final]"] = r
+        if r.ok:
+            res.solves["efficient[unrestricted final]"] = r
+        else:  # a confirmation only: the reported allocation is the converged one-model optima
+            res.notes.append(f"efficient: the unrestricted final solve ended '{r.status.value}' (not used; the "
+                             "per-type best of the converged one-model programs is reported, judged by the mixing audit)")
         if r.ok and objf > obj + TIE_CONVEX * abs(obj):
             q, used = qf, "unrestricted final (better than the per-type best)"
     res.tables["efficient_starts"] = _table(attempts)
@@ -381,7 +392,9 @@ def build_monopolist_assigned(models, theta, mass, assign, V0, t0=None):
     with np.errstate(divide="ignore"):
         logS = eta / (1 - eta) * np.log(np.maximum(eta * th / cc_, 0.0))
     S = np.where(logS > np.log(NEGLIGIBLE), np.exp(np.minimum(logS, 700.0)), NEGLIGIBLE)
-    Pk = np.maximum(th, 1e-300) * S
+    # θ_k = 0 (a discrete type at 0) or an underflowing unit: the transfer unit is the program's own
+    Pk = th * S
+    Pk = np.where((th > 0) & (S > NEGLIGIBLE) & (Pk > NEGLIGIBLE), Pk, 1.0)
     # start: half of each type's unit (neutral), or a neighbour's menu clipped to [1e-6, 2] units
     # (an all-type quality unit there put v at 1e80 and Ipopt stopped at iteration 0, measured)
     v0 = np.full(N, 0.5) if V0 is None else np.clip(np.asarray(V0, float) / u.Q / S, 1e-6, 2.0)
@@ -534,6 +547,7 @@ def _monopolist(res, models, sigma, theta, mass, ctx):
     fin_txt = f"unrestricted final skipped (N > {UNRESTRICTED_MAX_N})"
     out = {"V": chosen.values["V"], "t": chosen.values["t"], "cuts": best, "assign": chosen.values["assign"],
            "objective": chosen.objective}
+    out["V"], out["t"], n_band = _refine_light(res, ctx, models, theta, mass, out["assign"], out["V"], out["t"])
     q = np.zeros((N, L))
     q[np.arange(N), out["assign"]] = out["V"] ** (1 / np.array([models[a].eta for a in out["assign"]]))
     out["q"] = q
@@ -546,7 +560,11 @@ def _monopolist(res, models, sigma, theta, mass, ctx):
         lab = _labels(models, sigma, qf)
         attempts.append(Attempt("final (unrestricted: all models free, from the best cut-offs)", r.status.value,
                                 r.objective, r.iterations, result=r, detail=_describe(theta, lab, models)))
-        res.solves["monopolist[final unrestricted]"] = r
+        if r.ok:
+            res.solves["monopolist[final unrestricted]"] = r
+        else:  # as in the two-model regime: the converged convex cut-off optimum is reported
+            res.notes.append(f"monopolist: the unrestricted final solve ended '{r.status.value}' (not used; the "
+                             "convex cut-off optimum is reported, judged by the mixing audit)")
         fin_txt = f"unrestricted final {r.status.value} {r.objective:.12g} ({r.iterations} it)"
         if r.ok and _better(r.objective, chosen.objective):
             out.update(V=V, t=t, q=qf, objective=r.objective)
@@ -559,6 +577,45 @@ def _monopolist(res, models, sigma, theta, mass, ctx):
                      f"iterations max {int(tab['iterations'].max())}")
     _mixing_audit(res, models, sigma, out["V"], out["q"], "monopolist_mixing_audit")
     return out
+
+
+LIGHT_BAND = 1e3
+"""Types whose mass is below max p / LIGHT_BAND are re-solved band by band (:func:`_refine_light`)."""
+
+
+def _refine_light(res, ctx, models, theta, mass, assign, V, t):
+    r"""Re-solve the best assigned program band by band for light types (mass < max p / LIGHT_BAND;
+    bands of a factor LIGHT_BAND in mass, heaviest first): the band and all lighter types free, the
+    heavier ones fixed at their values, the objective the free types' profit scaled by the band's
+    weight; the band's values are kept.  Exact: a joint optimum of the convex program is
+    optimal for each block given the rest.  Why: Ipopt's stopping test sees a type's first-order
+    condition weighted by its mass, so a Beta tail type of mass 2e-8 (of max 0.03) had V off by
+    4e-6 of max V (versions_60_7, measured); in its band it is resolved to the solver's tol."""
+    p = np.asarray(mass, float)
+    with np.errstate(divide="ignore"):
+        band = np.floor(np.log(np.max(p) / np.maximum(p, 1e-300)) / np.log(LIGHT_BAND)).astype(int)
+    V, t = V.copy(), t.copy()
+    n = 0
+    for b in sorted(set(band[band >= 1].tolist())):
+        free = band >= b  # this band and every lighter one (fixing a lighter, still inaccurate type
+        # next to the band distorted it through the binding IC row between them: 5e-9 -> 1e-6, measured)
+        with Timer() as tb:
+            m = build_monopolist_assigned(models, theta, mass, assign, V, None)
+            S, Pk, u = m._S, m._Pk, m._u
+            for k in m.TYPES:
+                m.V[k].set_value(V[k] / u.Q / S[k])
+                m.t[k].set_value(t[k] / u.P / Pk[k])
+                if not free[k]:
+                    m.V[k].fix()
+                    m.t[k].fix()
+            m.scaling_factor[m.profit] = 1.0 / float(np.max((p * Pk)[free]))
+        r = _solve(ctx, m, f"monopolist[light band {b}: {int(free.sum())} types]", tb.seconds, money=u.P)
+        res.solves[f"monopolist[light band {b}]"] = r
+        if r.ok:
+            V2, t2 = _read_menu(m)
+            V[band == b], t[band == b] = V2[band == b], t2[band == b]
+            n += 1
+    return V, t, n
 
 
 def _labels(models, sigma, q, V_scale=None) -> np.ndarray:
