@@ -14,6 +14,7 @@ import importlib
 _MODULES = {
     "cost": "models.cost",
     "budgets": "models.budgets",
+    "multidim": "models.multidim",
     "distributions": "models.distributions",
     "competition": "models.competition",
     "versions": "models.competition.versions",

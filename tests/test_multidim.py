@@ -1,0 +1,161 @@
+"""The full budget program over multi-dimensional types (models/multidim.py, issue 15 item 1).
+
+References are the closed forms of models.closed_form.budgets (the discrete
+Mussa–Rosen menu in θ, the Lemma-1 split), never the module under test.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models import multidim as MD
+from models import run as R
+from models.closed_form import budgets as cb
+from models.closed_form import cost as cf
+from models.solver import PRECISE_OPTIONS
+
+ROOT = Path(__file__).resolve().parents[1]
+TECH1 = cf.Technology(sigma=0.5, rho=0.0, alpha=(1.0,), cost=(1.0,), token_names=("tok",))
+
+
+def _ctx():
+    return R.Context(route="auto", options=dict(PRECISE_OPTIONS), progress=lambda s: None, figures=False)
+
+
+def _solve(tech, thetas, profiles, cells, seed=1):
+    types = MD.random_space(tech, thetas, [1.0] * len(thetas), profiles, cells, seed, 0.2)
+    sol = MD.solve_program(tech, types, _ctx(), "test")
+    ref, group, theta = MD.closed_form_reference(tech, types.W, types.mass)
+    return types, sol, ref, group, theta
+
+
+def test_audit_values_match_lemma1_value_and_gap_is_zero():
+    """The audit's recomputed allocation (first-order conditions) gives
+    θ(w)Ψ(X)Φ(Z) (Lemma 1, closed form) and a zero duality gap, J = 2, K = 1."""
+    tech = cf.Technology(sigma=0.4, rho=0.5, alpha=(0.6, 0.4), cost=(1.0, 4.0), gamma=0.2, rho_hat=0.0,
+                         alpha_hat=(1.0,), cost_hat=(2.0,))
+    rng = np.random.default_rng(0)
+    W = rng.uniform(0, 1, (7, 30)) * (rng.uniform(0, 1, (7, 30)) > 0.3)
+    X, Z = rng.uniform(0.1, 1, (7, 2)), rng.uniform(0.1, 1, (7, 1))
+    f = MD.audit_values(tech, W, X, Z)
+    U = f(np.arange(7), np.zeros(7))
+    V = np.array([[cb.lemma1_value(tech, W[m], X[l], Z[l]) for l in range(7)] for m in range(7)])
+    assert np.max(np.abs(U - V)) <= 1e-12 * V.max()
+    assert np.max(np.abs(f.gap(np.arange(7)))) <= 1e-12 * V.max()
+
+
+def test_dual_start_is_tight_upper_bound():
+    """τ + A Φ^(1/(1−σ)) u at the pair's dual start equals the deviation value
+    (closed form θΨΦ) to round-off and is never below it."""
+    tech = cf.Technology(sigma=0.5, rho=0.5, alpha=(0.6, 0.4), cost=(1.0, 4.0), gamma=0.2, rho_hat=0.0,
+                         alpha_hat=(1.0,), cost_hat=(2.0,))
+    types = MD.random_space(tech, [0.5, 1.0], [1, 1], 2, 12, 0, 0.2)
+    prob = MD.MultidimProblem(tech, types.W, types.mass)
+    prob.add_pairs(np.array([[0, 3], [2, 1]]))
+    th = cb.aggregate_type(types.W, tech.sigma)
+    m = prob.m
+    for p in [(0, 3), (2, 1)]:
+        Xl = np.array([m.X[p[1], j].value for j in range(2)])
+        Zl = np.array([m.Z[p[1], 0].value])
+        V = th[p[0]] * cf.psi(tech, Xl) * cf.phi(tech, Zl)
+        D = m.tau[p].value + prob.A[p[0]] * float(cf.phi(tech, Zl)) ** 2 * m.u[p].value
+        assert V <= D <= V * (1 + 1e-3)
+
+
+def test_random_profiles_menu_equals_1d_closed_form():
+    """9 random profiles over 20 cells sharing 3 θ values (the lowest
+    excluded): the full program gives the discrete Mussa–Rosen menu in θ,
+    equal-θ profiles the same item, allocations x_i ∝ w_i^(1/(1−σ))."""
+    types, sol, ref, group, theta = _solve(TECH1, [0.4, 0.7, 1.0], 3, 20)
+    assert sol.lazy.converged
+    assert np.max(np.abs(sol.Q - ref.Q[group])) <= 1e-6 * ref.Q.max()
+    assert np.max(np.abs(sol.t - ref.t[group])) <= 1e-6 * ref.t.max()
+    assert ref.Q[0] == 0.0  # θ = 0.4 excluded (φ < 0): the program must find it
+    for g in range(len(ref.theta)):
+        assert np.ptp(sol.Q[group == g]) <= 1e-6 * ref.Q.max()
+    Xref = np.stack([cb.lemma1_split(types.W[q], sol.X[q], TECH1.sigma) for q in range(types.M)])
+    assert np.max(np.abs(sol.x - Xref)) <= 1e-6 * Xref.max()
+
+
+def _scenario(tmp_path, body):
+    p = tmp_path / "md.toml"
+    p.write_text('name = "md"\n[technology]\nsigma = 0.5\nrho = 0.0\n[[technology.tokens]]\nname = "tok"\n'
+                 'weight = 1.0\ncost = 1.0\n[types]\ndistribution = "uniform"\nn = 2\n' + body)
+    return p
+
+
+def test_bad_option_is_one_error_line_exit_2(tmp_path):
+    p = _scenario(tmp_path, '[regimes.multidim]\nfamily = "random"\n[regimes.multidim.random]\nsparsity = 0.95\n')
+    out = subprocess.run([sys.executable, str(ROOT / "solve.py"), str(p), "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 2
+    err = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "regimes.multidim.random.sparsity" in err[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_csv_profiles(tmp_path):
+    """Profiles from a CSV (column mass optional): two profiles with the same θ."""
+    w1 = np.array([1.0, 0.5, 0.0, 0.25])
+    w2 = np.array([0.2, 0.9, 0.6, 0.1])
+    w2 = w2 * float(cb.aggregate_type(w1, 0.5) / cb.aggregate_type(w2, 0.5))
+    w3 = 0.6 * w1
+    rows = ["c1,c2,c3,c4,mass"] + [",".join(f"{x:.17g}" for x in w) + ",1" for w in (w1, w2, w3)]
+    (tmp_path / "prof.csv").write_text("\n".join(rows) + "\n")
+    p = _scenario(tmp_path, '[regimes.multidim]\nfamily = "csv"\n[regimes.multidim.csv]\nfile = "prof.csv"\n')
+    out = subprocess.run([sys.executable, str(ROOT / "solve.py"), str(p), "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "equal_theta_same_item" in (tmp_path / "o" / "md" / "verification.csv").read_text()
+
+
+def test_mutation_perturbed_closed_form_fails(monkeypatch):
+    """Mutation: a closed form off by 1e-4 in Q must make the menu check fail."""
+    types, sol, ref, group, theta = _solve(TECH1, [0.7, 1.0], 2, 10)
+    real = cb.discrete_menu
+
+    def off(tech, th, mass):
+        r = real(tech, th, mass)
+        r.Q = r.Q * (1 + 1e-4)
+        return r
+
+    res = MD.RegimeResult(MD.NAME)
+    ref_ok, g, th = MD.closed_form_reference(TECH1, types.W, types.mass)
+    MD.checks(res, TECH1, types, sol, ref_ok, g, th, "ok")
+    assert bool(res.verification["passed"].all())
+    monkeypatch.setattr(cb, "discrete_menu", off)
+    bad, g, th = MD.closed_form_reference(TECH1, types.W, types.mass)
+    res = MD.RegimeResult(MD.NAME)
+    MD.checks(res, TECH1, types, sol, bad, g, th, "mutant")
+    v = res.verification
+    assert not v[v["check"].str.startswith("menu_vs_1d_closed_form")]["passed"].all()
+
+
+def test_mutation_wrong_split_fails(monkeypatch):
+    """Mutation: a Lemma-1 split with exponent 1/σ instead of 1/(1−σ) must fail
+    the allocation check (σ = 0.4, where the two differ)."""
+    tech = cf.Technology(sigma=0.4, rho=0.0, alpha=(1.0,), cost=(1.0,), token_names=("tok",))
+    types, sol, ref, group, theta = _solve(tech, [0.8, 1.0], 2, 8)
+
+    def wrong(w, X, sigma):
+        a = np.asarray(w, float) ** (1 / sigma)
+        return np.outer(a / a.mean(), np.asarray(X, float))
+
+    monkeypatch.setattr(cb, "lemma1_split", wrong)
+    res = MD.RegimeResult(MD.NAME)
+    MD.checks(res, tech, types, sol, ref, group, theta, "mutant")
+    v = res.verification
+    assert not v[v["check"].str.startswith("allocation_vs_prop1")]["passed"].all()
+
+
+def test_shipped_scenario_exit_0(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "solve.py"), str(ROOT / "data" / "budgets_multidim.toml"),
+                          "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    ver = (tmp_path / "budgets_multidim" / "verification.csv").read_text()
+    for chk in ("equal_theta_same_item", "menu_vs_1d_closed_form", "allocation_vs_prop1", "all_pairs_audit"):
+        assert chk in ver
