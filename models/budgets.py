@@ -1291,10 +1291,28 @@ def _regret_order(res, tech, scn):
                          "at N = " + ", ".join(str(N0 * f) for f in REGRET_SIZES)
                          + " (its position in the cell changes with N)")
         return
-    seq = []
+    seq, pooled = [], []
     for f in REGRET_SIZES:
         th_f, ms_f = scn.types.discretise(N0 * f, scn.grid)
-        seq.append(two_part_regret(tech, cb.discrete_menu(tech, th_f, ms_f)))
+        mf = cb.discrete_menu(tech, th_f, ms_f)
+        seq.append(two_part_regret(tech, mf))
+        pooled.append(sum(b - a + 1 for a, b in mf.pools if mf.Q[a] > 0) / (N0 * f))
+    if pooled[-1] > 0 and min(pooled) > 0:
+        # A served pool: each pooled type k has the plan p_k = θ_k/φ̄ at one Q,
+        # so p rises within the pool and a pooled type gains by taking a lower
+        # type's plan (lower price per unit, more tokens).  With a pool of
+        # positive width in the limit the regret tends to a positive constant,
+        # not to 0 (budget_50_12, Beta(0.96, 0.60), equal-mass: the density is
+        # infinite at a served bottom, h = θ − (1−F)/f falls there, the bottom
+        # ~2.8 % of types pool; regret 4.7e-5, 7.2e-5, 8.7e-5, 1.0e-4, 1.10e-4,
+        # 1.15e-4 at N = 100 ... 3200).  So no order is claimed.
+        res.notes.append("two-part regret order: not claimed -- the menu pools served types ("
+                         + ", ".join(f"{100 * x:.2g} %" for x in pooled) + " of types at N = "
+                         + ", ".join(str(N0 * f) for f in REGRET_SIZES)
+                         + "): within a pool p = θ/φ̄ rises, two-part tariffs do not implement it and the regret "
+                         "tends to a positive limit (max regret / max U = " + ", ".join(f"{x:.3e}" for x in seq)
+                         + "); use the cost-based price sheet, which is exact")
+        return
     order = float(-np.polyfit(np.log(REGRET_SIZES), np.log(np.maximum(seq, 1e-300)), 1)[0])
     res.notes.append(f"two-part tariffs ({scn.grid}): max regret / max U at N = "
                      + ", ".join(str(N0 * f) for f in REGRET_SIZES) + " = "

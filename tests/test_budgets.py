@@ -1195,3 +1195,42 @@ grid = "equal-mass"
     sv = ref.Q > 0
     # per served type, relative to its own Q (not only to max Q): 37 ... 3.8e27
     assert np.max(np.abs(menu.Q[sv] / ref.Q[sv] - 1)) <= 1e-9
+
+
+def test_regret_order_not_claimed_for_a_pooled_menu(tmp_path):
+    """budget_50_12: Beta(0.96, 0.60) on [0.873, 1.394], equal-mass, all types
+    served.  The density is infinite at the served bottom, so h = θ − (1−F)/f
+    falls there and the bottom ~2.8 % of types pool.  Within a pool the plans
+    p_k = θ_k/φ̄ rise, a pooled type gains from a lower type's plan, and the
+    two-part regret tends to a positive limit (closed-form menus: 4.7e-5 ...
+    1.15e-4 at N = 100 ... 3200); the check claimed order 2 and failed
+    (fitted −0.25).  No order is claimed for a pooled menu."""
+    scn = _scenario_text(tmp_path, _toml_of("""[technology]
+sigma = 0.4885
+rho = -2.59
+[[technology.tokens]]
+name = "tok1"
+weight = 1.0
+cost = 0.0792649
+""", """[types]
+distribution = "beta"
+low = 0.8728
+high = 1.39351
+p = 0.9618
+q = 0.5953
+n = 53
+grid = "equal-mass"
+"""))
+    tech = scn.technology
+    # the fact the rule rests on: the regret does not fall with N, and the menus pool served types
+    seq = []
+    for N in (200, 800):
+        th, ms = scn.types.discretise(N, scn.grid)
+        m = cb.discrete_menu(tech, th, ms)
+        assert any(m.Q[a] > 0 for a, _ in m.pools)
+        seq.append(budgets.two_part_regret(tech, m))
+    assert seq[1] > seq[0] > 1e-5
+    res = budgets.RegimeResult(budgets.NAME)
+    budgets._regret_order(res, tech, scn)
+    assert not [c for c in res.checks if (c["check"] == "tariff_two_part_regret_order").any()], "an order was claimed"
+    assert any("pools served types" in n for n in res.notes), res.notes
