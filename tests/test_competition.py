@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+import types
 import tomllib
 from pathlib import Path
 
@@ -728,3 +729,82 @@ def test_numeric_topup_resolves_tiny_purchases():
         x = comp.fringe_topup_numeric(th, 0.0, sigma, c_F)
         assert np.all(x > 0)
         np.testing.assert_allclose(th * sigma * x ** (sigma - 1) / c_F, 1.0, rtol=1e-12)
+
+
+def _mon_attempt(models, th, ms, q):
+    """A monopolist 'solve' holding a given token schedule (menu from the exact discrete optimum)."""
+    ref = cc.monopolist_discrete(models, th, ms)
+    return types.SimpleNamespace(objective=ref["profit"], values={"q": q, "V": ref["V"], "t": ref["t"]})
+
+
+def test_monopolist_tokens_of_an_unused_model_are_judged_by_their_cost():
+    """competition_50_23: no type buys the fringe in the exact discrete optimum (max q_ref ~ 1e-4),
+    the NLP left ~1e3 fringe tokens (worth 1e-18 of a leader type's V) and the row, judged on
+    max|q_ref|, failed by 1e7.  Judged by their cost on the money scale (the KKT scale), such
+    tokens pass, and fringe tokens costing 1e-3 of the money scale still fail."""
+    sigma = 0.624
+    models = comp._two_models(sigma, {"gamma_L": 0.3245, "gamma_F": 0.0, "c_L": 1.47927, "c_F": 0.6434})
+    th = np.array([1.9037, 7.14536, 7.86298, 8.37986])
+    ms = np.array([0.2584, 0.1302, 0.03123, 0.7839])
+    ms = ms / ms.sum()
+    ref = cc.monopolist_discrete(models, th, ms)
+    qref = ref["Q"].T ** (1 / np.array([mm.eta for mm in models]))
+    assert np.max(qref[:, 0]) < 1e-6 * np.max(qref[:, 1])  # the fringe is unused
+    money = float(np.max(np.abs(ref["t"])))
+    for extra, ok in [(1e-12, True), (1e-3, False)]:
+        q = qref.copy()
+        q[1:, 0] += extra * money / models[0].c  # fringe tokens costing `extra` of the money scale
+        res = RegimeResult("competition")
+        comp._two_model_checks(res, models, th, ms, None, None, _mon_attempt(models, th, ms, q))
+        v = res.verification
+        row = v[(v.check == "monopolist_vs_discrete_closed_form") & v.quantity.str.startswith("q[fringe]")]
+        assert bool(row.passed.all()) is ok, row.to_string()
+
+
+SCENARIO_50_33 = """\
+name = "competition_50_33"
+[technology]
+sigma = 0.75
+rho = -19.64
+[[technology.tokens]]
+name = "tok1"
+weight = 0.24105
+cost = 0.067617
+[[technology.tokens]]
+name = "tok2"
+weight = 0.297153
+cost = 0.309913
+[[technology.tokens]]
+name = "tok3"
+weight = 0.461797
+cost = 6.7946
+[types]
+distribution = "beta"
+low = 0.0
+high = 1.0
+p = 25.17
+q = 1.0
+n = 22
+[regimes]
+[regimes.competition]
+gamma_L = 0.0526
+gamma_F = 0.0
+c_L = 0.0990985
+c_F = 0.082025
+task_cells = 11
+task_profiles = 2
+"""
+
+
+@pytest.mark.slow  # ~20 s: the whole regime on a Beta(25, 1) grid
+def test_low_mass_types_are_judged_on_their_kkt_scale(run_solve, tmp_path, out_dir):
+    """competition_50_33 (seed 50): Beta(25.17, 1) types, masses down to ~1e-14.  The leader's profit
+    matched the discrete optimum to 4e-11 but q_L/T/q_F of types of mass ~1e-14 differed by up to 7e-4
+    (their only term in the objective is p_k: not fixed by any solver tolerance), and rows judged
+    them as if they weighed 1/N.  Rows weighted by min(1, N·p_k): exit 0, every row passes."""
+    f = tmp_path / "c50_33.toml"
+    f.write_text(SCENARIO_50_33)
+    code, out, err = run_solve(f, "--out", out_dir, "--quiet")
+    assert code == 0, out + err
+    v = pd.read_csv(out_dir / "competition_50_33" / "verification.csv")
+    assert v.passed.all() and len(v) > 30

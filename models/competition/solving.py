@@ -633,10 +633,17 @@ def leader_solve(res, lf, scn, ctx, theta, mass):
         return None
     best = _best_attempt(attempts)
     menu = best.values["menu"]
-    # lazy IC generation on the chosen menu (a no-op when the audit is clean)
-    final = solve_leader(lf, theta, mass, ctx, "leader_fringe[final]", menu.q, menu.T, menu.f,
-                         menu.pairs, menu.ir_types, lazy=True)
-    attempts.append(Attempt("final (from best, lazy IC audit)", final.result.status.value, final.objective,
+    # lazy IC generation on the chosen menu.  When its all-pairs audit is already clean the menu is
+    # the final one (a re-solve of the same program from its optimum adds nothing and, on a hard
+    # instance, ended 'infeasible' after 3000 iterations: competition_50_36)
+    aud = leader_audit(lf, theta, menu.q, menu.T)
+    if not np.any(aud["viol"] > TOL_AUDIT * _utility_scale(menu.T, aud["U"])):
+        final = menu
+    else:
+        final = solve_leader(lf, theta, mass, ctx, "leader_fringe[final]", menu.q, menu.T, menu.f,
+                             menu.pairs, menu.ir_types, lazy=True)
+    attempts.append(Attempt("final (best start kept: all-pairs audit clean)" if final is menu else
+                            "final (from best, lazy IC audit)", final.result.status.value, final.objective,
                             final.result.iterations, detail=f"{len(final.pairs)} IC rows, {len(final.ir_types)} IR rows"))
     res.solves["leader_fringe"] = final.result
     if tables:
