@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Scale of the menu of token distributions on value–scale grids (issue 15 item 2).
 
-    nice -n 5 .venv/bin/python bench/distributions_scale.py [--sizes 10,20,40] [--compare REV] [--timeout S]
+    nice -n 5 .venv/bin/python bench/distributions_scale.py [--sizes 10,20,40,80] [--compare REV]
+        [--compare-max 40] [--pyomo] [--timeout S]
 
 Technology: data/default.toml's (J = 2 token classes, CES ρ = 0.5; K = 1
 fine-tuning class, σ = ½, γ = 0.2).  Types: w, s ~ U[0,1] independent on an
@@ -12,14 +13,23 @@ h_w at the cell midpoint, so the Riemann sum over w is a midpoint rule) and s
 at the cell midpoints (j − ½)/N (a midpoint rule in s).  s must be a multiple
 of 1/n (docs/model.md §1), so n = 2N task cells.
 
-Each size runs in its own process (peak memory = that process's max RSS) with
-the regime's lazy IC (8 nearest grid neighbours, every pair audited in numpy
-each round) from the budget-menu start, and prints per round: active IC rows,
-rows added, Ipopt status/iterations, seconds of Pyomo build, NL translation,
-Ipopt and the all-pairs audit; then the NLP vs the discrete closed form
-(profit, max |ΔQ|/max Q) and the peak memory.  ``--compare REV`` runs the
-same worker on ``git archive REV`` (e.g. the code before this session) in the
-same invocation, so both are measured under the same machine load.
+Each size and formulation runs in its own process (peak memory = that
+process's max RSS) with the regime's lazy IC (8 nearest grid neighbours,
+every pair audited in numpy each round) from the budget-menu start, and
+prints per round: active IC rows, rows added, Ipopt status/iterations,
+seconds of build (Pyomo rows added, or the structured NLP's numpy build),
+NL translation, Ipopt and the all-pairs audit; then the NLP vs the discrete
+closed form (profit, max |ΔQ|/max Q), wall and CPU seconds (after the
+imports, including the closed forms) and the process's peak memory.
+
+Formulations: ``structured`` = models/distribution_nlp.py (current code
+only), ``pyomo`` = models.distributions.solve_menu.  ``--compare REV`` runs
+the Pyomo form of ``git archive REV`` (e.g. 1d4f978, the code at the start of
+session 5) in the same invocation for N ≤ ``--compare-max``, so old and new
+are measured under the same machine load, and prints wall and CPU ratios;
+``--pyomo`` adds the current Pyomo form.  The machine load (1-minute
+average) is printed before and after every run: on a shared 2-core machine
+wall times depend on it, CPU seconds much less.
 """
 from __future__ import annotations
 
@@ -39,53 +49,68 @@ import json, resource, sys, time
 import numpy as np
 from models import distributions as DM, lazy_ic, run
 from models.closed_form import cost as cf, distributions as D
-N = int(sys.argv[1])
+N, FORM = int(sys.argv[1]), sys.argv[2]
 TECH = cf.Technology(sigma=0.5, rho=0.5, alpha=(0.6, 0.4), cost=(1.0, 4.0), gamma=0.2, rho_hat=0.0,
                      alpha_hat=(1.0,), cost_hat=(2.0,), token_names=("input", "output"), ft_names=("ft",))
 wg, wm = np.arange(N) / N, np.full(N, 1.0 / N)
 sg, sm = (np.arange(N) + 0.5) / N, np.full(N, 1.0 / N)
 n = 2 * N
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 types = DM.value_scale_space(wg, wm, sg, sm, n, name=f"{N}x{N}")
 ref = D.value_scale_distribution_menu(wg, wm, sg, sm, n, TECH, audit=False)
 bm = D.value_scale_budget_menu(wg, wm, sg, sm, n, TECH)
 ctx = run.Context(route="auto", options={}, user_options={}, progress=lambda *a: None)
-s = DM.solve_menu(TECH, types, ctx, f"vs{N}", ic="lazy", starts={"budget": DM.menu_start(bm)})
-lr = s.lazy["budget"]
-rounds = lr.table()[["round", "active_pairs", "added", "status", "iterations", "worst_ic", "build_seconds",
-                     "translate_seconds", "solve_seconds", "audit_seconds"]].to_dict("records")
+if FORM == "structured":
+    from models import distribution_nlp as DN
+    prob = DN.ReducedLazy(TECH, types, ctx, f"vs{N}", DM.DIST_SOLVER_DEFAULTS, start=DM.menu_start(bm))
+    lr = lazy_ic.solve_lazy(prob, prob.solve, initial_pairs=lazy_ic.nearest_pairs(types.coords, 8),
+                            max_rounds=40)
+    menu = prob.menu()
+    tab = lr.table()
+    tab["build_seconds"] = tab["build_seconds"] + prob.build_log[:len(tab)]
+else:
+    s = DM.solve_menu(TECH, types, ctx, f"vs{N}", ic="lazy", starts={"budget": DM.menu_start(bm)})
+    lr, menu = s.lazy["budget"], s.menu
+    tab = lr.table()
+rounds = tab[["round", "active_pairs", "added", "status", "iterations", "worst_ic", "build_seconds",
+              "translate_seconds", "solve_seconds", "audit_seconds"]].to_dict("records")
+ru = resource.getrusage(resource.RUSAGE_SELF)
 out = {"N": N, "types": types.M, "cells": n, "pairs_audited": types.M * (types.M - 1), "rounds": rounds,
-       "converged": bool(lr.converged), "seconds": time.perf_counter() - t0,
-       "profit_nlp": s.menu.profit, "profit_cf": ref.profit,
-       "profit_rel": (s.menu.profit - ref.profit) / abs(ref.profit),
-       "Q_err": float(np.max(np.abs(s.menu.Q - ref.Q)) / np.max(ref.Q)),
-       "peak_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+       "converged": bool(lr.converged), "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0,
+       "profit_nlp": menu.profit, "profit_cf": ref.profit,
+       "profit_rel": (menu.profit - ref.profit) / abs(ref.profit),
+       "Q_err": float(np.max(np.abs(menu.Q - ref.Q)) / np.max(ref.Q)),
+       "peak_MB": ru.ru_maxrss / 1024}
 print("RESULT " + json.dumps(out))
 """
 
 
-def run_one(src: Path, N: int, timeout: float) -> dict:
+def run_one(src: Path, N: int, form: str, timeout: float) -> dict:
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
     t0 = time.perf_counter()
+    load0 = os.getloadavg()[0]
     try:
-        p = subprocess.run([sys.executable, "-c", WORKER, str(N)], cwd=src, env=env, capture_output=True, text=True,
-                           timeout=timeout)
+        p = subprocess.run([sys.executable, "-c", WORKER, str(N), form], cwd=src, env=env, capture_output=True,
+                           text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"N": N, "error": f"timeout after {timeout:.0f} s"}
+        return {"N": N, "error": f"timeout after {timeout:.0f} s", "load": (load0, os.getloadavg()[0])}
+    load = (load0, os.getloadavg()[0])
     for line in p.stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[7:])
+            return {**json.loads(line[7:]), "load": load}
     return {"N": N, "error": f"exit {p.returncode}: {(p.stderr or p.stdout).strip().splitlines()[-1:]}",
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0, "load": load}
 
 
 def show(tag: str, r: dict) -> None:
+    ld = "load {:.1f} -> {:.1f}".format(*r["load"])
     if "error" in r:
-        print(f"[{tag}] N = {r['N']}: {r['error']}")
+        print(f"[{tag}] N = {r['N']}: {r['error']} ({ld})")
         return
     print(f"[{tag}] N = {r['N']}: {r['types']} types, n = {r['cells']} cells, {r['pairs_audited']:,} pairs audited "
-          f"per round; converged {r['converged']}; {r['seconds']:.1f} s; peak {r['peak_MB']:.0f} MB; "
-          f"profit NLP vs closed form {r['profit_rel']:.2e}, max|ΔQ|/max Q {r['Q_err']:.2e}")
+          f"per round; converged {r['converged']}; {r['seconds']:.1f} s wall, {r['cpu']:.1f} s CPU ({ld}); "
+          f"peak {r['peak_MB']:.0f} MB; profit NLP vs closed form {r['profit_rel']:.2e}, "
+          f"max|ΔQ|/max Q {r['Q_err']:.2e}")
     print("    round  active  added  status      it  worst_ic   build  transl   ipopt   audit")
     for x in r["rounds"]:
         print(f"    {x['round']:5d} {x['active_pairs']:7d} {x['added']:6d}  {x['status']:<10s} {x['iterations']:4d}"
@@ -96,11 +121,15 @@ def show(tag: str, r: dict) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="10,20,40")
-    ap.add_argument("--compare", default="", help="also run git revision REV (git archive) for comparison")
+    ap.add_argument("--compare", default="", help="also run the Pyomo form of git revision REV (git archive)")
+    ap.add_argument("--compare-max", type=int, default=40, help="largest N run with --compare")
+    ap.add_argument("--pyomo", action="store_true", help="also run the current Pyomo form")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per size and code version")
     a = ap.parse_args(argv)
     sizes = [int(x) for x in a.sizes.split(",") if x]
-    srcs = [("current", ROOT)]
+    runs = [("current structured", ROOT, "structured", 10**9)]
+    if a.pyomo:
+        runs.append(("current pyomo", ROOT, "pyomo", 10**9))
     tmp = None
     if a.compare:
         tmp = tempfile.TemporaryDirectory()
@@ -109,13 +138,23 @@ def main(argv=None) -> int:
         for built in (".pyomo", ".build"):  # untracked build products the solver routes need
             if (ROOT / built).exists():
                 os.symlink(ROOT / built, Path(tmp.name) / built)
-        srcs.append((a.compare, Path(tmp.name)))
+        runs.append((f"{a.compare} pyomo", Path(tmp.name), "pyomo", a.compare_max))
     print(f"distributions_scale: sizes {sizes}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for N in sizes:
-        for tag, src in srcs:
-            show(tag, run_one(src, N, a.timeout))
+        res = {}
+        for tag, src, form, nmax in runs:
+            if N > nmax:
+                print(f"[{tag}] N = {N}: not run (--compare-max {nmax})")
+                continue
+            res[tag] = r = run_one(src, N, form, a.timeout)
+            show(tag, r)
             sys.stdout.flush()
+        new = res.get(runs[0][0], {})
+        for tag, r in res.items():
+            if tag != runs[0][0] and "error" not in r and "error" not in new:
+                print(f"    ratio {tag} / {runs[0][0]}: wall {r['seconds'] / new['seconds']:.1f}x, "
+                      f"CPU {r['cpu'] / new['cpu']:.1f}x, peak memory {r['peak_MB'] / new['peak_MB']:.1f}x")
     return 0
 
 

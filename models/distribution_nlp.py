@@ -65,6 +65,25 @@ from models.closed_form import distributions as D
 _INF = 2e19
 
 
+# Ipopt options of this formulation on top of the regime's
+# (models.distributions.DIST_SOLVER_DEFAULTS).  MUMPS's pivot tolerance: at
+# the default 1e-6 the factor grew from 2.5M to 13.5M doubles over the last
+# iterations of the 40×40 grid (delayed pivots as μ → 0; types pooled on the
+# null item keep the active set degenerate) and the Ipopt CPU time was 21.9 s;
+# at 1e-8 it was 11.7 s, same optimum to 1e-15 relative (session 5).  Ipopt
+# checks every solve's residual and raises the tolerance (up to
+# mumps_pivtolmax) when a solve is inaccurate, so this is a start, not a
+# loosening.
+SOLVER_DEFAULTS = {"mumps_pivtol": 1e-8}
+
+
+def supported(tech) -> bool:
+    """Technologies this formulation writes exactly: Φ of one scalar
+    fine-tuning index (baseline form with K ≤ 1, or homogeneous Φ of any K),
+    and σ + γ ≤ 1 (the cost (g/Φ(z))^(1/σ) jointly convex)."""
+    return (not tech.has_baseline or tech.K <= 1) and tech.sigma + (tech.gamma if tech.K else 0.0) <= 1.0
+
+
 def cell_blocks(W):
     """Blocks of identical columns of W: (block of each cell (n,), first cell
     of each block (B,), cells per block (B,))."""
@@ -352,6 +371,7 @@ class ReducedLazy:
         self.blk, first, _ = cell_blocks(W)
         self.state = block_start(tech, types, neutral_start(tech, types) if start is None else start)
         self._pairs: set = set()
+        self.build_log: list[float] = []  # seconds to build each round's NLP (numpy)
         self.nlp = None
         self.last = None
 
@@ -370,7 +390,8 @@ class ReducedLazy:
         nlp = ReducedMenuNLP(self.tech, self.types.W, self.types.mass, np.array(sorted(self._pairs), int),
                              self.scales, start=self.state, g_floor=self.g_floor, z_floor=self.z_floor)
         build = time.perf_counter() - t0
-        r = self.ctx.solve_structured(nlp, self.label, build, defaults=self.defaults)
+        self.build_log.append(build)
+        r = self.ctx.solve_structured(nlp, self.label, build, defaults={**(self.defaults or {}), **SOLVER_DEFAULTS})
         self.nlp, self.last = nlp, r
         self.state = nlp.blocks(r.x)
         self.build_seconds = build
