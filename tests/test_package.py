@@ -160,8 +160,8 @@ def test_default_scenario_runs_every_regime():
     assert {regimes.kind(scn, n) for n in scn.regimes} == set(regimes.NAMES)
     assert regimes.kind(scn, "two_types") == "distributions"
     assert scn.regimes["distributions"]["family"] == "value-scale" and scn.regimes["two_types"]["family"] == "two-types"
-    assert regimes.ordered(scn) == ["cost", "budgets", "distributions", "two_types", "competition", "versions",
-                                    "plans"]
+    assert regimes.ordered(scn) == ["cost", "budgets", "multidim", "distributions", "two_types", "competition",
+                                    "versions", "plans"]
     assert models.data_dir() == ROOT / "data"
     assert ROOT / "data" / "default.toml" in api.shipped_scenarios()
 
