@@ -75,7 +75,7 @@ GRIDS = {
     "uniform_40": (np.linspace(0.025, 1.0, 40), np.full(40, 1 / 40)),
     "beta_2_5_60": TypeDistribution("beta", low=0.0, high=1.0, p=2.0, q=5.0).discretise(60),
     # a density spike: φ not monotone, so the monopolist irons
-    "spike_30": (np.linspace(0.05, 1.5, 30), np.r_[np.full(12, 1.0), np.full(3, 12.0), np.full(15, 1.0)] / 51.0),
+    "spike_30": (np.linspace(0.05, 1.5, 30), np.r_[np.full(12, 1.0), np.full(3, 12.0), np.full(15, 1.0)] / 63.0),  # sums to 1
 }
 
 

@@ -184,11 +184,19 @@ def monopolist_allocation(models, h, tie: str = "up") -> tuple[np.ndarray, np.nd
     return V, idx
 
 
+def tail_mass(mass) -> np.ndarray:
+    r""":math:`1-P_k=\sum_{j>k}p_j` as suffix sums: exact for tiny tails, where 1 − cumsum(p) is
+    round-off (~1e-16) — on a Beta(1, 21) grid the top types have tails of 1e-15..1e-40, and
+    1 − cumsum put their φ off by up to 5 % (measured, versions_33_12)."""
+    p = np.asarray(mass, float)
+    return np.append(np.cumsum(p[::-1])[::-1][1:], 0.0)
+
+
 def discrete_virtual_values(theta, mass) -> np.ndarray:
-    r""":math:`\varphi_k=\theta_k-(\theta_{k+1}-\theta_k)(1-P_k)/p_k`, :math:`\varphi_N=\theta_N`."""
+    r""":math:`\varphi_k=\theta_k-(\theta_{k+1}-\theta_k)(1-P_k)/p_k`, :math:`\varphi_N=\theta_N`
+    (tails by :func:`tail_mass`)."""
     th, p = np.asarray(theta, float), np.asarray(mass, float)
-    tail = np.maximum(1.0 - np.cumsum(p), 0.0)
-    return th - np.append(np.diff(th), 0.0) * tail / p
+    return th - np.append(np.diff(th), 0.0) * tail_mass(p) / p
 
 
 def ironed(values, weights) -> np.ndarray:
