@@ -937,7 +937,69 @@ def run(scn, opts, ctx) -> RegimeResult:
         _convergence(res, tech, scn, ctx, opts["convergence"], opts["formulation"], cont)
     if ctx.figures:
         res.figures.update(_figures(tech, scn, menu, ref))
+    _advise(res, menu)
     return res
+
+
+# What a failed row of each check means for the exported tables and what to
+# change (issue 11: a failed row is actionable).  The row's index already
+# names the worst type (θ, mass); the console adds the miss against the limit.
+_MENU = ("menu.csv (the NLP columns) and both price sheets are NOT verified; the closed-form columns "
+         "(Q_closed_form) and docs/model.md §2.4 give the exact menu for these discrete types")
+_LOW = ("usual cause: types Ipopt cannot resolve -- a mass << the largest mass (Beta tails on an equal-spacing "
+        "grid) or Q << max Q (σ+γ near 1); change: grid = \"equal-mass\", a support that cuts the empty tail "
+        "(docs/model.md §6), or formulation = \"pyomo\"; if the notes say the polish was kept or a solve was "
+        "not optimal, report the scenario file")
+ADVICE = {
+    "nlp_vs_discrete_closed_form": f"{_MENU}; {_LOW}",
+    "kkt_full_program": ("the named type's inputs/quality are not optimal for the full program (cost-inefficient "
+                         f"mix or wrong Q): {_MENU}; {_LOW}"),
+    "local_vs_all_pairs_ic": ("the two IC forms disagree: the exported menu is the local form's; trust it only if "
+                              "its nlp_vs_discrete_closed_form and audit rows pass; otherwise report the scenario"),
+    "ironing_pool": ("the NLP bunches other types than the ironed closed form: menu.csv is not verified where "
+                     "pools differ (the closed-form columns are exact); a pool edge within 1e-7 of max Q is at the "
+                     "resolution limit -- more or fewer types (n) moves it"),
+    "numpy_audit_all_pairs": ("the exported menu is NOT incentive compatible: some type gains by taking another's "
+                              "item; do not publish menu.csv or the price sheets; use the closed-form menu"),
+    "ray_bound_slack": ("a near-Leontief ray row binds, so the NLP's input mix was constrained: menu.csv is not "
+                        "verified; report the scenario (the rows allow a factor 2 around the cost-minimising mix)"),
+    "finer_grid_choice": ("types between the grid points do worse with the exported menu than the continuous "
+                          "bound allows: the menu is correct for the listed types but too coarse for a population; "
+                          "increase n (types) or use an equal-mass grid"),
+    "tariff_cost_based_sheet": ("tariff_cost_based.csv does not reproduce the menu: do not use that sheet (the "
+                                "menu itself is judged by nlp_vs_discrete_closed_form)"),
+    "tariff_cost_based_choice": ("buyers choosing freely from tariff_cost_based.csv do not get their menu utility: "
+                                 "do not use that sheet"),
+    "tariff_two_part_sheet": ("tariff_two_part.csv does not reproduce the menu: do not use that sheet; the "
+                              "cost-based sheet is exact"),
+    "tariff_two_part_choice": ("the exported two-part sheet's regret differs from the closed-form sheet's: the "
+                               "NLP menu is off (see the nlp rows); use the cost-based sheet"),
+    "tariff_two_part_regret_order": ("no table is affected (a rate across finer grids, closed-form menus): the "
+                                     "two-part sheet's regret at this n is in the notes; if regret matters use the "
+                                     "cost-based sheet; report the scenario (a case outside the stated orders)"),
+    "lemma1_split": "Lemma 1 check (no exported menu depends on it): tighter solver tol; else report",
+    "lemma1_value": "Lemma 1 check (no exported menu depends on it): tighter solver tol; else report",
+    "prop1_efficient": "Proposition 1 check (no exported menu depends on it): tighter solver tol; else report",
+    "continuous_limit": ("the menus for the listed types are judged by the nlp rows; the continuous-limit claim "
+                         "fails: use larger convergence sizes (e.g. [2N, 4N, 8N]) or put density breakpoints on "
+                         "cell edges"),
+    "continuous_convergence_order": ("the menus for the listed types are judged by the nlp rows; the fitted order "
+                                     "is off: use larger convergence sizes"),
+    "uniform_identities": "the continuous identities miss: use larger convergence sizes; else report",
+}
+
+
+def _advise(res, menu):
+    """Fill the advice column of this regime's rows (ADVICE); a rejected polish is named."""
+    extra = ""
+    note = getattr(menu, "note", "") or ""
+    if "rejected" in note or "skipped" in note:
+        extra = f" [this run: {note}]"
+    for df in res.checks:
+        name = str(df["check"].iloc[0]) if len(df) else ""
+        key = name.split("[")[0]
+        if key in ADVICE:
+            df["advice"] = ADVICE[key] + (extra if key in ("nlp_vs_discrete_closed_form", "kkt_full_program") else "")
 
 
 def _discrete_checks(res, tech, menu, ref, form):

@@ -1234,3 +1234,24 @@ grid = "equal-mass"
     budgets._regret_order(res, tech, scn)
     assert not [c for c in res.checks if (c["check"] == "tariff_two_part_regret_order").any()], "an order was claimed"
     assert any("pools served types" in n for n in res.notes), res.notes
+
+
+def test_failed_rows_carry_budgets_advice():
+    """Issue 11, 'a failed row is actionable': each budgets check says what its
+    failure means for the exported tables and what to change; a rejected
+    polish is named on the menu rows."""
+    from models.results import compare, bound_check, default_advice
+
+    res = budgets.RegimeResult(budgets.NAME)
+    res.checks.append(compare(budgets.NAME, "nlp_vs_discrete_closed_form[local]", "Q", [1.0, 2.0], [1.0, 2.1], 1e-6))
+    res.checks.append(bound_check(budgets.NAME, "numpy_audit_all_pairs", "worst IC", 1.0, 1e-7))
+    res.checks.append(bound_check(budgets.NAME, "tariff_two_part_regret_order", "order", 1.0, 0.1))
+    menu = cb.Menu(np.r_[1.0, 2.0], np.r_[0.5, 0.5], np.r_[1.0, 2.0], np.ones((2, 1)), np.zeros((2, 0)),
+                   np.r_[1.0, 3.0], virtual=np.r_[1.0, 2.0], pools=[])
+    menu.note = "polish rejected: Newton did not converge on every type (kept Ipopt's menu)"
+    budgets._advise(res, menu)
+    adv = [str(df["advice"].iloc[0]) for df in res.checks]
+    assert all(a and a not in (default_advice("relative"), default_advice("bound")) for a in adv)
+    assert "NOT verified" in adv[0] and "polish rejected" in adv[0] and "equal-mass" in adv[0]
+    assert "NOT incentive compatible" in adv[1] and "polish" not in adv[1]
+    assert "no table is affected" in adv[2]

@@ -228,6 +228,8 @@ def test_regime_run_verifies():
         assert len(ver) == 6 * len(QUANTITIES["ces"])
         assert set(ver["quantity"]) == {"C(Q)", "C'(Q) from dual", "X[input]", "X[output]", "Z[ft_a]", "Z[ft_b]"}
         assert ver["passed"].all()
+        # issue 11: a failed row would say what it means for the exported table
+        assert (ver["advice"] == cost.ADVICE).all()
     finally:
         from models import plotting
 
