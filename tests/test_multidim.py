@@ -157,5 +157,6 @@ def test_shipped_scenario_exit_0(tmp_path):
                           "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     ver = (tmp_path / "budgets_multidim" / "verification.csv").read_text()
-    for chk in ("equal_theta_same_item", "menu_vs_1d_closed_form", "allocation_vs_prop1", "all_pairs_audit"):
+    for chk in ("equal_theta_same_item", "menu_vs_1d_closed_form", "allocation_vs_prop1", "all_pairs_audit",
+                "prop3_profit"):
         assert chk in ver
