@@ -565,3 +565,34 @@ def test_tuned_topup_is_continuous_in_gamma_F_at_zero():
         errs.append(np.max(np.abs(C.tuned_buyer_value(tf, T, Qq) - ref)) / np.max(ref))
     assert errs[-1] < 1e-4
     assert errs[0] / errs[1] == pytest.approx(10, rel=0.1) and errs[1] / errs[2] == pytest.approx(10, rel=0.1)
+
+
+def _beta_1_21_grid(n=74):
+    from models import scenario
+    raw = {"name": "b", "technology": {"sigma": 0.6252, "rho": 1.0, "tokens": [{"name": "t", "weight": 1.0, "cost": 1.0}]},
+           "types": {"distribution": "beta", "low": 0.0, "high": 1.0, "p": 1.0, "q": 21.0, "n": n},
+           "regimes": {"cost": {}}}
+    return scenario.from_dict(raw, source="x.toml").discrete_types()
+
+
+def test_discrete_virtual_values_are_exact_for_tiny_tails():
+    """versions_33_12 (found by the versions regime): Beta(1, 21), top-type masses 1e-11..1e-40.
+    1 − cumsum(p) is round-off once the tail is < 1e-13; φ must match the exactly summed tail."""
+    import math
+    th, p = _beta_1_21_grid()
+    tail = np.array([math.fsum(p[k + 1:]) for k in range(len(p))])
+    ref = th - np.append(np.diff(th), 0.0) * tail / p
+    np.testing.assert_allclose(C.discrete_virtual_values(th, p), ref, rtol=1e-12, atol=0)
+
+
+def test_monopolist_discrete_is_invariant_to_the_money_scale():
+    """θ and both costs × λ multiply every value by λ, so the optimal V cannot change.  The former
+    tie rule GAIN_TOL·max(1, |best|) was absolute below profit 1 (here 4.8e-4): cut-offs within
+    2e-10 relative tied and the top types were pooled at a wrong V (versions_33_12)."""
+    th, p = _beta_1_21_grid()
+    out = []
+    for lam in (1.0, 1e6):
+        models = (C.ModelCost(0.262521 * lam, 0.6252 + 0.03876, "a"), C.ModelCost(11.5713 * lam, 0.6252 + 0.1688, "b"))
+        out.append(C.monopolist_discrete(models, th * lam, p))
+    assert out[1]["profit"] == pytest.approx(1e6 * out[0]["profit"], rel=1e-9)
+    np.testing.assert_allclose(out[0]["V"], out[1]["V"], rtol=1e-9, atol=0)
