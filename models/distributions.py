@@ -67,6 +67,14 @@ NAME = "distributions"
 FAMILIES = ("two-types", "value-scale", "assumption1")
 IC_FORMS = ("lazy", "all-pairs", "both")
 STARTS = ("neutral", "budget", "closed-form")
+# The lazy-IC NLP as a Pyomo model (this module) or as the structured numpy
+# NLP of models.distribution_nlp (helper "scale": blocks, owner cells only,
+# one scalar fine-tuning index; cyipopt route).  "auto": structured from
+# STRUCTURED_MIN_TYPES types on when supported (measured by "scale", load 6–8:
+# 20×20 28 it ~2.5 s vs ~14 s Pyomo; 40×40 64 s vs 204 s; 80×80 457 s) --
+# below it both take seconds and the Pyomo form also checks the per-class split.
+FORMULATIONS = ("auto", "pyomo", "structured")
+STRUCTURED_MIN_TYPES = 400
 
 # NLP vs discrete closed form (two types, value-scale, Proposition 3): Ipopt
 # at tol 1e-12 on an O(1)-scaled convex program; the issue's target 1e-6.
@@ -115,8 +123,9 @@ START_FLOOR = 1e-6
 # first-best z: Φ(z)^(−1/σ) must stay finite; the cost is ĉ·z_floor per
 # excluded type (~1e-9 of the profit).
 Z_FLOOR = 1e-9
-# ... and at most this fraction of the objective scale per excluded type.
-Z_FLOOR_COST = 1e-9
+# ... and at most this fraction of the objective scale per excluded type
+# (10× below the profit rows' 1e-6 even if every type sat at the floor).
+Z_FLOOR_COST = 1e-8
 # Lower bound on the per-cell gain variables, relative to the top type's
 # first-best quality (see build_menu): far below every tolerance (1e-6).
 G_FLOOR = 1e-14
@@ -161,7 +170,7 @@ def validate_options(v, opts, path, tech):
 
     check_technology(v, tech)  # gain rows evaluate the CES in power form, as cost/budgets do
     v.keys(opts, path, {"family", "ic", "starts", "random_starts", "seed", "all_pairs_max", "lazy", "pairs",
-                        "value_scale", "assumption1"})
+                        "value_scale", "assumption1", "formulation"})
     fam = v.choice(opts, path, "family", FAMILIES, required=True)
     starts = opts.get("starts", list(STARTS))
     if not isinstance(starts, list) or not starts or any(s not in STARTS for s in starts) \
@@ -174,6 +183,7 @@ def validate_options(v, opts, path, tech):
         "random_starts": v.number(opts, path, "random_starts", lo=0, hi=20, integer=True, default=1),
         "seed": v.number(opts, path, "seed", lo=0, integer=True, default=0),
         "all_pairs_max": v.number(opts, path, "all_pairs_max", lo=2, hi=2000, integer=True, default=64),
+        "formulation": v.choice(opts, path, "formulation", FORMULATIONS, default="auto"),
     }
     lz = v.table(opts, path, "lazy")
     lp = path + ".lazy"
@@ -440,7 +450,9 @@ def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel
         # the objective scale (the expected first-best surplus), not only of
         # the top type's z -- when the top types carry almost no mass that
         # was 6e-4 of the profit (value_scale_50_19: s ~ Beta(1.5, 13.7),
-        # excluded w = 0.25 types with mass 0.48 paid it)
+        # excluded w = 0.25 types with mass 0.48 paid it).  Not lower: at
+        # 1e-9 the 5×5 all-pairs grid of value_scale_50_11 stopped
+        # "acceptable" (Φ(z)^(−1/σ) at tiny z), optimal at 1e-8 and 1e-7
         zlo = min(Z_FLOOR * float(np.min(sc["Z"])), Z_FLOOR_COST * sc["profit"] / float(np.max(tech.cost_hat)))
     m.z = pyo.Var(m.TYPES, m.FT, bounds=(zlo, None), initialize=zlo)
     if tech.K == 0:
@@ -705,6 +717,7 @@ class Solved:
     model: object = None
     problem: MenuProblem | None = None
     seconds: float = 0.0
+    notes: list = field(default_factory=list)
 
     @property
     def spread(self) -> float:
@@ -712,8 +725,53 @@ class Solved:
         return float(ok.max() - ok.min()) if len(ok) else float("nan")
 
 
+def use_structured(formulation: str, ic: str, tech, M: int, route: str = "auto") -> bool:
+    """Whether the lazy menu goes to Ipopt as models.distribution_nlp's
+    structured NLP (lazy IC only; cyipopt route; DN.supported(tech))."""
+    if ic != "lazy" or formulation == "pyomo":
+        return False
+    from models import distribution_nlp as DN
+    from models.solver import available_routes, pick_route
+
+    if not DN.supported(tech):
+        return False
+    if formulation == "structured":
+        return "cyipopt" in available_routes()
+    return M >= STRUCTURED_MIN_TYPES and (pick_route(route) if route == "auto" else route) == "cyipopt"
+
+
+def _solve_structured(tech, types, ctx, label, starts, lz) -> Solved:
+    """The lazy loop on the structured NLP (models.distribution_nlp.ReducedLazy),
+    one loop per start; the best converged start wins, as in solve_menu."""
+    from models import distribution_nlp as DN
+
+    t0 = time.perf_counter()
+    rows, lazies, results, best, prob = [], {}, {}, None, None
+    for name, st in starts.items():
+        lbl = f"{label}[lazy, start={name}, structured]"
+        prob = DN.ReducedLazy(tech, types, ctx, lbl, DIST_SOLVER_DEFAULTS, start=st)
+        lr = lazy_ic.solve_lazy(prob, prob.solve, initial_pairs=lazy_ic.nearest_pairs(types.coords, lz["neighbours"]),
+                                tol=lz["tol"], max_add=lz["max_add"] or None, max_rounds=lz["max_rounds"],
+                                warm=False, progress=ctx.progress)
+        r = lr.result
+        lazies[name], results[name] = lr, r
+        menu = prob.menu()
+        info = lr.summary()
+        rows.append({"start": name, "status": r.status.value, "objective": r.objective, "profit": menu.profit,
+                     "iterations": r.iterations, **{k: info[k] for k in ("rounds", "active_pairs", "pairs_added",
+                                                                         "worst_ic", "seconds")}})
+        ok = r.ok and lr.converged
+        if best is None or (ok and (not best[2] or r.objective > best[1].objective)):
+            best = (menu, r, ok, prob)
+    menu, r, _, prob = best
+    return Solved(menu=menu, result=r, starts=pd.DataFrame(rows), results=results, lazy=lazies, model=None,
+                  problem=prob, seconds=time.perf_counter() - t0,
+                  notes=[f"{label}: lazy IC solved as the structured NLP (models.distribution_nlp); no light-type "
+                         "refinement in that form"])
+
+
 def solve_menu(tech, types: TypeSpace, ctx, label: str, *, ic: str = "lazy", starts: dict | None = None,
-               lazy_opts: dict | None = None, model=None) -> Solved:
+               lazy_opts: dict | None = None, model=None, formulation: str = "pyomo") -> Solved:
     """Solve the distribution menu from each start in ``starts`` (name ->
     (x, z, t)); IC rows all pairs or lazy.  With lazy IC the working set
     carries over from one start to the next (every start still ends with
@@ -721,6 +779,8 @@ def solve_menu(tech, types: TypeSpace, ctx, label: str, *, ic: str = "lazy", sta
     t0 = time.perf_counter()
     lz = {"tol": lazy_ic.LAZY_TOL, "neighbours": 8, "max_add": 0, "max_rounds": 40, "warm": True,
           **(lazy_opts or {})}
+    if model is None and use_structured(formulation, ic, tech, types.M, getattr(ctx, "route", "auto")):
+        return _solve_structured(tech, types, ctx, label, starts or {"neutral": neutral_start(tech, types)}, lz)
     with Timer() as tb:
         if model is None:
             m, prob = build_menu(tech, types)
@@ -730,7 +790,7 @@ def solve_menu(tech, types: TypeSpace, ctx, label: str, *, ic: str = "lazy", sta
             prob.add_all_pairs()
     defaults = {**DIST_SOLVER_DEFAULTS, **unit_tolerances(prob.sc)}
     starts = starts or {"neutral": neutral_start(tech, types)}
-    rows, lazies, results, best = [], {}, {}, None
+    rows, lazies, results, best, notes = [], {}, {}, None, []
     for name, (x, z, t) in starts.items():
         prob.set_start(x, z, t)
         lbl = f"{label}[{ic}, start={name}]"
@@ -751,11 +811,15 @@ def solve_menu(tech, types: TypeSpace, ctx, label: str, *, ic: str = "lazy", sta
         results[name] = r
         if r.ok and (ic == "all-pairs" or lazies[name].converged):
             for key, rr, lr in list(refine_light_types(prob, ctx, lbl, ic, lz, defaults)):
+                if not (rr.ok and (lr is None or lr.converged)):
+                    # the band's point was discarded (refine_light_types restored
+                    # the full solve's): the menu is the full solve's, judged by the rows
+                    notes.append(f"{lbl}: light-type refinement {key} ended {rr.status.value}; kept the full "
+                                 f"solve's menu for those types (their rows judge it)")
+                    break
                 results[f"{name}, {key}"] = rr
                 if lr is not None:  # the loop's verdict is the last band's (earlier rounds kept)
                     lazies[name] = _chain_lazy(lazies[name], lr)
-                if not (rr.ok and (lr is None or lr.converged)):
-                    break
         menu = prob.menu()
         rows.append({"start": name, "status": r.status.value, "objective": r.objective, "profit": menu.profit,
                      "iterations": r.iterations, **{k: info[k] for k in ("rounds", "active_pairs", "pairs_added",
@@ -768,7 +832,7 @@ def solve_menu(tech, types: TypeSpace, ctx, label: str, *, ic: str = "lazy", sta
             best = (menu, r, ok)
     menu, r, _ = best
     return Solved(menu=menu, result=r, starts=pd.DataFrame(rows), results=results, lazy=lazies, model=m, problem=prob,
-                  seconds=time.perf_counter() - t0)
+                  seconds=time.perf_counter() - t0, notes=notes)
 
 
 # ----------------------------------------------- light types (issue 11 class 4)
@@ -836,6 +900,8 @@ def refine_light_types(prob, ctx, lbl, ic, lz, defaults):
             dfl = {**defaults, **unit_tolerances(bsc)}
             key = f"weight band {k} ({int(free.sum())} types of weight <= {wmax:.1e} free)"
 
+            snap = [(v, v.value) for v in m.component_data_objects(pyo.Var) if not v.fixed]
+
             def once(ws, key=key, dfl=dfl):
                 _deactivate_constant_ic(prob, heavy | (prob.a <= 0), off_rows)
                 return ctx.solve(m, f"{lbl}[{key}]", 0.0, defaults=dfl, warm_start=None)
@@ -848,9 +914,12 @@ def refine_light_types(prob, ctx, lbl, ic, lz, defaults):
                 rr = lr.result
             m.del_component(obj)
             obj0.activate()
-            yield key, rr, lr
             if not (rr.ok and (lr is None or lr.converged)):
+                for v, val in snap:  # back to the point before this band
+                    v.value = val
+                yield key, rr, lr
                 return
+            yield key, rr, lr
             heavy = heavy | (free & (w >= wmax * LIGHT_BAND))
     finally:
         for v in fixed_vars:
@@ -999,10 +1068,12 @@ def _solve(res, tech, types, ctx, opts, label, *, closed_form=None, budget=None,
     for form in forms:
         # the all-pairs model, when it only cross-checks the lazy one, is solved from one start
         st = starts if form == forms[0] else dict(list(starts.items())[:1])
-        s = solve_menu(tech, types, ctx, label, ic=form, starts=st, lazy_opts=opts["lazy"])
+        s = solve_menu(tech, types, ctx, label, ic=form, starts=st, lazy_opts=opts["lazy"],
+                       formulation=opts.get("formulation", "auto"))
         solved[form] = s
         for name, r in s.results.items():
             res.solves[f"{label}[{form}, start={name}]"] = r
+        res.notes.extend(s.notes)
         _append(res, "starts", s.starts.assign(case=label, ic=form))
         for name, lr in s.lazy.items():
             _append(res, "lazy_ic", lr.table().assign(case=label, start=name))
@@ -1032,8 +1103,13 @@ def audit_rows(tech, types, menu, problem, tol_ic: float, check: str) -> list[pd
     a = D.audit_menu(types.W, menu.x, menu.z, menu.t, tech) if types.M <= AUDIT_DENSE_MAX else None
     worst_ic, worst_ir = (a["max_ic_violation"], a["max_ir_violation"]) if a else _chunked_audit(tech, types, menu)
     scale = problem.money_scale
-    return [bound_check(NAME, check, "worst IC violation / money scale θ̄·Q_FB(θ̄)", worst_ic / scale, tol_ic),
-            bound_check(NAME, check, "worst IR violation / money scale θ̄·Q_FB(θ̄)", worst_ir / scale, TOL_AUDIT)]
+    adv = ("the exported menu lets some type gain by choosing another item (or pay more than its value): it is not "
+           "incentive compatible as stated, do not use it; if the solve converged, re-run with ic = \"all-pairs\" "
+           "or a smaller lazy.tol, else see the non-converged solve")
+    return [bound_check(NAME, check, "worst IC violation / money scale θ̄·Q_FB(θ̄)", worst_ic / scale, tol_ic,
+                        advice=adv),
+            bound_check(NAME, check, "worst IR violation / money scale θ̄·Q_FB(θ̄)", worst_ir / scale, TOL_AUDIT,
+                        advice=adv)]
 
 
 def audit_tolerance(form: str, lazy_tol: float) -> float:
@@ -1125,8 +1201,16 @@ def _worst(check, quantity, num, ref, tol):
     return df.loc[[df["rel_err"].idxmax()]]
 
 
+# What a miss of the NLP against its closed form means (results advice column).
+MENU_ADVICE = ("the NLP menu differs from the derived closed form at the named type: if the numpy audit rows pass the "
+               "NLP menu is still feasible (usable, possibly not optimal); types of tiny mass (Beta tails) are the "
+               "usual cause -- an equal-mass w/s grid or fewer points in the tail avoids them; if the miss is on "
+               "profit or on heavy types it is a genuine discrepancy: report it with the scenario file")
+
+
 def _menu_checks(res, tech, check, menu, ref, index=None, full=True):
     """NLP menu vs a closed-form menu: Q, per-task tokens, Z, t, profit."""
+    n0 = len(res.checks)
     res.checks.append(compare(NAME, check, "Q", menu.Q, ref.Q, TOL_CLOSED_FORM, index=index))
     x_ref = D.per_task_tokens(ref)
     z_ref = np.asarray(ref.Z if isinstance(ref, D.BudgetMenu) else ref.z).reshape(len(menu.t), -1)[:, : tech.K]
@@ -1141,6 +1225,9 @@ def _menu_checks(res, tech, check, menu, ref, index=None, full=True):
                           else cf.cost(tech, ref.Q), float)
     res.checks.append(compare(NAME, check, "profit", menu.profit, ref.profit,
                               profit_tolerance(ref.mass, ref.t, ref_cost, ref.profit, TOL_CLOSED_FORM)))
+    for df in res.checks[n0:]:
+        if "advice" in df.columns:
+            df["advice"] = MENU_ADVICE
 
 
 def profit_tolerance(mass, t, cost, profit, tol):
