@@ -396,9 +396,14 @@ def build_monopolist_assigned(models, theta, mass, assign, V0, t0=None):
     with np.errstate(divide="ignore"):
         logS = eta / (1 - eta) * np.log(np.maximum(eta * th / cc_, 0.0))
     S = np.where(logS > np.log(NEGLIGIBLE), np.exp(np.minimum(logS, 700.0)), NEGLIGIBLE)
+    # running maxima: V is monotone and t cumulative, so a type after a cut-off to a model with a far
+    # smaller first best still has V ≥ V_{k−1}; its own S made v and τ ~1e10+ ('diverging', max_iter at
+    # 3000 iterations, versions_34_16, measured)
+    S = np.maximum.accumulate(S)
     # θ_k = 0 (a discrete type at 0) or an underflowing unit: the transfer unit is the program's own
     Pk = th * S
     Pk = np.where((th > 0) & (S > NEGLIGIBLE) & (Pk > NEGLIGIBLE), Pk, 1.0)
+    Pk = np.maximum.accumulate(Pk)
     # start: half of each type's unit (neutral), or a neighbour's menu clipped to [1e-6, 2] units
     # (an all-type quality unit there put v at 1e80 and Ipopt stopped at iteration 0, measured)
     v0 = np.full(N, 0.5) if V0 is None else np.clip(np.asarray(V0, float) / u.Q / S, 1e-6, 2.0)
