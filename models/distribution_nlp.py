@@ -92,8 +92,10 @@ def cell_blocks(W):
     return inv.ravel(), first, cnt
 
 
-class ReducedMenuNLP(solver.structured_base()):
-    """One round's NLP: types ``W`` (M, n), masses, IC ``pairs`` (k, 2)."""
+class _ReducedMenuNLP:
+    """One round's NLP: types ``W`` (M, n), masses, IC ``pairs`` (k, 2).
+    Used as ``ReducedMenuNLP`` (:func:`nlp_class`), which adds the cyipopt
+    base class."""
 
     def __init__(self, tech, W, mass, pairs, scales, start=None, g_floor=0.0, z_floor=0.0):
         from models.distributions import _directions
@@ -312,6 +314,25 @@ class ReducedMenuNLP(solver.structured_base()):
         return gB, z, v[self.it: self.it + self.M].copy()
 
 
+_NLP_CLASS = None
+
+
+def nlp_class():
+    """``ReducedMenuNLP``: the callbacks above on ``solver.structured_base()``.
+    Created on first use, so that importing this module (as
+    models.distributions does to ask :func:`supported`) needs no cyipopt."""
+    global _NLP_CLASS
+    if _NLP_CLASS is None:
+        _NLP_CLASS = type("ReducedMenuNLP", (_ReducedMenuNLP, solver.structured_base()), {"__module__": __name__})
+    return _NLP_CLASS
+
+
+def __getattr__(name):  # models.distribution_nlp.ReducedMenuNLP (PEP 562)
+    if name == "ReducedMenuNLP":
+        return nlp_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def cell_gains(gB, blk):
     """Per-cell gains (M, n) from per-block gains."""
     return gB[:, blk]
@@ -387,7 +408,7 @@ class ReducedLazy:
         import time
 
         t0 = time.perf_counter()
-        nlp = ReducedMenuNLP(self.tech, self.types.W, self.types.mass, np.array(sorted(self._pairs), int),
+        nlp = nlp_class()(self.tech, self.types.W, self.types.mass, np.array(sorted(self._pairs), int),
                              self.scales, start=self.state, g_floor=self.g_floor, z_floor=self.z_floor)
         build = time.perf_counter() - t0
         self.build_log.append(build)

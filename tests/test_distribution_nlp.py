@@ -15,11 +15,14 @@ import numpy as np
 import pytest
 
 from models import distribution_nlp as DN
-from models import distributions as DM, lazy_ic, run
+from models import distributions as DM, lazy_ic, run, solver
 from models.closed_form import cost as cf
 from models.closed_form import distributions as D
 
 SPEED = "component"
+
+if "cyipopt" not in solver.available_routes():  # the structured NLP exists on the cyipopt route only
+    pytest.skip("the structured NLP needs the cyipopt route. " + solver.INSTALL_HINT, allow_module_level=True)
 
 # Technology of the scenario files (data/default.toml) and of
 # bench/distributions_scale.py: J = 2 (CES ρ = ½), K = 1, σ = ½, γ = 0.2.
