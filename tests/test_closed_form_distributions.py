@@ -741,3 +741,24 @@ def test_two_type_regime_is_scale_free():
             bm = D.two_type_budget_menu(wH, wL, pH, 1 - pH, tiny)
             assert small.profit == pytest.approx(bm.profit, rel=EXACT_RTOL)
             assert small.regime != "full extraction"
+
+
+def test_mussa_rosen_light_top_types_exact_tails():
+    """Regression (value_scale_50_14, lead s5): the tail 1 − P_k of types with mass ~1e-20
+    must be the exact mass above k.  1 − cumsum(p) is round-off there (~1e-16), which put
+    φ and Q of the light top types off by up to 1.2e-2.  Reference: virtual values with
+    the tails summed in exact rational arithmetic (fractions), then Q = C'^{-1}(φ⁺)."""
+    from fractions import Fraction
+
+    tech = cf.Technology(sigma=0.5, rho=0.0, alpha=(1.0,), cost=(1.0,))
+    theta = np.linspace(0.2, 1.0, 12)
+    mass = np.array([0.3, 0.25, 0.2, 0.1, 0.08, 0.05, 0.02] + [10.0 ** -e for e in (12, 14, 16, 18, 20)])
+    p = mass / mass.sum()
+    fr = [Fraction(float(x)) for x in p]
+    above = [float(sum(fr[k + 1:], Fraction(0))) for k in range(len(p))]
+    phi = theta - np.append(np.diff(theta), 0.0) * np.array(above) / p
+    assert np.all(np.diff(phi) > 0)  # monotone here: no ironing, so Q = C'^{-1}(φ⁺) pointwise
+    Q_ref = cf.inverse_marginal_cost(tech, np.maximum(phi, 0.0))
+    out = D._mussa_rosen(theta, mass, tech)
+    # both sides are float evaluations of the same closed form: agreement to ~1e-12 relative
+    assert np.allclose(out["Q"], Q_ref, rtol=1e-12, atol=0.0)
