@@ -451,19 +451,11 @@ class MultidimProblem:
         X, Z, _ = self.items()
         Q = cf.psi(self.tech, X) * (cf.phi(self.tech, Z) if self.tech.K else 1.0)
         null = Q <= NULL_RTOL * self.sc["Q"]
-        sf = m.scaling_factor
         n = 0
         for p in list(m.PAIRS):
             if p in self.off or p in self.kept or not null[p[1]]:
                 continue
-            rows, vars_ = self._pair_parts(p)
-            for c in rows:
-                c.deactivate()
-                sf.clear_value(c)
-            for x in vars_:
-                x.fix()
-                sf.clear_value(x)
-            self.off.add(p)
+            self._set_aside(p)
             n += 1
         return n
 
@@ -474,20 +466,25 @@ class MultidimProblem:
         solution is not isolated; Ipopt then stalls at 'acceptable' near the
         optimum.  Used only for the final re-solve; the audit that follows
         checks every pair again."""
-        m, sf, n = self.m, self.m.scaling_factor, 0
+        m, n = self.m, 0
         for p in list(m.PAIRS):
             if p in self.off or pyo.value(m.ic[p].body) <= rtol * self.money_scale:
                 continue
-            rows, vars_ = self._pair_parts(p)
-            for c in rows:
-                c.deactivate()
-                sf.clear_value(c)
-            for x in vars_:
-                x.fix()
-                sf.clear_value(x)
-            self.off.add(p)
+            self._set_aside(p)
             n += 1
         return n
+
+    def _set_aside(self, p):
+        """Deactivate pair p's rows and fix its dual variables (and drop their scaling)."""
+        sf = self.m.scaling_factor
+        rows, vars_ = self._pair_parts(p)
+        for c in rows:
+            c.deactivate()
+            sf.clear_value(c)
+        for x in vars_:
+            x.fix()
+            sf.clear_value(x)
+        self.off.add(p)
 
     def _restore(self, p):
         rows, vars_ = self._pair_parts(p)

@@ -36,7 +36,7 @@ type's best first-best quality Q, money / θ_max·Q; costs rescaled), as the two
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,8 @@ from models.closed_form import competition as cc
 from models.closed_form import versions as cv
 from models.results import RegimeResult, bound_check, compare
 from models.solver import Timer
+
+from .solving import Attempt, _attempt_table  # one start record and its table for every competition program
 
 NAME = "versions"
 
@@ -98,22 +100,6 @@ START_DEFAULTS = {"bound_relax_factor": 0.0, "tol": 1e-12, "max_iter": 3000,
 start's basin (as in the two-model regime)."""
 RETRIES = ({"mu_init": 1e-7, "max_iter": 500}, {"tol": 1e-10, "max_iter": 500})
 """A solve that stops short of optimality is re-solved from its last iterate with these changes."""
-
-
-@dataclass
-class Attempt:
-    label: str
-    status: str
-    objective: float
-    iterations: int
-    detail: str = ""
-    result: object = field(default=None, repr=False)
-    values: dict = field(default_factory=dict, repr=False)
-
-
-def _table(attempts) -> pd.DataFrame:
-    return pd.DataFrame([{"start": a.label, "status": a.status, "objective": a.objective,
-                          "iterations": a.iterations, "detail": a.detail} for a in attempts])
 
 
 def _solve(ctx, m, label, build_seconds=0.0, defaults=CONVEX_DEFAULTS, money=1.0):
@@ -344,7 +330,7 @@ def _efficient(res, models, sigma, theta, mass, ctx):
         if r.ok:
             ok.append(a)
     if not ok:
-        res.tables["efficient_starts"] = _table(attempts)
+        res.tables["efficient_starts"] = _attempt_table(attempts)
         res.error = "efficient allocation: no one-model program converged"
         return None
     S = np.stack([_surplus(models, sigma, theta, a.values["q"]) for a in ok])
@@ -368,7 +354,7 @@ def _efficient(res, models, sigma, theta, mass, ctx):
                              "per-type best of the converged one-model programs is reported, judged by the mixing audit)")
         if r.ok and objf > obj + TIE_CONVEX * abs(obj):
             q, used = qf, "unrestricted final (better than the per-type best)"
-    res.tables["efficient_starts"] = _table(attempts)
+    res.tables["efficient_starts"] = _attempt_table(attempts)
     res.notes.append(f"efficient: {len(attempts)} solves; reported: {used}")
     _mixing_audit(res, models, sigma, _pool(models, sigma, q) ** sigma, q, "efficient_mixing_audit")
     return {"q": q, "V": _pool(models, sigma, q) ** sigma}
@@ -515,7 +501,7 @@ def _monopolist(res, models, sigma, theta, mass, ctx):
         f(cuts)
     best = max((c for c in cache if np.isfinite(cache[c])), key=lambda c: cache[c], default=None)
     if best is None:
-        res.tables["monopolist_starts"] = _table(attempts)
+        res.tables["monopolist_starts"] = _attempt_table(attempts)
         res.error = "multi-model monopolist: no assigned program converged"
         for a in attempts[-1:]:
             res.solves["monopolist"] = a.result
@@ -594,7 +580,7 @@ def _monopolist(res, models, sigma, theta, mass, ctx):
         if r.ok and _better(r.objective, chosen.objective):
             out.update(V=V, t=t, q=qf, objective=r.objective)
             fin_txt += " - better, reported"
-    tab = _table(attempts)
+    tab = _attempt_table(attempts)
     res.tables["monopolist_starts"] = tab
     n_ok = sum(np.isfinite(v) for v in cache.values())
     res.notes.append(f"monopolist: {len(attempts)} solves ({n_ok} of {len(cache)} convex cut-off programs converged); "
