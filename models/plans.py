@@ -1046,7 +1046,7 @@ def _committed_spend(res, tech, theta, mass, scn, opts, full, best_by_K):
     menus = {"full menu": (full.Q, full.t, np.arange(len(theta)))}
     for K, sol in best_by_K.items():
         menus[f"{K}-plan menu"] = (sol["Q"], sol["t"], sol["plan"])
-    rows, wrong = [], 0
+    rows, wrong, pay_err = [], 0, 0.0
     for nm, (Q, t, plan) in menus.items():
         qmax = max(float(np.max(Q)), 1e-300)
         sv = Q > cb.SERVED_Q_RTOL * qmax
@@ -1068,6 +1068,11 @@ def _committed_spend(res, tech, theta, mass, scn, opts, full, best_by_K):
         # ties (θηQ = t to round-off) may go either way
         tie = np.abs(ts[b] - tech.eta * theta[a] * Qs[b]) <= 1e-12 * scale
         wrong += int(np.sum((pred_stay != num_stay) & ~tie))
+        # a type that stays on its plan pays the commitment at the sheet's rate, r_b C(Q_b):
+        # that must be the menu's t_b (the sheet is the menu, re-expressed), judged on max|t|
+        if np.any(num_stay):
+            paid = r[b] * cf.cost(tech, Qs[b])
+            pay_err = max(pay_err, float(np.max(np.abs(paid - ts[b])[num_stay])) / scale)
         row = {"scheme": nm, "plans": len(Qs), "rate_min_x": float(np.min(r)), "rate_max_x": float(np.max(r)),
                "types_topping_up": int(np.sum(~num_stay)), "worst_regret_solved_grid": reg}
         if fine is not None:
@@ -1083,6 +1088,9 @@ def _committed_spend(res, tech, theta, mass, scn, opts, full, best_by_K):
     res.tables["committed_spend"] = df
     res.checks.append(bound_check(NAME, "min_spend_own_plan", "types where t >= eta*theta*Q mispredicts topping up",
                                   wrong, 0))
+    # tolerance: r·C(Q)/C(Q) is exact to round-off (~1e-16); TOL_AUDIT (1e-7) is the audit level of every menu
+    res.checks.append(bound_check(NAME, "min_spend_payment", "max |r_b C(Q_b) - t_b| / max|t|, types staying on their plan",
+                                  pay_err, TOL_AUDIT))
     yes = [r["scheme"] for r in rows if r["implements_menu"]]
     no = [r["scheme"] for r in rows if not r["implements_menu"]]
     res.notes.append("minimum-spend plans (commit t_b, rate t_b/C(Q_b) x marginal cost, more at that rate) implement: "

@@ -43,6 +43,7 @@ from models.closed_form import budgets as cb
 from models.closed_form import competition as cc
 from models.closed_form import cost as cf
 from models.closed_form import distributions as D
+from models.closed_form import plans as cp
 
 SPEED = "component"
 
@@ -87,6 +88,9 @@ SCENARIOS = {
     "competition": {"technology": TECH_NO_FT, "types": {"distribution": "uniform", "n": 12},
                     "regimes": {"competition": {"gamma_L": 0.2, "c_L": 0.2, "c_F": 0.16,
                                                 "task_cells": 4, "task_profiles": 1}}},
+    # pricing plans (data/pricing_plans.toml's checks) on 20 uniform types, K = 1..3: ~5 s
+    "plans": {"technology": TECH, "types": {"distribution": "uniform", "n": 20},
+              "regimes": {"plans": {"K": [1, 2, 3], "refine": 4, "full_nlp_max": 20}}},
 }
 
 
@@ -177,6 +181,11 @@ def iron_pools_only(eps=EPS):
     return m
 
 
+def dp_value(eps=EPS):
+    """A dynamic programme's reported optimum off by eps (its partition and menu exact)."""
+    return lambda out: dataclasses.replace(out, value=out.value * (1 + eps))
+
+
 def exclude_first_served(out):
     """Exclusion threshold one type too high: the lowest served type gets Q = 0."""
     Q = np.array(out.Q, float)
@@ -250,6 +259,19 @@ MUTANTS = [
      "findings.md K4: thresholds are checked to one grid step (~15 % at N = 12)"),
     ("competition:task shares", "competition", cc, "task_shares", tuple_item(0), "task_assignment", None),
     ("competition:indirect utility", "competition", cc, "indirect_utility", plain(), "task_assignment", None),
+    # pricing plans (closed_form/plans.py)
+    ("plans:linear optimum", "plans", cp, "linear_optimum", dict_keys("m", "profit"), "linear_vs_1d_search", None),
+    ("plans:linear demand", "plans", cp, "linear_demand", plain(), "linear_demand", None),
+    ("plans:linear multiplier formula", "plans", cp, "linear_multiplier_homogeneous", plain(), "linear_vs_derived",
+     None),
+    ("plans:two-part optimum", "plans", cp, "two_part_optimum", dict_keys("m", "fee"), "two_part_vs_1d_search", None),
+    ("plans:two-part multiplier formula", "plans", cp, "two_part_multiplier_formula", plain(), "two_part_vs_derived",
+     None),
+    ("plans:block menu", "plans", cp, "block_menu", dc_field("Q", "t"), "k_plans_nlp_vs_closed_form", None),
+    ("plans:K-plan DP value", "plans", cp, "best_k_plans_dp", dp_value(), "k_plans_dp_value", None),
+    ("plans:two-part menu", "plans", cp, "best_two_part_menu", dc_field("m", "fee"),
+     "two_part_menu_nlp_vs_closed_form", None),
+    ("plans:min-spend sheet", "plans", cp, "min_spend_sheet", tuple_item(1), "min_spend_payment", None),
 ]
 
 
@@ -258,7 +280,9 @@ MUTANTS = [
 # run costs ~9 s: all of its mutants are slow).
 SLOW = {"distributions:value-scale menu", "distributions:value-scale budget menu", "distributions:value-scale continuous ratio",
         "competition:leader transfers", "competition:leader fringe top-up", "competition:monopolist t",
-        "competition:screening transfers", "competition:indirect utility", "competition:thresholds"}
+        "competition:screening transfers", "competition:indirect utility", "competition:thresholds",
+        "plans:linear demand", "plans:linear multiplier formula", "plans:two-part optimum",
+        "plans:two-part multiplier formula", "plans:K-plan DP value", "plans:two-part menu", "plans:min-spend sheet"}
 
 
 def _baseline_params():
