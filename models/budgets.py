@@ -598,6 +598,44 @@ def has_ray_rows(tech: cf.Technology) -> bool:
     return ray_bound_shares(tech) is not None or ft_ray_bound_shares(tech) is not None
 
 
+# Upper bounds on every type's Q and inputs (all formulations).  Without them a
+# type whose mass is below what Ipopt's stopping test can see has no pull
+# toward its optimum: its objective weight p_k·c is far below μ, so the
+# barrier term μ·log(x) alone decides its inputs (barrier optimum x ~ μ/(p_k c),
+# unbounded as p_k -> 0).  budget_70_4 (Beta(1, 28.9), equal-spacing, top masses
+# 1e-57): Q of the top types went to 1.1e4 x max Q, steps of 1e2-1e5 to the end,
+# and Ipopt stopped 'acceptable' at complementarity 4.9e-12 (tol 1e-12); with the
+# bounds it stops 'optimal' in 31 iterations (the polish then resolves those types
+# exactly, as before).  The bounds are a property of the program, not of its
+# solution: every virtual value (ironed or not) is <= θ_N, so every type's Q is
+# at most the top type's first best Q^FB(θ_N), and the inputs of a quality are
+# its cost-minimising mix, which rises with Q (CES is homothetic; with a
+# baseline, b + z and the token index move together above Q̄), so they are at
+# most that mix at Q^FB(θ_N).  UB_FACTOR leaves a factor-2 margin (checked:
+# upper_bound_slack -- a cost closed form wrong by 2x would make them bind).
+# Perfect substitutes (ρ = 1): any split of the index among tied classes is
+# optimal, so a tied class's bound allows it the whole index.
+UB_FACTOR = 2.0
+
+
+def menu_upper_bounds(tech: cf.Technology, theta, mass):
+    """(Q_ub, X_ub (J,), Z_ub (K,)) of every type: UB_FACTOR times the top type's
+    first-best quality and inputs (menu_scales' numbers, whose floors keep a
+    priced-out class's bound positive); see UB_FACTOR."""
+    Qs, Xs, Zs, _, _ = menu_scales(tech, theta, mass)
+    Xb = np.array(Xs, float)
+    if tech.rho == 1:
+        tie = cf.tied_classes(tech.alpha, tech.cost, 1.0)
+        a = np.asarray(tech.alpha, float)
+        Xb = np.where(tie, np.maximum(Xb, float(np.sum(a * Xb)) / a), Xb)
+    Zb = np.array(Zs, float)
+    if tech.K >= 2 and not tech.has_baseline and tech.rho_hat == 1:
+        tie = cf.tied_classes(tech.alpha_hat, tech.cost_hat, 1.0)
+        a = np.asarray(tech.alpha_hat, float)
+        Zb = np.where(tie, np.maximum(Zb, float(np.sum(a * Zb)) / a), Zb)
+    return UB_FACTOR * Qs, UB_FACTOR * Xb, UB_FACTOR * Zb
+
+
 def build_menu(tech: cf.Technology, theta, mass, ic: str = "local", start: cb.Menu | None = None):
     """Pyomo model of the budget menu over discrete types (see module doc)."""
     theta = np.asarray(theta, float)
@@ -615,16 +653,18 @@ def build_menu(tech: cf.Technology, theta, mass, ic: str = "local", start: cb.Me
         t0 = 0.5 * theta * Q0
     else:
         Q0, X0, Z0, t0 = start.Q, start.X, start.Z, start.t
-    m.Q = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=lambda m, k: max(Q0[k], 0.0))
+    Qub, Xub, Zub = menu_upper_bounds(tech, theta, mass)  # see UB_FACTOR
+    m.Q = pyo.Var(m.TYPES, bounds=(0.0, Qub), initialize=lambda m, k: min(max(Q0[k], 0.0), Qub))
     m.t = pyo.Var(m.TYPES, initialize=lambda m, k: t0[k])
     toks, fts = list(m.TOKENS), list(m.FT)
     # docs/model.md's form: inputs are variables and Q_k <= Ψ(X_k)Φ(Z_k); it binds at
     # the optimum (inputs cost money) and the set is convex (ΨΦ is concave when
     # σ+γ < 1), so with local IC the whole program is convex.
     xf, zf = start_floors(tech, theta)
-    m.X = pyo.Var(m.TYPES, m.TOKENS, bounds=(0.0, None), initialize=lambda m, k, j: max(X0[k, j], xf[j]))
-    m.Z = pyo.Var(m.TYPES, m.FT, bounds=(0.0, None),
-                  initialize=lambda m, k, i: max(Z0[k, i], zf[i]) if tech.K else 0.0)
+    m.X = pyo.Var(m.TYPES, m.TOKENS, bounds=lambda m, k, j: (0.0, Xub[j]),
+                  initialize=lambda m, k, j: min(max(X0[k, j], xf[j]), Xub[j]))
+    m.Z = pyo.Var(m.TYPES, m.FT, bounds=lambda m, k, i: (0.0, Zub[i] if tech.K else None),
+                  initialize=lambda m, k, i: min(max(Z0[k, i], zf[i]), Zub[i]) if tech.K else 0.0)
     if tech.K == 0:
         m.Z.fix(0.0)
     m.quality = pyo.Constraint(m.TYPES, rule=lambda m, k: m.Q[k] <= gain.psi(tech, [m.X[k, j] for j in toks])
@@ -920,6 +960,7 @@ def run(scn, opts, ctx) -> RegimeResult:
             res.checks.append(bound_check(NAME, "ray_bound_slack", f"RAY_EPS / min_kj {name}_kj/(share_j Σ{name}_k) "
                                           f"(rows {name} >= {RAY_EPS}·share·Σ{name}, {rho} <= {RAY_RHO}; must be slack)",
                                           RAY_EPS / max(worst, 1e-300), 0.99))
+    _upper_bound_check(res, tech, menu, theta, mass)
     if len(menus) == 2:
         a, b = menus["local"], menus["all-pairs"]
         for q, va, vb in (("Q", a.Q, b.Q), ("t", a.t, b.t)):
@@ -939,6 +980,25 @@ def run(scn, opts, ctx) -> RegimeResult:
         res.figures.update(_figures(tech, scn, menu, ref))
     _advise(res, menu)
     return res
+
+
+def _upper_bound_check(res, tech, menu, theta, mass):
+    """upper_bound_slack: UB_FACTOR · max over types and variables of v/v_ub.
+    At the optimum every Q is at most Q^FB(θ_N) and every input at most its
+    mix there (UB_FACTOR's comment), with equality at an unpooled top type
+    (no distortion at the top), so the value is 1 up to the NLP's accuracy
+    (TOL_DISCRETE, the same bar as the Q and X rows); a binding bound gives
+    UB_FACTOR = 2, a menu above the top's first best more than 1."""
+    Qub, Xub, Zub = menu_upper_bounds(tech, theta, mass)
+    N = len(theta)
+    parts = [np.asarray(menu.Q, float) / Qub, np.asarray(menu.X, float).reshape(N, -1) / Xub[None, :]]
+    if tech.K:
+        parts.append(np.asarray(menu.Z, float).reshape(N, -1)[:, : tech.K] / np.asarray(Zub, float)[None, : tech.K])
+    worst = max(float(np.max(a)) for a in parts)
+    res.checks.append(bound_check(NAME, "upper_bound_slack",
+                                  f"{UB_FACTOR:g} · max_k (Q_k, X_k, Z_k) / upper bound (bounds {UB_FACTOR:g} x the top "
+                                  "type's first best; 1 = no distortion at the top, must stay below "
+                                  f"{UB_FACTOR:g})", UB_FACTOR * worst, 1.0 + TOL_DISCRETE))
 
 
 # What a failed row of each check means for the exported tables and what to
@@ -963,6 +1023,9 @@ ADVICE = {
                               "item; do not publish menu.csv or the price sheets; use the closed-form menu"),
     "ray_bound_slack": ("a near-Leontief ray row binds, so the NLP's input mix was constrained: menu.csv is not "
                         "verified; report the scenario (the rows allow a factor 2 around the cost-minimising mix)"),
+    "upper_bound_slack": ("a menu item exceeds the top type's first-best quality or its inputs (or an upper "
+                          "bound of the NLP binds): menu.csv is not verified; report the scenario (the bounds allow "
+                          "a factor 2 above the top type's first best)"),
     "finer_grid_choice": ("types between the grid points do worse with the exported menu than the continuous "
                           "bound allows: the menu is correct for the listed types but too coarse for a population; "
                           "increase n (types) or use an equal-mass grid"),

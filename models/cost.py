@@ -101,6 +101,23 @@ def build(tech: cf.Technology, quantities) -> pyo.ConcreteModel:
 
     m.quality = pyo.Constraint(m.LEVELS, rule=lambda m, q: gain.psi(tech, [m.X[q, j] for j in m.TOKENS])
                                * gain.phi(tech, [m.Z[q, k] for k in m.FT]) == m.Q[q])
+    # near-Leontief tokens or fine-tuning (ρ, ρ̂ <= budgets.RAY_RHO): the same ray
+    # rows as the menu NLP (models/budgets.py, RAY_RHO's comment), each level's
+    # mix within a factor RAY_EPS of the cost-minimising shares.  budget_70_19
+    # (ρ = −16.06, J = 3, four levels): without them the mix drifted off the ray
+    # (X[tok2] 2.3e5 against 4.1 at Q = 1.7) and Ipopt's restoration failed after
+    # 2,761 iterations; with them it converges (see tests/test_cost.py).  At the
+    # optimum the shares are exact, so the rows are slack by a factor 2; a
+    # binding row would leave X off the closed form by >= 2x (the X rows).
+    from models.budgets import RAY_EPS, ft_ray_bound_shares, ray_bound_shares
+
+    share, zshare = ray_bound_shares(tech), ft_ray_bound_shares(tech)
+    if share is not None:
+        m.ray = pyo.Constraint(m.LEVELS, m.TOKENS, rule=lambda m, q, j:
+                               m.X[q, j] - RAY_EPS * share[j] * sum(m.X[q, i] for i in m.TOKENS) >= 0)
+    if zshare is not None:
+        m.ft_ray = pyo.Constraint(m.LEVELS, m.FT, rule=lambda m, q, k:
+                                  m.Z[q, k] - RAY_EPS * zshare[k] * sum(m.Z[q, i] for i in m.FT) >= 0)
     m.spend = pyo.Objective(expr=sum(gain.spend_x(tech, [m.X[q, j] for j in m.TOKENS])
                                      + gain.spend_z(tech, [m.Z[q, k] for k in m.FT]) for q in m.LEVELS))
     m.dual = pyo.Suffix(direction=pyo.Suffix.IMPORT)
@@ -115,6 +132,10 @@ def build(tech: cf.Technology, quantities) -> pyo.ConcreteModel:
             sf[m.X[q, j]] = 1.0 / xs[q]
         for k in range(tech.K):
             sf[m.Z[q, k]] = 1.0 / zs[q]
+        for j in m.TOKENS if share is not None else ():
+            sf[m.ray[q, j]] = 1.0 / xs[q]
+        for k in m.FT if zshare is not None else ():
+            sf[m.ft_ray[q, k]] = 1.0 / zs[q]
     return m
 
 

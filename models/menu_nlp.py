@@ -17,7 +17,7 @@ Program (types k = 0..N-1, θ increasing, masses p_k)::
          ir:          θ_0 Q_0 − t_0 ≥ 0                        (1 row)
          ic_down[k]:  θ_k (Q_k − Q_{k−1}) − t_k + t_{k−1} ≥ 0   (N−1 rows)
          mono[k]:     Q_k − Q_{k−1} ≥ 0                        (N−1 rows)
-         X, Z, Q ≥ 0
+         0 ≤ X, Z, Q ≤ their upper bounds (budgets.UB_FACTOR)
 
 Variables are stored block-wise: X_0..X_{J−1}, Z_0..Z_{K−1}, Q, t (N each).
 """
@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from models import solver  # noqa: F401  (names the project's ASL build first)
-from models.budgets import menu_scales, start_floors  # noqa: F401  (menu_scales: one scaling for every form)
+from models.budgets import menu_scales, menu_upper_bounds, start_floors  # noqa: F401  (one scaling, one set of bounds for every form)
 from models.closed_form import budgets as cb
 from models.closed_form import cost as cf
 
@@ -61,6 +61,13 @@ def _types(nlp, tech, theta, mass):
     nlp.N, nlp.J, nlp.K = N, J, K
     nlp.d = J + K  # inputs per type
     return th, p, N, J, K
+
+
+def _upper_bounds(tech, theta, mass) -> np.ndarray:
+    """budgets.menu_upper_bounds over the (X, Z, Q) blocks, N entries each."""
+    Qub, Xub, Zub = menu_upper_bounds(tech, theta, mass)
+    N = len(theta)
+    return np.concatenate([np.repeat(Xub, N), np.repeat(np.asarray(Zub, float)[: tech.K], N), np.full(N, Qub)])
 
 
 def _sparsity(nlp, A) -> None:
@@ -115,9 +122,10 @@ class BudgetMenuNLP(solver.structured_base()):
             Q0, X0, Z0, t0 = start.Q, start.X, start.Z, start.t
         X0, Z0 = _cols(X0, N), _cols(Z0, N)[:, :K]
         xf, zf = start_floors(tech, th)
+        self._ub = _upper_bounds(tech, th, p)
         self._x0 = np.concatenate([np.maximum(np.asarray(X0, float).T, xf[:, None]).ravel(),
-                                   np.maximum(Z0.T, zf[:K, None]).ravel(), np.maximum(Q0, 0.0),
-                                   np.asarray(t0, float)])
+                                   np.maximum(Z0.T, zf[:K, None]).ravel(), np.maximum(Q0, 0.0)])
+        self._x0 = np.r_[np.minimum(self._x0, self._ub), np.asarray(t0, float)]
         Qs, Xs, Zs, ts, obj_s = menu_scales(tech, th, p)
         self._scaling = (obj_s, np.concatenate([np.repeat(1.0 / Xs, N), np.repeat(1.0 / Zs, N),
                                                 np.full(N, 1.0 / Qs), np.full(N, 1.0 / ts)]),
@@ -133,7 +141,7 @@ class BudgetMenuNLP(solver.structured_base()):
         return np.r_[np.zeros(self._it), np.full(self.N, -_INF)]
 
     def x_ub(self):
-        return np.full(self.nv, _INF)
+        return np.r_[self._ub, np.full(self.N, _INF)]
 
     def g_lb(self):
         return np.r_[np.full(self.N, -_INF), np.zeros(2 * self.N - 1)]
@@ -210,7 +218,7 @@ class PresolvedBudgetMenuNLP(solver.structured_base()):
 
         max  Σ_k Q_k (W_k θ_k − W_{k+1} θ_{k+1}) − Σ_k p_k (c·X_k + ĉ·Z_k)
         s.t. quality[k]: Q_k − Ψ(X_k)Φ(Z_k) ≤ 0,   mono[k]: Q_k − Q_{k−1} ≥ 0,
-             X, Z, Q ≥ 0
+             0 ≤ X, Z, Q ≤ upper bounds (budgets.UB_FACTOR)
 
     (W_{N+1} = 0), and postsolve gives t_k = θ_0 Q_0 + Σ_{1≤i≤k} θ_i (Q_i − Q_{i−1}).
     This uses the program's structure only, never its solution (virtual
@@ -242,8 +250,9 @@ class PresolvedBudgetMenuNLP(solver.structured_base()):
             Q0, X0, Z0 = start.Q, start.X, start.Z
         X0, Z0 = _cols(X0, N), _cols(Z0, N)[:, :K]
         xf, zf = start_floors(tech, th)
-        self._x0 = np.concatenate([np.maximum(X0.T, xf[:, None]).ravel(), np.maximum(Z0.T, zf[:K, None]).ravel(),
-                                   np.maximum(Q0, 0.0)])
+        self._ub = _upper_bounds(tech, th, p)
+        self._x0 = np.minimum(np.concatenate([np.maximum(X0.T, xf[:, None]).ravel(),
+                                              np.maximum(Z0.T, zf[:K, None]).ravel(), np.maximum(Q0, 0.0)]), self._ub)
         Qs, Xs, Zs, ts, obj_s = menu_scales(tech, th, p)
         self._scaling = (obj_s, np.concatenate([np.repeat(1.0 / Xs, N), np.repeat(1.0 / Zs, N), np.full(N, 1.0 / Qs)]),
                          np.full(2 * N - 1, 1.0 / Qs))
@@ -256,7 +265,7 @@ class PresolvedBudgetMenuNLP(solver.structured_base()):
         return np.zeros(self.nv)
 
     def x_ub(self):
-        return np.full(self.nv, _INF)
+        return self._ub
 
     def g_lb(self):
         return np.r_[np.full(self.N, -_INF), np.zeros(self.N - 1)]

@@ -1255,3 +1255,65 @@ def test_failed_rows_carry_budgets_advice():
     assert "NOT verified" in adv[0] and "polish rejected" in adv[0] and "equal-mass" in adv[0]
     assert "NOT incentive compatible" in adv[1] and "polish" not in adv[1]
     assert "no table is affected" in adv[2]
+
+
+@pytest.mark.parametrize("form", ["structured", "pyomo"])
+def test_upper_bounds_let_ipopt_stop_optimal_with_massless_top_types(tmp_path, form):
+    """budget_70_4 (Beta(1, 28.86) on [0, 1], equal-spacing, N = 92: the top
+    types' masses fall to 2e-57).  Such a type's objective weight is far
+    below μ, so without upper bounds the barrier term alone set its inputs:
+    Q went to 1.1e4 x max Q and Ipopt stopped 'acceptable' (73 it, both
+    forms).  With the a-priori bounds (budgets.UB_FACTOR) it stops 'optimal';
+    polished, the menu is the closed form's, and the bounds are slack."""
+    if form == "structured" and "cyipopt" not in solver.available_routes():
+        pytest.skip("structured form needs cyipopt")
+    tech_txt = """[technology]
+sigma = 0.7318
+rho = 0.0
+[[technology.tokens]]
+name = "tok1"
+weight = 0.430919
+cost = 12.6711
+[[technology.tokens]]
+name = "tok2"
+weight = 0.569081
+cost = 1.19937
+"""
+    scn = _scenario_text(tmp_path, _toml_of(tech_txt, """[types]
+distribution = "beta"
+low = 0.0
+high = 1.0
+p = 1.0
+q = 28.86
+n = 92
+grid = "equal-spacing"
+"""))
+    tech = scn.technology
+    th, ms = scn.discrete_types()
+    assert ms.min() < 1e-50 * ms.max()
+    ref = cb.discrete_menu(tech, th, ms)
+    _, menu, r = budgets.solve_menu(tech, th, ms, ctx(), "m", "local", formulation=form, polish=True)
+    assert r.ok, r.status  # was 'acceptable'
+    assert "polished" in menu.note
+    assert np.max(np.abs(menu.Q - ref.Q)) <= budgets.TOL_DISCRETE * ref.Q.max()
+    assert budgets.kkt_residual(tech, th, ms, menu)[0] <= 1e-6
+    res = budgets.RegimeResult("budgets")
+    budgets._upper_bound_check(res, tech, menu, th, ms)
+    row = res.checks[0].iloc[0]
+    assert row["passed"] and abs(row["numeric"] - 1.0) <= 1e-9  # the top type is at its first best
+
+
+def test_upper_bound_check_fails_on_a_menu_above_the_top_first_best():
+    """upper_bound_slack can fail: a menu whose top item is 10 % above the top
+    type's first best (or sits at a bound) is flagged."""
+    tech = scenario.load(DATA / "default.toml").technology
+    th, ms = np.linspace(0.3, 1.0, 12), np.full(12, 1 / 12)
+    ref = cb.discrete_menu(tech, th, ms)
+    for f in (1.1, budgets.UB_FACTOR):
+        bad = cb.Menu(th, ms, ref.Q * f, ref.X, ref.Z, ref.t, ref.virtual, ref.pools)
+        res = budgets.RegimeResult("budgets")
+        budgets._upper_bound_check(res, tech, bad, th, ms)
+        assert not res.checks[0]["passed"].iloc[0], f
+    res = budgets.RegimeResult("budgets")
+    budgets._upper_bound_check(res, tech, ref, th, ms)
+    assert res.checks[0]["passed"].iloc[0]

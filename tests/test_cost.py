@@ -398,3 +398,20 @@ def test_tiny_nonzero_rho_is_rejected_with_one_line(tmp_path):
     bad.write_text(src.replace("rho = 0.5 ", "rho = 1e-8 ", 1))
     with pytest.raises(scenario.ScenarioError, match=r"technology\.rho.*1e-06"):
         scenario.load(bad)
+
+
+@pytest.mark.component
+def test_near_leontief_cost_nlp_has_ray_rows():
+    """budget_70_19 (ρ = −16.06, three token classes, costs 47 / 2.7 / 0.30):
+    the cost NLP had no ray rows, the mix drifted off the cost-minimising ray
+    (X[tok2] 2.3e5 Mtok against 4.1 at Q = 1.7) and Ipopt's restoration failed
+    after 2,761 iterations.  With the menu NLP's ray rows (budgets.RAY_RHO) it
+    converges and every level verifies."""
+    tech = cf.Technology(sigma=0.4143, rho=-16.06, alpha=(0.104004, 0.399483, 0.496513),
+                         cost=(47.0671, 2.72416, 0.303531), token_names=("tok1", "tok2", "tok3"))
+    qs = (0.00979197, 1.70655, 2.35554, 2.79907)
+    res = _run_cost(tech, qs)
+    v = res.verification
+    assert res.converged, res.status()  # was 'restoration failed'
+    assert v["passed"].all(), v[~v["passed"]][["quantity", "rel_err", "tolerance"]]
+    assert hasattr(cost.build(tech, np.asarray(qs)), "ray")
