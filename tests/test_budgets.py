@@ -1317,3 +1317,67 @@ def test_upper_bound_check_fails_on_a_menu_above_the_top_first_best():
     res = budgets.RegimeResult("budgets")
     budgets._upper_bound_check(res, tech, ref, th, ms)
     assert res.checks[0]["passed"].iloc[0]
+
+
+def test_regret_order_fit_starts_past_the_preasymptotic_scale(tmp_path):
+    """budget_70_59 (σ+γ = 0.95, so Q^FB ∝ θ^19; Beta(5.58, 29.83) on [0, 1],
+    equal-spacing): the fit over N = 200, 400, 800 gave order 1.675 against
+    2 ± 0.15 on correct closed-form menus.  The regret follows
+    a/(N(N + b)) with b ≈ (q+1)·e/3 ≈ 192 (measured 210), so order 2 is
+    reached only from N ≫ b.  The facts: the local order rises toward 2 from
+    below, and b/(N+b) predicts it; the fit now starts at N0 >= 5b and passes;
+    the same fit at N0 = 100 still fails (the check can fail)."""
+    scn = _scenario_text(tmp_path, _toml_of("""[technology]
+sigma = 0.6612
+rho = -1.576
+[[technology.tokens]]
+name = "tok1"
+weight = 0.456209
+cost = 8.94702
+[[technology.tokens]]
+name = "tok2"
+weight = 0.543791
+cost = 9.93763
+[technology.fine_tuning]
+gamma = 0.2888
+rho = 0.0
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 0.369637
+cost = 0.971225
+[[technology.fine_tuning.classes]]
+name = "ft2"
+weight = 0.630363
+cost = 0.59136
+""", """[types]
+distribution = "beta"
+low = 0.0
+high = 1.0
+p = 5.581
+q = 29.83
+n = 82
+grid = "equal-spacing"
+"""))
+    tech = scn.technology
+    b = budgets.regret_preasymptotic_scale(tech, scn)
+    assert 150 < b < 250
+    seq = {}
+    for N in (200, 400, 800):
+        th, ms = scn.types.discretise(N, scn.grid)
+        seq[N] = budgets.two_part_regret(tech, cb.discrete_menu(tech, th, ms))
+    for N in (200, 400):  # local order per doubling vs the predicted 2 − b/(N√2 + b)
+        local = np.log(seq[N] / seq[2 * N]) / np.log(2)
+        pred = 2 - b / (N * np.sqrt(2) + b)
+        assert local < 1.9 and abs(local - pred) < 0.05, (N, local, pred)
+    res = budgets.RegimeResult(budgets.NAME)
+    budgets._regret_order(res, tech, scn)
+    chk = [c for c in res.checks if (c["check"] == "tariff_two_part_regret_order").any()]
+    assert len(chk) == 2 and all(c["passed"].all() for c in chk), [c["numeric"].iloc[0] for c in chk]
+    old = budgets.REGRET_PRE_FACTOR
+    try:
+        budgets.REGRET_PRE_FACTOR = 0.0  # the old rule: N0 = max(n, 100)
+        res = budgets.RegimeResult(budgets.NAME)
+        budgets._regret_order(res, tech, scn)
+    finally:
+        budgets.REGRET_PRE_FACTOR = old
+    assert not all(c["passed"].all() for c in res.checks if (c["check"] == "tariff_two_part_regret_order").any())
