@@ -389,6 +389,35 @@ def test_console_prints_the_signed_value_of_one_sided_checks(capsys):
 
 
 @pytest.mark.unit
+def test_console_does_not_call_a_row_of_a_non_converged_solve_over_its_limit(capsys):
+    """A row within its limit is marked failed when its regime did not converge (run.run_regime):
+    the console must print '<=' and say why it failed, not '> limit' (measured: a Hypothesis
+    value-scale draw printed '6.69e-14 >  1e-07 FAILED')."""
+    import pandas as pd
+
+    import solve
+    from models.results import RegimeResult, bound_check, compare
+
+    ver = pd.concat([bound_check("r", "audit", "worst IC violation", 6.7e-14, 1e-7),
+                     compare("r", "values", "Q", [1.0], [1.0 + 1e-12], 1e-6),
+                     compare("r", "values2", "Q", [1.0], [1.1], 1e-6)], ignore_index=True)
+    ver["passed"] = False  # what run.run_regime does to every row of a non-converged regime
+
+    class S:
+        scenario, verification, verified = "x", ver, False
+        results = {"r": RegimeResult("r", checks=[ver])}
+
+    solve.print_table(S)
+    out = capsys.readouterr().out
+    line = {c: [ln for ln in out.splitlines() if ln.startswith("r ") and f" {c} " in ln][0]
+            for c in ("audit", "values", "values2")}
+    assert "6.70e-14 <= 1e-07" in line["audit"] and line["audit"].endswith("FAILED (solve not converged)")
+    assert "<= 1e-06" in line["values"] and line["values"].endswith("FAILED (solve not converged)")
+    assert ">  1e-06" in line["values2"] and line["values2"].endswith("FAILED")
+    assert not line["values2"].endswith("converged)")
+
+
+@pytest.mark.unit
 def test_large_checks_are_summarised_with_detail_in_parquet(tmp_path):
     """verification.csv keeps the README's columns; a check with > DETAIL_ROWS rows is one
     row (worst, maxima, all passed?), and verification_detail.parquet holds every row."""
