@@ -293,7 +293,18 @@ def scales(tech, W, mass):
 
 class MultidimProblem:
     """The Pyomo program (module doc) and the lazy-IC adapter
-    (``n_types``, ``money_scale``, ``utilities``, ``add_pairs``, ``n_pairs``)."""
+    (``n_types``, ``money_scale``, ``utilities``, ``add_pairs``, ``n_pairs``).
+
+    Item l's token budget is written X_l = H_l·y: H_l ≥ 0 its aggregate
+    token quantity, y ∈ R^J_+ the class bundle of one unit, H(y) ≥ 1
+    (J ≥ 2; y = 1 for J = 1), so H(X_l) ≥ H_l.  Exact: a buyer's value of
+    a budget depends on X only through H(X) (module doc, the Minkowski
+    step), so replacing any menu's X_l by H(X_l)·y*, y* = argmin{c·y :
+    H(y) ≥ 1}, keeps every value and every IC/IR row and does not raise the
+    cost; the NLP finds y* itself (the seller's inner cost minimisation;
+    the one bundle for all items is what makes it well posed -- an item
+    with H_l → 0 would leave its own y_l free, measured 'infeasible' in
+    round 4 of the 9×50, J = 2 case)."""
 
     def __init__(self, tech: cf.Technology, W, mass):
         self.tech = tech
@@ -318,12 +329,23 @@ class MultidimProblem:
         own = [(q, i) for q in range(M) for i in np.flatnonzero(self.W[q] > 0)]
         m.OWN = pyo.Set(dimen=2, initialize=own, ordered=True)
         self.zlo = Z_FLOOR * float(np.min(sc["Z"])) if tech.K and not tech.has_baseline else 0.0
-        m.X = pyo.Var(m.TYPES, m.TOKENS, bounds=(0.0, None))
+        # aggregate token quantity H_l of item l and (J ≥ 2) the class bundle y of one
+        # unit of H, H(y) ≥ 1, shared by the items (class docstring: exact)
+        m.H = pyo.Var(m.TYPES, bounds=(0.0, None))
+        if tech.J > 1:
+            # y_j > 0: the CES index and its derivatives are evaluated at y (never at 0);
+            # ρ = 1 (H linear) allows y_j = 0
+            m.y = pyo.Var(m.TOKENS, bounds=(0.0 if tech.rho == 1 else 1e-12, None))
+            m.unit_bundle = pyo.Constraint(expr=_H(tech, [m.y[j] for j in toks]) >= 1)
+            m.X = pyo.Expression(m.TYPES, m.TOKENS, rule=lambda m, q, j: m.H[q] * m.y[j])
+        else:
+            m.X = pyo.Expression(m.TYPES, m.TOKENS, rule=lambda m, q, j: m.H[q])
         m.Z = pyo.Var(m.TYPES, m.FT, bounds=(self.zlo, None), initialize=self.zlo)
         if tech.K == 0:
             m.Z.fix(0.0)
         m.t = pyo.Var(m.TYPES, initialize=0.0)
-        m.x = pyo.Var(m.OWN, m.TOKENS, bounds=(0.0, None))
+        # own cells: aggregate tokens h_{m,i} (the cell's class split is the inner problem)
+        m.h = pyo.Var(m.OWN, bounds=(0.0, None))
         # g >= 1e-14·Q_s when σ > ½ ((g/Φ)^(1/σ) has an infinite second
         # derivative at 0 there: models.distributions.G_FLOOR)
         self.glo = 1e-14 * sc["Q"] if s > 0.5 else 0.0
@@ -334,13 +356,12 @@ class MultidimProblem:
 
         def gain_row(m, q, i):
             need = (m.g[q, i] / gain.phi(tech, zvec(q))) ** (1.0 / s) if tech.K else m.g[q, i] ** (1.0 / s)
-            return _H(tech, [m.x[q, i, j] for j in toks]) - need >= 0
+            return m.h[q, i] - need >= 0
 
         m.gain = pyo.Constraint(m.OWN, rule=gain_row)
         cells_of = {q: [i for (qq, i) in own if qq == q] for q in range(M)}
         self.cells_of = cells_of
-        m.budget = pyo.Constraint(m.TYPES, m.TOKENS, rule=lambda m, q, j:
-                                  sum(m.x[q, i, j] for i in cells_of[q]) / n - m.X[q, j] <= 0)
+        m.budget = pyo.Constraint(m.TYPES, rule=lambda m, q: sum(m.h[q, i] for i in cells_of[q]) / n - m.H[q] <= 0)
         # own value v_m = (1/n) Σ_i w_i g_{m,i}: one variable and one defining row,
         # so each IC row has 5 non-zeros (t_m, t_l, v_m, τ, u) whatever n is
         m.v = pyo.Var(m.TYPES, initialize=0.0)
@@ -355,30 +376,27 @@ class MultidimProblem:
         m.PAIRS = pyo.Set(dimen=2, ordered=True)
         m.u = pyo.Var(m.PAIRS, dense=False, bounds=(0.0, None))
         m.tau = pyo.Var(m.PAIRS, dense=False, bounds=(0.0, None))
-        if tech.J > 1:
-            m.PD = pyo.Set(dimen=3, ordered=True)
-            m.d = pyo.Var(m.PD, dense=False)
-            m.unit = pyo.Constraint(m.PAIRS)
         m.epi = pyo.Constraint(m.PAIRS)
         m.ic = pyo.Constraint(m.PAIRS)
         m.dual = pyo.Suffix(direction=pyo.Suffix.IMPORT)
         sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
         sf[m.profit] = 1.0 / sc["profit"]
+        if tech.J > 1:
+            for j in toks:
+                sf[m.y[j]] = sc["H"] / sc["X"][j]
         for q in range(M):
             sf[m.t[q]] = 1.0 / sc["t"]
             sf[m.ir[q]] = 1.0 / sc["t"]
             sf[m.v[q]] = 1.0 / sc["t"]
             sf[m.value[q]] = 1.0 / sc["t"]
-            for j in toks:
-                sf[m.X[q, j]] = 1.0 / sc["X"][j]
-                sf[m.budget[q, j]] = 1.0 / sc["X"][j]
+            sf[m.H[q]] = 1.0 / sc["H"]
+            sf[m.budget[q]] = 1.0 / sc["H"]
             for kk in range(tech.K):
                 sf[m.Z[q, kk]] = 1.0 / sc["Z"][kk]
         for (q, i) in own:
             sf[m.g[q, i]] = 1.0 / sc["Q"]
             sf[m.gain[q, i]] = 1.0 / sc["H"]
-            for j in toks:
-                sf[m.x[q, i, j]] = 1.0 / sc["X"][j]
+            sf[m.h[q, i]] = 1.0 / sc["H"]
         self.off: set = set()  # pairs set aside (prune_null)
         self.kept: set = set()  # pairs brought back by the audit (never set aside again)
         self.set_start()
@@ -386,17 +404,21 @@ class MultidimProblem:
     # ------------------------------------------------------------ starts
     def set_start(self, scale: float = 0.5):
         """Each item half the first best of its type's θ (a scale, not the
-        answer), its allocation spread EVENLY over the type's positive cells
-        (not the Lemma-1 split), gains at 90% of what the tokens give, the
-        transfer at half the value."""
+        answer), its aggregate tokens spread EVENLY over the type's positive
+        cells (not the Lemma-1 split), gains at 90% of what the tokens give,
+        the transfer at half the value; the class bundle y_l the first best's
+        class ratio (the same for every item)."""
         tech, m, n = self.tech, self.m, self.n
         Q0 = np.maximum(scale * cf.first_best_quality(tech, self.sc["theta"]), 1e-3 * self.sc["Q"])
         X0, Z0 = cf.inputs(tech, Q0)
         X0 = np.maximum(np.asarray(X0, float).reshape(self.n_types, -1), 1e-6 * self.sc["X"][None, :])
         Z0 = np.asarray(Z0, float).reshape(self.n_types, -1)
-        for q in range(self.n_types):
+        H0 = np.asarray(cf.ces_index(X0, tech.alpha, tech.rho), float).reshape(-1)
+        if tech.J > 1:
             for j in m.TOKENS:
-                m.X[q, j].value = float(X0[q, j])
+                m.y[j].value = float(X0[-1, j] / H0[-1])
+        for q in range(self.n_types):
+            m.H[q].value = float(H0[q])
             if tech.K:
                 for kk in range(tech.K):
                     m.Z[q, kk].value = max(float(Z0[q, kk]), self.zlo, 1e-6 * float(self.sc["Z"][kk]))
@@ -404,28 +426,25 @@ class MultidimProblem:
             phi = float(cf.phi(tech, np.array([m.Z[q, kk].value for kk in range(tech.K)]))) if tech.K else 1.0
             v = 0.0
             for i in cells:
-                xs = X0[q] * n / len(cells)
-                for j in m.TOKENS:
-                    m.x[q, i, j].value = float(xs[j])
-                gi = max(0.9 * phi * float(cf.ces_index(xs, tech.alpha, tech.rho)) ** tech.sigma, self.glo)
+                hs = float(H0[q]) * n / len(cells)
+                m.h[q, i].value = hs
+                gi = max(0.9 * phi * hs ** tech.sigma, self.glo)
                 m.g[q, i].value = gi
                 v += self.W[q, i] / n * gi
             m.v[q].value = v
             m.t[q].value = 0.5 * v
 
     def _dual_start(self, q, l):
-        """(u, τ, d) of pair (q, l) at the minimising λ for the model's current
-        item l (d = ∇H(X_l), p(d) = 1; β from the 1-D minimisation)."""
+        """(u, τ) of pair (q, l) at the minimising dual price β for the
+        model's current item l (the 1-D minimisation of β·H_l + A Φ^(1/(1−σ)) β^(−k))."""
         tech, m = self.tech, self.m
-        X = np.maximum(np.array([pyo.value(m.X[l, j]) for j in m.TOKENS]), 1e-9 * self.sc["X"])
+        H = max(float(pyo.value(m.H[l])), 1e-9 * self.sc["H"])
         Z = np.array([pyo.value(m.Z[l, kk]) for kk in range(tech.K)])
         phi = float(cf.phi(tech, Z)) if tech.K else 1.0
-        H = float(cf.ces_index(X, tech.alpha, tech.rho))
         Aq = self.A[q] * phi ** (1 / (1 - tech.sigma))
         beta = (self.k * Aq / H) ** (1 / (1 + self.k))
-        d = _ces_gradient(tech, X)
         u = beta ** (-self.k)
-        return u, 1.0001 * u ** (-self.a) * float(d @ X), d
+        return u, 1.0001 * u ** (-self.a) * H
 
     # ------------------------------------------------------------- pairs
     def n_pairs(self) -> int:
@@ -433,9 +452,8 @@ class MultidimProblem:
 
     def _pair_parts(self, p):
         m = self.m
-        rows = [c[p] for c in (m.ic, m.epi, getattr(m, "unit", None)) if c is not None and p in c]
-        vars_ = [m.u[p], m.tau[p]] + ([m.d[(*p, j)] for j in m.TOKENS] if self.tech.J > 1 else [])
-        return rows, vars_
+        rows = [c[p] for c in (m.ic, m.epi) if p in c]
+        return rows, [m.u[p], m.tau[p]]
 
     def prune_null(self) -> int:
         """Set aside the rows of pairs (m, l) whose item l is null at the
@@ -488,30 +506,24 @@ class MultidimProblem:
 
     def _restore(self, p):
         rows, vars_ = self._pair_parts(p)
-        u0, tau0, d0 = self._dual_start(*p)
-        self.m.u[p].value, self.m.tau[p].value = u0, tau0
-        if self.tech.J > 1:
-            for j in self.m.TOKENS:
-                self.m.d[(*p, j)].value = float(d0[j])
+        m = self.m
+        m.u[p].value, m.tau[p].value = self._dual_start(*p)
         for x in vars_:
             x.unfix()
         for c in rows:
             c.activate()
-        sf = self.m.scaling_factor
-        m = self.m
+        sf = m.scaling_factor
         sf[m.ic[p]] = 1.0 / self.sc["t"]
         sf[m.epi[p]] = 1.0 / self.sc["H"]
-        if self.tech.J > 1 and p in m.unit:
-            sf[m.unit[p]] = 1.0
-        sf[self.m.u[p]] = 1.0 / self.sc["u"]
-        sf[self.m.tau[p]] = 1.0 / self.sc["t"]
+        sf[m.u[p]] = 1.0 / self.sc["u"]
+        sf[m.tau[p]] = 1.0 / self.sc["t"]
         self.off.discard(p)
         self.kept.add(p)  # never set aside again: no cycling between the audit and the pruning
 
     def add_pairs(self, pairs) -> int:
         tech, m, s = self.tech, self.m, self.tech.sigma
         sf = m.scaling_factor
-        toks, fts = list(m.TOKENS), list(m.FT)
+        fts = list(m.FT)
         added = 0
         for q, l in np.asarray(pairs, int).reshape(-1, 2):
             p = (int(q), int(l))
@@ -522,28 +534,14 @@ class MultidimProblem:
             if q == l or p in m.PAIRS:
                 continue
             m.PAIRS.add(p)
-            u0, tau0, d0 = self._dual_start(*p)
-            m.u[p].value, m.tau[p].value = u0, tau0
+            m.u[p].value, m.tau[p].value = self._dual_start(*p)
             m.u[p].setlb(0.0)
             m.tau[p].setlb(0.0)
             sf[m.u[p]] = 1.0 / self.sc["u"]
             sf[m.tau[p]] = 1.0 / self.sc["t"]
-            if tech.J > 1:
-                for j in toks:
-                    m.PD.add((*p, j))
-                    m.d[(*p, j)].value = float(d0[j])
-                    # ρ = 1: p(d) = min_j d_j/α_j, so p(d) >= 1 is d_j >= α_j; else d > 0
-                    m.d[(*p, j)].setlb(float(tech.alpha[j]) if tech.rho == 1 else 1e-12)
-                dv = [m.d[(*p, j)] for j in toks]
-                row = _unit_cost_row(tech, dv)
-                if row is not None:
-                    c = m.unit.add(p, row)
-                    sf[c] = 1.0
-                dx = sum(dv[j] * m.X[l, j] for j in toks)
-            else:
-                dx = m.X[l, 0]
             up = m.u[p] if self.a == 1 else m.u[p] ** self.a
-            c = m.epi.add(p, m.tau[p] * up - dx >= 0)
+            # τ·u^a ≥ H_l: with λ = β (the price of one unit of aggregate tokens), τ ≥ β H_l
+            c = m.epi.add(p, m.tau[p] * up - m.H[l] >= 0)
             sf[c] = 1.0 / self.sc["H"]
             phi = gain.phi(tech, [m.Z[l, kk] for kk in fts]) ** (1 / (1 - s)) if tech.K else 1.0
             c = m.ic.add(p, self.value[p[0]] - m.t[p[0]] + m.t[l] - m.tau[p] - float(self.A[p[0]]) * phi * m.u[p] >= 0)
@@ -560,42 +558,24 @@ class MultidimProblem:
         return X, Z, t
 
     def allocation(self) -> np.ndarray:
-        """The NLP's own allocation (M, n, J); 0 on cells of zero weight."""
+        """The NLP's own allocation (M, n, J): cell i gets h_{m,i} aggregate
+        tokens, split across classes along the item's bundle,
+        x_{m,i} = h_{m,i}·X_m/H(X_m) (the module doc's inner problem; any
+        split with H(x_i) ≥ h_i and Σ_i x_i ≤ n X_m is as good); 0 on
+        cells of zero weight."""
         m = self.m
+        X, _, _ = self.items()
+        HX = np.asarray(cf.ces_index(X, self.tech.alpha, self.tech.rho), float).reshape(-1)
+        ray = np.divide(X, HX[:, None], out=np.zeros_like(X), where=HX[:, None] > 0)
         x = np.zeros((self.n_types, self.n, self.tech.J))
         for (q, i) in m.OWN:
-            for j in m.TOKENS:
-                x[q, i, j] = pyo.value(m.x[q, i, j])
+            x[q, i, :] = pyo.value(m.h[q, i]) * ray[q]
         return x
 
     def utilities(self):
         X, Z, t = self.items()
         A = audit_values(self.tech, self.W, X, Z)
         return lambda rows: A(rows, t)
-
-
-def _ces_gradient(tech, X) -> np.ndarray:
-    """∇H(X) (degree 0; p(∇H(X)) = 1 and ∇H(X)·X = H(X))."""
-    X = np.asarray(X, float)
-    a = np.asarray(tech.alpha, float)
-    if tech.J == 1:
-        return np.ones(1)
-    H = float(cf.ces_index(X, a, tech.rho))
-    if tech.rho == 0:
-        return a * H / X
-    return a * (X / H) ** (tech.rho - 1)
-
-
-def _unit_cost_row(tech, d):
-    """p(d) >= 1 for the CES unit cost p (models.closed_form.cost.unit_cost)."""
-    a = tech.alpha
-    if tech.rho == 1:
-        return None  # bounds d_j >= α_j
-    if tech.rho == 0:  # p = Π (d_j/α_j)^α_j
-        return sum(a[j] * pyo.log(d[j] / a[j]) for j in range(tech.J)) >= 0
-    s = 1.0 / (1.0 - tech.rho)
-    expr = sum(a[j] ** s * d[j] ** (1 - s) for j in range(tech.J))
-    return expr <= 1 if tech.rho > 0 else expr >= 1  # 1/(1−s) < 0 for ρ > 0: the inequality flips
 
 
 # ============================================================ the audit

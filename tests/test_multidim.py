@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyomo.environ as pyo
 import pytest
 
 from models import multidim as MD
@@ -59,7 +60,7 @@ def test_dual_start_is_tight_upper_bound():
     th = cb.aggregate_type(types.W, tech.sigma)
     m = prob.m
     for p in [(0, 3), (2, 1)]:
-        Xl = np.array([m.X[p[1], j].value for j in range(2)])
+        Xl = np.array([pyo.value(m.X[p[1], j]) for j in range(2)])
         Zl = np.array([m.Z[p[1], 0].value])
         V = th[p[0]] * cf.psi(tech, Xl) * cf.phi(tech, Zl)
         D = m.tau[p].value + prob.A[p[0]] * float(cf.phi(tech, Zl)) ** 2 * m.u[p].value
@@ -79,6 +80,27 @@ def test_random_profiles_menu_equals_1d_closed_form():
         assert np.ptp(sol.Q[group == g]) <= 1e-6 * ref.Q.max()
     Xref = np.stack([cb.lemma1_split(types.W[q], sol.X[q], TECH1.sigma) for q in range(types.M)])
     assert np.max(np.abs(sol.x - Xref)) <= 1e-6 * Xref.max()
+
+
+@pytest.mark.parametrize("K", [0, 1])
+def test_two_token_classes_with_excluded_types(K):
+    """Regression (session 5: 'infeasible'/'error' in round 2-4 with J = 2,
+    ρ = 0.5 and an excluded θ, while J = 1 verified): 9 profiles over 50
+    cells, θ = 0.4 excluded, CES input/output tokens, with and without
+    fine-tuning; the menu must be the 1-D closed form and IC over all pairs."""
+    ft = dict(gamma=0.2, rho_hat=0.0, alpha_hat=(1.0,), cost_hat=(2.0,)) if K else {}
+    tech = cf.Technology(sigma=0.5, rho=0.5, alpha=(0.6, 0.4), cost=(1.0, 4.0), **ft)
+    types, sol, ref, group, theta = _solve(tech, [0.4, 0.7, 1.0], 3, 50)
+    assert sol.result.ok and sol.lazy.converged
+    assert ref.Q[0] == 0.0  # θ = 0.4 excluded
+    # tolerances: MD.TOL_CLOSED_FORM / MD.TOL_AUDIT (module constants, with their derivation)
+    assert np.max(np.abs(sol.Q - ref.Q[group])) <= MD.TOL_CLOSED_FORM * ref.Q.max()
+    assert np.max(np.abs(sol.X - ref.X[group])) <= MD.TOL_CLOSED_FORM * ref.X.max()
+    assert np.max(np.abs(sol.t - ref.t[group])) <= MD.TOL_CLOSED_FORM * ref.t.max()
+    a = MD.lazy_ic.audit(sol.problem.utilities(), types.M, sol.problem.money_scale, sol.lazy.tol)
+    assert a.worst_ic <= MD.TOL_AUDIT and a.worst_ir <= MD.TOL_AUDIT
+    Xref = np.stack([cb.lemma1_split(types.W[q], sol.X[q], tech.sigma) for q in range(types.M)])
+    assert np.max(np.abs(sol.x - Xref)) <= MD.TOL_CLOSED_FORM * Xref.max()
 
 
 def _scenario(tmp_path, body):
