@@ -129,6 +129,30 @@ Z_FLOOR_COST = 1e-8
 # Lower bound on the per-cell gain variables, relative to the top type's
 # first-best quality (see build_menu): far below every tolerance (1e-6).
 G_FLOOR = 1e-14
+# ... raised where the gain row's curvature at the floor would exceed
+# G_FLOOR_CURVATURE (see g_floor): Ipopt stalled at 1e-14 with σ = 0.85.
+G_FLOOR_CURVATURE = 1e8
+
+
+def g_floor(sigma: float) -> float:
+    """Floor of the per-cell gains g, relative to the top type's first-best
+    quality (0 for σ <= ½, where (g/Φ)^(1/σ) is twice differentiable at 0).
+
+    An excluded type's gains sit at the floor f, where the gain row's
+    curvature in the scaled g is (1/σ)(1/σ − 1)·f^(1/σ − 2): at σ = 0.85 and
+    f = 1e-14 that is 3e11, and Ipopt's last iterations (full steps, μ at its
+    minimum) cut the dual infeasibility by only ~0.8 per step, ending
+    "acceptable" / "very little progress" at a point right to 1e-10
+    (value_scale_70_1, 3×4 uniform grid; the same at 1e-18, optimal at
+    1e-10).  So f is the larger of G_FLOOR and the floor whose curvature is
+    G_FLOOR_CURVATURE: f = G_FLOOR_CURVATURE^(−1/(2 − 1/σ)), i.e. 1e-14 up
+    to σ ≈ 0.72, 1e-12 at σ = 0.75, 2e-10 at 0.85, 8e-9 at 0.99.  Its cost: an
+    excluded item carries a gain f·Q_FB(θ̄) per cell, worth at most f of the
+    money scale to any type, so it moves transfers and information rents
+    by <= f relative -- 8e-9 at worst, 100× below TOL_CLOSED_FORM."""
+    if sigma <= 0.5:
+        return 0.0
+    return max(G_FLOOR, G_FLOOR_CURVATURE ** (-1.0 / (2.0 - 1.0 / sigma)))
 
 
 # ============================================================ options
@@ -463,7 +487,7 @@ def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel
     # exit 1 with no output); the floor's value to any type is ~1e-14 of the
     # scale.  Not for σ <= ½ (1/σ >= 2, finite there): at σ = 0.05 the floor
     # would force x >= (1e-14)^20 ~ 1e-280 (measured: max_iterations)
-    glo = G_FLOOR * sc["Q"] if tech.sigma > 0.5 else 0.0
+    glo = g_floor(tech.sigma) * sc["Q"]
     if glo and zlo:
         # lowered with Φ(z_lo) below Φ(Z_FLOOR·Z): (g_lo/Φ(z_lo))^(1/σ), the
         # index an excluded item must still buy, stays what it was
@@ -514,6 +538,28 @@ def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel
                 fixed.append(m.z[k, kk])
         for c in fixed:  # fixed: not in the NL file, so no scaling factor either
             sf.clear_value(c)
+    # cells an item's owner does not value get no tokens: g = x = 0, no gain
+    # row.  Exact (MenuProblem.arrays' argument): such tokens are worth
+    # nothing to the owner (IR_l and every row (l, k) see only the owner's
+    # cells), only raise other types' value of item l (tightening rows
+    # (k, l)) and cost money, so any optimum with them is matched by one
+    # without.  Left in, those g sit at their floor with x ~ floor^(1/σ)
+    # ≪ μ next to its bound x ≥ 0, two nearly active bounds linked by the
+    # gain row: value_scale_70_1 (σ = 0.85, 3×4) stopped "very little
+    # progress"/"acceptable" at a point right to 1e-10, its dual
+    # infeasibility stuck at 1e-8 (structured NLP: "owner cells only" too)
+    for l in np.flatnonzero(a > 0):
+        l = int(l)
+        for i in np.flatnonzero(Wb[l] <= 0):
+            i = int(i)
+            m.gain[l, i].deactivate()
+            sf.clear_value(m.gain[l, i])
+            m.g[l, i].setlb(0.0)
+            m.g[l, i].fix(0.0)
+            sf.clear_value(m.g[l, i])
+            for j in toks:
+                m.x[l, i, j].fix(0.0)
+                sf.clear_value(m.x[l, i, j])
     if np.any(a <= 0):
         # a null type's IC row towards item l is t_l >= 0 (MenuProblem.add_pairs)
         for l in np.flatnonzero(a > 0):
@@ -1025,7 +1071,13 @@ def _chain_lazy(first, later):
 # update.  Measured on the 20×20 value–scale grid (20 cells, lazy IC):
 # monotone 88 iterations cold and 155 warm, adaptive 31 cold and 17 warm,
 # the same optimum to 2e-8 relative; all pairs on 8×8: 88 vs 40 iterations.
-DIST_SOLVER_DEFAULTS = {**MENU_SOLVER_DEFAULTS, "mu_strategy": "adaptive"}
+# acceptable_iter = 0: no stop at an "acceptable" point.  Such a stop is never
+# verified (not converged), and on these menus it came while the barrier
+# was still falling: value_scale_50_14 (types of weight 1e-19) stopped
+# "acceptable" after 58 iterations at μ = 1e-7.8, and with the heuristic off
+# it reaches "optimal" in 81 (then the light-type bands run, Q within 3e-9).
+# Stricter, not looser: Ipopt now ends optimal or reports a failure.
+DIST_SOLVER_DEFAULTS = {**MENU_SOLVER_DEFAULTS, "mu_strategy": "adaptive", "acceptable_iter": 0}
 
 
 def run(scn, opts, ctx) -> RegimeResult:

@@ -762,3 +762,35 @@ def test_mussa_rosen_light_top_types_exact_tails():
     out = D._mussa_rosen(theta, mass, tech)
     # both sides are float evaluations of the same closed form: agreement to ~1e-12 relative
     assert np.allclose(out["Q"], Q_ref, rtol=1e-12, atol=0.0)
+
+
+def test_two_type_root_at_a_cell_crossing_is_resolved_exactly():
+    """Regression (two_type_70_43 pair 3, issue 11): σ = 0.05, regime
+    IR_L+IR_H+IC_H.  The root β of ∫d·g^L(β) = 0 sits where L's virtual
+    value on cell 1 crosses 0, where g_1 ∝ v_1^(σ/(1−σ)) has an infinite
+    slope: brentq stopped at the crossing with g_1 ≈ 1e-16, IR_H missed
+    (H kept a rent of 0.5 % of its value), transfers were 1.3e-3 off and the
+    profit 3.4e-3 below the NLP's optimum of the (convex) program.  Now L's
+    item is the limit β → β_1⁻ (D._item_at_crossing): IR_H binds to
+    round-off (the regime's defining condition) and the profit is higher."""
+    tech = cf.Technology(sigma=0.05, rho=0.0, alpha=(0.363129, 0.556713, 0.080158), cost=(2.88363, 1.1228, 2.89972),
+                         gamma=0.5999, rho_hat=-7.713, alpha_hat=(1.0,), cost_hat=(1.3157,),
+                         token_names=("a", "b", "c"), ft_names=("ft",))
+    wH, wL, pH = np.array([1.934, 1.308]), np.array([0.4115, 1.376]), 0.4965
+    menu = D.two_type_distribution_menu_general(wH, wL, pH, 1 - pH, tech)
+    assert menu.regime == "IR_L+IR_H+IC_H"
+    V = D.value_matrix(menu.W, menu.x, menu.z, tech)
+    # IR_L, IR_H (H's rent from L's item) and IC_H bind, to round-off of O(1) sums
+    assert abs(V[1, 1] - menu.t[1]) <= 1e-12 * V[0, 0]
+    assert abs(V[0, 1] - menu.t[1]) <= 1e-12 * V[0, 0]
+    assert abs((V[0, 0] - menu.t[0]) - (V[0, 1] - menu.t[1])) <= 1e-12 * V[0, 0]
+    a = D.audit_menu(menu.W, menu.x, menu.z, menu.t, tech)
+    assert a["max_ic_violation"] <= 1e-12 and a["max_ir_violation"] <= 1e-12
+    g = D.gain_profile(menu.x, menu.z, tech)
+    assert g[1, 0] > 1e-3 * g[1].max()  # the gain that makes IR_H bind (was 1e-16)
+    # the brentq item (what the closed form gave before): feasible, strictly less profit
+    d = wH - wL
+    old = D.efficient_item(wL - (wL[0] / d[0]) * d * (1 - 1e-15), tech)
+    fbH = D.efficient_item(wH, tech)
+    old_menu = D._two_type_menu(wH, wL, pH, 1 - pH, fbH, old, tech, "", {})
+    assert old_menu.profit < menu.profit * (1 - 1e-3)

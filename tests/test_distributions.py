@@ -790,3 +790,61 @@ def test_structured_formulation_hook_matches_pyomo(value_scale_5):
     with pytest.raises(scenario.ScenarioError) as e:
         scenario.from_dict(raw, source="case.toml")
     assert "formulation" in str(e.value)
+
+
+def test_cells_the_owner_does_not_value_get_no_tokens():
+    """Regression (value_scale_70_13, issue 11): σ = 0.1, J = 3, w ~
+    Beta(25.2, 1), s ~ Beta(1.9, 13.6).  A gain on a cell the item's owner
+    does not value costs g^(1/σ) = g^10, next to nothing, so Ipopt left
+    g ~ 1e-2 there; those gains count in other types' value of the item
+    (rows (k, l)) and moved t and Q of the (w = 0.75, s = 1) types by 8e-6
+    of max Q (all pairs 4.4e-5).  Such cells now have no gain variable
+    (g = x = 0, exact: they only tighten other types' rows and cost money)."""
+    tech, (wg, wm, sg, sm, n) = _vs_scenario(
+        {"sigma": 0.1, "rho": 0.5797,
+         "tokens": [{"name": "tok1", "weight": 0.385473, "cost": 29.0834},
+                    {"name": "tok2", "weight": 0.0731379, "cost": 0.275096},
+                    {"name": "tok3", "weight": 0.5413891, "cost": 0.474112}]},
+        {"distribution": "beta", "low": 0.0, "high": 1.0, "p": 25.16, "q": 1.0, "n": 6},
+        {"distribution": "beta", "low": 0.01528, "high": 1.0, "p": 1.902, "q": 13.64, "n": 3}, 9)
+    types = DM.value_scale_space(wg, wm, sg, sm, n)
+    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, n, tech, audit=False)
+    bm = D.value_scale_budget_menu(wg, wm, sg, sm, n, tech)
+    m, prob = DM.build_menu(tech, types)
+    owner_zero = [(l, i) for l in range(types.M) for i in range(prob.B)
+                  if prob.a[l] > 0 and types.W[l, prob.first[i]] <= 0]
+    assert owner_zero and all(m.g[l, i].fixed and not m.gain[l, i].active for l, i in owner_zero)
+    for ic in ("lazy", "all-pairs"):
+        s = DM.solve_menu(tech, types, ctx(), "owner", ic=ic, starts={"budget": DM.menu_start(bm)},
+                          lazy_opts={"neighbours": 4})
+        assert s.result.ok and (ic == "all-pairs" or s.lazy["budget"].converged)
+        assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
+        assert np.allclose(s.menu.t, ref.t, rtol=TOL, atol=TOL * np.max(np.abs(ref.t)))
+
+
+def test_gain_floor_keeps_the_gain_rows_curvature_bounded():
+    """Regression (value_scale_70_1, issue 11): σ = 0.85, one token class,
+    uniform 3×4 grid, 12 cells.  Excluded types' gains sit at their floor,
+    where the gain row's curvature is ~f^(1/σ − 2): 3e11 at f = 1e-14, and
+    every start ended "acceptable" or "very little progress" at a point
+    right to 1e-10.  The floor now keeps that curvature <= 1e8
+    (DM.g_floor: 1.9e-10 at σ = 0.85); every start and band is optimal and
+    the menu still matches the closed form at the issue's 1e-6."""
+    assert DM.g_floor(0.5) == 0.0 and DM.g_floor(0.6) == DM.G_FLOOR
+    s85 = 0.85
+    assert DM.g_floor(s85) ** (1 / s85 - 2) == pytest.approx(DM.G_FLOOR_CURVATURE)
+    assert DM.g_floor(0.999) <= 0.01 * TOL  # its cost (<= f of the money scale) stays far below the rows' 1e-6
+    tech, (wg, wm, sg, sm, n) = _vs_scenario(
+        {"sigma": s85, "rho": 0.9628, "tokens": [{"name": "tok1", "weight": 1.0, "cost": 0.143782}]},
+        {"distribution": "uniform", "low": 0.0, "high": 1.0, "n": 3},
+        {"distribution": "uniform", "low": 0.0, "high": 1.0, "n": 4}, 12)
+    types = DM.value_scale_space(wg, wm, sg, sm, n)
+    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, n, tech, audit=False)
+    bm = D.value_scale_budget_menu(wg, wm, sg, sm, n, tech)
+    starts = {"neutral": DM.neutral_start(tech, types), "budget": DM.menu_start(bm)}
+    s = DM.solve_menu(tech, types, ctx(), "floor", ic="lazy", starts=starts)
+    assert all(r.status.value == "optimal" for r in s.results.values()), {k: r.status for k, r in s.results.items()}
+    assert all(lr.converged for lr in s.lazy.values())
+    assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
+    assert np.allclose(s.menu.t, ref.t, rtol=TOL, atol=TOL * np.max(np.abs(ref.t)))
+    assert s.menu.profit == pytest.approx(ref.profit, rel=TOL)

@@ -432,6 +432,50 @@ def _sign_sum(d, g) -> tuple[float, float]:
     return float(np.mean(v)), REGIME_TOL * float(np.mean(np.abs(v)))
 
 
+def _item_at_crossing(wL, d, b, tech):
+    r"""L's item of the ``IR_L+IR_H+IC_H`` regime when the root β of
+    :math:`\int d\,g^L(\beta)=0` sits where a cell's virtual value
+    :math:`v_i=w^L_i-\beta d_i` crosses 0 (d_i > 0); None otherwise.
+
+    There :math:`g_i\propto v_i^{\sigma/(1-\sigma)}` rises from 0 with an
+    infinite slope, so the root is β_i − δ with δ far below float resolution
+    (two_type_70_43, σ = 0.05: the needed g_i = 1 % of L's gains takes
+    :math:`v_i\sim10^{-38}`); brentq stops at β_i and the item then has
+    g_i ≈ 1e-16 and misses IR_H: its transfers were 1.3e-3 off and its profit
+    3.4e-3 below the NLP's (σ = 0.05; exact rational check in the tests).
+    The exact item is the limit β → β_i⁻: every other cell efficient for
+    :math:`w^L-\beta_i d` (their gains move by O(δ)), and g_i the gain that
+    makes :math:`\int d\,g^L=0`, bought at least cost
+    (:math:`x_i=(g_i/\Phi(z))^{1/\sigma}` × the unit bundle; its cost is
+    :math:`O(g_i^{1/\sigma})`, in the profit as computed)."""
+    wL, d = np.asarray(wL, float), np.asarray(d, float)
+    pos = np.flatnonzero(d > 0)
+    if not pos.size:
+        return None
+    bi = wL[pos] / d[pos]
+    k = int(np.argmin(np.abs(bi - b)))
+    i, beta = int(pos[k]), float(bi[k])
+    if abs(beta - b) > 1e-9 * max(abs(b), 1e-300):
+        return None
+    v = wL - beta * d
+    v[i] = 0.0
+    it = efficient_item(v, tech)
+    g = np.array(it["gain"], float)
+    g[i] = 0.0
+    rest = float(np.sum(d * g))
+    if rest >= 0:  # already IR_H-tight at the crossing: the ordinary item is right
+        return None
+    gi = -rest / d[i]
+    x = np.array(it["x"], float)
+    z = np.asarray(it["z"], float)
+    phi = float(cf.phi(tech, z)) if tech.K else 1.0
+    H = (gi / phi) ** (1.0 / tech.sigma)
+    x[i] = H * cf.unit_demands(tech.alpha, tech.cost, tech.rho)
+    X = x.sum(axis=0) / len(wL)
+    Q = float(cf.psi(tech, X) * phi)
+    return {**it, "x": x, "Q": Q, "gain": gain_profile(x, z, tech)}
+
+
 def two_type_distribution_menu(wH, wL, pH: float, pL: float, tech: cf.Technology) -> DistributionMenu:
     r"""Two types, full contracting: the spec's closed form (docs/model.md §2.6(a), **derived**).
 
@@ -534,7 +578,7 @@ def two_type_distribution_menu_general(wH, wL, pH: float, pL: float, tech: cf.Te
         else:
             f = lambda b: float(np.mean(d * efficient_item(wL - b * d, tech)["gain"]))
             b = optimize.brentq(f, 0.0, r, xtol=1e-14, rtol=1e-14)
-            itL = efficient_item(wL - b * d, tech)
+            itL = _item_at_crossing(wL, d, b, tech) or efficient_item(wL - b * d, tech)
             return _two_type_menu(wH, wL, pH, pL, fbH, itL, tech, "IR_L+IR_H+IC_H", {"beta_H": b})
 
     # fallback: both ICs bind (or degenerate orientation) -> best member of the KKT family
