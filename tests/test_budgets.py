@@ -1381,3 +1381,200 @@ grid = "equal-spacing"
     finally:
         budgets.REGRET_PRE_FACTOR = old
     assert not all(c["passed"].all() for c in res.checks if (c["check"] == "tariff_two_part_regret_order").any())
+
+
+def test_richardson_error_estimate_covers_a_preasymptotic_triple(tmp_path):
+    """budget_70_66 (Beta(0.52, 25.4) on [0, 1], equal-spacing, σ = 0.27,
+    sizes 25, 50, 100): the Richardson limit of the profit was 0.158 off the
+    continuous closed form, its error estimate |L − x_last| 0.030, and the
+    run failed.  Both sides are right: the discrete closed-form profits
+    converge to the continuous one with a clean 1/N from N ~ 400 (successive
+    error ratios 2.05, 2.02, 2.01, 2.005 up to 3200) and the limit from
+    800, 1600, 3200 agrees to 4e-6; at N = 25 the grid does not resolve the
+    distribution (cell 0.04, mean 0.02, exclusion at θ ≈ 0.028).  The estimate
+    |L − L₁| (the b/N² term) covers the pre-asymptotic triple and is tight
+    once the series is asymptotic."""
+    scn = _scenario_text(tmp_path, _toml_of("""[technology]
+sigma = 0.2735
+rho = -11.97
+[[technology.tokens]]
+name = "tok1"
+weight = 0.168923
+cost = 1.34262
+[[technology.tokens]]
+name = "tok2"
+weight = 0.385984
+cost = 0.051991
+[[technology.tokens]]
+name = "tok3"
+weight = 0.445093
+cost = 9.30132
+""", """[types]
+distribution = "beta"
+low = 0.0
+high = 1.0
+p = 0.5192
+q = 25.41
+n = 58
+grid = "equal-spacing"
+"""))
+    tech = scn.technology
+    ref = cb.continuous_welfare(tech, scn.types, cb.continuous_solution(tech, scn.types))["profit"]
+    Ns = [25, 50, 100, 200, 400, 800, 1600, 3200]
+    P = np.array([cb.discrete_menu(tech, *scn.types.discretise(n, scn.grid)).profit(tech) for n in Ns])
+    e = (P - ref) / ref
+    assert np.all(np.abs(e[-4:-1] / e[-3:] - 2) < 0.05)  # clean 1/N: the continuous side is right
+    L, err = budgets.richardson(Ns[-3:], P[-3:])
+    assert abs(L - ref) <= err and abs(L - ref) < 1e-5 * ref
+    for i in range(len(Ns) - 2):  # the estimate covers every triple, the pre-asymptotic one included
+        L, err = budgets.richardson(Ns[i:i + 3], P[i:i + 3])
+        assert abs(L - ref) <= err, (Ns[i], L / ref - 1, err / ref)
+    L, err = budgets.richardson(Ns[:3], P[:3])
+    assert abs(L - ref) > 0.1 * ref  # the failing triple: L is 0.158 off
+    # the run: the premise test sends both quantities to the a priori bound
+    # (the consumer surplus's differences at 25-1600 never fall ~2x: exclusion
+    # at θ* ≈ 0.028 inside a cell, Q ~ (θ − θ*)^0.38) -- it failed before
+    res = budgets.RegimeResult(budgets.NAME)
+    budgets._convergence(res, tech, scn, ctx(), [25, 50, 100], "pyomo")
+    lim = [c for c in res.checks if (c["check"] == "continuous_limit").any()]
+    assert len(lim) == 2 and all(c["passed"].all() for c in lim)
+    assert all("a priori" in c["quantity"].iloc[0] for c in lim)
+    assert sum("successive differences" in n for n in res.notes) == 2
+
+
+def test_finer_grid_bounds_are_tight_enough_to_fail(tmp_path):
+    """Issue 11 'finer_grid_choice': the U row's a priori bound is derived
+    (finer_grid_bounds) and within a factor ~5 of what a correct menu attains
+    (ratio 0.20 on the default scenario at N = 100), so an IC menu whose
+    qualities are 15 % high, or 10 % low, fails it.  The profit bound's
+    quadrature term is mass-weighted (it was the largest rise over any cell,
+    unweighted: 1e7 of the profit for budget_70_59)."""
+    from models.results import RegimeResult
+
+    scn = scenario.load(DATA / "default.toml")
+    tech = scn.technology
+    th, ms = scn.discrete_types()
+    ref = cb.discrete_menu(tech, th, ms)
+    cont = cb.continuous_solution(tech, scn.types)
+    out = {}
+    for f in (0.0, 0.15, -0.10):
+        Q = ref.Q * (1 + f)
+        m = cb.Menu(th, ms, Q, ref.X, ref.Z, cb.transfers_from_quality(th, Q), ref.virtual, ref.pools)
+        res = RegimeResult("budgets")
+        budgets._finer_grid(res, tech, m, ref, scn, {"refine": 10}, cont)
+        out[f] = res.verification.iloc[0]
+    assert out[0.0]["passed"] and 0.1 < out[0.0]["numeric"] < 0.5
+    assert not out[0.15]["passed"] and not out[-0.10]["passed"]
+    fine, fm = scn.types.discretise(len(th) * 10, scn.grid)
+    _, BP, _ = budgets.finer_grid_bounds(tech, ref, cont, *scn.types.support, fine, fm)
+    prof = cb.continuous_welfare(tech, scn.types, cont)["profit"]
+    assert BP < 0.2 * prof
+    # budget_70_59's technology and types (Q^FB ∝ θ^19, Beta(5.58, 29.83)): 1.9x the profit, was 1e7x
+    s59 = _scenario_text(tmp_path, _toml_of("""[technology]
+sigma = 0.6612
+rho = -1.576
+[[technology.tokens]]
+name = "tok1"
+weight = 0.456209
+cost = 8.94702
+[[technology.tokens]]
+name = "tok2"
+weight = 0.543791
+cost = 9.93763
+[technology.fine_tuning]
+gamma = 0.2888
+rho = 0.0
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 0.369637
+cost = 0.971225
+[[technology.fine_tuning.classes]]
+name = "ft2"
+weight = 0.630363
+cost = 0.59136
+""", """[types]
+distribution = "beta"
+low = 0.0
+high = 1.0
+p = 5.581
+q = 29.83
+n = 82
+grid = "equal-spacing"
+"""))
+    t59 = s59.technology
+    th, ms = s59.discrete_types()
+    c59 = cb.continuous_solution(t59, s59.types)
+    fine, fm = s59.types.discretise(len(th) * 10, s59.grid)
+    _, BP, _ = budgets.finer_grid_bounds(t59, cb.discrete_menu(t59, th, ms), c59, *s59.types.support, fine, fm)
+    assert BP < 5 * cb.continuous_welfare(t59, s59.types, c59)["profit"]
+
+
+def test_efficient_program_gets_ray_rows_near_leontief():
+    """budget_33_7 (ρ̂ = −7.54, K = 2; Cobb-Douglas tokens, J = 3): the
+    Proposition-1 NLP (build_efficient) had no ray rows and stopped
+    'acceptable' (28 it); with the menu NLP's rows it stops 'optimal' (13 it)
+    and every Lemma-1 / Proposition-1 row passes."""
+    tech = cf.Technology(sigma=0.7446, rho=0.0, alpha=(0.238339, 0.553099, 0.20856200000000003),
+                         cost=(4.51359, 0.0932313, 0.365863), gamma=0.2054, rho_hat=-7.536,
+                         alpha_hat=(0.86641, 0.13359), cost_hat=(0.0505729, 1.42457),
+                         token_names=("tok1", "tok2", "tok3"), ft_names=("ft1", "ft2"))
+    res = budgets.RegimeResult(budgets.NAME)
+    budgets._lemma_checks(res, tech, ctx(), {"lemma_cells": 6, "lemma_profiles": 2})
+    r = res.solves["efficient"]
+    assert r.ok, r.status  # was 'acceptable'
+    v = res.verification
+    assert v["passed"].all(), v[~v["passed"]][["check", "quantity", "rel_err", "tolerance"]]
+    tb = budgets.build_efficient(tech, np.full((2, 6), 0.8))
+    assert hasattr(tb, "ft_ray") and not hasattr(tb, "ray")  # ρ = 0: no token rows
+
+
+def test_regret_order_not_claimed_when_the_top_cell_is_too_wide(tmp_path):
+    """budget_32_15 (Beta(0.93, 12.3) on [0, 22.7], equal-mass; e = 8.5): the
+    claimed order 2/q = 0.16 failed (fit −0.12 over 200-800).  The top cell's
+    width falls like N^(−1/q): at N = 200 it spans θ = 7.9 ... 22.7, so the
+    O(Δ²) expansion has no small parameter (ε = e·Δ/θ_N = 5.6) and the regret
+    even rises with N there.  No order is claimed when ε > 1."""
+    scn = _scenario_text(tmp_path, _toml_of("""[technology]
+sigma = 0.7108
+rho = 0.0
+[[technology.tokens]]
+name = "tok1"
+weight = 0.182325
+cost = 13.3031
+[[technology.tokens]]
+name = "tok2"
+weight = 0.562235
+cost = 24.9152
+[[technology.tokens]]
+name = "tok3"
+weight = 0.25544
+cost = 2.77039
+[technology.fine_tuning]
+gamma = 0.1837
+baseline = 0.00219767
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 1.0
+cost = 0.0684737
+""", """[types]
+distribution = "beta"
+low = 0.0
+high = 22.7052
+p = 0.9341
+q = 12.31
+n = 37
+grid = "equal-mass"
+"""))
+    tech = scn.technology
+    seq = [budgets.two_part_regret(tech, cb.discrete_menu(tech, *scn.types.discretise(n, scn.grid)))
+           for n in (100, 200, 400)]
+    assert seq[0] < seq[1] < seq[2]  # rises: no asymptotic range at these sizes
+    res = budgets.RegimeResult(budgets.NAME)
+    budgets._regret_order(res, tech, scn)
+    assert not [c for c in res.checks if (c["check"] == "tariff_two_part_regret_order").any()]
+    assert any("top cell is too wide" in n for n in res.notes), res.notes
+    # data/budgets_beta.toml (Beta(2, 3), equal-mass) keeps its claimed order
+    sb = scenario.load(DATA / "budgets_beta.toml")
+    res = budgets.RegimeResult(budgets.NAME)
+    budgets._regret_order(res, sb.technology, sb)
+    assert len([c for c in res.checks if (c["check"] == "tariff_two_part_regret_order").any()]) == 2
