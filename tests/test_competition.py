@@ -9,6 +9,7 @@ scenario files run through ``solve.py`` are marked ``slow``.
 from __future__ import annotations
 
 import copy
+import io
 import re
 import types
 import tomllib
@@ -663,7 +664,7 @@ def test_versioning_jump_bound_holds_for_the_exact_discrete_menu():
     comp._monopolist_continuous_checks(res, models, th, dist, ref["V"], np.asarray(ref["model"]), ms)
     v = res.verification
     row = v[v.quantity == "versioning jump in V at the switch"]
-    assert len(row) == 1 and bool(row.passed.iloc[0]), row.to_string()
+    assert len(row) == len(th) and row.passed.astype(bool).all(), row[~row.passed.astype(bool)].to_string()
     # and it still fails a menu whose jump is off by the size of the jump itself
     V = ref["V"].copy()
     k = int(np.nonzero(np.diff(np.asarray(ref["model"])) != 0)[0][-1]) + 1
@@ -811,3 +812,164 @@ def test_low_mass_types_are_judged_on_their_kkt_scale(run_solve, tmp_path, out_d
     # ... and the run says which per-type entries those weighted rows verify only loosely
     report = (out_dir / "competition_50_33" / "report.md").read_text()
     assert "types have mass below 1/(100·N)" in report and "verified only to" in report
+
+
+def _lf_50_36():
+    """competition_50_36 (seed 50): η = 0.861, so q ∝ h^7.2 and the limit qualities are ~1e-11 of the top
+    type's quantity (theory report, session 6)."""
+    theta, mass = _scn_types({"distribution": "uniform", "low": 0.0, "high": 8.02358, "n": 39})
+    return cc.LeaderFringe(sigma=0.4494, gamma_L=0.4119, c_L=0.163445, c_F=0.15804), theta, mass
+
+
+@pytest.mark.unit
+def test_limit_priced_types_far_below_the_top_types_quantity_are_labelled_served():
+    """leader_regions called a type served only above TOL_SERVED·q(θ_max) = 4.8e5 while 50_36's
+    limit-priced quantities are 1.5…10.5: every region-1 type of the exact discrete optimum was labelled 0
+    (θ_lo failed by 30×; 70_4, 70_34 the same).  Served is now q ≥ q_be = (c_L/c_F)^(σ/γ_L), the break-even
+    quality below which an item loses money on any buyer: the exact optimum's labels come back, with the
+    unserved types at the NLP's floor."""
+    from models.competition.audits import FLOOR
+
+    lf, th, ms = _lf_50_36()
+    ref = cc.leader_discrete_monotone(lf, th, ms)
+    _, qs, _ = comp._leader_scales(lf, th)
+    assert np.sum(ref["region"] == 1) >= 10  # the case: many limit-priced types ...
+    assert ref["q_L"][ref["region"] == 1].max() < 1e-6 * qs  # ... all far below the old cut-off
+    q = np.where(ref["q_L"] > 0, ref["q_L"], FLOOR * qs)
+    np.testing.assert_array_equal(comp.leader_regions(lf, th, q, qs), ref["region"])
+    # every served type of the optimum sits at or above q_be, every unserved type's q̂ below it
+    q_be = comp.break_even_quality(lf)
+    assert np.all(ref["q_L"][ref["region"] > 0] >= q_be)
+    # the shipped examples keep their labels
+    for name in ("three_regions", "empty_middle"):
+        lf2, dist = cc.example(name)
+        th2, ms2 = dist.discretise(60)
+        ref2 = cc.leader_discrete(lf2, th2, ms2)
+        _, qs2, _ = comp._leader_scales(lf2, th2)
+        q2 = np.where(ref2["q_L"] > 0, ref2["q_L"], FLOOR * qs2)
+        np.testing.assert_array_equal(comp.leader_regions(lf2, th2, q2, qs2), ref2["region"])
+
+
+@pytest.mark.unit
+def test_region_mismatch_counts_limit_priced_types_and_skips_only_unresolved_ones():
+    """_region_mismatches marked every q_ref ≤ TOL_DISCRETE·max q ≈ 4.8e5 'ambiguous' on 50_36, so a
+    limit-priced type labelled unserved was never counted (the row could not fail).  Now each boundary is
+    judged on its own scale; only types worth < TOL_DISCRETE of the profit (leader_type_weight) are exempt."""
+    lf, th, ms = _lf_50_36()
+    ref = cc.leader_discrete_monotone(lf, th, ms)
+    _, qs, _ = comp._leader_scales(lf, th)
+    k = int(np.nonzero(ref["region"] == 1)[0][0])
+    reg = ref["region"].copy()
+    reg[k] = 0  # a limit-priced type labelled unserved
+    assert comp._region_mismatches(lf, th, reg, ref["region"], ref["q_L"], qs) == 1
+    w = comp.leader_type_weight(lf, th, ms, ref["q_L"], ref["q_L"], ref["profit"])
+    # the weights decompose the profit (Σ p_k Δ_k = profit) ...
+    assert np.sum(w) == pytest.approx(1.0, rel=1e-9)
+    # ... and the limit-priced types of this case carry ~2e-9 of it in all (theory report: 2.4e-9)
+    assert float(np.sum(w[ref["region"] == 1])) < 1e-8
+    resolved = w >= TOL
+    assert comp._region_mismatches(lf, th, reg, ref["region"], ref["q_L"], qs, resolved) == 0
+    top = len(th) - 1  # the top type is resolved: a wrong label there is still counted
+    assert resolved[top]
+    reg[top] = 1
+    assert comp._region_mismatches(lf, th, reg, ref["region"], ref["q_L"], qs, resolved) == 1
+
+
+SCENARIO_70_4 = """\
+name = "competition_70_4"
+[technology]
+sigma = 0.7754
+rho = -15.36
+[[technology.tokens]]
+name = "tok1"
+weight = 0.428422
+cost = 0.245968
+[[technology.tokens]]
+name = "tok2"
+weight = 0.185413
+cost = 10.037
+[[technology.tokens]]
+name = "tok3"
+weight = 0.386165
+cost = 0.0888884
+[types]
+distribution = "uniform"
+low = 0.0
+high = 6.52986
+n = 77
+[regimes.competition]
+gamma_L = 0.1047
+gamma_F = 0.0
+c_L = 0.165839
+c_F = 0.046965
+task_cells = 4
+task_profiles = 1
+refine = 3
+"""
+
+
+@pytest.mark.slow  # ~25 s CPU: the leader's start schedule at N = 77
+def test_theta_lo_of_limit_priced_types_far_below_the_top_is_verified(ctx):
+    """competition_70_4 (seed 70): limit-priced quantities 1e-9…1e-6 of the top type's.  The NLP's θ_lo
+    midpoint was 3.22 against 0.656 (old served cut-off 6.6e6 > every limit quantity): exit 1.  Now the
+    NLP menu's labels put θ_lo within one grid step, and no resolved type is in another region."""
+    raw = tomllib.loads(SCENARIO_70_4)
+    scn = scenario.from_dict(raw, source="c70_4.toml")
+    theta, mass = scn.discrete_types()
+    o = raw["regimes"]["competition"]
+    lf = cc.LeaderFringe(sigma=0.7754, gamma_L=o["gamma_L"], c_L=o["c_L"], c_F=o["c_F"])
+    final, _ = comp.leader_solve(RegimeResult("competition"), lf, scn, ctx, theta, mass)
+    assert final.result.ok
+    _, qs, _ = comp._leader_scales(lf, theta)
+    reg = comp.leader_regions(lf, theta, final.q, qs)
+    mid, step = comp.region_thresholds(theta, reg)["entry"]
+    assert abs(mid - cc.theta_lo(lf)) <= step
+    ref = cc.leader_discrete_monotone(lf, theta, mass)
+    resolved = comp.leader_type_weight(lf, theta, mass, ref["q_L"], final.q, ref["profit"]) >= TOL
+    assert comp._region_mismatches(lf, theta, reg, ref["region"], ref["q_L"], qs, resolved) == 0
+
+
+def test_efficient_v_of_a_zero_type_is_not_the_floors(ctx):
+    """competition_70_35 (seed 70): σ = 0.1, a type at θ = 0.  Its tokens sit at the program's floor
+    1e-16·τ (the stand-in for 0) and every token row passed at 3e-11, but V = (Σ q^(η/σ))^σ is not
+    Lipschitz at 0: the floor alone gave V = 2.3e-2 of the top type's V, against 0 in the closed form
+    (exit 1).  Floor tokens are now read as 0."""
+    d = pd.read_csv(io.StringIO(TYPES_70_35))
+    th, ms = d.theta.to_numpy(float), d.mass.to_numpy(float) / d.mass.sum()
+    models = comp._two_models(0.1, {"gamma_L": 0.03514, "gamma_F": 0.0, "c_L": 0.429956, "c_F": 0.39441})
+    res = RegimeResult("competition")
+    eff = comp._efficient(res, models, th, ms, ctx)
+    comp._two_model_checks(res, models, th, ms, None, eff, None)
+    v = res.verification
+    row = v[v.quantity.str.startswith("V = ")]
+    assert len(row) == len(th) and row.passed.astype(bool).all(), row[~row.passed.astype(bool)].to_string()
+    assert np.all(eff["q"][0] == 0.0)  # θ = 0: nothing
+
+
+TYPES_70_35 = """theta,mass
+0.0,0.02367
+0.317407,0.8481
+1.7203,0.6627
+1.86171,0.346
+1.90747,0.06705
+1.99887,0.4809
+2.40874,0.271
+3.4629,0.367
+3.55591,0.8241
+3.55703,0.4983
+4.33197,0.8936
+5.04308,0.2727
+5.22155,0.8355
+5.51695,0.9885
+5.707,0.1899
+6.45494,0.4336
+6.46915,0.9844
+10.8952,0.9661
+11.1968,0.5262
+11.8733,0.1513
+12.188,0.9612
+13.5952,0.1192
+13.7716,0.1502
+15.1193,0.1789
+15.8192,0.4023
+"""

@@ -128,8 +128,8 @@ This module re-exports what :mod:`models.regimes`, the tests and the benches use
 from __future__ import annotations
 
 from .audits import (  # noqa: F401
-    buyer_value_numeric, fringe_topup_numeric, leader_audit, leader_regions, _mixing_audit, NAME,
-    _region_mismatches, TOL_ASSIGN, TOL_AUDIT, TOL_DISCRETE,
+    break_even_quality, buyer_value_numeric, fringe_topup_numeric, leader_audit, leader_regions,
+    leader_type_weight, _mixing_audit, NAME, region_thresholds, _region_mismatches, TOL_ASSIGN, TOL_AUDIT, TOL_DISCRETE,
 )
 from .units import (  # noqa: F401
     _fb_tokens, _leader_scales, _model_labels, _nondim, _token_scale, _two_models, _type_surplus, Units,

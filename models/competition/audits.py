@@ -33,6 +33,13 @@ violations at the solver's constr_viol_tol level (scaled) and the bisection
 top-up (exact to ~1e-15)."""
 
 
+FLOOR = 1e-12
+"""Lower bound of the leader's quantity q, relative to its scale (ASL evaluates
+x^r at 0 with a 0/0 derivative).  The buyer's value uses q^r, r > 1, and the
+cost c_L q is linear, so the floor moves profits by ~1e-9 relative (measured;
+at 1e-9 the unserved types' Q_L = q^η ≈ 1e-5 put the Q_L check at 5e-7)."""
+
+
 TOL_SERVED = 1e-6
 """A type is 'served' by a model when its quantity exceeds this fraction of
 the quantity scale (floors are 1e-9 of it)."""
@@ -126,35 +133,77 @@ def leader_audit(lf: cc.LeaderFringe, theta, q, T) -> dict:
             "ir": float(np.max(viol[:, -1]))}
 
 
+def break_even_quality(lf: cc.LeaderFringe) -> float:
+    r"""q_be = (c_L/c_F)^(σ/γ_L): below it a leader item loses money on whoever buys it.
+
+    Any type's value of item q is at most its fringe-only utility plus the fringe cost of q^r
+    tokens, u(θ, q) ≤ u0(θ) + c_F q^r (buy the q^r tokens from the fringe instead), so IR gives
+    T_k − c_L q_k ≤ c_F q_k^r − c_L q_k, negative for 0 < q_k < q_be.  Unserving the lowest served
+    type keeps q monotone and only removes IC rows of higher types, so at any optimum (pointwise or
+    ironed) every served type has q_k ≥ q_be (θ_lo is where the limit quality q̂ reaches q_be)."""
+    return float((lf.c_L / lf.c_F) ** (lf.sigma / lf.gamma_L))
+
+
 def leader_regions(lf: cc.LeaderFringe, theta, q, q_scale: float) -> np.ndarray:
     """Region of every type read off a solved menu (0 fringe only, 1 limit pricing, 2 interior).
 
-    Served iff q_k > TOL_SERVED·scale.  Limit pricing: type k buys no fringe
-    tokens at q_k but type k+1 would (q_k^r < A_{k+1}); for the top type: q_N^r
-    ≤ A_N (it is exactly at the margin of topping up).  A is the numeric
+    Served iff q_k ≥ (1 − TOL_REGION)·q_be (:func:`break_even_quality`, exact for every optimum)
+    and above twice the program's floor.  The former rule, q_k > TOL_SERVED·q_scale with q_scale
+    the top type's quantity, labelled every limit-priced type unserved when the limit qualities are
+    ≪ the top type's (η = 0.86: q ∝ h^7.2; competition_50_36 cut-off 4.8e5 vs q ∈ [1.5, 10.5]).
+    Limit pricing: type k buys no fringe tokens at q_k but type k+1 would (q_k^r < A_{k+1}); for
+    the top type: q_N^r ≤ A_N (it is exactly at the margin of topping up).  A is the numeric
     stand-alone fringe purchase (top-up at q = 0)."""
     th, q = np.asarray(theta, float), np.asarray(q, float)
     A = fringe_topup_numeric(th, 0.0, lf.sigma, lf.c_F)
     a = np.maximum(q, 0.0) ** lf.r
-    served = q > TOL_SERVED * q_scale
+    served = (q >= (1 - TOL_REGION) * break_even_quality(lf)) & (q > 2 * FLOOR * q_scale)
     A_next = np.append(A[1:], np.nan)
     limit = np.where(np.arange(len(th)) < len(th) - 1, a < A_next * (1 - TOL_REGION), a <= A * (1 + TOL_REGION))
     return np.where(served, np.where(limit, 1, 2), 0)
 
 
-def _region_mismatches(lf, theta, reg, reg_ref, q_ref, q_scale) -> int:
+def leader_type_weight(lf: cc.LeaderFringe, theta, mass, q_ref, q_nlp, profit_ref: float) -> np.ndarray:
+    r"""Each type's share of the leader's profit, I_k = p_k·max(|Δ_k(q_ref,k)|, |Δ_k(q_nlp,k)|)/|profit|.
+
+    Δ_k is the discrete virtual gain (:func:`cc.leader_discrete_gain`): profit = Σ_k p_k Δ_k(q_k)
+    for every monotone schedule with binding adjacent downward IC, so a type's q moves the profit
+    only through p_k Δ_k.  A type with I_k < TOL_DISCRETE can be served or not, limit-priced or
+    interior, without the profit row (NLP vs closed form to TOL_DISCRETE) seeing it, and Ipopt's
+    stopping test (tol 1e-12 on an objective scaled by the top type's money) sees it less still:
+    the NLP's q at such types is not determined (measured: competition_50_36, 18 limit-priced types
+    with Σ I_k = 2.4e-9, NLP q up to 50 % off; competition_50_40, two types with I_k ~ 3e-8 left
+    unserved for a profit 5e-8 below the optimum).  Labels of these types are a resolution limit."""
+    th, p = np.asarray(theta, float), np.asarray(mass, float)
+    n = len(th)
+    tail = np.maximum(1.0 - np.cumsum(p) / np.sum(p), 0.0) * np.sum(p)
+    out = np.zeros(n)
+    for k in range(n):
+        rho = tail[k] / p[k] if k < n - 1 and p[k] > 0 else 0.0
+        tn = th[k + 1] if k < n - 1 else th[k]
+        g = cc.leader_discrete_gain(lf, th[k], tn, rho, np.array([max(q_ref[k], 0.0), max(q_nlp[k], 0.0)]))
+        out[k] = p[k] * float(np.max(np.abs(g)))
+    return out / max(abs(float(profit_ref)), 1e-300)
+
+
+def _region_mismatches(lf, theta, reg, reg_ref, q_ref, q_scale, resolved=None) -> int:
     """Types whose NLP region differs from the discrete closed form's, not counting types
-    whose closed-form q lies within TOL_DISCRETE·max q of a region boundary of
-    :func:`leader_regions` (the limit quality of the next type, q̂_{k+1} = A_{k+1}^{1/r}, or
-    the served cut-off): there the label is decided by solver accuracy (measured: N = 1000,
-    θ_k = 0.6995 next to θ_hi, q_cf 2e-7·max q below q̂_{k+1}), and a counted mismatch
-    always means a q error above TOL_DISCRETE, which the q_L row reports too."""
+    whose closed-form q lies within TOL_DISCRETE (relative to the boundary itself) of a region
+    boundary of :func:`leader_regions` -- the limit quality of the next type, q̂_{k+1} =
+    A_{k+1}^{1/r}, or the served cut-off q_be: there the label is decided by solver accuracy
+    (measured: N = 1000, θ_k = 0.6995 next to θ_hi, q_cf 2e-7·max q below q̂_{k+1}).  Each
+    boundary is judged on its own scale, not on max q: with limit qualities ~1e-11 of the top
+    type's, a band of TOL_DISCRETE·max q marked every limit-priced type ambiguous
+    (competition_50_36: band 4.8e5, q ≤ 9.7e5) and the count could not fail.  ``resolved``
+    (default all): types whose profit weight is at least TOL_DISCRETE (:func:`leader_type_weight`);
+    the others' labels are below what the NLP resolves and are not counted."""
     th, q = np.asarray(theta, float), np.asarray(q_ref, float)
-    band = TOL_DISCRETE * max(float(np.max(np.abs(q))), 1e-300)
     A = fringe_topup_numeric(th, 0.0, lf.sigma, lf.c_F)
     qhat_next = np.append(A[1:], A[-1]) ** (1 / lf.r)
-    ambiguous = (np.abs(q - qhat_next) <= band) | ((q > 0) & (np.abs(q - TOL_SERVED * q_scale) <= band))
-    return int(np.sum((np.asarray(reg) != np.asarray(reg_ref)) & ~ambiguous))
+    q_be = break_even_quality(lf)
+    ambiguous = (np.abs(q - qhat_next) <= TOL_DISCRETE * qhat_next) | ((q > 0) & (np.abs(q - q_be) <= TOL_DISCRETE * q_be))
+    ok = np.ones(len(th), bool) if resolved is None else np.asarray(resolved, bool)
+    return int(np.sum((np.asarray(reg) != np.asarray(reg_ref)) & ~ambiguous & ok))
 
 
 def region_thresholds(theta, region) -> dict:

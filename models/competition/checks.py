@@ -334,14 +334,28 @@ def _leader_finer_grid(res, lf, scn, opts, theta, mass, table, aud, dist, cont, 
     _audit_rows(res, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
 
 
-def _leader_thresholds(res, lf, dist, theta, reg, ref):
+def _unresolved_span(theta, hit, hit_ref, resolved) -> float:
+    """Extra distance a threshold may be off when every type whose side of it differs between
+    the NLP and the discrete closed form is unresolved (worth < TOL_DISCRETE of the profit,
+    :func:`audits.leader_type_weight`): the span of those types plus one grid step on each side."""
+    diff = np.nonzero(np.asarray(hit) != np.asarray(hit_ref))[0]
+    if resolved is None or not len(diff) or np.asarray(resolved, bool)[diff].any():
+        return 0.0
+    lo, hi = int(diff[0]), int(diff[-1])
+    return float(theta[min(hi + 1, len(theta) - 1)] - theta[max(lo - 1, 0)])
+
+
+def _leader_thresholds(res, lf, dist, theta, reg, ref, resolved=None):
     """NLP thresholds vs the discrete and continuous closed forms.
 
     Proposition 4's thresholds as the economics defines them: the leader's
     entry (θ_lo, or θ* when the middle region is empty) and the first interior
     type (θ_hi, or θ*).  NLP values are midpoints between neighbouring grid
-    types; the check is 'within one grid step' of the continuous value."""
+    types; the check is 'within one grid step' of the continuous value, plus the span of
+    the types on which the NLP's and the discrete closed form's labels differ when all of
+    them are below the NLP's resolution (``resolved``, :func:`audits.leader_type_weight`)."""
     nlp, dref = region_thresholds(theta, reg), region_thresholds(theta, ref["region"])
+    hits = {"entry": (reg > 0, ref["region"] > 0), "interior_from": (reg == 2, ref["region"] == 2)}
     cont = cc.leader_thresholds(lf, dist) if dist is not None else None
     mid_ne = None if cont is None else bool(cont["middle_nonempty"])
     names = {"entry": "theta_lo" if mid_ne in (True, None) else "theta_star (entry)",
@@ -355,8 +369,10 @@ def _leader_thresholds(res, lf, dist, theta, reg, ref):
                      "abs_diff_continuous": abs(n[0] - c) if n and np.isfinite(c) else np.nan})
         chk = "leader_thresholds_vs_continuous"
         if n and np.isfinite(c):
-            res.checks.append(compare(NAME, chk, f"{label} (NLP midpoint)", n[0], c, n[1] / c,
-                                      index=["within one grid step"]))
+            extra = _unresolved_span(theta, *hits[key], resolved)
+            res.checks.append(compare(NAME, chk, f"{label} (NLP midpoint)", n[0], c, (n[1] + extra) / c,
+                                      index=["within one grid step" + (f" + {extra:.3g} (unresolved types)"
+                                                                      if extra else "")]))
         elif cont is not None and (n is None) != (not (np.isfinite(c) and theta[0] < c < theta[-1])):
             res.checks.append(bound_check(NAME, chk, f"{label}: NLP and continuous closed form disagree on "
                                           "whether this threshold lies on the grid", 1.0, 0.0))
@@ -377,11 +393,20 @@ def _leader_thresholds(res, lf, dist, theta, reg, ref):
             step = float(np.max(np.diff(theta))) if len(theta) > 1 else 0.0
             widths = {0: cont["theta_lo"] - lo, 1: cont["theta_hi"] - cont["theta_lo"], 2: hi - cont["theta_hi"]}
             wide = [r for r, w in widths.items() if np.isfinite(w) and w > 2 * step]
+            skip = []
+            if resolved is not None:  # a region whose reference types are all unresolved may be empty in the NLP
+                skip = [r for r in wide if not np.any(reg == r) and np.any(ref["region"] == r)
+                        and not np.any(np.asarray(resolved, bool)[ref["region"] == r])]
+                if skip:
+                    res.notes.append(f"leader_fringe: region(s) {skip} of the discrete closed form hold only types "
+                                     f"worth < {TOL_DISCRETE:g} of the profit each (below the NLP's resolution); "
+                                     "not required to be non-empty in the NLP menu")
+                wide = [r for r in wide if r not in skip]
             if wide:
                 res.checks.append(bound_check(
                     NAME, "leader_three_regions", "1 − min(types per region wider than 2 grid steps) (≤ 0: non-empty)",
                     1.0 - min(int(np.sum(reg == r)) for r in wide), 0.0, index=f"regions {wide}"))
-            else:
+            elif not skip:
                 res.notes.append("leader_fringe: every region is narrower than two grid steps; region check skipped")
     df = pd.DataFrame(rows)
     res.tables["thresholds"] = df

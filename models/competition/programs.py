@@ -12,18 +12,11 @@ import pyomo.environ as pyo
 from models import gain
 from models.closed_form import competition as cc
 from models.closed_form import cost as cf
-from .audits import buyer_value_numeric, fringe_topup_numeric
+from .audits import buyer_value_numeric, FLOOR, fringe_topup_numeric
 from .units import (
     _leader_scales, _leader_units, _model_tokens, _nondim, _pooled, _quality_scale, tuned_units,
     _type_surplus, _units,
 )
-
-
-FLOOR = 1e-12
-"""Lower bound of the leader's quantity q, relative to its scale (ASL evaluates
-x^r at 0 with a 0/0 derivative).  The buyer's value uses q^r, r > 1, and the
-cost c_L q is linear, so the floor moves profits by ~1e-9 relative (measured;
-at 1e-9 the unserved types' Q_L = q^η ≈ 1e-5 put the Q_L check at 5e-7)."""
 
 
 FLOOR_TWO_MODEL = 1e-16

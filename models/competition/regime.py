@@ -11,7 +11,7 @@ from models.results import bound_check, compare, RegimeResult
 from .audits import (
     kkt_mass_weight,
     _audit_rows, buyer_value_numeric, exhaustive_topup_value, fringe_topup_numeric, leader_audit,
-    leader_regions, NAME, _ref_scale, _region_mismatches, TOL_AUDIT, TOL_DISCRETE, TOL_SERVED,
+    leader_regions, leader_type_weight, NAME, _ref_scale, _region_mismatches, TOL_AUDIT, TOL_DISCRETE, TOL_SERVED,
     tuned_audit, _utility_scale,
 )
 from .units import _leader_quality, _leader_scales, _two_models
@@ -65,8 +65,17 @@ def _leader(res, lf, scn, opts, ctx, theta, mass):
     reg = leader_regions(lf, theta, final.q, qs)
     aud = leader_audit(lf, theta, final.q, final.T)
     chk = "leader_vs_discrete_closed_form"
-    res.checks.append(bound_check(NAME, chk, "types in another region than leader_discrete",
-                                  _region_mismatches(lf, theta, reg, ref["region"], ref["q_L"], qs), 0))
+    # types worth less than TOL_DISCRETE of the profit: their labels are not resolved (leader_type_weight)
+    resolved = leader_type_weight(lf, theta, mass, ref["q_L"], final.q, ref["profit"]) >= TOL_DISCRETE
+    if not resolved.all():
+        res.notes.append(
+            f"leader_fringe: {int((~resolved).sum())} of {N} types are each worth < {TOL_DISCRETE:g} of the profit "
+            f"(θ ∈ {', '.join(f'{theta[k]:.4g}' for k in np.nonzero(~resolved)[0][:8])}"
+            f"{', …' if (~resolved).sum() > 8 else ''}): their region labels are below the NLP's resolution and "
+            "are not compared (the profit row bounds what they can change); thresholds next to them are judged "
+            "within one grid step plus the span of those types")
+    res.checks.append(bound_check(NAME, chk, "types in another region than leader_discrete (resolved types)",
+                                  _region_mismatches(lf, theta, reg, ref["region"], ref["q_L"], qs, resolved), 0))
     wk = kkt_mass_weight(mass)  # per-type rows judged on each type's KKT scale (kkt_mass_weight)
     light = wk < 1e-2
     if light.any():  # say which per-type entries these rows verify only loosely
@@ -129,7 +138,7 @@ def _leader(res, lf, scn, opts, ctx, theta, mass):
                          "(ironing needed): continuous comparisons skipped")
         dist = None
     cont = cc.leader_continuous(lf, dist, theta) if dist is not None else None
-    th_out = _leader_thresholds(res, lf, dist, theta, reg, ref)
+    th_out = _leader_thresholds(res, lf, dist, theta, reg, ref, resolved)
     res.tables["leader_fringe"] = _leader_table(lf, theta, mass, final, aud, reg, ref, cont)
     _leader_finer_grid(res, lf, scn, opts, theta, mass, res.tables["leader_fringe"], aud, dist, cont,
                        final.objective)

@@ -12,12 +12,12 @@ import pandas as pd
 from models.closed_form import competition as cc
 from models.solver import Timer
 from .audits import (
-    fringe_topup_numeric, leader_audit, _mixing_audit, TOL_AUDIT, TOL_SERVED, tuned_audit, _utility_scale,
+    fringe_topup_numeric, leader_audit, leader_regions, _mixing_audit, TOL_AUDIT, TOL_SERVED, tuned_audit, _utility_scale,
 )
-from .units import _fb_tokens, _leader_scales, _model_labels, _pooled, _switches, _type_surplus
+from .units import _fb_tokens, _leader_scales, _model_labels, _model_tokens, _pooled, _switches, _type_surplus
 from .programs import (
     build_efficient, build_leader_nondim, build_leader_tuned, build_monopolist, build_monopolist_assigned,
-    FLOOR, LeaderMenu, read_leader, _read_q, _read_t, _read_V,
+    FLOOR, FLOOR_TWO_MODEL, LeaderMenu, read_leader, _read_q, _read_t, _read_V,
 )
 
 
@@ -212,6 +212,13 @@ def _efficient(res, models, theta, mass, ctx):
     res.notes.append(f"efficient: {len(attempts)} solves, {sum(a.status == 'optimal' for a in attempts)} converged; "
                      f"one-model programs {', '.join(f'{a.label} {a.objective:.8g}' for a in ok)}; per-type best "
                      f"{obj_c:.10g}; {fin}; reported: {used} (spread over starts {max(obj) - min(obj):.4g})")
+    # Tokens at the program's floor are its stand-in for 0 (ASL needs x > 0): read them as 0.  Only a
+    # type with θ = 0 sits there (for θ > 0 the marginal value of the η = σ model is infinite at V = 0),
+    # but V = (Σ q^(η/σ))^σ is not Lipschitz at 0: at σ = 0.1 the floor 1e-16·τ alone gave V = 2.3e-2 of
+    # the top type's V (competition_70_35; 70_12: 1.2e-6) while every token row passed at 3e-11.
+    floor = FLOOR_TWO_MODEL * _model_tokens(models, theta)
+    q_out = np.where(q_out <= 2 * floor[None, :], 0.0, q_out)
+    obj_out = float(np.sum(mass * _type_surplus(models, theta, q_out))) if used.startswith("per-type") else obj_out
     _mixing_audit(res, models, _pooled(models, q_out) ** models.sigma, q_out, "efficient_mixing_audit")
     return {"q": q_out, "objective": obj_out}
 
@@ -510,8 +517,12 @@ def _leader_start_guesses(lf, theta, mass):
     return q_limit, q_int
 
 
-def _entry_index(q, qs) -> int:
-    srv = np.nonzero(q > TOL_SERVED * qs)[0]
+def _entry_index(lf, theta, q, qs) -> int:
+    """First type the menu serves, by the rule of :func:`audits.leader_regions` (q ≥ q_be): the old
+    q > TOL_SERVED·q(θ_max) skipped every limit-priced type when their quantities are ≪ the top type's,
+    so the finer grids' cut-off walk started 10 types too high and every start there failed
+    (competition_70_11, N = 27: three starts 'infeasible', no menu)."""
+    srv = np.nonzero(leader_regions(lf, theta, q, qs) > 0)[0]
     return int(srv[0]) if len(srv) else len(q)
 
 
@@ -529,8 +540,8 @@ def leader_multistart(lf, theta, mass, ctx, tag=""):
         menu = solve_leader(lf, theta, mass, ctx, f"leader_fringe{tag}[{label}]", q0)
         r = menu.result
         attempts.append(Attempt(label, r.status.value, r.objective, r.iterations,
-                                detail=f"first served θ = {theta[_entry_index(menu.q, qs)]:.4g}"
-                                if _entry_index(menu.q, qs) < N else "leader serves nobody",
+                                detail=f"first served θ = {theta[_entry_index(lf, theta, menu.q, qs)]:.4g}"
+                                if _entry_index(lf, theta, menu.q, qs) < N else "leader serves nobody",
                                 result=r, values={"menu": menu}))
         return attempts[-1]
 
@@ -559,7 +570,7 @@ def _leader_refine(lf, theta, mass, ctx, coarse: LeaderMenu, label):
     """Finer grid: start from the coarse menu (interpolated), then neighbouring cut-offs."""
     N = len(theta)
     _, cqs, _ = _leader_scales(lf, coarse.theta)
-    ce = _entry_index(coarse.q, cqs)
+    ce = _entry_index(lf, coarse.theta, coarse.q, cqs)
     q_limit, q_int = _leader_start_guesses(lf, theta, mass)
     upper = np.maximum(q_limit, q_int)
     served_from = coarse.theta[ce] if ce < len(coarse.q) else np.inf
@@ -593,6 +604,11 @@ def _leader_refine(lf, theta, mass, ctx, coarse: LeaderMenu, label):
             cut -= 1
         else:
             break
+    if not any(a.status == "optimal" for a in attempts):
+        # the walk is a heuristic (starts interpolated from the coarse menu); when none of its starts
+        # converges, the grid gets the full start schedule (competition_70_11, N = 54: the three walk
+        # starts ended 'infeasible' / max_iter, the regime starts of leader_multistart converge)
+        attempts += leader_multistart(lf, theta, mass, ctx, tag=f"{label}[fallback]")
     return attempts
 
 
