@@ -848,3 +848,28 @@ def test_gain_floor_keeps_the_gain_rows_curvature_bounded():
     assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
     assert np.allclose(s.menu.t, ref.t, rtol=TOL, atol=TOL * np.max(np.abs(ref.t)))
     assert s.menu.profit == pytest.approx(ref.profit, rel=TOL)
+
+
+def test_two_types_light_high_type_all_pairs_optimal():
+    """Regression (two_type_70_24 pair 3, issue 11): σ = 0.85, one cell,
+    w^H = 0.0073 (it is the *low* type, weight 4.6e-16 of the other) against
+    w^L = 1.591.  The excluded type's gain sat at the 1e-14 floor, where the
+    gain row's curvature is ~3e11: both all-pairs starts ended "very little
+    progress".  With DM.g_floor both are optimal and the menu is the closed form's."""
+    tech = scenario.from_dict({
+        "name": "t", "types": {"distribution": "uniform", "n": 2},
+        "technology": {"sigma": 0.85, "rho": -1.951,
+                       "tokens": [{"name": "a", "weight": 0.301679, "cost": 2.42531},
+                                  {"name": "b", "weight": 0.698321, "cost": 0.323581}]},
+        "regimes": {"distributions": {"family": "two-types",
+                                      "pairs": [{"name": "p", "high": [0.007299], "low": [1.591],
+                                                 "mass_high": 0.6408}]}}}).technology
+    wH, wL, pH = np.array([0.007299]), np.array([1.591]), 0.6408
+    types = DM.two_type_space(wH, wL, pH)
+    ref = D.two_type_distribution_menu_general(wH, wL, pH, 1 - pH, tech)
+    rng = np.random.default_rng(0)
+    starts = {"neutral": DM.neutral_start(tech, types), "random": DM.random_start(tech, types, rng)}
+    s = DM.solve_menu(tech, types, ctx(), "light-H", ic="all-pairs", starts=starts)
+    assert all(r.status.value == "optimal" for r in s.results.values()), {k: r.status for k, r in s.results.items()}
+    assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
+    assert np.allclose(s.menu.t, ref.t, rtol=TOL, atol=TOL * np.max(np.abs(ref.t)))
