@@ -266,9 +266,10 @@ def _audit_rows(res, names, worst, rows):
     res.tables["audit"] = pd.concat([res.tables["audit"], df], ignore_index=True) if "audit" in res.tables else df
 
 
-def _rel_inf(x, y) -> float:
-    """max|x − y| / max|y| (the verification rule; absolute when every reference is 0)."""
-    sc = float(np.max(np.abs(y)))
+def _rel_inf(x, y, scale_of=None) -> float:
+    """max|x − y| / max|y| (the verification rule; absolute when every reference is 0); ``scale_of``:
+    take max|·| of this array instead of y (weighted rows keep the unweighted scale, as compare's scale=)."""
+    sc = float(np.max(np.abs(y if scale_of is None else scale_of)))
     d = float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
     return d / sc if sc > 0 else d
 
