@@ -314,6 +314,88 @@ class _ReducedMenuNLP:
         return gB, z, v[self.it: self.it + self.M].copy()
 
 
+# ------------------------------------------------------------ end polish
+# The interior point stops at a final barrier parameter μ ≈ 5e-13 (scaled):
+# every bound whose multiplier is ~0 (the g ≥ 0 bounds of excluded types at
+# the exclusion boundary, virtual value ±1/N) is off by ~√(μ/k), k ∝ 1/M the
+# block's cost weight.  On 80×80 that left Q 2.4e-6 of max Q off the
+# discrete closed form (session 5; 40×40: 2.2e-7).  The end polish re-solves
+# the round's program from that point with the barrier continued downwards:
+# μ starts at END_MU (about where the first solve stopped), the bound
+# multipliers start at μ/slack (``bound_mult_init_method = mu-based``, i.e.
+# on the central path of the point), the point is not pushed into the
+# interior (bound_push 1e-14), and μ falls monotonically to END_MU_MIN with
+# the complementarity test tightened to match.  Measured on 40×40 (session
+# 6): 8 iterations, Q 2.2e-7 -> 1.5e-11 of max Q.
+#
+# Tried and rejected (session 6): an active-set polish (impose the rows and
+# bounds the interior point marks active as equalities and fixed values,
+# solve the equality-constrained program by Newton).  Exact on 8×8 and
+# 20×20 (Q to 1e-15), but on 40×40 the identification is ambiguous: bound
+# multipliers of excluded types (~1e-6 scaled) are within a factor 3 of
+# their slacks, and inactive rows have slacks of 3e-9..5e-8 (< √μ); the
+# face it chose was feasible and 1.5e-12 *more* profitable than the
+# interior point yet excluded the lowest served column (Q 2.8e-5 of max Q
+# off), so neither feasibility nor profit can accept a face.
+END_MU = 1e-13
+# μ and complementarity at the end: an excluded type's gain is ≈ μ/z with z
+# its bound multiplier (~1e-6 scaled on 40×40), so μ = 1e-17 puts it at
+# ~1e-11, below the closed-form row's 1e-6 by five decades; compl_inf_tol is
+# unscaled (money × quantity units ~1e-4 × 1e-4) and must not stop it first.
+END_MU_MIN = 1e-17
+END_OPTIONS = {"mu_strategy": "monotone", "mu_init": END_MU, "mu_min": END_MU_MIN, "compl_inf_tol": 1e-19,
+               "bound_mult_init_method": "mu-based", "bound_push": 1e-14, "bound_frac": 1e-14,
+               "slack_bound_push": 1e-14, "slack_bound_frac": 1e-14}
+# Feasibility of the polished point for the round's rows and bounds, in
+# Ipopt's scaled units (rows and variables O(1)): solved to tol 1e-12 with
+# linear rows, a correct solve violates nothing by more than ~1e-12; 1e-11
+# is ten times that and a thousand times below the lazy loop's LAZY_TOL.
+POLISH_FEAS = 1e-11
+
+
+def _violations(nlp, xp):
+    """Scaled violations of the round's rows (P..nrow) and lower bounds at xp."""
+    obj_s, xs, gs = nlp._scaling
+    P = nlp.P
+    row = -gs[P:] * (nlp.A @ xp)[P:]
+    lb = np.asarray(nlp.x_lb())
+    bnd = np.where(lb > -1e19, xs * (lb - xp), -np.inf)
+    return row, bnd
+
+
+def polish(nlp, make, r, defaults, ctx=None, label=""):
+    """The end polish of a round's optimal interior point (see above), on
+    ``make()``, a new instance of the round's NLP.  -> (x, info); x is r.x unless the
+    polished solve is optimal, feasible (POLISH_FEAS) and at least as
+    profitable (round-off 1e-14 of the scaled objective)."""
+    import time
+
+    t0 = time.perf_counter()
+    x = np.asarray(r.x, float)
+    nlp2 = make()
+    nlp2._x0 = x.copy()
+    opts = {**(defaults or {}), **END_OPTIONS}
+    if ctx is not None:
+        rf = ctx.solve_structured(nlp2, label + " [end polish]", 0.0, defaults=opts)
+    else:
+        rf = solver.solve_structured(nlp2, options=opts, allow_nonoptimal=True)
+    info = {"accepted": False, "iterations": rf.iterations, "status": rf.status.value}
+    if rf.ok:
+        xp = np.asarray(rf.x, float)
+        vr, vb = _violations(nlp, xp)
+        info["violation"] = float(max(np.max(vr, initial=0), np.max(vb, initial=0)))
+        info["profit_change"] = float(nlp.profit(xp) - nlp.profit(x))
+        if info["violation"] <= POLISH_FEAS and info["profit_change"] >= -1e-14 / nlp._scaling[0]:
+            info["accepted"] = True
+            info["seconds"] = time.perf_counter() - t0
+            return xp, info
+        info["why"] = "infeasible" if info["violation"] > POLISH_FEAS else "less profitable"
+    else:
+        info["why"] = f"solve {rf.status.value}"
+    info["seconds"] = time.perf_counter() - t0
+    return x, info
+
+
 _NLP_CLASS = None
 
 
@@ -374,7 +456,7 @@ class ReducedLazy:
     """``models.lazy_ic`` protocol for :class:`ReducedMenuNLP`: the working set
     of pairs, the last solution, the numpy utilities from the tokens."""
 
-    def __init__(self, tech, types, ctx, label, defaults, start=None):
+    def __init__(self, tech, types, ctx, label, defaults, start=None, polish=True):
         from models.distributions import G_FLOOR, Z_FLOOR, _scales, neutral_start
 
         self.tech, self.types, self.ctx, self.label, self.defaults = tech, types, ctx, label, defaults
@@ -393,6 +475,8 @@ class ReducedLazy:
         self.state = block_start(tech, types, neutral_start(tech, types) if start is None else start)
         self._pairs: set = set()
         self.build_log: list[float] = []  # seconds to build each round's NLP (numpy)
+        self.polish = polish  # end polish after each optimal round (see ``polish``)
+        self.polish_log: list[dict] = []
         self.nlp = None
         self.last = None
 
@@ -408,11 +492,23 @@ class ReducedLazy:
         import time
 
         t0 = time.perf_counter()
-        nlp = nlp_class()(self.tech, self.types.W, self.types.mass, np.array(sorted(self._pairs), int),
-                             self.scales, start=self.state, g_floor=self.g_floor, z_floor=self.z_floor)
+        pairs = np.array(sorted(self._pairs), int)
+
+        def make():
+            return nlp_class()(self.tech, self.types.W, self.types.mass, pairs, self.scales, start=self.state,
+                               g_floor=self.g_floor, z_floor=self.z_floor)
+
+        nlp = make()
         build = time.perf_counter() - t0
         self.build_log.append(build)
-        r = self.ctx.solve_structured(nlp, self.label, build, defaults={**(self.defaults or {}), **SOLVER_DEFAULTS})
+        opts = {**(self.defaults or {}), **SOLVER_DEFAULTS}
+        r = self.ctx.solve_structured(nlp, self.label, build, defaults=opts)
+        if self.polish and r.ok:
+            xp, info = polish(nlp, make, r, opts, self.ctx, self.label)
+            self.polish_log.append(info)
+            r.solve_seconds += info.get("seconds", 0.0)
+            if info["accepted"]:
+                r.x, r.objective = xp, float(nlp.profit(xp))
         self.nlp, self.last = nlp, r
         self.state = nlp.blocks(r.x)
         self.build_seconds = build
