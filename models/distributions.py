@@ -132,9 +132,12 @@ G_FLOOR = 1e-14
 # ... raised where the gain row's curvature at the floor would exceed
 # G_FLOOR_CURVATURE (see g_floor): Ipopt stalled at 1e-14 with σ = 0.85.
 G_FLOOR_CURVATURE = 1e8
+# ... but its cost, f × money scale / profit, at most this (10× below the
+# profit rows' 1e-6)
+G_FLOOR_COST = 1e-7
 
 
-def g_floor(sigma: float) -> float:
+def g_floor(sigma: float, ratio: float = 1.0, cap: float = np.inf) -> float:
     """Floor of the per-cell gains g, relative to the top type's first-best
     quality (0 for σ <= ½, where (g/Φ)^(1/σ) is twice differentiable at 0).
 
@@ -149,10 +152,19 @@ def g_floor(sigma: float) -> float:
     to σ ≈ 0.72, 1e-12 at σ = 0.75, 2e-10 at 0.85, 8e-9 at 0.99.  Its cost: an
     excluded item carries a gain f·Q_FB(θ̄) per cell, worth at most f of the
     money scale to any type, so it moves transfers and information rents
-    by <= f relative -- 8e-9 at worst, 100× below TOL_CLOSED_FORM."""
+    by <= f relative -- 8e-9 at worst, 100× below TOL_CLOSED_FORM.
+
+    With fine-tuning (K >= 1) the excluded item also sits at z_lo, and the
+    curvature is ``ratio`` = (Φ(Z)/Φ(z_lo))^(1/σ) times higher (~1e4 when
+    z_lo ~ 1e-12 Z: value_scale_73_6/7/8, 70_17 ended "infeasible", "very
+    little progress" or max_iter), so f = (ratio/G_FLOOR_CURVATURE)^(1/(2 −
+    1/σ)).  The floor's value to other types moves the profit by up to
+    ~f·money/profit, so f is capped at ``cap`` = G_FLOOR_COST × profit/money
+    (build_menu); where the cap binds the curvature stays above 1e8."""
     if sigma <= 0.5:
         return 0.0
-    return max(G_FLOOR, G_FLOOR_CURVATURE ** (-1.0 / (2.0 - 1.0 / sigma)))
+    f = (ratio / G_FLOOR_CURVATURE) ** (1.0 / (2.0 - 1.0 / sigma))
+    return max(G_FLOOR, min(f, cap))
 
 
 # ============================================================ options
@@ -487,11 +499,13 @@ def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel
     # exit 1 with no output); the floor's value to any type is ~1e-14 of the
     # scale.  Not for σ <= ½ (1/σ >= 2, finite there): at σ = 0.05 the floor
     # would force x >= (1e-14)^20 ~ 1e-280 (measured: max_iterations)
-    glo = g_floor(tech.sigma) * sc["Q"]
-    if glo and zlo:
-        # lowered with Φ(z_lo) below Φ(Z_FLOOR·Z): (g_lo/Φ(z_lo))^(1/σ), the
-        # index an excluded item must still buy, stays what it was
-        glo *= min(1.0, zlo / (Z_FLOOR * float(np.min(sc["Z"])))) ** tech.gamma
+    # with fine-tuning at its floor the excluded item's curvature is
+    # R = (Φ(Z)/Φ(z_lo))^(1/σ) times higher (see g_floor)
+    ratio = 1.0
+    if tech.K and tech.sigma > 0.5:
+        zf = np.array([[float(np.min(sc["Z"]))]])
+        ratio = float(cf.phi(tech, zf)[0] / cf.phi(tech, np.array([[max(zlo, 0.0)]]))[0]) ** (1.0 / tech.sigma)
+    glo = g_floor(tech.sigma, ratio, G_FLOOR_COST * sc["profit"] / sc["t"]) * sc["Q"]
     m.g = pyo.Var(m.TYPES, m.CELLS, bounds=(glo, None), initialize=glo)
     m.t = pyo.Var(m.TYPES, initialize=0.0)
     toks, fts = list(m.TOKENS), list(m.FT)

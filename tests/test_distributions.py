@@ -873,3 +873,35 @@ def test_two_types_light_high_type_all_pairs_optimal():
     assert all(r.status.value == "optimal" for r in s.results.values()), {k: r.status for k, r in s.results.items()}
     assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
     assert np.allclose(s.menu.t, ref.t, rtol=TOL, atol=TOL * np.max(np.abs(ref.t)))
+
+
+def test_gain_floor_accounts_for_the_fine_tuning_floor():
+    """Regression (value_scale_73_7, fresh draw of session 6): σ = 0.58,
+    K = 2 (γ = 0.26).  Excluded items sit at both floors, g_lo and z_lo ~
+    2e-12 Z, where the gain row's curvature is (Φ(Z)/Φ(z_lo))^(1/σ) ≈ 2e5
+    times that of g_lo alone: the budget start ended "very little progress"
+    (73_6 and 73_8 "infeasible").  g_floor now takes that ratio (capped by
+    the floor's cost on the profit scale); every start and band is optimal."""
+    tech, (wg, wm, sg, sm, n) = _vs_scenario(
+        {"sigma": 0.5784, "rho": -2.552,
+         "tokens": [{"name": "tok1", "weight": 0.284894, "cost": 2.28429},
+                    {"name": "tok2", "weight": 0.715106, "cost": 0.929171}],
+         "fine_tuning": {"gamma": 0.262, "rho": -6.417,
+                         "classes": [{"name": "ft1", "weight": 0.787312, "cost": 0.133355},
+                                     {"name": "ft2", "weight": 0.212688, "cost": 0.259919}]}},
+        {"distribution": "beta", "low": 0.0, "high": 1.0, "p": 0.9611, "q": 7.301, "n": 5},
+        {"distribution": "uniform", "low": 0.0, "high": 1.0, "n": 5}, 15)
+    types = DM.value_scale_space(wg, wm, sg, sm, n)
+    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, n, tech, audit=False)
+    bm = D.value_scale_budget_menu(wg, wm, sg, sm, n, tech)
+    m, prob = DM.build_menu(tech, types)
+    glo = min(v.lb for v in m.g.values() if not v.fixed) / prob.sc["Q"]
+    assert glo > 100 * DM.G_FLOOR  # raised by the fine-tuning floor's ratio
+    assert glo <= DM.G_FLOOR_COST * prob.sc["profit"] / prob.sc["t"] * (1 + 1e-12)  # and capped by its cost
+    rng = np.random.default_rng(1)
+    s = DM.solve_menu(tech, types, ctx(), "ft-floor", ic="lazy", lazy_opts={"neighbours": 6},
+                      starts={"budget": DM.menu_start(bm), "random": DM.random_start(tech, types, rng)})
+    assert all(r.status.value == "optimal" for r in s.results.values()), {k: r.status for k, r in s.results.items()}
+    assert all(lr.converged for lr in s.lazy.values())
+    assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
+    assert np.allclose(s.menu.t, ref.t, rtol=TOL, atol=TOL * np.max(np.abs(ref.t)))
