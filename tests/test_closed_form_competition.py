@@ -596,3 +596,21 @@ def test_monopolist_discrete_is_invariant_to_the_money_scale():
         out.append(C.monopolist_discrete(models, th * lam, p))
     assert out[1]["profit"] == pytest.approx(1e6 * out[0]["profit"], rel=1e-9)
     np.testing.assert_allclose(out[0]["V"], out[1]["V"], rtol=1e-9, atol=0)
+
+
+def test_theta_star_at_an_upward_jump_of_the_virtual_value():
+    """competition_hyp (lead's Hypothesis draw, session 6): piecewise density with a spike on
+    [0.42479, 0.44891]; h jumps up at 0.44891 and the leader enters there on q^int (the exact discrete
+    optimum and the NLP serve from the first grid type above it).  θ* compared q^int with q̂ at the
+    entry point itself, where h is the left limit, and came out NaN ('NLP and continuous closed form
+    disagree on whether this threshold lies on the grid', exit 1).  Now θ* is the jump point."""
+    dist = TypeDistribution("piecewise", breakpoints=[0.0, 0.42479, 0.44891, 0.606531],
+                            masses=[0.155021, 0.0664374, 0.7785416])
+    lf = C.LeaderFringe(sigma=0.3405, gamma_L=0.5704, c_L=0.176398, c_F=0.068841)
+    thr = C.leader_thresholds(lf, dist)
+    assert not thr["middle_nonempty"]
+    assert thr["theta_star"] == pytest.approx(0.44891, abs=1e-9)
+    th, ms = dist.discretise(53)
+    ref = C.leader_discrete_monotone(lf, th, ms)
+    k = int(np.argmax(ref["region"] > 0))
+    assert th[k - 1] < thr["theta_star"] < th[k] and ref["region"][k] == 2

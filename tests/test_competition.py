@@ -1065,3 +1065,33 @@ def test_competition_70_42_verifies_with_a_type_below_the_resolution(run_solve, 
     tab = pd.read_csv(out_dir / "competition_70_42" / "competition" / "leader_fringe.csv")
     assert not tab.per_type_verified.iloc[2] and tab.per_type_verified.iloc[6:].all()
     assert "worth < 1e-06 of the profit" in (out_dir / "competition_70_42" / "report.md").read_text()
+
+
+@pytest.mark.unit
+def test_monopolist_v_and_t_rows_judge_a_light_top_type_on_its_kkt_scale():
+    """competition_0_4 (seed 0, lead's replay): Beta(15.09, 7.49) on equal spacing, the top type has
+    N·p = 9.5e-6; the NLP's V there was 4.1e-6 (t 4.9e-6) of the scale off, above 1e-6 though the profit
+    and every other row passed.  The V and t rows now weigh types by min(1, N·p_k) (the Hessian of the
+    profit in V_k is p_k·C''(V_k)): that miss passes, and the same miss at a heavy type still fails."""
+    from models.type_space import TypeDistribution
+
+    dist = TypeDistribution("beta", low=0.7938, high=1.85335, p=15.09, q=7.487)
+    th, ms = dist.discretise(37)
+    models = comp._two_models(0.6537, {"c_F": 0.95951, "c_L": 1.16431, "gamma_F": 0.0, "gamma_L": 0.04632})
+    ref = cc.monopolist_discrete(models, th, ms)
+
+    def rows(k, rel):
+        V, t = ref["V"].copy(), ref["t"].copy()
+        V[k] += rel * ref["V"].max()
+        t[k:] += rel * ref["t"].max()  # t is cumulative: the whole tail moves with it
+        mon = types.SimpleNamespace(values={"q": ref["Q"].T ** (1 / np.array([mm.eta for mm in models])),
+                                            "V": V, "t": t}, objective=ref["profit"])
+        res = RegimeResult("competition")
+        comp._two_model_checks(res, models, th, ms, None, None, mon)
+        v = res.verification
+        return v[v.check.eq("monopolist_vs_discrete_closed_form") & v.quantity.str.match(r"^(V|t) ")]
+
+    light = rows(len(th) - 1, 4.1e-6)
+    assert len(light) == 2 * len(th) and light.passed.astype(bool).all()
+    heavy = rows(int(np.argmax(ms)), 4.1e-6)
+    assert not heavy.passed.astype(bool).all()

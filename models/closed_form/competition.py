@@ -715,8 +715,12 @@ def theta_star(lf: LeaderFringe, dist: TypeDistribution) -> float:
     te = entry_type(lf, dist)
     if not np.isfinite(te):
         return np.nan
-    qi = interior_quality(lf, dist.virtual_value(te))
-    return float(te) if qi > limit_quality(lf, te) else np.nan
+    # compare just right of te: when the entry is at an upward jump of h (a piecewise density's
+    # breakpoint, where G jumps from < 0 to > 0) h(te) is the left limit, q^int(te) < q̂(te), and θ*
+    # came out NaN although the leader enters there on q^int (competition_hyp, session 6: θ* = 0.44891)
+    tr = min(float(te) + ROOT_XTOL + 1e-9 * abs(float(te)), dist.support[1])
+    qi = interior_quality(lf, dist.virtual_value(tr))
+    return float(te) if qi > limit_quality(lf, tr) else np.nan
 
 
 def leader_thresholds(lf: LeaderFringe, dist: TypeDistribution) -> dict:
