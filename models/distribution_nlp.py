@@ -326,7 +326,8 @@ class _ReducedMenuNLP:
 # on the central path of the point), the point is not pushed into the
 # interior (bound_push 1e-14), and μ falls monotonically to END_MU_MIN with
 # the complementarity test tightened to match.  Measured on 40×40 (session
-# 6): 8 iterations, Q 2.2e-7 -> 1.5e-11 of max Q.
+# 6): 8 iterations, 4.4 s CPU (the first solve: 33 iterations, ~12 s),
+# Q 2.2e-7 -> 1.1e-11 of max Q.
 #
 # Tried and rejected (session 6): an active-set polish (impose the rows and
 # bounds the interior point marks active as equalities and fixed values,
@@ -343,9 +344,15 @@ END_MU = 1e-13
 # ~1e-11, below the closed-form row's 1e-6 by five decades; compl_inf_tol is
 # unscaled (money × quantity units ~1e-4 × 1e-4) and must not stop it first.
 END_MU_MIN = 1e-17
+# MUMPS pivot tolerance 1e-12 at the end: as μ falls the barrier diagonal
+# z/x spans ~30 decades (active bounds z/x ~ 1e12·…, inactive ~1e-12), and at
+# the first solve's 1e-8 MUMPS delayed so many pivots that the 8 end
+# iterations took 45 s CPU in the PD solves on 40×40; at 1e-12, 3.5 s, the
+# same point (Q 1.5e-11 vs 1.1e-11).  Ipopt checks each solve's residual and
+# raises the tolerance when a solve is inaccurate, so this is a start.
 END_OPTIONS = {"mu_strategy": "monotone", "mu_init": END_MU, "mu_min": END_MU_MIN, "compl_inf_tol": 1e-19,
                "bound_mult_init_method": "mu-based", "bound_push": 1e-14, "bound_frac": 1e-14,
-               "slack_bound_push": 1e-14, "slack_bound_frac": 1e-14}
+               "slack_bound_push": 1e-14, "slack_bound_frac": 1e-14, "mumps_pivtol": 1e-12}
 # Feasibility of the polished point for the round's rows and bounds, in
 # Ipopt's scaled units (rows and variables O(1)): solved to tol 1e-12 with
 # linear rows, a correct solve violates nothing by more than ~1e-12; 1e-11
