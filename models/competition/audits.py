@@ -188,22 +188,29 @@ def leader_type_weight(lf: cc.LeaderFringe, theta, mass, q_ref, q_nlp, profit_re
 
 def _region_mismatches(lf, theta, reg, reg_ref, q_ref, q_scale, resolved=None) -> int:
     """Types whose NLP region differs from the discrete closed form's, not counting types
-    whose closed-form q lies within TOL_DISCRETE (relative to the boundary itself) of a region
-    boundary of :func:`leader_regions` -- the limit quality of the next type, q̂_{k+1} =
-    A_{k+1}^{1/r}, or the served cut-off q_be: there the label is decided by solver accuracy
-    (measured: N = 1000, θ_k = 0.6995 next to θ_hi, q_cf 2e-7·max q below q̂_{k+1}).  Each
-    boundary is judged on its own scale, not on max q: with limit qualities ~1e-11 of the top
-    type's, a band of TOL_DISCRETE·max q marked every limit-priced type ambiguous
-    (competition_50_36: band 4.8e5, q ≤ 9.7e5) and the count could not fail.  ``resolved``
+    whose closed-form q lies within solver accuracy of a region boundary of :func:`leader_regions`:
+    within TOL_DISCRETE·max q (the q_L row's accuracy) of the limit quality of the next type,
+    q̂_{k+1} = A_{k+1}^{1/r} (measured: N = 1000, θ_k = 0.6995 next to θ_hi, q_cf 2e-7·max q below
+    q̂_{k+1}), or within TOL_DISCRETE·q_be of the served cut-off q_be.  The served cut-off is judged
+    on its own scale, not on max q: with limit qualities ~1e-11 of the top type's, a band of
+    TOL_DISCRETE·max q there marked every unserved and limit-priced type ambiguous
+    (competition_50_36: band 4.8e5, q ≤ 9.7e5) and served-vs-unserved could not fail.  ``resolved``
     (default all): types whose profit weight is at least TOL_DISCRETE (:func:`leader_type_weight`);
     the others' labels are below what the NLP resolves and are not counted."""
     th, q = np.asarray(theta, float), np.asarray(q_ref, float)
     A = fringe_topup_numeric(th, 0.0, lf.sigma, lf.c_F)
     qhat_next = np.append(A[1:], A[-1]) ** (1 / lf.r)
     q_be = break_even_quality(lf)
-    ambiguous = (np.abs(q - qhat_next) <= TOL_DISCRETE * qhat_next) | ((q > 0) & (np.abs(q - q_be) <= TOL_DISCRETE * q_be))
+    # limit vs interior (q against q̂_{k+1}) is decided by q itself, which the q_L row verifies to
+    # TOL_DISCRETE·max q: a tie within that is not a mismatch (data/competition.toml at N = 1000: θ_k = 0.6995
+    # next to θ_hi, q_cf 2e-7·max q below q̂_{k+1}); served vs not (q against q_be) on q_be's own scale
+    band = TOL_DISCRETE * max(float(np.max(np.abs(q))), 1e-300)
+    reg, reg_ref = np.asarray(reg), np.asarray(reg_ref)
+    both_served = (reg > 0) & (reg_ref > 0)  # a 1-vs-2 disagreement: the q̂_{k+1} tie applies
+    ambiguous = np.where(both_served, np.abs(q - qhat_next) <= band,
+                         (q > 0) & (np.abs(q - q_be) <= TOL_DISCRETE * q_be))
     ok = np.ones(len(th), bool) if resolved is None else np.asarray(resolved, bool)
-    return int(np.sum((np.asarray(reg) != np.asarray(reg_ref)) & ~ambiguous & ok))
+    return int(np.sum((reg != reg_ref) & ~ambiguous & ok))
 
 
 def region_thresholds(theta, region) -> dict:
