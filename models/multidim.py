@@ -10,29 +10,32 @@ item l is a budget :math:`(X_l\in R^J_+, Z_l\in R^K_+)` and a transfer
 
 written exactly in the NLP -- neither θ(w) nor Lemma 1 is used:
 
+* **aggregate tokens** (the class split inside a cell is an exact inner
+  problem): with H the degree-1 CES index (Ψ = H^σ), cells can get CES
+  levels h_i from X (x_i with H(x_i) ≥ h_i, (1/n)Σ x_i ≤ X) iff
+  (1/n) Σ_i h_i ≤ H(X) (only if: H concave, degree 1, monotone, so
+  H(X) ≥ (1/n)Σ H(x_i); if: x_i = h_i X/H(X)).  So V_ml = max
+  Φ(Z_l)(1/n)Σ_i w_i h_i^σ s.t. (1/n)Σ_i h_i ≤ H(X_l), and the NLP writes
+  X_l = H_l·y with one class bundle y, H(y) ≥ 1 (see MultidimProblem);
 * **own item** (the large side of IR and IC): a primal allocation
-  :math:`x_{m,i}` with per-cell gains :math:`g_{m,i}`,
-  ``gain[m,i]: H(x_{m,i}) ≥ (g_{m,i}/Φ(Z_m))^{1/σ}`` (Ψ = H^σ, H the
-  degree-1 CES index; the convex form of models.distributions) and
-  ``budget[m,j]: (1/n) Σ_i x_{m,i,j} ≤ X_{m,j}``; own value
+  :math:`h_{m,i}` with per-cell gains :math:`g_{m,i}`,
+  ``gain[m,i]: h_{m,i} ≥ (g_{m,i}/Φ(Z_m))^{1/σ}`` (the convex form of
+  models.distributions) and ``budget[m]: (1/n) Σ_i h_{m,i} ≤ H_m``; own value
   :math:`v_m=\frac1n\sum_i w^m_i g_{m,i}` ≤ V_mm for every feasible point,
-  and the seller, who wants it large, drives it to V_mm.
+  and the seller, who wants it large, drives it to V_mm;
 * **deviation to item l** (the small side of IC): a dual (upper) bound.
-  The Lagrangian of the allocation problem with prices λ ∈ R^J_+ on the
-  J budget rows separates by cell; with p(λ) = min{λ·u : H(u) ≥ 1} (the
-  CES unit cost) each cell's conjugate is
-  :math:`\sup_x[\Phi w_i H(x)^\sigma-\lambda\cdot x]=(1-\sigma)\sigma^{k}(\Phi w_i)^{1/(1-\sigma)}p(\lambda)^{-k}`,
-  k = σ/(1−σ), so :math:`V_{ml}\le D_{ml}(\lambda)=\lambda\cdot X_l+A_m\Phi(Z_l)^{1/(1-\sigma)}p(\lambda)^{-k}`
+  The Lagrangian of the allocation problem with a price β on the budget
+  row separates by cell, each cell's conjugate is
+  :math:`\sup_h[\Phi w_i h^\sigma-\beta h]=(1-\sigma)\sigma^{k}(\Phi w_i)^{1/(1-\sigma)}\beta^{-k}`,
+  k = σ/(1−σ), so :math:`V_{ml}\le D_{ml}(\beta)=\beta H_l+A_m\Phi(Z_l)^{1/(1-\sigma)}\beta^{-k}`
   with :math:`A_m=(1-\sigma)\sigma^k\,\frac1n\sum_i (w^m_i)^{1/(1-\sigma)}` (the
-  sum of the cells' conjugate coefficients), equality at the minimising λ
-  (concave problem, Slater).  Written with λ = β d, p(d) ≥ 1 and
-  u = β^{−k}: ``epi[m,l]: τ·u^a ≥ d·X_l`` (a = (1−σ)/σ; τ ≥ β d·X_l) and
-  ``unit[m,l]: p(d) ≥ 1`` (J ≥ 2) give :math:`D_{ml}\le\tau+A_m\Phi(Z_l)^{1/(1-\sigma)}u`,
-  and the IC row is
+  sum of the cells' conjugate coefficients), equality at the minimising β
+  (concave problem, Slater).  Written with u = β^{−k}:
+  ``epi[m,l]: τ·u^a ≥ H_l`` (a = (1−σ)/σ; τ ≥ β H_l) and the IC row
   ``ic[m,l]: v_m − t_m + t_l − τ_ml − A_m Φ(Z_l)^{1/(1−σ)} u_ml ≥ 0``.
-  The seller picks (τ, u, d) per pair: the feasible set of (X, Z, t) is
+  The seller picks (τ, u) per pair: the feasible set of (X, Z, t) is
   exactly that of the true IC row.  u → 0 (not β → ∞) is the excluded
-  item's limit, so an IC row towards a null item stays regular.
+  item's limit.
 
   A_m depends on w^m only through Σ_i w_i^{1/(1−σ)}: that the deviation
   side sees a profile only through this sum is a *result* of the dual (it
@@ -114,7 +117,12 @@ NULL_RTOL = 1e-6
 Z_FLOOR = 1e-9
 # Ipopt defaults: the budget menu's precise options plus the adaptive barrier
 # update (as models.distributions.DIST_SOLVER_DEFAULTS).
-SOLVER_DEFAULTS = {**PRECISE_OPTIONS, "mu_strategy": "adaptive"}
+# acceptable_iter = 0 (as models.distributions): no stop at an 'acceptable'
+# point, which is never verified; measured on value–scale 6×6: with the
+# heuristic on, 11 of 20 rounds and both re-solves stopped 'acceptable'
+# (Q right to 6e-9); with it off every round ends 'optimal'.  Stricter, not looser.
+SOLVER_DEFAULTS = {**PRECISE_OPTIONS, "mu_strategy": "adaptive", "acceptable_iter": 0}
+
 MAX_TYPES = 2000
 MAX_CELLS = 5000
 
@@ -298,8 +306,8 @@ class MultidimProblem:
     Item l's token budget is written X_l = H_l·y: H_l ≥ 0 its aggregate
     token quantity, y ∈ R^J_+ the class bundle of one unit, H(y) ≥ 1
     (J ≥ 2; y = 1 for J = 1), so H(X_l) ≥ H_l.  Exact: a buyer's value of
-    a budget depends on X only through H(X) (module doc, the Minkowski
-    step), so replacing any menu's X_l by H(X_l)·y*, y* = argmin{c·y :
+    a budget depends on X only through H(X) (module doc: the class split
+    inside the cells), so replacing any menu's X_l by H(X_l)·y*, y* = argmin{c·y :
     H(y) ≥ 1}, keeps every value and every IC/IR row and does not raise the
     cost; the NLP finds y* itself (the seller's inner cost minimisation;
     the one bundle for all items is what makes it well posed -- an item
@@ -648,9 +656,13 @@ def solve_program(tech, types: Dreg.TypeSpace, ctx, label: str, lazy_opts: dict 
         prob = MultidimProblem(tech, types.W, types.mass)
     init = lazy_ic.nearest_pairs(types.coords, lz["neighbours"]) if lz["neighbours"] else None
     lbl = f"program[{label}]"
+
+    def solve(ws, tag=""):
+        prob.prune_null()
+        return ctx.solve(prob.m, lbl + tag, tb.seconds, defaults=SOLVER_DEFAULTS, warm_start=ws)
+
     lr = lazy_ic.solve_lazy(
-        prob, lambda ws: (prob.prune_null(), ctx.solve(prob.m, lbl, tb.seconds, defaults=SOLVER_DEFAULTS,
-                                                       warm_start=ws))[1],
+        prob, solve,
         initial_pairs=init, tol=lz["tol"], max_add=lz["max_add"] or None, max_rounds=lz["max_rounds"],
         warm=lz.get("warm", True), progress=ctx.progress)
     for _ in range(2):
@@ -660,7 +672,7 @@ def solve_program(tech, types: Dreg.TypeSpace, ctx, label: str, lazy_opts: dict 
         # where it stopped, then audit every pair again (setting the slack
         # pairs aside first, prune_slack, was measured worse: 'infeasible'
         # on random:5x4x60)
-        r2 = ctx.solve(prob.m, lbl + "[re-solve]", 0.0, defaults=SOLVER_DEFAULTS, warm_start=lr.result.warm)
+        r2 = solve(lr.result.warm, "[re-solve]")
         a2 = lazy_ic.audit(prob.utilities(), prob.n_types, prob.money_scale, lr.tol, cap=1)
         lr.rounds.append(lazy_ic.LazyRound(len(lr.rounds) + 1, prob.n_pairs(), 0, a2.worst_ic, a2.worst_ir,
                                            a2.n_violated, r2.status.value, r2.iterations, r2.objective, 0.0,
