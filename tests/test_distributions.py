@@ -11,7 +11,6 @@ pairs audited, and the value–scale scenario's timing.
 from __future__ import annotations
 
 import copy
-import time
 
 import numpy as np
 import pytest
@@ -138,15 +137,19 @@ def test_audit_matches_brute_force_in_any_chunking(chunk):
 
 
 @pytest.mark.unit
-def test_audit_of_2_56_million_pairs_is_fast():
+def test_audit_of_2_56_million_pairs_checks_every_pair():
+    # every ordered pair of a 40x40 grid is audited (its speed is measured by
+    # bench/distributions_scale.py, which prints the audit seconds per round; no timed test)
     M = 1600
     rng = np.random.default_rng(0)
     W, G, t = rng.uniform(size=(M, 40)), rng.uniform(size=(M, 40)), rng.uniform(size=M)
-    t0 = time.perf_counter()
     a = lazy_ic.audit(lambda rows: W[rows] @ G.T / 40 - t[None, :], M, cap=M)
-    # 2.56M pairs in 4 chunks of 2^22 entries: ~0.1 s here; 5 s bounds a loaded machine
-    assert time.perf_counter() - t0 < 5.0
     assert a.pairs_checked == M * (M - 1) and len(a.top) == M
+    # the worst violation equals a direct evaluation of the full M x M regret matrix
+    U = W @ G.T / 40 - t[None, :]
+    reg = U - np.diag(U)[:, None]
+    np.fill_diagonal(reg, -np.inf)
+    assert a.worst_ic == pytest.approx(float(reg.max()), rel=1e-12)
 
 
 @pytest.mark.unit
@@ -521,27 +524,24 @@ def test_scenario_runs_and_verifies(run_solve, out_dir, root, name):
 
 # ====================================================================== slow
 @pytest.mark.slow
-def test_value_scale_scenario_under_60_seconds(run_solve, out_dir, root):
-    t0 = time.perf_counter()
+def test_value_scale_scenario_verifies(run_solve, out_dir, root):
+    # its run time is measured by bench/distributions_scale.py, not asserted here
     code, out, err = run_solve(root / "data" / "distributions_value_scale.toml", "--out", out_dir, "--quiet")
     assert code == 0, out + err
-    assert time.perf_counter() - t0 < 60
 
 
 @pytest.mark.slow
-def test_lazy_ic_40x40_grid_every_pair_audited_under_10_minutes():
+def test_lazy_ic_40x40_grid_every_pair_audited():
     """1,600 value–scale types (w, s ~ U[0,1] on a 40×40 grid, 40 cells):
-    2.56M IC pairs, generated lazily, every one audited each round."""
+    2.56M IC pairs, generated lazily, every one audited each round (its time:
+    bench/distributions_scale.py; not asserted here)."""
     N = 40
     T, wg, wm, sg, sm = _value_scale_grid(N)
     bm = D.value_scale_budget_menu(wg, wm, sg, sm, N, TECH_J1)
-    t0 = time.perf_counter()
     s = DM.solve_menu(TECH_J1, T, ctx(), "vs40", ic="lazy", starts={"budget": DM.menu_start(bm)})
-    seconds = time.perf_counter() - t0
     lr = s.lazy["budget"]
     assert lr.converged and lr.final_audit.pairs_checked == 1600 * 1599
     assert lr.worst_ic <= lazy_ic.LAZY_TOL
-    assert seconds < 600
     ref = D.value_scale_distribution_menu(wg, wm, sg, sm, N, TECH_J1, audit=False)
     assert s.menu.profit == pytest.approx(ref.profit, rel=TOL)  # [observed 6e-8]
 
