@@ -614,3 +614,18 @@ def test_theta_star_at_an_upward_jump_of_the_virtual_value():
     ref = C.leader_discrete_monotone(lf, th, ms)
     k = int(np.argmax(ref["region"] > 0))
     assert th[k - 1] < thr["theta_star"] < th[k] and ref["region"][k] == 2
+
+
+@pytest.mark.unit
+def test_exclusion_type_is_the_up_crossing_of_h_for_a_beta_density_with_p_below_1():
+    """Regression (competition_90_3, session 6): Beta(0.9949, 0.5691) on [0.06158, 7.80671] has an
+    infinite density at θ_min, so h(θ_min) = θ_min > 0 at that point and h ≈ −13 right above it.
+    exclusion_type returned the first sign change (the down-crossing at θ_min, 0.0616); the lowest
+    served type is where h turns positive (between the grid types 4.879 and 5.068 of the discrete
+    closed form, which excludes every type below 5.07)."""
+    dist = TypeDistribution("beta", low=0.06158, high=7.80671, p=0.9949, q=0.5691)
+    x = C.exclusion_type(dist)
+    assert 4.8787 < x < 5.0676
+    assert abs(dist.virtual_value(x)) <= 1e-8 * 7.80671
+    assert dist.virtual_value(x - 1e-3) < 0 < dist.virtual_value(x + 1e-3)
+    assert dist.virtual_value(0.06158 + 1e-6) < 0  # h is negative just above θ_min

@@ -326,11 +326,16 @@ def monopolist_switch_type(models, dist: TypeDistribution) -> float:
 
 
 def exclusion_type(dist: TypeDistribution) -> float:
-    """Lowest served type: h(θ) = 0 (θ_min if h > 0 throughout)."""
+    """Lowest served type: where h(θ) turns from ≤ 0 to > 0 (θ_min if h > 0 just above θ_min).
+
+    An up-crossing, not the first sign change: a Beta density with p < 1 is infinite at θ_min, so
+    h(θ_min) = θ_min > 0 at that single point and h < 0 right above it; the first sign change is
+    then the down-crossing at θ_min (competition_90_3: 0.0616 instead of 4.95)."""
     lo, hi = dist.support
-    if dist.virtual_value(lo + 1e-15 * max(1.0, abs(lo))) > 0:
+    a = lo + 1e-15 * max(1.0, abs(lo))
+    if dist.virtual_value(a) > 0:
         return float(lo)
-    return _first_root(dist.virtual_value, lo, hi)
+    return _first_upcrossing(dist.virtual_value, a, hi)
 
 
 def monopolist_continuous(models, dist: TypeDistribution, theta) -> dict:
