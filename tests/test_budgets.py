@@ -971,6 +971,40 @@ def _toml_of(text, types):
     return text + types + "\n[regimes.budgets]\nconvergence = []\nlemma_cells = 0\n"
 
 
+# budget_70_59 (seed-70 run): Q^FB ∝ θ^19, Beta(5.58, 29.83), equal-spacing, N = 82
+SCENARIO_70_59 = _toml_of("""[technology]
+sigma = 0.6612
+rho = -1.576
+[[technology.tokens]]
+name = "tok1"
+weight = 0.456209
+cost = 8.94702
+[[technology.tokens]]
+name = "tok2"
+weight = 0.543791
+cost = 9.93763
+[technology.fine_tuning]
+gamma = 0.2888
+rho = 0.0
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 0.369637
+cost = 0.971225
+[[technology.fine_tuning.classes]]
+name = "ft2"
+weight = 0.630363
+cost = 0.59136
+""", """[types]
+distribution = "beta"
+low = 0.0
+high = 1.0
+p = 5.581
+q = 29.83
+n = 82
+grid = "equal-spacing"
+""")
+
+
 @pytest.mark.parametrize("case", ["ft_leontief_50_103", "priced_out_50_67", "beta_top_50_169"])
 def test_polish_restarts_from_the_cost_minimising_mix(tmp_path, case):
     """Seed-50 run, Ipopt 'optimal' but the menu wrong and the polish rejected:
@@ -1327,37 +1361,7 @@ def test_regret_order_fit_starts_past_the_preasymptotic_scale(tmp_path):
     reached only from N ≫ b.  The facts: the local order rises toward 2 from
     below, and b/(N+b) predicts it; the fit now starts at N0 >= 5b and passes;
     the same fit at N0 = 100 still fails (the check can fail)."""
-    scn = _scenario_text(tmp_path, _toml_of("""[technology]
-sigma = 0.6612
-rho = -1.576
-[[technology.tokens]]
-name = "tok1"
-weight = 0.456209
-cost = 8.94702
-[[technology.tokens]]
-name = "tok2"
-weight = 0.543791
-cost = 9.93763
-[technology.fine_tuning]
-gamma = 0.2888
-rho = 0.0
-[[technology.fine_tuning.classes]]
-name = "ft1"
-weight = 0.369637
-cost = 0.971225
-[[technology.fine_tuning.classes]]
-name = "ft2"
-weight = 0.630363
-cost = 0.59136
-""", """[types]
-distribution = "beta"
-low = 0.0
-high = 1.0
-p = 5.581
-q = 29.83
-n = 82
-grid = "equal-spacing"
-"""))
+    scn = _scenario_text(tmp_path, SCENARIO_70_59)
     tech = scn.technology
     b = budgets.regret_preasymptotic_scale(tech, scn)
     assert 150 < b < 250
@@ -1470,37 +1474,7 @@ def test_finer_grid_bounds_are_tight_enough_to_fail(tmp_path):
     prof = cb.continuous_welfare(tech, scn.types, cont)["profit"]
     assert BP < 0.2 * prof
     # budget_70_59's technology and types (Q^FB ∝ θ^19, Beta(5.58, 29.83)): 1.9x the profit, was 1e7x
-    s59 = _scenario_text(tmp_path, _toml_of("""[technology]
-sigma = 0.6612
-rho = -1.576
-[[technology.tokens]]
-name = "tok1"
-weight = 0.456209
-cost = 8.94702
-[[technology.tokens]]
-name = "tok2"
-weight = 0.543791
-cost = 9.93763
-[technology.fine_tuning]
-gamma = 0.2888
-rho = 0.0
-[[technology.fine_tuning.classes]]
-name = "ft1"
-weight = 0.369637
-cost = 0.971225
-[[technology.fine_tuning.classes]]
-name = "ft2"
-weight = 0.630363
-cost = 0.59136
-""", """[types]
-distribution = "beta"
-low = 0.0
-high = 1.0
-p = 5.581
-q = 29.83
-n = 82
-grid = "equal-spacing"
-"""))
+    s59 = _scenario_text(tmp_path, SCENARIO_70_59)
     t59 = s59.technology
     th, ms = s59.discrete_types()
     c59 = cb.continuous_solution(t59, s59.types)

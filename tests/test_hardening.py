@@ -355,6 +355,20 @@ def test_tightened_tol_is_noted_in_the_regime(tmp_path):
     assert res.verified and res.solves["cost"].ok
 
 
+def _console_lines(capsys, ver, checks):
+    """print_table on a one-regime summary holding ``ver``: (console text, its line per check name)."""
+    import solve
+    from models.results import RegimeResult
+
+    class S:  # the part of run.Summary that print_table reads
+        scenario, verification, verified = "x", ver, False
+        results = {"r": RegimeResult("r", checks=[ver])}
+
+    solve.print_table(S)
+    out = capsys.readouterr().out
+    return out, {c: [ln for ln in out.splitlines() if ln.startswith("r ") and f" {c} " in ln][0] for c in checks}
+
+
 @pytest.mark.unit
 def test_console_prints_the_signed_value_of_one_sided_checks(capsys):
     """Issue 11 defect 8: every console row shows exactly what is compared: a bound row
@@ -362,8 +376,7 @@ def test_console_prints_the_signed_value_of_one_sided_checks(capsys):
     against the tolerance; '>' and FAILED where it fails.  The last line names what failed."""
     import pandas as pd
 
-    import solve
-    from models.results import RegimeResult, bound_check, compare
+    from models.results import bound_check, compare
 
     ver = pd.concat([bound_check("r", "audit", "worst IC violation", -1.0, 0.0),
                      bound_check("r", "audit2", "worst IR violation", 2.5e-9, 1e-8),
@@ -372,14 +385,7 @@ def test_console_prints_the_signed_value_of_one_sided_checks(capsys):
                      compare("r", "values2", "Q", [1.0, 2.0], [1.0, 2.1], 1e-6)], ignore_index=True)
     assert list(ver["kind"]) == ["bound"] * 3 + ["relative"] * 4
 
-    class S:
-        scenario, verification, verified = "x", ver, False
-        results = {"r": RegimeResult("r", checks=[ver])}
-
-    solve.print_table(S)
-    out = capsys.readouterr().out
-    line = {c: [ln for ln in out.splitlines() if ln.startswith("r ") and f" {c} " in ln][0]
-            for c in ("audit", "audit2", "audit3", "values", "values2")}
+    out, line = _console_lines(capsys, ver, ("audit", "audit2", "audit3", "values", "values2"))
     assert "value  -1.00e+00 <= 0e+00" in line["audit"] and line["audit"].endswith("ok")
     assert "value   2.50e-09 <= 1e-08" in line["audit2"]
     assert "value   2.50e-08 >  1e-08" in line["audit3"] and line["audit3"].endswith("FAILED")
@@ -395,22 +401,14 @@ def test_console_does_not_call_a_row_of_a_non_converged_solve_over_its_limit(cap
     value-scale draw printed '6.69e-14 >  1e-07 FAILED')."""
     import pandas as pd
 
-    import solve
-    from models.results import RegimeResult, bound_check, compare
+    from models.results import bound_check, compare
 
     ver = pd.concat([bound_check("r", "audit", "worst IC violation", 6.7e-14, 1e-7),
                      compare("r", "values", "Q", [1.0], [1.0 + 1e-12], 1e-6),
                      compare("r", "values2", "Q", [1.0], [1.1], 1e-6)], ignore_index=True)
     ver["passed"] = False  # what run.run_regime does to every row of a non-converged regime
 
-    class S:
-        scenario, verification, verified = "x", ver, False
-        results = {"r": RegimeResult("r", checks=[ver])}
-
-    solve.print_table(S)
-    out = capsys.readouterr().out
-    line = {c: [ln for ln in out.splitlines() if ln.startswith("r ") and f" {c} " in ln][0]
-            for c in ("audit", "values", "values2")}
+    _, line = _console_lines(capsys, ver, ("audit", "values", "values2"))
     assert "6.70e-14 <= 1e-07" in line["audit"] and line["audit"].endswith("FAILED (solve not converged)")
     assert "<= 1e-06" in line["values"] and line["values"].endswith("FAILED (solve not converged)")
     assert ">  1e-06" in line["values2"] and line["values2"].endswith("FAILED")
