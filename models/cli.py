@@ -193,7 +193,9 @@ def compared(df) -> str:
     else:
         v = float(df["rel_err"].max())
     # a row can be failed while within its limit: its regime did not converge (never verified)
-    return f"{v:>10.2e} {'<=' if _within(df) else '> '} {tol:<8.0e}"
+    from models.results import distinct
+    sv, st = distinct(v, tol, "e", 3)
+    return f"{sv:>10} {'<=' if _within(df) else '> '} {st:<8}"
 
 
 def print_table(summary) -> None:

@@ -128,6 +128,27 @@ class RegimeResult:
         return "verified" if self.verified else "verification failed"
 
 
+def distinct(value: float, limit: float, style: str = "e", digits: int = 2) -> tuple[str, str]:
+    """``value`` and ``limit`` as text.  The limit gets the fewest significant digits that
+    give it to 1e-9 (1e-06, 0.003, 1.000001); the value gets at least ``digits`` and as many
+    more (at most 12) as it takes to be told from the limit on the right side: a bound row
+    at 1.000134 against 1.000001 prints as 1.00013 > 1.000001, not as 1.00e+00 > 1e+00.
+    ``style`` "e" gives scientific notation, "g" the shorter of the two."""
+    def f(x: float, d: int) -> str:
+        return f"{x:.{d - 1}e}" if style == "e" else f"{x:.{d}g}"
+    if not (np.isfinite(value) and np.isfinite(limit)):
+        return f(value, digits), f(limit, 1)
+    dl = next((d for d in range(1, 13) if abs(float(f(limit, d)) - limit) <= 1e-9 * abs(limit)), 12)
+    sl = f(limit, dl)
+    dv = digits
+    while dv < 12 and value != limit:
+        sv = f(value, dv)
+        if sv != sl and (float(sv) > limit) == (value > limit):
+            break
+        dv += 1
+    return f(value, dv), sl
+
+
 def failure_lines(ver: pd.DataFrame, limit: int = 12) -> list[str]:
     """One line per failed check (regime, check): for each failed quantity the worst
     row's index (the type or point) and how far it misses (value vs limit, or rel_err vs
@@ -157,11 +178,12 @@ def failure_lines(ver: pd.DataFrame, limit: int = 12) -> list[str]:
             vals = df[col].astype(float)
             w = df.loc[vals.idxmax()] if vals.notna().any() else df.iloc[0]
             val, tol = float(w[col]), float(w["tolerance"])
-            ratio = f" = {val / tol:.2g}x" if tol > 0 and np.isfinite(val) else ""
+            ratio = f" = {distinct(val / tol, 1.0, 'g')[0]}x" if tol > 0 and np.isfinite(val) else ""
             n_all = int(((ver["regime"] == reg) & (ver["check"] == chk) & (ver["quantity"] == q)).sum())
             idx = "" if pd.isna(w["index"]) else str(w["index"]).strip()
+            sval, stol = distinct(val, tol, "g", 3)
             parts.append(f"{q} ({len(df)}/{n_all} rows; worst{' at ' + idx if idx else ''}: "
-                         f"{'value' if one_sided else 'rel_err'} {val:.3g} vs {tol:.3g}{ratio})")
+                         f"{'value' if one_sided else 'rel_err'} {sval} vs {stol}{ratio})")
             a = w.get("advice")
             advice = advice or (a if isinstance(a, str) and a else default_advice("bound" if one_sided else "relative"))
         out.append(f"{reg} / {chk}: " + "; ".join(parts) + f". What to do: {advice}")

@@ -395,6 +395,25 @@ def test_console_prints_the_signed_value_of_one_sided_checks(capsys):
 
 
 @pytest.mark.unit
+def test_console_tells_a_value_from_a_nearby_limit(capsys):
+    """A bound row just over a limit near 1 printed as '1.00e+00 >  1e+00' and, in the list of
+    failed checks, 'value 1 vs 1 = 1x' (measured on budget_90_13's upper_bound_slack, 1.000134
+    against 1.000001): both must show digits enough to see the miss and its side."""
+    import pandas as pd
+
+    from models.results import bound_check, failure_lines
+
+    ver = pd.concat([bound_check("r", "slack", "top / bound", 1.0001343725364247, 1.0000009999999999),
+                     bound_check("r", "slack2", "top / bound", 0.9999995, 1.0000009999999999)],
+                    ignore_index=True)
+    _, line = _console_lines(capsys, ver, ("slack", "slack2"))
+    assert "1.0001e+00 >  1.000001e+00" in line["slack"] and line["slack"].endswith("FAILED")
+    assert "<= 1.000001e+00" in line["slack2"] and line["slack2"].endswith("ok")
+    (fail,) = failure_lines(ver)
+    assert "value 1.0001 vs 1.000001 = 1.0001x" in fail
+
+
+@pytest.mark.unit
 def test_console_does_not_call_a_row_of_a_non_converged_solve_over_its_limit(capsys):
     """A row within its limit is marked failed when its regime did not converge (run.run_regime):
     the console must print '<=' and say why it failed, not '> limit' (measured: a Hypothesis
