@@ -905,3 +905,41 @@ def test_gain_floor_accounts_for_the_fine_tuning_floor():
     assert all(lr.converged for lr in s.lazy.values())
     assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
     assert np.allclose(s.menu.t, ref.t, rtol=TOL, atol=TOL * np.max(np.abs(ref.t)))
+
+
+def test_token_rows_carry_the_gains_elasticity():
+    """Regression (value_scale_90_19, issue 11): σ = 0.05, K = 0, w ~
+    Beta(0.56, 4.99) on the 5×5 convergence grid.  Tokens are a function of
+    the gains, x = g^(1/σ) (binding gain row), so the NLP's 6.7e-8 error in
+    the Q of the Beta-tail type (w = 0.9) is a 1.45e-6 error in its tokens
+    (20×), and the token row failed at 1e-6 on a menu whose Q, t and profit
+    pass.  The token rows are now checked at DM.token_tolerance = (1 + γ)/σ
+    × TOL_CLOSED_FORM: the measured token error is the gains' error times
+    1/σ (the row's derivation), within that tolerance, and a token error
+    that Q does not explain (1e-4) still fails."""
+    tech, (wg, wm, sg, sm, n) = _vs_scenario(
+        {"sigma": 0.05, "rho": -2.535, "tokens": [{"name": "tok1", "weight": 1.0, "cost": 25.5286}]},
+        {"distribution": "beta", "low": 0.0, "high": 1.0, "p": 0.5622, "q": 4.99, "n": 5},
+        {"distribution": "uniform", "low": 0.0, "high": 1.0, "n": 5}, 5)
+    types = DM.value_scale_space(wg, wm, sg, sm, n)
+    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, n, tech, audit=False)
+    bm = D.value_scale_budget_menu(wg, wm, sg, sm, n, tech)
+    s = DM.solve_menu(tech, types, ctx(), "tok", ic="lazy", starts={"budget": DM.menu_start(bm)},
+                      lazy_opts={"neighbours": 4})
+    assert s.result.ok and s.lazy["budget"].converged
+    assert DM.token_tolerance(tech) == pytest.approx(20 * DM.TOL_CLOSED_FORM)
+    res = DM.RegimeResult(DM.NAME)
+    DM._menu_checks(res, tech, "c", s.menu, ref, full=False)
+    rows = {df["quantity"].iloc[0]: df for df in res.checks}
+    assert all(df["passed"].all() for df in rows.values()), [df[~df["passed"]] for df in rows.values()]
+    q_err = float(np.max(np.abs(s.menu.Q - ref.Q)) / np.max(ref.Q))
+    x_row = next(df for k, df in rows.items() if k.startswith("per-task tokens"))
+    x_err = float(x_row["rel_err"].iloc[0])
+    # the tokens' error is the gains' error times their elasticity 1/σ (within 2×: Q averages cells)
+    assert x_err <= 2 * q_err / tech.sigma
+    # a token error that the gains do not explain still fails
+    import dataclasses
+    bad = dataclasses.replace(s.menu, x=s.menu.x * (1 + 1e-4))
+    res2 = DM.RegimeResult(DM.NAME)
+    DM._menu_checks(res2, tech, "c", bad, ref, full=False)
+    assert not all(df["passed"].all() for df in res2.checks)
