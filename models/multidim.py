@@ -132,12 +132,12 @@ def validate_options(v, opts, path, tech):
     from models.cost import check_technology
 
     check_technology(v, tech)
-    v.keys(opts, path, {"family", "lazy", "compare_distributions", *_FAMILY_TABLE.values()})
+    v.keys(opts, path, {"family", "lazy", "compare_distributions", "formulation", *_FAMILY_TABLE.values()})
     fam = v.choice(opts, path, "family", FAMILIES, required=True)
     for other in set(_FAMILY_TABLE.values()) - {_FAMILY_TABLE[fam]}:
         if other in opts:
             v.fail(f"{path}.{other}", "(table)", f"only the table of the chosen family ({fam!r})")
-    out = {"family": fam,
+    out = {"family": fam, "formulation": v.choice(opts, path, "formulation", tuple(FORMULATIONS), default="convex"),
            "compare_distributions": v.boolean(opts, path, "compare_distributions", default=fam == "assumption1")}
     lz = v.table(opts, path, "lazy")
     lp = path + ".lazy"
@@ -522,7 +522,7 @@ class MultidimProblem:
             c.activate()
         sf = m.scaling_factor
         sf[m.ic[p]] = 1.0 / self.sc["t"]
-        sf[m.epi[p]] = 1.0 / self.sc["H"]
+        sf[m.epi[p]] = 1.0 / getattr(self, "epi_scale", self.sc["H"])
         sf[m.u[p]] = 1.0 / self.sc["u"]
         sf[m.tau[p]] = 1.0 / self.sc["t"]
         self.off.discard(p)
@@ -584,6 +584,207 @@ class MultidimProblem:
         X, Z, t = self.items()
         A = audit_values(self.tech, self.W, X, Z)
         return lambda rows: A(rows, t)
+
+
+class ConvexProblem(MultidimProblem):
+    r"""The same program written in item quality (docs/model.md §2.5a, "the
+    convex form"; ``formulation = "convex"``, the default).
+
+    Item l carries its quality Q_l as a variable; every buyer row sees a
+    budget only through Q_l (module doc: the class split is an exact inner
+    problem, and Φ(Z_l) rescales the aggregate tokens to
+    H'_l = Φ(Z_l)^{1/σ} H(X_l) with Q_l = H'^σ):
+
+    * production: the cheapest aggregate tokens for Q_l,
+      H_l = (Q_l/Φ(Z_l))^{1/σ}, X_l = H_l·y* (y* = :func:`unit_bundle`,
+      the cheapest bundle with H(y) ≥ 1; exact by the class docstring of
+      MultidimProblem), so the cost c·X_l + ĉ·Z_l is convex in (Q_l, Z_l)
+      when σ + γ ≤ 1 ((q, b) ↦ q^{1/σ}b^{−γ/σ} is convex and nonincreasing
+      in b, and b = Φ(Z)^{1/γ} is concave).  Substituted, not a row
+      H(X_l) ≥ (Q_l/Φ)^{1/σ}: measured, that row stays slack by the barrier's
+      ~1e-12 at an excluded item, and Q = X^σ turns X = 1e-12 into
+      Q = 1e-6 (the shipped scenario failed Q vs 1-D at 2.2e-6 and the audit at 1.6e-6);
+    * own item in perspective form: s_{m,i} = Q_m h_{m,i}/H'_m (cell i's
+      share of the budget times Q_m), ``budget[m]: (1/n)Σ_i s_{m,i} ≤ Q_m`` and
+      ``value[m]: v_m ≤ (1/n)Σ_i w_i s_{m,i}^σ Q_m^{1−σ}`` (each term a weighted
+      geometric mean, concave): exactly the own value of the allocation
+      h_{m,i} = s_{m,i}H'_m/Q_m;
+    * deviation to item l: the dual bound of the bilinear form with
+      H'_l = Q_l^{1/σ}: ``epi[m,l]: τ^σ u^{1−σ} ≥ Q_l`` (concave geometric
+      mean ≥ linear) and ``ic[m,l]: v_m − t_m + t_l − τ − A_m u ≥ 0``.
+
+    Every row is convex (IC/IR linear, the objective concave): a KKT point is
+    the global optimum, for any J, K with σ + γ ≤ 1.  The cusps: Q_l = 0
+    (an excluded type's item) is the apex of the geometric-mean cones
+    (gradients stay bounded along rays, the Hessian grows like 1/Q, as a log
+    barrier's does; an interior point keeps Q, s, τ, u > 0); null items'
+    pairs are set aside as in the bilinear form (prune_null)."""
+
+    def __init__(self, tech: cf.Technology, W, mass, y=None):
+        self.tech = tech
+        self.W = np.asarray(W, float)
+        self.mass = np.asarray(mass, float) / np.sum(mass)
+        M, n = self.W.shape
+        self.n_types, self.n = M, n
+        s = tech.sigma
+        self.k, self.a = s / (1 - s), (1 - s) / s
+        sc = self.sc = scales(tech, self.W, self.mass)
+        self.epi_scale = sc["Q"]
+        self.money_scale = sc["t"]
+        self.conj = np.sum(self.W ** (1 / (1 - s)), axis=1) / n
+        self.A = (1 - s) * s ** self.k * self.conj
+        m = self.m = pyo.ConcreteModel(name="multidim_budget_program_convex")
+        m.TYPES = pyo.RangeSet(0, M - 1)
+        m.TOKENS = pyo.RangeSet(0, tech.J - 1)
+        m.FT = pyo.RangeSet(0, max(tech.K, 1) - 1)
+        toks, fts = list(m.TOKENS), list(m.FT)
+        own = [(q, i) for q in range(M) for i in np.flatnonzero(self.W[q] > 0)]
+        m.OWN = pyo.Set(dimen=2, initialize=own, ordered=True)
+        self.zlo = Z_FLOOR * float(np.min(sc["Z"])) if tech.K and not tech.has_baseline else 0.0
+        # Q^(1/σ) has an infinite second derivative at 0 when σ > ½: Q ≥ 1e-14·Q_s
+        # there (as models.distributions.G_FLOOR; its effect on any value is ≤ θ̄·1e-14·Q_s)
+        self.qlo = 1e-14 * sc["Q"] if s > 0.5 else 0.0
+        m.Q = pyo.Var(m.TYPES, bounds=(self.qlo, None))
+        m.Z = pyo.Var(m.TYPES, m.FT, bounds=(self.zlo, None), initialize=self.zlo)
+        if tech.K == 0:
+            m.Z.fix(0.0)
+
+        def zvec(q):
+            return [m.Z[q, i] for i in fts]
+
+        # the cheapest aggregate tokens for quality Q_l: H_l = (Q_l/Φ(Z_l))^(1/σ) (convex in
+        # (Q, Z) when σ + γ ≤ 1), X_l = H_l·y (y the unit bundle, class docstring)
+        if tech.J > 1 and y is None:
+            raise ValueError("ConvexProblem: J >= 2 needs the unit bundle y (unit_bundle)")
+        self.y = np.ones(1) if tech.J == 1 else np.asarray(y, float)
+        m.H = pyo.Expression(m.TYPES, rule=lambda m, q: (m.Q[q] / gain.phi(tech, zvec(q))) ** (1.0 / s)
+                             if tech.K else m.Q[q] ** (1.0 / s))
+        m.X = pyo.Expression(m.TYPES, m.TOKENS, rule=lambda m, q, j: float(self.y[j]) * m.H[q])
+        m.t = pyo.Var(m.TYPES, initialize=0.0)
+        m.s = pyo.Var(m.OWN, bounds=(0.0, None))
+        m.v = pyo.Var(m.TYPES, initialize=0.0)
+        cells_of = {q: [i for (qq, i) in own if qq == q] for q in range(M)}
+        self.cells_of = cells_of
+        m.budget = pyo.Constraint(m.TYPES, rule=lambda m, q: sum(m.s[q, i] for i in cells_of[q]) / n - m.Q[q] <= 0)
+        m.value = pyo.Constraint(m.TYPES, rule=lambda m, q: m.v[q] - sum(
+            float(self.W[q, i]) / n * m.s[q, i] ** s * m.Q[q] ** (1 - s) for i in cells_of[q]) <= 0)
+        self.value = {q: m.v[q] for q in range(M)}
+        m.ir = pyo.Constraint(m.TYPES, rule=lambda m, q: m.v[q] - m.t[q] >= 0)
+        m.profit = pyo.Objective(expr=sum(float(self.mass[q]) * (m.t[q] - gain.spend_x(tech, [m.X[q, j] for j in toks])
+                                                                 - gain.spend_z(tech, zvec(q))) for q in range(M)),
+                                 sense=pyo.maximize)
+        m.PAIRS = pyo.Set(dimen=2, ordered=True)
+        m.u = pyo.Var(m.PAIRS, dense=False, bounds=(0.0, None))
+        m.tau = pyo.Var(m.PAIRS, dense=False, bounds=(0.0, None))
+        m.epi = pyo.Constraint(m.PAIRS)
+        m.ic = pyo.Constraint(m.PAIRS)
+        m.dual = pyo.Suffix(direction=pyo.Suffix.IMPORT)
+        sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
+        sf[m.profit] = 1.0 / sc["profit"]
+        for q in range(M):
+            sf[m.t[q]] = 1.0 / sc["t"]
+            sf[m.ir[q]] = 1.0 / sc["t"]
+            sf[m.v[q]] = 1.0 / sc["t"]
+            sf[m.value[q]] = 1.0 / sc["t"]
+            sf[m.Q[q]] = 1.0 / sc["Q"]
+            sf[m.budget[q]] = 1.0 / sc["Q"]
+            for kk in range(tech.K):
+                sf[m.Z[q, kk]] = 1.0 / sc["Z"][kk]
+        for (q, i) in own:
+            sf[m.s[q, i]] = 1.0 / sc["Q"]
+        self.off: set = set()
+        self.kept: set = set()
+        self.set_start()
+
+    def set_start(self, scale: float = 0.5):
+        """Each item half the first best of its type's θ (a scale, not the
+        answer), shares EVEN over the type's positive cells (s_i = Q·n/#cells,
+        not the Lemma-1 split), own value at 90 % of what they give, the
+        transfer at half of it."""
+        tech, m, n = self.tech, self.m, self.n
+        Q0 = np.maximum(scale * cf.first_best_quality(tech, self.sc["theta"]), 1e-3 * self.sc["Q"])
+        X0, Z0 = cf.inputs(tech, Q0)
+        X0 = np.maximum(np.asarray(X0, float).reshape(self.n_types, -1), 1e-6 * self.sc["X"][None, :])
+        Z0 = np.asarray(Z0, float).reshape(self.n_types, -1)
+        for q in range(self.n_types):
+            for kk in range(tech.K):
+                m.Z[q, kk].value = max(float(Z0[q, kk]), self.zlo, 1e-6 * float(self.sc["Z"][kk]))
+            Z = np.array([m.Z[q, kk].value for kk in range(tech.K)])
+            Qq = float(cf.psi(tech, X0[q])) * (float(cf.phi(tech, Z)) if tech.K else 1.0)
+            m.Q[q].value = max(Qq, self.qlo)
+            cells = self.cells_of[q]
+            v = 0.0
+            for i in cells:
+                si = m.Q[q].value * n / len(cells)
+                m.s[q, i].value = si
+                v += self.W[q, i] / n * si ** tech.sigma * m.Q[q].value ** (1 - tech.sigma)
+            m.v[q].value = 0.9 * v
+            m.t[q].value = 0.45 * v
+
+    def _dual_start(self, q, l):
+        """(u, τ) at the minimising price β of β·Q_l^(1/σ) + A_q β^(−k)."""
+        m = self.m
+        H = max(float(pyo.value(m.Q[l])), 1e-9 * self.sc["Q"]) ** (1 / self.tech.sigma)
+        beta = (self.k * self.A[q] / H) ** (1 / (1 + self.k))
+        u = beta ** (-self.k)
+        return u, 1.0001 * u ** (-self.a) * H
+
+    def add_pairs(self, pairs) -> int:
+        m, s = self.m, self.tech.sigma
+        sf = m.scaling_factor
+        added = 0
+        for q, l in np.asarray(pairs, int).reshape(-1, 2):
+            p = (int(q), int(l))
+            if p in self.off:
+                self._restore(p)
+                added += 1
+                continue
+            if q == l or p in m.PAIRS:
+                continue
+            m.PAIRS.add(p)
+            m.u[p].value, m.tau[p].value = self._dual_start(*p)
+            sf[m.u[p]] = 1.0 / self.sc["u"]
+            sf[m.tau[p]] = 1.0 / self.sc["t"]
+            c = m.epi.add(p, m.tau[p] ** s * m.u[p] ** (1 - s) - m.Q[l] >= 0)
+            sf[c] = 1.0 / self.sc["Q"]
+            c = m.ic.add(p, self.value[p[0]] - m.t[p[0]] + m.t[l] - m.tau[p] - float(self.A[p[0]]) * m.u[p] >= 0)
+            sf[c] = 1.0 / self.sc["t"]
+            added += 1
+        return added
+
+    def allocation(self) -> np.ndarray:
+        """Own allocation (M, n, J): x_{m,i} = (s_{m,i}/Q_m)·X_m (s_i/Q_m is
+        cell i's share h_i/H of the budget; class docstring)."""
+        m = self.m
+        X, _, _ = self.items()
+        x = np.zeros((self.n_types, self.n, self.tech.J))
+        for (q, i) in m.OWN:
+            Qq = pyo.value(m.Q[q])
+            if Qq > 0:
+                x[q, i, :] = pyo.value(m.s[q, i]) / Qq * X[q]
+        return x
+
+
+def unit_bundle(tech, ctx, label: str):
+    """y* = argmin{c·y : H(y) ≥ 1} (J ≥ 2): the seller's cheapest bundle of one
+    unit of aggregate tokens, a fact of the technology alone (no type enters),
+    solved as its own small convex NLP -- not taken from a closed form, so the
+    menu's X is compared with the closed form's independently.  Returns
+    (y, SolveResult or None for J = 1)."""
+    if tech.J == 1:
+        return np.ones(1), None
+    m = pyo.ConcreteModel(name="unit_bundle")
+    m.TOKENS = pyo.RangeSet(0, tech.J - 1)
+    m.y = pyo.Var(m.TOKENS, bounds=(0.0 if tech.rho == 1 else 1e-12, None), initialize=1.0)
+    m.unit = pyo.Constraint(expr=_H(tech, [m.y[j] for j in m.TOKENS]) >= 1)
+    m.cost = pyo.Objective(expr=gain.spend_x(tech, [m.y[j] for j in m.TOKENS]), sense=pyo.minimize)
+    r = ctx.solve(m, f"unit_bundle[{label}]", 0.0, defaults=SOLVER_DEFAULTS)
+    return np.array([pyo.value(m.y[j]) for j in m.TOKENS]), r
+
+
+# the program's two written forms (module doc; docs/model.md §2.5a): "bilinear" the aggregate-token
+# form with τ·u^a ≥ H_l (session 6), "convex" every row convex (ConvexProblem)
+FORMULATIONS = {"convex": ConvexProblem, "bilinear": MultidimProblem}
 
 
 # ============================================================ the audit
@@ -649,11 +850,17 @@ class Solved:
         self.__dict__.update(kw)
 
 
-def solve_program(tech, types: Dreg.TypeSpace, ctx, label: str, lazy_opts: dict | None = None) -> Solved:
+def solve_program(tech, types: Dreg.TypeSpace, ctx, label: str, lazy_opts: dict | None = None,
+                  formulation: str = "convex") -> Solved:
     lz = {"tol": lazy_ic.LAZY_TOL, "neighbours": 0, "max_add": 0, "max_rounds": 40, **(lazy_opts or {})}
     t0 = time.perf_counter()
     with Timer() as tb:
-        prob = MultidimProblem(tech, types.W, types.mass)
+        if formulation == "convex":
+            y, ry = unit_bundle(tech, ctx, label)
+            prob = ConvexProblem(tech, types.W, types.mass, y)
+        else:
+            ry = None
+            prob = MultidimProblem(tech, types.W, types.mass)
     init = lazy_ic.nearest_pairs(types.coords, lz["neighbours"]) if lz["neighbours"] else None
     lbl = f"program[{label}]"
 
@@ -684,7 +891,7 @@ def solve_program(tech, types: Dreg.TypeSpace, ctx, label: str, lazy_opts: dict 
     Q = cf.psi(tech, X) * (cf.phi(tech, Z) if tech.K else 1.0)
     spend = X @ np.asarray(tech.cost, float) + (Z @ np.asarray(tech.cost_hat, float)[: tech.K] if tech.K else 0.0)
     profit = float(np.sum(prob.mass * (t - spend)))
-    return Solved(problem=prob, lazy=lr, result=lr.result, X=X, Z=Z, t=t, x=x, Q=np.asarray(Q, float), profit=profit,
+    return Solved(problem=prob, lazy=lr, result=lr.result, unit=ry, X=X, Z=Z, t=t, x=x, Q=np.asarray(Q, float), profit=profit,
                   build_seconds=tb.seconds, seconds=time.perf_counter() - t0)
 
 
@@ -695,8 +902,10 @@ def run(scn, opts, ctx) -> RegimeResult:
     menus, sizes = [], []
     for types in type_spaces(scn, opts):
         label = types.name
-        sol = solve_program(tech, types, ctx, label, opts["lazy"])
+        sol = solve_program(tech, types, ctx, label, opts["lazy"], opts.get("formulation", "convex"))
         res.solves[f"program[{label}]"] = sol.result
+        if sol.unit is not None:
+            res.solves[f"unit_bundle[{label}]"] = sol.unit
         ref, group, theta = closed_form_reference(tech, types.W, types.mass)
         checks(res, tech, types, sol, ref, group, theta, label)
         row = {"case": label, "types": types.M, "cells": types.n, "J": tech.J, "K": tech.K,
