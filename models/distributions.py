@@ -373,8 +373,40 @@ def _scales(tech, W, mass):
     Qs = float(cf.first_best_quality(tech, th))
     Xs, Zs = cf.inputs(tech, np.array(Qs))
     fb = float(np.sum(mass / mass.sum() * cf.first_best_surplus(tech, thetas)))
-    return {"Q": Qs, "X": np.maximum(Xs, 1e-300), "Z": np.maximum(Zs, tech.baseline or 1e-300) if tech.K else Zs,
-            "t": max(th * Qs, 1e-300), "profit": max(fb, 1e-300)}
+    out = {"Q": Qs, "X": np.maximum(Xs, 1e-300), "Z": np.maximum(Zs, tech.baseline or 1e-300) if tech.K else Zs,
+           "t": max(th * Qs, 1e-300), "profit": max(fb, 1e-300)}
+    if PER_TYPE_SCALING:
+        out["type"] = _type_scales(tech, thetas, out)
+    return out
+
+
+# Per-type scaling (issue 11 item 4): each item's variables and rows in its
+# owner's own first-best units.  At σ + γ near 1 first-best quantities go
+# like θ^(1/(1−σ−γ)) (θ^20 at 0.95): value_scale_90_15's types span 1e-13 in
+# Q_FB, so in the top type's units a light type's item, and its floors
+# z_lo = Z_FLOOR·Z_FB(θ̄), were not O(1): the floor sat 3000× above that
+# type's own first-best z, and Ipopt ended "acceptable" after 1,000+
+# iterations with the dual infeasibility on the excluded items' g and z.
+PER_TYPE_SCALING = True
+# Per-type scales are kept within this factor of the top type's (double
+# precision: a scale 1e-16 below the top's is round-off of the top's rows).
+TYPE_SCALE_SPAN = 1e-16
+
+
+def _type_scales(tech, thetas, top):
+    """Per-type first-best scales (M,), (M, J), (M, K), (M,): Q_FB(θ_l), its
+    inputs and θ_l·Q_FB(θ_l), each at least TYPE_SCALE_SPAN × the top's."""
+    Q = np.atleast_1d(np.asarray(cf.first_best_quality(tech, np.maximum(thetas, 0.0)), float))
+    Q = np.maximum(Q, TYPE_SCALE_SPAN * top["Q"])
+    X, Z = cf.inputs(tech, Q)
+    X = np.maximum(np.asarray(X, float).reshape(len(Q), -1), TYPE_SCALE_SPAN * np.asarray(top["X"])[None, :])
+    Zt = np.atleast_1d(top["Z"]) if tech.K else np.zeros(0)
+    Z = (np.maximum(np.asarray(Z, float).reshape(len(Q), -1)[:, : tech.K], TYPE_SCALE_SPAN * Zt[None, :])
+         if tech.K else np.zeros((len(Q), 0)))
+    if tech.K and tech.baseline:
+        Z = np.maximum(Z, tech.baseline)
+    t = np.maximum(np.maximum(thetas, 0.0) * Q, TYPE_SCALE_SPAN * top["t"])
+    return {"Q": Q, "X": X, "Z": Z, "t": t}
 
 
 def _gain_row(tech, m, l, i):
@@ -490,7 +522,14 @@ def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel
         # 1e-9 the 5×5 all-pairs grid of value_scale_50_11 stopped
         # "acceptable" (Φ(z)^(−1/σ) at tiny z), optimal at 1e-8 and 1e-7
         zlo = min(Z_FLOOR * float(np.min(sc["Z"])), Z_FLOOR_COST * sc["profit"] / float(np.max(tech.cost_hat)))
-    m.z = pyo.Var(m.TYPES, m.FT, bounds=(zlo, None), initialize=zlo)
+    ts = sc.get("type")
+    # per type (PER_TYPE_SCALING): the floor in the owner's own first-best z,
+    # its cost p_l·ĉ·z_lo,l at most the type's share of Z_FLOOR_COST
+    zlo_l = np.full(M, zlo)
+    if ts is not None and tech.K and not tech.has_baseline:
+        zlo_l = np.minimum(Z_FLOOR * np.min(ts["Z"], axis=1), zlo_l)
+    m.z = pyo.Var(m.TYPES, m.FT, bounds=lambda m, l, k: (float(zlo_l[l]), None),
+                  initialize=lambda m, l, k: float(zlo_l[l]))
     if tech.K == 0:
         m.z.fix(0.0)
     # g >= G_FLOOR·Q_FB(θ̄) > 0 when σ > ½: (g/Φ)^(1/σ) then has an infinite
@@ -506,7 +545,18 @@ def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel
         zf = np.array([[float(np.min(sc["Z"]))]])
         ratio = float(cf.phi(tech, zf)[0] / cf.phi(tech, np.array([[max(zlo, 0.0)]]))[0]) ** (1.0 / tech.sigma)
     glo = g_floor(tech.sigma, ratio, G_FLOOR_COST * sc["profit"] / sc["t"]) * sc["Q"]
-    m.g = pyo.Var(m.TYPES, m.CELLS, bounds=(glo, None), initialize=glo)
+    glo_l = np.full(M, glo)
+    if ts is not None and glo > 0:
+        # the same relative floor in each owner's own first-best quality
+        # (the curvature argument of g_floor holds per type in its own units)
+        for l in range(M):
+            r = 1.0
+            if tech.K and tech.sigma > 0.5:
+                zf = np.array([[float(np.min(ts["Z"][l]))]])
+                r = float(cf.phi(tech, zf)[0] / cf.phi(tech, np.array([[max(zlo_l[l], 0.0)]]))[0]) ** (1.0 / tech.sigma)
+            glo_l[l] = min(glo, g_floor(tech.sigma, r, G_FLOOR_COST * sc["profit"] / sc["t"]) * ts["Q"][l])
+    m.g = pyo.Var(m.TYPES, m.CELLS, bounds=lambda m, l, i: (float(glo_l[l]), None),
+                  initialize=lambda m, l, i: float(glo_l[l]))
     m.t = pyo.Var(m.TYPES, initialize=0.0)
     toks, fts = list(m.TOKENS), list(m.FT)
     m.gain = pyo.Constraint(m.TYPES, m.CELLS, rule=lambda m, l, i: _gain_row(tech, m, l, i))
@@ -521,14 +571,15 @@ def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel
     sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
     sf[m.profit] = 1.0 / sc["profit"]
     for l in range(M):
-        sf[m.t[l]] = 1.0 / sc["t"]
+        u = _item_scales(sc, l)
+        sf[m.t[l]] = 1.0 / u["t"]
         for i in range(B):
-            sf[m.g[l, i]] = 1.0 / sc["Q"]
-            sf[m.gain[l, i]] = 1.0 / sc["Q"]
+            sf[m.g[l, i]] = 1.0 / u["Q"]
+            sf[m.gain[l, i]] = 1.0 / u["Q"]
             for j in toks:
-                sf[m.x[l, i, j]] = 1.0 / sc["X"][j]
+                sf[m.x[l, i, j]] = 1.0 / u["X"][j]
         for k in range(tech.K):
-            sf[m.z[l, k]] = 1.0 / sc["Z"][k]
+            sf[m.z[l, k]] = 1.0 / u["Z"][k]
     # types that value nothing (w = 0, e.g. the left end of an O(1/N²) w grid)
     # get the null item: t = 0, no tokens.  Exact: IR gives t ≤ 0, and a
     # higher t and fewer tokens only make the item less attractive to
@@ -548,7 +599,7 @@ def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel
                 m.x[k, i, j].fix(0.0)
         if tech.K:
             for kk in fts:
-                m.z[k, kk].fix(zlo)
+                m.z[k, kk].fix(float(zlo_l[k]))
                 fixed.append(m.z[k, kk])
         for c in fixed:  # fixed: not in the NL file, so no scaling factor either
             sf.clear_value(c)
@@ -581,8 +632,17 @@ def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel
     prob = MenuProblem(m, real, types, a, R, omega, sc, model_tech=tech, blocks=(blk, first, wt))
     m.ir = pyo.Constraint(m.TYPES, rule=lambda m, k: prob.own_value(k) - m.t[k] >= 0)
     for k in range(M):
-        sf[m.ir[k]] = 1.0 / sc["t"]
+        sf[m.ir[k]] = 1.0 / _item_scales(sc, k)["t"]
     return m, prob
+
+
+def _item_scales(sc, l: int) -> dict:
+    """Scales of item l's variables and rows: its owner's own (sc["type"],
+    PER_TYPE_SCALING) or the top type's."""
+    ts = sc.get("type")
+    if ts is None:
+        return sc
+    return {"Q": float(ts["Q"][l]), "X": ts["X"][l], "Z": ts["Z"][l], "t": float(ts["t"][l])}
 
 
 def unit_tolerances(sc) -> dict:
@@ -612,7 +672,12 @@ class MenuProblem:
         self.a, self.R, self.omega, self.sc = a, R, omega, scales
         self.n_types = types.M
         self.money_scale = scales["t"]
-        self.rows = lazy_ic.PairConstraints(m, "ic", self._ic_rule, scale=scales["t"])
+        ts = scales.get("type")
+        # IC row (k, l) in the larger of the two owners' money units (its terms
+        # a_k S_kl, t_l are item l's, a_k S_kk, t_k item k's)
+        self.rows = lazy_ic.PairConstraints(
+            m, "ic", self._ic_rule,
+            scale=scales["t"] if ts is None else (lambda k, l: float(max(ts["t"][k], ts["t"][l]))))
         self.null = np.asarray(a) <= 0  # types on the fixed null item (build_menu)
 
     # ---------------------------------------------------------- Pyomo side
@@ -626,8 +691,9 @@ class MenuProblem:
             wt = self.wt
             v.value = float(sum(r[i] * wt[i] * (m.g[key[1], i].value or 0.0) for i in cells))
             c = m.value.add(key, v == sum(float(r[i] * wt[i]) * m.g[key[1], int(i)] for i in cells))
-            m.scaling_factor[v] = 1.0 / self.sc["Q"]
-            m.scaling_factor[c] = 1.0 / self.sc["Q"]
+            q = _item_scales(self.sc, key[1])["Q"]
+            m.scaling_factor[v] = 1.0 / q
+            m.scaling_factor[c] = 1.0 / q
         return m.S[key]
 
     def own_value(self, k: int):
@@ -712,7 +778,9 @@ class MenuProblem:
         x = np.asarray(x, float)[:, self.first]  # one cell per block
         # strictly inside x >= 0: Ψ's derivative is infinite at 0 and the
         # Jacobian is evaluated at the start point
-        x = np.maximum(np.asarray(x, float), START_FLOOR * self.sc["X"])
+        ts = self.sc.get("type")
+        xs = self.sc["X"] if ts is None else np.asarray(ts["X"])[:, None, :]
+        x = np.maximum(np.asarray(x, float), START_FLOOR * xs)
         zz = np.asarray(z, float).reshape(self.types.M, -1)
         G = D.gain_profile(x, zz, tech)
         # fixed variables (the null items of types that value nothing) keep their values
@@ -720,10 +788,10 @@ class MenuProblem:
             if not m.x[l, i, j].fixed:
                 m.x[l, i, j].value = float(v)
         if tech.K:
-            zf = START_FLOOR * self.sc["Z"]
             for (l, k), v in zip(m.z.keys(), zz.ravel()):
                 if not m.z[l, k].fixed:
-                    m.z[l, k].value = max(float(v), float(zf[k]))
+                    zf = START_FLOOR * _item_scales(self.sc, l)["Z"][k]
+                    m.z[l, k].value = max(float(v), float(zf), m.z[l, k].lb)
         for (l, i), v in zip(m.g.keys(), G.ravel()):
             if not m.g[l, i].fixed:
                 m.g[l, i].value = max(float(v), m.g[l, i].lb)
@@ -1003,6 +1071,8 @@ def _scale_items(prob, free, bsc, saved):
     at the level of the stopping tolerance.  The first value of each
     component is saved for the restore."""
     m, sf = prob.m, prob.m.scaling_factor
+    if prob.sc.get("type") is not None:
+        return  # every item is already in its owner's own units (PER_TYPE_SCALING)
     fr = set(int(l) for l in free)
 
     def put(c, v):

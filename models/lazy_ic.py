@@ -182,11 +182,12 @@ class PairConstraints:
     """A family of rows ``model.<name>[m, l]`` over a growing index set.
 
     ``rule(model, m, l)`` returns the relational expression; ``scale`` (if
-    given and the model has a ``scaling_factor`` Suffix) is the row scale.
+    given and the model has a ``scaling_factor`` Suffix) is the row scale, a
+    number or a function ``scale(m, l)`` of the pair.
     Adding a pair twice is a no-op.  ``model.<name>_PAIRS`` holds the index.
     """
 
-    def __init__(self, model, name: str, rule: Callable, scale: float | None = None):
+    def __init__(self, model, name: str, rule: Callable, scale: float | Callable | None = None):
         self.model, self.rule, self.scale = model, rule, scale
         self.index = pyo.Set(dimen=2, ordered=True)
         model.add_component(f"{name}_PAIRS", self.index)
@@ -209,7 +210,7 @@ class PairConstraints:
             self.index.add(p)
             c = self.con.add(p, self.rule(self.model, *p))
             if self.scale and isinstance(sf, pyo.Suffix):
-                sf[c] = 1.0 / self.scale
+                sf[c] = 1.0 / (self.scale(*p) if callable(self.scale) else self.scale)
             n += 1
         return n
 

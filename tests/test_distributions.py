@@ -895,7 +895,9 @@ def test_gain_floor_accounts_for_the_fine_tuning_floor():
     ref = D.value_scale_distribution_menu(wg, wm, sg, sm, n, tech, audit=False)
     bm = D.value_scale_budget_menu(wg, wm, sg, sm, n, tech)
     m, prob = DM.build_menu(tech, types)
-    glo = min(v.lb for v in m.g.values() if not v.fixed) / prob.sc["Q"]
+    # each item's floor in its owner's own first-best quality (PER_TYPE_SCALING); the top type's
+    top = int(np.argmax(prob.sc["type"]["Q"]))
+    glo = min(m.g[top, i].lb for i in m.CELLS if not m.g[top, i].fixed) / prob.sc["type"]["Q"][top]
     assert glo > 100 * DM.G_FLOOR  # raised by the fine-tuning floor's ratio
     assert glo <= DM.G_FLOOR_COST * prob.sc["profit"] / prob.sc["t"] * (1 + 1e-12)  # and capped by its cost
     rng = np.random.default_rng(1)
@@ -943,3 +945,39 @@ def test_token_rows_carry_the_gains_elasticity():
     res2 = DM.RegimeResult(DM.NAME)
     DM._menu_checks(res2, tech, "c", bad, ref, full=False)
     assert not all(df["passed"].all() for df in res2.checks)
+
+
+def test_per_type_scaling_near_constant_returns():
+    """Regression (value_scale_90_15, issue 11 item 4): σ = 0.4677, γ = 0.4823
+    (σ + γ = 0.95), K = 2, ρ_ft = 0.96, 2×3 grid.  First-best quantities go
+    like θ^20, so the types' own scales span 1e-13 (Q_FB 5.9e-4 down to
+    ~1e-17); in the top type's units the excluded items' floors and rows
+    were not O(1), and both starts ended "acceptable" after 1,000+
+    iterations (dual infeasibility on the excluded items' g and z).  Each
+    item is now scaled by its owner's own first-best units (and its floors
+    set in them): every start and light-type band ends optimal, the menu
+    equals the discrete closed form at the issue's 1e-6 and the profit to
+    1e-8."""
+    tech, (wg, wm, sg, sm, n) = _vs_scenario(
+        {"sigma": 0.4677, "rho": 1.0,
+         "tokens": [{"name": "tok1", "weight": 0.572784, "cost": 40.6868},
+                    {"name": "tok2", "weight": 0.427216, "cost": 1.10199}],
+         "fine_tuning": {"gamma": 0.4823, "rho": 0.96,
+                         "classes": [{"name": "ft1", "weight": 0.834906, "cost": 0.093629},
+                                     {"name": "ft2", "weight": 0.165094, "cost": 0.141302}]}},
+        {"distribution": "uniform", "low": 0.0, "high": 1.0, "n": 2},
+        {"distribution": "beta", "low": 0.384, "high": 1.0, "p": 1.865, "q": 1.0, "n": 4}, 4)
+    types = DM.value_scale_space(wg, wm, sg, sm, n)
+    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, n, tech, audit=False)
+    bm = D.value_scale_budget_menu(wg, wm, sg, sm, n, tech)
+    m, prob = DM.build_menu(tech, types)
+    q = prob.sc["type"]["Q"]
+    assert q.min() < 1e-10 * q.max()  # the span the per-type scales absorb
+    rng = np.random.default_rng(1)
+    s = DM.solve_menu(tech, types, ctx(), "per-type", ic="lazy", lazy_opts={"neighbours": 8},
+                      starts={"budget": DM.menu_start(bm), "random": DM.random_start(tech, types, rng)})
+    assert all(r.status.value == "optimal" for r in s.results.values()), {k: r.status for k, r in s.results.items()}
+    assert all(lr.converged for lr in s.lazy.values())
+    assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
+    assert np.allclose(s.menu.t, ref.t, rtol=TOL, atol=TOL * np.max(np.abs(ref.t)))
+    assert s.menu.profit == pytest.approx(ref.profit, rel=1e-8)
