@@ -1593,3 +1593,156 @@ grid = "equal-mass"
     assert len(lim) == 2 and all(c["passed"].all() for c in lim)
     assert all("a priori" in c["quantity"].iloc[0] for c in lim)
     assert sum("exclusion inside the support" in n for n in res.notes) == 1  # profit; CS fails the ratio test
+
+
+SCENARIO_90_13 = ("""[technology]
+sigma = 0.5534
+rho = 0.9865
+[[technology.tokens]]
+name = "tok1"
+weight = 0.154983
+cost = 0.0843538
+[[technology.tokens]]
+name = "tok2"
+weight = 0.598158
+cost = 0.722194
+[[technology.tokens]]
+name = "tok3"
+weight = 0.24685900000000005
+cost = 0.152709
+[technology.fine_tuning]
+gamma = 0.1516
+rho = -1.69
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 1.0
+cost = 21.3733
+[types]
+distribution = "beta"
+low = 0.0
+high = 0.551127
+p = 0.9868
+q = 7.947
+n = 46
+[regimes.budgets]
+ic = "local"
+lemma_cells = 0
+formulation = "structured"
+""")
+
+
+def test_polish_solves_a_small_interior_class_near_perfect_substitutes(tmp_path):
+    """budget_90_13 (ρ = 0.9865, seed 90): X is determined -- ρ < 1 makes the
+    cost-minimising mix unique, x_i ∝ (α_i/c_i)^(1/(1−ρ)), and tok3's share
+    is 7.6e-5 of tok1's.  The polish set tok3 to 0 (share < INPUT_SHARE_RTOL
+    at Ipopt's point) and Newton moved the quality onto tok1: X[tok1] 1.3e-4,
+    X[tok3] 7.6e-5, Q 3.5e-6 off, and X[tok1] above the top type's first best
+    (upper_bound_slack 1.0001).  The KKT check passed that menu, because it
+    skipped classes below INPUT_SHARE_RTOL.  Now only a class priced out
+    below PRICED_OUT_SHARE is set to 0, and the KKT check fails on a class left
+    at 0 that has an interior optimum."""
+    scn = _scenario_text(tmp_path, SCENARIO_90_13)
+    tech = scn.technology
+    assert not budgets.priced_out(tech).any()
+    res = run.run_regime(scn, "budgets", ctx())
+    for chk in ("nlp_vs_discrete_closed_form[local]", "upper_bound_slack", "kkt_full_program"):
+        r = rows(res, chk)
+        assert len(r) and r["passed"].all(), (chk, r[~r["passed"]][["quantity", "rel_err"]])
+    # the closed-form menu with tok3 left at 0 (tok1 unchanged) is no KKT point
+    th, ms = scn.discrete_types()
+    ref = cb.discrete_menu(tech, th, ms)
+    assert budgets.kkt_residual(tech, th, ms, ref)[0] < 1e-10
+    bad = cb.Menu(th, ms, ref.Q, ref.X.copy(), ref.Z, ref.t, ref.virtual, ref.pools)
+    bad.X[:, 2] = 0.0
+    assert budgets.kkt_residual(tech, th, ms, bad)[0] > 1.0
+
+
+def test_priced_out_classes_follow_from_stationarity():
+    """PRICED_OUT_SHARE: budget_50_67 (ρ = 0.9941): tok1's share is 1e-87 and
+    tok3's below 1e-308 of tok2's -- both priced out; Cobb-Douglas and
+    complements never price a class out (shares ~ α)."""
+    t67 = cf.Technology(sigma=0.6658, rho=0.9941, alpha=(0.392975, 0.403283, 0.203742),
+                        cost=(0.16957, 0.0535108, 10.3938))
+    assert budgets.priced_out(t67).tolist() == [True, False, True]
+    lx = budgets.optimal_log_mix(t67)
+    X, _ = cf.inputs(t67, np.array([2.0]))
+    X = np.asarray(X, float).ravel()
+    # the stationary ratio tok1/tok2 against the closed form's mix
+    assert abs((lx[0] - lx[1]) - np.log(X[0] / X[1])) < 1e-9 * abs(lx[0] - lx[1])
+    for rho in (0.0, -2.0, 0.5):
+        t = cf.Technology(sigma=0.6, rho=rho, alpha=(0.5, 0.5), cost=(1.0, 30.0))
+        assert not budgets.priced_out(t).any()
+
+
+def test_no_richardson_consumer_surplus_with_a_singular_beta_end(tmp_path):
+    """budget_90_167 (seed 90): Beta(10.25, 0.597), equal-spacing, sizes 26,
+    52, 104.  The density is singular at the top (q < 1): the consumer
+    surplus carries a term ~ N^-(1+q), between the fit's 1/N and 1/N², so
+    its Richardson limit was off 1.29e-2 against an estimate of 2.7e-3 and
+    the run failed.  Successive limits fall ~2^(1+q) (not ~8x as for a clean
+    series); the CS is now held to the a priori bound at the finest N, the
+    profit (term N^-(2+q)) keeps its Richardson limit."""
+    scn = _scenario_text(tmp_path, _toml_of("""[technology]
+sigma = 0.6356
+rho = -2.276
+[[technology.tokens]]
+name = "tok1"
+weight = 0.197429
+cost = 1.58175
+[[technology.tokens]]
+name = "tok2"
+weight = 0.511209
+cost = 0.125732
+[[technology.tokens]]
+name = "tok3"
+weight = 0.291362
+cost = 7.67351
+[technology.fine_tuning]
+gamma = 0.2378
+rho = -0.3678
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 1.0
+cost = 0.698383
+""", """[types]
+distribution = "beta"
+low = 0.00462
+high = 0.842188
+p = 10.25
+q = 0.597
+n = 56
+grid = "equal-spacing"
+"""))
+    tech = scn.technology
+    cont = cb.continuous_solution(tech, scn.types)
+    ref = cb.continuous_welfare(tech, scn.types, cont)["consumer_surplus"]
+    Ns = [26, 52, 104, 208, 416, 832]
+    C = np.array([cb.discrete_menu(tech, *scn.types.discretise(n, scn.grid)).consumer_surplus() for n in Ns])
+    lims = [budgets.richardson(Ns[i:i + 3], C[i:i + 3]) for i in range(4)]
+    assert abs(lims[0][0] - ref) > 3 * lims[0][1]  # the estimate misses the 3-point limit's error
+    fall = [(lims[i][0] - ref) / (lims[i + 1][0] - ref) for i in range(3)]
+    assert all(2 ** 1.597 * 0.9 < r < 2 ** 1.597 * 1.25 for r in fall), fall  # N^-(1+q), not N^-3
+    res = budgets.RegimeResult(budgets.NAME)
+    budgets._convergence(res, tech, scn, ctx(), [26, 52, 104], "structured", cont)
+    lim = {c["quantity"].iloc[0]: c for c in res.checks if (c["check"] == "continuous_limit").any()}
+    assert len(lim) == 2 and all(c["passed"].all() for c in lim.values()), lim
+    assert any(q.startswith("consumer surplus (finest N = 104, a priori") for q in lim)
+    assert any(q.startswith("profit (Richardson limit") for q in lim)
+    assert sum("singular at a served end" in n for n in res.notes) == 1
+
+
+def test_efficient_program_scales_an_unbought_baseline_fine_tuning():
+    """The lead's large Hypothesis draw (/tmp/bh2.toml): σ = 0.9, baseline
+    b = 0.0046, θ = 0.8, quantities ~1e-17, no fine-tuning bought.  z was
+    scaled by b, so its bound's scaled multiplier was ~ĉ·b/surplus = 5e13 and
+    Ipopt stopped 'optimal' (82 it) with total X 5.6e-3 and the surplus
+    8.2e-5 off Proposition 1.  z's scale is now at least surplus/ĉ."""
+    tech = cf.Technology(sigma=0.9, rho=-2.651, alpha=(0.0593372, 0.565886, 0.3747768),
+                         cost=(0.367883, 6.98483, 21.1256), gamma=0.04766, rho_hat=0.0,
+                         alpha_hat=(1.0,), cost_hat=(1.0,), baseline=0.00461465)
+    res = budgets.RegimeResult(budgets.NAME)
+    budgets._lemma_checks(res, tech, ctx(), {"lemma_cells": 7, "lemma_profiles": 2})
+    assert res.solves["efficient"].ok
+    for q in ("total X per profile", "surplus"):
+        r = rows(res, "prop1_efficient", q)
+        assert len(r) and r["passed"].all(), (q, r["rel_err"].max())  # TOL_LEMMA (was 5.6e-3, 8.2e-5)
