@@ -509,7 +509,19 @@ def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel
     m.CELLS = pyo.RangeSet(0, B - 1)  # blocks of cells
     m.TOKENS = pyo.RangeSet(0, tech.J - 1)
     m.FT = pyo.RangeSet(0, max(tech.K, 1) - 1)
-    m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(mass / mass.sum())))
+    # types with identical profiles share one item (the first's), with their
+    # masses summed (exact: IC both ways gives them equal utility, and the
+    # mass-weighted average of their items gives each that utility, keeps
+    # every other type's rows (convex combination) and costs no more (the
+    # gain rows are convex), so some optimum treats them alike).  Kept as two
+    # items, the rows (k, l) and (l, k) are one equality with multipliers
+    # determined only in their difference; Ipopt's scaled stopping test
+    # divides by the multipliers' size and stopped "optimal" with the
+    # objective 1.9e-8 off (two_type_hyp: two identical types, σ = 0.1)
+    twin = _twins(W, a)
+    pm = mass / mass.sum()
+    pm = np.bincount(twin, weights=pm, minlength=M)
+    m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(pm)))
     m.x = pyo.Var(m.TYPES, m.CELLS, m.TOKENS, bounds=(0.0, None), initialize=0.0)
     sc = _scales(tech, W, mass)
     zlo = 0.0
@@ -603,6 +615,24 @@ def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel
                 fixed.append(m.z[k, kk])
         for c in fixed:  # fixed: not in the NL file, so no scaling factor either
             sf.clear_value(c)
+    for k in np.flatnonzero(twin != np.arange(M)):
+        k = int(k)  # a twin: no variables of its own (MenuProblem.arrays copies its representative's item)
+        fixed = [m.t[k]]
+        m.t[k].fix(0.0)
+        for i in range(B):
+            m.gain[k, i].deactivate()
+            sf.clear_value(m.gain[k, i])
+            m.g[k, i].setlb(0.0)
+            m.g[k, i].fix(0.0)
+            fixed += [m.g[k, i]] + [m.x[k, i, j] for j in toks]
+            for j in toks:
+                m.x[k, i, j].fix(0.0)
+        if tech.K:
+            for kk in fts:
+                m.z[k, kk].fix(m.z[k, kk].lb)
+                fixed.append(m.z[k, kk])
+        for c in fixed:
+            sf.clear_value(c)
     # cells an item's owner does not value get no tokens: g = x = 0, no gain
     # row.  Exact (MenuProblem.arrays' argument): such tokens are worth
     # nothing to the owner (IR_l and every row (l, k) see only the owner's
@@ -613,7 +643,7 @@ def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel
     # gain row: value_scale_70_1 (σ = 0.85, 3×4) stopped "very little
     # progress"/"acceptable" at a point right to 1e-10, its dual
     # infeasibility stuck at 1e-8 (structured NLP: "owner cells only" too)
-    for l in np.flatnonzero(a > 0):
+    for l in np.flatnonzero((a > 0) & (twin == np.arange(M))):
         l = int(l)
         for i in np.flatnonzero(Wb[l] <= 0):
             i = int(i)
@@ -630,10 +660,22 @@ def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel
         for l in np.flatnonzero(a > 0):
             m.t[int(l)].setlb(0.0)
     prob = MenuProblem(m, real, types, a, R, omega, sc, model_tech=tech, blocks=(blk, first, wt))
-    m.ir = pyo.Constraint(m.TYPES, rule=lambda m, k: prob.own_value(k) - m.t[k] >= 0)
+    prob.twin = twin
+    m.ir = pyo.Constraint(m.TYPES, rule=lambda m, k: prob.own_value(k) - m.t[k] >= 0 if twin[k] == k
+                          else pyo.Constraint.Skip)
     for k in range(M):
-        sf[m.ir[k]] = 1.0 / _item_scales(sc, k)["t"]
+        if twin[k] == k:
+            sf[m.ir[k]] = 1.0 / _item_scales(sc, k)["t"]
     return m, prob
+
+
+def _twins(W, a):
+    """Index of the first type with the same profile (itself if none);
+    types that value nothing (a = 0, the fixed null item) are their own."""
+    W = np.asarray(W, float)
+    _, first, inv = np.unique(W, axis=0, return_index=True, return_inverse=True)
+    twin = first[inv.ravel()]
+    return np.where(np.asarray(a) > 0, twin, np.arange(len(W)))
 
 
 def _item_scales(sc, l: int) -> dict:
@@ -679,6 +721,7 @@ class MenuProblem:
             m, "ic", self._ic_rule,
             scale=scales["t"] if ts is None else (lambda k, l: float(max(ts["t"][k], ts["t"][l]))))
         self.null = np.asarray(a) <= 0  # types on the fixed null item (build_menu)
+        self.twin = None  # representative of each type (build_menu: identical profiles share an item)
 
     # ---------------------------------------------------------- Pyomo side
     def S(self, om: int, l: int):
@@ -715,6 +758,9 @@ class MenuProblem:
         p = np.asarray(pairs, int).reshape(-1, 2)
         if self.null.any():
             p = p[~self.null[p[:, 0]] & ~self.null[p[:, 1]]]
+        if self.twin is not None:  # a twin's rows are its representative's (build_menu)
+            p = self.twin[p]
+            p = p[p[:, 0] != p[:, 1]]
         return self.rows.add(p)
 
     def n_pairs(self) -> int:
@@ -762,6 +808,8 @@ class MenuProblem:
             # finer-grid types off by 1 % of the money scale); where no type
             # values a cell at all, g floats freely and x ~ μ/c > 0
             x[self.types.W <= 0] = 0.0
+        if self.twin is not None:
+            x, z, t = x[self.twin], z[self.twin], t[self.twin]
         return x, z, t
 
     def utilities(self):
@@ -991,7 +1039,8 @@ def type_weights(prob) -> np.ndarray:
     objective); 0 for types on the fixed null item."""
     tech, types = prob.mt, prob.types
     fb = cf.first_best_surplus(tech, D.theta_of(types.W, tech.sigma))
-    w = types.mass / types.mass.sum() * np.asarray(fb, float)
+    p = np.fromiter((pyo.value(prob.m.p[k]) for k in range(types.M)), float, count=types.M)
+    w = p * np.asarray(fb, float)  # twins' masses are on their representative (build_menu)
     w = np.where(prob.a > 0, w, 0.0)
     return w / w.max() if w.max() > 0 else w
 
