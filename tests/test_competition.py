@@ -1095,3 +1095,122 @@ def test_monopolist_v_and_t_rows_judge_a_light_top_type_on_its_kkt_scale():
     assert len(light) == 2 * len(th) and light.passed.astype(bool).all()
     heavy = rows(int(np.argmax(ms)), 4.1e-6)
     assert not heavy.passed.astype(bool).all()
+
+
+@pytest.mark.unit
+def test_global_cutoff_finds_a_second_hump_the_bisection_misses():
+    """The leader's cut-off profile of competition_90_26 (11 types, profits of the NLP starts):
+    f(7) < f(8) > f(9) < f(10).  The bisection alone stops at 8; the scan must return 10."""
+    vals = {0: 2.74786, 1: 2.74786, 2: 2.74786, 3: 2.74786, 4: 2.74786, 5: 2.74786, 6: 2.74786,
+            7: 2.88516, 8: 2.96391, 9: 2.95447, 10: 3.05123, 11: 0.0}
+    assert comp._cutoff_search(vals.__getitem__, 0, 11) == 8  # the shape the bisection assumes is broken
+    assert comp._global_cutoff(vals.__getitem__, 0, 11) == 10
+    # above FULL_SCAN_MAX_N: a coarse scan plus a walk finds a hump the bisection's first probes miss
+    n = 160
+    assert n > comp.FULL_SCAN_MAX_N
+
+    def prof(c):  # a hump at 85 where the bisection ends, a higher one at 150 behind a trough
+        return 1.0 if c < 70 else 1.5 - abs(c - 85) / 40 if c <= 120 else 3.0 - abs(c - 150) / 10
+
+    assert comp._cutoff_search(prof, 0, n) == 85
+    assert comp._global_cutoff(prof, 0, n) == 150
+
+
+TYPES_90_26 = """theta,mass
+0.0,0.7345
+0.731901,0.1959
+0.745405,0.8201
+1.09726,0.6116
+1.96955,0.7803
+2.09185,0.8166
+3.94304,0.7663
+5.66963,0.4757
+6.36106,0.881
+6.78981,0.7622
+9.60532,0.6978
+"""
+
+
+def test_leader_multistart_reaches_the_discrete_optimum_past_a_second_hump(ctx):
+    """competition_90_26 (seed 90): the exact optimum serves only the top type (profit 3.0512); the
+    cut-off bisection stopped at θ = 6.36 with θ = 6.36, 6.79 pooled at q = 2.68 (profit 2.9639, −2.9 %).
+    The multistart (no start from the closed form) must now reach the discrete optimum."""
+    d = pd.read_csv(io.StringIO(TYPES_90_26))
+    th, ms = d.theta.to_numpy(float), d.mass.to_numpy(float) / d.mass.sum()
+    lf = cc.LeaderFringe(sigma=0.2179, gamma_L=0.5451, c_L=3.00965, c_F=2.7224)
+    ref = cc.leader_discrete_monotone(lf, th, ms)
+    assert np.count_nonzero(ref["q_L"]) == 1  # only the top type is served
+    best = comp._best_attempt(comp.leader_multistart(lf, th, ms, ctx))
+    assert best.status == "optimal"
+    assert best.objective == pytest.approx(ref["profit"], rel=TOL)
+    _, qs, _ = comp._leader_scales(lf, th)
+    np.testing.assert_allclose(best.values["menu"].q / qs, ref["q_L"] / qs, rtol=0, atol=TOL)
+
+
+def test_items_the_leader_does_not_sell_are_the_outside_option(ctx):
+    """competition_90_47 (seed 90): Beta(0.72, 3.6) on [0, 20.6], c_F = 0.065 ≪ c_L = 0.58: the leader
+    serves nobody (q_be = 773 above every type's limit quality).  Ipopt's barrier left every item off its
+    floor, light top types with a negative price (T = −2.6e-5, 1.6e-7 of the utility scale): the all-pairs
+    audit failed (type 0 takes the top item) and the lazy re-solve ran to max_iter.  Items below q_be are
+    now read as "no leader item" (q = T = 0): the menu is the outside option, audit clean, profit 0."""
+    theta, mass = _scn_types({"distribution": "beta", "low": 0.0, "high": 20.565, "p": 0.7241, "q": 3.645, "n": 31})
+    lf = cc.LeaderFringe(sigma=0.3527, gamma_L=0.1158, c_L=0.57894, c_F=0.065222)
+    ref = cc.leader_discrete_monotone(lf, theta, mass)
+    assert not np.any(ref["q_L"] > 0)  # the exact optimum serves nobody
+    menu = comp.solve_leader(lf, theta, mass, ctx, "leader[90_47]", np.zeros(len(theta)))
+    assert menu.result.ok, menu.result.message
+    a = comp.leader_audit(lf, theta, menu.q, menu.T)
+    assert max(a["ic"], a["ir"]) <= TOL_AUDIT * comp.solving._utility_scale(menu.T, a["U"])
+    assert np.all(menu.q == 0) and np.all(menu.T == 0)
+    assert menu.objective == pytest.approx(0.0, abs=TOL * float(np.max(np.abs(ref["U"]))))
+
+
+@pytest.mark.unit
+def test_welfare_rows_allow_for_the_surplus_an_unresolved_type_moves():
+    """competition_90_19 (seed 90, uniform on [0, 1], N = 27): the NLP serves the marginal type θ = 0.685
+    at q = 9.4 (worth < TOL_DISCRETE of the profit: not determined), the closed form does not.  Every
+    higher type then gets 0.25 more rent: consumer and total surplus 3.1e-6 off on the money scale, while
+    profit and every per-type row passed.  Those two rows now allow the span such types move (the exact
+    menu with their q as the NLP's); a surplus off by more than that still fails."""
+    from models.competition.outputs import _welfare
+
+    theta, mass = _scn_types({"distribution": "uniform", "low": 0.0, "high": 1.0, "n": 27, "grid": "equal-spacing"})
+    lf = cc.LeaderFringe(sigma=0.3126, gamma_L=0.6231, c_L=0.31506, c_F=0.10427)
+    ref = cc.leader_discrete_monotone(lf, theta, mass)
+    k = 18
+    assert ref["q_L"][k] == 0 and ref["q_L"][k + 1] > 9.4
+    q = ref["q_L"].copy()
+    q[k] = 9.4003691281017296  # the NLP's
+    v = cc.buyer_value(lf, theta, q)
+    T = np.cumsum(v - cc.buyer_value(lf, theta, np.concatenate([[0.0], q[:-1]])))
+    resolved = comp.leader_type_weight(lf, theta, mass, ref["q_L"], q, ref["profit"]) >= TOL
+    assert not resolved[k]
+
+    def rows(extra_rent):
+        menu = types.SimpleNamespace(q=q, T=T - extra_rent, objective=float(np.sum(mass * (T - lf.c_L * q))))
+        aud = {"U": v - T + extra_rent, "q_F": cc.fringe_topup(lf, theta, q)}
+        lead = {"menu": menu, "audit": aud, "region": ref["region"], "ref": ref, "resolved": resolved}
+        res = RegimeResult("competition")
+        _welfare(res, lf, (), theta, mass, None, None, None, lead)
+        w = res.verification
+        return w[w.quantity.str.startswith("leader vs fringe")].set_index("quantity").passed.astype(bool)
+
+    ok = rows(0.0)
+    assert ok.all() and len(ok) == 3, ok
+    # 1e-5 of the money scale more rent for everyone, with the profit unchanged: consumer surplus fails
+    assert not rows(1e-5 * ref["total_surplus"]).filter(like="consumer_surplus").all()
+
+
+def test_one_model_program_has_no_floor_of_the_other_model(ctx):
+    """competition_90_30 (seed 90): σ = 0.677, σ + γ_L = 0.82, θ ∈ (0, 75.8]: the lowest type's tokens are
+    ~1e-12 of the top type's.  The fringe-only program fixed the leader's tokens at FLOOR_TWO_MODEL of the
+    *top type's* tokens, worth 1e-5 of the lowest type's own: its efficient q[fringe] came out 9.4e-6 low.
+    The other model is now fixed at 0; the lowest type's q is its first best to solver accuracy."""
+    theta, mass = _scn_types({"distribution": "piecewise", "breakpoints": [0.0, 38.078, 75.7508],
+                              "masses": [0.469608, 0.530392], "n": 71, "grid": "equal-mass"})
+    models = comp._two_models(0.6774, {"gamma_L": 0.1443, "gamma_F": 0.0, "c_L": 0.492273, "c_F": 0.41722})
+    res = RegimeResult("competition")
+    eff = comp._efficient(res, models, theta, mass, ctx)
+    assert cc.efficient_model(models, theta)[0] == 0  # the lowest type uses the fringe
+    q_ref = float(cc.first_best_quality(models[0], theta[0])) ** (1 / models[0].eta)
+    assert eff["q"][0, 0] == pytest.approx(q_ref, rel=TOL)

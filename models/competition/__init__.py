@@ -94,7 +94,8 @@ Four Pyomo programs, each compared with the closed forms of
    *cut-off starts* (types below a cut-off start at q = 0, above it at the
    larger of the limit and interior guesses) over a bisection schedule of
    cut-offs (:func:`_cutoff_search`; profit is flat, then unimodal, in the
-   cut-off).  Every start solves the
+   cut-off, when the grid is fine), guarded by :func:`_global_cutoff` (every cut-off up to
+   FULL_SCAN_MAX_N types, else a coarse scan and a walk: far-apart types can give a second hump).  Every start solves the
    same unrestricted NLP; Proposition 4's regions are never imposed: they are
    read off the solution (region 1 = the buyer buys no fringe tokens but the
    next type would at this quantity).  Finer grids (convergence, and grids
@@ -138,7 +139,7 @@ from .programs import (  # noqa: F401
     build_assignment, build_efficient, build_leader, build_leader_tuned, LeaderMenu, _read_q,
 )
 from .solving import (  # noqa: F401
-    _best_attempt, CONVEX_SOLVER_DEFAULTS, _cutoff_search, _efficient, leader_multistart, leader_solve,
+    _best_attempt, CONVEX_SOLVER_DEFAULTS, _cutoff_search, _efficient, FULL_SCAN_MAX_N, _global_cutoff, leader_multistart, leader_solve,
     _monopolist, _monopolist_ladder, solve_leader, _solve_start,
 )
 from .checks import (  # noqa: F401

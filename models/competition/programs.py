@@ -156,9 +156,14 @@ def build_efficient(models, theta, mass, q0, only=None, weights=None):
             ql = np.maximum(q0a[:, l], 1e-12 * float(np.max(q0a[:, l])))
             for k in m.TYPES:
                 m.scaling_factor[m.q[k, l]] = 1.0 / ql[k]
-    if only is not None:  # single-model program: the other model's tokens fixed at their floor
+    if only is not None:  # single-model program: the other model's tokens fixed at 0
+        # (fixed variables are constants in the NL file, so ASL never differentiates 0^r).  Not at the
+        # floor: FLOOR_TWO_MODEL is relative to the top type's tokens τ_ℓ, and a type whose own tokens
+        # are ~1e-12 of τ (σ + γ_L = 0.82: q ∝ θ^5.6) then buys a floor worth 1e-5 of its own pooled
+        # tokens — the fringe-only optimum of competition_90_30's lowest type was 9.4e-6 low.
         for k in m.TYPES:
-            m.q[k, 1 - only].fix(FLOOR_TWO_MODEL)
+            m.q[k, 1 - only].setlb(0.0)
+            m.q[k, 1 - only].fix(0.0)
             del m.scaling_factor[m.q[k, 1 - only]]  # fixed: not in the NL file
     return m
 

@@ -156,7 +156,7 @@ def _leader(res, lf, scn, opts, ctx, theta, mass):
     elif opts["convergence"]:
         res.notes.append("leader_fringe: convergence study skipped (no continuous closed form for these types)")
     return {"menu": final, "ref": ref, "region": reg, "audit": aud, "cont": cont, "thresholds": th_out,
-            "conv": conv}
+            "conv": conv, "resolved": resolved}
 
 
 def _leader_tuned(res, tf, theta, mass, ctx):

@@ -4,7 +4,7 @@ the mixing audit's rows come from :mod:`.audits`, the comparisons with the close
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -123,6 +123,50 @@ def _cutoff_search(f, lo: int, hi: int, better=None) -> int:
     # optimum than its cut-off deserves breaks the shape and can send the bisection past the best
     # one (competition_50_13: f(5) < f(4) < f(8), the search ended at 4 and never tried 6, 7)
     top = max(seen, key=seen.get) if seen else cut
+    if better(g(top), g(cut)):
+        cut = top
+    while True:
+        nb = [c for c in (cut - 1, cut + 1) if lo <= c <= hi]
+        best = max(nb, key=g)
+        if not better(g(best), g(cut)):
+            return cut
+        cut = best
+
+
+FULL_SCAN_MAX_N = 40
+"""Leader cut-off starts: up to this many types every cut-off is started (at most N + 1 small solves,
+~0.05 s each at N = 40); above it a coarse scan of COARSE_SCAN cut-offs and a neighbour walk
+from the best one guard the bisection (:func:`_global_cutoff`)."""
+
+
+COARSE_SCAN = 9
+"""Cut-offs of the coarse scan (evenly spaced on [lo, hi], ends included), as for the monopolist."""
+
+
+def _global_cutoff(f, lo: int, hi: int, better=None) -> int:
+    """:func:`_cutoff_search`, then a guard against a second hump of f: every cut-off when
+    hi − lo ≤ FULL_SCAN_MAX_N, else a coarse scan, then a neighbour walk from the best seen.
+
+    The leader's profit from a cut-off start is *not* unimodal in the cut-off when types are far
+    apart: each start keeps the types it starts serving if serving them is a local optimum
+    (the gain Δ_k of a type is bimodal in q), so f(c) − f(c+1) is roughly the local gain of
+    type c, whose sign can change more than once.  competition_90_26 (11 types from a file):
+    f(7) < f(8) > f(9) < f(10); the bisection stopped at 8 (θ = 6.36 and 6.79 pooled at
+    q = 2.68, profit 2.964) and never tried 10 (only the top type served, 3.051)."""
+    better = _better if better is None else better
+    seen = {}
+
+    def g(c):
+        if c not in seen:
+            seen[c] = f(c)
+        return seen[c]
+
+    cut = _cutoff_search(g, lo, hi, better=better)
+    grid = (range(lo, hi + 1) if hi - lo <= FULL_SCAN_MAX_N
+            else np.unique(np.linspace(lo, hi, COARSE_SCAN).round().astype(int)))
+    for c in grid:
+        g(int(c))
+    top = max(seen, key=seen.get)
     if better(g(top), g(cut)):
         cut = top
     while True:
@@ -476,14 +520,40 @@ def _monopolist_multistart(res, models, theta, mass, ctx):
     return best
 
 
-def _lazy_solve(ctx, label, build, audit, theta, mass, q0, T0, f0, pairs, ir_types, lazy=True):
+def unserved_as_outside(lf, theta, menu: LeaderMenu) -> LeaderMenu:
+    """The menu with every item the NLP does not sell (q_k below the break-even quality q_be, region 0
+    of :func:`audits.leader_regions`) read as "no leader item": q_k = 0, T_k = 0, the buyer's top-up its
+    stand-alone fringe purchase; the objective changes by Σ p_k(c_L q_k − T_k) over those types.
+
+    Below q_be an item loses money on whoever buys it (u(θ, q) ≤ u0(θ) + c_F q^r), so at every optimum
+    those types buy nothing from the leader (q = 0, T = T_0 = 0).  The NLP leaves them off its floor
+    by the barrier: the IC row of type k has a multiplier ~ its tail mass 1 − P_(k−1), so its slack is
+    ~ μ/(1 − P_(k−1)); for light top types that is a *negative* price, which every type can take.
+    competition_90_47 (Beta(0.72, 3.6), the leader serves nobody): q up to 1.9e-7 of the quality scale,
+    T down to −2.6e-5 (1.6e-7 of the utility scale); the all-pairs audit failed and the lazy re-solve of
+    that degenerate menu (every item at ~0) ran to max_iter.  What the user gets for such a type is the
+    outside option; the all-pairs audit then judges the menu that is exported."""
+    _, qs, _ = _leader_scales(lf, theta)
+    off = leader_regions(lf, theta, menu.q, qs) == 0
+    if not off.any():
+        return menu
+    q, T, f = menu.q.copy(), menu.T.copy(), menu.f.copy()
+    gain = float(np.sum(menu.mass[off] * (lf.c_L * q[off] - T[off])))
+    q[off], T[off] = 0.0, 0.0
+    f[off] = fringe_topup_numeric(np.asarray(theta, float)[off], 0.0, lf.sigma, lf.c_F)
+    return replace(menu, q=q, T=T, f=f, objective=menu.objective + gain)
+
+
+def _lazy_solve(ctx, label, build, audit, theta, mass, q0, T0, f0, pairs, ir_types, lazy=True, read=None):
     """Build (``build(q0, T0, f0, pairs, ir_types)``) and solve; with ``lazy``, add every IC/IR pair
     that ``audit(q, T)`` (an all-pairs numpy audit) finds violated by more than TOL_AUDIT on the
-    menu's utility scale, and re-solve from the last menu, up to MAX_LAZY_ROUNDS times."""
+    menu's utility scale, and re-solve from the last menu, up to MAX_LAZY_ROUNDS times.
+    ``read(menu)``: applied to every menu read off a solve (default: as read)."""
+    read = (lambda mn: mn) if read is None else read
     with Timer() as tb:
         m = build(q0, T0, f0, pairs, ir_types)
     r = _solve_start(ctx, m, label, tb.seconds)
-    menu = read_leader(m, theta, mass, r)
+    menu = read(read_leader(m, theta, mass, r))
     for rounds in range(1, MAX_LAZY_ROUNDS + 1):
         if not (lazy and r.ok):
             break
@@ -498,14 +568,15 @@ def _lazy_solve(ctx, label, build, audit, theta, mass, q0, T0, f0, pairs, ir_typ
         with Timer() as tb:
             m = build(menu.q, menu.T, menu.f, sorted(new_pairs), sorted(new_ir))
         r = _solve_start(ctx, m, f"{label}[lazy {rounds}]", tb.seconds)
-        menu = read_leader(m, theta, mass, r)
+        menu = read(read_leader(m, theta, mass, r))
     return menu
 
 
 def solve_leader(lf, theta, mass, ctx, label, q0, T0=None, f0=None, pairs=None, ir_types=(0,), lazy=False):
     """Build and solve; with ``lazy`` add every IC/IR pair the numpy audit finds violated and re-solve."""
     return _lazy_solve(ctx, label, lambda *a: build_leader_nondim(lf, theta, mass, *a),
-                       lambda q, T: leader_audit(lf, theta, q, T), theta, mass, q0, T0, f0, pairs, ir_types, lazy)
+                       lambda q, T: leader_audit(lf, theta, q, T), theta, mass, q0, T0, f0, pairs, ir_types, lazy,
+                       read=lambda mn: unserved_as_outside(lf, theta, mn))
 
 
 def _leader_start_guesses(lf, theta, mass):
@@ -556,7 +627,7 @@ def leader_multistart(lf, theta, mass, ctx, tag=""):
             cache[cut] = a.objective if a.status == "optimal" else -np.inf
         return cache[cut]
 
-    _cutoff_search(f, 0, N)
+    _global_cutoff(f, 0, N)
     return attempts
 
 
@@ -711,5 +782,5 @@ def leader_tuned_multistart(tf, theta, mass, ctx):
             cache[cut] = a.objective if a.status == "optimal" else -np.inf
         return cache[cut]
 
-    _cutoff_search(f, 0, N)
+    _global_cutoff(f, 0, N)
     return attempts, ref0
