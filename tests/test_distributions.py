@@ -1007,3 +1007,40 @@ def test_identical_types_share_one_item():
     assert np.array_equal(s.menu.x[0], s.menu.x[1]) and s.menu.t[0] == s.menu.t[1]
     assert s.menu.profit == pytest.approx(ref.profit, rel=1e-10)
     assert np.allclose(s.menu.Q, ref.Q, rtol=TOL)
+
+
+def test_s_observed_closed_form_that_is_not_ic_is_only_a_bound():
+    """Regression (value_scale_hyp, the large Hypothesis profile of session
+    6): σ = 0.2245, γ = 0.7255, w ~ Beta(7.78, 8), s ~ U[0, 1], 5×5 grid.
+    The discrete closed form treats s as observed (a relaxation); here its
+    menu is not IC across s -- type (w = 0.9, s = 0.8) gains 1.2e-4 of the
+    money scale from the (0.7, 1) item -- so it is not the optimum, and the
+    per-type rows failed (Q, t up to 1e-4, profit 1.6e-3) on an NLP menu
+    that passes every audit and earns less.  The row is now the bound NLP
+    profit <= closed-form profit; it fails for a menu that earns more."""
+    tech, (wg, wm, sg, sm, n) = _vs_scenario(
+        {"sigma": 0.2245, "rho": 0.95,
+         "tokens": [{"name": "tok1", "weight": 0.477951, "cost": 7.38913},
+                    {"name": "tok2", "weight": 0.522049, "cost": 1.82809}],
+         "fine_tuning": {"gamma": 0.7255, "rho": -1.661, "classes": [{"name": "ft1", "weight": 1.0, "cost": 0.887957}]}},
+        {"distribution": "beta", "low": 2.058e-300, "high": 1.0, "p": 7.778, "q": 8.0, "n": 5},
+        {"distribution": "uniform", "low": 0.0, "high": 1.0, "n": 5}, 5)
+    types = DM.value_scale_space(wg, wm, sg, sm, n)
+    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, n, tech, audit=True)
+    bm = D.value_scale_budget_menu(wg, wm, sg, sm, n, tech)
+    s = DM.solve_menu(tech, types, ctx(), "bound", ic="lazy", starts={"budget": DM.menu_start(bm)},
+                      lazy_opts={"neighbours": 2})
+    assert s.result.ok and s.lazy["budget"].converged
+    money = s.problem.money_scale
+    assert ref.info["audit"]["max_ic_violation"] / money > 100 * DM.TOL_AUDIT  # the closed form is not IC
+    a = D.audit_menu(types.W, s.menu.x, s.menu.z, s.menu.t, tech)
+    assert a["max_ic_violation"] / money <= DM.TOL_AUDIT  # the NLP menu is
+    assert s.menu.profit < ref.profit
+    res = DM.RegimeResult(DM.NAME)
+    assert not DM.value_scale_menu_rows(res, tech, "5x5", s.menu, ref, None, money)
+    assert len(res.checks) == 1 and res.checks[0]["passed"].all()
+    import dataclasses
+    rich = dataclasses.replace(s.menu, profit=ref.profit * (1 + 1e-3))
+    res2 = DM.RegimeResult(DM.NAME)
+    DM.value_scale_menu_rows(res2, tech, "5x5", rich, ref, None, money)
+    assert not res2.checks[0]["passed"].all()
