@@ -1411,8 +1411,10 @@ def token_tolerance(tech) -> float:
     return TOL_CLOSED_FORM * max(1.0, (1.0 + float(tech.gamma)) / float(tech.sigma))
 
 
-def _menu_checks(res, tech, check, menu, ref, index=None, full=True):
-    """NLP menu vs a closed-form menu: Q, per-task tokens, Z, t, profit."""
+def _menu_checks(res, tech, check, menu, ref, index=None, full=True, profit_bound=False):
+    """NLP menu vs a closed-form menu: Q, per-task tokens, Z, t, profit
+    (``profit_bound``: the closed form is a relaxation whose profit only
+    bounds the NLP's, see value_scale_menu_rows)."""
     n0 = len(res.checks)
     res.checks.append(compare(NAME, check, "Q", menu.Q, ref.Q, TOL_CLOSED_FORM, index=index))
     tol_x = token_tolerance(tech)
@@ -1427,8 +1429,13 @@ def _menu_checks(res, tech, check, menu, ref, index=None, full=True):
     res.checks.append(compare(NAME, check, "t", menu.t, ref.t, TOL_CLOSED_FORM, index=index))
     ref_cost = np.asarray(D.item_cost(x_ref, z_ref, tech) if isinstance(ref, D.DistributionMenu)
                           else cf.cost(tech, ref.Q), float)
-    res.checks.append(compare(NAME, check, "profit", menu.profit, ref.profit,
-                              profit_tolerance(ref.mass, ref.t, ref_cost, ref.profit, TOL_CLOSED_FORM)))
+    ptol = profit_tolerance(ref.mass, ref.t, ref_cost, ref.profit, TOL_CLOSED_FORM)
+    if profit_bound:
+        res.checks.append(bound_check(
+            NAME, check, "profit: (NLP − closed form) / |closed form| <= tol (the closed form relaxes s-IC)",
+            (menu.profit - ref.profit) / max(abs(ref.profit), 1e-300), ptol))
+    else:
+        res.checks.append(compare(NAME, check, "profit", menu.profit, ref.profit, ptol))
     for df in res.checks[n0:]:
         if "advice" in df.columns:
             df["advice"] = MENU_ADVICE
@@ -1607,13 +1614,35 @@ def value_scale_menu_rows(res, tech, label, menu, ref, index, money_scale) -> bo
     audit = ref.info.get("audit")
     viol = float(audit["max_ic_violation"]) / money_scale if audit else 0.0
     check = f"nlp_vs_discrete_closed_form[{label}]"
-    if viol <= TOL_AUDIT:
-        _menu_checks(res, tech, check, menu, ref, index=index, full=False)
-        return True
     x_ref = D.per_task_tokens(ref)
     z_ref = np.asarray(ref.z).reshape(len(menu.t), -1)[:, : tech.K]
     tol = profit_tolerance(ref.mass, ref.t, np.asarray(D.item_cost(x_ref, z_ref, tech), float), ref.profit,
                            TOL_CLOSED_FORM)
+    if viol <= TOL_AUDIT:
+        # IC to the audit's precision in money-scale units, so Q and t (rows
+        # relative to their maxima) compare.  The profit is a sum of
+        # mass × transfer, and a violation invisible on the money scale can
+        # still move it: type k's transfer overcharges by up to its regret
+        # r_k = max_l (U_kl − U_kk), Σ p_k r_k in all, so the closed form's
+        # profit is the program's optimum only to within about that much
+        # (first order; value_scale_50_2: type (0.5, 2/3) gains
+        # 3.4e-13 from item (0.3, 1), 2.6e-11 of the money scale but 7.9e-5
+        # of the profit 2.4e-12; the NLP, lazy and all pairs alike, earns
+        # 7.6e-5 less).  Beyond the profit row's tolerance that row is the bound.
+        gap = 0.0
+        if audit is not None:
+            V = D.value_matrix(ref.W, x_ref, z_ref, tech)
+            U = V - np.asarray(ref.t, float)[None, :]
+            r = np.maximum(U.max(axis=1) - np.diag(U), 0.0)
+            gap = float(np.sum(ref.mass * r)) / max(abs(ref.profit), 1e-300)
+        bound = gap > tol
+        _menu_checks(res, tech, check, menu, ref, index=index, full=False, profit_bound=bound)
+        if bound:
+            res.notes.append(f"{label}: the discrete closed form (s observed) violates IC across s by "
+                             f"{viol:.3g} of the money scale (within the audit's {TOL_AUDIT:g}) but by "
+                             f"Σ mass × regret = {gap:.3g} of the profit (> the profit row's {tol:.3g}): its "
+                             f"profit is an upper bound there, and the profit row is that bound")
+        return True
     res.checks.append(bound_check(
         NAME, f"s_observed_upper_bound[{label}]",
         "(NLP profit − s-observed closed-form profit) / |closed form| <= tol (a relaxation's optimum bounds it)",

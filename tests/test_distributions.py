@@ -1044,3 +1044,38 @@ def test_s_observed_closed_form_that_is_not_ic_is_only_a_bound():
     res2 = DM.RegimeResult(DM.NAME)
     DM.value_scale_menu_rows(res2, tech, "5x5", rich, ref, None, money)
     assert not res2.checks[0]["passed"].all()
+
+
+def test_closed_form_regret_below_audit_still_bounds_only_the_profit():
+    """Regression (value_scale_50_2, issue 11): σ = 0.54, γ = 0.41, K = 2,
+    w ~ Beta(4.0, 24.4) on 5 points, 2 s points.  The s-observed closed form
+    lets type (0.5, 2/3) gain 3.4e-13 from item (0.3, 1): 2.6e-11 of the
+    money scale (its audit passes, Q and t compare) but, with mass 5.6e-4,
+    7.9e-5 of the profit 2.4e-12.  The NLP (lazy and all pairs alike) earns
+    7.6e-5 less, and the profit row failed at its 3.9e-5.  Beyond the profit
+    row's tolerance that row is now the bound NLP <= closed form."""
+    tech, (wg, wm, sg, sm, n) = _vs_scenario(
+        {"sigma": 0.5382, "rho": 0.9659,
+         "tokens": [{"name": "tok1", "weight": 0.348396, "cost": 0.305426},
+                    {"name": "tok2", "weight": 0.204695, "cost": 42.1274},
+                    {"name": "tok3", "weight": 0.446909, "cost": 2.03932}],
+         "fine_tuning": {"gamma": 0.4118, "rho": -0.2655,
+                         "classes": [{"name": "ft1", "weight": 0.10035, "cost": 0.33096},
+                                     {"name": "ft2", "weight": 0.89965, "cost": 0.166669}]}},
+        {"distribution": "beta", "low": 0.0, "high": 1.0, "p": 4.044, "q": 24.42, "n": 5},
+        {"distribution": "uniform", "low": 0.408, "high": 0.8477, "n": 3}, 6)
+    types = DM.value_scale_space(wg, wm, sg, sm, n)
+    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, n, tech, audit=True)
+    s = DM.solve_menu(tech, types, ctx(), "regret", ic="lazy", starts={"neutral": DM.neutral_start(tech, types)})
+    assert s.result.ok and s.lazy["neutral"].converged
+    res = DM.RegimeResult(DM.NAME)
+    assert DM.value_scale_menu_rows(res, tech, "g", s.menu, ref, None, s.problem.money_scale)
+    assert all(df["passed"].all() for df in res.checks), [df[~df["passed"]] for df in res.checks]
+    prof = [df for df in res.checks if df["quantity"].iloc[0].startswith("profit")]
+    assert len(prof) == 1 and prof[0]["kind"].iloc[0] == "bound"
+    assert -1e-3 < prof[0]["numeric"].iloc[0] < 0  # the NLP earns (slightly) less than the relaxation
+    import dataclasses
+    res2 = DM.RegimeResult(DM.NAME)
+    DM.value_scale_menu_rows(res2, tech, "g", dataclasses.replace(s.menu, profit=ref.profit * (1 + 1e-3)), ref,
+                             None, s.problem.money_scale)
+    assert not all(df["passed"].all() for df in res2.checks)
