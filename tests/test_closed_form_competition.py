@@ -629,3 +629,31 @@ def test_exclusion_type_is_the_up_crossing_of_h_for_a_beta_density_with_p_below_
     assert abs(dist.virtual_value(x)) <= 1e-8 * 7.80671
     assert dist.virtual_value(x - 1e-3) < 0 < dist.virtual_value(x + 1e-3)
     assert dist.virtual_value(0.06158 + 1e-6) < 0  # h is negative just above θ_min
+
+
+# competition_72_4 (seed 72): 11 types from a file (equal-mass masses normalised), σ = 0.3849, γ_L = 0.5343.
+# The pointwise schedule drops at θ = 0.6986 (mass 0.068): ironing needed.
+TYPES_72_4 = np.array([0.0, 0.045149, 0.0549366, 0.301974, 0.418763, 0.571221, 0.622108, 0.698572, 0.719839,
+                       0.825561, 0.865062])
+MASS_72_4 = np.array([0.3202, 0.6198, 0.4397, 0.08196, 0.3495, 0.6729, 0.6477, 0.06783, 0.7723, 0.6666, 0.2303])
+
+
+@pytest.mark.parametrize("grid", [C.IRON_GRID, 11])
+def test_ironed_reference_beats_a_known_monotone_schedule(grid):
+    """competition_72_4: the DP's linear q-grid (step 4e3 for q up to 1.5e7) pooled types 5–7 at q = 875;
+    the NLP found {5} at 830 and {6, 7} at 920, +1.7e-7 of the profit, and failed q_L/T rows against the
+    worse reference.  Any monotone schedule's Σ p_k Δ_k is a lower bound of the optimum: the reference
+    must reach that of the NLP's schedule, with the default grid (now linear + geometric) and with a
+    grid of 11 points (the partition's local search: split / merge pooled blocks)."""
+    p = MASS_72_4 / MASS_72_4.sum()
+    lf = C.LeaderFringe(sigma=0.3849, gamma_L=0.5343, c_L=0.208725, c_F=0.19432)
+    q_nlp = np.array([0, 0, 0, 0, 0, 830.401101, 919.725099, 919.725297, 1.57111808e5, 7.05239186e6, 1.54576450e7])
+    n = len(p)
+    tail = np.maximum(1 - np.cumsum(p), 0)
+    tn = np.append(TYPES_72_4[1:], TYPES_72_4[-1])
+    lower = sum(p[k] * float(C.leader_discrete_gain(lf, TYPES_72_4[k], tn[k], tail[k] / p[k] if k < n - 1 else 0.0,
+                                                     q_nlp[k])) for k in range(n))
+    ref = C.leader_discrete_monotone(lf, TYPES_72_4, p, grid=grid)
+    assert ref["ironed"] and (5, 5) in ref["blocks"] and (6, 7) in ref["blocks"]
+    assert ref["profit"] >= lower - 1e-12 * abs(lower)
+    assert ref["profit"] == pytest.approx(ref["virtual_objective"], rel=1e-12)
