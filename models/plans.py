@@ -395,15 +395,15 @@ def price_sheet_two_part_menu(tech, theta, mass, fee, mult, plan) -> pd.DataFram
     ex = plan < 0
     cls = _classes(tech)
     if ex.any():
-        d = {"Plan": "none", "From θ": float(theta[ex].min()), "Buyers (%)": 100 * float(mass[ex].sum()),
-             "Fixed fee ($)": 0.0, "Multiplier (x)": np.nan}
-        d.update({f"{nm} ($/Mtok)": np.nan for nm, _ in cls})
+        d = {"plan": "none", "from_theta": float(theta[ex].min()), "buyers_pct": 100 * float(mass[ex].sum()),
+             "fixed_fee_usd": 0.0, "multiplier": np.nan}
+        d.update({f"{nm}_usd_per_Mtok": np.nan for nm, _ in cls})
         rows.append(d)
     for b in range(len(fee)):
         sel = plan == b
-        d = {"Plan": str(b + 1), "From θ": float(theta[sel].min()), "Buyers (%)": 100 * float(mass[sel].sum()),
-             "Fixed fee ($)": float(fee[b]), "Multiplier (x)": float(mult[b])}
-        d.update({f"{nm} ($/Mtok)": float(mult[b] * c) for nm, c in cls})
+        d = {"plan": str(b + 1), "from_theta": float(theta[sel].min()), "buyers_pct": 100 * float(mass[sel].sum()),
+             "fixed_fee_usd": float(fee[b]), "multiplier": float(mult[b])}
+        d.update({f"{nm}_usd_per_Mtok": float(mult[b] * c) for nm, c in cls})
         rows.append(d)
     return pd.DataFrame(rows)
 
@@ -445,9 +445,9 @@ def _two_part_menus(res, tech, theta, mass, scn, opts, ctx, full_profit, single)
         sheet = price_sheet_two_part_menu(tech, theta, mass, fee, mult, plan)
         res.tables[f"price_sheet_two_part_K{K}"] = sheet
         # free choice from the exported sheet: fee and multiplier as printed
-        srv = sheet[sheet["Plan"] != "none"]
-        F, M, cuts = (srv["Fixed fee ($)"].to_numpy(float), srv["Multiplier (x)"].to_numpy(float),
-                      srv["From θ"].to_numpy(float))
+        srv = sheet[sheet["plan"] != "none"]
+        F, M, cuts = (srv["fixed_fee_usd"].to_numpy(float), srv["multiplier"].to_numpy(float),
+                      srv["from_theta"].to_numpy(float))
         scale = max(float(np.max(np.abs(F))), 1e-300)
         for nm, th in [("solved grid", theta)] + ([(f"{len(fine)} finer-grid types", fine)] if fine is not None else []):
             a = np.searchsorted(cuts, th, side="right") - 1
@@ -859,16 +859,16 @@ def read_sheet(tech, sheet: pd.DataFrame):
     """What a buyer reads off an exported K-plan price sheet: per plan the
     price, the quality its included tokens give (Ψ(X)Φ(Z), numpy) and the
     lowest type it is meant for.  Returns (Q, t, from_theta) over plans in order."""
-    rows = sheet[sheet["Plan"] != "none"]
+    rows = sheet[sheet["plan"] != "none"]
     names = [nm for nm, _ in _classes(tech)]
     Q, t, lo = [], [], []
-    for _, g in rows.groupby("Plan", sort=False):
-        amt = g.set_index("Class")["Mtok"]
+    for _, g in rows.groupby("plan", sort=False):
+        amt = g.set_index("token_class")["budget_Mtok"]
         X = np.array([amt[nm] for nm in tech.token_names], float)
         Z = np.array([amt[nm] for nm in names[tech.J:]], float)
         Q.append(float(cf.psi(tech, X) * (cf.phi(tech, Z) if tech.K else 1.0)))
-        t.append(float(g["Price ($)"].iloc[0]))
-        lo.append(float(g["From θ"].iloc[0]))
+        t.append(float(g["price_usd"].iloc[0]))
+        lo.append(float(g["from_theta"].iloc[0]))
     return np.array(Q), np.array(t), np.array(lo)
 
 
@@ -936,41 +936,41 @@ def _classes(tech):
 
 def price_sheet_k(tech, theta, mass, sol) -> pd.DataFrame:
     """The analyst's price sheet of one K-plan menu, one row per (plan, token
-    class): pay "Price ($)" for a prepaid budget that buys "Mtok" (millions of
-    tokens) of each class at marginal cost; "$/Mtok" is the effective price
-    per class, price / budget × marginal cost; "From θ" the lowest type the
-    plan serves, "Buyers (%)" its share.  Excluded buyers are a row of their
+    class): pay ``price_usd`` for a prepaid budget that buys ``budget_Mtok`` (millions of
+    tokens) of each class at marginal cost; "effective_usd_per_Mtok" is the effective price
+    per class, price / budget × marginal cost; "from_theta" the lowest type the
+    plan serves, "buyers_pct" its share.  Excluded buyers are a row of their
     own ("none", zeros).  Long format, 7 short columns, so that it fits a page
     in any format."""
     rows = []
     cls = _classes(tech)
     ex = sol["plan"] < 0
     if ex.any():
-        rows.append({"Plan": "none", "From θ": float(theta[ex].min()),
-                     "Buyers (%)": 100 * float(mass[ex].sum()), "Price ($)": 0.0, "Class": "-",
-                     "Mtok": 0.0, "$/Mtok": np.nan})
+        rows.append({"plan": "none", "from_theta": float(theta[ex].min()),
+                     "buyers_pct": 100 * float(mass[ex].sum()), "price_usd": 0.0, "token_class": "-",
+                     "budget_Mtok": 0.0, "effective_usd_per_Mtok": np.nan})
     inputs = np.c_[sol["X"], sol["Z"]] if tech.K else sol["X"]
     for b in range(len(sol["Q"])):
         sel = sol["plan"] == b
         ratio = sol["t"][b] / sol["spend"][b] if sol["spend"][b] > 0 else np.nan
         for c, (nm, cost) in enumerate(cls):
-            rows.append({"Plan": str(b + 1), "From θ": float(theta[sel].min()),
-                         "Buyers (%)": 100 * float(mass[sel].sum()), "Price ($)": float(sol["t"][b]),
-                         "Class": nm, "Mtok": float(inputs[b, c]),
-                         "$/Mtok": float(ratio * cost)})
+            rows.append({"plan": str(b + 1), "from_theta": float(theta[sel].min()),
+                         "buyers_pct": 100 * float(mass[sel].sum()), "price_usd": float(sol["t"][b]),
+                         "token_class": nm, "budget_Mtok": float(inputs[b, c]),
+                         "effective_usd_per_Mtok": float(ratio * cost)})
     return pd.DataFrame(rows)
 
 
 def price_sheet_per_token(tech, mult, fee=None) -> pd.DataFrame:
     """Linear or two-part price sheet: every class at mult × marginal cost,
-    plus the fixed fee (two-part)."""
+    plus the fixed fee (two-part); ``unit`` says what ``price`` is in."""
     rows = []
     if fee is not None:
-        rows.append({"Item": "fixed fee ($)", "Price ($ or $/Mtok)": float(fee), "Marginal cost ($/Mtok)": np.nan,
-                     "Multiplier (x)": np.nan})
+        rows.append({"item": "fixed fee", "unit": "$", "price": float(fee), "marginal_cost_usd_per_Mtok": np.nan,
+                     "multiplier": np.nan})
     for nm, cost in _classes(tech):
-        rows.append({"Item": f"{nm} ($/Mtok)", "Price ($ or $/Mtok)": mult * cost, "Marginal cost ($/Mtok)": cost,
-                     "Multiplier (x)": mult})
+        rows.append({"item": nm, "unit": "$/Mtok", "price": mult * cost, "marginal_cost_usd_per_Mtok": cost,
+                     "multiplier": mult})
     return pd.DataFrame(rows)
 
 

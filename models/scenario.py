@@ -143,7 +143,8 @@ class _V:
     def numbers(self, d, path, key, *, lo=None, hi=None, lo_open=False, min_len=1,
                 required=False, default=None, increasing=False):
         full = f"{path}.{key}" if path else key
-        desc = f"a list of at least {min_len} numbers" + (
+        desc = ("a list of numbers (may be empty)" if min_len == 0 else "a non-empty list of numbers" if min_len == 1
+                else f"a list of at least {min_len} numbers") + (
             f" each {'>' if lo_open else '>='} {_num(lo)}" if lo is not None else "") + (
             f" and <= {_num(hi)}" if hi is not None else "") + (", strictly increasing" if increasing else "")
         if key not in d:
@@ -190,15 +191,11 @@ def _show(value, limit: int = 200) -> str:
 
 def _range_text(key, lo, hi, lo_open, hi_open, integer):
     kind = "an integer" if integer else "a number"
-    parts = []
-    if lo is not None:
-        parts.append(f"{_num(lo)} {'<' if lo_open else '<='} {key}")
-    if hi is not None:
-        if parts:
-            parts = [f"{_num(lo)} {'<' if lo_open else '<='} {key} {'<' if hi_open else '<='} {_num(hi)}"]
-        else:
-            parts.append(f"{key} {'<' if hi_open else '<='} {_num(hi)}")
-    return kind + (" with " + parts[0] if parts else "")
+    # an open end is written as -inf < / < inf: infinities and NaN are refused too
+    # (a user reading "rho <= 1" may take -inf for allowed; stranger S7-7)
+    left = f"{_num(lo)} {'<' if lo_open else '<='} " if lo is not None else "-inf < "
+    right = f" {'<' if hi_open else '<='} {_num(hi)}" if hi is not None else " < inf"
+    return f"{kind} with {left}{key}{right}"
 
 
 # --------------------------------------------------------------- sections

@@ -303,10 +303,10 @@ def test_free_choice_check_fails_on_a_wrong_sheet(small_run):
 
     assert rows(sheet).all()
     bad = sheet.copy()
-    bad.loc[bad["Plan"] == "3", "Price ($)"] *= 1.05
+    bad.loc[bad["plan"] == "3", "price_usd"] *= 1.05
     assert not rows(bad).all()
     bad = sheet.copy()
-    bad.loc[bad["Plan"] == "2", "From θ"] *= 0.97
+    bad.loc[bad["plan"] == "2", "from_theta"] *= 0.97
     assert not rows(bad).all()
 
 
@@ -342,9 +342,10 @@ def test_price_sheets_read_and_fit_a_page(small_run, tmp_path):
         md = export.to_markdown(df).splitlines()[0]
         assert "$" in md or "%" in md, (name, md)  # a unit in some header
         assert export.latex_width_pt(df) <= export.LATEX_TEXTWIDTH, name
-        if "Plan" in df and (df["Plan"] == "none").any():
-            none = df[df["Plan"] == "none"]
-            money = [c for c in df.columns if c.endswith("($)") or c == "Mtok"]
+        assert all(" " not in c and "(" not in c for c in df.columns), (name, list(df.columns))  # machine names
+        if "plan" in df and (df["plan"] == "none").any():
+            none = df[df["plan"] == "none"]
+            money = [c for c in df.columns if c.endswith("_usd") or c == "budget_Mtok"]
             assert (none[money].to_numpy() == 0.0).all(), name
     for name, df in sheets.items():
         (tmp_path / f"{name}.tex").write_text(export.to_latex(df, name))
