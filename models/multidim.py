@@ -141,12 +141,13 @@ def validate_options(v, opts, path, tech):
            "compare_distributions": v.boolean(opts, path, "compare_distributions", default=fam == "assumption1")}
     lz = v.table(opts, path, "lazy")
     lp = path + ".lazy"
-    v.keys(lz, lp, {"tol", "neighbours", "max_add", "max_rounds"})
+    v.keys(lz, lp, {"tol", "neighbours", "max_add", "max_rounds", "per_type"})
     out["lazy"] = {
         "tol": v.number(lz, lp, "tol", lo=0, lo_open=True, hi=lazy_ic.LAZY_TOL, default=lazy_ic.LAZY_TOL),
         "neighbours": v.number(lz, lp, "neighbours", lo=0, hi=100, integer=True, default=0),
         "max_add": v.number(lz, lp, "max_add", lo=0, integer=True, default=0),
         "max_rounds": v.number(lz, lp, "max_rounds", lo=1, hi=500, integer=True, default=40),
+        "per_type": v.number(lz, lp, "per_type", lo=0, hi=MAX_TYPES, integer=True, default=0),
     }
     key = _FAMILY_TABLE[fam]
     if fam in ("value-scale", "assumption1", "two-types"):
@@ -528,12 +529,29 @@ class MultidimProblem:
         self.off.discard(p)
         self.kept.add(p)  # never set aside again: no cycling between the audit and the pruning
 
+    per_type = 0  # lazy.per_type: at most this many new pairs per deviating type per round (0: no cap)
+
+    def _select(self, pairs) -> np.ndarray:
+        """The audit's violated pairs (most violated first), kept to the first
+        ``per_type`` not yet active for each deviating type m (all if 0)."""
+        pairs = np.asarray(pairs, int).reshape(-1, 2)
+        if not self.per_type:
+            return pairs
+        m, cnt, keep = self.m, {}, []
+        for q, l in pairs:
+            p = (int(q), int(l))
+            if q == l or (p in m.PAIRS and p not in self.off) or cnt.get(p[0], 0) >= self.per_type:
+                continue
+            cnt[p[0]] = cnt.get(p[0], 0) + 1
+            keep.append(p)
+        return np.array(keep, int).reshape(-1, 2)
+
     def add_pairs(self, pairs) -> int:
         tech, m, s = self.tech, self.m, self.tech.sigma
         sf = m.scaling_factor
         fts = list(m.FT)
         added = 0
-        for q, l in np.asarray(pairs, int).reshape(-1, 2):
+        for q, l in self._select(pairs):
             p = (int(q), int(l))
             if p in self.off:
                 self._restore(p)
@@ -733,7 +751,7 @@ class ConvexProblem(MultidimProblem):
         m, s = self.m, self.tech.sigma
         sf = m.scaling_factor
         added = 0
-        for q, l in np.asarray(pairs, int).reshape(-1, 2):
+        for q, l in self._select(pairs):
             p = (int(q), int(l))
             if p in self.off:
                 self._restore(p)
@@ -852,7 +870,8 @@ class Solved:
 
 def solve_program(tech, types: Dreg.TypeSpace, ctx, label: str, lazy_opts: dict | None = None,
                   formulation: str = "convex") -> Solved:
-    lz = {"tol": lazy_ic.LAZY_TOL, "neighbours": 0, "max_add": 0, "max_rounds": 40, **(lazy_opts or {})}
+    lz = {"tol": lazy_ic.LAZY_TOL, "neighbours": 0, "max_add": 0, "max_rounds": 40, "per_type": 0,
+          **(lazy_opts or {})}
     t0 = time.perf_counter()
     with Timer() as tb:
         if formulation == "convex":
@@ -868,9 +887,15 @@ def solve_program(tech, types: Dreg.TypeSpace, ctx, label: str, lazy_opts: dict 
         prob.prune_null()
         return ctx.solve(prob.m, lbl + tag, tb.seconds, defaults=SOLVER_DEFAULTS, warm_start=ws)
 
+    if init is not None:
+        prob.add_pairs(init)
+    # per_type: the audit passes every violated pair (most violated first) and
+    # add_pairs keeps the first per_type new ones of each deviating type
+    prob.per_type = int(lz["per_type"])
+    cap = lz["max_add"] or (types.M * types.M if prob.per_type else None)
     lr = lazy_ic.solve_lazy(
         prob, solve,
-        initial_pairs=init, tol=lz["tol"], max_add=lz["max_add"] or None, max_rounds=lz["max_rounds"],
+        initial_pairs=None, tol=lz["tol"], max_add=cap, max_rounds=lz["max_rounds"],
         warm=lz.get("warm", True), progress=ctx.progress)
     for _ in range(2):
         if lr.converged or lr.worst_ic > lr.tol or lr.result.ok:

@@ -255,3 +255,15 @@ def test_convex_form_random_30x60_verified():
     assert a.worst_ic <= MD.TOL_AUDIT and a.worst_ir <= MD.TOL_AUDIT
     Xref = np.stack([cb.lemma1_split(types.W[q], sol.X[q], TECH1.sigma) for q in range(types.M)])
     assert np.max(np.abs(sol.x - Xref)) <= MD.TOL_CLOSED_FORM * Xref.max()
+
+
+def test_per_type_keeps_the_most_violated_new_pairs_of_each_type():
+    """lazy.per_type = 1: of the audit's pairs (most violated first) each
+    deviating type adds only its first pair not yet in the model."""
+    types = MD.random_space(TECH1, [0.5, 1.0], [1, 1], 2, 6, 0, 0.2)
+    prob = MD.ConvexProblem(TECH1, types.W, types.mass)
+    prob.per_type = 1
+    assert prob.add_pairs(np.array([[0, 1], [0, 2], [1, 0], [1, 1]])) == 2
+    assert set(prob.m.PAIRS) == {(0, 1), (1, 0)}
+    assert prob.add_pairs(np.array([[0, 1], [0, 2], [0, 3]])) == 1  # (0, 1) is in: (0, 2) is type 0's first new pair
+    assert (0, 2) in prob.m.PAIRS and (0, 3) not in prob.m.PAIRS
