@@ -1214,3 +1214,28 @@ def test_one_model_program_has_no_floor_of_the_other_model(ctx):
     assert cc.efficient_model(models, theta)[0] == 0  # the lowest type uses the fringe
     q_ref = float(cc.first_best_quality(models[0], theta[0])) ** (1 / models[0].eta)
     assert eff["q"][0, 0] == pytest.approx(q_ref, rel=TOL)
+
+
+def test_task_shares_at_small_sigma_are_resolved(ctx):
+    """competition_70_0 (seed 70): σ = 0.1, ρ = 1, flat profile of 7 cells.  Seven identical cells span a
+    face of optima (any exchange between them); U was exact to 1e-16, but the task-mass share of model 1
+    came out 2.9e-7 off the share rule (TOL_ASSIGN = 1e-7).  Identical cells are now one program cell
+    with a multiplicity: share 1.4e-10 off at the same tol 1e-10."""
+    import pyomo.environ as pyo
+
+    from models.closed_form import cost as cf
+
+    raw = _raw(ROOT)
+    raw["technology"] = {"sigma": 0.1, "rho": 1.0, "tokens": [{"name": "tok1", "weight": 0.646921, "cost": 1.57044},
+                                                              {"name": "tok2", "weight": 0.353079, "cost": 10.3512}]}
+    tech = scenario.from_dict(raw, source="x.toml").technology
+    rng = np.random.default_rng(20250207)  # the draws of _assignment_checks for its first (flat) profile
+    X = rng.uniform(0.2, 2.0, (2, tech.J))
+    Phi = rng.uniform(0.5, 2.0, 2) ** np.array([0.0, 0.841])
+    m = comp.build_assignment(tech, np.ones(7), X, Phi)
+    r = ctx.solve(m, "t", defaults=comp.CONVEX_SOLVER_DEFAULTS)
+    assert r.ok
+    Q = Phi * cf.psi(tech, X)
+    s1, _ = cc.task_shares(Q[0], Q[1], tech.sigma)
+    a = np.array([pyo.value(m.a[i]) for i in m.CELLS])
+    assert a.mean() == pytest.approx(float(s1), rel=comp.TOL_ASSIGN)

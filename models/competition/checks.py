@@ -69,8 +69,9 @@ def _assignment_checks(res, tech, ctx, opts, gammas):
             m = build_assignment(tech, w, X, Phi)
         r = ctx.solve(m, f"task_assignment[{name}]", tb.seconds, defaults=CONVEX_SOLVER_DEFAULTS)
         res.solves[f"task_assignment[{name}]"] = r
-        a = np.array([pyo.value(m.a[i]) for i in m.CELLS])
-        y = np.array([[[pyo.value(m.y[l, i, j]) for j in m.TOKENS] for i in m.CELLS] for l in m.MODELS])
+        # identical cells share one program cell (build_assignment): expand to every cell
+        a = np.array([pyo.value(m.a[i]) for i in m.CELLS])[m._cells]
+        y = np.array([[[pyo.value(m.y[l, i, j]) for j in m.TOKENS] for i in m.CELLS] for l in m.MODELS])[:, m._cells]
         Q = Phi * cf.psi(tech, X)  # qualities of the two budgets
         theta = cc.aggregate_type(w, s)
         U = float(cc.indirect_utility(theta, Q[0], Q[1], s))

@@ -42,15 +42,22 @@ def build_assignment(tech: cf.Technology, w, X, Phi):
     """Task-assignment program for profile w over n cells (module docstring, item 1).
 
     X: (2, J) token budgets per model and class; Phi: (2,) fine-tuning factors."""
-    w = np.asarray(w, float)
-    n = len(w)
+    w_all = np.asarray(w, float)
+    n = len(w_all)
+    # Identical cells are one program cell with their count as multiplicity (``m._cells`` maps each
+    # original cell to it): the optimum gives identical cells the same (a, y) (concave program, the
+    # average of optima is optimal), but as separate variables they span a face of optima along which
+    # Ipopt drifts (flat profile: at tol 1e-12 to a_i = 1 and NaN, competition_50_2's technology).
+    w, m_cells, mult = np.unique(w_all, return_inverse=True, return_counts=True)
     X = np.asarray(X, float)
     s = tech.sigma
     m = pyo.ConcreteModel(name="task_assignment")
-    m.CELLS = pyo.RangeSet(0, n - 1)
+    m._cells = m_cells
+    m.CELLS = pyo.RangeSet(0, len(w) - 1)
     m.MODELS = pyo.RangeSet(0, 1)
     m.TOKENS = pyo.RangeSet(0, tech.J - 1)
-    m.w = pyo.Param(m.CELLS, initialize=dict(enumerate(w)))
+    m.w = pyo.Param(m.CELLS, initialize=dict(enumerate(w * mult)))  # weight × multiplicity
+    mult = dict(enumerate(mult.astype(float)))
     # Written without bounds: shares a_i = 1/(1+e^(−u_i)) and tokens y = e^z.  With bounded (a, y)
     # the barrier distorted small cells (tokens ∝ w^(1/(1−σ)), ~1e-9 of the largest at σ = 0.85, the
     # barrier term μ/y is then ~1e-3 of the cell's own gradient: per-cell shares off by up to 7.8e-5,
@@ -65,7 +72,7 @@ def build_assignment(tech: cf.Technology, w, X, Phi):
     m.z = pyo.Var(m.MODELS, m.CELLS, m.TOKENS, initialize=lambda m, l, i, j: float(np.log(X[l, j])))
     m.y = pyo.Expression(m.MODELS, m.CELLS, m.TOKENS, rule=lambda m, l, i, j: pyo.exp(m.z[l, i, j]))
     m.budget = pyo.Constraint(m.MODELS, m.TOKENS,
-                              rule=lambda m, l, j: sum(m.y[l, i, j] for i in m.CELLS) / n == X[l, j])
+                              rule=lambda m, l, j: sum(mult[i] * m.y[l, i, j] for i in m.CELLS) / n == X[l, j])
 
     def share(m, l, i):
         return m.a[i] if l == 0 else 1 / (1 + pyo.exp(m.u[i]))  # 1 − a_i without cancellation
