@@ -237,8 +237,10 @@ MUTANTS = [
      "nlp_vs_discrete_closed_form", None),
     ("distributions:value-scale budget menu", "value_scale", D, "value_scale_budget_menu", dc_field("profit"),
      "budget_nlp_vs_closed_form", None),
+    # the regime recomputes the ratio from the two continuous profits, so the mutant
+    # perturbs the distribution profit (perturbing the returned "ratio" was vacuous)
     ("distributions:value-scale continuous ratio", "value_scale", D, "value_scale_profits",
-     dict_keys("ratio", eps=EPS_CONT), "ratio", None),
+     dict_keys("distribution", eps=EPS_CONT), "ratio", None),
     # competing models
     ("competition:leader q_L", "competition", cc, "leader_discrete", dict_keys("q_L", "Q_L"),
      "leader_vs_discrete_closed_form / q_L", None),
