@@ -647,6 +647,9 @@ class ConvexProblem(MultidimProblem):
         s = tech.sigma
         self.k, self.a = s / (1 - s), (1 - s) / s
         sc = self.sc = scales(tech, self.W, self.mass)
+        # the pair duals price H' = Q^(1/σ) (class docstring), not H(X): u's scale from
+        # β = t_s/Q_s^(1/σ) (with K ≥ 1, H' = Φ(Z)^(1/σ) H(X) differs from H(X) by orders)
+        sc["u"] = (sc["t"] / sc["Q"] ** (1 / s)) ** (-self.k)
         self.epi_scale = sc["Q"]
         self.money_scale = sc["t"]
         self.conj = np.sum(self.W ** (1 / (1 - s)), axis=1) / n

@@ -267,3 +267,22 @@ def test_per_type_keeps_the_most_violated_new_pairs_of_each_type():
     assert set(prob.m.PAIRS) == {(0, 1), (1, 0)}
     assert prob.add_pairs(np.array([[0, 1], [0, 2], [0, 3]])) == 1  # (0, 1) is in: (0, 2) is type 0's first new pair
     assert (0, 2) in prob.m.PAIRS and (0, 3) not in prob.m.PAIRS
+
+
+@pytest.mark.parametrize("rho", [0.0, -1.0])
+def test_convex_form_sigma_07_with_fine_tuning(rho):
+    """Regression (session 7): σ = 0.7, γ = 0.2 (σ + γ = 0.9, profits ~1e-8),
+    J = 2, 9 profiles over 50 cells, θ = 0.4 excluded.  With u scaled from
+    H(X) instead of H' = Q^(1/σ) (the convex form's pair duals price H') the
+    lazy rounds ended 'acceptable' and, for ρ = 0, pooled θ = 0.4 with θ = 0.7
+    (Q off 2.6e-4).  Must end optimal at the 1-D closed form."""
+    tech = cf.Technology(sigma=0.7, rho=rho, alpha=(0.6, 0.4), cost=(1.0, 4.0), gamma=0.2, rho_hat=0.0,
+                         alpha_hat=(1.0,), cost_hat=(2.0,))
+    types, sol, ref, group, theta = _solve(tech, [0.4, 0.7, 1.0], 3, 50)
+    assert sol.result.ok and sol.lazy.converged
+    assert ref.Q[0] == 0.0  # θ = 0.4 excluded
+    # tolerances: MD.TOL_CLOSED_FORM / MD.TOL_AUDIT (module constants, derived there)
+    assert np.max(np.abs(sol.Q - ref.Q[group])) <= MD.TOL_CLOSED_FORM * ref.Q.max()
+    assert np.max(np.abs(sol.t - ref.t[group])) <= MD.TOL_CLOSED_FORM * ref.t.max()
+    a = MD.lazy_ic.audit(sol.problem.utilities(), types.M, sol.problem.money_scale, sol.lazy.tol)
+    assert a.worst_ic <= MD.TOL_AUDIT and a.worst_ir <= MD.TOL_AUDIT
