@@ -135,8 +135,12 @@ def _cutoff_search(f, lo: int, hi: int, better=None) -> int:
 
 FULL_SCAN_MAX_N = 40
 """Leader cut-off starts: up to this many types every cut-off is started (at most N + 1 small solves,
-~0.05 s each at N = 40); above it a coarse scan of COARSE_SCAN cut-offs and a neighbour walk
-from the best one guard the bisection (:func:`_global_cutoff`)."""
+~0.05 s each at N = 40); above it a coarse scan of COARSE_SCAN cut-offs between the bisection's
+cut-off and the top, and a neighbour walk from the best one, guard the bisection
+(:func:`_global_cutoff`).  Not below the bisection's cut-off: those starts serve nearly every type
+and took 214–311 iterations on the empty-middle scenario's N = 250 grid (issue 13: < 300 per solve),
+and on a grid of a distribution the local gain of a type rises with θ, so the profile is unimodal
+there; a second hump needs far-apart types (files: every cut-off is started up to 40 types)."""
 
 
 COARSE_SCAN = 9
@@ -145,7 +149,8 @@ COARSE_SCAN = 9
 
 def _global_cutoff(f, lo: int, hi: int, better=None) -> int:
     """:func:`_cutoff_search`, then a guard against a second hump of f: every cut-off when
-    hi − lo ≤ FULL_SCAN_MAX_N, else a coarse scan, then a neighbour walk from the best seen.
+    hi − lo ≤ FULL_SCAN_MAX_N, else a coarse scan above the bisection's cut-off (FULL_SCAN_MAX_N),
+    then a neighbour walk from the best seen.
 
     The leader's profit from a cut-off start is *not* unimodal in the cut-off when types are far
     apart: each start keeps the types it starts serving if serving them is a local optimum
@@ -163,7 +168,7 @@ def _global_cutoff(f, lo: int, hi: int, better=None) -> int:
 
     cut = _cutoff_search(g, lo, hi, better=better)
     grid = (range(lo, hi + 1) if hi - lo <= FULL_SCAN_MAX_N
-            else np.unique(np.linspace(lo, hi, COARSE_SCAN).round().astype(int)))
+            else np.unique(np.linspace(cut, hi, COARSE_SCAN).round().astype(int)))
     for c in grid:
         g(int(c))
     top = max(seen, key=seen.get)
