@@ -722,6 +722,7 @@ class MenuProblem:
             scale=scales["t"] if ts is None else (lambda k, l: float(max(ts["t"][k], ts["t"][l]))))
         self.null = np.asarray(a) <= 0  # types on the fixed null item (build_menu)
         self.twin = None  # representative of each type (build_menu: identical profiles share an item)
+        self.snapped = None  # items put on the null item after the solve (_snap_barrier_items)
 
     # ---------------------------------------------------------- Pyomo side
     def S(self, om: int, l: int):
@@ -758,6 +759,8 @@ class MenuProblem:
         p = np.asarray(pairs, int).reshape(-1, 2)
         if self.null.any():
             p = p[~self.null[p[:, 0]] & ~self.null[p[:, 1]]]
+        if self.snapped is not None:  # rows towards a null item are IR rows (_snap_barrier_items)
+            p = p[~self.snapped[p[:, 1]]]
         if self.twin is not None:  # a twin's rows are its representative's (build_menu)
             p = self.twin[p]
             p = p[p[:, 0] != p[:, 1]]
@@ -1005,10 +1008,110 @@ def solve_menu(tech, types: TypeSpace, ctx, label: str, *, ic: str = "lazy", sta
         # objective than the true optimum and must not win
         ok = r.ok and (ic == "all-pairs" or lazies[name].converged)
         if best is None or (ok and (not best[2] or r.objective > best[1].objective)):
-            best = (menu, r, ok)
-    menu, r, _ = best
+            best = (menu, r, ok, name)
+    menu, r, ok, bname = best
+    if ok:
+        snapped = _snap_barrier_items(prob, ctx, f"{label}[{ic}, start={bname}]", ic, lz, defaults, menu, notes)
+        if snapped is not None:
+            menu, rs, lrs = snapped
+            results[f"{bname}, barrier-level items on the null item"] = rs
+            if lrs is not None:
+                lazies[bname] = _chain_lazy(lazies[bname], lrs)
     return Solved(menu=menu, result=r, starts=pd.DataFrame(rows), results=results, lazy=lazies, model=m, problem=prob,
                   seconds=time.perf_counter() - t0, notes=notes)
+
+
+# ------------------------------------------------- barrier-level items
+# An item whose every token sits at the barrier's level (below SNAP_TOKENS ×
+# its owner's own first-best tokens) is the interior point's version of "no
+# item": Ipopt keeps x ~ μ/price > 0 at an active bound x >= 0, and through
+# Q = Φ·H(x)^σ that is Q ~ (μ-level)^σ -- 1.5e-4 at σ = 0.3 for the textbook
+# two-type knife-edge w_H = 2 w_L, p_H = ½ (L's virtual profile exactly 0,
+# L excluded: stranger S7-8), with t_L = θ_L Q_L and H's rent moved alike,
+# while the profit is flat (φ_L = 0).  Such items are put on the exact null
+# item (t = 0, no tokens; rows (k, e) are then IR_k and are dropped) and the
+# program is re-solved.  Accepted only if that re-solve is optimal, its menu
+# passes the all-pairs audit and it earns at least the first solve's profit
+# less TOL_SPREAD: a feasible point of the original program that good is an
+# optimum to that tolerance.  Otherwise the first menu stays (a note says so).
+# Not done where light-type bands ran (the full re-solve would undo them).
+SNAP_TOKENS = 1e-9
+
+
+def _snap_barrier_items(prob, ctx, lbl, ic, lz, defaults, menu, notes):
+    m, M = prob.m, prob.types.M
+    real, mt = prob.tech, prob.mt
+    th = D.theta_of(prob.types.W, real.sigma)
+    Xfb = np.asarray(cf.inputs(real, np.atleast_1d(cf.first_best_quality(real, np.maximum(th, 0.0))))[0],
+                     float).reshape(M, -1)
+    X = D.aggregate_tokens(menu.x).reshape(M, -1)
+    own = np.ones(M, bool) if prob.twin is None else (prob.twin == np.arange(M))
+    cand = own & (prob.a > 0) & np.all(X <= SNAP_TOKENS * Xfb.max(axis=1, keepdims=True), axis=1) & (
+        np.max(Xfb, axis=1) > 0)
+    w = type_weights(prob)
+    if not cand.any() or cand.sum() == int(own.sum()) or np.any((w > 0) & (w < LIGHT_BAND)):
+        # (with light types the re-solve would need the bands again: not done)
+        return None
+    x, z, t = menu.x, menu.z, menu.t
+    fixed, off = [], []
+    snap = np.zeros(M, bool)
+    for e in np.flatnonzero(cand):
+        e = int(e)
+        snap[e] = True
+        if prob.twin is not None:
+            snap |= prob.twin == e
+        vs = [m.t[e]] + [m.g[e, i] for i in range(prob.B)] + [m.x[e, i, j] for i in range(prob.B) for j in m.TOKENS]
+        for v in vs:
+            if not v.fixed:
+                if v.lb is not None and v.lb > 0:
+                    fixed.append((v, v.lb))
+                    v.setlb(0.0)
+                else:
+                    fixed.append((v, None))
+                v.fix(0.0)
+        for kk in (m.FT if mt.K else []):
+            if not m.z[e, kk].fixed:
+                fixed.append((m.z[e, kk], None))
+                m.z[e, kk].fix(m.z[e, kk].lb)
+        for c in [m.gain[e, i] for i in range(prob.B)] + [m.ir[e]]:
+            if c.active:
+                c.deactivate()
+                off.append(c)
+    for (k, l) in prob.rows.index:
+        c = prob.rows.con[k, l]
+        if snap[l] and c.active:
+            c.deactivate()
+            off.append(c)
+    prob.snapped = snap
+    prob.set_start(x, z, t)
+    key = f"{lbl}[{int(cand.sum())} barrier-level items on the null item]"
+    once = (lambda ws: ctx.solve(m, key, 0.0, defaults=defaults, warm_start=None))
+    if ic == "all-pairs":
+        rr, lr = once(None), None
+    else:
+        lr = lazy_ic.solve_lazy(prob, once, tol=lz["tol"], max_add=lz["max_add"] or None,
+                                max_rounds=lz["max_rounds"], warm=False, progress=ctx.progress)
+        rr = lr.result
+    new = prob.menu()
+    a = lazy_ic.audit(prob.utilities(), M, prob.money_scale)
+    good = (rr.ok and (lr is None or lr.converged) and a.worst_ic <= lz["tol"] and a.worst_ir <= lz["tol"]
+            and new.profit >= menu.profit - TOL_SPREAD * abs(menu.profit))
+    if good:
+        notes.append(f"{lbl}: {int(cand.sum())} item(s) with every token below {SNAP_TOKENS:g} of the owner's "
+                     f"first-best tokens put on the exact null item and re-solved ({rr.status.value}, "
+                     f"profit {new.profit - menu.profit:+.3g})")
+        return new, rr, lr
+    for v, lb in fixed:
+        v.unfix()
+        if lb is not None:
+            v.setlb(lb)
+    for c in off:
+        c.activate()
+    prob.snapped = None
+    prob.set_start(x, z, t)
+    notes.append(f"{lbl}: barrier-level items on the null item: re-solve {rr.status.value}, not used (the first "
+                 "solve's menu is kept)")
+    return None
 
 
 # ----------------------------------------------- light types (issue 11 class 4)

@@ -1079,3 +1079,26 @@ def test_closed_form_regret_below_audit_still_bounds_only_the_profit():
     DM.value_scale_menu_rows(res2, tech, "g", dataclasses.replace(s.menu, profit=ref.profit * (1 + 1e-3)), ref,
                              None, s.problem.money_scale)
     assert not all(df["passed"].all() for df in res2.checks)
+
+
+def test_barrier_level_item_is_put_on_the_null_item():
+    """Regression (stranger S7-8, the textbook knife-edge): two types with
+    w_H = 2·w_L and p_H = ½, so L's virtual profile is exactly 0 and the
+    optimum excludes L.  Ipopt kept L's tokens at the barrier's level
+    (x_L ≈ 2.5e-13) and through Q = x^σ (σ = 0.3) that was Q_L = 1.5e-4,
+    t_L = 8.9e-5 (profit flat, right to 3e-12): the Q and t rows failed.  Such
+    items are now put on the exact null item and the program re-solved
+    (accepted: optimal, audited, profit not lower); Q_L = t_L = 0 and H's
+    transfer is the closed form's."""
+    tech = cf.Technology(sigma=0.3, rho=0.0, alpha=(0.5, 0.5), cost=(1.0, 2.0), token_names=("a", "b"))
+    wH, wL = np.array([2.0, 1.0, 0.5]), np.array([1.0, 0.5, 0.25])
+    types = DM.two_type_space(wH, wL, 0.5, "proportional")
+    ref = D.two_type_distribution_menu_general(wH, wL, 0.5, 0.5, tech)
+    assert ref.Q[1] == 0.0
+    s = DM.solve_menu(tech, types, ctx(), "knife", ic="all-pairs", starts={"neutral": DM.neutral_start(tech, types)})
+    assert all(r.status.value == "optimal" for r in s.results.values())
+    assert any("null item" in k for k in s.results)
+    assert s.menu.Q[1] <= 1e-60 and s.menu.t[1] == 0.0 and np.all(s.menu.x[1] == 0.0)
+    assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
+    assert np.allclose(s.menu.t, ref.t, rtol=TOL, atol=TOL * np.max(np.abs(ref.t)))
+    assert s.menu.profit == pytest.approx(ref.profit, rel=1e-9)
