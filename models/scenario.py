@@ -222,11 +222,21 @@ def _classes(v: _V, d: dict, path: str, key: str, required: bool):
     return names, w, c
 
 
+# The most negative CES exponent accepted (tokens and fine-tuning classes).
+# Measured (session 7, repro /tmp/rhob): every regime verifies at rho = -50 on
+# both CES levels (J = 2, K = 2, Beta types, ic = "both"; 34 s), while at -100
+# the Lemma-1 NLP stops with an error and at -700 the menu and cost NLPs do
+# (x^rho leaves double precision once an input is e^(709/|rho|) off its
+# ray); below -50 the CES is within ln(1/alpha_min)/50 of its Leontief limit
+# min_j x_j, so nothing a user can model is lost.
+RHO_MIN = -50.0
+
+
 def _technology(v: _V, d: dict) -> Technology:
     t = v.table(d, "", "technology", required=True)
     v.keys(t, "technology", {"sigma", "rho", "tokens", "fine_tuning"})
     sigma = v.number(t, "technology", "sigma", lo=0, hi=1, lo_open=True, hi_open=True, required=True)
-    rho = v.number(t, "technology", "rho", hi=1, default=0.0)
+    rho = v.number(t, "technology", "rho", lo=RHO_MIN, hi=1, default=0.0)
     names, alpha, cost = _classes(v, t, "technology", "tokens", required=True)
     ft = v.table(t, "technology", "fine_tuning")
     gamma, rho_hat, fnames, ah, ch, b = 0.0, 0.0, [], [], [], None
@@ -234,7 +244,7 @@ def _technology(v: _V, d: dict) -> Technology:
         p = "technology.fine_tuning"
         v.keys(ft, p, {"gamma", "rho", "baseline", "classes"})
         gamma = v.number(ft, p, "gamma", lo=0, hi=1, hi_open=True, required=True)
-        rho_hat = v.number(ft, p, "rho", hi=1, default=0.0)
+        rho_hat = v.number(ft, p, "rho", lo=RHO_MIN, hi=1, default=0.0)
         b = v.number(ft, p, "baseline", lo=0, lo_open=True, default=None)
         if gamma > 0:
             fnames, ah, ch = _classes(v, ft, p, "classes", required=True)

@@ -173,7 +173,7 @@ def draw_rho(d, feats: list, tag: str) -> float:
         return 0.0
     if k == "very-negative":
         feats.append(f"{tag}<<0")
-        return _r(-d.uniform(5.0, 20.0), 4)
+        return _r(-d.uniform(5.0, 50.0), 4)  # down to scenario.RHO_MIN
     if k == "near-one":
         feats.append(f"{tag}~1")
         return _r(d.uniform(0.95, 0.999), 4)

@@ -45,6 +45,11 @@ CASES = [
          ["'technology.sigma'", "= 1", "0 < sigma < 1"]),
     Case("sigma-le-0", {"scenario.toml": edit("sigma = 0.5", "sigma = 0")},
          ["'technology.sigma'", "= 0", "0 < sigma < 1"]),
+    # stranger S7-5: rho = -1e4 was accepted by "rho <= 1" and ended in restoration failures
+    Case("rho-below-min", {"scenario.toml": edit("rho = 0.5", "rho = -1e4")},
+         ["'technology.rho'", "-10000", "-50 <= rho <= 1"]),
+    Case("rho-minus-inf", {"scenario.toml": edit("rho = 0.5", "rho = -inf")},
+         ["'technology.rho'", "-inf", "-50 <= rho <= 1"]),
     Case("negative-token-cost", {"scenario.toml": edit("cost = 4.0", "cost = -4.0")},
          ["'technology.tokens[1].cost'", "-4", "0 < cost"]),
     Case("weights-not-summing-to-1", {"scenario.toml": edit("weight = 0.6", "weight = 0.7")},
