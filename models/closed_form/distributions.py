@@ -800,12 +800,41 @@ def value_scale_theta_cdf_pdf(theta, sigma: float, w_dist=None, s_dist=None):
         # support ends and, piecewise, its interior breakpoints), and s's own
         # breakpoints; undeclared jumps make QUADPACK bisect to its limit
         # (measured: a piecewise w ran > 5 minutes, value_scale_11_0)
-        pts = sorted({p for p in [(tau / b) ** (1 / beta) for b in wb] + sb if slo < p < shi})
-        Fi = integrate.quad(lambda s: float(w_dist.cdf(tau * s**-beta) * s_dist.pdf(s)), max(slo, 1e-300), shi,
-                            points=pts or None, epsrel=QUAD_RTOL, epsabs=0.0, limit=200)[0]
-        fi = integrate.quad(lambda s: float(w_dist.pdf(tau * s**-beta) * s**-beta * s_dist.pdf(s)),
-                            max(slo, 1e-300), shi, points=pts or None, epsrel=QUAD_RTOL, epsabs=0.0, limit=200)[0]
-        F.append(Fi)
+        # Exact outside w's support: for s < s_top = (τ/w_hi)^(1/β), τ s^(−β) > w_hi,
+        # so F_w = 1 and f_w = 0 there (that part of F is F_s(s_top) − F_s(s_lo));
+        # for s > s_bot = (τ/w_lo)^(1/β) (w_lo > 0), F_w = f_w = 0.  Only the
+        # rest goes to QUADPACK: integrated over all of [s_lo, s_hi] the
+        # integrand was constant over most of a range reaching 1e-300 and
+        # QUADPACK warned "probably divergent" / "roundoff" (stranger S7-6,
+        # w ~ Beta(2, 2) on [0, 2], σ = 0.4); with this split and the log
+        # variable below the values agree with the old quadrature to 1e-12
+        # (uniform: the closed form to 2e-16) and raise no warning there
+        wlo_, whi_ = w_dist.support
+        a = max(slo, (tau / whi_) ** (1 / beta)) if tau > 0 else slo
+        b = min(shi, (tau / wlo_) ** (1 / beta)) if (wlo_ > 0 and tau > 0) else shi
+        F0 = float(s_dist.cdf(a) - s_dist.cdf(slo)) if a > slo else 0.0
+        Fi = fi = 0.0
+        if b > a:
+            # in u = ln s (ds = s du): the integrands are powers of s near a
+            # (f_w(τ s^(−β)) s^(−β) ~ s^(−2β) for w's density linear at 0), spanning
+            # many decades when τ is small; in u they are smooth exponentials
+            pts = sorted({np.log(p) for p in [(tau / q) ** (1 / beta) for q in wb] + sb if a < p < b})
+            ua, ub = np.log(max(a, 1e-300)), np.log(b)
+            # absolute floors 1e-6 × QUAD_RTOL of each quantity's natural scale (F: 1;
+            # f: 1/θ̄, θ̄ = w_hi·s_hi^β the top of θ's support): with epsabs = 0,
+            # where F or f is ~0 (τ near θ̄, a density vanishing at w's ends)
+            # QUADPACK warned "roundoff" chasing a relative error of a value ~1e-17;
+            # every use (h_θ = θ − (1 − F)/f inside ∫ S(h_θ) f dθ) weights by f, so
+            # an error 1e-16 of the scale there is far below the profits' 1e-8
+            tb_ = whi_ * shi ** beta
+            epsF, epsf = 1e-6 * QUAD_RTOL, 1e-6 * QUAD_RTOL / max(tb_, 1e-300)
+            Fi = integrate.quad(lambda u: float(w_dist.cdf(tau * np.exp(-beta * u)) * s_dist.pdf(np.exp(u))
+                                                * np.exp(u)), ua, ub,
+                                points=pts or None, epsrel=QUAD_RTOL, epsabs=epsF, limit=200)[0]
+            fi = integrate.quad(lambda u: float(w_dist.pdf(tau * np.exp(-beta * u)) * np.exp((1 - beta) * u)
+                                                * s_dist.pdf(np.exp(u))), ua, ub,
+                                points=pts or None, epsrel=QUAD_RTOL, epsabs=epsf, limit=200)[0]
+        F.append(F0 + Fi)
         f.append(fi)
     return np.array(F), np.array(f)
 
