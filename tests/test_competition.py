@@ -1239,3 +1239,31 @@ def test_task_shares_at_small_sigma_are_resolved(ctx):
     s1, _ = cc.task_shares(Q[0], Q[1], tech.sigma)
     a = np.array([pyo.value(m.a[i]) for i in m.CELLS])
     assert a.mean() == pytest.approx(float(s1), rel=comp.TOL_ASSIGN)
+
+
+@pytest.mark.parametrize("sigma, params, dist", [
+    # competition_81_7 (seed 81): σ + γ_L = 0.94, leader tokens ∝ θ^16, θ ∈ [0.095, 18]
+    (0.4332, {"gamma_L": 0.5042, "gamma_F": 0.0, "c_L": 0.886653, "c_F": 0.81137},
+     {"distribution": "beta", "low": 0.09489, "high": 17.9627, "p": 0.6269, "q": 1.693, "n": 19}),
+    # competition_81_12 (seed 81): σ + γ_L = 0.92, θ ∈ (0, 28]
+    (0.6174, {"gamma_L": 0.3, "gamma_F": 0.0, "c_L": 0.178611, "c_F": 0.038699},
+     {"distribution": "uniform", "low": 0.0, "high": 28.0329, "n": 73}),
+])
+def test_efficient_tokens_below_the_top_types_floor(ctx, sigma, params, dist):
+    """competition_81_7 / 81_12 (seed 81): at σ + γ_L ≈ 0.93 a low type's optimal leader tokens are
+    ~1e-17 of the top type's (q ∝ θ^(1/(1−η))), below FLOOR_TWO_MODEL·τ_top.  The leader-only program
+    pinned them at that floor, the per-type best then put them on the fringe: q[fringe] off by a
+    relative 5.6 and 67.  Token variables are now in each type's own first-best units (floor relative
+    to them), and every type's model and tokens are the closed form's."""
+    theta, mass = _scn_types(dist)
+    models = comp._two_models(sigma, params)
+    res = RegimeResult("competition")
+    eff = comp._efficient(res, models, theta, mass, ctx)
+    assert res.solves["efficient"].ok
+    use = cc.efficient_model(models, theta)
+    served = theta > 0
+    for k in np.flatnonzero(served):
+        q_ref = float(cc.first_best_quality(models[use[k]], theta[k])) ** (1 / models[use[k]].eta)
+        assert eff["q"][k, use[k]] == pytest.approx(q_ref, rel=TOL), k
+        assert eff["q"][k, 1 - use[k]] <= TOL * q_ref, k
+    assert max(r.iterations for r in res.solves.values()) <= 300

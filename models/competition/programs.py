@@ -14,7 +14,7 @@ from models.closed_form import competition as cc
 from models.closed_form import cost as cf
 from .audits import buyer_value_numeric, FLOOR, fringe_topup_numeric
 from .units import (
-    _leader_scales, _leader_units, _model_tokens, _nondim, _pooled, _quality_scale, tuned_units,
+    _fb_tokens, _leader_scales, _leader_units, _model_tokens, _nondim, _pooled, _quality_scale, tuned_units,
     _type_surplus, _units,
 )
 
@@ -97,24 +97,45 @@ def _scale_two_model(m, models, theta, objective):
             sf[c] = 1.0 / scale
 
 
-def _two_model_vars(m, models, theta, q0):
+def _two_model_vars(m, models, theta, q0, tau=None):
     """Token variables ``m.q[k, ℓ] = q_{kℓ}/τ_ℓ ≥ floor`` (τ_ℓ = :func:`_model_tokens`: O(1) per
     model — one token unit for both models left the weaker model's tokens ~1e-19 of it, below
     the floor, at σ+γ_L = 0.89, measured), pooled value ``Σ_ℓ (τ_ℓ x)^(η_ℓ/σ)``, spend
-    ``Σ_ℓ c_ℓ τ_ℓ x``.  ``q0`` in linear-cost units of the (nondimensional) program."""
+    ``Σ_ℓ c_ℓ τ_ℓ x``.  ``q0`` in linear-cost units of the (nondimensional) program.
+    ``tau`` (N, 2): per-type units τ_kℓ instead (:func:`_efficient_units`)."""
     s = models.sigma
-    tau = m._tau = _model_tokens(models, theta)
+    N = len(theta)
+    tau = m._tau = _model_tokens(models, theta) if tau is None else np.asarray(tau, float)
     x0 = np.asarray(q0, float) / tau
-    a = tau ** np.array([mm.eta / s for mm in models])
+    a = np.broadcast_to(tau ** np.array([mm.eta / s for mm in models]), (N, len(models)))
+    tk = np.broadcast_to(tau, (N, len(models)))
     m.TYPES = pyo.RangeSet(0, len(theta) - 1)
     m.MODELS = pyo.RangeSet(0, len(models) - 1)
     m.theta = pyo.Param(m.TYPES, initialize=dict(enumerate(np.asarray(theta, float))))
     m.q = pyo.Var(m.TYPES, m.MODELS, bounds=(FLOOR_TWO_MODEL, None),
                   initialize=lambda m, k, l: max(x0[k, l], FLOOR_TWO_MODEL))
-    m.pooled = pyo.Expression(m.TYPES, rule=lambda m, k: sum(float(a[l]) * m.q[k, l] ** (models[l].eta / s)
+    m.pooled = pyo.Expression(m.TYPES, rule=lambda m, k: sum(float(a[k, l]) * m.q[k, l] ** (models[l].eta / s)
                                                              for l in m.MODELS))
-    m.spend = pyo.Expression(m.TYPES, rule=lambda m, k: sum(models[l].c * float(tau[l]) * m.q[k, l]
+    m.spend = pyo.Expression(m.TYPES, rule=lambda m, k: sum(models[l].c * float(tk[k, l]) * m.q[k, l]
                                                             for l in m.MODELS))
+
+
+UNIT_POOLED_MIN = 1e-250
+"""Smallest per-type token unit, as the share of the top type's pooled tokens it contributes:
+τ_kℓ ≥ τ_ℓ·UNIT_POOLED_MIN^(σ/η_ℓ), so the coefficient τ_kℓ^(η_ℓ/σ) of the pooled value stays a
+normal double (θ = 0 has no first best; q ∝ θ^(1/(1−η)) reaches 1e-37 of the top's at
+σ + γ_L = 0.94 on θ_min/θ_max = 0.005, competition_81_7)."""
+
+
+def _efficient_units(models, theta) -> np.ndarray:
+    """Per-type token units (N, 2) of the efficient programs: each type's own first-best tokens on
+    each model alone (a scale only; the program's optimum is not derived from it).  With the top
+    type's τ_ℓ as the unit for every type, the floor FLOOR_TWO_MODEL·τ_ℓ lay above a low type's optimal
+    tokens when q ∝ θ^16 (σ + γ_L = 0.94: 1e-17 of the top's), the leader-only program pinned them
+    there and the per-type best put them on the fringe (competition_81_7, 81_12: q off by 5.6, 67)."""
+    tau = _model_tokens(models, theta)
+    lo = tau * UNIT_POOLED_MIN ** np.array([models.sigma / mm.eta for mm in models])
+    return np.maximum(_fb_tokens(models, np.asarray(theta, float)), lo[None, :])
 
 
 def build_efficient(models, theta, mass, q0, only=None, weights=None):
@@ -143,10 +164,13 @@ def build_efficient(models, theta, mass, q0, only=None, weights=None):
     s = models.sigma
     m = pyo.ConcreteModel(name="efficient_two_models")
     m._units, m._models = u, models
-    _two_model_vars(m, models, th, q0)
+    _two_model_vars(m, models, th, q0, tau=_efficient_units(models, th))
     if isinstance(weights, str):  # "per-type": O(1) terms, from the start's own surplus
         S0 = np.abs(_type_surplus(models, th, np.maximum(np.asarray(q0, float), FLOOR_TWO_MODEL * m._tau)))
-        weights = 1.0 / np.maximum(S0, 1e-12 * max(float(np.max(S0)), 1e-300))
+        # no 1e-12·max(S0) cap: with per-type units the terms stay O(1) down to S ~ 1e-37 of the top's
+        # (the cap left competition_81_12's second type, S ~ 1e-21 of the top's, 0.5 % off; θ = 0 types,
+        # S0 = 0, are fixed below and 1e-280 only keeps 1/S0 finite)
+        weights = 1.0 / np.maximum(S0, 1e-280 * max(float(np.max(S0)), 1e-300))
         per_type = True
     else:
         per_type = False
@@ -154,15 +178,14 @@ def build_efficient(models, theta, mass, q0, only=None, weights=None):
     m.surplus = pyo.Objective(expr=sum(m.p[k] * (m.theta[k] * m.pooled[k] ** s - m.spend[k]) for k in m.TYPES),
                               sense=pyo.maximize)
     _scale_two_model(m, models, th, m.surplus)
-    if per_type:  # each type's term O(1), each type's tokens in units of its start
+    if per_type:  # each type's term O(1); its tokens are O(1) by construction (_efficient_units)
         m.scaling_factor[m.surplus] = 1.0 / len(th)
-        q0a = np.asarray(q0, float) / m._tau  # in the variables' units
+    for k in np.flatnonzero(th <= 0):  # θ = 0: no value, positive cost — nothing; fixed (constants in the NL
+        # file) rather than left at the floor of a unit it does not have (no first best: the barrier kept
+        # its tokens ~1e-248, far above 1e-16 of the stand-in unit, and its V ~ floor^σ was read as served)
         for l in m.MODELS:
-            if only == 1 - l or float(np.max(q0a[:, l])) <= 0:
-                continue  # fixed, or no start scale: the global token scale stays
-            ql = np.maximum(q0a[:, l], 1e-12 * float(np.max(q0a[:, l])))
-            for k in m.TYPES:
-                m.scaling_factor[m.q[k, l]] = 1.0 / ql[k]
+            m.q[k, l].setlb(0.0)
+            m.q[k, l].fix(0.0)
     if only is not None:  # single-model program: the other model's tokens fixed at 0
         # (fixed variables are constants in the NL file, so ASL never differentiates 0^r).  Not at the
         # floor: FLOOR_TWO_MODEL is relative to the top type's tokens τ_ℓ, and a type whose own tokens
@@ -171,7 +194,9 @@ def build_efficient(models, theta, mass, q0, only=None, weights=None):
         for k in m.TYPES:
             m.q[k, 1 - only].setlb(0.0)
             m.q[k, 1 - only].fix(0.0)
-            del m.scaling_factor[m.q[k, 1 - only]]  # fixed: not in the NL file
+    for v in m.q.values():
+        if v.fixed and v in m.scaling_factor:
+            del m.scaling_factor[v]  # fixed: not in the NL file
     return m
 
 

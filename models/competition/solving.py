@@ -16,7 +16,7 @@ from .audits import (
 )
 from .units import _fb_tokens, _leader_scales, _model_labels, _model_tokens, _pooled, _switches, _type_surplus
 from .programs import (
-    build_efficient, build_leader_nondim, build_leader_tuned, build_monopolist, build_monopolist_assigned,
+    build_efficient, _efficient_units, build_leader_nondim, build_leader_tuned, build_monopolist, build_monopolist_assigned,
     FLOOR, FLOOR_TWO_MODEL, LeaderMenu, read_leader, _read_q, _read_t, _read_V,
 )
 
@@ -265,8 +265,9 @@ def _efficient(res, models, theta, mass, ctx):
     # type with θ = 0 sits there (for θ > 0 the marginal value of the η = σ model is infinite at V = 0),
     # but V = (Σ q^(η/σ))^σ is not Lipschitz at 0: at σ = 0.1 the floor 1e-16·τ alone gave V = 2.3e-2 of
     # the top type's V (competition_70_35; 70_12: 1.2e-6) while every token row passed at 3e-11.
-    floor = FLOOR_TWO_MODEL * _model_tokens(models, theta)
-    q_out = np.where(q_out <= 2 * floor[None, :], 0.0, q_out)
+    # The floor is relative to each type's own token unit (programs._efficient_units).
+    floor = FLOOR_TWO_MODEL * _efficient_units(models, theta)
+    q_out = np.where(q_out <= 2 * floor, 0.0, q_out)
     obj_out = float(np.sum(mass * _type_surplus(models, theta, q_out))) if used.startswith("per-type") else obj_out
     _mixing_audit(res, models, _pooled(models, q_out) ** models.sigma, q_out, "efficient_mixing_audit")
     return {"q": q_out, "objective": obj_out}
