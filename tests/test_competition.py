@@ -1248,6 +1248,11 @@ def test_task_shares_at_small_sigma_are_resolved(ctx):
     # competition_81_12 (seed 81): σ + γ_L = 0.92, θ ∈ (0, 28]
     (0.6174, {"gamma_L": 0.3, "gamma_F": 0.0, "c_L": 0.178611, "c_F": 0.038699},
      {"distribution": "uniform", "low": 0.0, "high": 28.0329, "n": 73}),
+    # competition_81_3 (seed 81): σ = 0.27, σ + γ_L = 0.95: the leader sets the quality unit and the
+    # nondimensional c_F is 2e112; q[fringe] was off by 21, and with per-type units alone the fringe-only
+    # program ended 'error' at iteration 0 (pooled ~ 1e-158: its Hessian term overflowed)
+    (0.2709, {"gamma_L": 0.6755, "gamma_F": 0.0, "c_L": 0.0631618, "c_F": 0.055971},
+     {"distribution": "piecewise", "breakpoints": [0.0, 17.6796], "masses": [1.0], "n": 33}),
 ])
 def test_efficient_tokens_below_the_top_types_floor(ctx, sigma, params, dist):
     """competition_81_7 / 81_12 (seed 81): at σ + γ_L ≈ 0.93 a low type's optimal leader tokens are
@@ -1260,6 +1265,7 @@ def test_efficient_tokens_below_the_top_types_floor(ctx, sigma, params, dist):
     res = RegimeResult("competition")
     eff = comp._efficient(res, models, theta, mass, ctx)
     assert res.solves["efficient"].ok
+    assert (res.tables["efficient_starts"].status == "optimal").all(), res.tables["efficient_starts"].to_string()
     use = cc.efficient_model(models, theta)
     served = theta > 0
     for k in np.flatnonzero(served):

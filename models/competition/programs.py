@@ -97,17 +97,20 @@ def _scale_two_model(m, models, theta, objective):
             sf[c] = 1.0 / scale
 
 
-def _two_model_vars(m, models, theta, q0, tau=None):
+def _two_model_vars(m, models, theta, q0, tau=None, norm=None):
     """Token variables ``m.q[k, ℓ] = q_{kℓ}/τ_ℓ ≥ floor`` (τ_ℓ = :func:`_model_tokens`: O(1) per
     model — one token unit for both models left the weaker model's tokens ~1e-19 of it, below
     the floor, at σ+γ_L = 0.89, measured), pooled value ``Σ_ℓ (τ_ℓ x)^(η_ℓ/σ)``, spend
     ``Σ_ℓ c_ℓ τ_ℓ x``.  ``q0`` in linear-cost units of the (nondimensional) program.
-    ``tau`` (N, 2): per-type units τ_kℓ instead (:func:`_efficient_units`)."""
+    ``tau`` (N, 2): per-type units τ_kℓ instead (:func:`_efficient_units`); ``norm`` (N,): the pooled
+    value is then divided by it per type (:func:`build_efficient`)."""
     s = models.sigma
     N = len(theta)
     tau = m._tau = _model_tokens(models, theta) if tau is None else np.asarray(tau, float)
     x0 = np.asarray(q0, float) / tau
     a = np.broadcast_to(tau ** np.array([mm.eta / s for mm in models]), (N, len(models)))
+    if norm is not None:
+        a = a / np.asarray(norm, float)[:, None]
     tk = np.broadcast_to(tau, (N, len(models)))
     m.TYPES = pyo.RangeSet(0, len(theta) - 1)
     m.MODELS = pyo.RangeSet(0, len(models) - 1)
@@ -164,9 +167,21 @@ def build_efficient(models, theta, mass, q0, only=None, weights=None):
     s = models.sigma
     m = pyo.ConcreteModel(name="efficient_two_models")
     m._units, m._models = u, models
-    _two_model_vars(m, models, th, q0, tau=_efficient_units(models, th))
+    # Per-type units τ_kℓ, and the pooled value Σ_ℓ (τ_kℓ x)^(η_ℓ/σ) divided by P_k = the largest
+    # coefficient τ_kℓ^(η_ℓ/σ) among the free models, with θ_k P_k^σ moved into the value's coefficient:
+    # pooled̃ = O(1) at a type's optimum.  Unnormalised, pooled ~ 1e-158 for the fringe when the leader
+    # sets the quality unit (competition_81_3, σ = 0.27, η_L = 0.95: nondimensional c_F = 2e112) and
+    # the Hessian term pooled^(σ−2) times the per-type weight overflowed (Ipopt 'error' at iteration 0).
+    tau = _efficient_units(models, th)
+    free = [only] if only is not None else list(range(len(models)))
+    P = np.max((tau ** np.array([mm.eta / s for mm in models]))[:, free], axis=1)
+    P = np.where(th > 0, P, 1.0)
+    _two_model_vars(m, models, th, q0, tau=tau, norm=P)
     if isinstance(weights, str):  # "per-type": O(1) terms, from the start's own surplus
-        S0 = np.abs(_type_surplus(models, th, np.maximum(np.asarray(q0, float), FLOOR_TWO_MODEL * m._tau)))
+        q0s = np.maximum(np.asarray(q0, float), FLOOR_TWO_MODEL * m._tau)
+        if only is not None:  # the other model is fixed at 0, not at its floor: the floor's spend is
+            q0s[:, 1 - only] = 0.0  # ~ a low type's own fringe spend at η_L = 0.95 (competition_81_3)
+        S0 = np.abs(_type_surplus(models, th, q0s))
         # no 1e-12·max(S0) cap: with per-type units the terms stay O(1) down to S ~ 1e-37 of the top's
         # (the cap left competition_81_12's second type, S ~ 1e-21 of the top's, 0.5 % off; θ = 0 types,
         # S0 = 0, are fixed below and 1e-280 only keeps 1/S0 finite)
@@ -174,8 +189,10 @@ def build_efficient(models, theta, mass, q0, only=None, weights=None):
         per_type = True
     else:
         per_type = False
-    m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(p if weights is None else np.asarray(weights, float))))
-    m.surplus = pyo.Objective(expr=sum(m.p[k] * (m.theta[k] * m.pooled[k] ** s - m.spend[k]) for k in m.TYPES),
+    w = p if weights is None else np.asarray(weights, float)
+    m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(w)))
+    m.vc = pyo.Param(m.TYPES, initialize=dict(enumerate(w * th * P ** s)))  # w_k θ_k P_k^σ
+    m.surplus = pyo.Objective(expr=sum(m.vc[k] * m.pooled[k] ** s - m.p[k] * m.spend[k] for k in m.TYPES),
                               sense=pyo.maximize)
     _scale_two_model(m, models, th, m.surplus)
     if per_type:  # each type's term O(1); its tokens are O(1) by construction (_efficient_units)
