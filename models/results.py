@@ -130,7 +130,8 @@ class RegimeResult:
 
 def distinct(value: float, limit: float, style: str = "e", digits: int = 2) -> tuple[str, str]:
     """``value`` and ``limit`` as text.  The limit gets the fewest significant digits that
-    give it to 1e-9 (1e-06, 0.003, 1.000001); the value gets at least ``digits`` and as many
+    give it to 1e-9 (1e-06, 0.003, 1.000001), at most 3 when the value is more than 1 %
+    away from it (a derived limit such as 1.892533897e-02 prints as 1.89e-02); the value gets at least ``digits`` and as many
     more (at most 12) as it takes to be told from the limit on the right side: a bound row
     at 1.000134 against 1.000001 prints as 1.00013 > 1.000001, not as 1.00e+00 > 1e+00.
     ``style`` "e" gives scientific notation, "g" the shorter of the two."""
@@ -139,6 +140,8 @@ def distinct(value: float, limit: float, style: str = "e", digits: int = 2) -> t
     if not (np.isfinite(value) and np.isfinite(limit)):
         return f(value, digits), f(limit, 1)
     dl = next((d for d in range(1, 13) if abs(float(f(limit, d)) - limit) <= 1e-9 * abs(limit)), 12)
+    if abs(value - limit) > 1e-2 * abs(limit):  # far apart: 3 digits of a derived limit are enough
+        dl = min(dl, 3)
     sl = f(limit, dl)
     dv = digits
     while dv < 12 and value != limit:

@@ -1446,6 +1446,62 @@ grid = "equal-spacing"
     assert sum("successive differences" in n for n in res.notes) == 2
 
 
+def test_richardson_with_three_sizes_bounds_the_remainder_by_a_fourth_exact_size(tmp_path):
+    """budget_91_6 (seed-91 run: uniform [0, 3.2414], baseline fine-tuning,
+    σ + γ = 0.95, equal-mass, sizes 20, 40, 80): the consumer surplus's
+    Richardson limit was 1.7e-2 off the continuous closed form against an
+    estimate |L − L₁| = 4.5e-3, with differences falling 1.91x (the premise
+    test passed), and the run failed.  The closed forms are right: the
+    limits of the exact discrete menus from successive triples converge to
+    the continuous value (errors 1.7e-2, 2.5e-3, 3.0e-4, 2.8e-5, falling
+    > 5x).  With three sizes the estimate now also takes the change of the
+    limit from (N0/2, N0, 2N0) to (N0, 2N0, 4N0) on the exact menus."""
+    scn = _scenario_text(tmp_path, _toml_of("""[technology]
+sigma = 0.5691
+rho = -31.83
+[[technology.tokens]]
+name = "tok1"
+weight = 0.473081
+cost = 0.0503435
+[[technology.tokens]]
+name = "tok2"
+weight = 0.325366
+cost = 1.79373
+[[technology.tokens]]
+name = "tok3"
+weight = 0.2015530000000001
+cost = 1.75992
+[technology.fine_tuning]
+gamma = 0.3809
+baseline = 0.0138809
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 1.0
+cost = 0.339168
+""", """[types]
+distribution = "uniform"
+low = 0.0
+high = 3.2414
+n = 42
+grid = "equal-mass"
+"""))
+    tech = scn.technology
+    ref = cb.continuous_welfare(tech, scn.types, cb.continuous_solution(tech, scn.types))["consumer_surplus"]
+    Ns = [10, 20, 40, 80, 160, 320]
+    CS = np.array([cb.discrete_menu(tech, *scn.types.discretise(n, scn.grid)).consumer_surplus() for n in Ns])
+    errs = [abs(budgets.richardson(Ns[i:i + 3], CS[i:i + 3])[0] - ref) for i in range(len(Ns) - 2)]
+    assert all(a > 4 * b for a, b in zip(errs[1:-1], errs[2:]))  # the continuous side is right
+    L, err3 = budgets.richardson(Ns[1:4], CS[1:4])
+    assert abs(L - ref) > 3 * err3  # |L − L₁| alone misses the 20-40-80 limit's error
+    L4, err4 = budgets.richardson(Ns[:4], CS[:4])
+    assert L4 == L and abs(L - ref) <= err4
+    res = budgets.RegimeResult(budgets.NAME)
+    budgets._convergence(res, tech, scn, ctx(), [20, 40, 80], "pyomo")
+    lim = [c for c in res.checks if (c["check"] == "continuous_limit").any()]
+    assert len(lim) == 2 and all(c["passed"].all() for c in lim), [c.to_dict("records") for c in lim]
+    assert all("Richardson" in c["quantity"].iloc[0] for c in lim)  # still a Richardson claim, not the a priori bound
+
+
 def test_finer_grid_bounds_are_tight_enough_to_fail(tmp_path):
     """Issue 11 'finer_grid_choice': the U row's a priori bound is derived
     (finer_grid_bounds) and within a factor ~5 of what a correct menu attains
