@@ -598,41 +598,32 @@ def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel
     # deviators and cheaper.  Left free, their variables are determined by
     # nothing (no value, zero mass in any row that binds) and Ipopt stopped
     # "acceptable" after 322 iterations on the 10×10 grid (31 without them)
-    for k in np.flatnonzero(a <= 0):
-        k = int(k)
+    def fix_item(k, z, g_lb_zero=False):
+        """Item k fixed at t = 0, no tokens, z at ``z``; its gain rows off.  Fixed
+        variables are not in the NL file, so they get no scaling factor either."""
         fixed = [m.t[k]]
         m.t[k].fix(0.0)
         for i in range(B):
             m.gain[k, i].deactivate()
             sf.clear_value(m.gain[k, i])
+            if g_lb_zero:
+                m.g[k, i].setlb(0.0)
             m.g[k, i].fix(0.0)
             fixed += [m.g[k, i]] + [m.x[k, i, j] for j in toks]
             for j in toks:
                 m.x[k, i, j].fix(0.0)
         if tech.K:
             for kk in fts:
-                m.z[k, kk].fix(float(zlo_l[k]))
-                fixed.append(m.z[k, kk])
-        for c in fixed:  # fixed: not in the NL file, so no scaling factor either
-            sf.clear_value(c)
-    for k in np.flatnonzero(twin != np.arange(M)):
-        k = int(k)  # a twin: no variables of its own (MenuProblem.arrays copies its representative's item)
-        fixed = [m.t[k]]
-        m.t[k].fix(0.0)
-        for i in range(B):
-            m.gain[k, i].deactivate()
-            sf.clear_value(m.gain[k, i])
-            m.g[k, i].setlb(0.0)
-            m.g[k, i].fix(0.0)
-            fixed += [m.g[k, i]] + [m.x[k, i, j] for j in toks]
-            for j in toks:
-                m.x[k, i, j].fix(0.0)
-        if tech.K:
-            for kk in fts:
-                m.z[k, kk].fix(m.z[k, kk].lb)
+                m.z[k, kk].fix(z(kk))
                 fixed.append(m.z[k, kk])
         for c in fixed:
             sf.clear_value(c)
+
+    for k in np.flatnonzero(a <= 0):
+        fix_item(int(k), lambda kk, k=int(k): float(zlo_l[k]))
+    for k in np.flatnonzero(twin != np.arange(M)):
+        # a twin: no variables of its own (MenuProblem.arrays copies its representative's item)
+        fix_item(int(k), lambda kk, k=int(k): m.z[k, kk].lb, g_lb_zero=True)
     # cells an item's owner does not value get no tokens: g = x = 0, no gain
     # row.  Exact (MenuProblem.arrays' argument): such tokens are worth
     # nothing to the owner (IR_l and every row (l, k) see only the owner's

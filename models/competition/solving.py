@@ -118,10 +118,15 @@ def _cutoff_search(f, lo: int, hi: int, better=None) -> int:
             b = c
         else:
             a = c + 1
-    cut = a
     # the walk starts from the best cut-off evaluated so far: a start that ends in a worse local
     # optimum than its cut-off deserves breaks the shape and can send the bisection past the best
     # one (competition_50_13: f(5) < f(4) < f(8), the search ended at 4 and never tried 6, 7)
+    return _walk_from_best(g, seen, a, lo, hi, better)
+
+
+def _walk_from_best(g, seen: dict, cut: int, lo: int, hi: int, better) -> int:
+    """From the best cut-off in ``seen`` (if better than ``cut``), step to a neighbouring
+    cut-off on [lo, hi] while one improves; ``g`` is the memoised profit filling ``seen``."""
     top = max(seen, key=seen.get) if seen else cut
     if better(g(top), g(cut)):
         cut = top
@@ -171,15 +176,7 @@ def _global_cutoff(f, lo: int, hi: int, better=None) -> int:
             else np.unique(np.linspace(cut, hi, COARSE_SCAN).round().astype(int)))
     for c in grid:
         g(int(c))
-    top = max(seen, key=seen.get)
-    if better(g(top), g(cut)):
-        cut = top
-    while True:
-        nb = [c for c in (cut - 1, cut + 1) if lo <= c <= hi]
-        best = max(nb, key=g)
-        if not better(g(best), g(cut)):
-            return cut
-        cut = best
+    return _walk_from_best(g, seen, cut, lo, hi, better)
 
 
 @dataclass
