@@ -657,3 +657,58 @@ def test_ironed_reference_beats_a_known_monotone_schedule(grid):
     assert ref["ironed"] and (5, 5) in ref["blocks"] and (6, 7) in ref["blocks"]
     assert ref["profit"] >= lower - 1e-12 * abs(lower)
     assert ref["profit"] == pytest.approx(ref["virtual_objective"], rel=1e-12)
+
+
+# competition_91_9 (seed 91): piecewise density with a spike of mass 0.40 on [0.7917, 0.79909]
+DIST_91_9 = TypeDistribution("piecewise", breakpoints=[0.7917, 0.79909, 1.2172, 1.6729, 1.7917],
+                             masses=[0.396575, 0.193621, 0.193855, 0.215949])
+LF_91_9 = C.LeaderFringe(sigma=0.6568, gamma_L=0.2227, c_L=0.636046, c_F=0.59999)
+
+
+def test_theta_hi_is_the_limit_to_interior_boundary_after_a_density_spike():
+    """competition_91_9: on the spike h ≈ θ, so q^int > q̂ there, and h drops to −0.47 right after it.
+    θ_hi was the first sign change of q^int − q̂ (the spike's end 0.79909, below θ_lo = 0.989, where
+    nobody buys from the leader); the NLP and the discrete closed form switch from limit pricing to
+    q^int near 1.49.  Reference: the regions of an independent brute force of the pointwise problem
+    (numeric top-up, finite-difference u_θ, the density's own hazard, grid search in q)."""
+    lf, dist = LF_91_9, DIST_91_9
+    lo, hi = dist.support
+    th = np.linspace(lo + 1e-6, hi - 1e-6, 301)
+    q = np.geomspace(1e-2, 1e4, 801)  # the menu's q_L run 0.73 … 1.9e3
+    haz = dist.sf(th) / dist.pdf(th)
+    eps = 1e-6
+
+    def J(t, qq, hz):  # u − u_θ (1 − F)/f − c_L q, all numeric
+        u = numeric_u(lf, t, qq)[1]
+        ut = (numeric_u(lf, t + eps, qq)[1] - numeric_u(lf, t - eps, qq)[1]) / (2 * eps)
+        return u - ut * hz - lf.c_L * qq
+
+    T, Qg = np.meshgrid(th, q, indexing="ij")
+    D = J(T, Qg, haz[:, None]) - J(th, np.zeros_like(th), haz)[:, None]
+    i = np.argmax(D, axis=1)
+    served = D[np.arange(len(th)), i] > 1e-9
+
+    def topup(t, qq):  # the buyer's numeric fringe top-up at leader quantity qq
+        A = qq ** lf.r
+        top = (np.maximum(t, 1e-12) / lf.c_F) ** (1 / (1 - lf.sigma)) + 1.0
+        return golden_max(lambda x: t * (A + x) ** lf.sigma - lf.c_F * x, np.zeros_like(A), top)[0]
+
+    # limit pricing: the argmax is the first grid q without a top-up (q̂ within one q-step)
+    limit = topup(th, q[np.maximum(i - 1, 0)]) > 1e-9
+    reg = np.where(~served, 0, np.where(limit, 1, 2))
+    ch = [(th[j], th[j + 1], reg[j], reg[j + 1]) for j in np.nonzero(np.diff(reg))[0]]
+    assert [(a, b) for _, _, a, b in ch] == [(0, 1), (1, 2)]
+    d = C.leader_thresholds(lf, dist)
+    assert d["middle_nonempty"] and d["theta_lo"] < d["theta_hi"]
+    step = th[1] - th[0]
+    # entry: Δ(θ, q̂) crosses 0 with slope ~ c_F r q̂^(r−1) q̂' − c_L q̂' and the q-grid misses q̂ by up to
+    # one step (dlog = 0.017): ~2 θ-steps; interior: q^int/q̂ must exceed one q-step, which moves the
+    # brute-force switch up by dlog / (d ln(q^int/q̂)/dθ ≈ 20) ≈ 1e-3 — one θ-step of margin for each
+    assert ch[0][0] - 2 * step <= d["theta_lo"] <= ch[0][1] + 2 * step
+    assert ch[1][0] - step <= d["theta_hi"] <= ch[1][1] + step
+    # the failing run's row: NLP midpoint 1.49345 (types 1.48468 | 1.50223, N = 57) within one grid step
+    assert abs(d["theta_hi"] - 0.5 * (1.48468246 + 1.50222632)) <= 1.50222632 - 1.48468246
+    # and the scan of the closed-form schedule itself has its 1 → 2 boundary there
+    b = C.region_boundaries(lf, dist)
+    assert [(f, t) for _, f, t in b] == [(0, 1), (1, 2)]
+    assert b[1][0] == pytest.approx(d["theta_hi"], abs=(hi - lo) / (C.SCAN_POINTS - 1))

@@ -348,7 +348,7 @@ def monopolist_continuous(models, dist: TypeDistribution, theta) -> dict:
     t = np.atleast_1d(np.asarray(theta, float))
     V, idx = monopolist_allocation(models, dist.virtual_value(t))
     lo, hi = dist.support
-    brk = [exclusion_type(dist), monopolist_switch_type(models, dist)]
+    brk = [exclusion_type(dist), monopolist_switch_type(models, dist), *_density_breaks(dist)]
     fV = lambda s: monopolist_allocation(models, dist.virtual_value(s))[0]  # noqa: E731
     U = _cumulative_integral(fV, lo, t, brk)
     Q = np.stack([np.where(idx == l, V, 0.0) for l in range(len(models))])
@@ -358,7 +358,7 @@ def monopolist_continuous(models, dist: TypeDistribution, theta) -> dict:
 def monopolist_continuous_summary(models, dist: TypeDistribution) -> dict:
     r"""Profit :math:`E[hV-K(V)]`, consumer surplus :math:`\int(1-F)V\,d\theta`, total
     :math:`E[\theta V-K(V)]` (quadrature, breakpoints at exclusion and switch)."""
-    brk = [exclusion_type(dist), monopolist_switch_type(models, dist)]
+    brk = [exclusion_type(dist), monopolist_switch_type(models, dist), *_density_breaks(dist)]
 
     def alloc(s):
         return monopolist_allocation(models, dist.virtual_value(s))[0]
@@ -670,11 +670,32 @@ def theta_lo(lf: LeaderFringe) -> float:
     return lf.c_F / s * (lf.c_L / lf.c_F) ** ((1 - s) * (s + g) / g)
 
 
+def _interior_excess(lf: LeaderFringe, dist: TypeDistribution, theta) -> np.ndarray:
+    r""":math:`g(\theta)=\eta h(\theta)-c_L\hat q(\theta)^{1-\eta}`: > 0 iff :math:`q^{int}(\theta)>\hat q(\theta)`."""
+    return lf.eta * dist.virtual_value(theta) - lf.c_L * limit_quality(lf, theta) ** (1 - lf.eta)
+
+
 def theta_hi(lf: LeaderFringe, dist: TypeDistribution) -> float:
-    r"""θ_hi: first root of :math:`q^{int}(\theta)=\hat q(\theta)`, written
-    :math:`\eta h(\theta)=c_L\hat q(\theta)^{1-\eta}` (docs/model.md §2.7).  NaN if none in the support."""
-    return _first_root(lambda t: lf.eta * dist.virtual_value(t) - lf.c_L * limit_quality(lf, t) ** (1 - lf.eta),
-                       *dist.support)
+    r"""θ_hi: where :math:`q^{int}` rises above :math:`\hat q`, i.e. an up-crossing of
+    :math:`g=\eta h-c_L\hat q^{1-\eta}` (docs/model.md §2.7) -- the one that belongs to the
+    leader's entry at θ_lo.  With :math:`a=\theta_{lo}` clipped to the support:
+
+    * g(a) ≤ 0 (the middle region is non-empty, :func:`middle_region_nonempty_spec`): the
+      first up-crossing on [a, θ_max], the first interior type after limit pricing began;
+    * g(a) > 0 (empty middle): the lower end of the stretch of g > 0 that holds a (the last
+      up-crossing on [θ_min, a]); NaN if g > 0 on all of it.
+
+    NaN if there is no such crossing.  When :math:`q^{int}/\hat q` is increasing (uniform,
+    regular h) g has one root and this is it.  A non-monotone h has more: competition_91_9's
+    density spike (mass 0.40 on [0.7917, 0.7991]) keeps h ≈ θ there, g > 0 on the spike and
+    g < 0 after it, and the first sign change, 0.7991, was taken for θ_hi, below θ_lo = 0.989
+    (the spike's types buy nothing: Δ(θ, q^int) < 0 there); the region boundary is 1.49."""
+    lo, hi = dist.support
+    a = min(max(theta_lo(lf), lo), hi)
+    g = lambda t: _interior_excess(lf, dist, t)  # noqa: E731
+    if float(g(a)) <= 0:
+        return _first_upcrossing(g, a, hi) if a < hi else np.nan
+    return _last_upcrossing(g, lo, a)
 
 
 def middle_region_nonempty_spec(lf: LeaderFringe, dist: TypeDistribution) -> bool:
@@ -758,9 +779,16 @@ def _rent_density(lf: LeaderFringe, dist: TypeDistribution, theta) -> np.ndarray
     return buyer_value_theta(lf, theta, q) - buyer_value_theta(lf, theta, 0.0)
 
 
+def _density_breaks(dist: TypeDistribution) -> list[float]:
+    """Inner breakpoints of a piecewise density: h jumps there, and with it q^int, V and the rent
+    density, so quadrature pieces must end there (competition_91_9: a Gauss–Legendre piece across
+    the jump at 1.6729 left the continuous U 6e-4 (1e-5 relative) off)."""
+    return list(dist.breakpoints[1:-1]) if dist.kind == "piecewise" else []
+
+
 def _breaks(lf, dist) -> list[float]:
     d = leader_thresholds(lf, dist)
-    return [d["theta_lo"], d["theta_hi"], d["theta_star"]]
+    return [d["theta_lo"], d["theta_hi"], d["theta_star"], *_density_breaks(dist)]
 
 
 def leader_continuous(lf: LeaderFringe, dist: TypeDistribution, theta) -> dict:
@@ -1137,6 +1165,21 @@ def _first_upcrossing(fun, lo: float, hi: float) -> float:
     i = pos[0]
     if i == 0:
         return float(lo)
+    if v[i - 1] == 0:
+        return float(t[i - 1])
+    return _bracketed_upcrossing(fun, float(t[i - 1]), float(t[i]))
+
+
+def _last_upcrossing(fun, lo: float, hi: float) -> float:
+    """Last θ on [lo, hi] where fun turns from ≤ 0 (or NaN) to > 0 (scan + root); NaN if fun
+    is > 0 from lo on or never > 0 after a point where it is ≤ 0."""
+    t = np.linspace(lo, hi, SCAN_POINTS)
+    v = np.asarray(fun(t), float)
+    pos = v > 0
+    up = np.nonzero(pos[1:] & ~pos[:-1])[0]
+    if len(up) == 0:
+        return np.nan
+    i = int(up[-1]) + 1
     if v[i - 1] == 0:
         return float(t[i - 1])
     return _bracketed_upcrossing(fun, float(t[i - 1]), float(t[i]))
