@@ -1135,3 +1135,39 @@ def test_budget_nlp_light_theta_groups_in_weight_bands():
     assert len(rows) == 3 and all(df["passed"].all() for df in rows)
     q = next(df for df in rows if df["quantity"].iloc[0] == "Q")
     assert q["rel_err"].max() < 1e-8  # the bands' own accuracy ~tol/LIGHT_BAND (observed 1.1e-11)
+
+
+def test_light_types_heavy_types_first_start():
+    """Regression (value_scale_91_13): J = 3 at ρ = 0.97, baseline
+    fine-tuning, Beta(5.3, 0.98) w on an equal-mass grid × Beta(23.1, 2.4) s:
+    type weights 1, 1e-2, 1e-6 and 1e-13 in four groups of five.  The full
+    program from the neutral start stopped 'acceptable' after 105 iterations
+    (restoration, steps of 1e18-1e33; Q of a 1e-13 type 53 against 0.165, so
+    the bands never ran).  Each start is now first solved on the heavy types
+    alone and the full program starts from that optimum: optimal, the bands
+    run, every Q within TOL of the discrete closed form."""
+    raw = {"name": "vs91_13",
+           "technology": {"sigma": 0.406, "rho": 0.9723,
+                          "tokens": [{"name": "tok1", "weight": 0.0494129, "cost": 4.34877},
+                                     {"name": "tok2", "weight": 0.371726, "cost": 0.789682},
+                                     {"name": "tok3", "weight": 0.5788611, "cost": 0.282286}],
+                          "fine_tuning": {"gamma": 0.1002, "baseline": 0.0286023,
+                                          "classes": [{"name": "ft1", "weight": 1.0, "cost": 0.148299}]}},
+           "types": {"distribution": "uniform", "n": 2},
+           "regimes": {"distributions": {"family": "value-scale", "value_scale": {
+               "cells": 4,
+               "w": {"distribution": "beta", "low": 0.0, "high": 0.486355, "p": 5.317, "q": 0.9829, "n": 5,
+                     "grid": "equal-mass"},
+               "s": {"distribution": "beta", "low": 0.0, "high": 1.0, "p": 23.1, "q": 2.355, "n": 4}}}}}
+    scn = scenario.from_dict(raw)
+    tech = scn.technology
+    wg, wm, sg, sm, n = DM._vs_grid(scn.regimes["distributions"]["value_scale"])
+    types = DM.value_scale_space(wg, wm, sg, sm, n)
+    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, n, tech)
+    s = DM.solve_menu(tech, types, ctx(), "vs", ic="lazy", starts={"neutral": DM.neutral_start(tech, types)},
+                      lazy_opts={"neighbours": 7})
+    assert all(r.status.value == "optimal" for r in s.results.values())
+    assert all(lr.converged for lr in s.lazy.values())
+    assert any("weight band" in k for k in s.results)  # the light types were refined
+    assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=0)
+    assert s.menu.profit == pytest.approx(ref.profit, rel=1e-8)
