@@ -453,3 +453,86 @@ def test_a_losing_start_that_did_not_converge_does_not_block_the_verdict(with_pl
     assert lost.startswith("grid DP cuts:"), lost  # the case this test is about still arises
     assert any("does not enter the verdict" in n for n in res.notes)
     assert {"k_cuts_nlp_vs_closed_form", "k_cuts_stationary"} <= set(v["check"])
+
+
+# A stranger's scenario (session 8, D1): four CSV segments; the best single two-part tariff
+# serves only the top segment, so its multiplier is exactly m*(s) = 1 (derived: T/S = θ_s^r
+# with one served type).
+SCENARIO_FOUR_SEGMENTS = """
+name = "four_segments"
+[technology]
+sigma = 0.5
+rho = 0.5
+[[technology.tokens]]
+name = "input"
+weight = 0.5
+cost = 1.0
+[[technology.tokens]]
+name = "output"
+weight = 0.5
+cost = 4.0
+[technology.fine_tuning]
+gamma = 0.15
+rho = 0.0
+[[technology.fine_tuning.classes]]
+name = "ft"
+weight = 1.0
+cost = 3.0
+[types]
+distribution = "discrete"
+file = "segments.csv"
+[regimes.plans]
+K = [1, 2]
+"""
+
+
+@pytest.fixture(scope="module")
+def four_segments_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("four_segments")
+    (d / "segments.csv").write_text("theta,mass\n2,0.4\n4,0.3\n7,0.2\n12,0.1\n")
+    (d / "s.toml").write_text(SCENARIO_FOUR_SEGMENTS)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(regimes._MODULES, "plans", "models.plans")
+        mp.setattr(regimes, "NAMES", tuple(regimes._MODULES))
+        yield run.run_regime(scenario.load(d / "s.toml"), "plans", _ctx())
+
+
+@pytest.mark.component
+def test_single_tariff_with_multiplier_exactly_one_verifies(four_segments_run):
+    """Regression (stranger S8 D1): with m >= 1 as a bound of the single-tariff NLP
+    and the optimum m = 1 on it (zero multiplier), Ipopt stopped at m - 1 = 6.6e-7
+    and the fee missed the 1-D search by 1.2e-6 > TOL_M: exit 1 on a correct
+    tariff.  The optimum is m = 1 by the derived formula; the NLP must find it."""
+    res = four_segments_run
+    v = res.verification
+    assert res.verified, v[~v["passed"].astype(bool)].to_string()
+    tp = res.tables["two_part_tariff"]
+    assert tp["lowest_type_served"].item() == 12.0  # the case this test is about: one served type, m* = 1
+    # interior stationary point at Ipopt tol 1e-12: |m - 1| ~ tol / curvature, far below
+    # 1e-9 (measured 3e-14); the failing bound case sat at 6.6e-7
+    assert abs(tp["multiplier"].item() - 1.0) <= 1e-9, tp.to_string()
+    m = v[(v["check"] == "two_part_vs_derived")]
+    assert (m["rel_err"] <= 1e-8).all(), m.to_string()  # the NLP's m at every served set, far inside TOL_M
+
+
+@pytest.mark.component
+def test_each_pricing_scheme_is_judged_by_its_own_rows(four_segments_run):
+    """Stranger S8 D1: one failed row of the single tariff stamped every scheme of
+    pricing_schemes "verification failed".  A failed row of one scheme marks that
+    scheme only (the regime's verdict over all rows is its status line)."""
+    from models import plans
+    from models.results import bound_check
+
+    res = four_segments_run
+    ps = res.tables["pricing_schemes"]
+    assert (ps["check_status"] == "verified").all(), ps.to_string()
+    res.checks.append(bound_check("plans", "two_part_vs_1d_search", "fee (a planted failure)", 1.0, 0.0))
+    try:
+        for nm in ps["scheme"]:
+            st = plans._scheme_status(res, plans._SCHEME_CHECKS[plans._scheme_kind(nm)])
+            if nm.startswith("two-part tariff"):
+                assert st == "verification failed (two_part_vs_1d_search)", st
+            else:
+                assert st == "verified", (nm, st)
+    finally:
+        res.checks.pop()
