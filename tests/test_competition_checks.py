@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import tomllib
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -113,3 +115,97 @@ def test_theta_hi_row_after_a_density_spike(ctx):
     assert res.converged and bad.empty, bad.to_string()
     row = v[(v.check == "leader_thresholds_vs_continuous") & v.quantity.str.startswith("theta_hi")]
     assert len(row) == 1 and float(row.reference.iloc[0]) == pytest.approx(1.50224, abs=1e-4)
+
+
+# ------------------------------------------------------------ per-type rows (no solver: exact menus)
+def _two_model_rows(models, theta, mass, q_eff, mon_q, mon_V, mon_t, profit):
+    from models.competition import checks
+    from models.results import RegimeResult
+
+    res = RegimeResult("competition")
+    eff = {"q": q_eff, "objective": float(np.sum(mass * _cc().efficient_surplus(models, theta)))}
+    mon = SimpleNamespace(values={"q": mon_q, "V": mon_V, "t": mon_t}, objective=profit)
+    checks._two_model_checks(res, models, theta, mass, None, eff, mon)
+    return res.verification
+
+
+def _cc():
+    from models.closed_form import competition as cc
+    return cc
+
+
+def _wide_span_case(sigma=0.3, gamma_L=0.6, low=0.05):
+    """Default σ = 0.3, η_L = 0.9: first-best tokens ∝ θ^(1/(1−η)) = θ^10 on the leader, θ^(1/0.7) on the
+    fringe; 30 equal-spaced types on [0.05, 1] span ~1e-13 in first-best spend (the 81_x class, milder).
+    σ = 0.7, γ_L = 0.25 on [0, 1]: the monopolist's served fringe types spend 1.6e-9 … 5.9e-6 of the money."""
+    from models.competition.units import _two_models
+    from models.type_space import TypeDistribution
+
+    models = _two_models(sigma, {"c_F": 0.3, "c_L": 0.5, "gamma_F": 0.0, "gamma_L": gamma_L})
+    theta, mass = TypeDistribution("uniform", low=low, high=1.0).discretise(30)
+    return models, theta, mass
+
+
+def _exact(models, theta, mass):
+    cc = _cc()
+    eta = np.array([mm.eta for mm in models])
+    q_eff = cc.efficient_quality(models, theta).T ** (1 / eta)
+    ref = cc.monopolist_discrete(models, theta, mass)
+    return q_eff, ref, ref["Q"].T ** (1 / eta)
+
+
+def test_per_type_rows_pass_the_exact_menus_and_fail_one_low_type_moved():
+    """competition2 (session 7): in 81_0 the per-type q rows passed at 1e-18 with 21 types on the wrong
+    model, because every type was judged on the top type's scale (~1e28 above their tokens).  Each type
+    is now judged on its own scale (efficient: its first-best spend; monopolist: its θ·V_ref, floored).  The exact
+    closed-form menus pass; moving one low type's tokens to the other model, or 1 % of them, fails its row
+    (the monopolist's down to its resolution floor, checks.MON_TYPE_FLOOR)."""
+    for case in ((), (0.7, 0.25, 0.0)):
+        models, theta, mass = _wide_span_case(*case)
+        q_eff, ref, q_mon = _exact(models, theta, mass)
+        v = _two_model_rows(models, theta, mass, q_eff, q_mon, ref["V"], ref["t"], ref["profit"])
+        assert v.quantity.str.contains("the type's own").sum() == 4 * len(theta)
+        bad = v[~v.passed.astype(bool)]
+        assert bad.empty, bad.to_string()
+    models, theta, mass = _wide_span_case()
+    q_eff, ref, q_mon = _exact(models, theta, mass)
+    base = (models, theta, mass, q_eff, q_mon, ref["V"], ref["t"], ref["profit"])
+
+    # efficient: the lowest type (θ = 0.066) on the leader instead of the fringe, same quality
+    assert q_eff[0, 0] > 0 and q_eff[0, 1] == 0
+    Q0 = q_eff[0, 0] ** models[0].eta
+    moved = q_eff.copy()
+    moved[0] = [0.0, Q0 ** (1 / models[1].eta)]
+    v = _two_model_rows(models, theta, mass, moved, *base[4:])
+    rows = v[(v.check == "efficient_vs_closed_form") & v.quantity.str.contains("the type's own")]
+    assert not rows[rows["index"] == str(theta[0])].passed.astype(bool).all()
+    # 1 % more tokens for the same type on its own model
+    scaled = q_eff.copy()
+    scaled[0, 0] *= 1.01
+    v = _two_model_rows(models, theta, mass, scaled, *base[4:])
+    row = v[(v.check == "efficient_vs_closed_form") & v.quantity.str.startswith("q[fringe]") & (v["index"] == str(theta[0]))]
+    assert len(row) == 1 and not bool(row.passed.iloc[0])
+
+    # monopolist: 1 % more tokens for a low served type spending 4e-6 of the menu's money (judged on
+    # 1e-2 of the money, checks.MON_TYPE_FLOOR: 4e-6 > 1e-6; on the money itself 4e-8 < 1e-6 passed)
+    models, theta, mass = _wide_span_case(0.7, 0.25, 0.0)
+    q_eff, ref, q_mon = _exact(models, theta, mass)
+    money = max(np.max(np.abs(ref["t"])), np.max(theta * ref["V"]))
+    spend = q_mon @ np.array([mm.c for mm in models]) / money
+    k = int(np.nonzero((spend > 3e-6) & (spend < 1e-4))[0][0])  # θ = 0.75, spend 3.96e-6 of the money
+    own = int(np.argmax(q_mon[k]))
+    scaled = q_mon.copy()
+    scaled[k, own] *= 1.01
+    assert 0.01 * models[own].c * q_mon[k, own] < 1e-6 * money  # invisible on the old scale
+    v = _two_model_rows(models, theta, mass, q_eff, scaled, ref["V"], ref["t"], ref["profit"])
+    row = v[(v.check == "monopolist_vs_discrete_closed_form") & v.quantity.str.startswith(f"q[{models[own].name}]")
+            & (v["index"] == str(theta[k]))]
+    assert len(row) == 1 and not bool(row.passed.iloc[0])
+    # and the type on the other model fails too
+    moved = q_mon.copy()
+    moved[k] = 0.0
+    moved[k, 1 - own] = ref["V"][k] ** (1 / models[1 - own].eta)
+    v = _two_model_rows(models, theta, mass, q_eff, moved, ref["V"], ref["t"], ref["profit"])
+    rows = v[(v.check == "monopolist_vs_discrete_closed_form") & v.quantity.str.contains("the type's own")
+             & (v["index"] == str(theta[k]))]
+    assert len(rows) == 2 and not rows.passed.astype(bool).all()

@@ -57,6 +57,17 @@ ORDER_NOISE_FLOOR = 10 * TOL_DISCRETE
 closed form (TOL_DISCRETE), where a fitted order would measure solver noise."""
 
 
+MON_TYPE_FLOOR = 1e-2
+"""Smallest per-type money scale of the monopolist's token rows, relative to the menu's max(|t|, θV).
+The monopolist programs are written in the top type's units (programs.build_monopolist*), so a type's
+V and tokens are resolved in absolute terms only: the V row's worst on seed-91 scenarios is 1.9e-9 of
+max V (competition_91_10, the first type of a pooled block: V 1.5e-5 off itself), and a type's spend
+error is φ_k·ΔV ≤ that share of the money (measured worst 8.9e-11 of it, same type).  A type is judged
+on its own θ·V_ref down to 1e-2 of the money; below, on 1e-2 of it, an absolute TOL_DISCRETE·1e-2 = 1e-8
+of the money (100× stricter than the menu's scale, and ≥ 5× above the 1.9e-9 V resolution).  Judging
+smaller types on themselves needs per-type units in those programs, as the efficient ones have."""
+
+
 def _assignment_checks(res, tech, ctx, opts, gammas):
     """Random profiles + a flat one: value vs U(θ,Q1,Q2) and the share rule."""
     rng = np.random.default_rng(20250207)
@@ -129,8 +140,20 @@ def _two_model_checks(res, models, theta, mass, dist, eff, mon):
         model_ref = _labels_from_quality(Qe, models.sigma, _type_scale(models, theta))
         res.checks.append(bound_check(NAME, chk, "types on another model than the closed form",
                                       _label_mismatches(models, model, model_ref, Qe.max(axis=1), theta), 0))
-        for l, nm in enumerate(names):
-            res.checks.append(compare(NAME, chk, f"q[{nm}] = Q^(1/η)", q[:, l], qref[:, l], TOL_DISCRETE, index=theta))
+        # Each type on its own scale: its first-best spend Σ_ℓ c_ℓ q_ref,kℓ (the efficient programs are
+        # separable and written in each type's own first-best units, programs._efficient_units, so every
+        # type's tokens are resolved relative to themselves).  On max|q_ref| (the top type's tokens) a
+        # type whose first best is 1e-28 of the top's could sit on the wrong model unseen (competition2,
+        # session 7, 81_0's monopolist rows).  A θ = 0 type (no first best) is judged on the top's scale.
+        own = qref @ np.array([mm.c for mm in models])
+        s_eff = np.where(own > 0, own, _ref_scale(own, 1.0))
+        for l, (nm, mm) in enumerate(zip(names, models)):
+            res.checks.append(compare(NAME, chk, f"q[{nm}] = Q^(1/η), as c·q / the type's own first-best spend",
+                                      mm.c * q[:, l] / s_eff, mm.c * qref[:, l] / s_eff, TOL_DISCRETE, index=theta,
+                                      scale=1.0,
+                                      advice="a type's tokens on this model miss its own first best (or it sits "
+                                             "on the other model): the efficient table is not verified for that "
+                                             "type; re-run with a tighter solver tol"))
         res.checks.append(compare(NAME, chk, "V = (Q1^(1/σ)+Q2^(1/σ))^σ", _pooled(models, q) ** models.sigma,
                                   _pooled(models, qref) ** models.sigma, TOL_DISCRETE, index=theta))
         res.checks.append(compare(NAME, chk, "expected surplus", eff["objective"],
@@ -177,11 +200,16 @@ def _two_model_checks(res, models, theta, mass, dist, eff, mon):
     # cost p_k·c_ℓ (in the objective's unit), so Ipopt's complementarity leaves them at
     # ≲ tol·money/(p_k·c_ℓ).  Judged on max|q_ref| instead, a model no type uses (max|q_ref|
     # ~ 1e-4) failed by 1e7 on fringe tokens worth 1e-18 of a type's V (competition_50_23).
+    # Per type, the money scale is the type's own, θ_k·V_ref,k (its gross value of the reference item,
+    # ≥ its spend: C = η·φ_k·V ≤ η·θ_k·V at the optimum), floored at MON_TYPE_FLOOR·max(|t|, θV), the
+    # program's resolution (MON_TYPE_FLOOR).  On max(|t|, θV) alone a type worth 1e-28 of the top could sit
+    # on the wrong model unseen (81_0, competition2 session 7: 21 such types passed at 1e-18).
     money = _utility_scale(t, theta * V)
+    s_mon = np.maximum(theta * ref["V"], MON_TYPE_FLOOR * money)
     w_cost = kkt_mass_weight(mass)  # and each type on its own KKT scale (audits.kkt_mass_weight)
     for l, (nm, mm) in enumerate(zip(names, models)):
-        res.checks.append(compare(NAME, chk, f"q[{nm}] = Q^(1/η), as c·q·min(1, N·p) / max(|t|, θV)",
-                                  w_cost * mm.c * q[:, l] / money, w_cost * mm.c * qref[:, l] / money,
+        res.checks.append(compare(NAME, chk, f"q[{nm}] = Q^(1/η), as c·q·min(1, N·p) / max(the type's own θV, {MON_TYPE_FLOOR:g}·max(|t|, θV))",
+                                  w_cost * mm.c * q[:, l] / s_mon, w_cost * mm.c * qref[:, l] / s_mon,
                                   TOL_DISCRETE, index=theta, scale=1.0,
                                   advice="a type's tokens on this model cost more or less than the discrete "
                                          "optimum's by more than the solver resolves: the monopolist's token "
