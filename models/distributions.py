@@ -48,6 +48,7 @@ Closed forms (docs/model.md §2.6, **derived**; the NLP is the judge) come from
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -1570,6 +1571,14 @@ def _banded_budget_menu(res, tech, theta, mass, ctx, label):
     from models.closed_form import budgets as cb
 
     theta, mass = np.asarray(theta, float), np.asarray(mass, float)
+    if "acceptable_iter" not in ctx.user_options:
+        # as DIST_SOLVER_DEFAULTS: no stop at an 'acceptable' point (never
+        # verified).  value_scale_50_7's budget NLP (θ-group weights 1 ... 1e-24,
+        # interleaved, no gap) stopped 'acceptable' after 61 iterations, top
+        # group's Q off 6 %; with the heuristic off it is optimal in 97 and the
+        # polish puts every Q within 2e-15.  A solve that ends optimal
+        # either way takes the same path (the heuristic only stops, never steers).
+        ctx = dataclasses.replace(ctx, options={**ctx.options, "acceptable_iter": 0})
     w = _budget_weights(tech, theta, mass)
     pos = w > 0
     ws = np.sort(np.unique(w[pos]))[::-1]
