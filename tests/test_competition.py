@@ -1273,3 +1273,65 @@ def test_efficient_tokens_below_the_top_types_floor(ctx, sigma, params, dist):
         assert eff["q"][k, use[k]] == pytest.approx(q_ref, rel=TOL), k
         assert eff["q"][k, 1 - use[k]] <= TOL * q_ref, k
     assert max(r.iterations for r in res.solves.values()) <= 300
+
+
+TYPES_91_34 = """theta,mass
+0.0,0.6371
+0.147355,0.9985
+0.90864,0.01289
+1.262,0.6067
+1.89032,0.8313
+5.71565,0.01196
+5.73878,0.3029
+6.05535,0.8409
+7.33073,0.674
+8.24338,0.8959
+13.3305,0.7348
+13.4295,0.7813
+16.7756,0.9436
+17.2962,0.8079
+18.8642,0.4342
+21.3688,0.07309
+22.6048,0.09352
+23.5773,0.9577
+23.6829,0.3049
+"""
+
+
+def _assert_leader_reaches_discrete_optimum(ctx, lf, th, ms):
+    ref = cc.leader_discrete_monotone(lf, th, ms)
+    best = comp._best_attempt(comp.leader_multistart(lf, th, ms, ctx))
+    assert best.status == "optimal", best.result.message
+    assert best.objective == pytest.approx(ref["profit"], rel=TOL)
+    # the profit scale of the program is an upper bound of the profit (first-best gains beyond the fringe)
+    assert comp.solving.leader_profit_scale(lf, th, ms) >= ref["profit"] * (1 - 1e-12)
+
+
+def test_leader_in_per_type_units_converges_across_decades(ctx):
+    """competition_91_34 (seed 91): 19 types from a file with θ = 0, σ + γ_L = 0.90, c_F/c_L = 0.1: leader
+    tokens ∝ θ^9.8 span ~1e-15 across the types.  In the top type's units (floor 1e-12·qs, rows and prices
+    scaled by the top type's money) none of 23 starts converged.  With q, T, f, s and the IC/IR rows in
+    each type's own units and the objective scaled by the first-best gain bound, the multistart reaches
+    the discrete optimum."""
+    d = pd.read_csv(io.StringIO(TYPES_91_34))
+    th, ms = d.theta.to_numpy(float), d.mass.to_numpy(float) / d.mass.sum()
+    lf = cc.LeaderFringe(sigma=0.7437, gamma_L=0.1539, c_L=0.412375, c_F=0.041127)
+    _assert_leader_reaches_discrete_optimum(ctx, lf, th, ms)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sigma, params, dist", [
+    # competition_81_0 (seed 81): Beta(0.73, 29.3), σ + γ_L = 0.93; the served types are light: profit
+    # 1.3e-13 of the top type's money, every start ended 'optimal' at a menu with a loss or 'acceptable'
+    (0.49, {"gamma_L": 0.4407, "c_L": 0.181373, "c_F": 0.12666},
+     {"distribution": "beta", "low": 0.0, "high": 2.35968, "p": 0.7303, "q": 29.27, "n": 56}),
+    # competition_81_13 (seed 81): Beta(0.84, 11.7), σ + γ_L = 0.85: 'infeasible' after 781 iterations
+    (0.6925, {"gamma_L": 0.1622, "c_L": 0.204482, "c_F": 0.19534},
+     {"distribution": "beta", "low": 0.0, "high": 95.0136, "p": 0.8413, "q": 11.66, "n": 45}),
+])
+def test_leader_with_light_served_types_reaches_the_discrete_optimum(ctx, sigma, params, dist):
+    """Beta tails at σ + γ_L near 1 (seed 81): before the per-type units and the first-best-gain objective
+    scale no leader start converged to the discrete optimum (81_0 relative profit error 30, 81_13 'infeasible')."""
+    theta, mass = _scn_types(dist)
+    lf = cc.LeaderFringe(sigma=sigma, **params)
+    _assert_leader_reaches_discrete_optimum(ctx, lf, theta, mass)

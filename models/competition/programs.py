@@ -341,18 +341,45 @@ class LeaderMenu:
     result: object = field(default=None, repr=False)
 
 
+LEADER_UNIT_MIN = 1e-200
+"""Smallest per-type token unit of the leader program, relative to the top type's scale qs
+(:func:`_leader_type_units`): keeps q^r and the money unit θ_k·q^η normal doubles for θ → 0."""
+
+
+def _leader_type_units(lf, theta, A, qs):
+    """Per-type units of the leader program (docs/model.md §2.7, "Leader program in per-type units"):
+    token unit Qu_k = max(q^FB_L(θ_k), A_k^(1/r)) — the type's own leader first best or the leader
+    quantity matching its stand-alone fringe purchase A_k, whichever is larger — and money unit
+    M_k = θ_k·Qu_k^η, the type's utility scale (θ_k(Qu_k^r)^σ).  A scale only: no closed-form
+    menu enters.  Both rise with θ, so the floors FLOOR·Qu_k are monotone like q."""
+    th = np.asarray(theta, float)
+    q_fb = (lf.eta * np.maximum(th, 0.0) / lf.c_L) ** (1 / (1 - lf.eta))
+    Qu = np.maximum(np.maximum(q_fb, np.maximum(A, 0.0) ** (1 / lf.r)), LEADER_UNIT_MIN * qs)
+    Qu = np.maximum.accumulate(Qu)
+    M = np.maximum(th * Qu**lf.eta, LEADER_UNIT_MIN * max(float(np.max(th)) * qs**lf.eta, 1e-300))
+    return Qu, M
+
+
 def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=None, ir_types=(0,)):
     r"""Leader's menu with the buyer's fringe top-up explicit (module docstring, item 4).
 
     ``pairs``: IC rows (k, l) "type k vs item l" (default: downward adjacent);
     ``ir_types``: types with an explicit outside-option row (default: the lowest).
     Start (q0, T0, f0); T0 defaults to a strictly IC/IR-feasible schedule and every
-    dual variable s starts at the deviator's numeric top-up optimum."""
+    dual variable s starts at the deviator's numeric top-up optimum.
+
+    Per-type units (:func:`_leader_type_units`): the variables are ``m.q[k] = q_k/Qu_k``,
+    ``m.T[k] = T_k/M_k``, ``m.f[k] = f_k/F_k`` and ``m.s[k, l] = s/(F_k + q_l^r)``; an IC row (k, l)
+    is divided by max(M_k, M_l), the IR row of k by M_k, the monotonicity row q_k ≥ q_{k−1} by Qu_k.
+    At σ + γ_L near 1 tokens and prices span tens of decades across the types (q ∝ θ^(1/(1−η))); in the
+    top type's units a floor 1e-12·qs lay above the low types' own purchases and their rows were
+    ~1e-18 (competition_91_22, 91_34: no start converged)."""
     th, p = np.asarray(theta, float), np.asarray(mass, float)
     N = len(th)
     s, r, cF, cL = lf.sigma, lf.r, lf.c_F, lf.c_L
     A, qs, ts = _leader_scales(lf, th)
-    q0 = np.maximum(np.maximum.accumulate(np.maximum(np.asarray(q0, float), 0.0)), FLOOR * qs)
+    Qu, M = _leader_type_units(lf, th, A, qs)
+    q0 = np.maximum(np.maximum.accumulate(np.maximum(np.asarray(q0, float), 0.0)), FLOOR * Qu)
     a0 = q0**r
     if T0 is None:  # binding-downward-IC schedule scaled by 0.9: strictly IC (monotone q0) and IR
         u = buyer_value_numeric(th, a0, s, cF)
@@ -367,17 +394,16 @@ def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=N
     kk = np.array([k for k, _ in pairs] + list(ir_types), dtype=int)
     aa = np.array([a0[l] for _, l in pairs] + [0.0] * len(ir_types), dtype=float)
     s0 = np.maximum(aa + fringe_topup_numeric(th[kk], aa, s, cF), 1e-300) * (1 + 1e-9) if len(kk) else np.zeros(0)
-    # Fringe-side units per type.  In the leader's units (build_leader_nondim) the fringe's tokens of
-    # a type can be ~1e-20 (the fringe's quality is ~1e-4 of the leader's and a = Q^(1/σ));
-    # θσ(a+f)^(σ−1) is then ~1e15 and Ipopt's *unscaled* dual infeasibility stays ~1e3 > dual_inf_tol
-    # however small the scaled error (competition_50_13: every leader start 'acceptable').
-    # So the top-ups are written as f = F_k·f̃ with F_k the type's stand-alone purchase (f* ≤ F_k),
-    # and every dual point as s = s̃·(F_k + q_l^r): at the optimum s = max(q_l^r, A_k), so
+    # Fringe-side units per type: the top-ups are f = F_k·f̃ with F_k the type's stand-alone purchase
+    # (f* ≤ F_k), and every dual point s = s̃·(F_k + q_l^r): at the optimum s = max(q_l^r, A_k), so
     # s̃* ∈ [1/2, 1] whatever the item l (leader-served or not) — all O(1), no per-start guess.
+    # (competition_50_13: with unscaled top-ups θσ(a+f)^(σ−1) ~ 1e15, every start 'acceptable'.)
+    # F_k = A_k except for θ → 0 (A_k < FLOOR·max A); not FLOOR·Qu_k^r: where the fringe is negligible
+    # (competition_81_3: A ~ 1e-156, Qu_0^r ~ 1e-119) that floor lay above A_k and s̃* = A_k/F_k hit S_LO
     F = np.maximum(A, FLOOR * max(float(np.max(A)), 1e-300))
     s_unit0 = np.array([F[k] + a0[l] for k, l in pairs] + [F[k] for k in ir_types], dtype=float)
-    s_init = {pr: float(v) for pr, v in zip(pairs, s0[:len(pairs)] / s_unit0[:len(pairs)])}
-    s_out_init = {k: float(v) for k, v in zip(ir_types, s0[len(pairs):] / s_unit0[len(pairs):])}
+    s_init = {pr: max(float(v), S_LO) for pr, v in zip(pairs, s0[:len(pairs)] / s_unit0[:len(pairs)])}
+    s_out_init = {k: max(float(v), S_LO) for k, v in zip(ir_types, s0[len(pairs):] / s_unit0[len(pairs):])}
 
     m = pyo.ConcreteModel(name="leader_fringe")
     m.TYPES = pyo.RangeSet(0, N - 1)
@@ -386,45 +412,81 @@ def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=N
     m.theta = pyo.Param(m.TYPES, initialize=dict(enumerate(th)))
     m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(p)))
     m.F = pyo.Param(m.TYPES, initialize=dict(enumerate(F)))
-    m.q = pyo.Var(m.TYPES, bounds=(FLOOR * qs, None), initialize=dict(enumerate(q0)))
-    m.T = pyo.Var(m.TYPES, initialize=dict(enumerate(np.asarray(T0, float))))
+    m.Qu = pyo.Param(m.TYPES, initialize=dict(enumerate(Qu)))
+    m.Qr = pyo.Param(m.TYPES, initialize=dict(enumerate(Qu**r)))  # Qu_k^r: q_k^r = Qr_k·q̃_k^r
+    m.M = pyo.Param(m.TYPES, initialize=dict(enumerate(M)))
+    m.q = pyo.Var(m.TYPES, bounds=(FLOOR, None), initialize=dict(enumerate(np.maximum(q0 / Qu, FLOOR))))  # q = Qu_k·q̃
+    m.T = pyo.Var(m.TYPES, initialize=dict(enumerate(np.asarray(T0, float) / M)))  # T = M_k·T̃
     m.f = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=dict(enumerate(np.asarray(f0, float) / F)))  # f = F_k·f̃
-    # s̃ ≥ S_LO: the optimum s̃* ≥ 1/2 (above) whenever A_k ≥ F_k, i.e. A_k ≥ FLOOR·max(A), so the
-    # bound is never active there; it keeps s^(σ−1) finite.
+    # s̃ ≥ S_LO: the optimum s̃* ≥ 1/2 (above) whenever A_k ≥ F_k, so the bound is never active
+    # there; it keeps s^(σ−1) finite.
     m.s = pyo.Var(m.PAIRS, bounds=(S_LO, None), initialize=s_init)
     m.s_out = pyo.Var(m.IR_TYPES, bounds=(S_LO, None), initialize=s_out_init)
-    m._f_unit = F
+    m._f_unit, m._q_unit, m._T_unit = F, Qu, M
+
+    def a_of(m, l):  # leader tokens q_l^r of item l
+        return m.Qr[l] * m.q[l] ** r
 
     # buyer k's utility from its own item, own top-up f_k explicit
-    m.own = pyo.Expression(m.TYPES, rule=lambda m, k: m.theta[k] * (m.q[k] ** r + m.F[k] * m.f[k]) ** s
-                           - cF * m.F[k] * m.f[k] - m.T[k])
+    m.own = pyo.Expression(m.TYPES, rule=lambda m, k: m.theta[k] * (a_of(m, k) + m.F[k] * m.f[k]) ** s
+                           - cF * m.F[k] * m.f[k] - m.M[k] * m.T[k])
 
     def dual_value(m, k, sv, a):  # D_k(s; a) = θ_k[(1−σ)s^σ + σ a s^(σ−1)] ≥ max_x θ_k(a+x)^σ − c_F x
         return m.theta[k] * ((1 - s) * sv**s + s * a * sv ** (s - 1))
 
-    m.ic = pyo.Constraint(m.PAIRS, rule=lambda m, k, l: m.own[k] - (
-        dual_value(m, k, m.s[k, l] * (m.F[k] + m.q[l] ** r), m.q[l] ** r) - m.T[l]) >= 0)
-    m.ir = pyo.Constraint(m.IR_TYPES, rule=lambda m, k: m.own[k] - dual_value(m, k, m.s_out[k] * m.F[k], 0.0) >= 0)
+    # each row in the money unit of the larger of its two types (consistent across the pair: both
+    # utilities and both prices in the row are at most O(1) in it; a downward row (k, k−1) is in type k's
+    # own unit, the binding rows of the chain are then O(1) for every k)
+    m.ic = pyo.Constraint(m.PAIRS, rule=lambda m, k, l: (m.own[k] - (
+        dual_value(m, k, m.s[k, l] * (m.F[k] + a_of(m, l)), a_of(m, l)) - m.M[l] * m.T[l]))
+        / float(max(M[k], M[l])) >= 0)
+    m.ir = pyo.Constraint(m.IR_TYPES, rule=lambda m, k: (m.own[k] - dual_value(m, k, m.s_out[k] * m.F[k], 0.0))
+                          / float(M[k]) >= 0)
     # KKT sign of the inner problem (dual feasibility, multiplier of x ≥ 0 is ≥ 0), scaled by 1/c_F
     m.kkt = pyo.Constraint(m.PAIRS, rule=lambda m, k, l: 1 - m.theta[k] * s / cF * (
-        m.s[k, l] * (m.F[k] + m.q[l] ** r)) ** (s - 1) >= 0)
+        m.s[k, l] * (m.F[k] + a_of(m, l))) ** (s - 1) >= 0)
     m.kkt_out = pyo.Constraint(m.IR_TYPES, rule=lambda m, k: 1 - m.theta[k] * s / cF * (m.s_out[k] * m.F[k]) ** (s - 1)
                                >= 0)
-    m.mono = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == 0 else m.q[k] - m.q[k - 1] >= 0)
-    m.profit = pyo.Objective(expr=sum(m.p[k] * (m.T[k] - cL * m.q[k]) for k in m.TYPES), sense=pyo.maximize)
+    m.mono = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == 0 else
+                            m.q[k] - float(Qu[k - 1] / Qu[k]) * m.q[k - 1] >= 0)
+    m.profit = pyo.Objective(expr=sum(m.p[k] * (m.M[k] * m.T[k] - cL * m.Qu[k] * m.q[k]) for k in m.TYPES),
+                             sense=pyo.maximize)
 
     sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
-    sf[m.profit] = 1.0 / ts
-    for k in m.TYPES:
-        sf[m.q[k]] = 1.0 / qs
-        sf[m.T[k]] = 1.0 / ts
-        if k > 0:
-            sf[m.mono[k]] = 1.0 / qs
-    for k, l in pairs:
-        sf[m.ic[k, l]] = 1.0 / ts
-    for k in ir_types:
-        sf[m.ir[k]] = 1.0 / ts
+    sf[m.profit] = 1.0 / _leader_profit_scale(lf, th, p, A, Qu, M)
     return m
+
+
+def _leader_profit_scale(lf, theta, mass, A, Qu, M) -> float:
+    """Objective scale of the leader program: Σ_k p_k G_k, G_k = the most type k's item can add to the
+    joint surplus of leader and buyer beyond its fringe-only utility,
+    max_q [u(θ_k, q) − c_L q] − u0(θ_k) = (θ_k Qu_k^η − c_L Qu_k − (θ_k A_k^σ − c_F A_k))^+ (the maximiser
+    is Qu_k of :func:`_leader_type_units`: below A_k^(1/r) the gain c_F q^r − c_L q is convex in q, above
+    it θq^η − c_L q is concave with peak q^FB).  An upper bound of every IR menu's profit (T_k − c_L q_k ≤
+    u(θ_k, q_k) − u0(θ_k) − c_L q_k), from first bests only — no closed-form menu.  The former scale, the
+    top type's money, was 1e13..1e17 times the profit when the served types are light (Beta tails:
+    competition_81_0 profit 1.3e-13, 91_22 1.1e-17 of it): the scaled objective's gradient lay below
+    tol and Ipopt stopped 'optimal' at menus with a loss.  Falls back to Σ p_k M_k when no type gains."""
+    th, p = np.asarray(theta, float), np.asarray(mass, float)
+    G = np.maximum(th * Qu**lf.eta - lf.c_L * Qu - (th * np.maximum(A, 0.0) ** lf.sigma - lf.c_F * A), 0.0)
+    B, PM = float(np.sum(p * G)), float(np.sum(p * M))
+    return B if B > 1e-12 * PM else max(PM, 1e-300)
+
+
+def leader_profit_scale(lf, theta, mass) -> float:
+    """:func:`_leader_profit_scale` in the scenario's money (the scale of the cut-off comparisons)."""
+    u, lf_s = _leader_units(lf, theta)
+    th = np.asarray(theta, float) / u.theta
+    A, qs, _ = _leader_scales(lf_s, th)
+    Qu, M = _leader_type_units(lf_s, th, A, qs)
+    return u.P * _leader_profit_scale(lf_s, th, mass, A, Qu, M)
+
+
+def leader_type_scale(lf, theta) -> np.ndarray:
+    """Per-type token units Qu_k of :func:`build_leader` in the scenario's units: the program's floor of
+    type k is FLOOR·Qu_k (the 'above twice the floor' part of :func:`audits.leader_regions`)."""
+    A, qs, _ = _leader_scales(lf, theta)
+    return _leader_type_units(lf, theta, A, qs)[0]
 
 
 def read_leader(m, theta, mass, r) -> LeaderMenu:
@@ -433,7 +495,8 @@ def read_leader(m, theta, mass, r) -> LeaderMenu:
     u = getattr(m, "_units", None)
     tq, tf, P = (*m._leader_tokens, u.P) if u is not None else (1.0, 1.0, 1.0)
     return LeaderMenu(theta=np.asarray(theta, float), mass=np.asarray(mass, float),
-                      q=tq * np.array([pyo.value(m.q[k]) for k in K]), T=P * np.array([pyo.value(m.T[k]) for k in K]),
+                      q=tq * getattr(m, "_q_unit", 1.0) * np.array([pyo.value(m.q[k]) for k in K]),
+                      T=P * getattr(m, "_T_unit", 1.0) * np.array([pyo.value(m.T[k]) for k in K]),
                       f=tf * getattr(m, "_f_unit", 1.0) * np.array([pyo.value(m.f[k]) for k in K]),
                       objective=r.objective,
                       pairs=list(m.PAIRS), ir_types=list(m.IR_TYPES), result=r)

@@ -15,6 +15,7 @@ from .audits import (
     tuned_audit, _utility_scale,
 )
 from .units import _leader_quality, _leader_scales, _two_models
+from .programs import leader_type_scale
 from .solving import (
     _attempt_table, _best_attempt, _efficient, leader_solve, leader_tuned_multistart, _monopolist_ladder,
 )
@@ -62,7 +63,7 @@ def _leader(res, lf, scn, opts, ctx, theta, mass):
         pooled = [f"θ∈[{theta[i]:.4g}, {theta[e]:.4g}]" for i, e in ref["blocks"] if e > i]
         res.notes.append("leader_fringe: the pointwise discrete schedule is not monotone; reference = the ironed "
                          f"discrete optimum (pooled: {', '.join(pooled)})")
-    reg = leader_regions(lf, theta, final.q, qs)
+    reg = leader_regions(lf, theta, final.q, leader_type_scale(lf, theta))  # per-type floors (build_leader)
     aud = leader_audit(lf, theta, final.q, final.T)
     chk = "leader_vs_discrete_closed_form"
     # types worth less than TOL_DISCRETE of the profit: their labels are not resolved (leader_type_weight)

@@ -17,7 +17,7 @@ from .audits import (
 from .units import _fb_tokens, _leader_scales, _model_labels, _model_tokens, _pooled, _switches, _type_surplus
 from .programs import (
     build_efficient, _efficient_units, build_leader_nondim, build_leader_tuned, build_monopolist, build_monopolist_assigned,
-    FLOOR, FLOOR_TWO_MODEL, LeaderMenu, read_leader, _read_q, _read_t, _read_V,
+    FLOOR, FLOOR_TWO_MODEL, LeaderMenu, leader_profit_scale, leader_type_scale, read_leader, _read_q, _read_t, _read_V,
 )
 
 
@@ -91,6 +91,19 @@ treated as a tie (q_L check failed at 3.9e-6 > TOL_DISCRETE)."""
 
 def _better(a: float, b: float) -> bool:
     return a > b + TIE * max(1.0, abs(b))
+
+
+def _leader_better(lf, theta, mass):
+    """Tie rule of the leader's cut-off comparisons: TIE relative to the larger of |b| and 1e-6 of
+    the program's profit scale (:func:`programs.leader_profit_scale`), not to max(1, |b|) in money:
+    when the served types are light the whole profit is ~1e-10 in money (competition_91_22) and
+    every pair of starts tied."""
+    S = leader_profit_scale(lf, theta, mass)
+
+    def better(a: float, b: float) -> bool:
+        return a > b + TIE * max(abs(b), 1e-6 * S, 1e-300)
+
+    return better
 
 
 def _cutoff_search(f, lo: int, hi: int, better=None) -> int:
@@ -536,8 +549,8 @@ def unserved_as_outside(lf, theta, menu: LeaderMenu) -> LeaderMenu:
     T down to −2.6e-5 (1.6e-7 of the utility scale); the all-pairs audit failed and the lazy re-solve of
     that degenerate menu (every item at ~0) ran to max_iter.  What the user gets for such a type is the
     outside option; the all-pairs audit then judges the menu that is exported."""
-    _, qs, _ = _leader_scales(lf, theta)
-    off = leader_regions(lf, theta, menu.q, qs) == 0
+    # the floor of each type is relative to its own unit (programs.leader_type_scale), not the top's
+    off = leader_regions(lf, theta, menu.q, leader_type_scale(lf, theta)) == 0
     if not off.any():
         return menu
     q, T, f = menu.q.copy(), menu.T.copy(), menu.f.copy()
@@ -596,7 +609,7 @@ def _entry_index(lf, theta, q, qs) -> int:
     q > TOL_SERVED·q(θ_max) skipped every limit-priced type when their quantities are ≪ the top type's,
     so the finer grids' cut-off walk started 10 types too high and every start there failed
     (competition_70_11, N = 27: three starts 'infeasible', no menu)."""
-    srv = np.nonzero(leader_regions(lf, theta, q, qs) > 0)[0]
+    srv = np.nonzero(leader_regions(lf, theta, q, leader_type_scale(lf, theta)) > 0)[0]
     return int(srv[0]) if len(srv) else len(q)
 
 
@@ -610,10 +623,11 @@ def leader_multistart(lf, theta, mass, ctx, tag=""):
     upper = np.maximum(q_limit, q_int)
     attempts, cache = [], {}
 
-    def run_start(label, q0):
-        menu = solve_leader(lf, theta, mass, ctx, f"leader_fringe{tag}[{label}]", q0)
+    def run_start(label, q0, T0=None):
+        menu = solve_leader(lf, theta, mass, ctx, f"leader_fringe{tag}[{label}]", q0, T0)
         r = menu.result
-        attempts.append(Attempt(label, r.status.value, r.objective, r.iterations,
+        # the objective of the menu that is exported (unsold items read as the outside option)
+        attempts.append(Attempt(label, r.status.value, menu.objective, r.iterations,
                                 detail=f"first served θ = {theta[_entry_index(lf, theta, menu.q, qs)]:.4g}"
                                 if _entry_index(lf, theta, menu.q, qs) < N else "leader serves nobody",
                                 result=r, values={"menu": menu}))
@@ -630,7 +644,8 @@ def leader_multistart(lf, theta, mass, ctx, tag=""):
             cache[cut] = a.objective if a.status == "optimal" else -np.inf
         return cache[cut]
 
-    _global_cutoff(f, 0, N)
+    better = _leader_better(lf, theta, mass)
+    _global_cutoff(f, 0, N, better=better)
     return attempts
 
 
@@ -662,19 +677,20 @@ def _leader_refine(lf, theta, mass, ctx, coarse: LeaderMenu, label):
         q0 = np.where(np.arange(N) >= cut, np.where(qi >= q_limit, qi, upper), 0.0)
         menu = solve_leader(lf, theta, mass, ctx, f"{label}[cutoff {cut}]", q0)
         r = menu.result
-        attempts.append(Attempt(f"cutoff[{cut}]", r.status.value, r.objective, r.iterations, result=r,
+        attempts.append(Attempt(f"cutoff[{cut}]", r.status.value, menu.objective, r.iterations, result=r,
                                 values={"menu": menu}))
-        cache[cut] = r.objective if r.ok else -np.inf
+        cache[cut] = menu.objective if r.ok else -np.inf
         return cache[cut]
 
     cut = min(max(base_cut, 0), N)
+    better = _leader_better(lf, theta, mass)
     while True:  # profit is unimodal in the cut-off near the optimum: walk uphill
         here = f(cut)
         up = f(cut + 1) if cut < N else -np.inf
         down = f(cut - 1) if cut > 0 else -np.inf
-        if _better(up, here) and up >= down:
+        if better(up, here) and up >= down:
             cut += 1
-        elif _better(down, here):
+        elif better(down, here):
             cut -= 1
         else:
             break
