@@ -129,6 +129,7 @@ def main(argv=None, prog: str | None = None) -> int:
         for s in scns:
             if args.route:  # its Ipopt options checked against that route's Ipopt
                 scenario.check_solver_route(s, args.route)
+            scenario.check_route_available(s, args.route)
             for r in args.regime or []:
                 if r not in s.regimes:
                     raise scenario.ScenarioError(
@@ -202,7 +203,7 @@ def print_table(summary) -> None:
     ver = summary.verification
     print(f"\nVerification for scenario '{summary.scenario}':")
     w = max([14] + [len(str(r)) + 1 for r in (ver["regime"].unique() if len(ver) else [])])  # e.g. assumption1_full
-    print(f"{'regime':<{w}}{'check':<40}{'quantity':<22}{'rows':>5}  {'compared (rel_err or value <= limit)':<36}"
+    print(f"{'regime':<{w}}{'check':<40}{'quantity':<22}{'rows':>5}  {'compared (rel_err or value <= limit)':<36} "
           f"result")
     if len(ver):
         g = ver.groupby(["regime", "check", "quantity"], sort=False)
@@ -210,7 +211,7 @@ def print_table(summary) -> None:
             ok = bool(df["passed"].all())
             kind = "value" if one_sided(df) else "rel"
             verdict = "ok" if ok else ("FAILED (solve not converged)" if _within(df) else "FAILED")
-            print(f"{reg:<{w}}{chk[:39]:<40}{q[:21]:<22}{len(df):>5}  {kind:<6}{compared(df):<30}"
+            print(f"{reg:<{w}}{chk[:39]:<40}{q[:21]:<22}{len(df):>5}  {kind:<6}{compared(df):<30} "
                   f"{verdict}")
     print()
     from models import results

@@ -180,7 +180,11 @@ def _num(x) -> str:
 
 
 def _show(value, limit: int = 200) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    """A value as the user typed it: 60.0 stays 60.0 (so "an integer" is understood),
+    13.333333333333334 keeps every digit (stranger S8 D8)."""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int) and not isinstance(value, bool):
         return _num(value)
     try:
         text = repr(value)
@@ -410,6 +414,25 @@ def check_solver_route(scn: "Scenario", route: str) -> None:
     _check_ipopt_options(v, scn.solver["user_options"], set(scn.solver.get("option_fields", ())), route)
 
 
+def check_route_available(scn: "Scenario", cli_route: str | None = None) -> None:
+    """A route the user asked for (``--route`` or ``solver.route``) that this machine lacks,
+    while another one works, is a choice to correct: ``ScenarioError`` naming it and the routes
+    that work here (stranger S8 D5: `--route ipopt` without an executable said "No Ipopt route
+    works on this machine" although cyipopt does).  No route at all is left to the solver's
+    set-up hint (exit 1: the installation, not the input)."""
+    from models import solver
+
+    route = cli_route or scn.solver.get("route", "auto")
+    if route == "auto":
+        return
+    avail = solver.available_routes()
+    if avail and route not in avail:
+        what = "--route" if cli_route else f"{scn.path}: field 'solver.route'"
+        why = "no `ipopt` executable on PATH" if route == "ipopt" else "the cyipopt module does not load"
+        raise ScenarioError(f"{what} = {route!r} is not available on this machine ({why}); "
+                            f"allowed here: {', '.join(['auto'] + avail)}")
+
+
 def file_problem(path: Path) -> str | None:
     """Why ``path`` cannot be read as a file, or None.  (Directories, FIFOs, devices,
     symlink loops and missing files each get their own words.)"""
@@ -587,7 +610,12 @@ def from_dict(raw: dict, source: str = "<scenario>", base: Path | None = None) -
     if "sweep" in raw:  # a [sweep] table is validated in every run, not only by `solve.py sweep`
         from models import sweep as sweep_mod
 
-        sweep_mod.params_from_table(raw["sweep"], source)
+        params, sregs = sweep_mod.params_from_table(raw["sweep"], source)
+        for r in sregs or []:
+            if r not in regimes:
+                raise ScenarioError(f"{source}: field 'sweep.regimes' {r!r}: not in scenario {name}; "
+                                    f"allowed: {', '.join(regimes)}")
+        sweep_mod.check_table_ends(raw, params, source, base)
     return Scenario(name=name, path=Path(source) if base else None, raw=raw, technology=tech,
                     types=dist, n_types=n, grid=grid, regimes=regimes, solver=solver, description=desc,
                     regime_kinds=kinds)

@@ -213,6 +213,24 @@ def params_from_table(table, source: str) -> tuple[list[Param], list[str] | None
     return params, regs
 
 
+def check_table_ends(raw: dict, params: list[Param], source: str, base: Path | None) -> None:
+    """A plain run of a scenario with a ``[sweep]`` table: every swept path exists and its
+    start and stop give a valid scenario, so a typo in the table (``regimes.competition.cF``)
+    is an error in every run, not an exit 0 that ignores it (stranger S8).  The points in
+    between are validated by ``solve.py sweep`` (``plan``)."""
+    for i, p in enumerate(params):
+        cur = _check_path(raw, p.path, source)
+        vals = _typed_values(p, cur)
+        for val in dict.fromkeys((vals[0], vals[-1])):
+            tree = copy.deepcopy(raw)
+            tree.pop("sweep", None)
+            scenario_mod.set_path(tree, p.path, val)
+            try:
+                scenario_mod.from_dict(tree, source=source, base=base)
+            except ScenarioError as exc:
+                raise ScenarioError(f"sweep.param[{i}] ({p.path} = {scenario_mod._show(val)}): {exc}") from None
+
+
 def scenario_hash(raw: dict, base_dir: Path | None) -> str:
     """SHA-256 of a scenario tree without its ``[sweep]`` table (and of a discrete types file)."""
     tree = {k: v for k, v in raw.items() if k != "sweep"}
@@ -312,7 +330,7 @@ def plan(scenario_path, params: list[Param] | None = None, regimes: list[str] | 
         try:
             scn = scenario_mod.from_dict(tree, source=src, base=source.parent)
         except ScenarioError as exc:
-            shown = ", ".join(f"{k} = {v:g}" for k, v in values.items())
+            shown = ", ".join(f"{k} = {scenario_mod._show(v)}" for k, v in values.items())  # every digit
             raise ScenarioError(f"sweep point {i + 1} of {total} ({shown}): {exc}") from None
         out.points.append(Point(i, values, point_id(shash, regimes, values), scn))
     return out
@@ -877,6 +895,8 @@ def main(argv=None) -> int:
     try:
         params = [parse_param(t) for t in args.param] if args.param else None
         pl = plan(args.scenario, params, args.regime)
+        if not args.scheduler:  # a route this machine lacks while another works: the user's choice
+            scenario_mod.check_route_available(pl.base)
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

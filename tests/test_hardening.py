@@ -513,3 +513,31 @@ def test_console_lists_failed_checks(monkeypatch, capsys):
     cli.print_table(S())
     out = capsys.readouterr().out
     assert "Failed checks" in out and "What to do: do X" in out and "NOT VERIFIED" in out
+
+
+ROUTE_CASES = [  # (sweep command?, argv extra, scenario text, what the error line must name)
+    (False, ["--route", "ipopt"], BASE, "--route = 'ipopt'"),
+    (False, [], add_solver('route = "ipopt"'), "field 'solver.route' = 'ipopt'"),
+    (True, [], add_solver('route = "ipopt"'), "field 'solver.route' = 'ipopt'"),  # sweeps have no --route
+]
+
+
+@pytest.mark.parametrize("sweep, extra, text, named", ROUTE_CASES, ids=["cli", "scenario", "sweep"])
+def test_a_route_this_machine_lacks_is_a_choice_to_correct(sweep, extra, text, named, sandbox, capsys, monkeypatch):
+    """Stranger S8 D5: `--route ipopt` on a machine without the executable exited 1 with
+    "No Ipopt route works on this machine" although cyipopt works.  With another route
+    working, the choice is the user's: exit 2, the field and the routes that work here."""
+    import solve
+    from models import solver
+
+    if "cyipopt" not in solver.available_routes():
+        pytest.skip("needs the cyipopt route (the one left when the executable is missing)")
+    monkeypatch.setattr(solver, "_exe_available", lambda: False)
+    d = sandbox / "case"
+    text = text.replace('name = "case"', 'name = "sweepcase"') if sweep else text
+    case = Case("route", "route", {"scenario.toml": text}, [named, "allowed here: auto, cyipopt"],
+                args=extra + (["--param", "technology.sigma=0.2:0.6:2"] if sweep else []), sweep=sweep)
+    argv = materialise(case, d)
+    before = tree(sandbox)
+    rc = solve.main(argv)
+    check(case, rc, capsys.readouterr().err, before, tree(sandbox), d)

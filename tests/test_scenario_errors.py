@@ -64,6 +64,11 @@ CASES = [
          ["'regimes'", "at least one regime", "cost"]),
     Case("n-is-1", {"scenario.toml": edit("n = 10", "n = 1")},
          ["'types.n'", "= 1", "an integer with 2 <= n <= 1000000"]),
+    # stranger S8 D8: the value as typed (60.0 was shown as 60, next to "allowed: an integer")
+    Case("n-is-a-float", {"scenario.toml": edit("n = 10", "n = 10.0")},
+         ["'types.n' = 10.0 is invalid", "an integer with 2 <= n <= 1000000"]),
+    Case("value-keeps-every-digit", {"scenario.toml": edit("sigma = 0.5", "sigma = 1.3333333333333333")},
+         ["'technology.sigma' = 1.3333333333333333 is invalid", "0 < sigma < 1"]),
     Case("not-toml", {"scenario.toml": "name = 'x'\nthis is not toml\n"},
          ["scenario.toml", "not valid TOML", "line 2"]),
     Case("missing-file", {}, ["no_such.toml", "not found"], scenario="no_such.toml"),

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, SUBPROCESS_TIMEOUT, run_solve_cli, solve_command
-from models import sweep
+from models import scenario, sweep
 from models.export import Writer
 from models.scenario import ScenarioError
 
@@ -121,10 +121,11 @@ def test_plan_grid_is_cartesian_last_fastest(tmp_path):
     ("types.distribution=1:2:2", "'types.distribution' = \"uniform\" is not numeric"),
     ("technology.tokens[0].name=1:2:2", "is not numeric"),
     # a point outside the field's range: validated before anything runs
-    ("technology.sigma=0.5:1.0:6", "sweep point 6 of 6 (technology.sigma = 1): "
-                                   ".*field 'technology.sigma' = 1 is invalid; allowed: a number with 0 < sigma < 1"),
+    ("technology.sigma=0.5:1.0:6", "sweep point 6 of 6 (technology.sigma = 1.0): "
+                                   ".*field 'technology.sigma' = 1.0 is invalid; allowed: a number with 0 < sigma < 1"),
     # an integer field: integral values are set as integers, others are refused by its validator
-    ("types.n=10:20:4", "types.n = 13.3333).*field 'types.n' = 13.3333333333 is invalid; allowed: an integer with 2 <= n"),
+    # (the value shown is the one set, every digit: grid values are rounded to sweep.DIGITS)
+    ("types.n=10:20:4", "types.n = 13.3333333333).*field 'types.n' = 13.3333333333 is invalid; allowed: an integer with 2 <= n"),
 ])
 def test_plan_errors_name_the_field(tmp_path, param, message):
     with pytest.raises(ScenarioError, match=re.escape(message).replace(r"\.\*", ".*")):
@@ -186,7 +187,7 @@ def test_point_id_depends_on_scenario_values_and_regimes(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--param", "technology.sigma=0.5:1.0:6"],
-     "field 'technology.sigma' = 1 is invalid; allowed: a number with 0 < sigma < 1"),
+     "field 'technology.sigma' = 1.0 is invalid; allowed: a number with 0 < sigma < 1"),
     (["--param", "technology.sigma=0.2:0.5:0"], "COUNT must be an integer with 1 <= COUNT <= 100000"),
     (["--param", "types.distribution=1:2:2"], "is not numeric"),
     (["--param", "technology.sigma=0.2:0.5:3", "--regime", "nope"], "--regime 'nope': not in scenario"),
@@ -433,3 +434,19 @@ def test_unreachable_scheduler_is_an_error_and_writes_nothing(tmp_path):
     assert rc == 1 and "Traceback" not in se, (so, se)
     assert [ln for ln in se.splitlines() if ln.strip()][-1].startswith("error: cannot connect to the Dask scheduler")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("technology.sigma", "technology.sgima"),
+     "sweep.param[0] (technology.sgima = 0.3): .*unknown field 'technology.sgima'"),
+    (("stop = 0.5", "stop = 1.5"),
+     "sweep.param[0] (technology.sigma = 1.5): .*field 'technology.sigma' = 1.5 is invalid; allowed: a number with 0 < sigma < 1"),
+    (('["cost"]', '["nope"]'), "field 'sweep.regimes' 'nope': not in scenario tiny; allowed: cost"),
+])
+def test_a_plain_run_validates_the_sweep_table(tmp_path, edit, message):
+    """Stranger S8: `solve.py scenario.toml` on a scenario whose [sweep] table has a typo'd
+    path exited 0 and ignored it (only `solve.py sweep` built the points).  Every run
+    now checks each swept path and the scenario at the start and stop of its range."""
+    text = COST + SWEEP_TABLE.replace(*edit)
+    with pytest.raises(ScenarioError, match=re.escape(message).replace(r"\.\*", ".*")):
+        scenario.load(write(tmp_path, text))
