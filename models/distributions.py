@@ -2007,8 +2007,13 @@ def finer_grid_rows(tech, vs, types, menu, ref, label, money_scale, rent=None):
     wu, su, n = np.unique(types.labels["w"]), np.unique(types.labels["s"]), types.n
     wd, sd = vs["w"]["dist"], vs["s"]["dist"]
     wf, _ = wd.discretise(f * len(wu), vs["w"]["grid"])
-    sf = (np.arange(f * len(su)) + 0.5) / (f * len(su))
-    sf = sf[sd.pdf(sf) > 0]
+    # midpoints of the finer s cells that carry probability, moved into s's
+    # support where a cell only overlaps it (value_scale_84_5: s ~ U[0, 0.2157]
+    # with 2 cells of [0, 1] is the single point s = ½; both finer midpoints,
+    # ¼ and ¾, lay outside the support and the row took a max over no types)
+    edges = np.linspace(0.0, 1.0, f * len(su) + 1)
+    lo, hi = sd.support
+    sf = np.clip(0.5 * (edges[:-1] + edges[1:])[np.diff(sd.cdf(edges)) > 0], lo, hi)
     Uf, choice = _choice_utilities(tech, menu, wf, sf, n)
     Uref, _ = _choice_utilities(tech, ref, wf, sf, n)
     ww, ss = np.meshgrid(wf, sf, indexing="ij")

@@ -1201,3 +1201,28 @@ def test_budget_nlp_no_acceptable_stop():
     assert res.solves and all(r.status.value == "optimal" for r in res.solves.values())
     rows = [df for df in res.checks if df["check"].iloc[0].startswith("budget_nlp_vs_closed_form")]
     assert len(rows) == 3 and all(df["passed"].all() for df in rows)
+
+
+def test_finer_grid_s_inside_a_narrow_support():
+    """Regression (value_scale_84_5, a crash): s ~ U[0, 0.2157] with 2 cells
+    of [0, 1] is the single grid point s = ½; the finer grid's s midpoints ¼
+    and ¾ both lay outside s's support, so finer_grid_rows took a max over no
+    types (ValueError).  A finer cell that carries probability now gets its
+    midpoint moved into the support."""
+    raw = {"name": "vs84_5",
+           "technology": {"sigma": 0.7507, "rho": -2.605,
+                          "tokens": [{"name": "tok1", "weight": 0.435118, "cost": 1.85834},
+                                     {"name": "tok2", "weight": 0.564882, "cost": 1.99269}]},
+           "types": {"distribution": "uniform", "n": 2},
+           "regimes": {"distributions": {"family": "value-scale", "value_scale": {
+               "cells": 2, "refine": 2,
+               "w": {"distribution": "uniform", "low": 0.0, "high": 1.0, "n": 4},
+               "s": {"distribution": "uniform", "low": 0.0, "high": 0.2157, "n": 2}}}}}
+    scn = scenario.from_dict(raw)
+    tech, vs = scn.technology, scn.regimes["distributions"]["value_scale"]
+    wg, wm, sg, sm, n = DM._vs_grid(vs)
+    types = DM.value_scale_space(wg, wm, sg, sm, n)
+    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, n, tech)
+    rows, table, _ = DM.finer_grid_rows(tech, vs, types, ref, ref, "g", 1.0)
+    assert len(table) == 8 and np.all((table["s"] > 0) & (table["s"] <= 0.2157))
+    assert rows[0]["passed"].all() and rows[0]["numeric"].iloc[0] == 0.0  # the closed form against itself
