@@ -1335,3 +1335,19 @@ def test_leader_with_light_served_types_reaches_the_discrete_optimum(ctx, sigma,
     theta, mass = _scn_types(dist)
     lf = cc.LeaderFringe(sigma=sigma, **params)
     _assert_leader_reaches_discrete_optimum(ctx, lf, theta, mass)
+
+
+def test_a_leader_that_serves_nobody_is_said_so_not_that_the_closed_form_is_beaten(ctx):
+    """Stranger session 8, D3 (repro sc/c02_fringe_far.toml: c_F = 0.02 ≪ c_L = 0.2, uniform types): the
+    leader serves nobody, the NLP's profit is −2.6e-26 against the closed form's 0, and the note said the
+    NLP 'earns MORE … the discrete closed form is not optimal' (compared with no scale).  It is now
+    compared on the profit row's scale, and the run says that the leader serves nobody."""
+    raw = _small(_raw(ROOT), n=16)
+    raw["technology"] = {"sigma": 0.5, "rho": 0.5, "tokens": [{"name": "input", "weight": 0.6, "cost": 1.0},
+                                                              {"name": "output", "weight": 0.4, "cost": 4.0}]}
+    raw["types"] = {"distribution": "uniform", "low": 0.0, "high": 1.0, "n": 16}
+    raw["regimes"]["competition"].update({"gamma_L": 0.2, "gamma_F": 0.0, "c_L": 0.2, "c_F": 0.02, "task_cells": 0})
+    res = runmod.run_regime(scenario.from_dict(raw, source="x.toml"), "competition", ctx)
+    notes = " ".join(res.notes)
+    assert "serves nobody" in notes
+    assert "earns MORE" not in notes

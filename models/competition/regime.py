@@ -131,7 +131,11 @@ def _leader(res, lf, scn, opts, ctx, theta, mass):
     # scale max(|T|, |U|) (as the audits), not its own size (competition_50_23: U ~ 1e-13 of T)
     res.checks.append(compare(NAME, chk, "profit", final.objective, ref["profit"], TOL_DISCRETE,
                               scale=_ref_scale(ref["profit"], ts)))
-    if final.objective > ref["profit"] + TOL_DISCRETE * abs(ref["profit"]):
+    if not np.any(ref["q_L"] > 0) and not np.any(reg > 0):
+        res.notes.append("leader_fringe: the leader serves nobody (NLP and leader_discrete): every buyer stays "
+                         "with the fringe; profit 0")
+    # against the profit row's own scale (not |profit|: when the leader serves nobody both are ~1e-25 noise)
+    elif final.objective > ref["profit"] + TOL_DISCRETE * _ref_scale(ref["profit"], ts):
         res.notes.append(f"LEADER–FRINGE: the NLP menu earns MORE than leader_discrete on the same grid "
                          f"({final.objective:.10g} > {ref['profit']:.10g}); the discrete closed form is not optimal")
     scale = _utility_scale(final.T, aud["U"])
