@@ -67,6 +67,7 @@ import re
 import socket
 import sys
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -745,17 +746,45 @@ def series(table: pd.DataFrame) -> list[tuple]:
     return [tuple(k) for k in keys.itertuples(index=False)]
 
 
+def _is_margin(sel: pd.DataFrame, kind: str) -> bool:
+    """A series shown only by its margin to its tolerance: a check summarised over rows
+    (``check_max``) or a one-sided bound (reference 0: audits, counts), whose own value is
+    no economic output."""
+    return kind == "check_max" or (kind == "check" and bool((sel["reference"].fillna(0.0) == 0.0).all()))
+
+
+def margins(sel: pd.DataFrame, kind: str) -> np.ndarray:
+    """Error / tolerance of each point (> 1: failed), in [MARGIN_FLOOR, MARGIN_CEIL] for a log
+    axis; an error of 0 against a tolerance of 0 (a count of violations) is the floor."""
+    err = sel["rel_err" if kind == "check_max" else "value"].to_numpy(float)
+    tol = sel["tolerance"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = np.where(tol > 0, err / tol, np.where(err > 0, np.inf, 0.0))
+    return np.clip(np.nan_to_num(m, nan=MARGIN_CEIL, posinf=MARGIN_CEIL), MARGIN_FLOOR, MARGIN_CEIL)
+
+
+MARGIN_FLOOR, MARGIN_CEIL = 1e-6, 1e3  # margins below 1e-6 of a tolerance are all "far inside" on the plot
+
+
 def plot(table: pd.DataFrame, pl: Plan, writer: Writer) -> list[Path]:
-    """Every output quantity against every swept parameter (and heat maps for two)."""
+    """Every output (solve objectives, checks of a numeric value against its closed form,
+    failed checks) against every swept parameter, a heat map for two parameters; checks
+    that are bounds or summaries over rows go together into one figure per regime and
+    parameter, ``verification_margins`` (error / tolerance; a heat map of the worst for two).
+    (Stranger S8: one figure per audit row took ~90 % of a small sweep's time.)"""
     from models import plotting
 
     written = []
     paths = pl.paths
+    margin_series = defaultdict(list)  # regime -> [(label, sel)]
     for reg, kind, name, q in series(table):
         sel = table[(table["regime"] == reg) & (table["kind"] == kind) & (table["name"] == name)
                     & (table["quantity"] == q)]
         sel = sel.drop_duplicates("point").sort_values("point")
         if not len(sel):
+            continue
+        if _is_margin(sel, kind):
+            margin_series[reg].append((f"{name}: {q}", sel.assign(margin=margins(sel, kind))))
             continue
         base = _slug(f"{kind}_{name}_{q}" if name else f"{kind}_{q}")
         for x in paths:
@@ -766,11 +795,49 @@ def plot(table: pd.DataFrame, pl: Plan, writer: Writer) -> list[Path]:
             fig = _heat_map(sel, paths, reg, kind, name, q)
             written += writer.figure(fig, f"{base}__map", subdir=f"figures/{reg}")
             plotting.close(fig)
+    for reg, items in margin_series.items():
+        for x in paths:
+            fig = _margin_figure(items, x, reg)
+            written += writer.figure(fig, f"verification_margins__vs__{_slug(x)}", subdir=f"figures/{reg}")
+            plotting.close(fig)
+        if len(paths) == 2:
+            worst = pd.concat([sel for _, sel in items]).groupby("point", as_index=False).agg(
+                {paths[0]: "first", paths[1]: "first", "margin": "max", "passed": "all"})
+            fig = _heat_map(worst.rename(columns={"margin": "value"}), paths, reg, "margin", "", "")
+            written += writer.figure(fig, "verification_margins__map", subdir=f"figures/{reg}")
+            plotting.close(fig)
     return written
 
 
+def _margin_figure(items, x, reg):
+    """Error / tolerance of every bound and row-summary check against ``x`` (log axis, fails
+    above 1): the MAX_LINES checks that come closest to their tolerance labelled, the rest grey."""
+    from models import plotting
+
+    fig, ax = plotting.new(size=(7.0, 4.5))
+    order = sorted(items, key=lambda it: -float(it[1]["margin"].max()))
+    for i, (label, sel) in enumerate(order):
+        g = sel.groupby(x, as_index=False).agg({"margin": "max", "passed": "all"}).sort_values(x)
+        xv, mv = g[x].to_numpy(float), g["margin"].to_numpy(float)
+        if i < MAX_LINES:
+            ax.plot(xv, mv, "o-", ms=3, lw=0.8, label=label[:60])
+        else:
+            ax.plot(xv, mv, "-", lw=0.5, color="0.75", label=f"{len(order) - MAX_LINES} more checks"
+                    if i == MAX_LINES else None)
+        bad = ~g["passed"].fillna(False).to_numpy(bool)
+        if bad.any():
+            ax.plot(xv[bad], mv[bad], "x", color="red", ms=7)
+    ax.axhline(1.0, color="red", lw=1, ls="--", label="tolerance (fails above)")
+    ax.set_yscale("log")
+    ax.set_ylim(MARGIN_FLOOR / 2, MARGIN_CEIL * 2)
+    plotting.labels(ax, x, "error / tolerance (worst over the other parameters)",
+                    f"{reg}: verification margins ({len(order)} checks)")
+    ax.legend(frameon=False, fontsize=7)
+    return fig
+
+
 def _title(reg, kind, name, q) -> str:
-    what = {"solve": f"{name}: objective", "regime": "failed checks",
+    what = {"solve": f"{name}: objective", "regime": "failed checks", "margin": "worst verification margin",
             "check": f"{name}: {q}", "check_max": f"{name}: {q} (max over rows)"}[kind]
     return f"{reg}: {what}"
 
@@ -838,10 +905,15 @@ def _heat_map(sel, paths, reg, kind, name, q):
 
     grid = sel.pivot_table(index=paths[1], columns=paths[0], values="value", aggfunc="first")
     fig, ax = plotting.new()
+    norm = None
+    if kind == "margin":  # error / tolerance spans decades
+        from matplotlib.colors import LogNorm
+
+        norm = LogNorm(MARGIN_FLOOR, MARGIN_CEIL)
     mesh = ax.pcolormesh(grid.columns.to_numpy(float), grid.index.to_numpy(float), grid.to_numpy(float),
-                         shading="nearest")
-    fig.colorbar(mesh, ax=ax, label="failed checks" if kind == "regime" else ("numeric" if kind == "check"
-                                                                               else "objective"))
+                         shading="nearest", norm=norm)
+    fig.colorbar(mesh, ax=ax, label={"regime": "failed checks", "check": "numeric",
+                                     "margin": "max error / tolerance"}.get(kind, "objective"))
     bad = sel[~sel["passed"].fillna(False).to_numpy(bool)]
     if len(bad) and kind != "regime":
         ax.plot(bad[paths[0]], bad[paths[1]], "x", color="red", ms=5, label="failed / not optimal")

@@ -294,6 +294,35 @@ def test_figures_lines_and_heat_maps(tmp_path):
     assert len(sweep.series(t)) == 6  # what a full run draws per parameter: 4 checks, objective, failed checks
 
 
+@pytest.mark.component
+def test_bounds_and_row_summaries_share_one_margin_figure(tmp_path):
+    """Stranger S8: a figure per audit row (values ~1e-16 against a bound) took ~90 % of a
+    small sweep's wall time and buried the outputs.  Bounds and summaries over rows are
+    drawn together as error / tolerance (fails above 1), one figure per regime and
+    parameter and a heat map of the worst; a failing point shows as > 1."""
+    pl = sweep.plan(write(tmp_path, COST), [sweep.parse_param("technology.sigma=0.3:0.5:2"),
+                                            sweep.parse_param("technology.rho=0.25:0.5:2")])
+    rows = []
+    for i, (sg, rh) in enumerate([(0.3, 0.25), (0.5, 0.25), (0.3, 0.5), (0.5, 0.5)]):
+        base = {"point": i, "technology.sigma": sg, "technology.rho": rh, "regime": "cost"}
+        rows.append(base | {"kind": "check_max", "name": "audit", "quantity": "IC", "rel_err": [1e-9, 2e-7, 3e-9, 4e-9][i],
+                            "tolerance": 1e-7, "passed": i != 1})
+        rows.append(base | {"kind": "check", "name": "count", "quantity": "violations", "value": 0.0, "reference": 0.0,
+                            "rel_err": 0.0, "tolerance": 0.0, "passed": True})
+        rows.append(base | {"kind": "check", "name": "profit", "quantity": "vs closed form", "value": 1.0 + sg,
+                            "reference": 1.0 + sg, "rel_err": 1e-12, "tolerance": 1e-9, "passed": True})
+    t = pd.DataFrame(rows)
+    m = sweep.margins(t[t["kind"] == "check_max"], "check_max")
+    assert np.allclose(m, [1e-2, 2.0, 3e-2, 4e-2])  # error / tolerance: the failing point is above 1
+    assert np.all(sweep.margins(t[t["name"] == "count"], "check") == sweep.MARGIN_FLOOR)  # 0 of 0 allowed
+    written = sweep.plot(t, pl, Writer(tmp_path / "out"))
+    names = {p.name for p in written}
+    assert {"verification_margins__vs__technology_sigma.png", "verification_margins__vs__technology_rho.png",
+            "verification_margins__map.png"} <= names
+    assert not any(n.startswith(("check_max_audit", "check_count")) for n in names), names
+    assert "check_profit_vs_closed_form__vs__technology_sigma.png" in names  # an output keeps its own figure
+
+
 # ---------------------------------------------------- kill -9, then resume
 def _live_in_group(pgid: int) -> list[int]:
     """Processes of process group ``pgid`` that are alive (not zombies), from /proc."""
