@@ -436,7 +436,7 @@ def test_scenario_options_checked_against_the_route_that_runs(exe_on_path, tmp_p
 
     f = tmp_path / "s.toml"
     f.write_text(TINY_SCENARIO + '\n[solver]\nroute = "ipopt"\n[solver.options]\nmu_init = -1.0\n')
-    with pytest.raises(scenario.ScenarioError, match=r"'solver.options.mu_init' = -1 is invalid; allowed: "
+    with pytest.raises(scenario.ScenarioError, match=r"'solver.options.mu_init' = -1.0 is invalid; allowed: "
                                                      r"a number with 0.0 < mu_init < \+inf"):
         scenario.load(f)
     # which Ipopt's list is asked: the route's (recorded, the real check still answers)
