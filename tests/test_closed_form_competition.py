@@ -712,3 +712,21 @@ def test_theta_hi_is_the_limit_to_interior_boundary_after_a_density_spike():
     b = C.region_boundaries(lf, dist)
     assert [(f, t) for _, f, t in b] == [(0, 1), (1, 2)]
     assert b[1][0] == pytest.approx(d["theta_hi"], abs=(hi - lo) / (C.SCAN_POINTS - 1))
+
+
+def test_virtual_value_and_hazard_take_their_limits_where_the_density_vanishes():
+    """Stranger S8-D2 (c03b_comp_dollar_served): Beta(2, 5) on [20, 200] has f(200) = 0, so
+    (1 − F)/f was 0/0 = NaN at θ_max; the leader's quantity came out 0 there, the continuous schedule
+    'not monotone', and every continuous comparison and the convergence study were skipped on a run
+    that exited 0.  The limits: (1 − F)/f → 0 at the top (h → θ), +∞ at a bottom where f = 0."""
+    dist = TypeDistribution("beta", low=20.0, high=200.0, p=2.0, q=5.0)
+    lf = C.LeaderFringe(sigma=0.4, gamma_L=0.3, c_L=20.0, c_F=12.0)
+    assert float(C.virtual_value(dist, 200.0)) == 200.0
+    assert float(C.virtual_value(dist, 20.0)) == -np.inf
+    # the limit is approached continuously: (1 − F)/f ≈ (θ_max − θ)/q just below the top
+    eps = 1e-4
+    assert float(C.virtual_value(dist, 200.0 - eps)) == pytest.approx(200.0 - eps - eps / 5.0, abs=1e-9)
+    with np.errstate(all="raise"):  # no RuntimeWarning reaches stderr
+        q, reg = C.leader_quantity(lf, dist, np.linspace(20.0, 200.0, 101))
+    assert reg[-1] == 2 and q[-1] > q[-2] > 0
+    assert C.leader_schedule_is_monotone(lf, dist)

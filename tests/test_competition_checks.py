@@ -209,3 +209,59 @@ def test_per_type_rows_pass_the_exact_menus_and_fail_one_low_type_moved():
     rows = v[(v.check == "monopolist_vs_discrete_closed_form") & v.quantity.str.contains("the type's own")
              & (v["index"] == str(theta[k]))]
     assert len(rows) == 2 and not rows.passed.astype(bool).all()
+
+
+SCN_C03B = tomllib.loads('''
+name = "c03b_comp_dollar_served"
+[technology]
+sigma = 0.4
+rho = 0.0
+[[technology.tokens]]
+name = "input"
+weight = 0.5
+cost = 3.0
+[[technology.tokens]]
+name = "output"
+weight = 0.5
+cost = 15.0
+[types]
+distribution = "beta"
+p = 2.0
+q = 5.0
+low = 20.0
+high = 200.0
+n = 80
+grid = "equal-mass"
+[regimes.competition]
+gamma_L = 0.3
+gamma_F = 0.0
+c_L = 20.0
+c_F = 12.0
+convergence = [80, 160, 320]
+refine = 4
+task_cells = 0
+''')
+
+
+def test_beta_top_with_zero_density_runs_its_continuous_checks(ctx, monkeypatch):
+    """Stranger S8-D2 (c03b_comp_dollar_served, Beta(2, 5) on [20, 200], equal-mass): h was NaN at
+    θ_max, the continuous schedule 'not monotone', and the thresholds, finer-grid and convergence rows
+    were all skipped on a run that exited 0.  They now run and pass: the orders on regular cells
+    (checks.REGULAR_CELL; the equal-mass top cells grow as N^(−1/5)) are 0.81 (q_L), 0.86 (t), 0.93
+    (profit).  A closed form off by 2 % in θ_hi still fails its row."""
+    res, v = _run(SCN_C03B, ctx)
+    bad = v[~v.passed.astype(bool)]
+    assert res.converged and bad.empty, bad.to_string()
+    assert not any("not monotone" in n for n in res.notes)
+    for chk in ("leader_thresholds_vs_continuous", "leader_finer_grid_choice", "leader_convergence_to_continuous"):
+        assert (v.check == chk).any(), chk
+    assert (v.check == "leader_convergence_to_continuous").sum() == 3
+    from models.closed_form import competition as cc
+
+    orig = cc.theta_hi
+    monkeypatch.setattr(cc, "theta_hi", lambda lf, dist: 1.02 * orig(lf, dist))
+    raw = copy.deepcopy(SCN_C03B)
+    raw["regimes"]["competition"].pop("convergence")
+    _, v2 = _run(raw, ctx)
+    row = v2[(v2.check == "leader_thresholds_vs_continuous") & v2.quantity.str.startswith("theta_hi")]
+    assert len(row) == 1 and not bool(row.passed.iloc[0])

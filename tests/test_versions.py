@@ -56,7 +56,7 @@ def _failed(res) -> pd.DataFrame:
 @pytest.mark.unit
 @pytest.mark.parametrize("edit, pattern", [
     (lambda o: o["models"][0].update(gamma=0.5), r"models\[0\]\.gamma' = 0\.5 .*0 <= gamma < 0\.5"),
-    (lambda o: o["models"][2].update(c=-1.0), r"models\[2\]\.c' = -1 .*0 < c"),
+    (lambda o: o["models"][2].update(c=-1.0), r"models\[2\]\.c' = -1\.0 .*0 < c"),
     (lambda o: o["models"][1].update(name="small"), r"models\[1\]\.name' = 'small' .*not used by another"),
     (lambda o: o["models"][1].update(gamma=0.05), r"models' = .*pairwise different gamma"),
     (lambda o: o.update(models=o["models"][:1]), r"models' = .*2 to 8 tables"),

@@ -322,7 +322,7 @@ def monopolist_switch_type(models, dist: TypeDistribution) -> float:
     r"""Type at which the monopolist switches model: :math:`h(\theta)=\theta^e` (brentq).
     Uniform on [0,1]: :math:`(1+\theta^e)/2`.  NaN if outside the support."""
     te = efficient_switch_point(models)
-    return _first_root(lambda t: dist.virtual_value(t) - te, *dist.support)
+    return _first_root(lambda t: virtual_value(dist, t) - te, *dist.support)
 
 
 def exclusion_type(dist: TypeDistribution) -> float:
@@ -333,9 +333,9 @@ def exclusion_type(dist: TypeDistribution) -> float:
     then the down-crossing at θ_min (competition_90_3: 0.0616 instead of 4.95)."""
     lo, hi = dist.support
     a = lo + 1e-15 * max(1.0, abs(lo))
-    if dist.virtual_value(a) > 0:
+    if virtual_value(dist, a) > 0:
         return float(lo)
-    return _first_upcrossing(dist.virtual_value, a, hi)
+    return _first_upcrossing(lambda x: virtual_value(dist, x), a, hi)
 
 
 def monopolist_continuous(models, dist: TypeDistribution, theta) -> dict:
@@ -346,10 +346,10 @@ def monopolist_continuous(models, dist: TypeDistribution, theta) -> dict:
     buyer utility :math:`U=\theta V-t`.  Returns V, model, Q (n_models × len θ), t, U.
     """
     t = np.atleast_1d(np.asarray(theta, float))
-    V, idx = monopolist_allocation(models, dist.virtual_value(t))
+    V, idx = monopolist_allocation(models, virtual_value(dist, t))
     lo, hi = dist.support
     brk = [exclusion_type(dist), monopolist_switch_type(models, dist), *density_breaks(dist)]
-    fV = lambda s: monopolist_allocation(models, dist.virtual_value(s))[0]  # noqa: E731
+    fV = lambda s: monopolist_allocation(models, virtual_value(dist, s))[0]  # noqa: E731
     U = _cumulative_integral(fV, lo, t, brk)
     Q = np.stack([np.where(idx == l, V, 0.0) for l in range(len(models))])
     return {"theta": t, "V": V, "model": idx, "Q": Q, "t": t * V - U, "U": U}
@@ -361,9 +361,9 @@ def monopolist_continuous_summary(models, dist: TypeDistribution) -> dict:
     brk = [exclusion_type(dist), monopolist_switch_type(models, dist), *density_breaks(dist)]
 
     def alloc(s):
-        return monopolist_allocation(models, dist.virtual_value(s))[0]
+        return monopolist_allocation(models, virtual_value(dist, s))[0]
 
-    prof = _expect(dist, lambda s: dist.virtual_value(s) * alloc(s) - min_cost(models, alloc(s)), brk)
+    prof = _expect(dist, lambda s: virtual_value(dist, s) * alloc(s) - min_cost(models, alloc(s)), brk)
     cs = _integrate(lambda s: (1 - dist.cdf(s)) * alloc(s), *dist.support, brk)
     ts = _expect(dist, lambda s: s * alloc(s) - min_cost(models, alloc(s)), brk)
     return {"profit": prof, "consumer_surplus": cs, "total_surplus": ts}
@@ -619,8 +619,22 @@ def buyer_value_q(lf: LeaderFringe, theta, q_L) -> np.ndarray:
 
 
 def _hazard(dist: TypeDistribution, theta) -> np.ndarray:
+    r""":math:`(1-F)/f` with its limits where f = 0 at an end of the support: 0 at the top (1 − F
+    vanishes faster: Beta(p, q > 1), :math:`(1-F)/f\approx(\theta_{\max}-\theta)/q`), +∞ at the bottom
+    (Beta(p > 1, q), 1 − F = 1).  The plain ratio is 0/0 = NaN at the top: the leader's quantity
+    came out 0 at θ_max, the schedule 'not monotone' and every continuous comparison was skipped on
+    Beta q > 1 scenarios (stranger S8-D2, Beta(2, 5) on [20, 200])."""
     t = np.asarray(theta, float)
-    return (1.0 - dist.cdf(t)) / dist.pdf(t)
+    S, f = dist.sf(t), dist.pdf(t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(f > 0, S / np.where(f > 0, f, 1.0), np.where(S > 0, np.inf, 0.0))
+
+
+def virtual_value(dist: TypeDistribution, theta) -> np.ndarray:
+    r""":math:`h(\theta)=\theta-(1-F)/f` with the end limits of :func:`_hazard` (θ at a top where f = 0,
+    −∞ at a bottom where f = 0)."""
+    t = np.asarray(theta, float)
+    return t - _hazard(dist, t)
 
 
 def leader_virtual_objective(lf: LeaderFringe, dist: TypeDistribution, theta, q) -> np.ndarray:
@@ -635,7 +649,13 @@ def leader_virtual_objective(lf: LeaderFringe, dist: TypeDistribution, theta, q)
 def leader_gain(lf: LeaderFringe, dist: TypeDistribution, theta, q) -> np.ndarray:
     r"""Gain over selling nothing, :math:`\Delta(\theta,q)=J(\theta,q)-J(\theta,0)`; leader profit
     :math:`=E[\Delta(\theta,q(\theta))]` (module docstring)."""
-    return leader_virtual_objective(lf, dist, theta, q) - leader_virtual_objective(lf, dist, theta, 0.0)
+    t = np.asarray(theta, float)
+    qq = np.asarray(q, float)
+    dut = buyer_value_theta(lf, t, qq) - buyer_value_theta(lf, t, 0.0)  # ≥ 0, 0 up to q̂
+    haz = _hazard(dist, t)
+    with np.errstate(invalid="ignore"):  # no rent (dut = 0) at an infinite hazard: no rent term
+        rent = np.where(dut > 0, dut * haz, 0.0)
+    return buyer_value(lf, t, qq) - buyer_value(lf, t, 0.0) - rent - lf.c_L * qq
 
 
 def leader_quantity(lf: LeaderFringe, dist: TypeDistribution, theta) -> tuple[np.ndarray, np.ndarray]:
@@ -649,7 +669,7 @@ def leader_quantity(lf: LeaderFringe, dist: TypeDistribution, theta) -> tuple[np
     """
     t = np.asarray(theta, float)
     qh = limit_quality(lf, t)
-    qi = interior_quality(lf, dist.virtual_value(t))
+    qi = interior_quality(lf, virtual_value(dist, t))
     qu = np.maximum(qh, qi)
     sell = leader_gain(lf, dist, t, qu) > GAIN_TOL
     region = np.where(sell, np.where(qi > qh, 2, 1), 0)
@@ -672,7 +692,7 @@ def theta_lo(lf: LeaderFringe) -> float:
 
 def _interior_excess(lf: LeaderFringe, dist: TypeDistribution, theta) -> np.ndarray:
     r""":math:`g(\theta)=\eta h(\theta)-c_L\hat q(\theta)^{1-\eta}`: > 0 iff :math:`q^{int}(\theta)>\hat q(\theta)`."""
-    return lf.eta * dist.virtual_value(theta) - lf.c_L * limit_quality(lf, theta) ** (1 - lf.eta)
+    return lf.eta * virtual_value(dist, theta) - lf.c_L * limit_quality(lf, theta) ** (1 - lf.eta)
 
 
 def theta_hi(lf: LeaderFringe, dist: TypeDistribution) -> float:
@@ -711,21 +731,21 @@ def middle_region_nonempty_spec(lf: LeaderFringe, dist: TypeDistribution) -> boo
     if tl >= hi:
         return False
     if tl <= lo:  # h undefined below the support: the criterion at the bottom type
-        return bool(interior_quality(lf, dist.virtual_value(lo)) < limit_quality(lf, lo))
-    return bool(dist.virtual_value(tl) / tl < lf.sigma / lf.eta)
+        return bool(interior_quality(lf, virtual_value(dist, lo)) < limit_quality(lf, lo))
+    return bool(virtual_value(dist, tl) / tl < lf.sigma / lf.eta)
 
 
 def interior_gain(lf: LeaderFringe, dist: TypeDistribution, theta) -> np.ndarray:
     r""":math:`\Delta(\theta,q^{int})=(1-\eta)hq^{int\,\eta}-(hA^\sigma-c_FA)` (valid where :math:`q^{int}\ge\hat q`)."""
     t = np.asarray(theta, float)
-    return leader_gain(lf, dist, t, interior_quality(lf, dist.virtual_value(t)))
+    return leader_gain(lf, dist, t, interior_quality(lf, virtual_value(dist, t)))
 
 
 def entry_gain(lf: LeaderFringe, dist: TypeDistribution, theta) -> np.ndarray:
     r""":math:`G(\theta)=\Delta(\theta,\max(\hat q,q^{int}))`: the best gain from selling a positive
     quantity (continuous in θ); the leader serves θ iff G(θ) > 0."""
     t = np.asarray(theta, float)
-    qu = np.maximum(limit_quality(lf, t), interior_quality(lf, dist.virtual_value(t)))
+    qu = np.maximum(limit_quality(lf, t), interior_quality(lf, virtual_value(dist, t)))
     return leader_gain(lf, dist, t, qu)
 
 
@@ -745,7 +765,7 @@ def theta_star(lf: LeaderFringe, dist: TypeDistribution) -> float:
     # breakpoint, where G jumps from < 0 to > 0) h(te) is the left limit, q^int(te) < q̂(te), and θ*
     # came out NaN although the leader enters there on q^int (competition_hyp, session 6: θ* = 0.44891)
     tr = min(float(te) + ROOT_XTOL + 1e-9 * abs(float(te)), dist.support[1])
-    qi = interior_quality(lf, dist.virtual_value(tr))
+    qi = interior_quality(lf, virtual_value(dist, tr))
     return float(te) if qi > limit_quality(lf, tr) else np.nan
 
 

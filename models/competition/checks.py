@@ -28,7 +28,8 @@ from .solving import _best_attempt, CONVEX_SOLVER_DEFAULTS, _leader_refine
 ORDER_CHECKED = ("max_rel_err_q_L_away_from_thresholds", "max_rel_err_t_away_from_thresholds", "rel_err_profit")
 """Errors whose observed order (least-squares slope over the convergence N) is
 checked.  Away from a window of 2 grid steps around each continuous threshold
-and each breakpoint of a piecewise density (where h, hence q^int, jumps)
+and each breakpoint of a piecewise density (where h, hence q^int, jumps), on
+regular cells (REGULAR_CELL)
 the discrete optimum differs from the continuous one through the discrete
 virtual value φ_k − h(θ_k) = O(1/N) only, so the error is C/N(1 + O(1/N));
 the profit integrand is continuous at the thresholds (the gain crosses 0 at
@@ -46,6 +47,15 @@ ORDER_BAND = (0.75, 1.25)
 the same 50 scenarios (discrete closed form vs continuous): 0.96…1.03 at
 N0 = 100, 1.00…1.09 at N0 = 60, 0.86…1.07 at N0 = 16 (the O(1/N) correction);
 the band leaves ≥ 0.1 of margin and fails O(1/√N), stalled or spuriously fast convergence."""
+
+
+REGULAR_CELL = 4.0
+"""A type's cell (the larger gap to a neighbour) counts as regular when it is at most this many
+uniform steps (θ_max − θ_min)/N wide: there the local step, and with it the discrete-vs-continuous
+error, is O(1/N).  Equal-spacing grids are regular throughout; equal-mass cells are regular where
+f ≥ 1/(REGULAR_CELL·(θ_max − θ_min)), a fixed θ-region as N grows.  Measured (Beta(2, 5) on
+[20, 200], equal-mass, N = 80 … 640): fitted orders 0.91 (q_L) and 0.94 (t) on the regular types,
+0.30 on all of them."""
 
 
 MIN_AWAY_TYPES = 3
@@ -503,8 +513,15 @@ def _leader_convergence(res, lf, scn, ctx, sizes, base: LeaderMenu, known=None):
         aud = leader_audit(lf, th, menu.q, menu.T)
         wv = np.where(leader_type_weight(lf, th, ms, ref["q_L"], menu.q, ref["profit"]) >= TOL_DISCRETE,
                       kkt_mass_weight(ms), 0.0)
-        step = float(np.max(np.diff(th)))
-        near = np.zeros(len(th), bool)  # types within 2 grid steps of a jump of the continuous q
+        # the error is O(local step); it is O(1/N) only on cells no wider than REGULAR_CELL uniform
+        # steps: equal-mass cells where f → 0 (Beta q > 1 near its top) are ∝ N^(−1/q) wide and are
+        # left out (stranger S8-D2, Beta(2, 5) equal-mass: the top type's error fell as N^-0.3)
+        lo_s, hi_s = dist.support
+        gaps = np.diff(th)
+        width = np.maximum(np.append(gaps, 0.0), np.insert(gaps, 0, 0.0))
+        regular = width <= REGULAR_CELL * (hi_s - lo_s) / len(th)
+        step = float(np.max(width[regular])) if regular.any() else float(np.max(width))
+        near = ~regular  # and types within 2 grid steps of a jump of the continuous q
         for x in jumps:
             near |= np.abs(th - x) <= 2 * step
         w = ms / ms.sum()
