@@ -692,8 +692,12 @@ def menu_upper_bounds(tech: cf.Technology, theta, mass):
     return UB_FACTOR * Qs, UB_FACTOR * Xb, UB_FACTOR * Zb
 
 
-def build_menu(tech: cf.Technology, theta, mass, ic: str = "local", start: cb.Menu | None = None):
-    """Pyomo model of the budget menu over discrete types (see module doc)."""
+def build_menu(tech: cf.Technology, theta, mass, ic: str = "local", start: cb.Menu | None = None, pairs=None):
+    """Pyomo model of the budget menu over discrete types (see module doc).
+
+    ``pairs`` (all-pairs form only): a (k, 2) array of the IC rows (k, l) to
+    write, in a growing index (``m.ic_rows``, lazy_ic.PairConstraints) that
+    ``solve_all_pairs`` extends; None writes all N(N−1) rows."""
     theta = np.asarray(theta, float)
     mass = np.asarray(mass, float)
     N = len(theta)
@@ -738,8 +742,17 @@ def build_menu(tech: cf.Technology, theta, mass, ic: str = "local", start: cb.Me
         U0 = np.maximum(theta * np.maximum(Q0, 0.0) - np.asarray(t0, float), 0.0)
         m.U = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=lambda m, k: U0[k])
         m.rent = pyo.Constraint(m.TYPES, rule=lambda m, k: m.t[k] == m.theta[k] * m.Q[k] - m.U[k])
-        m.ic = pyo.Constraint(m.TYPES, m.TYPES, rule=lambda m, k, l: pyo.Constraint.Skip if k == l else
-                              m.U[k] - m.U[l] - (m.theta[k] - m.theta[l]) * m.Q[l] >= 0)
+        def ic_rule(m, k, l):
+            return m.U[k] - m.U[l] - (m.theta[k] - m.theta[l]) * m.Q[l] >= 0
+
+        if pairs is None:
+            m.ic = pyo.Constraint(m.TYPES, m.TYPES, rule=lambda m, k, l: pyo.Constraint.Skip if k == l else
+                                  ic_rule(m, k, l))
+        else:
+            from models.lazy_ic import PairConstraints
+
+            m.ic_rows = PairConstraints(m, "ic", ic_rule, scale=menu_scales(tech, theta, mass)[3])
+            m.ic_rows.add(pairs)
     else:
         # Local form: IR of the lowest type, adjacent downward IC and monotone Q.
         # Upward adjacent IC follows from these (single crossing), and IR_k from
@@ -904,10 +917,87 @@ def _solve_menu(tech, theta, mass, ctx, label, ic, start, formulation):
             p = cls(tech, theta, mass, start)
         r = ctx.solve_structured(p, label, tb.seconds, defaults=defaults)
         return p, p.menu(r.x), r
+    if ic == "all-pairs":
+        return solve_all_pairs(tech, theta, mass, ctx, label, start, defaults)
     with Timer() as tb:
         m = build_menu(tech, theta, mass, ic, start)
     r = ctx.solve(m, label, tb.seconds, defaults=defaults)
     return m, read_menu(m, tech), r
+
+
+# The all-pairs program by row generation.  Written with all N(N−1) IC rows,
+# the KKT matrix is degenerate wherever types are excluded or pooled: every
+# pair among them is active in both directions (m excluded types: m(m−1)
+# active rows on 2m variables).  As μ → 0 the slack diagonals spread over
+# ~24 decades, MUMPS's threshold pivoting (pivtol 1e-6) delays pivots, its
+# fronts fill in (INFO(1) = −9, memory reallocated) and an iteration grows
+# from 0.2 s to 2 s at N = 120 and to 50–70 s at N = 200 (stranger S7-9: no
+# result in 330 s; measured here: 260 s at N = 150, and 447 s at N = 60 on a
+# ρ << 0 draw, bench in docs/model.md §2.4).  A lower pivtol is faster but
+# stopped 'acceptable' on that draw at 1e-8 … 1e-16.  Row generation solves
+# the same program: the relaxation with the rows (k, k−1) only is solved,
+# every pair is audited in numpy and the violated ones are added, until none
+# is violated by more than ALL_PAIRS_TOL.  The last relaxation's optimum is
+# then feasible for the all-pairs program (to ALL_PAIRS_TOL) and optimal for
+# a relaxation of it, hence optimal for it.  No monotonicity row and no
+# single-crossing argument is used, so the local form (which relies on both)
+# is still checked by a program that does not.
+ALL_PAIRS_TOL = 1e-8  # worst IC violation / max|t|: a tenth of TOL_AUDIT, the audit's 10x margin
+ALL_PAIRS_MAX_ROUNDS = 30
+
+
+def solve_all_pairs(tech, theta, mass, ctx, label, start=None, defaults=None, initial_pairs=None):
+    """All-pairs IC menu by row generation (ALL_PAIRS_TOL's comment).
+    Returns (model, menu, result); the result is the last relaxation's solve
+    with iterations and times summed over the rounds, its status an error
+    unless the last solve is optimal and no pair is violated;
+    ``model.all_pairs_rounds`` lists (rows, status, iterations, worst) per
+    round, ``model.all_pairs_note`` says it in words.  The first relaxation
+    has the adjacent pairs in both directions (``initial_pairs`` replaces
+    them): with the downward ones only, Ipopt stopped 'search direction too
+    small' on a σ = 0.85 draw whose top types weigh ~1e-30 (budget_86_2 at
+    N = 60), where adjacent rows both ways keep Q monotone in every iterate."""
+    import dataclasses
+
+    from models.lazy_ic import audit
+    from models.solver import Status
+
+    theta = np.asarray(theta, float)
+    N = len(theta)
+    k = np.arange(1, N)
+    with Timer() as tb:
+        pairs = np.r_[np.column_stack([k, k - 1]), np.column_stack([k - 1, k])] if initial_pairs is None \
+            else np.asarray(initial_pairs, int)
+        m = build_menu(tech, theta, mass, "all-pairs", start, pairs=pairs)
+    build = tb.seconds
+    rounds, its, trans, sol = [], 0, 0.0, 0.0
+    warm, done = None, False
+    for rnd in range(1, ALL_PAIRS_MAX_ROUNDS + 1):
+        r = ctx.solve(m, f"{label} round {rnd}", build, defaults=defaults, warm_start=warm)
+        its, trans, sol = its + r.iterations, trans + r.translate_seconds, sol + r.solve_seconds
+        menu = read_menu(m, tech)
+        scale = max(float(np.max(np.abs(menu.t))), 1e-300)
+        a = audit(lambda rows: theta[rows, None] * menu.Q[None, :] - menu.t[None, :], N, scale, ALL_PAIRS_TOL)
+        rounds.append((len(m.ic_rows), r.status.value, r.iterations, a.worst_ic))
+        done = a.worst_ic <= ALL_PAIRS_TOL
+        if done or not r.ok:
+            break
+        with Timer() as tb:
+            added = m.ic_rows.add(a.top)
+        build = tb.seconds
+        ctx.progress(f"    {label}: round {rnd}, {rounds[-1][0]} IC rows, worst violation {a.worst_ic:.2e} "
+                     f"of max|t|; +{added} rows")
+        if added == 0:  # the violated rows are in the model already: the solve itself is off
+            break
+        warm = r.warm
+    msg = (f"row generation: {len(rounds)} round(s), {rounds[-1][0]} of {N * (N - 1)} IC rows in the program, "
+           f"worst violation over all pairs {rounds[-1][3]:.1e} of max|t| (tol {ALL_PAIRS_TOL:g})")
+    m.all_pairs_rounds, m.all_pairs_note = rounds, msg
+    r = dataclasses.replace(r, iterations=its, translate_seconds=trans, solve_seconds=sol,
+                            message=f"{r.message}; {msg}" if r.message else msg)
+    if not done and r.ok:
+        r = dataclasses.replace(r, status=Status.ERROR, message=f"row generation did not converge: {msg}")
+    return m, menu, r
 
 
 # ------------------------------------------------------ Lemma 1, Prop. 1
@@ -1026,6 +1116,7 @@ def run(scn, opts, ctx) -> RegimeResult:
                                    polish=True)
         res.notes.append(f"menu[{form}]: " + ("Pyomo model (build_menu)" if isinstance(prog, pyo.Block) else
                                               f"{type(prog).__name__} (models/menu_nlp.py)")
+                         + (f"; {prog.all_pairs_note}" if hasattr(prog, "all_pairs_note") else "")
                          + (f"; {menu.note}" if menu.note else ""))
         res.solves[f"menu[{form}]"] = r
         menus[form] = menu
