@@ -268,3 +268,26 @@ def test_tail_mass_is_exact_for_tiny_tails():
     p = np.array([0.5, 0.5 - 1e-30, 1e-30])
     assert cv.tail_mass(p)[1] == 1e-30  # 1 − cumsum gives 0 (or round-off) here
     assert np.allclose(cv.tail_mass(p)[:1], [0.5])
+
+
+@pytest.mark.unit
+def test_items_with_a_non_positive_price_are_exported_as_the_outside_option():
+    """Stranger S8-D9 (v01_four_versions_beta): excluded types left in monopolist.csv at barrier noise
+    with a negative price (V ≈ 6e-14, t = −2.6e-14).  In an IC menu with monotone V prices are
+    non-decreasing and the first served type pays θ·V > 0, so t ≤ 0 only where V = 0: those items and
+    every one below them become (0, 0); a served menu is untouched."""
+    from models.competition import versions as vr
+    from models.results import RegimeResult
+
+    V = np.array([6e-14, 8e-14, 3e-13, 0.26, 0.5])
+    t = np.array([-2.6e-14, 1e-15, -1e-16, 0.6, 1.0])
+    out = {"V": V, "t": t, "q": np.stack([V, np.zeros(5)], axis=1)}
+    res = RegimeResult("versions")
+    vr._snap_unpriced(res, out)
+    assert np.array_equal(out["V"][:3], np.zeros(3)) and np.array_equal(out["t"][:3], np.zeros(3))
+    assert np.array_equal(out["q"][:3], np.zeros((3, 2)))
+    assert out["V"][3] == 0.26 and out["t"][4] == 1.0 and any("price ≤ 0" in n for n in res.notes)
+    exact = {"V": np.array([0.0, 0.3, 0.5]), "t": np.array([0.0, 0.4, 0.9]), "q": np.zeros((3, 2))}
+    res2 = RegimeResult("versions")
+    vr._snap_unpriced(res2, exact)
+    assert not res2.notes and exact["t"][1] == 0.4

@@ -587,8 +587,30 @@ def _monopolist(res, models, sigma, theta, mass, ctx):
     res.notes.append(f"monopolist: {len(attempts)} solves ({n_ok} of {len(cache)} convex cut-off programs converged); "
                      f"best cut-offs {list(best)} objective {chosen.objective:.12g}; {fin_txt}; "
                      f"iterations max {int(tab['iterations'].max())}")
+    _snap_unpriced(res, out)
     _mixing_audit(res, models, sigma, out["V"], out["q"], "monopolist_mixing_audit")
     return out
+
+
+def _snap_unpriced(res, out):
+    """Items with a price t ≤ 0, and every item below them, are the outside option (V = t = 0).
+
+    Exact at every optimum: in an IC menu with monotone V, t_k − t_(k−1) ≥ θ_(k−1)(V_k − V_(k−1)) ≥ 0,
+    and the first served type pays t = θ·V > 0 (IR binds), so t ≤ 0 only where V = 0.  The solver
+    leaves excluded types at barrier noise, with negative prices (stranger S8-D9, v01_four_versions_beta:
+    V ≈ 6e-14, t = −2.6e-14 in monopolist.csv); the two-model regime reads such items as 'no item' too.
+    The exported menu is what the audits and the V/t rows judge."""
+    t = np.asarray(out["t"], float)
+    idx = np.nonzero(t <= 0)[0]
+    if not len(idx):
+        return
+    k = int(idx[-1]) + 1
+    if np.any(np.asarray(out["V"], float)[:k] > 0) or np.any(t[:k] != 0):
+        out["V"] = np.asarray(out["V"], float).copy()
+        out["t"], out["q"] = t.copy(), np.asarray(out["q"], float).copy()
+        out["V"][:k], out["t"][:k], out["q"][:k] = 0.0, 0.0, 0.0
+        res.notes.append(f"monopolist: the {k} lowest types' items had a price ≤ 0 (barrier noise on excluded "
+                         "types): exported as the outside option (V = t = 0)")
 
 
 LIGHT_BAND = 1e3
