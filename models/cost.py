@@ -118,11 +118,22 @@ def build(tech: cf.Technology, quantities) -> pyo.ConcreteModel:
     if zshare is not None:
         m.ft_ray = pyo.Constraint(m.LEVELS, m.FT, rule=lambda m, q, k:
                                   m.Z[q, k] - RAY_EPS * zshare[k] * sum(m.Z[q, i] for i in m.FT) >= 0)
-    m.spend = pyo.Objective(expr=sum(gain.spend_x(tech, [m.X[q, j] for j in m.TOKENS])
-                                     + gain.spend_z(tech, [m.Z[q, k] for k in m.FT]) for q in m.LEVELS))
+    # Each level's spend in units of its own cost (the levels are separate
+    # programs, so positive weights leave every level's optimum unchanged; the
+    # dual of quality[q] is C'(Q_q)/weight_q, m._weight).  With one money unit
+    # for all levels (Σ C) a level costing 1e-8 of the total had its KKT
+    # conditions weighted 1e-8: budget_85_89 (σ = 0.2325, ρ = −0.4873,
+    # Q = 0.0187, 0.659, 1.125: C = 4e-8 … 3.6) stalled at a primal
+    # violation of 7e-7 with line-search steps of 3e-5 and ran to max_iter;
+    # each level alone takes 6 iterations.
+    weight = np.maximum(np.asarray(cf.cost(tech, qs), float), 1e-300)
+    m._weight = weight
+    m.spend = pyo.Objective(expr=sum((gain.spend_x(tech, [m.X[q, j] for j in m.TOKENS])
+                                      + gain.spend_z(tech, [m.Z[q, k] for k in m.FT])) / float(weight[q])
+                                     for q in m.LEVELS))
     m.dual = pyo.Suffix(direction=pyo.Suffix.IMPORT)
     sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
-    obj_unit = max(float(np.sum(cf.cost(tech, qs))), 1e-300)
+    obj_unit = float(len(qs))  # each level contributes 1 at its optimum
     sf[m.spend] = 1.0 / obj_unit
     # Ipopt's absolute tests in these units (gain.unit_tolerances)
     m._unit_tolerances = gain.unit_tolerances(obj_unit, np.r_[xs, zs if tech.K else []], qs)
@@ -158,7 +169,7 @@ def run(scn, opts, ctx) -> RegimeResult:
     X = np.array([[pyo.value(m.X[q, j]) for j in m.TOKENS] for q in L])
     Z = np.array([[pyo.value(m.Z[q, k]) for k in m.FT] for q in L])[:, : tech.K]
     C_num = X @ np.asarray(tech.cost) + (Z @ np.asarray(tech.cost_hat) if tech.K else 0)
-    dC_num = np.array([sr.duals.get(m.quality[q], np.nan) for q in L])
+    dC_num = np.array([sr.duals.get(m.quality[q], np.nan) for q in L]) * m._weight  # quality[q]: C'(Q_q)/weight_q
     Xc, Zc = cf.inputs(tech, qs)
     C_ref = cf.cost(tech, qs)
     form = "baseline" if tech.has_baseline else ("cobb-douglas" if tech.rho == 0 else "ces")

@@ -178,16 +178,17 @@ def test_homogeneous_matches_closed_form(name, solved):
     Xc, Zc = cf.inputs(tech, qs)
     C = X @ np.asarray(tech.cost) + (Z @ np.asarray(tech.cost_hat) if tech.K else 0.0)
     assert _rel_inf(C, cf.cost(tech, qs)) <= tol["C"]
-    assert r.objective == pytest.approx(float(cf.cost(tech, qs).sum()), rel=tol["C"])
+    # each level's spend in units of its own cost (cost.build: m._weight)
+    assert r.objective == pytest.approx(float((cf.cost(tech, qs) / m._weight).sum()), rel=tol["C"])
     assert _rel_inf(X, Xc) <= tol["X"]
     if tech.K:
         assert _rel_inf(Z, Zc) <= tol["Z"]
     duals = np.array([r.duals[m.quality[q]] for q in m.LEVELS])
     suffix = np.array([m.dual[m.quality[q]] for q in m.LEVELS])
     mc = cf.marginal_cost(tech, qs)
-    # the dual of "Ψ·Φ == Q" in a minimisation is d(spend)/dQ = C'(Q) > 0
+    # the dual of "Ψ·Φ == Q" in a minimisation of spend/weight is C'(Q)/weight > 0
     assert np.all(duals > 0)
-    assert np.max(np.abs(duals / mc - 1)) <= tol["dual"]
+    assert np.max(np.abs(duals * m._weight / mc - 1)) <= tol["dual"]
     assert np.array_equal(duals, suffix)
 
 
@@ -206,7 +207,7 @@ def test_baseline_matches_closed_form(solved):
     assert _rel_inf(X, Xc) <= tol["X"]
     assert np.max(np.abs(Z - Zc)) <= tol["Z_abs"]  # judged on the Q-scale: Z = 0 on two levels
     assert np.all(Z[below] <= tol["Z_abs"])
-    duals = np.array([r.duals[m.quality[q]] for q in m.LEVELS])
+    duals = np.array([r.duals[m.quality[q]] for q in m.LEVELS]) * m._weight
     assert np.max(np.abs(duals / cf.marginal_cost(tech, qs) - 1)) <= tol["dual"]
 
 
@@ -415,3 +416,20 @@ def test_near_leontief_cost_nlp_has_ray_rows():
     assert res.converged, res.status()  # was 'restoration failed'
     assert v["passed"].all(), v[~v["passed"]][["quantity", "rel_err", "tolerance"]]
     assert hasattr(cost.build(tech, np.asarray(qs)), "ray")
+
+
+def test_levels_weighted_by_their_own_cost():
+    """budget_85_89 (σ = 0.2325, ρ = −0.4873, two token classes; levels
+    Q = 0.0187, 0.659, 1.125 cost 4e-8 ... 3.6): with one money unit for all
+    levels the cheapest level's KKT conditions weighed 1e-8; Ipopt stalled at
+    a primal violation of 7e-7 (line-search steps 3e-5) and ran to max_iter
+    (3,000), C(Q) 4.1e-7 and X[tok2] 4.6e-7 off.  Each level alone: 6
+    iterations.  The objective now takes each level's spend in units of its
+    own cost."""
+    tech = cf.Technology(sigma=0.2325, rho=-0.4873, alpha=(0.766364, 0.233636), cost=(1.035, 1.26037),
+                         token_names=("tok1", "tok2"))
+    res = _run_cost(tech, (0.0187207, 0.65917, 1.12525))
+    v = res.verification
+    assert res.converged, res.status()  # was max_iterations
+    assert res.solves["cost"].iterations < 100
+    assert v["passed"].all(), v[~v["passed"]][["quantity", "rel_err", "tolerance"]]
