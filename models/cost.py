@@ -88,7 +88,15 @@ def build(tech: cf.Technology, quantities) -> pyo.ConcreteModel:
     # by 30 % in Q but never below 1e-3 of the level's scale
     Xs, Zs = cf.inputs(tech, qs)
     xs = np.maximum(np.max(np.atleast_2d(Xs), axis=1), 1e-300)
-    zs = np.maximum(np.max(np.atleast_2d(Zs), axis=1) if tech.K else np.ones(len(qs)), tech.baseline or 1e-300)
+    # z's scale: its amount at the level, at least the amount whose cost is the
+    # level's cost (C(Q)/max ĉ), not the baseline b: below Q̄ no fine-tuning is
+    # bought, and with each level in units of its own cost (the objective below)
+    # a scale b ≫ C/ĉ gave z's bound a scaled multiplier ĉ·b/C ~ 1e17
+    # (budget_88_2: σ = 0.1, b = 0.11, C = 5.6e-19): z went to −3e-18 and C(Q)
+    # was 2.9e-7 off (the Prop-1 NLP's pattern, budgets.build_efficient)
+    Cq = np.maximum(np.asarray(cf.cost(tech, qs), float), 1e-300)
+    zs = np.maximum(np.max(np.atleast_2d(Zs), axis=1) if tech.K else np.ones(len(qs)),
+                    Cq / float(np.max(tech.cost_hat[: tech.K])) if tech.K else 1e-300)
     # bounds X, Z >= 0: an absolute floor (1e-9) bound at valid levels (σ = 0.25,
     # Q = 0.001 needs X = 1e-12: infeasible) -- Ipopt keeps iterates strictly
     # inside the bounds (bound_relax_factor = 0), so Ψ is never evaluated at 0
@@ -126,8 +134,7 @@ def build(tech: cf.Technology, quantities) -> pyo.ConcreteModel:
     # Q = 0.0187, 0.659, 1.125: C = 4e-8 … 3.6) stalled at a primal
     # violation of 7e-7 with line-search steps of 3e-5 and ran to max_iter;
     # each level alone takes 6 iterations.
-    weight = np.maximum(np.asarray(cf.cost(tech, qs), float), 1e-300)
-    m._weight = weight
+    weight = m._weight = Cq
     m.spend = pyo.Objective(expr=sum((gain.spend_x(tech, [m.X[q, j] for j in m.TOKENS])
                                       + gain.spend_z(tech, [m.Z[q, k] for k in m.FT])) / float(weight[q])
                                      for q in m.LEVELS))

@@ -433,3 +433,18 @@ def test_levels_weighted_by_their_own_cost():
     assert res.converged, res.status()  # was max_iterations
     assert res.solves["cost"].iterations < 100
     assert v["passed"].all(), v[~v["passed"]][["quantity", "rel_err", "tolerance"]]
+
+
+def test_unbought_baseline_fine_tuning_scaled_by_its_cost_equivalent():
+    """budget_88_2 (σ = 0.1, ρ = 0.9863, baseline b = 0.112, levels below Q̄,
+    C = 5.6e-19 ... 4.8e-11, no fine-tuning bought): with each level in its own
+    cost units, z scaled by b had a bound multiplier ~ĉ·b/C = 1e18 (scaled);
+    Ipopt ended at z = −3e-18 and C(Q) 2.9e-7 off.  z's scale is now at least
+    C(Q)/ĉ."""
+    tech = cf.Technology(sigma=0.1, rho=0.9863, alpha=(0.161374, 0.838626), cost=(3.23859, 1.62822),
+                         gamma=0.08001, alpha_hat=(1.0,), cost_hat=(4.5905,), baseline=0.112425,
+                         token_names=("tok1", "tok2"), ft_names=("ft1",))
+    res = _run_cost(tech, (0.0117391, 0.0135409, 0.0135674, 0.0729316))
+    v = res.verification
+    assert res.converged, res.status()
+    assert v["passed"].all(), v[~v["passed"]][["quantity", "rel_err", "tolerance"]]  # C(Q) was 2.9e-7 off
