@@ -58,10 +58,10 @@ def _small(raw, n=16, conv=(16, 32)):
 @pytest.mark.unit
 @pytest.mark.parametrize("field, value, pattern", [
     ("gamma_L", 0.5, r"regimes\.competition\.gamma_L' = 0\.5 .*0 < gamma_L < 0\.5"),
-    ("gamma_L", 0.0, r"gamma_L' = 0 .*0 < gamma_L < 0\.5"),
+    ("gamma_L", 0.0, r"gamma_L' = 0\.0 .*0 < gamma_L < 0\.5"),
     ("gamma_F", 0.2, r"gamma_F' = 0\.2 .*0 <= gamma_F < 0\.2"),
     ("c_F", 0.2, r"c_F' = 0\.2 .*0 < c_F < 0\.2"),
-    ("c_F", -1.0, r"c_F' = -1 .*0 < c_F < 0\.2"),
+    ("c_F", -1.0, r"c_F' = -1\.0 .*0 < c_F < 0\.2"),
     ("c_L", "cheap", r"c_L' = 'cheap' .*a number with 0 < c_L"),
     ("convergence", [60, 30], r"convergence.*strictly increasing"),
     ("task_cells", 2.5, r"task_cells' = 2\.5 .*an integer"),

@@ -265,3 +265,62 @@ def test_beta_top_with_zero_density_runs_its_continuous_checks(ctx, monkeypatch)
     _, v2 = _run(raw, ctx)
     row = v2[(v2.check == "leader_thresholds_vs_continuous") & v2.quantity.str.startswith("theta_hi")]
     assert len(row) == 1 and not bool(row.passed.iloc[0])
+
+
+SCN_82_6 = tomllib.loads('''
+name = "competition_82_6"
+
+[technology]
+sigma = 0.6668
+rho = -35.39
+
+[[technology.tokens]]
+name = "tok1"
+weight = 0.427087
+cost = 1.04222
+
+[[technology.tokens]]
+name = "tok2"
+weight = 0.230834
+cost = 11.0187
+
+[[technology.tokens]]
+name = "tok3"
+weight = 0.342079
+cost = 19.1283
+
+[types]
+distribution = "beta"
+low = 0.0
+high = 60.228
+p = 0.8955
+q = 0.9668
+n = 67
+grid = "equal-mass"
+
+[regimes]
+
+[regimes.competition]
+gamma_L = 0.1932
+gamma_F = 0.0
+c_L = 0.19064
+c_F = 0.12635
+task_cells = 3
+task_profiles = 2
+refine = 10
+''')
+
+
+@pytest.mark.slow  # ~80 s of CPU
+def test_threshold_row_reads_unresolved_types_as_undetermined(ctx):
+    """Regression (competition_82_6, fresh seed 82, after the leader program's per-type units):
+    the NLP labels the lowest grid types -- each worth < TOL_DISCRETE of the profit, so
+    undetermined by the program -- "interior", so it has no theta_lo / theta_hi on the grid
+    and the row "disagree on whether this threshold lies on the grid" failed a correct
+    menu.  The NLP's thresholds are now read on its resolved types (the unresolved ones as
+    the discrete closed form's) and compared with the continuous values within one step."""
+    res, v = _run(SCN_82_6, ctx)
+    assert res.verified, v[~v["passed"].astype(bool)].to_string()
+    rows = v[v["check"] == "leader_thresholds_vs_continuous"]
+    assert rows["quantity"].str.contains("of its resolved types").any(), rows.to_string()  # the case arises
+    assert not rows["quantity"].str.contains("lies on the grid").any()

@@ -442,8 +442,25 @@ def _leader_thresholds(res, lf, dist, theta, reg, ref, resolved=None):
                                       index=["within one grid step" + (f" + {extra:.3g} (unresolved types)"
                                                                       if extra else "")]))
         elif cont is not None and (n is None) != (not (np.isfinite(c) and theta[0] < c < theta[-1])):
-            res.checks.append(bound_check(NAME, chk, f"{label}: NLP and continuous closed form disagree on "
-                                          "whether this threshold lies on the grid", 1.0, 0.0))
+            extra = _unresolved_span(theta, *hits[key], resolved)
+            # the NLP has no threshold on the grid only because of types below its resolution
+            # (competition_82_6: it labels the lowest, unresolved types "interior", so its
+            # entry is the grid's first type): its threshold is the one of its resolved
+            # types (the unresolved ones, which the program cannot determine, read as the
+            # discrete closed form's), within one step plus their span of the continuous value
+            nf = (region_thresholds(theta, np.where(np.asarray(resolved, bool), reg, ref["region"]))[key]
+                  if extra > 0 else None)
+            if nf and np.isfinite(c):
+                # the span is allowed only where an unresolved type borders the threshold
+                i = int(np.clip(np.searchsorted(theta, nf[0]), 1, len(theta) - 1))
+                near = 0.0 if np.asarray(resolved, bool)[[i - 1, i]].all() else extra
+                res.checks.append(compare(NAME, chk, f"{label} (NLP midpoint of its resolved types)", nf[0], c,
+                                          (nf[1] + near) / c,
+                                          index=["within one grid step" + (f" + {near:.3g} (unresolved types)"
+                                                                          if near else "")]))
+            else:
+                res.checks.append(bound_check(NAME, chk, f"{label}: NLP and continuous closed form disagree on "
+                                              "whether this threshold lies on the grid", 1.0, 0.0))
     n_limit = int(np.sum(reg == 1))
     if cont is not None:
         res.notes.append(f"leader_fringe regions (NLP): fringe only {int(np.sum(reg == 0))} types, limit pricing "
