@@ -186,8 +186,9 @@ class BudgetMenu:
         return price_sheet(self.technology, self.menu, kind)
 
     def constraints(self) -> pd.DataFrame:
-        """Every IR/IC/monotonicity row of the model: the types it links, its
-        slack (≥ 0 when satisfied) and its multiplier ``dual`` =
+        """Every IR/IC/monotonicity row of the model (with ``ic="all-pairs"`` every
+        ordered IC pair: those row generation never added have multiplier 0): the
+        types it links, its slack (≥ 0 when satisfied) and its multiplier ``dual`` =
         ∂profit/∂rhs (the project's dual convention: raising the right-hand side
         of a ``≥`` row tightens it, so a binding row has ``dual ≤ 0``)."""
         import pyomo.environ as pyo
@@ -215,6 +216,18 @@ class BudgetMenu:
                 rows.append({"row": f"U[{k}] >= 0", "kind": "IR", "type": int(k), "theta": float(th[k]),
                              "versus": int(k), "theta_versus": float(th[k]),
                              "slack": float(var.value), "dual": np.nan})
+        if self.ic == "all-pairs":
+            # the all-pairs program is solved by row generation (models.budgets.solve_all_pairs):
+            # a pair never added was satisfied at every round's optimum, so the final optimum is
+            # the full program's with multiplier exactly 0 on it; listed with its slack from the menu
+            have = {(r["type"], r["versus"]) for r in rows if r["kind"].startswith("IC")}
+            Q, t = self.menu.Q, self.menu.t
+            for k in range(len(th)):
+                for l in range(len(th)):
+                    if k != l and (k, l) not in have:
+                        rows.append({"row": f"ic[{k},{l}] (not generated)", "kind": "IC", "type": k,
+                                     "theta": float(th[k]), "versus": l, "theta_versus": float(th[l]),
+                                     "slack": float((th[k] * Q[k] - t[k]) - (th[k] * Q[l] - t[l])), "dual": 0.0})
         return pd.DataFrame(rows)
 
     def binding_ic(self, tol: float = 1e-7) -> pd.DataFrame:

@@ -266,7 +266,8 @@ def test_with_changes_revalidates_and_resolves(small):
 def test_all_pairs_menu_lists_ir_as_bounds(small):
     """All-pairs form (in rents U = θQ − t, IR as the bound U ≥ 0): constraints() lists
     every IR with slack U_k = θ_k Q_k − t_k (recomputed here from the menu) and every
-    ordered IC pair."""
+    ordered IC pair (row generation: a pair never added has multiplier 0 and its slack
+    from the menu)."""
     bm = api.solve_budget_menu(small, ic="all-pairs")
     assert bm.converged
     c = bm.constraints()
@@ -277,6 +278,11 @@ def test_all_pairs_menu_lists_ir_as_bounds(small):
     # the rows hold the NLP's own U; the menu's t is read back from the rent rows (tol 1e-12 scaled)
     assert np.allclose(ir["slack"], rent, atol=1e-9 * max(1.0, float(np.max(np.abs(bm.menu.t)))))
     assert ir["dual"].isna().all() and (c["slack"] >= -1e-9).all()
+    ic = c[c["kind"] == "IC"]
+    assert len(set(zip(ic["type"], ic["versus"]))) == n * (n - 1)  # each ordered pair once
+    gen = ic[~ic["row"].str.contains("not generated")]
+    assert 0 < len(gen) < n * (n - 1)  # the case this is about: only some pairs are model rows
+    assert (ic.loc[ic["row"].str.contains("not generated"), "dual"] == 0.0).all()
 
 
 def test_scenario_from_dict_matches_file():
