@@ -150,7 +150,19 @@ class RunSummary:
 
 def run_regime(scn, name: str, ctx: Context) -> RegimeResult:
     ctx.tightened = set()
-    res = regimes.module(regimes.kind(scn, name)).run(scn, scn.regimes[name], ctx)
+    try:
+        res = regimes.module(regimes.kind(scn, name)).run(scn, scn.regimes[name], ctx)
+    except (OverflowError, FloatingPointError) as exc:
+        # a valid scenario whose numbers leave double precision inside a regime (competition_92_9:
+        # σ = 0.05 against γ_L = 0.897, the fringe's token unit (leader quality)^(1/σ) ~ 1e700):
+        # not a user mistake and not a verdict -- the regime reports an error (exit 1, never
+        # verified) naming the cause and where, instead of a traceback
+        import traceback
+
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        res = RegimeResult(name, error=f"numbers out of double-precision range ({type(exc).__name__}: {exc}) "
+                                       f"at {Path(where.filename).name}:{where.lineno} ({where.name}); "
+                                       "a narrower type range, or σ + γ further from 1, keeps them in range")
     if res.name != name:  # an instance of a regime ([regimes.<name>] with regime = "..."): its own name
         res.name = name
         for c in res.checks:
