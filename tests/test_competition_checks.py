@@ -324,3 +324,49 @@ def test_threshold_row_reads_unresolved_types_as_undetermined(ctx):
     rows = v[v["check"] == "leader_thresholds_vs_continuous"]
     assert rows["quantity"].str.contains("of its resolved types").any(), rows.to_string()  # the case arises
     assert not rows["quantity"].str.contains("lies on the grid").any()
+
+
+SCN_92_36 = tomllib.loads('''
+name = "competition_92_36"
+
+[technology]
+sigma = 0.5385
+rho = 0.0
+
+[[technology.tokens]]
+name = "tok1"
+weight = 1.0
+cost = 7.30513
+
+[types]
+distribution = "uniform"
+low = 1.939
+high = 2.939
+n = 79
+
+[regimes]
+
+[regimes.competition]
+gamma_L = 0.3153
+gamma_F = 0.0
+c_L = 0.578433
+c_F = 0.18875
+task_cells = 4
+task_profiles = 2
+refine = 5
+''')
+
+
+def test_threshold_within_a_step_of_the_grid_end_and_region_widths_in_the_support(ctx):
+    """Regression (competition_92_36, fresh seed 92): types on [1.939, 2.939], continuous θ_lo = 1.42
+    (below the support) and θ_hi = 1.9466, within one step of the first type (1.9453).  Two
+    check defects failed a correct menu (every type interior in the NLP and the discrete closed
+    form): "disagree on whether θ_hi lies on the grid" had no one-step allowance at the grid's
+    end, and the limit region counted 0.53 wide (θ_hi − θ_lo) instead of its 0.0076 inside the
+    support, so it had to hold grid types."""
+    res, v = _run(SCN_92_36, ctx)
+    assert res.verified, v[~v["passed"].astype(bool)].to_string()
+    th = v[v["check"] == "leader_thresholds_vs_continuous"]
+    assert th["quantity"].str.contains("at the grid's end").any(), th.to_string()  # the case arises
+    reg = v[v["check"] == "leader_three_regions"]
+    assert (reg["index"] == "regions [2]").all(), reg.to_string()

@@ -441,6 +441,15 @@ def _leader_thresholds(res, lf, dist, theta, reg, ref, resolved=None):
             res.checks.append(compare(NAME, chk, f"{label} (NLP midpoint)", n[0], c, (n[1] + extra) / c,
                                       index=["within one grid step" + (f" + {extra:.3g} (unresolved types)"
                                                                       if extra else "")]))
+        elif (cont is not None and n is None and np.isfinite(c) and theta[0] < c < theta[-1]
+              and not theta[1] < c < theta[-2]) and (np.all(hits[key][0]) or not np.any(hits[key][0])):
+            # within one grid step of the grid's end the continuous threshold need not put a grid type on
+            # its other side (competition_92_36: θ_hi = 1.9466, the first type 1.9453, step 0.0127): the
+            # NLP's threshold is that end, compared within one step
+            end, h = ((theta[0], theta[1] - theta[0]) if np.all(hits[key][0]) else
+                      (theta[-1], theta[-1] - theta[-2]))
+            res.checks.append(compare(NAME, chk, f"{label} (NLP: at the grid's end)", float(end), c, h / c,
+                                      index=["within one grid step of the grid's end"]))
         elif cont is not None and (n is None) != (not (np.isfinite(c) and theta[0] < c < theta[-1])):
             extra = _unresolved_span(theta, *hits[key], resolved)
             # the NLP has no threshold on the grid only because of types below its resolution
@@ -476,7 +485,10 @@ def _leader_thresholds(res, lf, dist, theta, reg, ref, resolved=None):
             # unless it is narrower than two grid steps (then no grid type need fall in it)
             lo, hi = dist.support
             step = float(np.max(np.diff(theta))) if len(theta) > 1 else 0.0
-            widths = {0: cont["theta_lo"] - lo, 1: cont["theta_hi"] - cont["theta_lo"], 2: hi - cont["theta_hi"]}
+            # widths inside the support (competition_92_36: θ_lo = 1.42 below the support [1.94, 2.94]
+            # made the limit region [1.94, 1.9466] count 0.53 wide, though no grid type need be in it)
+            t_lo, t_hi = (min(max(cont[k], lo), hi) for k in ("theta_lo", "theta_hi"))
+            widths = {0: t_lo - lo, 1: t_hi - t_lo, 2: hi - t_hi}
             wide = [r for r, w in widths.items() if np.isfinite(w) and w > 2 * step]
             skip = []
             if resolved is not None:  # a region whose reference types are all unresolved may be empty in the NLP
