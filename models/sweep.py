@@ -746,6 +746,9 @@ def series(table: pd.DataFrame) -> list[tuple]:
     return [tuple(k) for k in keys.itertuples(index=False)]
 
 
+MARGIN_FLOOR, MARGIN_CEIL = 1e-6, 1e3  # margins below 1e-6 of a tolerance are all "far inside" on the plot
+
+
 def _is_margin(sel: pd.DataFrame, kind: str) -> bool:
     """A series shown only by its margin to its tolerance: a check summarised over rows
     (``check_max``) or a one-sided bound (reference 0: audits, counts), whose own value is
@@ -761,9 +764,6 @@ def margins(sel: pd.DataFrame, kind: str) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         m = np.where(tol > 0, err / tol, np.where(err > 0, np.inf, 0.0))
     return np.clip(np.nan_to_num(m, nan=MARGIN_CEIL, posinf=MARGIN_CEIL), MARGIN_FLOOR, MARGIN_CEIL)
-
-
-MARGIN_FLOOR, MARGIN_CEIL = 1e-6, 1e3  # margins below 1e-6 of a tolerance are all "far inside" on the plot
 
 
 def plot(table: pd.DataFrame, pl: Plan, writer: Writer) -> list[Path]:
