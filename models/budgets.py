@@ -807,6 +807,20 @@ def menu_scales(tech: cf.Technology, theta, mass):
     return Qs, Xs, zs, ts, 1.0 / (ts * float(np.max(mass)))
 
 
+def scale_plan_vars(sf, m, index, tech, Qs, Xs, Zs, ts) -> None:
+    """Scaling factors of each plan's Q, t, quality row, X and Z (indexed by
+    `index`: the types of a menu, or the plans of a price plan) from
+    menu_scales' units."""
+    for k in index:
+        sf[m.Q[k]] = 1.0 / Qs
+        sf[m.t[k]] = 1.0 / ts
+        sf[m.quality[k]] = 1.0 / Qs
+        for j in m.TOKENS:
+            sf[m.X[k, j]] = 1.0 / Xs[j]
+        for i in range(tech.K):
+            sf[m.Z[k, i]] = 1.0 / Zs[i]
+
+
 def _scale(m, tech, theta):
     """User scaling to O(1) (menu_scales).  Scaling changes Ipopt's path and
     stopping test, not the optimum, so taking the scale from a closed form
@@ -824,14 +838,7 @@ def _scale(m, tech, theta):
         sf[c] = 1.0 / ts
     for v in m.U.values() if hasattr(m, "U") else ():
         sf[v] = 1.0 / ts
-    for k in m.TYPES:
-        sf[m.Q[k]] = 1.0 / Qs
-        sf[m.t[k]] = 1.0 / ts
-        sf[m.quality[k]] = 1.0 / Qs
-        for j in m.TOKENS:
-            sf[m.X[k, j]] = 1.0 / Xs[j]
-        for i in range(tech.K):
-            sf[m.Z[k, i]] = 1.0 / Zs[i]
+    scale_plan_vars(sf, m, m.TYPES, tech, Qs, Xs, Zs, ts)
     for con, s in ((getattr(m, "ic", None), ts), (getattr(m, "ic_down", None), ts),
                    (getattr(m, "mono", None), Qs), (getattr(m, "ray", None), float(np.max(Xs))),
                    (getattr(m, "ft_ray", None), float(np.max(Zs)) if len(Zs) else 1.0)):

@@ -43,7 +43,8 @@ import pandas as pd
 import pyomo.environ as pyo
 
 from models import gain
-from models.budgets import TOL_AUDIT, TOL_DISCRETE, menu_scales, menu_solver_defaults, start_floors
+from models.budgets import (TOL_AUDIT, TOL_DISCRETE, menu_scales, menu_solver_defaults, scale_plan_vars,
+                            start_floors)
 from models.closed_form import budgets as cb
 from models.closed_form import cost as cf
 from models.closed_form import plans as cp
@@ -733,14 +734,7 @@ def build_k_plans(tech, theta, mass, starts):
     Qs, Xs, Zs, ts, obj_s = menu_scales(tech, theta, P)
     sf = mdl.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
     sf[mdl.profit] = obj_s
-    for b in mdl.B:
-        sf[mdl.Q[b]] = 1.0 / Qs
-        sf[mdl.t[b]] = 1.0 / ts
-        sf[mdl.quality[b]] = 1.0 / Qs
-        for j in mdl.TOKENS:
-            sf[mdl.X[b, j]] = 1.0 / Xs[j]
-        for i in range(tech.K):
-            sf[mdl.Z[b, i]] = 1.0 / Zs[i]
+    scale_plan_vars(sf, mdl, mdl.B, tech, Qs, Xs, Zs, ts)
     for c in mdl.choice.values():
         sf[c] = 1.0 / ts
     return mdl, plan, P
