@@ -938,6 +938,14 @@ def leader_discrete(lf: LeaderFringe, theta, mass, allow_nonmonotone: bool = Fal
         gains[k] = float(leader_discrete_gain(lf, th[k], tn, rho, q[k]))
     if not allow_nonmonotone and np.any(np.diff(q) < -MONOTONE_TOL * max(1.0, q.max())):
         raise ValueError("pointwise leader schedule is not monotone: ironing needed")
+    return _leader_menu(lf, th, p, q, reg, float(np.sum(p * gains)))
+
+
+def _leader_menu(lf: LeaderFringe, th, p, q, reg, virtual_objective: float, **extra) -> dict:
+    """The discrete leader menu of tokens q (increasing in θ): prices from the
+    binding local downward IC chain, T_k = Σ_{j≤k} [v(θ_j, q_j) − v(θ_j, q_{j−1})]
+    with v the buyer's value of leader tokens plus the best fringe top-up, and
+    the surplus summaries."""
     qprev = np.concatenate([[0.0], q[:-1]])
     T = np.cumsum(buyer_value(lf, th, q) - buyer_value(lf, th, qprev))
     U = buyer_value(lf, th, q) - T
@@ -947,10 +955,10 @@ def leader_discrete(lf: LeaderFringe, theta, mass, allow_nonmonotone: bool = Fal
     return {"theta": th, "mass": p, "q_L": q, "Q_L": q**lf.eta, "region": reg, "T": T, "U": U,
             "u0": u0, "rent": U - u0, "q_F": qf,
             "profit": float(np.sum(p * (T - lf.c_L * q))),
-            "virtual_objective": float(np.sum(p * gains)),
+            "virtual_objective": virtual_objective,
             "consumer_surplus": float(np.sum(p * U)),
             "consumer_surplus_net": float(np.sum(p * (U - u0))),
-            "total_surplus": float(np.sum(p * total))}
+            "total_surplus": float(np.sum(p * total)), **extra}
 
 
 IRON_GRID = 4001
@@ -1089,24 +1097,12 @@ def leader_discrete_monotone(lf: LeaderFringe, theta, mass, grid: int = IRON_GRI
                 break
         if not improved:
             break
-    qprev = np.concatenate([[0.0], q[:-1]])
-    T = np.cumsum(buyer_value(lf, th, q) - buyer_value(lf, th, qprev))
-    U = buyer_value(lf, th, q) - T
-    u0 = outside_option(lf, th)
-    qf = fringe_topup(lf, th, q)
-    total = th * (q**lf.r + qf) ** lf.sigma - lf.c_L * q - lf.c_F * qf
     A = fringe_stand_alone(lf, th)
     a = q**lf.r
     limit = np.where(np.arange(n) < n - 1, a < np.append(A[1:], np.nan), a <= A * (1 + 1e-12))
     reg = np.where(q > 0, np.where(limit, 1, 2), 0)
     gains = np.array([float(G(k, np.array([q[k]]))[0]) for k in range(n)])
-    return {"theta": th, "mass": p, "q_L": q, "Q_L": q**lf.eta, "region": reg, "T": T, "U": U,
-            "u0": u0, "rent": U - u0, "q_F": qf,
-            "profit": float(np.sum(p * (T - lf.c_L * q))),
-            "virtual_objective": float(np.sum(gains)),
-            "consumer_surplus": float(np.sum(p * U)),
-            "consumer_surplus_net": float(np.sum(p * (U - u0))),
-            "total_surplus": float(np.sum(p * total)), "ironed": True, "blocks": blocks}
+    return _leader_menu(lf, th, p, q, reg, float(np.sum(gains)), ironed=True, blocks=blocks)
 
 
 def menu_ic_violation(lf: LeaderFringe, theta, q, T) -> float:
