@@ -14,8 +14,7 @@ from models.closed_form import competition as cc
 from models.closed_form import cost as cf
 from .audits import buyer_value_numeric, FLOOR, fringe_topup_numeric
 from .units import (
-    _fb_tokens, _leader_scales, _leader_units, _model_tokens, _nondim, _pooled, _quality_scale, tuned_units,
-    _type_surplus, _units,
+    _fb_tokens, _leader_scales, _leader_units, _model_tokens, tuned_units, _type_surplus, _value,
 )
 
 
@@ -34,8 +33,36 @@ start quantities (strictly IC and IR when those are monotone)."""
 
 S_LO = 1e-3
 """Lower bound of the leader program's scaled dual points s̃ = s/(F_k + q_l^r) (:func:`build_leader`):
-the optimum has s̃ ≥ 1/2 (≥ A_k/(2F_k) ≥ S_LO for every type whose stand-alone fringe purchase is
-at least 2·S_LO·FLOOR of the top type's), so the bound only keeps Ipopt's iterates away from s = 0."""
+the optimum has s̃ ≥ 1/2 (≥ A_k/(2F_k), and F_k = A_k unless A_k < F_MIN), so the bound only keeps
+Ipopt's iterates away from s = 0."""
+
+
+Q_UB = 2.0
+"""Upper bound of the leader program's q̃ = q/Qu_k (:func:`build_leader`).  Valid: the joint surplus
+u(θ_k, q) − c_L q is non-increasing above Qu_k (concave with peak q^FB_L(θ_k) above the limit quality
+A_k^(1/r), and Qu_k is the larger of the two) while the information rent of a downward-binding menu is
+non-decreasing in q (∂u/∂θ = max(q^r, A(θ))^σ), so each type's virtual gain at q ≥ Q_UB·Qu_k is at most
+its gain at Q_UB·Qu_k; clipping q to Q_UB·Qu (non-decreasing) keeps a menu monotone and does not lower
+its profit: some optimum satisfies the bound, with a factor 2 of slack (the top type sits at q̃ = 1).
+Why: types whose whole possible gain is below Ipopt's resolution (profit weight p_k·G_k ~ 1e-15 of the
+objective scale, or 0) are pinned by no gradient; unbounded, their q̃ drifted to 54…1454 and the
+barrier subproblem took steps ||d|| ~ 1e5 until 'acceptable' (competition_91_24)."""
+
+
+T_LB = -1.0
+"""Lower bound of the leader program's T̃ = T/M_k (:func:`build_leader`).  Valid: the downward-binding
+menu of an optimal q has T_k = u(θ_0, q_0) − u0(θ_0) + Σ_(j≤k) [u(θ_j, q_j) − u(θ_j, q_(j−1))] ≥ 0
+(q non-decreasing), one money unit above the bound.  Why: the prices of unresolvable types (see Q_UB)
+ran to T̃ ~ −1.6e5 (a subsidy the next type's IC row sees only at M_k/M_(k+1) ~ 1e-6)."""
+
+
+F_MIN = 1e-100
+"""Smallest fringe unit F_k of the leader program (:func:`build_leader`; nondimensional units, the top
+type's leader first best is 1): only θ → 0 (A_k → 0) meets it.  An absolute floor, so that s = s̃·F_k
+keeps pow(s, σ − 3) (the Hessian of D_k) a normal double for σ ≥ 0.05 with s̃ ≥ S_LO.  The former floor
+FLOOR·max A (1e-16 here) lay above the low types' own purchases A_k ~ 1e-28: their dual point could not
+reach s* = A_k (s̃* = A_k/F_k < S_LO), so D_k(s) > u0(θ_k) and the IR row of the lowest type was violated by
+1e7 of its money unit at the exact optimum (competition_91_24: none of 26 starts converged)."""
 
 
 def build_assignment(tech: cf.Technology, w, X, Phi):
@@ -83,51 +110,64 @@ def build_assignment(tech: cf.Technology, w, X, Phi):
     return m
 
 
-def _scale_two_model(m, models, theta, objective):
-    """User scaling to O(1): tokens by the top type's first best, qualities by its
-    quality, money by its value."""
-    s = models.sigma
-    Qs = _quality_scale(models, theta)  # token variables are O(1) by construction (_two_model_vars)
-    ts = float(np.max(theta)) * Qs
-    sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
-    sf[objective] = 1.0 / ts
-    for name, scale in (("q", 1.0), ("V", Qs), ("quality", Qs ** (1 / s)), ("mono", Qs),
-                        ("t", ts), ("ir", ts), ("ic_down", ts), ("ic_up", ts)):
-        for c in getattr(m, name).values() if hasattr(m, name) else ():
-            sf[c] = 1.0 / scale
+def _two_model_vars(m, models, theta, q0, tau, S, free=None):
+    """Token variables ``m.q[k, ℓ] = q_{kℓ}/τ_kℓ ≥ floor`` in per-type units τ_kℓ (N, 2)
+    (:func:`_efficient_units`), the type's pooled value in its own quality unit S_k,
+    ``pooled_k = (V_k/S_k)^(1/σ) = Σ_ℓ a_kℓ x_kℓ^(η_ℓ/σ)`` with ``a_kℓ = (τ_kℓ^η_ℓ/S_k)^(1/σ) ≤ 1`` when S_k is
+    at least each model's first-best quality of the type, and spend ``Σ_ℓ c_ℓ τ_kℓ x_kℓ`` (money of the
+@dataclass(frozen=True)
+class ProgramUnits:
+    """Units of a two-model program written in per-type units: only the objective's unit P (money of
+    the scenario per unit of the program's objective) is common; :func:`_read_q`, :func:`_read_V`,
+    :func:`_read_t` use the per-type units stored on the model."""
+
+    P: float
 
 
-def _two_model_vars(m, models, theta, q0, tau=None, norm=None):
-    """Token variables ``m.q[k, ℓ] = q_{kℓ}/τ_ℓ ≥ floor`` (τ_ℓ = :func:`_model_tokens`: O(1) per
-    model — one token unit for both models left the weaker model's tokens ~1e-19 of it, below
-    the floor, at σ+γ_L = 0.89, measured), pooled value ``Σ_ℓ (τ_ℓ x)^(η_ℓ/σ)``, spend
-    ``Σ_ℓ c_ℓ τ_ℓ x``.  ``q0`` in linear-cost units of the (nondimensional) program.
-    ``tau`` (N, 2): per-type units τ_kℓ instead (:func:`_efficient_units`); ``norm`` (N,): the pooled
-    value is then divided by it per type (:func:`build_efficient`)."""
+    scenario).  ``q0`` in the scenario's linear-cost units.
+
+    Nothing is raised to 1/η or 1/σ of a unit shared by both models: with one common quality unit
+    (the top type's larger first-best quality, 1e35 at σ + γ_L = 0.947) the fringe's token unit
+    Q^(1/η_F) = Q^20 overflowed (competition_92_9, σ = 0.05), and one token unit per model for every
+    type left the weaker model's tokens ~1e-19 of it, below the floor (σ+γ_L = 0.89, measured).  The
+    ratio τ_kℓ^η_ℓ/S_k is formed before the power 1/σ, so a negligible model's coefficient underflows
+    to 0 (it adds nothing representable to that type's V) instead of overflowing."""
     s = models.sigma
     N = len(theta)
-    tau = m._tau = _model_tokens(models, theta) if tau is None else np.asarray(tau, float)
+    tau = m._tau = np.asarray(tau, float)
+    S = np.asarray(S, float)
     x0 = np.asarray(q0, float) / tau
-    a = np.broadcast_to(tau ** np.array([mm.eta / s for mm in models]), (N, len(models)))
-    if norm is not None:
-        a = a / np.asarray(norm, float)[:, None]
-    tk = np.broadcast_to(tau, (N, len(models)))
-    m.TYPES = pyo.RangeSet(0, len(theta) - 1)
+    eta = np.array([mm.eta for mm in models])
+    a = np.zeros_like(tau)
+    for l in (range(len(models)) if free is None else free):  # a model fixed at 0 gets no coefficient
+        a[:, l] = (tau[:, l] ** eta[l] / S) ** (1.0 / s)
+    m.TYPES = pyo.RangeSet(0, N - 1)
     m.MODELS = pyo.RangeSet(0, len(models) - 1)
     m.theta = pyo.Param(m.TYPES, initialize=dict(enumerate(np.asarray(theta, float))))
+def _type_quality_units(models, tau, free=None) -> np.ndarray:
+    """S_k = max_ℓ τ_kℓ^η_ℓ over the models in ``free`` (default both): the larger of the type's own
+    first-best qualities (per-type token units τ, :func:`_efficient_units`).  A scale only."""
+    eta = np.array([mm.eta for mm in models])
+    Q = np.asarray(tau, float) ** eta[None, :]
+    free = list(range(len(models))) if free is None else list(free)
+    return np.maximum(np.max(Q[:, free], axis=1), 1e-300)
+
+
     m.q = pyo.Var(m.TYPES, m.MODELS, bounds=(FLOOR_TWO_MODEL, None),
                   initialize=lambda m, k, l: max(x0[k, l], FLOOR_TWO_MODEL))
     m.pooled = pyo.Expression(m.TYPES, rule=lambda m, k: sum(float(a[k, l]) * m.q[k, l] ** (models[l].eta / s)
                                                              for l in m.MODELS))
-    m.spend = pyo.Expression(m.TYPES, rule=lambda m, k: sum(models[l].c * float(tk[k, l]) * m.q[k, l]
+    m.spend = pyo.Expression(m.TYPES, rule=lambda m, k: sum(models[l].c * float(tau[k, l]) * m.q[k, l]
                                                             for l in m.MODELS))
 
 
 UNIT_POOLED_MIN = 1e-250
-"""Smallest per-type token unit, as the share of the top type's pooled tokens it contributes:
-τ_kℓ ≥ τ_ℓ·UNIT_POOLED_MIN^(σ/η_ℓ), so the coefficient τ_kℓ^(η_ℓ/σ) of the pooled value stays a
-normal double (θ = 0 has no first best; q ∝ θ^(1/(1−η)) reaches 1e-37 of the top's at
-σ + γ_L = 0.94 on θ_min/θ_max = 0.005, competition_81_7)."""
+"""Smallest per-type token unit, relative to the top type's: τ_kℓ ≥ τ_ℓ·UNIT_POOLED_MIN (θ = 0 has no
+first best, and q ∝ θ^(1/(1−η)) underflows for θ → 0).  Not raised to σ/η_ℓ any more (it kept the
+coefficient τ_kℓ^(η_ℓ/σ) a normal double when that was formed on its own): the coefficients are now
+ratios formed before the power 1/σ (:func:`_two_model_vars`), and a unit 1e-13 of the top's (σ/η = 0.053)
+lay 1e37 above a low type's leader optimum at σ = 0.05, η_L = 0.947 (competition_92_9), pinning it at the
+floor, where pooled^(σ−2) overflowed."""
 
 
 def _efficient_units(models, theta) -> np.ndarray:
@@ -137,23 +177,24 @@ def _efficient_units(models, theta) -> np.ndarray:
     tokens when q ∝ θ^16 (σ + γ_L = 0.94: 1e-17 of the top's), the leader-only program pinned them
     there and the per-type best put them on the fringe (competition_81_7, 81_12: q off by 5.6, 67)."""
     tau = _model_tokens(models, theta)
-    lo = tau * UNIT_POOLED_MIN ** np.array([models.sigma / mm.eta for mm in models])
+    lo = tau * UNIT_POOLED_MIN
     return np.maximum(_fb_tokens(models, np.asarray(theta, float)), lo[None, :])
 
 
 def build_efficient(models, theta, mass, q0, only=None, weights=None):
     """Surplus-maximising allocation per type on both models (module docstring, item 2).
 
-    Variables are each model's linear-cost units ``q[k, ℓ] = Q_{kℓ}^{1/η_ℓ}``
-    (spend ``c_ℓ q``); the buyer's value is ``θ_k(Σ_ℓ q_{kℓ}^{η_ℓ/σ})^σ`` (η_ℓ/σ ≥ 1:
+    Variables are each model's linear-cost units ``q[k, ℓ] = Q_{kℓ}^{1/η_ℓ}`` in per-type units τ_kℓ
+    (:func:`_two_model_vars`, :func:`_efficient_units`: spend ``c_ℓ τ_kℓ x``); the buyer's value is
+    ``θ_k S_k (Σ_ℓ a_kℓ x_{kℓ}^{η_ℓ/σ})^σ`` (η_ℓ/σ ≥ 1:
     no infinite slope at 0, so an unused model sits at its floor with a strictly
     negative marginal surplus and the floor costs only c·floor.  In quality
     units the objective is flat — quadratic in Q — at an unused model, and
     Ipopt stops ~sqrt(tol) away; with x = Q^(1/σ) the concave cost has an
     infinite slope at 0 — both measured).
 
-    ``only`` = ℓ: model ℓ alone (the other's tokens fixed at the floor); then
-    the objective θ(q^(η/σ) + floor)^σ − c q is concave in q (η < 1): convex.
+    ``only`` = ℓ: model ℓ alone (the other's tokens fixed at 0); then
+    the objective θ(q^(η/σ))^σ − c q is concave in q (η < 1): convex.
 
     ``weights`` (default: the masses) weigh each type's surplus in the objective;
     ``"per-type"``: 1 / (the type's surplus at the start q0), so that every
@@ -161,24 +202,29 @@ def build_efficient(models, theta, mass, q0, only=None, weights=None):
     so any positive weights give the same allocation.  With mass weights
     Ipopt's stopping test ignores types of mass ~1e-12..1e-19 (Beta tails: q off
     by up to 1e5 relative), and with equal weights types whose surplus is 1e-12
-    of the top type's (σ+γ = 0.89: S ∝ θ^9) — both measured."""
+    of the top type's (σ+γ = 0.89: S ∝ θ^9) — both measured.
+
+    Written in the scenario's θ and money with per-type units (no common quality unit: its power
+    1/η_F overflowed at σ = 0.05, competition_92_9); with per-type weights every term is O(1), so
+    Ipopt's unscaled absolute tolerances see an O(1) program (the reason for the former
+    nondimensionalisation, competition_11_0).  ``weights=None`` (mass weights, bench only): the
+    objective is scaled by 1/Σ_k p_k θ_k S_k."""
     th, p = np.asarray(theta, float), np.asarray(mass, float)
-    u, models, th, q0 = _nondim(models, th, q0)
     s = models.sigma
     m = pyo.ConcreteModel(name="efficient_two_models")
-    m._units, m._models = u, models
-    # Per-type units τ_kℓ, and the pooled value Σ_ℓ (τ_kℓ x)^(η_ℓ/σ) divided by P_k = the largest
-    # coefficient τ_kℓ^(η_ℓ/σ) among the free models, with θ_k P_k^σ moved into the value's coefficient:
-    # pooled̃ = O(1) at a type's optimum.  Unnormalised, pooled ~ 1e-158 for the fringe when the leader
-    # sets the quality unit (competition_81_3, σ = 0.27, η_L = 0.95: nondimensional c_F = 2e112) and
-    # the Hessian term pooled^(σ−2) times the per-type weight overflowed (Ipopt 'error' at iteration 0).
+    m._models = models
+    # Per-type units τ_kℓ, and the pooled value in the unit S_k = the larger first-best quality among
+    # the free models, with θ_k S_k moved into the value's coefficient: pooled̃ = O(1) at a type's optimum.
+    # Unnormalised, pooled ~ 1e-158 for the fringe when the leader sets the quality unit
+    # (competition_81_3, σ = 0.27, η_L = 0.95) and the Hessian term pooled^(σ−2) times the per-type
+    # weight overflowed (Ipopt 'error' at iteration 0).
     tau = _efficient_units(models, th)
     free = [only] if only is not None else list(range(len(models)))
-    P = np.max((tau ** np.array([mm.eta / s for mm in models]))[:, free], axis=1)
-    P = np.where(th > 0, P, 1.0)
-    _two_model_vars(m, models, th, q0, tau=tau, norm=P)
+    S = _type_quality_units(models, tau, free)
+    q0 = np.asarray(q0, float)
+    _two_model_vars(m, models, th, q0, tau, S, free)
     if isinstance(weights, str):  # "per-type": O(1) terms, from the start's own surplus
-        q0s = np.maximum(np.asarray(q0, float), FLOOR_TWO_MODEL * m._tau)
+        q0s = np.maximum(q0, FLOOR_TWO_MODEL * m._tau)
         if only is not None:  # the other model is fixed at 0, not at its floor: the floor's spend is
             q0s[:, 1 - only] = 0.0  # ~ a low type's own fringe spend at η_L = 0.95 (competition_81_3)
         S0 = np.abs(_type_surplus(models, th, q0s))
@@ -191,66 +237,97 @@ def build_efficient(models, theta, mass, q0, only=None, weights=None):
         per_type = False
     w = p if weights is None else np.asarray(weights, float)
     m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(w)))
-    m.vc = pyo.Param(m.TYPES, initialize=dict(enumerate(w * th * P ** s)))  # w_k θ_k P_k^σ
-    m.surplus = pyo.Objective(expr=sum(m.vc[k] * m.pooled[k] ** s - m.p[k] * m.spend[k] for k in m.TYPES),
+    m.vc = pyo.Param(m.TYPES, initialize=dict(enumerate(w * th * S)))  # w_k θ_k S_k
+    if only is None:
+def _monopolist_units(models, theta, mass):
+    """Per-type units of the unrestricted monopolist program (docs/model.md §2.7): tokens τ_kℓ
+    (:func:`_efficient_units`), quality S_k = max_ℓ τ_kℓ^η_ℓ (the type's larger first-best quality),
+    money M_k = max(θ_k, 1e-12·θ_max)·S_k, objective B = max_k p_k M_k.  First bests only: no closed-form
+    menu enters."""
+    th, p = np.asarray(theta, float), np.asarray(mass, float)
+    tau = _efficient_units(models, th)
+    S = _type_quality_units(models, tau)
+    M = np.maximum(th, 1e-12 * float(np.max(th))) * S
+    return tau, S, M, max(float(np.max(p * M)), 1e-300)
+
+
+def _pair_rows(m, th, S, M, N, up=True):
+    """Lowest type's IR, adjacent IC rows both ways, monotone V — each row in the units of the larger
+    of its two types (IC: money max(M_k, M_l); monotonicity: quality max(S_k, S_{k−1})), so every
+    coefficient is ≤ O(1) and a binding row is O(1) in the unit of the type it binds.  A type's own
+    unit alone breaks upward rows (leader report, session 8)."""
+    def ic(m, k, l):
+        return (th[k] * (S[k] * m.V[k] - S[l] * m.V[l]) - M[k] * m.t[k] + M[l] * m.t[l]) / float(max(M[k], M[l])) >= 0
+    m.IR_TYPES = pyo.Set(initialize=[0])
+    m.ir = pyo.Constraint(m.IR_TYPES, rule=lambda m, k: (th[k] * S[k] * m.V[k] - M[k] * m.t[k]) / float(M[k]) >= 0)
+    m.ic_down = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == 0 else ic(m, k, k - 1))
+    if up:
+        m.ic_up = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == N - 1 else ic(m, k, k + 1))
+    m.mono = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == 0 else
+                            (S[k] * m.V[k] - S[k - 1] * m.V[k - 1]) / float(max(S[k], S[k - 1])) >= 0)
+
+
+        value = {k: m.pooled[k] ** s for k in m.TYPES}
+    else:  # one model: (a x^(η/σ))^σ = x^η (a = 1, S_k is its own first best), written so — not through
+        # x^(η/σ), whose power 19 (σ = 0.05, η_L = 0.947) made pooled^(σ−2) overflow at small x (92_9)
+        value = {k: m.q[k, only] ** models[only].eta for k in m.TYPES}
+    m.surplus = pyo.Objective(expr=sum(m.vc[k] * value[k] - m.p[k] * m.spend[k] for k in m.TYPES),
                               sense=pyo.maximize)
-    _scale_two_model(m, models, th, m.surplus)
-    if per_type:  # each type's term O(1); its tokens are O(1) by construction (_efficient_units)
-        m.scaling_factor[m.surplus] = 1.0 / len(th)
+    sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
+    # per type: each type's term O(1), N of them; mass weights: the first-best money Σ p θ S
+    obj_unit = float(len(th)) if per_type else max(float(np.sum(w * th * S)), 1e-300)
+    sf[m.surplus] = 1.0 / obj_unit
+    m._units = ProgramUnits(P=1.0)  # the objective is not read in money (solving._efficient recomputes it)
     for k in np.flatnonzero(th <= 0):  # θ = 0: no value, positive cost — nothing; fixed (constants in the NL
         # file) rather than left at the floor of a unit it does not have (no first best: the barrier kept
         # its tokens ~1e-248, far above 1e-16 of the stand-in unit, and its V ~ floor^σ was read as served)
         for l in m.MODELS:
             m.q[k, l].setlb(0.0)
             m.q[k, l].fix(0.0)
+    m = pyo.ConcreteModel(name="multi_model_monopolist")
+    m._models = models
+    _two_model_vars(m, models, th, q0, tau, S)
+    m._V_unit, m._t_unit = S, M
+    m._units = ProgramUnits(P=B)
     if only is not None:  # single-model program: the other model's tokens fixed at 0
         # (fixed variables are constants in the NL file, so ASL never differentiates 0^r).  Not at the
-        # floor: FLOOR_TWO_MODEL is relative to the top type's tokens τ_ℓ, and a type whose own tokens
-        # are ~1e-12 of τ (σ + γ_L = 0.82: q ∝ θ^5.6) then buys a floor worth 1e-5 of its own pooled
-        # tokens — the fringe-only optimum of competition_90_30's lowest type was 9.4e-6 low.
+        # floor: a type whose own tokens on the other model are far below its unit then buys a floor
+        # worth 1e-5 of its own pooled tokens — the fringe-only optimum of competition_90_30's lowest
+        # type was 9.4e-6 low.
         for k in m.TYPES:
             m.q[k, 1 - only].setlb(0.0)
             m.q[k, 1 - only].fix(0.0)
-    for v in m.q.values():
-        if v.fixed and v in m.scaling_factor:
-            del m.scaling_factor[v]  # fixed: not in the NL file
     return m
 
 
 def build_monopolist(models, theta, mass, q0, t0=None):
     """Multi-model monopolist menu over discrete types (module docstring, item 3).
 
-    Units as in :func:`build_efficient`; ``quality[k]: V_k^{1/σ} = Σ_ℓ q_{kℓ}^{η_ℓ/σ}``
-    (written in this direction it stays smooth at V = 0 for excluded types)."""
+    Per-type units (:func:`_monopolist_units`): tokens ``q = τ_kℓ x``, value ``V_k = S_k v_k``,
+    transfer ``t_k = M_k t̃_k``; ``quality[k]: v_k^{1/σ} = Σ_ℓ a_kℓ x_kℓ^{η_ℓ/σ}`` (:func:`_two_model_vars`;
+    written in this direction it stays smooth at V = 0 for excluded types); pair rows as in
+    :func:`_pair_rows`; objective Σ p_k(M_k t̃_k − spend_k)/B.  In the top type's units the low types' rows
+    and variables were ~1e-18 and their IC rows ended violated by ~1 of their own money
+    (competition_81_0, 81_13, 91_22), and the fringe's token unit overflowed (92_9)."""
     th, p = np.asarray(theta, float), np.asarray(mass, float)
     N = len(th)
-    u, models, th, q0 = _nondim(models, th, q0)
-    t0 = None if t0 is None else np.asarray(t0, float) / u.P
-    s = models.sigma
-    m = pyo.ConcreteModel(name="multi_model_monopolist")
-    m._units, m._models = u, models
-    _two_model_vars(m, models, th, q0)
-    qv = _read_q(m) / u.tokens(models)  # the start, in the program's units
-    V0 = np.maximum.accumulate(_pooled(models, qv) ** s)
+    N = len(th)
+    tau, S, M, B = _monopolist_units(models, th, p)
+    q0 = np.asarray(q0, float)
+    V0 = np.maximum.accumulate(_value(models, np.maximum(q0, 0.0)))
     if t0 is None:
         t0 = T_START_FACTOR * cc.screening_transfers(th, V0)  # strictly IC and IR for monotone V0
     m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(p)))
-    m.V = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=lambda m, k: V0[k])
-    m.t = pyo.Var(m.TYPES, initialize=lambda m, k: t0[k])
+    m.V = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=dict(enumerate(V0 / S)))
+    m.t = pyo.Var(m.TYPES, initialize=dict(enumerate(np.asarray(t0, float) / M)))
     m.quality = pyo.Constraint(m.TYPES, rule=lambda m, k: m.V[k] ** (1 / s) == m.pooled[k])
     # IR of the lowest type only: U_k ≥ U_{k−1} + (θ_k − θ_{k−1})V_{k−1} ≥ U_{k−1} by
     # ic_down, so the other IR rows are implied (audited in numpy).  With all N
     # IR rows the excluded types make IR, IC, mono and the floors active at
     # once and Ipopt took 2.5x the iterations (measured, N = 64).
-    m.IR_TYPES = pyo.Set(initialize=[0])
-    m.ir = pyo.Constraint(m.IR_TYPES, rule=lambda m, k: m.theta[k] * m.V[k] - m.t[k] >= 0)
-    m.ic_down = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == 0 else
-                               m.theta[k] * (m.V[k] - m.V[k - 1]) - m.t[k] + m.t[k - 1] >= 0)
-    m.ic_up = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == N - 1 else
-                             m.theta[k] * (m.V[k] - m.V[k + 1]) - m.t[k] + m.t[k + 1] >= 0)
-    m.mono = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == 0 else m.V[k] - m.V[k - 1] >= 0)
-    m.profit = pyo.Objective(expr=sum(m.p[k] * (m.t[k] - m.spend[k]) for k in m.TYPES), sense=pyo.maximize)
-    _scale_two_model(m, models, th, m.profit)
+    _pair_rows(m, th, S, M, N, up=True)
+    m.profit = pyo.Objective(expr=sum(float(p[k] / B) * (M[k] * m.t[k] - m.spend[k]) for k in m.TYPES),
+                             sense=pyo.maximize)
     return m
 
 
@@ -266,66 +343,64 @@ def build_monopolist_assigned(models, theta, mass, assign, V0, t0=None):
     the optimal assignment, which is a cut-off in θ (at a monotone V the cheaper
     model is the low-η one below the cost crossing and the other above) — the
     outer search (:func:`_monopolist`) looks for that cut-off.  Upward IC and
-    the other IR rows are implied at the optimum and audited in numpy."""
+    the other IR rows are implied at the optimum and audited in numpy.
+
+    Per-type units of the *assigned* model: V_k = S_k v_k with S_k = τ_k^η (τ_k the type's
+    first-best tokens on its model, :func:`_efficient_units`), cost c τ_k v_k^(1/η), money
+    M_k = θ_k S_k, rows as in :func:`_pair_rows`, objective Σ p_k(M_k t̃_k − cost_k)/max_k p_k M_k.  Not the
+    larger of both models' first bests: a type on the fringe at a leader-sized unit needs
+    S^(1/η_F) = 1e700 (competition_92_9)."""
     th, p = np.asarray(theta, float), np.asarray(mass, float)
     s = models.sigma
     assign = np.asarray(assign, int)
-    u = _units(models, th)
-    models, th = u.models(models), th / u.theta
-    V0 = np.asarray(V0, float) / u.Q
-    t0 = None if t0 is None else np.asarray(t0, float) / u.P
+    tau_all = _efficient_units(models, th)
+    tau = tau_all[np.arange(N), assign]
+    eta = np.array([models[int(a)].eta for a in assign])
+    c = np.array([models[int(a)].c for a in assign])
+    S = np.maximum(tau ** eta, 1e-300)
+    M = np.maximum(th, 1e-12 * float(np.max(th))) * S
+    B = max(float(np.max(p * M)), 1e-300)
     m = pyo.ConcreteModel(name="multi_model_monopolist_assigned")
-    m._units, m._models = u, models
-    m.TYPES = pyo.RangeSet(0, len(th) - 1)
-    Qs = _quality_scale(models, th)
-    ts = float(np.max(th)) * Qs
-    V0 = np.maximum.accumulate(np.maximum(np.asarray(V0, float), 0.0))
-    # start strictly inside the bounds (interior point): V0 ≥ 1e-6 of the scale
-    V0 = np.maximum(V0, 1e-6 * Qs)
-    if t0 is None:
-        t0 = T_START_FACTOR * cc.screening_transfers(th, V0)
-    m.V = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=dict(enumerate(V0)))
-    m.t = pyo.Var(m.TYPES, initialize=dict(enumerate(np.asarray(t0, float))))
-    cost = {k: models[int(assign[k])].c * m.V[k] ** (1.0 / models[int(assign[k])].eta) for k in range(len(th))}
-    m.ir = pyo.Constraint(expr=th[0] * m.V[0] - m.t[0] >= 0)
-    m.ic_down = pyo.Constraint(pyo.RangeSet(1, len(th) - 1) if len(th) > 1 else [],
-                               rule=lambda m, k: th[k] * (m.V[k] - m.V[k - 1]) - m.t[k] + m.t[k - 1] >= 0)
-    m.mono = pyo.Constraint(pyo.RangeSet(1, len(th) - 1) if len(th) > 1 else [],
-                            rule=lambda m, k: m.V[k] - m.V[k - 1] >= 0)
-    m.profit = pyo.Objective(expr=sum(float(p[k]) * (m.t[k] - cost[k]) for k in range(len(th))),
-                             sense=pyo.maximize)
-    sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
+    m._models = models
+    m._V_unit, m._t_unit = S, M
     # objective per type O(1) (not O(mass)): Ipopt's barrier leaves a type at a flat optimum
     # (φ_k ≈ 0: V_k = 0 with a zero bound multiplier) at V ~ sqrt(μ / (p_k c)); with the
     # objective scaled by 1/max p that is sqrt(μ) ~ 3e-7 of the scale instead of 3e-6 at
     # N = 100 (θ = k/N, measured) and independent of N
-    sf[m.profit] = 1.0 / (ts * float(np.max(p)))
-    sf[m.ir] = 1.0 / ts
-    for k in m.TYPES:
-        sf[m.V[k]] = 1.0 / Qs
-        sf[m.t[k]] = 1.0 / ts
-    for c in m.ic_down.values():
-        sf[c] = 1.0 / ts
-    for c in m.mono.values():
-        sf[c] = 1.0 / Qs
-    del s
+    m._units = ProgramUnits(P=B)
+    m.TYPES = pyo.RangeSet(0, N - 1)
+    # start strictly inside the bounds (interior point): V0 ≥ 1e-6 of the type's own unit
+    # and at most the type's own first best on its model (a start from another cut-off's menu can hold a
+    # leader-sized V for a type now on the fringe: v^(1/η_F) = 1e700 at σ = 0.05, competition_92_9)
+    V0 = np.maximum.accumulate(np.maximum(np.maximum(np.asarray(V0, float), 0.0), 1e-6 * S))
+    Vc = np.minimum(V0, S)
+    if t0 is None or np.any(Vc < V0):  # transfers of a clipped start: from the start itself
+        t0 = None
+    V0 = Vc
+    if t0 is None:
+        t0 = T_START_FACTOR * cc.screening_transfers(th, V0)
+    m.V = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=dict(enumerate(V0 / S)))
+    m.t = pyo.Var(m.TYPES, initialize=dict(enumerate(np.asarray(t0, float) / M)))
+    _pair_rows(m, th, S, M, N, up=False)
+    m.profit = pyo.Objective(expr=sum(float(p[k] / B) * (M[k] * m.t[k] - float(c[k] * tau[k]) * m.V[k] ** (1.0 / eta[k]))
+                                      for k in range(N)), sense=pyo.maximize)
     return m
 
 
 def _read_q(m) -> np.ndarray:
-    """Linear-cost units q[k, ℓ] per type and model, in the scenario's units (:class:`Units`)."""
+    """Linear-cost units q[k, ℓ] per type and model, in the scenario's units (per-type units m._tau)."""
     x = np.array([[pyo.value(m.q[k, l]) for l in m.MODELS] for k in m.TYPES])
-    return x * m._tau * m._units.tokens(m._models)
+    return x * m._tau
 
 
 def _read_V(m) -> np.ndarray:
-    """The value V_k per type, in the scenario's units."""
-    return np.array([pyo.value(m.V[k]) for k in m.TYPES]) * m._units.Q
+    """The value V_k per type, in the scenario's units (per-type unit m._V_unit)."""
+    return np.array([pyo.value(m.V[k]) for k in m.TYPES]) * m._V_unit
 
 
 def _read_t(m) -> np.ndarray:
-    """The transfer t_k per type, in the scenario's units."""
-    return np.array([pyo.value(m.t[k]) for k in m.TYPES]) * m._units.P
+    """The transfer t_k per type, in the scenario's units (per-type unit m._t_unit)."""
+    return np.array([pyo.value(m.t[k]) for k in m.TYPES]) * m._t_unit
 
 
 @dataclass
@@ -398,9 +473,9 @@ def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=N
     # (f* ≤ F_k), and every dual point s = s̃·(F_k + q_l^r): at the optimum s = max(q_l^r, A_k), so
     # s̃* ∈ [1/2, 1] whatever the item l (leader-served or not) — all O(1), no per-start guess.
     # (competition_50_13: with unscaled top-ups θσ(a+f)^(σ−1) ~ 1e15, every start 'acceptable'.)
-    # F_k = A_k except for θ → 0 (A_k < FLOOR·max A); not FLOOR·Qu_k^r: where the fringe is negligible
-    # (competition_81_3: A ~ 1e-156, Qu_0^r ~ 1e-119) that floor lay above A_k and s̃* = A_k/F_k hit S_LO
-    F = np.maximum(A, FLOOR * max(float(np.max(A)), 1e-300))
+    # F_k = A_k except for θ → 0 (F_MIN); no floor relative to max A or to Qu_k^r: it lay above A_k and
+    # s̃* = A_k/F_k hit S_LO (competition_81_3: A ~ 1e-156, Qu_0^r ~ 1e-119; 91_24: A_0 ~ 1e-28, 1e-12·max A)
+    F = np.maximum(A, F_MIN)
     s_unit0 = np.array([F[k] + a0[l] for k, l in pairs] + [F[k] for k in ir_types], dtype=float)
     s_init = {pr: max(float(v), S_LO) for pr, v in zip(pairs, s0[:len(pairs)] / s_unit0[:len(pairs)])}
     s_out_init = {k: max(float(v), S_LO) for k, v in zip(ir_types, s0[len(pairs):] / s_unit0[len(pairs):])}
@@ -415,8 +490,10 @@ def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=N
     m.Qu = pyo.Param(m.TYPES, initialize=dict(enumerate(Qu)))
     m.Qr = pyo.Param(m.TYPES, initialize=dict(enumerate(Qu**r)))  # Qu_k^r: q_k^r = Qr_k·q̃_k^r
     m.M = pyo.Param(m.TYPES, initialize=dict(enumerate(M)))
-    m.q = pyo.Var(m.TYPES, bounds=(FLOOR, None), initialize=dict(enumerate(np.maximum(q0 / Qu, FLOOR))))  # q = Qu_k·q̃
-    m.T = pyo.Var(m.TYPES, initialize=dict(enumerate(np.asarray(T0, float) / M)))  # T = M_k·T̃
+    # q̃ ≤ Q_UB, T̃ ≥ T_LB: some optimum lies inside (see their docstrings); they keep the types whose
+    # profit weight is below Ipopt's resolution in an O(1) box
+    m.q = pyo.Var(m.TYPES, bounds=(FLOOR, Q_UB), initialize=dict(enumerate(np.clip(q0 / Qu, FLOOR, Q_UB))))  # q = Qu_k·q̃
+    m.T = pyo.Var(m.TYPES, bounds=(T_LB, None), initialize=dict(enumerate(np.maximum(np.asarray(T0, float) / M, T_LB))))  # T = M_k·T̃
     m.f = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=dict(enumerate(np.asarray(f0, float) / F)))  # f = F_k·f̃
     # s̃ ≥ S_LO: the optimum s̃* ≥ 1/2 (above) whenever A_k ≥ F_k, so the bound is never active
     # there; it keeps s^(σ−1) finite.

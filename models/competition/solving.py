@@ -14,7 +14,7 @@ from models.solver import Timer
 from .audits import (
     fringe_topup_numeric, leader_audit, leader_regions, _mixing_audit, TOL_AUDIT, TOL_SERVED, tuned_audit, _utility_scale,
 )
-from .units import _fb_tokens, _leader_scales, _model_labels, _model_tokens, _pooled, _switches, _type_surplus
+from .units import _fb_tokens, _leader_scales, _model_labels, _model_tokens, _switches, _type_surplus, _value
 from .programs import (
     build_efficient, _efficient_units, build_leader_nondim, build_leader_tuned, build_monopolist, build_monopolist_assigned,
     FLOOR, FLOOR_TWO_MODEL, LeaderMenu, leader_profit_scale, leader_type_scale, read_leader, _read_q, _read_t, _read_V,
@@ -279,7 +279,7 @@ def _efficient(res, models, theta, mass, ctx):
     floor = FLOOR_TWO_MODEL * _efficient_units(models, theta)
     q_out = np.where(q_out <= 2 * floor, 0.0, q_out)
     obj_out = float(np.sum(mass * _type_surplus(models, theta, q_out))) if used.startswith("per-type") else obj_out
-    _mixing_audit(res, models, _pooled(models, q_out) ** models.sigma, q_out, "efficient_mixing_audit")
+    _mixing_audit(res, models, _value(models, q_out), q_out, "efficient_mixing_audit")
     return {"q": q_out, "objective": obj_out}
 
 

@@ -74,8 +74,20 @@ def _model_tokens(models, theta) -> np.ndarray:
 
 
 def _pooled(models, q) -> np.ndarray:
-    """Σ_ℓ q_ℓ^(η_ℓ/σ) = V^(1/σ) per type (numpy)."""
+    """Σ_ℓ q_ℓ^(η_ℓ/σ) = V^(1/σ) per type (numpy).  Overflows when V^(1/σ) leaves double range
+    (σ = 0.05, V ~ 1e35: competition_92_9); :func:`_value` does not."""
     return sum(np.maximum(q[:, l], 0.0) ** (mm.eta / models.sigma) for l, mm in enumerate(models))
+
+
+def _value(models, q) -> np.ndarray:
+    """V = (Σ_ℓ Q_ℓ^(1/σ))^σ per type (numpy), Q_ℓ = q_ℓ^η_ℓ, computed as max_ℓ Q_ℓ·(Σ_ℓ (Q_ℓ/max Q)^(1/σ))^σ:
+    finite whenever the qualities are, even where V^(1/σ) is not a double (competition_92_9: σ = 0.05,
+    the leader's top quality 1e35, V^(1/σ) = 1e700)."""
+    Q = _quality(models, np.asarray(q, float))
+    top = np.max(Q, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(top[:, None] > 0, Q / np.where(top > 0, top, 1.0)[:, None], 0.0)
+    return top * np.sum(r ** (1.0 / models.sigma), axis=1) ** models.sigma
 
 
 def _quality(models, q) -> np.ndarray:
@@ -84,7 +96,7 @@ def _quality(models, q) -> np.ndarray:
 
 
 def _type_surplus(models, theta, q):
-    return theta * _pooled(models, q) ** models.sigma - q @ np.array([mm.c for mm in models])
+    return theta * _value(models, q) - q @ np.array([mm.c for mm in models])
 
 
 SERVED_V = 1e-5
@@ -112,9 +124,12 @@ def _type_scale(models, theta) -> np.ndarray:
 
 def _labels_from_quality(Q, sigma: float, V_scale=None) -> np.ndarray:
     """Model per type from qualities Q (N, 2): −1 none, 0/1 the model, 2 both (SERVED_V, MIX_SHARE)."""
-    c = np.maximum(np.asarray(Q, float), 0.0) ** (1.0 / sigma)
+    Q = np.maximum(np.asarray(Q, float), 0.0)
+    top = np.max(Q, axis=1)
+    # shares of V^(1/σ) relative to the larger quality: V^(1/σ) itself can leave double range (competition_92_9)
+    c = np.where(top[:, None] > 0, Q / np.where(top > 0, top, 1.0)[:, None], 0.0) ** (1.0 / sigma)
     tot = c.sum(axis=1)
-    V = tot ** sigma
+    V = top * tot ** sigma
     Vs = float(np.max(V)) if V_scale is None else V_scale
     with np.errstate(invalid="ignore", divide="ignore"):
         minor = np.where(tot > 0, c.min(axis=1) / tot, 0.0)

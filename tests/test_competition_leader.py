@@ -1,0 +1,78 @@
+"""Regression tests of the competition leader program (γ_F = 0), session 9 (issue 11).
+
+Each test is built from a reproduction of a failing random scenario and fails on the code before its fix;
+the reference is the exact discrete closed form (cc.leader_discrete_monotone), which the NLP never sees.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models import competition as comp
+from models import run as runmod
+from models import scenario
+from models.closed_form import competition as cc
+from models.competition import programs, solving
+
+TOL = comp.TOL_DISCRETE  # NLP vs exact discrete closed form (audits.TOL_DISCRETE: ~1e-8 measured, 1e-6 bar)
+
+
+@pytest.fixture
+def ctx():
+    return runmod.Context(route="auto", options={}, user_options={}, progress=lambda *a: None)
+
+
+def _types(dist: dict, sigma: float = 0.9):
+    raw = {"name": "t", "technology": {"sigma": sigma, "rho": 0.5,
+                                       "tokens": [{"name": "tok1", "weight": 1.0, "cost": 1.0}]},
+           "types": dist, "regimes": {"cost": {}}}
+    return scenario.from_dict(raw, source="x.toml").discrete_types()
+
+
+# competition_91_24 (seed 91): Beta(0.77, 2.10) on [0, 5.2], 22 equal-mass types, σ = 0.9, σ + γ_L = 0.922
+SCN_91_24 = ({"distribution": "beta", "low": 0.0, "high": 5.20039, "p": 0.7678, "q": 2.098, "n": 22,
+              "grid": "equal-mass"},
+             {"sigma": 0.9, "gamma_L": 0.02237, "c_L": 0.139328, "c_F": 0.11854})
+
+
+def test_leader_converges_when_low_types_are_below_the_solvers_resolution(ctx):
+    """competition_91_24: leader tokens ∝ θ^12.9, the four lowest types can gain nothing (first-best gain
+    0), types 4–10 together < 2e-8 of the profit.  Before: (a) the fringe unit F_k was floored at
+    1e-12·max A ~ 1e-16 > A_0 ~ 1e-28, so the lowest type's dual point could not reach its optimum and its
+    IR row was violated by 1e7 of its money unit even at the exact optimum; (b) unbounded q̃, T̃ of the
+    unresolvable types drifted (q̃ ~ 1e3, T̃ ~ −1e5): none of 26 starts converged ('acceptable' /
+    'infeasible').  Now every regime start and the exact optimum itself end 'optimal' at the discrete optimum."""
+    dist, p = SCN_91_24
+    th, ms = _types(dist, p["sigma"])
+    lf = cc.LeaderFringe(**p)
+    ref = cc.leader_discrete_monotone(lf, th, ms)
+    q_limit, q_int = solving._leader_start_guesses(lf, th, ms)
+    _, qs, _ = programs._leader_scales(lf, th)
+    starts = {"all_fringe": (np.zeros(len(th)), None), "limit_pricing": (q_limit, None),
+              "interior": (np.maximum(q_int, programs.FLOOR * qs), None),
+              "exact optimum": (ref["q_L"], ref["T"])}
+    for label, (q0, T0) in starts.items():
+        menu = solving.solve_leader(lf, th, ms, ctx, label, q0, T0)
+        assert menu.result.status.value == "optimal", (label, menu.result.message)
+        assert menu.objective == pytest.approx(ref["profit"], rel=TOL), label
+        # exported menu: the types that can gain nothing get the outside option (q = 0, T = 0)
+        assert np.all(menu.q[:4] == 0.0) and np.all(menu.T[:4] == 0.0), label
+
+
+def test_leader_program_bounds_hold_at_the_exact_optimum():
+    """The bounds q̃ ≤ Q_UB, T̃ ≥ T_LB and s̃ ≥ S_LO added for 91_24 must not cut off the optimum: the exact
+    discrete optimum (binding downward IC) lies inside them with the dual points at their optimum."""
+    dist, p = SCN_91_24
+    th, ms = _types(dist, p["sigma"])
+    lf = cc.LeaderFringe(**p)
+    ref = cc.leader_discrete_monotone(lf, th, ms)
+    m = programs.build_leader_nondim(lf, th, ms, ref["q_L"], ref["T"])
+    import pyomo.environ as pyo
+    for c in m.component_data_objects(pyo.Constraint, active=True):
+        # rows are in each type's own money unit: the exact menu meets them to round-off (1e-9 of that unit)
+        assert pyo.value(c.body) >= pyo.value(c.lower) - 1e-9, c.name
+    for v in m.component_data_objects(pyo.Var):
+        assert (v.lb is None or v.value >= v.lb) and (v.ub is None or v.value <= v.ub), v.name
+    Qu = m._q_unit
+    served = ref["q_L"] > 0
+    assert np.all(ref["q_L"][served] / m._leader_tokens[0] / Qu[served] <= programs.Q_UB)

@@ -1,0 +1,93 @@
+"""Two-model programs of the competition regime (efficient allocation, multi-model monopolist) in
+per-type units (docs/model.md §2.7, "Two-model programs in per-type units"): regression tests from
+the random-scenario repros of session 9 (helper "twomodel").
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from models import run as runmod
+from models import scenario
+from models.closed_form import competition as cc
+from models.competition import solving, units
+from models.competition.audits import TOL_DISCRETE
+from models.results import RegimeResult
+
+SPEED = "component"
+
+TOL = TOL_DISCRETE
+"""NLP vs the exact discrete closed forms: the regime's own tolerance (TOL_DISCRETE = 1e-6, Ipopt tol
+1e-12 on O(1)-scaled programs gives ~1e-8, measured)."""
+
+SCN_92_9 = {
+    "name": "competition_92_9",
+    "technology": {"sigma": 0.05, "rho": -32.61, "tokens": [
+        {"name": "tok1", "weight": 0.674589, "cost": 1.1327},
+        {"name": "tok2", "weight": 0.136233, "cost": 1.59638},
+        {"name": "tok3", "weight": 0.18917800000000007, "cost": 6.314}]},
+    "types": {"distribution": "piecewise", "breakpoints": [0.0, 8.7283, 22.806, 33.442, 36.3749],
+              "masses": [0.16576, 0.22244, 0.388039, 0.223761], "n": 55, "grid": "equal-mass"},
+    "regimes": {"competition": {"gamma_L": 0.8971, "gamma_F": 0.0, "c_L": 0.354912, "c_F": 0.15215,
+                                "task_cells": 0, "task_profiles": 1}},
+}
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    return runmod.Context(route="auto", options={}, user_options={}, progress=lambda *a: None)
+
+
+def _setup(raw):
+    scn = scenario.from_dict(raw)
+    opts = scn.regimes["competition"]
+    models = units._two_models(scn.technology.sigma, opts)
+    theta, mass = scn.discrete_types()
+    return scn, models, theta, mass
+
+
+@pytest.mark.unit
+def test_value_is_finite_where_the_pooled_power_overflows():
+    """units._value = (Σ_ℓ Q_ℓ^(1/σ))^σ without forming V^(1/σ): equal to the direct formula where that
+    is a double, finite at σ = 0.05 and Q ~ 1e35 (competition_92_9: V^(1/σ) = 1e700)."""
+    ms = units._two_models(0.3, {"c_F": 0.2, "c_L": 0.5, "gamma_F": 0.0, "gamma_L": 0.4})
+    q = np.array([[0.3, 2.0], [1.5, 0.0], [0.0, 0.0], [4.0, 7.0]])
+    direct = units._pooled(ms, q) ** ms.sigma
+    np.testing.assert_allclose(units._value(ms, q), direct, rtol=1e-14, atol=0)  # same formula, round-off only
+    big = units._two_models(0.05, {"c_F": 0.15215, "c_L": 0.354912, "gamma_F": 0.0, "gamma_L": 0.8971})
+    qb = np.array([[13.6, 1e37], [1.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow on the way
+        V = units._value(big, qb)
+    assert np.all(np.isfinite(V))
+    assert V[0] == pytest.approx((1e37) ** big[1].eta, rel=1e-12)  # the fringe adds (1e-35)^20 relative
+    assert V[1] == pytest.approx(1.0, rel=1e-15)
+
+
+def test_efficient_and_monopolist_at_sigma_0_05_with_a_leader_quality_of_1e35(ctx):
+    """repro competition_92_9 (valid_scenarios seed 92): σ = 0.05, γ_L = 0.897 (η_L = 0.947, η_F = 0.05).
+    The common quality unit (the leader's top first-best quality, ~1e35) raised to 1/η_F = 20 overflowed
+    (OverflowError in units.Units.token, exit 1 before any solve).  In per-type units (each type's own
+    first-best tokens per model, programs._efficient_units) both programs converge; the efficient
+    allocation matches the closed form per type on its own first-best spend, and the monopolist's profit
+    matches monopolist_discrete."""
+    scn, models, theta, mass = _setup(SCN_92_9)
+    res = RegimeResult("competition")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        eff = solving._efficient(res, models, theta, mass, ctx)
+        assert eff is not None, res.error
+        mon = solving._monopolist_ladder(res, models, scn, theta, mass, ctx)
+    assert mon is not None and mon.status == "optimal", res.notes
+    Qe = cc.efficient_quality(models, theta).T
+    qref = Qe ** (1 / np.array([mm.eta for mm in models]))
+    c = np.array([mm.c for mm in models])
+    own = qref @ c  # each type's own first-best spend (as the check efficient_vs_closed_form)
+    err = np.abs((eff["q"] - qref) * c[None, :]) / own[:, None]
+    assert np.max(err) <= TOL, np.max(err)
+    V, Vref = units._value(models, eff["q"]), units._value(models, qref)
+    assert np.max(np.abs(V - Vref) / Vref) <= TOL
+    ref = cc.monopolist_discrete(models, theta, mass)
+    assert abs(mon.objective - ref["profit"]) <= TOL * abs(ref["profit"]), (mon.objective, ref["profit"])
