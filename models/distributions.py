@@ -1042,6 +1042,18 @@ def solve_menu(tech, types: TypeSpace, ctx, label: str, *, ic: str = "lazy", sta
 # with light types: on value_scale_50_14 the full solve from that start
 # changed the path of the bands and band 2 ended 'acceptable' (it is optimal
 # from the plain start), so only a failed full solve is re-solved.
+# The light types' items start on the null item (t = 0, tokens at the start
+# floor), not where the failed start had them: value_scale_92_0 (σ = 0.1,
+# baseline fine-tuning, weights 1 … 1e-13, 12 of 24 types excluded at the
+# optimum), all pairs from the neutral start (light items at half their
+# first-best quality) ended 'acceptable' twice (the second time 272 it from
+# the heavy optimum, profit 3.2e-8 below the lazy optimum; every iterate from
+# ~100 on carried Hessian regularisation and steps of 1e3-1e6 along the light
+# items, whose KKT conditions are below the stopping tolerance, while the 132
+# rows among excluded types are active both ways).  With the light items on
+# the null item -- within their weight (< LIGHT_BAND) of the optimum's
+# objective, and the optimum's own item for every excluded type -- the same
+# solve ends optimal (360 it), then the bands.
 def _heavy_first_start(tech, types, ctx, lbl, ic, lz, x, z, t, notes):
     """(x, z, t): the start with the heavy types' items replaced by their own
     optimum, or None (no light types, or that solve failed: a note)."""
@@ -1066,8 +1078,11 @@ def _heavy_first_start(tech, types, ctx, lbl, ic, lz, x, z, t, notes):
                      f"{hs.result.status.value}; not re-solved")
         return None
     x[keep], z[keep], t[keep] = hs.menu.x, np.asarray(hs.menu.z, float).reshape(len(keep), -1), hs.menu.t
+    light = ~heavy  # on the null item (see the comment above); set_start floors x and z
+    x[light], z[light], t[light] = 0.0, 0.0, 0.0
     notes.append(f"{lbl}: {int((~heavy & (w > 0)).sum())} light type(s) (weight < {LIGHT_BAND:g}): re-started "
-                 f"from the optimum of the {len(keep)} heavier types alone ({hs.result.iterations} it)")
+                 f"from the optimum of the {len(keep)} heavier types alone ({hs.result.iterations} it), light items "
+                 "on the null item")
     return x, z, t
 
 

@@ -1226,3 +1226,37 @@ def test_finer_grid_s_inside_a_narrow_support():
     rows, table, _ = DM.finer_grid_rows(tech, vs, types, ref, ref, "g", 1.0)
     assert len(table) == 8 and np.all((table["s"] > 0) & (table["s"] <= 0.2157))
     assert rows[0]["passed"].all() and rows[0]["numeric"].iloc[0] == 0.0  # the closed form against itself
+
+
+def test_all_pairs_heavy_first_light_items_on_the_null_item():
+    """Regression (value_scale_92_0, fresh seed 92): σ = 0.1 with baseline
+    fine-tuning (γ = 0.85, so first-best quantities go like θ^20), piecewise
+    w on an equal-mass 6-point grid × 4 uniform s: type weights 1 … 1e-13,
+    12 of 24 types excluded.  All pairs from the neutral start stopped
+    'acceptable' (272 it), and so did the re-solve from the heavy types'
+    optimum, which kept the start's light items (half their first-best
+    quality): profit 3.2e-8 below the lazy optimum, a 7e-3-weight type's Q off
+    6e-5.  The re-solve now starts the light items on the null item: optimal,
+    the bands run, Q and t within TOL of the discrete closed form."""
+    raw = {"name": "vs92_0",
+           "technology": {"sigma": 0.1, "rho": -1.2,
+                          "tokens": [{"name": "tok1", "weight": 1.0, "cost": 4.08347}],
+                          "fine_tuning": {"gamma": 0.85, "baseline": 0.00765927,
+                                          "classes": [{"name": "ft1", "weight": 1.0, "cost": 0.956872}]}},
+           "types": {"distribution": "uniform", "n": 2},
+           "regimes": {"distributions": {"family": "value-scale", "value_scale": {
+               "cells": 4,
+               "w": {"distribution": "piecewise", "breakpoints": [0.0, 2.1991, 6.35972],
+                     "masses": [0.447183, 0.552817], "n": 6, "grid": "equal-mass"},
+               "s": {"distribution": "uniform", "low": 0.0, "high": 0.9396, "n": 4}}}}}
+    scn = scenario.from_dict(raw)
+    tech = scn.technology
+    wg, wm, sg, sm, n = DM._vs_grid(scn.regimes["distributions"]["value_scale"])
+    types = DM.value_scale_space(wg, wm, sg, sm, n)
+    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, n, tech)
+    s = DM.solve_menu(tech, types, ctx(), "vs", ic="all-pairs", starts={"neutral": DM.neutral_start(tech, types)})
+    assert all(r.status.value == "optimal" for r in s.results.values())
+    assert any("weight band" in k for k in s.results)  # the light types were refined
+    assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
+    assert np.allclose(s.menu.t, ref.t, rtol=TOL, atol=TOL * np.max(np.abs(ref.t)))
+    assert s.menu.profit == pytest.approx(ref.profit, rel=1e-9)
