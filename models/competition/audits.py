@@ -235,9 +235,11 @@ def _mixing_audit(res, models, V, q, check="monopolist_mixing_audit"):
     the two models (MIX_GRID shares, both ends included) delivers V more cheaply than
     the menu's own tokens.  Worst saving / max spend ≤ TOL_AUDIT (homogeneous; was max(1, spend))."""
     s = models.sigma
-    P = np.maximum(V, 0.0)[:, None] ** (1 / s)
+    # (P·share)^(σ/η) with P = V^(1/σ), written as (share^σ·V)^(1/η): P overflows a double when σ is small
+    # and V large (competition_92_9: σ = 0.05, V ~ 1e35), the cost does not
+    Vc = np.maximum(V, 0.0)[:, None]
     sh = np.linspace(0.0, 1.0, MIX_GRID)[None, :]
-    cost = sum(mm.c * (P * (sh if l == 0 else 1 - sh)) ** (s / mm.eta) for l, mm in enumerate(models))
+    cost = sum(mm.c * ((sh if l == 0 else 1 - sh) ** s * Vc) ** (1 / mm.eta) for l, mm in enumerate(models))
     spend = q @ np.array([mm.c for mm in models])
     saving = float(np.max(spend - cost.min(axis=1)))
     scale = float(np.max(spend)) if len(spend) and np.max(spend) > 0 else 1.0

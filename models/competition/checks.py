@@ -18,7 +18,7 @@ from .audits import (
     _ref_scale, _rel_inf, TOL_ASSIGN, TOL_AUDIT, TOL_DISCRETE, _utility_scale,
 )
 from .units import (
-    _label_mismatches, _labels_from_quality, _model_labels, _model_names, _pooled, _quality, _switches,
+    _label_mismatches, _labels_from_quality, _model_labels, _model_names, _quality, _switches, _value,
     _token_scale, _type_scale, _type_surplus,
 )
 from .programs import build_assignment, LeaderMenu
@@ -164,8 +164,8 @@ def _two_model_checks(res, models, theta, mass, dist, eff, mon):
                                       advice="a type's tokens on this model miss its own first best (or it sits "
                                              "on the other model): the efficient table is not verified for that "
                                              "type; re-run with a tighter solver tol"))
-        res.checks.append(compare(NAME, chk, "V = (Q1^(1/σ)+Q2^(1/σ))^σ", _pooled(models, q) ** models.sigma,
-                                  _pooled(models, qref) ** models.sigma, TOL_DISCRETE, index=theta))
+        res.checks.append(compare(NAME, chk, "V = (Q1^(1/σ)+Q2^(1/σ))^σ", _value(models, q),
+                                  _value(models, qref), TOL_DISCRETE, index=theta))
         res.checks.append(compare(NAME, chk, "expected surplus", eff["objective"],
                                   float(np.sum(mass * cc.efficient_surplus(models, theta))), TOL_DISCRETE))
         te = cc.efficient_switch_point(models)
