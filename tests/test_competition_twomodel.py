@@ -13,7 +13,7 @@ from models import run as runmod
 from models import scenario
 from models.closed_form import competition as cc
 from models.competition import solving, units
-from models.competition.audits import TOL_DISCRETE
+from models.competition.audits import TOL_AUDIT, TOL_DISCRETE
 from models.results import RegimeResult
 
 SPEED = "component"
@@ -21,6 +21,10 @@ SPEED = "component"
 TOL = TOL_DISCRETE
 """NLP vs the exact discrete closed forms: the regime's own tolerance (TOL_DISCRETE = 1e-6, Ipopt tol
 1e-12 on O(1)-scaled programs gives ~1e-8, measured)."""
+
+MON_V_UB_CHECK = 2.0
+"""Some optimum has V_k ≤ 2·max_(j≤k) max_ℓ Q_ℓ^FB(θ_j) (docstring of programs.MON_V_UB: each type's virtual
+surplus is non-increasing above its own first best); a menu above it is not the program's bounded optimum."""
 
 SCN_92_9 = {
     "name": "competition_92_9",
@@ -91,3 +95,39 @@ def test_efficient_and_monopolist_at_sigma_0_05_with_a_leader_quality_of_1e35(ct
     assert np.max(np.abs(V - Vref) / Vref) <= TOL
     ref = cc.monopolist_discrete(models, theta, mass)
     assert abs(mon.objective - ref["profit"]) <= TOL * abs(ref["profit"]), (mon.objective, ref["profit"])
+
+
+SCN_81_0 = {
+    "name": "competition_81_0",
+    "technology": {"sigma": 0.49, "rho": -0.607, "tokens": [
+        {"name": "tok1", "weight": 0.571557, "cost": 32.1176},
+        {"name": "tok2", "weight": 0.393723, "cost": 0.359732},
+        {"name": "tok3", "weight": 0.034720000000000084, "cost": 0.191604}]},
+    "types": {"distribution": "beta", "low": 0.0, "high": 2.35968, "p": 0.7303, "q": 29.27, "n": 56},
+    "regimes": {"competition": {"gamma_L": 0.4407, "gamma_F": 0.0, "c_L": 0.181373, "c_F": 0.12666,
+                                "task_cells": 0, "task_profiles": 1}},
+}
+
+
+def test_monopolist_menu_of_weightless_top_types_stays_incentive_compatible(ctx):
+    """repro competition_81_0 (valid_scenarios seed 81): Beta(0.73, 29.3), the top types' masses 1e-29..1e-52,
+    so their share of the profit is below Ipopt's resolution and no gradient pins their V and t.  Unbounded,
+    V drifted to 1e19 (their own first best ~3e14) with subsidies t ~ −8e19: the all-pairs IC audit failed by
+    1.5 of the money scale and the unrestricted final solve ran to max_iter.  With the valid bounds
+    v ≤ MON_V_UB·Ŝ_k/S_k, t̃ ≥ MON_T_LB and upward IC rows in the assigned programs: IC holds to TOL_AUDIT
+    on the money scale, the final solve converges, and the profit matches monopolist_discrete."""
+    scn, models, theta, mass = _setup(SCN_81_0)
+    res = RegimeResult("competition")
+    mon = solving._monopolist_ladder(res, models, scn, theta, mass, ctx)
+    assert mon is not None and mon.status == "optimal", res.notes
+    V, t = mon.values["V"], mon.values["t"]
+    U = theta * V - t
+    viol = float(np.max(theta[:, None] * V[None, :] - t[None, :] - U[:, None]))  # all pairs, linear utility
+    scale = max(float(np.max(np.abs(t))), float(np.max(theta * V)))
+    assert viol / scale <= TOL_AUDIT, viol / scale
+    assert float(np.max(-U)) / scale <= TOL_AUDIT
+    assert "final unrestricted" not in " ".join(n for n in res.notes if "not used" in n), res.notes
+    ref = cc.monopolist_discrete(models, theta, mass)
+    assert abs(mon.objective - ref["profit"]) <= TOL * abs(ref["profit"]), (mon.objective, ref["profit"])
+    Vfb = np.max(np.stack([cc.first_best_quality(mm, theta) for mm in models]), axis=0)
+    assert np.all(V <= MON_V_UB_CHECK * np.maximum.accumulate(Vfb))  # no type above twice its own first best

@@ -115,15 +115,6 @@ def _two_model_vars(m, models, theta, q0, tau, S, free=None):
     (:func:`_efficient_units`), the type's pooled value in its own quality unit S_k,
     ``pooled_k = (V_k/S_k)^(1/σ) = Σ_ℓ a_kℓ x_kℓ^(η_ℓ/σ)`` with ``a_kℓ = (τ_kℓ^η_ℓ/S_k)^(1/σ) ≤ 1`` when S_k is
     at least each model's first-best quality of the type, and spend ``Σ_ℓ c_ℓ τ_kℓ x_kℓ`` (money of the
-@dataclass(frozen=True)
-class ProgramUnits:
-    """Units of a two-model program written in per-type units: only the objective's unit P (money of
-    the scenario per unit of the program's objective) is common; :func:`_read_q`, :func:`_read_V`,
-    :func:`_read_t` use the per-type units stored on the model."""
-
-    P: float
-
-
     scenario).  ``q0`` in the scenario's linear-cost units.
 
     Nothing is raised to 1/η or 1/σ of a unit shared by both models: with one common quality unit
@@ -144,21 +135,21 @@ class ProgramUnits:
     m.TYPES = pyo.RangeSet(0, N - 1)
     m.MODELS = pyo.RangeSet(0, len(models) - 1)
     m.theta = pyo.Param(m.TYPES, initialize=dict(enumerate(np.asarray(theta, float))))
-def _type_quality_units(models, tau, free=None) -> np.ndarray:
-    """S_k = max_ℓ τ_kℓ^η_ℓ over the models in ``free`` (default both): the larger of the type's own
-    first-best qualities (per-type token units τ, :func:`_efficient_units`).  A scale only."""
-    eta = np.array([mm.eta for mm in models])
-    Q = np.asarray(tau, float) ** eta[None, :]
-    free = list(range(len(models))) if free is None else list(free)
-    return np.maximum(np.max(Q[:, free], axis=1), 1e-300)
-
-
     m.q = pyo.Var(m.TYPES, m.MODELS, bounds=(FLOOR_TWO_MODEL, None),
                   initialize=lambda m, k, l: max(x0[k, l], FLOOR_TWO_MODEL))
     m.pooled = pyo.Expression(m.TYPES, rule=lambda m, k: sum(float(a[k, l]) * m.q[k, l] ** (models[l].eta / s)
                                                              for l in m.MODELS))
     m.spend = pyo.Expression(m.TYPES, rule=lambda m, k: sum(models[l].c * float(tau[k, l]) * m.q[k, l]
                                                             for l in m.MODELS))
+
+
+@dataclass(frozen=True)
+class ProgramUnits:
+    """Units of a two-model program written in per-type units: only the objective's unit P (money of
+    the scenario per unit of the program's objective) is common; :func:`_read_q`, :func:`_read_V`,
+    :func:`_read_t` use the per-type units stored on the model."""
+
+    P: float
 
 
 UNIT_POOLED_MIN = 1e-250
@@ -179,6 +170,15 @@ def _efficient_units(models, theta) -> np.ndarray:
     tau = _model_tokens(models, theta)
     lo = tau * UNIT_POOLED_MIN
     return np.maximum(_fb_tokens(models, np.asarray(theta, float)), lo[None, :])
+
+
+def _type_quality_units(models, tau, free=None) -> np.ndarray:
+    """S_k = max_ℓ τ_kℓ^η_ℓ over the models in ``free`` (default both): the larger of the type's own
+    first-best qualities (per-type token units τ, :func:`_efficient_units`).  A scale only."""
+    eta = np.array([mm.eta for mm in models])
+    Q = np.asarray(tau, float) ** eta[None, :]
+    free = list(range(len(models))) if free is None else list(free)
+    return np.maximum(np.max(Q[:, free], axis=1), 1e-300)
 
 
 def build_efficient(models, theta, mass, q0, only=None, weights=None):
@@ -239,6 +239,58 @@ def build_efficient(models, theta, mass, q0, only=None, weights=None):
     m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(w)))
     m.vc = pyo.Param(m.TYPES, initialize=dict(enumerate(w * th * S)))  # w_k θ_k S_k
     if only is None:
+        value = {k: m.pooled[k] ** s for k in m.TYPES}
+    else:  # one model: (a x^(η/σ))^σ = x^η (a = 1, S_k is its own first best), written so — not through
+        # x^(η/σ), whose power 19 (σ = 0.05, η_L = 0.947) made pooled^(σ−2) overflow at small x (92_9)
+        value = {k: m.q[k, only] ** models[only].eta for k in m.TYPES}
+    m.surplus = pyo.Objective(expr=sum(m.vc[k] * value[k] - m.p[k] * m.spend[k] for k in m.TYPES),
+                              sense=pyo.maximize)
+    sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
+    # per type: each type's term O(1), N of them; mass weights: the first-best money Σ p θ S
+    obj_unit = float(len(th)) if per_type else max(float(np.sum(w * th * S)), 1e-300)
+    sf[m.surplus] = 1.0 / obj_unit
+    m._units = ProgramUnits(P=1.0)  # the objective is not read in money (solving._efficient recomputes it)
+    for k in np.flatnonzero(th <= 0):  # θ = 0: no value, positive cost — nothing; fixed (constants in the NL
+        # file) rather than left at the floor of a unit it does not have (no first best: the barrier kept
+        # its tokens ~1e-248, far above 1e-16 of the stand-in unit, and its V ~ floor^σ was read as served)
+        for l in m.MODELS:
+            m.q[k, l].setlb(0.0)
+            m.q[k, l].fix(0.0)
+    if only is not None:  # single-model program: the other model's tokens fixed at 0
+        # (fixed variables are constants in the NL file, so ASL never differentiates 0^r).  Not at the
+        # floor: a type whose own tokens on the other model are far below its unit then buys a floor
+        # worth 1e-5 of its own pooled tokens — the fringe-only optimum of competition_90_30's lowest
+        # type was 9.4e-6 low.
+        for k in m.TYPES:
+            m.q[k, 1 - only].setlb(0.0)
+            m.q[k, 1 - only].fix(0.0)
+    return m
+
+
+MON_V_UB = 2.0
+"""Upper bound of the monopolist programs' v_k = V_k/S_k, as a multiple of the running maximum Ŝ_k = max_(j≤k) S_j
+of the per-type quality units (:func:`build_monopolist`, :func:`build_monopolist_assigned`).  Valid: at the
+downward-binding prices the profit is Σ_k p_k(φ_k V_k − K_k(V_k)) (φ_k the discrete virtual value, K_k the type's
+cost: min_ℓ C_ℓ or its assigned model's), and each term max_ℓ(φ_k V − C_ℓ(V)) is non-increasing above
+max_ℓ Q_ℓ^FB(max(φ_k, 0)) ≤ S_k; so min(V, 2Ŝ) — still non-decreasing, Ŝ is — earns at least as much as V: some
+optimum satisfies the bound, with a factor 2 of slack.  Why: types whose whole contribution p_k·M_k is below
+Ipopt's resolution of the objective (Beta tails, masses 1e-29..1e-52 of competition_81_0) are pinned by no
+gradient; unbounded, their V drifted to 1e5 times their own first best (V ~ 1e19 against 3e14) and the
+all-pairs IC audit failed by 1.5 of the money scale.  (The leader program's Q_UB, same argument.)"""
+
+
+MON_T_LB = -1.0
+"""Lower bound of the monopolist programs' t̃_k = t_k/M_k.  Valid: the downward-binding prices of a monotone V
+are t_k = θ_0 V_0 + Σ_(1≤j≤k) θ_j(V_j − V_(j−1)) ≥ 0.  Why: the prices of unresolvable types (MON_V_UB) ran to
+subsidies (t ~ −8e19 at competition_81_0's top types, −3e7 at 92_9's bottom ones)."""
+
+
+def _v_upper(S) -> np.ndarray:
+    """Upper bounds of v_k = V_k/S_k (MON_V_UB)."""
+    S = np.asarray(S, float)
+    return MON_V_UB * np.maximum.accumulate(S) / S
+
+
 def _monopolist_units(models, theta, mass):
     """Per-type units of the unrestricted monopolist program (docs/model.md §2.7): tokens τ_kℓ
     (:func:`_efficient_units`), quality S_k = max_ℓ τ_kℓ^η_ℓ (the type's larger first-best quality),
@@ -267,39 +319,6 @@ def _pair_rows(m, th, S, M, N, up=True):
                             (S[k] * m.V[k] - S[k - 1] * m.V[k - 1]) / float(max(S[k], S[k - 1])) >= 0)
 
 
-        value = {k: m.pooled[k] ** s for k in m.TYPES}
-    else:  # one model: (a x^(η/σ))^σ = x^η (a = 1, S_k is its own first best), written so — not through
-        # x^(η/σ), whose power 19 (σ = 0.05, η_L = 0.947) made pooled^(σ−2) overflow at small x (92_9)
-        value = {k: m.q[k, only] ** models[only].eta for k in m.TYPES}
-    m.surplus = pyo.Objective(expr=sum(m.vc[k] * value[k] - m.p[k] * m.spend[k] for k in m.TYPES),
-                              sense=pyo.maximize)
-    sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
-    # per type: each type's term O(1), N of them; mass weights: the first-best money Σ p θ S
-    obj_unit = float(len(th)) if per_type else max(float(np.sum(w * th * S)), 1e-300)
-    sf[m.surplus] = 1.0 / obj_unit
-    m._units = ProgramUnits(P=1.0)  # the objective is not read in money (solving._efficient recomputes it)
-    for k in np.flatnonzero(th <= 0):  # θ = 0: no value, positive cost — nothing; fixed (constants in the NL
-        # file) rather than left at the floor of a unit it does not have (no first best: the barrier kept
-        # its tokens ~1e-248, far above 1e-16 of the stand-in unit, and its V ~ floor^σ was read as served)
-        for l in m.MODELS:
-            m.q[k, l].setlb(0.0)
-            m.q[k, l].fix(0.0)
-    m = pyo.ConcreteModel(name="multi_model_monopolist")
-    m._models = models
-    _two_model_vars(m, models, th, q0, tau, S)
-    m._V_unit, m._t_unit = S, M
-    m._units = ProgramUnits(P=B)
-    if only is not None:  # single-model program: the other model's tokens fixed at 0
-        # (fixed variables are constants in the NL file, so ASL never differentiates 0^r).  Not at the
-        # floor: a type whose own tokens on the other model are far below its unit then buys a floor
-        # worth 1e-5 of its own pooled tokens — the fringe-only optimum of competition_90_30's lowest
-        # type was 9.4e-6 low.
-        for k in m.TYPES:
-            m.q[k, 1 - only].setlb(0.0)
-            m.q[k, 1 - only].fix(0.0)
-    return m
-
-
 def build_monopolist(models, theta, mass, q0, t0=None):
     """Multi-model monopolist menu over discrete types (module docstring, item 3).
 
@@ -311,15 +330,23 @@ def build_monopolist(models, theta, mass, q0, t0=None):
     (competition_81_0, 81_13, 91_22), and the fringe's token unit overflowed (92_9)."""
     th, p = np.asarray(theta, float), np.asarray(mass, float)
     N = len(th)
-    N = len(th)
+    s = models.sigma
     tau, S, M, B = _monopolist_units(models, th, p)
     q0 = np.asarray(q0, float)
     V0 = np.maximum.accumulate(_value(models, np.maximum(q0, 0.0)))
     if t0 is None:
         t0 = T_START_FACTOR * cc.screening_transfers(th, V0)  # strictly IC and IR for monotone V0
+    m = pyo.ConcreteModel(name="multi_model_monopolist")
+    m._models = models
+    _two_model_vars(m, models, th, q0, tau, S)
+    m._V_unit, m._t_unit = S, M
+    m._units = ProgramUnits(P=B)
     m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(p)))
-    m.V = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=dict(enumerate(V0 / S)))
-    m.t = pyo.Var(m.TYPES, initialize=dict(enumerate(np.asarray(t0, float) / M)))
+    ub = _v_upper(S)
+    m.V = pyo.Var(m.TYPES, bounds=lambda m, k: (0.0, float(ub[k])),
+                  initialize=dict(enumerate(np.minimum(V0 / S, 0.99 * ub))))
+    m.t = pyo.Var(m.TYPES, bounds=(MON_T_LB, None),
+                  initialize=dict(enumerate(np.maximum(np.asarray(t0, float) / M, 0.99 * MON_T_LB))))
     m.quality = pyo.Constraint(m.TYPES, rule=lambda m, k: m.V[k] ** (1 / s) == m.pooled[k])
     # IR of the lowest type only: U_k ≥ U_{k−1} + (θ_k − θ_{k−1})V_{k−1} ≥ U_{k−1} by
     # ic_down, so the other IR rows are implied (audited in numpy).  With all N
@@ -351,7 +378,7 @@ def build_monopolist_assigned(models, theta, mass, assign, V0, t0=None):
     larger of both models' first bests: a type on the fringe at a leader-sized unit needs
     S^(1/η_F) = 1e700 (competition_92_9)."""
     th, p = np.asarray(theta, float), np.asarray(mass, float)
-    s = models.sigma
+    N = len(th)
     assign = np.asarray(assign, int)
     tau_all = _efficient_units(models, th)
     tau = tau_all[np.arange(N), assign]
@@ -379,9 +406,14 @@ def build_monopolist_assigned(models, theta, mass, assign, V0, t0=None):
     V0 = Vc
     if t0 is None:
         t0 = T_START_FACTOR * cc.screening_transfers(th, V0)
-    m.V = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=dict(enumerate(V0 / S)))
-    m.t = pyo.Var(m.TYPES, initialize=dict(enumerate(np.asarray(t0, float) / M)))
-    _pair_rows(m, th, S, M, N, up=False)
+    ub = _v_upper(S)
+    m.V = pyo.Var(m.TYPES, bounds=lambda m, k: (0.0, float(ub[k])),
+                  initialize=dict(enumerate(np.minimum(V0 / S, 0.99 * ub))))
+    m.t = pyo.Var(m.TYPES, bounds=(MON_T_LB, None),
+                  initialize=dict(enumerate(np.maximum(np.asarray(t0, float) / M, 0.99 * MON_T_LB))))
+    # upward IC rows too: implied at an optimum only through the objective, which does not see types
+    # whose p_k·M_k is below its resolution (their prices could fall below the upward-binding chain)
+    _pair_rows(m, th, S, M, N, up=True)
     m.profit = pyo.Objective(expr=sum(float(p[k] / B) * (M[k] * m.t[k] - float(c[k] * tau[k]) * m.V[k] ** (1.0 / eta[k]))
                                       for k in range(N)), sense=pyo.maximize)
     return m
