@@ -194,8 +194,24 @@ def _two_model_checks(res, models, theta, mass, dist, eff, mon):
     chk = "monopolist_vs_discrete_closed_form"
     model = _model_labels(models, q, theta)
     model_ref = _labels_from_quality(ref["Q"].T, models.sigma, _type_scale(models, theta))
-    res.checks.append(bound_check(NAME, chk, "types on another model than the closed form",
-                                  _label_mismatches(models, model, model_ref, ref["V"], theta), 0))
+    # A type's model is decided below the program's resolution when its whole value, weighed like the V row
+    # (kkt_mass_weight), is ≤ TOL_DISCRETE of the money scale: moving it to the other model changes the
+    # profit by ≤ p_k·θ_k·V_k (its spend never exceeds its value), less than Ipopt's tolerance on the
+    # objective resolves (competition_91_22: Beta(2.6, 20) types of N·p = 1e-12 switch two types later
+    # than the closed form, profit within 1.9e-11).  Such types are left out of the label row and named in
+    # a note: their model is not verified.  Every other type's label is.
+    faint = kkt_mass_weight(mass) * theta * np.asarray(ref["V"], float) <= (
+        TOL_DISCRETE * _utility_scale(ref["t"], theta * ref["V"]))
+    off = (np.asarray(model) != np.asarray(model_ref))
+    res.checks.append(bound_check(NAME, chk, "types on another model than the closed form (types the program resolves)",
+                                  _label_mismatches(models, np.where(faint, model_ref, model), model_ref, ref["V"],
+                                                    theta), 0))
+    if np.any(off & faint):
+        ks = np.flatnonzero(off & faint)
+        res.notes.append(f"MONOPOLIST: {len(ks)} type(s) (θ = {theta[ks[0]]:.6g}…{theta[ks[-1]]:.6g}, N·p ≤ "
+                         f"{float(np.max(len(mass) * np.asarray(mass)[ks])):.2g}) sit on another model than the "
+                         "closed form; their value is below what the program resolves, so their model is not "
+                         "verified (every other type's is)")
     # V and t per type on each type's KKT scale min(1, N·p_k) (audits.kkt_mass_weight): the rents are
     # linear in V, so the Hessian of the profit in V_k is p_k·C''(V_k) for every type and Ipopt's stopping
     # test fixes V_k only to ~tol/(N·p_k) of the scale (competition_0_4: Beta(15, 7.5) top type, N·p = 9.5e-6,
@@ -240,7 +256,8 @@ def _two_model_checks(res, models, theta, mass, dist, eff, mon):
     res.checks.append(bound_check(NAME, "monopolist_numpy_audit_all_pairs", "worst IR violation / max(|t|,θV)",
                                   float(np.max(-U)) / scale, TOL_AUDIT))
     if dist is not None:
-        _monopolist_continuous_checks(res, models, theta, dist, V, model, mass, V_ref=ref["V"])
+        _monopolist_continuous_checks(res, models, theta, dist, V, model, mass, V_ref=ref["V"],
+                                      unresolved=np.flatnonzero(off & faint))
     Q = _quality(models, q)
     res.tables["monopolist"] = pd.DataFrame({
         "theta": theta, "mass": mass, "V": V, "V_closed_form": ref["V"],
@@ -250,7 +267,7 @@ def _two_model_checks(res, models, theta, mass, dist, eff, mon):
     return ref
 
 
-def _monopolist_continuous_checks(res, models, theta, dist, V, model, mass=None, V_ref=None):
+def _monopolist_continuous_checks(res, models, theta, dist, V, model, mass=None, V_ref=None, unresolved=()):
     """Exclusion, switch and versioning jump vs the continuous closed form (within discretisation).
 
     Exclusion: a type is served iff V_k > TOL_DISCRETE·max V, the accuracy to which the V row
@@ -258,7 +275,9 @@ def _monopolist_continuous_checks(res, models, theta, dist, V, model, mass=None,
     first best, called the first served type excluded when V ∝ φ^(η/(1−η)) is ~1e-6 of max V just
     above h = 0: competition_70_15, φ = 0.14, V = 5e-4).  Types whose reference V lies in
     (0, 2·TOL_DISCRETE·max V] cannot be told from 0 by the verification: when the NLP's entry and
-    the reference's differ only on such types, their span is added to the one grid step."""
+    the reference's differ only on such types, their span is added to the one grid step.  Likewise the
+    switch: types on another model than the discrete closed form whose model the program does not resolve
+    (`unresolved`, see the label row) widen its allowance by their span."""
     Vmax = max(float(np.max(V)), 1e-300)
     srv = V > TOL_DISCRETE * Vmax
     served = np.nonzero(srv)[0]
@@ -282,8 +301,14 @@ def _monopolist_continuous_checks(res, models, theta, dist, V, model, mass=None,
     if not (np.isfinite(ts) and sw):
         return
     mid, step, _, _ = sw[0]
+    extra = 0.0
+    if len(unresolved):
+        lo, hi = int(np.min(unresolved)), int(np.max(unresolved))
+        extra = float(theta[min(hi + 1, len(theta) - 1)] - theta[max(lo - 1, 0)])
     res.checks.append(compare(NAME, "monopolist_vs_continuous", "switch type: h(θ) = θ^e (midpoint)", mid, ts,
-                              step / ts, index=["within one grid step"]))
+                              (step + extra) / ts,
+                              index=["within one grid step" + (f" + {extra:.3g} (types whose model the program "
+                                                               "does not resolve)" if extra else "")]))
     res.checks.append(bound_check(NAME, "monopolist_vs_continuous", "number of model switches − 1", len(sw) - 1, 0))
     k = int(np.searchsorted(theta, mid))
     jump = V[k] - V[k - 1]
