@@ -126,3 +126,20 @@ def test_leader_with_massless_top_types_converges_and_is_verified(ctx):
     v = res.verification
     lead = v[v["check"].str.startswith("leader")]
     assert len(lead) and lead["passed"].all(), lead.loc[~lead["passed"], ["check", "quantity", "rel_err"]].to_string()
+
+
+def test_leader_converges_when_the_fringe_is_negligible_against_the_leader(ctx):
+    """competition_81_3 (seed 81): σ = 0.27, σ + γ_L = 0.946, 33 uniform types on [0, 17.7]: leader first bests
+    ∝ θ^18.6 span 40 decades, the fringe's stand-alone purchases A_k are ~1e-156 of the top type's unit.
+    Before: pow(s, σ − 1) was taken of dual points s ~ A_k (its Hessian s^(σ−3) ~ 1e434 overflows) and the
+    fringe unit was floored above A_k: every start of 37 ended 'Restoration failed' at iteration 1-6.  With
+    every power taken of an O(1) number (buyer tokens in each type's own unit W_k = Qu_k^r) the starts reach
+    the discrete optimum."""
+    th, ms = _types({"distribution": "piecewise", "breakpoints": [0.0, 17.6796], "masses": [1.0], "n": 33}, 0.2709)
+    lf = cc.LeaderFringe(sigma=0.2709, gamma_L=0.6755, c_L=0.0631618, c_F=0.055971)
+    ref = cc.leader_discrete_monotone(lf, th, ms)
+    q_limit, q_int = solving._leader_start_guesses(lf, th, ms)
+    for label, (q0, T0) in {"exact optimum": (ref["q_L"], ref["T"]), "limit_pricing": (q_limit, None)}.items():
+        menu = solving.solve_leader(lf, th, ms, ctx, label, q0, T0)
+        assert menu.result.status.value == "optimal", (label, menu.result.message)
+        assert menu.objective == pytest.approx(ref["profit"], rel=TOL), label

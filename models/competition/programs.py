@@ -33,7 +33,7 @@ start quantities (strictly IC and IR when those are monotone)."""
 
 S_LO = 1e-3
 """Lower bound of the leader program's scaled dual points s̃ = s/(F_k + q_l^r) (:func:`build_leader`):
-the optimum has s̃ ≥ 1/2 (≥ A_k/(2F_k), and F_k = A_k unless A_k < F_MIN), so the bound only keeps
+the optimum has s̃ ≥ 1/2 (s* = max(q_l^r, A_k) and F_k = A_k), so the bound only keeps
 Ipopt's iterates away from s = 0."""
 
 
@@ -54,15 +54,6 @@ T_LB = -1.0
 menu of an optimal q has T_k = u(θ_0, q_0) − u0(θ_0) + Σ_(j≤k) [u(θ_j, q_j) − u(θ_j, q_(j−1))] ≥ 0
 (q non-decreasing), one money unit above the bound.  Why: the prices of unresolvable types (see Q_UB)
 ran to T̃ ~ −1.6e5 (a subsidy the next type's IC row sees only at M_k/M_(k+1) ~ 1e-6)."""
-
-
-F_MIN = 1e-100
-"""Smallest fringe unit F_k of the leader program (:func:`build_leader`; nondimensional units, the top
-type's leader first best is 1): only θ → 0 (A_k → 0) meets it.  An absolute floor, so that s = s̃·F_k
-keeps pow(s, σ − 3) (the Hessian of D_k) a normal double for σ ≥ 0.05 with s̃ ≥ S_LO.  The former floor
-FLOOR·max A (1e-16 here) lay above the low types' own purchases A_k ~ 1e-28: their dual point could not
-reach s* = A_k (s̃* = A_k/F_k < S_LO), so D_k(s) > u0(θ_k) and the IR row of the lowest type was violated by
-1e7 of its money unit at the exact optimum (competition_91_24: none of 26 starts converged)."""
 
 
 def build_assignment(tech: cf.Technology, w, X, Phi):
@@ -501,61 +492,76 @@ def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=N
     kk = np.array([k for k, _ in pairs] + list(ir_types), dtype=int)
     aa = np.array([a0[l] for _, l in pairs] + [0.0] * len(ir_types), dtype=float)
     s0 = np.maximum(aa + fringe_topup_numeric(th[kk], aa, s, cF), 1e-300) * (1 + 1e-9) if len(kk) else np.zeros(0)
-    # Fringe-side units per type: the top-ups are f = F_k·f̃ with F_k the type's stand-alone purchase
+    # Fringe-side units per type: the top-ups are f = F_k·f̃ with F_k = A_k the type's stand-alone purchase
     # (f* ≤ F_k), and every dual point s = s̃·(F_k + q_l^r): at the optimum s = max(q_l^r, A_k), so
     # s̃* ∈ [1/2, 1] whatever the item l (leader-served or not) — all O(1), no per-start guess.
     # (competition_50_13: with unscaled top-ups θσ(a+f)^(σ−1) ~ 1e15, every start 'acceptable'.)
-    # F_k = A_k except for θ → 0 (F_MIN); no floor relative to max A or to Qu_k^r: it lay above A_k and
-    # s̃* = A_k/F_k hit S_LO (competition_81_3: A ~ 1e-156, Qu_0^r ~ 1e-119; 91_24: A_0 ~ 1e-28, 1e-12·max A)
-    F = np.maximum(A, F_MIN)
+    # No floor on F_k: a floor relative to max A (91_24: 1e-16 vs A_0 ~ 1e-28) or to Qu_k^r, or an absolute
+    # one (81_3: A ~ 1e-156), lay above A_k, so s̃* = A_k/F_k < S_LO and the IR row was violated at the optimum.
+    F = np.maximum(A, 0.0)
+    # Every power is taken of an O(1) number: buyer k's tokens in its own unit W_k = Qu_k^r (≥ A_k), so
+    # x = s/W_k = s̃·(φ_k + ρ_kl q̃_l^r) with φ_k = F_k/W_k ≤ 1 and ρ_kl = W_l/W_k; the constants (α, φ, ρ, κ)
+    # are formed in logs.  Before, pow(s, σ − 1) was evaluated at s ~ A_k ~ 1e-156 (81_3: its Hessian
+    # s^(σ−3) overflows), and at a floor above A_k.
+    with np.errstate(divide="ignore"):
+        lQu, lM, lth = np.log(Qu), np.log(M), np.log(np.maximum(th, 0.0))
+        lW = r * lQu
+        phi = np.exp(np.log(F) - lW)                      # F_k/W_k ≤ 1 (0 where A_k = 0)
+        alpha = np.exp(lth + s * lW - lM)                 # θ_k W_k^σ / M_k (1 unless M_k is floored)
+        kappa = np.exp(lth + np.log(s / cF) + (s - 1) * lW)  # θ_k σ/c_F · W_k^(σ−1) = φ_k^(1−σ) ≤ 1
+        # kkt_out: θσ/c_F·(s̃F_k)^(σ−1) = kappa_out·s̃^(σ−1), kappa_out = θσ/c_F·F_k^(σ−1) = 1 when F_k = A_k
+        kappa_out = np.where(F > 0, np.exp(lth + np.log(s / cF) + (s - 1) * np.log(np.where(F > 0, F, 1.0))), 0.0)
+    beta = cF * F / M                                     # c_F F_k/M_k = σ·θ_k A_k^σ/M_k ≤ σ
     s_unit0 = np.array([F[k] + a0[l] for k, l in pairs] + [F[k] for k in ir_types], dtype=float)
-    s_init = {pr: max(float(v), S_LO) for pr, v in zip(pairs, s0[:len(pairs)] / s_unit0[:len(pairs)])}
-    s_out_init = {k: max(float(v), S_LO) for k, v in zip(ir_types, s0[len(pairs):] / s_unit0[len(pairs):])}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sr = np.where(s_unit0 > 0, s0 / np.where(s_unit0 > 0, s_unit0, 1.0), 1.0)
+    s_init = {pr: max(float(v), S_LO) for pr, v in zip(pairs, sr[:len(pairs)])}
+    s_out_init = {k: max(float(v), S_LO) for k, v in zip(ir_types, sr[len(pairs):])}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f_init = np.where(F > 0, np.asarray(f0, float) / np.where(F > 0, F, 1.0), 0.0)
 
     m = pyo.ConcreteModel(name="leader_fringe")
     m.TYPES = pyo.RangeSet(0, N - 1)
     m.PAIRS = pyo.Set(initialize=pairs, dimen=2, ordered=True)
     m.IR_TYPES = pyo.Set(initialize=ir_types, ordered=True)
-    m.theta = pyo.Param(m.TYPES, initialize=dict(enumerate(th)))
     m.p = pyo.Param(m.TYPES, initialize=dict(enumerate(p)))
-    m.F = pyo.Param(m.TYPES, initialize=dict(enumerate(F)))
     m.Qu = pyo.Param(m.TYPES, initialize=dict(enumerate(Qu)))
-    m.Qr = pyo.Param(m.TYPES, initialize=dict(enumerate(Qu**r)))  # Qu_k^r: q_k^r = Qr_k·q̃_k^r
     m.M = pyo.Param(m.TYPES, initialize=dict(enumerate(M)))
     # q̃ ≤ Q_UB, T̃ ≥ T_LB: some optimum lies inside (see their docstrings); they keep the types whose
     # profit weight is below Ipopt's resolution in an O(1) box
     m.q = pyo.Var(m.TYPES, bounds=(FLOOR, Q_UB), initialize=dict(enumerate(np.clip(q0 / Qu, FLOOR, Q_UB))))  # q = Qu_k·q̃
     m.T = pyo.Var(m.TYPES, bounds=(T_LB, None), initialize=dict(enumerate(np.maximum(np.asarray(T0, float) / M, T_LB))))  # T = M_k·T̃
-    m.f = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=dict(enumerate(np.asarray(f0, float) / F)))  # f = F_k·f̃
-    # s̃ ≥ S_LO: the optimum s̃* ≥ 1/2 (above) whenever A_k ≥ F_k, so the bound is never active
-    # there; it keeps s^(σ−1) finite.
+    m.f = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=dict(enumerate(f_init)))  # f = F_k·f̃
+    # s̃ ≥ S_LO: the optimum s̃* ≥ 1/2 (above), so the bound is never active; it keeps s̃^(σ−1) finite.
     m.s = pyo.Var(m.PAIRS, bounds=(S_LO, None), initialize=s_init)
     m.s_out = pyo.Var(m.IR_TYPES, bounds=(S_LO, None), initialize=s_out_init)
     m._f_unit, m._q_unit, m._T_unit = F, Qu, M
 
-    def a_of(m, l):  # leader tokens q_l^r of item l
-        return m.Qr[l] * m.q[l] ** r
+    # buyer k's utility from its own item, own top-up f_k explicit, in its money unit M_k:
+    # [θ_k(q_k^r + f_k)^σ − c_F f_k − T_k]/M_k
+    m.own = pyo.Expression(m.TYPES, rule=lambda m, k: float(alpha[k]) * (m.q[k] ** r + float(phi[k]) * m.f[k]) ** s
+                           - float(beta[k]) * m.f[k] - m.T[k])
 
-    # buyer k's utility from its own item, own top-up f_k explicit
-    m.own = pyo.Expression(m.TYPES, rule=lambda m, k: m.theta[k] * (a_of(m, k) + m.F[k] * m.f[k]) ** s
-                           - cF * m.F[k] * m.f[k] - m.M[k] * m.T[k])
-
-    def dual_value(m, k, sv, a):  # D_k(s; a) = θ_k[(1−σ)s^σ + σ a s^(σ−1)] ≥ max_x θ_k(a+x)^σ − c_F x
-        return m.theta[k] * ((1 - s) * sv**s + s * a * sv ** (s - 1))
+    def dual_value(k, l, sv):  # D_k(s; a_l)/M_k, D_k(s; a) = θ_k[(1−σ)s^σ + σ a s^(σ−1)] ≥ max_x θ_k(a+x)^σ − c_F x
+        al = float(np.exp(lW[l] - lW[k])) * m.q[l] ** r  # a_l/W_k
+        x = sv * (float(phi[k]) + al)  # s/W_k
+        return float(alpha[k]) * ((1 - s) * x**s + s * al * x ** (s - 1)), x
 
     # each row in the money unit of the larger of its two types (consistent across the pair: both
     # utilities and both prices in the row are at most O(1) in it; a downward row (k, k−1) is in type k's
     # own unit, the binding rows of the chain are then O(1) for every k)
-    m.ic = pyo.Constraint(m.PAIRS, rule=lambda m, k, l: (m.own[k] - (
-        dual_value(m, k, m.s[k, l] * (m.F[k] + a_of(m, l)), a_of(m, l)) - m.M[l] * m.T[l]))
-        / float(max(M[k], M[l])) >= 0)
-    m.ir = pyo.Constraint(m.IR_TYPES, rule=lambda m, k: (m.own[k] - dual_value(m, k, m.s_out[k] * m.F[k], 0.0))
-                          / float(M[k]) >= 0)
-    # KKT sign of the inner problem (dual feasibility, multiplier of x ≥ 0 is ≥ 0), scaled by 1/c_F
-    m.kkt = pyo.Constraint(m.PAIRS, rule=lambda m, k, l: 1 - m.theta[k] * s / cF * (
-        m.s[k, l] * (m.F[k] + a_of(m, l))) ** (s - 1) >= 0)
-    m.kkt_out = pyo.Constraint(m.IR_TYPES, rule=lambda m, k: 1 - m.theta[k] * s / cF * (m.s_out[k] * m.F[k]) ** (s - 1)
-                               >= 0)
+    def ic_rule(m, k, l):
+        big = float(max(M[k], M[l]))
+        return float(M[k] / big) * (m.own[k] - dual_value(k, l, m.s[k, l])[0]) + float(M[l] / big) * m.T[l] >= 0
+
+    m.ic = pyo.Constraint(m.PAIRS, rule=ic_rule)
+    m.ir = pyo.Constraint(m.IR_TYPES, rule=lambda m, k: m.own[k] - float(alpha[k] * (1 - s) * phi[k] ** s)
+                          * m.s_out[k] ** s >= 0)
+    # KKT sign of the inner problem (dual feasibility, multiplier of x ≥ 0 is ≥ 0), scaled by 1/c_F:
+    # 1 − θ_kσ/c_F·s^(σ−1) = 1 − κ_k x^(σ−1)
+    m.kkt = pyo.Constraint(m.PAIRS, rule=lambda m, k, l: 1 - float(kappa[k]) * dual_value(k, l, m.s[k, l])[1] ** (s - 1)
+                           >= 0)
+    m.kkt_out = pyo.Constraint(m.IR_TYPES, rule=lambda m, k: 1 - float(kappa_out[k]) * m.s_out[k] ** (s - 1) >= 0)
     m.mono = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == 0 else
                             m.q[k] - float(Qu[k - 1] / Qu[k]) * m.q[k - 1] >= 0)
     m.profit = pyo.Objective(expr=sum(m.p[k] * (m.M[k] * m.T[k] - cL * m.Qu[k] * m.q[k]) for k in m.TYPES),
