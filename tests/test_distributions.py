@@ -1260,3 +1260,40 @@ def test_all_pairs_heavy_first_light_items_on_the_null_item():
     assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
     assert np.allclose(s.menu.t, ref.t, rtol=TOL, atol=TOL * np.max(np.abs(ref.t)))
     assert s.menu.profit == pytest.approx(ref.profit, rel=1e-9)
+
+
+VS50_7 = {"name": "vs50_7",
+          "technology": {"sigma": 0.5994, "rho": -0.2067,
+                         "tokens": [{"name": "tok1", "weight": 0.445115, "cost": 13.2742},
+                                    {"name": "tok2", "weight": 0.160146, "cost": 30.4733},
+                                    {"name": "tok3", "weight": 0.39473899999999995, "cost": 0.08714}]},
+          "types": {"distribution": "uniform", "n": 2},
+          "regimes": {"distributions": {"family": "value-scale", "value_scale": {
+              "cells": 15,
+              "w": {"distribution": "beta", "low": 1.028, "high": 2.028, "p": 25.41, "q": 1.0, "n": 3},
+              "s": {"distribution": "beta", "low": 0.0, "high": 1.0, "p": 0.925, "q": 16.91, "n": 5}}}}}
+
+
+def test_types_below_resolution_solved_after_the_others():
+    """Regression (value_scale_50_7, open since session 7): s ~ Beta(0.925,
+    16.9) puts the s = 1 types at mass ~1e-12 (weights 1 … 1.5e-24).  The
+    full program from the neutral start and from the heavy types' optimum
+    stopped 'acceptable' (82 it, μ stuck at 2e-9), the top type's item a decoy
+    (Q 14.5 against the closed form's 0.035).  Now the types of weight <
+    RESOLVE_WEIGHT are left out of a first solve and then solved in bands with
+    the others fixed: every solve optimal, the objective bound far below
+    TOL_SPREAD, Q and t within TOL of the discrete closed form."""
+    scn = scenario.from_dict(VS50_7)
+    tech = scn.technology
+    wg, wm, sg, sm, n = DM._vs_grid(scn.regimes["distributions"]["value_scale"])
+    types = DM.value_scale_space(wg, wm, sg, sm, n)
+    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, n, tech)
+    s = DM.solve_menu(tech, types, ctx(), "vs", ic="lazy", starts={"neutral": DM.neutral_start(tech, types)})
+    assert all(r.status.value == "optimal" for r in s.results.values())
+    assert all(lr.converged for lr in s.lazy.values())
+    assert set(s.bounds) == {"neutral"} and 0 <= s.bounds["neutral"] < DM.TOL_SPREAD
+    a = lazy_ic.audit(s.problem.utilities(), types.M, s.problem.money_scale)
+    assert a.worst_ic <= lazy_ic.LAZY_TOL and a.worst_ir <= lazy_ic.LAZY_TOL
+    assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
+    assert np.allclose(s.menu.t, ref.t, rtol=TOL, atol=TOL * np.max(np.abs(ref.t)))
+    assert s.menu.profit == pytest.approx(ref.profit, rel=1e-9)
