@@ -76,27 +76,38 @@ def build_assignment(tech: cf.Technology, w, X, Phi):
     m.TOKENS = pyo.RangeSet(0, tech.J - 1)
     m.w = pyo.Param(m.CELLS, initialize=dict(enumerate(w * mult)))  # weight × multiplicity
     mult = dict(enumerate(mult.astype(float)))
-    # Written without bounds: shares a_i = 1/(1+e^(−u_i)) and tokens y = e^z.  With bounded (a, y)
-    # the barrier distorted small cells (tokens ∝ w^(1/(1−σ)), ~1e-9 of the largest at σ = 0.85, the
-    # barrier term μ/y is then ~1e-3 of the cell's own gradient: per-cell shares off by up to 7.8e-5,
+    # Written without bounds: shares a_i = 1/(1+e^(−u_i)) and budget shares λ_ℓi = e^(z_ℓi).  With bounded
+    # variables the barrier distorted small cells (tokens ∝ w^(1/(1−σ)), ~1e-9 of the largest at σ = 0.85,
+    # the barrier term μ/y is then ~1e-3 of the cell's own gradient: per-cell shares off by up to 7.8e-5,
     # competition_50_12/30/33), and Ipopt drifted along the optimal face (only v_1i + v_2i is
-    # determined per cell) to a_i = 1, y ~ 5e-20, where (1−a)^(1−σ) and the ρ = −15 CES gave
-    # NaN (competition_50_2).  The program in (u, z) is not concave, but the map to (a, y) is a
-    # bijection onto the interior, so every KKT point of it is an interior KKT point of the
-    # concave program in (a, y) (chain rule with diag(y) and a(1−a) invertible): still global.
-    # A neutral start: half the tasks on each model, budgets spread evenly.
+    # determined per cell) to a_i = 1, y ~ 5e-20 (competition_50_2).  The program in (u, z) is not
+    # concave, but the map to (a, λ) is a bijection onto the interior, so every KKT point of it is an
+    # interior KKT point of the concave program in (a, λ) (a^(1−σ) λ^σ is concave): still global.
+    #
+    # Each model's budget is split across cells in proportion to the budget vector, y_ℓi = λ_ℓi·X_ℓ·n/mult_i
+    # (Σ_i λ_ℓi = 1).  No loss: Ψ = f^σ with f the degree-1 CES index, concave and homogeneous, hence
+    # superadditive (Σ_i f(y_i) ≤ f(Σ_i y_i) = f(X)); the objective depends on y_i only through f(y_i) and
+    # rises with it, and λ_i = f(y_i)/Σ_k f(y_k) gives every cell at least its f(y_i).  Then
+    # Ψ(y_ℓi) = (λ_ℓi n/mult_i)^σ Ψ(X_ℓ), with Ψ(X_ℓ) evaluated by the Pyomo CES (gain.psi), not by the
+    # closed form.  Why: with a token variable per cell and class, the classes a near-Leontief CES
+    # (ρ = −47) leaves almost worthless are flat directions tied to J budget rows; Newton steps of
+    # ||d|| ~ 0.14 along them violated the (linear-in-y, exponential-in-z) budgets by 1e-5 and the line
+    # search stalled: 'acceptable' after 82 iterations (competition_91_8).
+    # A neutral start: half the tasks on each model, budgets spread in proportion to multiplicity.
+    psi_X = [float(pyo.value(gain.psi(tech, [float(v) for v in X[l]]))) for l in range(2)]
     m.u = pyo.Var(m.CELLS, initialize=0.0)
     m.a = pyo.Expression(m.CELLS, rule=lambda m, i: 1 / (1 + pyo.exp(-m.u[i])))
-    m.z = pyo.Var(m.MODELS, m.CELLS, m.TOKENS, initialize=lambda m, l, i, j: float(np.log(X[l, j])))
-    m.y = pyo.Expression(m.MODELS, m.CELLS, m.TOKENS, rule=lambda m, l, i, j: pyo.exp(m.z[l, i, j]))
-    m.budget = pyo.Constraint(m.MODELS, m.TOKENS,
-                              rule=lambda m, l, j: sum(mult[i] * m.y[l, i, j] for i in m.CELLS) / n == X[l, j])
+    m.z = pyo.Var(m.MODELS, m.CELLS, initialize=lambda m, l, i: float(np.log(mult[i] / n)))
+    m.lam = pyo.Expression(m.MODELS, m.CELLS, rule=lambda m, l, i: pyo.exp(m.z[l, i]))
+    m.y = pyo.Expression(m.MODELS, m.CELLS, m.TOKENS,
+                         rule=lambda m, l, i, j: m.lam[l, i] * float(X[l, j] * n / mult[i]))
+    m.budget = pyo.Constraint(m.MODELS, rule=lambda m, l: sum(m.lam[l, i] for i in m.CELLS) == 1)
 
     def share(m, l, i):
         return m.a[i] if l == 0 else 1 / (1 + pyo.exp(m.u[i]))  # 1 − a_i without cancellation
 
     m.value = pyo.Objective(expr=sum(
-        m.w[i] / n * Phi[l] * share(m, l, i) ** (1 - s) * gain.psi(tech, [m.y[l, i, j] for j in m.TOKENS])
+        m.w[i] / n * Phi[l] * share(m, l, i) ** (1 - s) * psi_X[l] * (n / mult[i]) ** s * pyo.exp(s * m.z[l, i])
         for l in m.MODELS for i in m.CELLS), sense=pyo.maximize)
     return m
 
