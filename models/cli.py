@@ -91,7 +91,7 @@ def main(argv=None, prog: str | None = None) -> int:
         from models import sweep
 
         return sweep.main(argv[1:])
-    from models.export import FIGURE_FORMATS, FORMATS
+    from models.formats import FIGURE_FORMATS, FORMATS
 
     ap = _Parser(prog=prog or "solve.py", description=_USAGE.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -119,13 +119,19 @@ def main(argv=None, prog: str | None = None) -> int:
                        help="more progress: every Ipopt iteration (at most a few lines a second), lazy-IC rounds")
     args = ap.parse_args(argv)
 
-    from models import run, scenario, solver
+    from models import scenario
 
     set_verbosity("quiet" if args.quiet else "verbose" if args.verbose else "normal")
     paths = [Path(p) for p in args.scenarios] or [default_scenario()]
-    try:  # validate everything before writing anything
-        out_root = run.out_root(args.out)
+    try:  # validate everything before writing anything; the scenarios first, before Pyomo loads
         scns = [scenario.load(p) for p in paths]
+    except scenario.ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from models import run, solver
+
+    try:
+        out_root = run.out_root(args.out)
         for s in scns:
             if args.route:  # its Ipopt options checked against that route's Ipopt
                 scenario.check_solver_route(s, args.route)

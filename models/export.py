@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-FORMATS = ("csv", "parquet", "latex", "md")
+from models.formats import FIGURE_FORMATS, FORMATS  # noqa: F401 (re-exported)
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-FIGURE_FORMATS = ("png", "pdf")
 
 
 @contextmanager
