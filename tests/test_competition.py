@@ -200,7 +200,7 @@ def test_task_assignment_reproduces_indirect_utility(ctx):
     Q = Phi * cf.psi(tech, X)
     U = cc.indirect_utility(cc.aggregate_type(w, tech.sigma), Q[0], Q[1], tech.sigma)
     assert r.objective == pytest.approx(U, rel=comp.TOL_ASSIGN)
-    assert sum(1 for _ in m.component_data_objects(pyo.Var)) == 15 + 2 * 15 * tech.J
+    assert sum(1 for _ in m.component_data_objects(pyo.Var)) == 15 + 2 * 15
 
 
 def test_efficient_and_monopolist_match_closed_forms(ctx):
