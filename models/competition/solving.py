@@ -427,7 +427,7 @@ def _monopolist(res, models, theta, mass, ctx, schedule: str = "cutoff", coarse=
         f"monopolist{tag and ' ' + tag.strip()}: {len(attempts)} solves, {n_conv} converged ({n_cut_ok} of {len(cache)} convex cut-off "
         f"programs); best cut-off {best.values['cut']} objective {best.objective:.12g}; {fin_txt}; "
         f"spread over cut-offs {obj.max() - obj.min():.4g}")
-    _mixing_audit(res, models, chosen.values["V"], chosen.values["q"])
+    _mixing_audit(res, models, chosen.values["V"], chosen.values["q"], mass=mass)
     return chosen
 
 
