@@ -784,6 +784,28 @@ def build_menu(tech: cf.Technology, theta, mass, ic: str = "local", start: cb.Me
     return m
 
 
+PRICED_OUT = 1e-6
+"""An input class whose first-best level at the top type is below this fraction
+of the largest class's is priced out (ρ or ρ̂ near 1: ~1e-44 of the others at
+ρ = 0.97; exactly 0 at ρ = 1) and is scaled like the largest class."""
+
+
+def _priced_out_scale(s: np.ndarray) -> np.ndarray:
+    """Per-class variable scales: each class's own first-best level, or, for a
+    priced-out class (< PRICED_OUT of the largest), the largest class's.  Its own
+    level would give it a factor up to 1e44 and Ipopt stalls ('acceptable' at
+    ρ = 0.97, measured).  Flooring it at PRICED_OUT of the largest instead (the
+    rule before) put the class's optimal 0 a million of its units below the
+    largest class's scale, its bound multiplier 1e-6 of an O(1) one, and the
+    adaptive barrier stalled at complementarity 4e-10 (budget_100_19: ρ̂ = 1,
+    fine-tuning class ft2 dearer per unit of index; 'acceptable', a fresh
+    seed-100 draw); on the largest class's scale it converges."""
+    if not s.size:
+        return s
+    top = float(np.max(s))
+    return np.where(s < PRICED_OUT * top, top, s)
+
+
 def menu_scales(tech: cf.Technology, theta, mass):
     """User scaling of the menu NLP (every formulation uses these numbers):
     quantities by the first best of the top type, money by its value, the
@@ -796,14 +818,9 @@ def menu_scales(tech: cf.Technology, theta, mass):
     Xs, Zs = cf.inputs(tech, np.array(Qs))
     Xs = np.atleast_1d(np.asarray(Xs, float)).ravel()
     Zs = np.atleast_1d(np.asarray(Zs, float)).ravel()
-    # floors relative to the largest input: a class (nearly) priced out (ρ near
-    # 1: X ~ 1e-44 of the others) would get a factor 1e44 and Ipopt stalls
-    # ('acceptable' at ρ = 0.97, measured); 1e-6 of the largest keeps it O(1)
-    Xs = np.maximum(Xs, 1e-6 * np.max(Xs))
+    Xs = _priced_out_scale(Xs)
     ts = max(th * Qs, 1e-300)
-    zs = np.array([max(Zs[i], tech.baseline or 0.0) for i in range(tech.K)])
-    if zs.size:
-        zs = np.maximum(zs, 1e-6 * np.max(zs))
+    zs = _priced_out_scale(np.array([max(Zs[i], tech.baseline or 0.0) for i in range(tech.K)]))
     return Qs, Xs, zs, ts, 1.0 / (ts * float(np.max(mass)))
 
 

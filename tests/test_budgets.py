@@ -2013,3 +2013,59 @@ lemma_cells = 0
     assert "max_rel_err_Q" not in exp and "max_rel_err_t" not in exp and exp["rel_err_profit"] == 1.0
     es = _scenario_text(tmp_path, text.replace('grid = "equal-mass"', 'grid = "equal-spacing"'))
     assert budgets.expected_orders(es, [100, 200, 400])["max_rel_err_Q"] == 1.0
+
+
+def test_priced_out_fine_tuning_class_converges(tmp_path):
+    """budget_100_19 (fresh seed 100): fine-tuning ρ̂ = 1 with class ft2 dearer per unit of index, so the
+    top type buys none of it.  Its variable scale was floored at 1e-6 of ft1's; the adaptive barrier then
+    stalled at complementarity 4e-10 ('acceptable' after 27 it, both formulations).  Scaled like the
+    largest class (budgets.PRICED_OUT) the menu NLP is 'optimal' and matches the discrete closed form."""
+    text = """name = "budget_100_19_n38"
+[technology]
+sigma = 0.3638
+rho = -1.259
+[[technology.tokens]]
+name = "tok1"
+weight = 0.362633
+cost = 9.58622
+[[technology.tokens]]
+name = "tok2"
+weight = 0.286487
+cost = 7.01347
+[[technology.tokens]]
+name = "tok3"
+weight = 0.3508800000000001
+cost = 6.47006
+[technology.fine_tuning]
+gamma = 0.4137
+rho = 1.0
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 0.555076
+cost = 0.39054
+[[technology.fine_tuning.classes]]
+name = "ft2"
+weight = 0.444924
+cost = 0.709707
+[types]
+distribution = "beta"
+low = 1.984
+high = 2.984
+p = 2.534
+q = 12.86
+n = 38
+grid = "equal-spacing"
+[regimes.budgets]
+ic = "local"
+convergence = []
+lemma_cells = 0
+formulation = "pyomo"
+"""
+    scn = _scenario_text(tmp_path, text)
+    theta, mass = scn.discrete_types()
+    _, menu, r = budgets.solve_menu(scn.technology, theta, mass, ctx(), "menu[local]", "local")
+    assert r.status.value == "optimal", r.status
+    res = run.run_regime(scn, "budgets", ctx())  # and the regime's own rows against the closed forms
+    assert res.converged, res.status
+    bad = res.verification[~res.verification["passed"].astype(bool)]
+    assert bad.empty, bad[["check", "quantity"]].drop_duplicates().to_string()
