@@ -275,6 +275,8 @@ def validate_options(v, opts, path, tech):
                               "refine": v.number(vs, p, "refine", lo=1, hi=20, integer=True, default=4),
                               "bracket": v.number(vs, p, "bracket", lo=10, hi=3000, integer=True, default=1000),
                               "richardson": v.number(vs, p, "richardson", lo=0, hi=12, integer=True, default=0)}
+        if out["value_scale"]["richardson"] == 1:  # N0 = 1: the only w point is w = 0, a type worth nothing
+            v.fail(p + ".richardson", 1, "0 (off) or an integer 2 <= richardson <= 12 (the coarsest grid N0)")
     else:
         a1 = v.table(opts, path, "assumption1", required=True)
         p = path + ".assumption1"

@@ -164,7 +164,7 @@ def validate_options(v, opts, path, tech):
         out["random"] = {
             "cells": v.number(r, p, "cells", lo=1, hi=MAX_CELLS, integer=True, default=60),
             "thetas": th, "theta_masses": tm,
-            "profiles": v.number(r, p, "profiles", lo=0, hi=100, integer=True, default=4),
+            "profiles": v.number(r, p, "profiles", lo=1, hi=100, integer=True, default=4),
             "seed": v.number(r, p, "seed", lo=0, integer=True, default=0),
             "sparsity": v.number(r, p, "sparsity", lo=0, hi=0.9, default=0.2),
         }

@@ -100,6 +100,18 @@ CASES = [
     Case("bad-format-value", {"scenario.toml": BASE}, ["--format", "csv, parquet, latex, md", "'csv,xls'"],
          args=["--format", "csv,xls"]),
 ]
+# stranger S9 D1, D2: values the range allowed that then crashed (multidim profiles = 0: ValueError;
+# value-scale richardson = 1: ZeroDivisionError, its only w point is w = 0)
+CASES += [
+    Case("multidim-profiles-0", {"scenario.toml": BASE + '\n[regimes.multidim]\nfamily = "random"\n'
+                                 '[regimes.multidim.random]\nprofiles = 0\n'},
+         ["'regimes.multidim.random.profiles'", "= 0", "1 <= profiles <= 100"]),
+    Case("value-scale-richardson-1", {"scenario.toml": BASE + '\n[regimes.distributions]\nfamily = "value-scale"\n'
+                                      '[regimes.distributions.value_scale]\ncells = 2\nrichardson = 1\n'
+                                      'w = { distribution = "uniform", low = 0.0, high = 1.0, n = 2 }\n'
+                                      's = { distribution = "uniform", low = 0.0, high = 1.0, n = 2 }\n'},
+         ["'regimes.distributions.value_scale.richardson'", "= 1", "0 (off) or an integer 2 <= richardson <= 12"]),
+]
 # command-line argument errors (argparse) follow the same one-line contract
 ARGPARSE_CASES = {"bad-format-value"}
 
