@@ -55,6 +55,14 @@ def set_verbosity(level: str = "normal", stream=None) -> None:
     root.propagate = False  # shown once, by this handler
 
 
+def _pyomo_log_to_stderr() -> None:
+    """Pyomo's own log handler writes to stdout; on the command line stdout is the verification
+    table and the RESULT line, warnings go to stderr (README), so point it there."""
+    for h in logging.getLogger("pyomo").handlers:
+        if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) is sys.stdout:
+            h.setStream(_Stderr())
+
+
 def default_scenario() -> Path:
     """data/default.toml of the clone, or of the installed copy (``models.data_dir``)."""
     from models import data_dir
@@ -130,6 +138,7 @@ def main(argv=None, prog: str | None = None) -> int:
         return 2
     from models import run, solver
 
+    _pyomo_log_to_stderr()
     try:
         out_root = run.out_root(args.out)
         for s in scns:

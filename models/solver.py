@@ -47,6 +47,23 @@ import pyomo.environ as pyo
 from pyomo.common.collections import ComponentMap
 from pyomo.opt import SolverFactory, TerminationCondition
 
+
+class _DropUnexportedScaling:
+    """Drop the NL writer's "export suffix 'scaling_factor' contains N component keys that are not
+    exported" warning: the regimes scale every variable and row they build, and the writer leaves out
+    the fixed ones (Z without fine-tuning, pinned types) and the deactivated rows, so their scaling
+    factors have nothing to scale.  Ipopt's problem is unchanged; the line was printed on stdout for
+    every such solve, also with --quiet (stranger S9 D5).  Any other suffix, or any other warning,
+    is kept."""
+
+    def filter(self, record) -> bool:
+        return not str(record.getMessage()).startswith("model contains export suffix 'scaling_factor'")
+
+
+import logging as _logging  # noqa: E402
+
+_logging.getLogger("pyomo.repn.plugins.nl_writer").addFilter(_DropUnexportedScaling())
+
 ROUTES = ("auto", "ipopt", "cyipopt")
 
 # Options for programs that are checked against closed forms to 1e-6 or

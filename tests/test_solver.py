@@ -495,3 +495,25 @@ def test_asl_exit_inside_a_solve_is_not_silent(ipopt_executable, tmp_path):
                          "m.x = pyo.Var(initialize=1.0)\nm.o = pyo.Objective(expr=(m.x - 2) ** 2)\n"
                          "solver.solve(m, route='cyipopt')\n"], capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and "error" not in ok.stderr  # a normal exit: the hook is disarmed
+
+
+def test_scaling_of_unexported_components_is_not_warned_on_stdout(route, capsys, caplog):
+    """stranger S9 D5: a scaling factor on a fixed variable (left out of the NL file) made Pyomo print
+    "model contains export suffix 'scaling_factor' … Skipping." on stdout for every such solve.  The
+    solver layer drops exactly that warning; the optimum is unchanged and other warnings still pass."""
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(initialize=0.0)
+    m.y = pyo.Var(initialize=1.0)
+    m.y.fix(1.0)
+    m.o = pyo.Objective(expr=(m.x - 2 * m.y) ** 2)
+    m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
+    m.scaling_factor[m.x] = 1.0
+    m.scaling_factor[m.y] = 2.0
+    r = solver.solve(m, route=route)
+    assert r.ok and abs(pyo.value(m.x) - 2.0) <= 1e-8
+    out = capsys.readouterr()
+    assert "scaling_factor" not in out.out + out.err and "scaling_factor" not in caplog.text
+    import logging
+
+    logging.getLogger("pyomo.repn.plugins.nl_writer").warning("another NL-writer warning")
+    assert "another NL-writer warning" in caplog.text
