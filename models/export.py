@@ -158,6 +158,19 @@ _GREEK = {"theta": "θ", "phi": "φ", "psi": "ψ", "sigma": "σ", "gamma": "γ",
 _UNIT_SUFFIXES = (("_usd_per_Mtok", "$/Mtok"), ("_usd", "$"), ("_Mtok", "Mtok"), ("_pct", "%"))
 
 
+# Money columns named without a unit suffix (the regimes' t, U, profit, … and their closed-form
+# twins): transfers, utilities, costs and surpluses are in $ throughout (README "Model
+# documentation": tokens in Mtok, costs in $/Mtok, transfers in $), so their headers say "$" too
+# (stranger S9 D4: "U" next to "t ($)").  A qualifier after the name keeps the unit.
+_MONEY = ("t", "T", "U", "u_0", "C", "profit", "consumer_surplus", "total_surplus", "surplus", "rent")
+_MONEY_QUALIFIERS = ("closed_form", "continuous_cf", "discrete_cf", "continuous_closed_form",
+                     "discrete_closed_form_menu", "numeric", "nlp", "over_fringe_only")
+
+
+def _money(name: str) -> bool:
+    return any(name == b or any(name == f"{b}_{q}" for q in _MONEY_QUALIFIERS) for b in _MONEY)
+
+
 def display_header(col) -> str:
     """Readable header with its unit (see the rules above)."""
     name = str(col)
@@ -165,7 +178,9 @@ def display_header(col) -> str:
         return name
     unit = ""
     m = name.find("_pct_of_")
-    if m > 0:
+    if _money(name):
+        unit = "$"
+    elif m > 0:
         unit, name = "% of " + name[m + len("_pct_of_"):].replace("_", " "), name[:m]
     else:
         for suf, u in _UNIT_SUFFIXES:

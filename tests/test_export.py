@@ -472,3 +472,18 @@ def test_writer_unknown_format_raises(tmp_path):
     w = Writer(tmp_path, formats=("xls",))
     with pytest.raises(ValueError):
         w.table(pd.DataFrame({"a": [1]}), "t")
+
+
+def test_money_columns_named_without_a_unit_get_dollars():
+    """stranger S9 D4: "U" stood next to "t ($)", and t, U, profit, C, surplus columns of the competition,
+    cost, budgets, distributions and multidim tables had no unit although the README promises unit headers."""
+    from models.export import display_header
+
+    assert display_header("U") == "U ($)" and display_header("t") == "t ($)"
+    assert display_header("C_closed_form") == "C closed form ($)"
+    assert display_header("consumer_surplus") == "Consumer surplus ($)"
+    assert display_header("t_discrete_cf") == "t discrete cf ($)"
+    # not money, or with their own unit: unchanged
+    assert display_header("V") == "V" and display_header("theta") == "θ"
+    assert display_header("rel_err_profit") == "Rel err profit"
+    assert display_header("profit_pct_of_full_menu") == "Profit (% of full menu)"
