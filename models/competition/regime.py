@@ -118,6 +118,18 @@ def _leader(res, lf, scn, opts, ctx, theta, mass):
     res.checks.append(compare(NAME, chk, "q_F (buyer's top-up at the NLP item, × min(1, N·p_k))", wk * qF,
                               wk * ref["q_F"], TOL_DISCRETE,
                               index=theta, scale=qF_scale))
+    # Types both the NLP and leader_discrete leave to the fringe (region 0: q = 0 exactly, unserved_as_outside)
+    # buy the fringe's stand-alone quantity A(θ_k): no NLP decision enters it, so it is judged on each type's
+    # own scale, whatever the type's weight.  The row above cannot see it: those types are unresolved by
+    # leader_type_weight (their gain is 0 at q = 0 on both sides) and its scale max(q_F, q_L^r) dwarfs their
+    # purchases (the mutation scenario: max q_L^r = 284 vs max q_F = 2.05; a 1 % error of the closed form's
+    # q_F there passed every row).  Numeric side: bisection (fringe_topup_numeric, ~1e-15 relative).
+    both_out = (np.asarray(ref["region"]) == 0) & (np.asarray(reg) == 0)
+    if both_out.any():
+        sA = np.maximum(np.abs(ref["q_F"][both_out]), 1e-300)
+        res.checks.append(compare(NAME, chk, "q_F of types both leave to the fringe (stand-alone purchase, "
+                                  "on each type's own scale)", qF[both_out] / sA, ref["q_F"][both_out] / sA,
+                                  TOL_DISCRETE, index=theta[both_out], scale=1.0))
     own_f = theta * (np.maximum(final.q, 0.0) ** lf.r + np.maximum(final.f, 0.0)) ** lf.sigma - lf.c_F * np.maximum(final.f, 0.0)
     own_u = buyer_value_numeric(theta, np.maximum(final.q, 0.0) ** lf.r, lf.sigma, lf.c_F)
     # on the resolved types, like every per-type row: a type worth < TOL_DISCRETE of the profit has no
