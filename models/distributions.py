@@ -999,7 +999,8 @@ def solve_menu(tech, types: TypeSpace, ctx, label: str, *, ic: str = "lazy", sta
             rv = _resolvable_types_first(tech, types, prob, ctx, lbl, ic, lz, defaults, x, z, t, notes)
             if rv is not None:  # the resolvable types' optimum, then the others in bands (see there)
                 r, lr, info, band_results, bounds[name] = rv
-                lazies[name] = lr
+                if lr is not None:  # None with all-pairs IC (two_type tt933_r4: one type kept)
+                    lazies[name] = lr
                 results[name] = r
                 results.update({f"{name}, {k}": v for k, v in band_results.items()})
                 menu = prob.menu()
@@ -1142,7 +1143,7 @@ def _resolvable_types_first(tech, types, prob, ctx, lbl, ic, lz, defaults, x, z,
     if prob.twin is not None:
         drop = drop[prob.twin]  # a twin (same profile, mass on its representative) goes with it
     keep = np.flatnonzero(~drop)
-    if not drop.any() or len(keep) < 2:
+    if not drop.any() or len(keep) < 1:
         return None
     sub = TypeSpace(types.family, f"{types.name}:resolvable", types.W[keep], types.mass[keep],
                     types.labels.iloc[keep].reset_index(drop=True), types.coords[keep])

@@ -1297,3 +1297,52 @@ def test_types_below_resolution_solved_after_the_others():
     assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
     assert np.allclose(s.menu.t, ref.t, rtol=TOL, atol=TOL * np.max(np.abs(ref.t)))
     assert s.menu.profit == pytest.approx(ref.profit, rel=1e-9)
+
+
+TT933_R4 = {"name": "tt933_r4",
+            "technology": {"sigma": 0.7, "rho": 0.9,
+                           "tokens": [{"name": "input", "weight": 0.7, "cost": 1.0},
+                                      {"name": "output", "weight": 0.3, "cost": 5.0}],
+                           "fine_tuning": {"gamma": 0.25, "rho": 0.0,
+                                           "classes": [{"name": "ft", "weight": 1.0, "cost": 2.0}]}},
+            "types": {"distribution": "uniform", "n": 2},
+            "regimes": {"two": {"regime": "distributions", "family": "two-types", "ic": "all-pairs",
+                                "starts": ["neutral", "budget", "closed-form"], "random_starts": 1,
+                                "pairs": [{"name": "r4", "high": [1.8994], "low": [0.0357],
+                                           "mass_high": 0.4235}]}}}
+
+
+def test_two_type_pair_with_a_type_below_resolution():
+    """Regression (stranger S9 D3, tt933_r4: σ = 0.7, γ = 0.25, ρ = 0.9, w_H =
+    1.8994, w_L = 0.0357, p_H = 0.4235; L excluded, weight p·FB = 4.1e-35 of
+    H's).  From the budget and closed-form starts (L on the null item) the
+    all-pairs program stopped 'acceptable' twice (19 it, also from H's own
+    optimum): L's item drifted to 200-2800 times its own first-best tokens
+    (its cost ~1e-12 of the profit, below tol), μ stuck at 2e-12, the scaled
+    complementarity 2.9e-12 > tol.  The types-below-resolution path was
+    skipped for one kept type, and with all-pairs IC it then crashed on the
+    missing lazy log.  Now: every start converged, the bound row passes, the
+    menu is the closed form's, the regime verified."""
+    scn = scenario.from_dict(copy.deepcopy(TT933_R4))
+    tech, opts = scn.technology, scn.regimes["two"]
+    case = opts["pairs"][0]
+    wH, wL, pH = np.asarray(case["high"], float), np.asarray(case["low"], float), case["mass_high"]
+    types = DM.two_type_space(wH, wL, pH, "r4")
+    ref = D.two_type_distribution_menu_general(wH, wL, pH, 1 - pH, tech)
+    bm = D.two_type_budget_menu(wH, wL, pH, 1 - pH, tech)
+    st = DM._starts(tech, types, opts, ref, bm)
+    for name in ("budget", "closed-form"):
+        s = DM.solve_menu(tech, types, ctx(), "tt", ic="all-pairs", starts={name: st[name]})
+        assert all(r.status.value == "optimal" for r in s.results.values()), \
+            {k: r.status.value for k, r in s.results.items()}
+        assert set(s.bounds) == {name} and 0 <= s.bounds[name] < DM.TOL_SPREAD
+        a = lazy_ic.audit(s.problem.utilities(), types.M, s.problem.money_scale)
+        assert a.worst_ic <= lazy_ic.LAZY_TOL and a.worst_ir <= lazy_ic.LAZY_TOL
+        assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
+        assert np.allclose(s.menu.t, ref.t, rtol=TOL, atol=TOL * np.max(np.abs(ref.t)))
+        # the profit rows' own tolerance (TOL_CLOSED_FORM) on the closed form's profit
+        assert s.menu.profit == pytest.approx(ref.profit, rel=TOL)
+    res = DM.run(scn, opts, ctx())
+    bad = [r.to_dict("records") for r in res.checks if not r["passed"].all()]
+    assert not bad, bad
+    assert all(r.ok for r in res.solves.values()), {k: r.status.value for k, r in res.solves.items() if not r.ok}
