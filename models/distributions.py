@@ -1132,6 +1132,12 @@ def _heavy_first_start(tech, types, ctx, lbl, ic, lz, x, z, t, notes):
 # each can take its best existing item (a copy adds no option for anyone) --
 # the note reports both terms.  It does not prove the KKT conditions of the
 # full program; the rows against the closed form check the items.
+# Also with ONE type kept (the two-type family): tt933_r4 (σ = 0.7, γ =
+# 0.25, ρ = 0.9, w = 1.8994 / 0.0357, p_H = 0.4235; L excluded, weight
+# 4.1e-35) from the budget and closed-form starts (L on the null item) stopped
+# 'acceptable' twice (19 it each, μ stuck at 2e-12, scaled complementarity
+# 2.9e-12 > tol) while L's item drifted to 200-2800 times its own first-best
+# tokens, its cost ~1e-12 of the profit; H alone then L's band: optimal.
 RESOLVE_WEIGHT = 1e-10
 
 
