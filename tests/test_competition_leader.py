@@ -212,3 +212,52 @@ def test_leader_scenario_94_6_is_verified(ctx):
     v = res.verification
     lead = v[v["check"].str.startswith("leader")]
     assert len(lead) and lead["passed"].all(), lead.loc[~lead["passed"], ["check", "quantity", "rel_err"]].to_string()
+
+
+SCN_96_0 = """
+name = "competition_96_0"
+[technology]
+sigma = 0.2265
+rho = 1.0
+[[technology.tokens]]
+name = "tok1"
+weight = 0.0611477
+cost = 12.9207
+[[technology.tokens]]
+name = "tok2"
+weight = 0.79848
+cost = 12.882
+[[technology.tokens]]
+name = "tok3"
+weight = 0.1403723
+cost = 0.0743506
+[types]
+distribution = "beta"
+low = 1.568
+high = 3.41168
+p = 7.496
+q = 6.942
+n = 43
+[regimes.competition]
+gamma_L = 0.3079
+gamma_F = 0.0
+c_L = 0.661902
+c_F = 0.054981
+task_cells = 9
+task_profiles = 2
+"""
+
+
+def test_leader_serving_nobody_judges_types_on_the_profit_rows_scale(ctx):
+    """competition_96_0 (fresh seed 96): c_L = 12·c_F, the exact discrete and continuous leader profits are 0
+    (θ* off the grid).  The NLP's best start sells the top type (mass 9.4e-9) a loss-making item: profit
+    −6.2e-9, 5.8e-10 of the money unit, which the profit row passes.  Before: the types' profit weights were
+    divided by |profit| = 0, so that type counted as resolved, and the region row, the own-item utility row
+    and both θ* rows failed on it (exit 1).  The weights now use the profit row's own scale."""
+    import tomllib
+    res = runmod.run_regime(scenario.from_dict(tomllib.loads(SCN_96_0), source="x.toml"), "competition", ctx)
+    v = res.verification
+    lead = v[v["check"].str.startswith("leader")]
+    assert len(lead) and lead["passed"].all(), lead.loc[~lead["passed"], ["check", "quantity", "rel_err"]].to_string()
+    prof = lead[(lead["check"] == "leader_vs_discrete_closed_form") & (lead["quantity"] == "profit")]
+    assert len(prof) == 1 and float(prof["reference"].iloc[0]) == 0.0  # the case arises: the exact profit is 0

@@ -19,7 +19,7 @@ from .audits import (
 )
 from .units import (
     _label_mismatches, _labels_from_quality, _model_labels, _model_names, _quality, _switches, _value,
-    _token_scale, _type_scale, _type_surplus,
+    _leader_scales, _token_scale, _type_scale, _type_surplus,
 )
 from .programs import build_assignment, LeaderMenu
 from .solving import _best_attempt, CONVEX_SOLVER_DEFAULTS, _leader_refine
@@ -493,6 +493,13 @@ def _leader_thresholds(res, lf, dist, theta, reg, ref, resolved=None):
                                           (nf[1] + near) / c,
                                           index=["within one grid step" + (f" + {near:.3g} (unresolved types)"
                                                                           if near else "")]))
+            elif extra > 0 and not nf and not (np.isfinite(c) and theta[0] < c < theta[-1]):
+                # read on its resolved types the NLP has no threshold on the grid either (competition_96_0:
+                # the leader serves nobody, θ* off the grid; the NLP's only 'interior' type is the top one,
+                # of mass 9.4e-9, below its resolution): they agree
+                res.notes.append(f"leader_fringe: {label} lies on the grid only through types below the NLP's "
+                                 "resolution; read on its resolved types it is off the grid, as in the "
+                                 "continuous closed form")
             else:
                 res.checks.append(bound_check(NAME, chk, f"{label}: NLP and continuous closed form disagree on "
                                               "whether this threshold lies on the grid", 1.0, 0.0))
@@ -586,7 +593,8 @@ def _leader_convergence(res, lf, scn, ctx, sizes, base: LeaderMenu, known=None):
         cont = cc.leader_continuous(lf, dist, th)
         ref = cc.leader_discrete_monotone(lf, th, ms)
         aud = leader_audit(lf, th, menu.q, menu.T)
-        wv = np.where(leader_type_weight(lf, th, ms, ref["q_L"], menu.q, ref["profit"]) >= TOL_DISCRETE,
+        wv = np.where(leader_type_weight(lf, th, ms, ref["q_L"], menu.q,  # the profit row's scale (regime._leader)
+                                         _ref_scale(ref["profit"], _leader_scales(lf, th)[2])) >= TOL_DISCRETE,
                       kkt_mass_weight(ms), 0.0)
         # the error is O(local step); it is O(1/N) only on cells no wider than REGULAR_CELL uniform
         # steps: equal-mass cells where f → 0 (Beta q > 1 near its top) are ∝ N^(−1/q) wide and are

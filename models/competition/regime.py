@@ -66,8 +66,12 @@ def _leader(res, lf, scn, opts, ctx, theta, mass):
     reg = leader_regions(lf, theta, final.q, leader_type_scale(lf, theta))  # per-type floors (build_leader)
     aud = leader_audit(lf, theta, final.q, final.T)
     chk = "leader_vs_discrete_closed_form"
-    # types worth less than TOL_DISCRETE of the profit: their labels are not resolved (leader_type_weight)
-    resolved = leader_type_weight(lf, theta, mass, ref["q_L"], final.q, ref["profit"]) >= TOL_DISCRETE
+    # types worth less than TOL_DISCRETE of the profit: their labels are not resolved (leader_type_weight);
+    # 'the profit' is the profit row's own scale _ref_scale(profit, ts), which is |profit| unless the exact
+    # profit is 0 -- then the money unit ts, not 1e-300 (competition_96_0, fresh seed 96: the leader serves
+    # nobody, the NLP sold the top type, mass 9.4e-9, a loss-making item for a profit of -6.2e-9 = 5.8e-10
+    # of ts, which the profit row passes; dividing by 0 made that type 'resolved' and failed 4 rows on it)
+    resolved = leader_type_weight(lf, theta, mass, ref["q_L"], final.q, _ref_scale(ref["profit"], ts)) >= TOL_DISCRETE
     if not resolved.all():
         res.notes.append(
             f"leader_fringe: {int((~resolved).sum())} of {N} types are each worth < {TOL_DISCRETE:g} of the profit "
