@@ -730,3 +730,18 @@ def test_virtual_value_and_hazard_take_their_limits_where_the_density_vanishes()
         q, reg = C.leader_quantity(lf, dist, np.linspace(20.0, 200.0, 101))
     assert reg[-1] == 2 and q[-1] > q[-2] > 0
     assert C.leader_schedule_is_monotone(lf, dist)
+
+
+def test_pooled_block_argmax_with_flat_marginal_costs():
+    """versions_100_12 / 100_21 (fresh seed 100): a pooled block on two models with η = 0.913 and 0.936 — the
+    marginal costs v^(1/η−1) are nearly flat, the root lies near 1e29 — made brentq in v raise "Failed to
+    converge after 100 iterations" (a traceback on a valid scenario).  The root is now taken in log v; check it
+    against the first-order condition directly."""
+    models = (C.ModelCost(0.0302494, 0.91345), C.ModelCost(7.06204, 0.93618))
+    S, a = 0.03143405238205551, {0: 0.0016548036971798439, 1: 3.4513243889150955e-24}
+    v = C._block_argmax(S, a, models)
+    marginal = sum(w * models[l].c / models[l].eta * v ** (1 / models[l].eta - 1) for l, w in a.items())
+    # first-order condition S = Σ a_ℓ c_ℓ/η_ℓ v^(1/η_ℓ−1) to the root's x-tolerance (ROOT_XTOL in log v:
+    # relative 1e-14 in v moves the marginal by (1/η − 1)·1e-14 ≈ 1e-15 of itself)
+    assert marginal == pytest.approx(S, rel=1e-12)
+    assert 1e28 < v < 1e31

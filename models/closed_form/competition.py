@@ -395,12 +395,29 @@ def _block_argmax(S: float, a: dict, models) -> float:
     if len(used) == 1:
         m, w = used[0]
         return float(first_best_quality(m, S / w))
-    up = max(float(first_best_quality(m, S / w)) for m, w in used)  # each term alone ≥ S here
+    # Bracket: every term rises in v, so at the root each term is ≤ S (v* ≤ min_ℓ of the roots of the
+    # terms alone) and the largest is ≥ S/k (v* ≥ min_ℓ of the roots at S/k), k = models used.  The root
+    # is taken in x = log v of log(Σ_ℓ a_ℓ c_ℓ/η_ℓ e^((1/η_ℓ−1)x)) = log S, a smooth convex function of x:
+    # in v itself the power v^(1/η−1) (exponent ~50 at η = 0.02) is so curved that brentq's steps
+    # stalled ("Failed to converge after 100 iterations", versions_100_12 and 100_21, fresh seed 100).
+    # (the roots of single terms, first_best_quality(m, S/w) = (η S/(w c))^(η/(1−η)), in logs: a weight
+    # w ~ 1e-24 puts a lone term's root beyond double precision)
+    k = len(used)
+    xh = min(m.eta / (1 - m.eta) * float(np.log(m.eta * S / (w * m.c))) for m, w in used)
+    xl = min(m.eta / (1 - m.eta) * float(np.log(m.eta * S / (k * w * m.c))) for m, w in used)
+    lo, hi = float(np.exp(xl)), float(np.exp(xh))
+    logs = [(np.log(w * m.c / m.eta), 1 / m.eta - 1) for m, w in used]
 
-    def g(v):
-        return S - sum(w * m.c / m.eta * v ** (1 / m.eta - 1) for m, w in used)
+    def h(x):
+        e = np.array([c + d * x for c, d in logs])
+        top = float(np.max(e))
+        return top + float(np.log(np.sum(np.exp(e - top)))) - float(np.log(S))
 
-    return optimize.brentq(g, 0.0, up, xtol=ROOT_XTOL * max(up, 1e-300), rtol=ROOT_RTOL)
+    if h(xl) >= 0.0:
+        return lo
+    if h(xh) <= 0.0:
+        return hi
+    return float(np.exp(optimize.brentq(h, xl, xh, xtol=ROOT_XTOL, rtol=ROOT_RTOL, maxiter=200)))
 
 
 def _pava_max(phi, p, assign, models) -> np.ndarray:
