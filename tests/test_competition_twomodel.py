@@ -196,29 +196,3 @@ def test_monopolist_rows_judge_types_the_program_resolves(ctx):
     assert len(v) > 300 and v.passed.all(), v[~v.passed][["check", "quantity", "numeric", "reference"]]
     ref = cc.monopolist_discrete(models, theta, mass)
     assert abs(mon.objective - ref["profit"]) <= TOL * abs(ref["profit"])
-
-
-def test_task_assignment_does_not_stop_at_a_stationary_point_at_infinity():
-    """competition_100_7 (fresh seed 100, ρ = −49.4, J = 3), profile random[0]: the (u, z) program
-    (a = sigmoid(u), λ = e^z) ended 'optimal' at u = (−21, 22, 224), U = 0.428 against the closed form's
-    0.524: its gradients vanish as u → ±∞, so a point at infinity passed Ipopt's test.  With |u| ≤ 40 and
-    −100 ≤ z ≤ 0 (programs.U_BOUND, Z_BOUND: far from every finite optimum) it reaches the optimum."""
-    import pyomo.environ as pyo
-
-    from models import solver
-    from models.closed_form import cost as cf
-    from models.competition.programs import build_assignment
-    from models.competition.solving import CONVEX_SOLVER_DEFAULTS
-
-    tech = cf.Technology(sigma=0.5192, rho=-49.39, alpha=(0.42407, 0.413193, 0.162737),
-                         cost=(0.113639, 0.189503, 16.5619))
-    w = np.array([0.1499420881057839, 0.6278186544335098, 0.09626248517465119])
-    X = np.array([[1.0456946748683877, 0.9662802521827802, 1.8609939713657189],
-                  [1.89909742205735, 0.6666661568966235, 1.5170839682551818]])
-    Phi = np.array([1.0, 1.1233362755573726])
-    m = build_assignment(tech, w, X, Phi)
-    r = solver.solve(m, route="cyipopt", options=dict(CONVEX_SOLVER_DEFAULTS))
-    Q = Phi * cf.psi(tech, X)
-    U = cc.indirect_utility(cc.aggregate_type(w, tech.sigma), Q[0], Q[1], tech.sigma)
-    assert r.objective == pytest.approx(U, rel=1e-7)  # the regime's TOL_ASSIGN
-    assert max(abs(pyo.value(m.u[i])) for i in m.CELLS) <= 40.0 + 1e-9

@@ -56,12 +56,6 @@ menu of an optimal q has T_k = u(θ_0, q_0) − u0(θ_0) + Σ_(j≤k) [u(θ_j, q
 ran to T̃ ~ −1.6e5 (a subsidy the next type's IC row sees only at M_k/M_(k+1) ~ 1e-6)."""
 
 
-U_BOUND = 40.0
-"""|u_i| ≤ U_BOUND for the task-share logits (a_i = 1/(1+e^(−u_i)) within e^(−40) ≈ 4e-18 of 0 or 1)."""
-Z_BOUND = 100.0
-"""z_ℓi ≥ −Z_BOUND for the budget-share logs (λ = e^z ≥ e^(−100) ≈ 4e-44); z ≤ 0 since λ ≤ 1."""
-
-
 def build_assignment(tech: cf.Technology, w, X, Phi):
     """Task-assignment program for profile w over n cells (module docstring, item 1).
 
@@ -89,11 +83,6 @@ def build_assignment(tech: cf.Technology, w, X, Phi):
     # determined per cell) to a_i = 1, y ~ 5e-20 (competition_50_2).  The program in (u, z) is not
     # concave, but the map to (a, λ) is a bijection onto the interior, so every KKT point of it is an
     # interior KKT point of the concave program in (a, λ) (a^(1−σ) λ^σ is concave): still global.
-    # That holds at finite points only: the gradients in (u, z) vanish as u → ±∞ or z → −∞, and Ipopt
-    # accepted such a point at infinity as 'optimal' (competition_100_7, ρ = −49.4: u = (−21, 22, 224),
-    # U 18 % below the closed form).  Hence |u| ≤ U_BOUND and −Z_BOUND ≤ z ≤ 0: boxes far from every
-    # finite optimum (shares within 4e-18 of 0 or 1, budget shares ≥ 4e-44), so the barrier's effect on
-    # the optimum is ~μ/U_BOUND on a logit, while the iterates stay finite.
     #
     # Each model's budget is split across cells in proportion to the budget vector, y_ℓi = λ_ℓi·X_ℓ·n/mult_i
     # (Σ_i λ_ℓi = 1).  No loss: Ψ = f^σ with f the degree-1 CES index, concave and homogeneous, hence
@@ -106,9 +95,9 @@ def build_assignment(tech: cf.Technology, w, X, Phi):
     # search stalled: 'acceptable' after 82 iterations (competition_91_8).
     # A neutral start: half the tasks on each model, budgets spread in proportion to multiplicity.
     psi_X = [float(pyo.value(gain.psi(tech, [float(v) for v in X[l]]))) for l in range(2)]
-    m.u = pyo.Var(m.CELLS, bounds=(-U_BOUND, U_BOUND), initialize=0.0)
+    m.u = pyo.Var(m.CELLS, initialize=0.0)
     m.a = pyo.Expression(m.CELLS, rule=lambda m, i: 1 / (1 + pyo.exp(-m.u[i])))
-    m.z = pyo.Var(m.MODELS, m.CELLS, bounds=(-Z_BOUND, 0.0), initialize=lambda m, l, i: float(np.log(mult[i] / n)))
+    m.z = pyo.Var(m.MODELS, m.CELLS, initialize=lambda m, l, i: float(np.log(mult[i] / n)))
     m.lam = pyo.Expression(m.MODELS, m.CELLS, rule=lambda m, l, i: pyo.exp(m.z[l, i]))
     m.y = pyo.Expression(m.MODELS, m.CELLS, m.TOKENS,
                          rule=lambda m, l, i, j: m.lam[l, i] * float(X[l, j] * n / mult[i]))
