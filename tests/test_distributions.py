@@ -1181,17 +1181,7 @@ def test_budget_nlp_no_acceptable_stop():
     puts every group within 1e-6 of the closed form.  The draw's weights are
     kept to the last digit: with tok3 rounded to 0.394739 the path differs and
     the old code happened to end optimal (the heuristic's stop is path-dependent)."""
-    raw = {"name": "vs50_7",
-           "technology": {"sigma": 0.5994, "rho": -0.2067,
-                          "tokens": [{"name": "tok1", "weight": 0.445115, "cost": 13.2742},
-                                     {"name": "tok2", "weight": 0.160146, "cost": 30.4733},
-                                     {"name": "tok3", "weight": 0.39473899999999995, "cost": 0.08714}]},
-           "types": {"distribution": "uniform", "n": 2},
-           "regimes": {"distributions": {"family": "value-scale", "value_scale": {
-               "cells": 15,
-               "w": {"distribution": "beta", "low": 1.028, "high": 2.028, "p": 25.41, "q": 1.0, "n": 3},
-               "s": {"distribution": "beta", "low": 0.0, "high": 1.0, "p": 0.925, "q": 16.91, "n": 5}}}}}
-    scn = scenario.from_dict(raw)
+    scn = scenario.from_dict(VS50_7)
     tech = scn.technology
     wg, wm, sg, sm, n = DM._vs_grid(scn.regimes["distributions"]["value_scale"])
     bm = D.value_scale_budget_menu(wg, wm, sg, sm, n, tech)
