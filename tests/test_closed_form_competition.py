@@ -21,39 +21,41 @@ TWO_MODELS = (C.ModelCost(c=0.2, eta=0.5, name="base"), C.ModelCost(c=0.4, eta=0
 
 
 # ---------------------------------------------------------------- helpers
-def golden_max(f, lo, hi, iters=90):
-    """Vectorised golden-section maximisation of a concave f on [lo, hi] (derivative-free)."""
-    g = (np.sqrt(5.0) - 1) / 2
-    a, b = np.array(lo, float), np.array(hi, float)
-    c, d = b - g * (b - a), a + g * (b - a)
-    fc, fd = f(c), f(d)
-    for _ in range(iters):
-        left = fc >= fd  # max in [a, d]
-        b = np.where(left, d, b)
-        a = np.where(left, a, c)
-        c_new = b - g * (b - a)
-        d_new = a + g * (b - a)
-        x_new = np.where(left, c_new, d_new)
-        f_new = f(x_new)
-        # left: (c, d) <- (c_new, c); right: (c, d) <- (d, d_new)
-        c, d, fc, fd = (np.where(left, c_new, d), np.where(left, c, d_new),
-                        np.where(left, f_new, fd), np.where(left, fc, f_new))
-    x = 0.5 * (a + b)
-    # the boundary q_F = 0 is a candidate when the concave max is at the corner
-    x = np.where(f(np.zeros_like(x)) >= f(x), 0.0, x)
-    return x, f(x)
+def fringe_argmax(theta, a, sigma, c_F):
+    """argmax over q_F >= 0 of θ (a + q_F)^σ − c_F q_F (concave in q_F), found from the first-order
+    condition of this primitive alone: the derivative g(x) = θ σ (a + x)^(σ−1) − c_F falls in x, so
+    q_F = 0 when g(0) <= 0 and otherwise the root of g, bisected (vectorised) until each bracket
+    is ~1 ulp of a + q_F.  Unlike a search that compares f values (golden section
+    resolves x only to ~sqrt(eps), since f is flat at its max), this pins q_F to ~1 ulp, so q̂,
+    where the top-up vanishes, is not blurred by the inner search."""
+    theta, a = np.broadcast_arrays(np.asarray(theta, float), np.asarray(a, float))
+
+    def g(x):
+        with np.errstate(divide="ignore"):  # a + x = 0: the marginal value is +inf, q_F > 0
+            return theta * sigma * (a + x) ** (sigma - 1) - c_F
+
+    # g(hi) < 0: (a + hi)^(σ−1) <= hi^(σ−1) < c_F/θ, so g(hi) < θ σ c_F/θ − c_F < 0
+    lo = np.zeros_like(a)
+    hi = (np.maximum(theta, 1e-12) / c_F) ** (1 / (1 - sigma)) + 1.0
+    interior = g(lo) > 0
+    # g depends on a + x only, so x is resolved once the bracket is ~1 ulp of a + x: stop there
+    # (about 53 + log2(hi / (a + x)) halvings, instead of chasing x = 0 roots into subnormals)
+    for _ in range(2000):
+        open_ = (hi - lo) > 2 * np.finfo(float).eps * (a + hi)
+        if not np.any(open_):
+            break
+        mid = 0.5 * (lo + hi)
+        up = g(mid) > 0
+        lo, hi = np.where(open_ & up, mid, lo), np.where(open_ & ~up, mid, hi)
+    return np.where(interior, 0.5 * (lo + hi), 0.0)
 
 
 def numeric_u(lf, theta, q):
     """u(θ, q) by numerically maximising θ (q^r + q_F)^σ − c_F q_F over q_F (no closed form used)."""
     theta, q = np.broadcast_arrays(np.asarray(theta, float), np.asarray(q, float))
     a = q ** (lf.eta / lf.sigma)  # Q_L^(1/σ) with Q_L = q^η: the model's primitive, not the solution
-    hi = (np.maximum(theta, 1e-12) / lf.c_F) ** (1 / (1 - lf.sigma)) + 1.0  # FOC root < this bracket
-
-    def f(x):
-        return theta * (a + x) ** lf.sigma - lf.c_F * x
-
-    return golden_max(f, np.zeros_like(a), hi)
+    x = fringe_argmax(theta, a, lf.sigma, lf.c_F)
+    return x, theta * (a + x) ** lf.sigma - lf.c_F * x
 
 
 def numeric_J(lf, theta, q, eps=1e-6):
@@ -295,10 +297,12 @@ def test_limit_quality_is_where_topup_vanishes():
         assert qf_below > 0 and qf_above == 0.0
         # zero of the top-up: bisection on the numeric top-up
         root = optimize.brentq(lambda q: float(numeric_u(lf, t, q)[0]) - 1e-12, qh * 0.5, qh * 1.5, xtol=1e-13)
-        # golden section compares f values, so it pins the maximiser only to ~sqrt(machine eps)
-        # relative to the bracket (~1e-8 × 5 here); the root inherits that (slope r q^(r−1) ~ 1)
-        assert root == pytest.approx(qh, rel=2e-6)
-        assert float(qf_below) == pytest.approx(float(C.fringe_topup(lf, t, qh * (1 - 1e-3))), abs=1e-6)
+        # the top-up is pinned to ~1 ulp (fringe_argmax) and falls with slope −dq_F/dq = (η/σ) q^(η/σ−1)
+        # ~ 2 here, so the 1e-12 offset moves the root by ~5e-13 and brentq's xtol adds 1e-13: 1e-10
+        # relative leaves 2 orders for the rounding of q^(η/σ) and of the closed form's own powers
+        assert root == pytest.approx(qh, rel=1e-10)
+        # both sides are differences of O(1) numbers ~ 1e-2 apart: ~1e-16 absolute each, 1e-12 is safe
+        assert float(qf_below) == pytest.approx(float(C.fringe_topup(lf, t, qh * (1 - 1e-3))), abs=1e-12)
         q = np.array([0.0, 0.5 * qh, qh, 2 * qh])
         assert numeric_u(lf, t, q)[1] == pytest.approx(C.buyer_value(lf, t, q), rel=1e-12)
 
@@ -690,8 +694,7 @@ def test_theta_hi_is_the_limit_to_interior_boundary_after_a_density_spike():
 
     def topup(t, qq):  # the buyer's numeric fringe top-up at leader quantity qq
         A = qq ** lf.r
-        top = (np.maximum(t, 1e-12) / lf.c_F) ** (1 / (1 - lf.sigma)) + 1.0
-        return golden_max(lambda x: t * (A + x) ** lf.sigma - lf.c_F * x, np.zeros_like(A), top)[0]
+        return fringe_argmax(t, A, lf.sigma, lf.c_F)
 
     # limit pricing: the argmax is the first grid q without a top-up (q̂ within one q-step)
     limit = topup(th, q[np.maximum(i - 1, 0)]) > 1e-9
