@@ -12,7 +12,7 @@ from models import competition as comp
 from models import run as runmod
 from models import scenario
 from models.closed_form import competition as cc
-from models.competition import programs, solving
+from models.competition import audits, programs, solving
 
 TOL = comp.TOL_DISCRETE  # NLP vs exact discrete closed form (audits.TOL_DISCRETE: ~1e-8 measured, 1e-6 bar)
 
@@ -126,6 +126,72 @@ def test_leader_with_massless_top_types_converges_and_is_verified(ctx):
     v = res.verification
     lead = v[v["check"].str.startswith("leader")]
     assert len(lead) and lead["passed"].all(), lead.loc[~lead["passed"], ["check", "quantity", "rel_err"]].to_string()
+
+
+def _scn_92_33():
+    import tomllib
+    raw = tomllib.loads(SCN_92_33)
+    th, ms = scenario.from_dict(raw, source="x.toml").discrete_types()
+    c = raw["regimes"]["competition"]
+    return th, ms, cc.LeaderFringe(sigma=raw["technology"]["sigma"], gamma_L=c["gamma_L"], c_L=c["c_L"], c_F=c["c_F"])
+
+
+def test_leader_lazy_rows_of_a_massless_top_type_converge_without_retries(ctx):
+    """competition_92_33, the lazy IC step alone, from the exact discrete optimum: the top type (mass 1.6e-23,
+    profit gradient of its price 6e-15 of the objective scale, below Ipopt's tol 1e-12) is placed by the
+    barrier only; its price drifts to the centre of its box, below what the types under it would pay, and
+    the all-pairs audit finds (k, 16) violated for every k < 16.  Before: all 16 rows were added; the
+    re-solve (16 nearly parallel rows on one unresolved item, multipliers ~ mu) stalled at a dual
+    infeasibility ~5e-11 with a regularised Hessian and ended 'acceptable' at tol 1e-12 on this CPU and
+    after 'mu_init' and 'tol = 1e-10' retries only 'optimal' (X86_V3) or still 'acceptable' (X86_V4).
+    Now only the adjacent row (15, 16) is added (single crossing: the adjacent rows imply the rest) and the
+    re-solve is 'optimal' at tol 1e-12 with no retry; the menu passes the all-pairs audit."""
+    th, ms, lf = _scn_92_33()
+    ref = cc.leader_discrete_monotone(lf, th, ms)
+    menu = solving.solve_leader(lf, th, ms, ctx, "exact optimum", ref["q_L"], ref["T"], lazy=True)
+    assert menu.result.status.value == "optimal", menu.result.message
+    assert "retried" not in menu.result.message, menu.result.message
+    assert menu.objective == pytest.approx(ref["profit"], rel=TOL)
+    aud = comp.leader_audit(lf, th, menu.q, menu.T)
+    assert not np.any(aud["viol"] > comp.TOL_AUDIT * audits._utility_scale(menu.T, aud["U"]))
+
+
+def test_adjacent_ic_rows_imply_all_pairs_on_monotone_menus():
+    """The claim behind solving._adjacent_rows (no solver): on a monotone menu whose adjacent rows hold in
+    both directions, every pair holds.  Prices are drawn anywhere between the binding upward and binding
+    downward adjacent price steps, T_k − T_(k−1) ∈ [u(θ_(k−1), q_k) − u(θ_(k−1), q_(k−1)),
+    u(θ_k, q_k) − u(θ_k, q_(k−1))], on the quantities of 92_33's exact optimum and on random monotone ones.
+    The all-pairs numpy audit then must find no IC row violated beyond round-off (1e-12 of the utility
+    scale; the audit's own tolerance is TOL_AUDIT = 1e-7).  Also: lowering the top type's price so that
+    every type wants its item makes _adjacent_rows add the single row (N−2, N−1)."""
+    th, ms, lf = _scn_92_33()
+    ref = cc.leader_discrete_monotone(lf, th, ms)
+    rng = np.random.default_rng(3)
+    N = len(th)
+
+    def u(i, q):
+        return comp.buyer_value_numeric(th[i], np.asarray(q, float) ** lf.r, lf.sigma, lf.c_F)
+
+    for trial in range(20):
+        q = ref["q_L"] if trial == 0 else np.sort(rng.uniform(0, 1, N) ** 3) * ref["q_L"][-1] * 2
+        T = np.zeros(N)
+        T[0] = float(u(0, q[0]) - u(0, 0.0))  # IR of the lowest type binding
+        for k in range(1, N):
+            lo = float(u(k - 1, q[k]) - u(k - 1, q[k - 1]))
+            hi = float(u(k, q[k]) - u(k, q[k - 1]))
+            assert lo <= hi * (1 + 1e-12) + 1e-300  # increasing differences (single crossing)
+            T[k] = T[k - 1] + lo + rng.uniform() * (hi - lo)
+        aud = comp.leader_audit(lf, th, q, T)
+        scale = audits._utility_scale(T, aud["U"])
+        assert np.max(aud["viol"][:, :-1]) <= 1e-12 * scale, trial
+    # the top type's price lowered until every lower type prefers its item
+    T = ref["T"].copy()
+    T[-1] = -0.2 * ref["T"][-1]
+    aud = comp.leader_audit(lf, th, ref["q_L"], T)
+    thr = comp.TOL_AUDIT * audits._utility_scale(T, aud["U"])
+    bad = [(int(k), int(l)) for k, l in np.argwhere(aud["viol"] > thr) if l < N]
+    assert {(k, l) for k, l in bad} >= {(k, N - 1) for k in range(5, N - 1)}  # the served types all want it
+    assert solving._adjacent_rows(aud["viol"], bad, thr) == {(N - 2, N - 1)}
 
 
 def test_leader_converges_when_the_fringe_is_negligible_against_the_leader(ctx):

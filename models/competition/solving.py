@@ -560,10 +560,37 @@ def unserved_as_outside(lf, theta, menu: LeaderMenu) -> LeaderMenu:
     return replace(menu, q=q, T=T, f=f, objective=menu.objective + gain)
 
 
-def _lazy_solve(ctx, label, build, audit, theta, mass, q0, T0, f0, pairs, ir_types, lazy=True, read=None):
+def _adjacent_rows(viol, bad, thr) -> set:
+    """IC rows to add for the violated all-pairs entries ``bad`` (k, l) of a leader menu (γ_F = 0):
+    the *adjacent* rows (j, j ± 1) between k and l that are themselves violated by more than ``thr``,
+    or (k, l) itself when none is.
+
+    Why adjacent rows suffice: the buyer's value u(θ, q) = max_x θ(q^r + x)^σ − c_F x has (weakly)
+    increasing differences in (θ, q) (∂u/∂θ = max(q^r, A(θ))^σ, non-decreasing in q), so for a monotone
+    q (the program's rows q_k ≥ q_(k−1)) the adjacent rows of one direction imply every row of that
+    direction: U_j ≥ u(θ_j, q_(j+1)) − T_(j+1) for j = k … l−1 gives U_k ≥ u(θ_k, q_l) − T_l (telescoping,
+    T_(j+1) − T_j ≥ u(θ_j, q_(j+1)) − u(θ_j, q_j) and increasing differences move each step down to θ_k).
+    Why not (k, l) itself: an item of a type below the solver's resolution (profit weight < tol: nothing
+    but the barrier places it) can be priced low enough that every lower type wants it
+    (competition_92_33: the top type, mass 1.6e-23, at T = −0.2 of its binding price).  Adding the N − 1
+    rows (k, N−1) for k < N−1 gave that one item N − 1 nearly parallel rows with multipliers ~ μ, and the
+    re-solve ended 'acceptable' from every start (the exact discrete optimum included); the one
+    adjacent row (N−2, N−1) pins it as well, and the re-solve ends 'optimal'."""
+    rows = set()
+    for k, l in bad:
+        step = 1 if l > k else -1
+        chain = [(j, j + step) for j in range(k, l, step)]
+        hit = [pr for pr in chain if viol[pr] > thr]
+        rows |= set(hit) if hit else {(k, l)}
+    return rows
+
+
+def _lazy_solve(ctx, label, build, audit, theta, mass, q0, T0, f0, pairs, ir_types, lazy=True, read=None,
+                adjacent=False):
     """Build (``build(q0, T0, f0, pairs, ir_types)``) and solve; with ``lazy``, add every IC/IR pair
     that ``audit(q, T)`` (an all-pairs numpy audit) finds violated by more than TOL_AUDIT on the
     menu's utility scale, and re-solve from the last menu, up to MAX_LAZY_ROUNDS times.
+    ``adjacent``: the IC rows added are those of :func:`_adjacent_rows` (single-crossing programs).
     ``read(menu)``: applied to every menu read off a solve (default: as read)."""
     read = (lambda mn: mn) if read is None else read
     with Timer() as tb:
@@ -574,13 +601,16 @@ def _lazy_solve(ctx, label, build, audit, theta, mass, q0, T0, f0, pairs, ir_typ
         if not (lazy and r.ok):
             break
         aud = audit(menu.q, menu.T)
-        bad = np.argwhere(aud["viol"] > TOL_AUDIT * _utility_scale(menu.T, aud["U"]))
+        thr = TOL_AUDIT * _utility_scale(menu.T, aud["U"])
+        bad = np.argwhere(aud["viol"] > thr)
         if not len(bad):
             break
         N = len(theta)
-        new_pairs = set(menu.pairs) | {(int(k), int(l)) for k, l in bad if l < N}
+        ic = [(int(k), int(l)) for k, l in bad if l < N]
+        new_pairs = set(menu.pairs) | (_adjacent_rows(aud["viol"], ic, thr) if adjacent else set(ic))
         new_ir = set(menu.ir_types) | {int(k) for k, l in bad if l == N}
-        ctx.progress(f"    {label}: lazy IC round {rounds}: adding {len(bad)} violated rows")
+        n_new = len(new_pairs - set(menu.pairs)) + len(new_ir - set(menu.ir_types))
+        ctx.progress(f"    {label}: lazy IC round {rounds}: {len(bad)} violated pairs, adding {n_new} rows")
         with Timer() as tb:
             m = build(menu.q, menu.T, menu.f, sorted(new_pairs), sorted(new_ir))
         r = _solve_start(ctx, m, f"{label}[lazy {rounds}]", tb.seconds)
@@ -592,7 +622,7 @@ def solve_leader(lf, theta, mass, ctx, label, q0, T0=None, f0=None, pairs=None, 
     """Build and solve; with ``lazy`` add every IC/IR pair the numpy audit finds violated and re-solve."""
     return _lazy_solve(ctx, label, lambda *a: build_leader_nondim(lf, theta, mass, *a),
                        lambda q, T: leader_audit(lf, theta, q, T), theta, mass, q0, T0, f0, pairs, ir_types, lazy,
-                       read=lambda mn: unserved_as_outside(lf, theta, mn))
+                       read=lambda mn: unserved_as_outside(lf, theta, mn), adjacent=True)
 
 
 def _leader_start_guesses(lf, theta, mass):
