@@ -660,6 +660,22 @@ def build_menu(tech: cf.Technology, types: TypeSpace) -> tuple[pyo.ConcreteModel
     for k in range(M):
         if twin[k] == k:
             sf[m.ir[k]] = 1.0 / _item_scales(sc, k)["t"]
+    # IR of a type on the fixed null item is 0 − t_k >= 0 with t_k fixed at
+    # 0: a row with no variable (as models.distribution_nlp, which has none).
+    # Left in, its Jacobian row is empty, its slack sits at the constraint
+    # violation (~1e-19) and its multiplier μ/slack is determined by nothing:
+    # 4.4e25 on the 4×4 O(1/N²) grid (4 null types, row scale 2.2e18).  Ipopt's
+    # stopping test divides the dual infeasibility and complementarity by the
+    # multipliers' mean size (s_d, s_c), so such a row loosens "optimal": the
+    # barrier-level re-solve of that grid stopped 'optimal' with scaled
+    # complementarity 8.8e-8 and the objective 3.7e-6 low on a CPU without
+    # AVX-512 (numpy's last-ulp differences changed one iterate; with AVX-512
+    # it recovered two iterations later).  Deactivated (kept, so that indexing
+    # by type stays valid).
+    for k in np.flatnonzero(a <= 0):
+        if twin[int(k)] == int(k):
+            m.ir[int(k)].deactivate()
+            sf.clear_value(m.ir[int(k)])
     return m, prob
 
 
@@ -1286,7 +1302,11 @@ def _snap_barrier_items(prob, ctx, lbl, ic, lz, defaults, menu, notes):
     for c in off:
         c.activate()
     prob.snapped = None
-    prob.set_start(x, z, t)
+    # the model back at the menu returned, exactly: with the start floors
+    # (set_start's default) the barrier-level items got START_FLOOR tokens
+    # at their t ~ 1e-12, and the model (problem.utilities) then held another
+    # point than the menu, one that violated IC by 1.4e-6 of the money scale
+    prob.set_start(x, z, t, exact=True)
     notes.append(f"{lbl}: barrier-level items on the null item: re-solve {rr.status.value}, not used (the first "
                  "solve's menu is kept)")
     return None
