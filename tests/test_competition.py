@@ -719,6 +719,50 @@ def test_task_assignment_has_no_barrier_distortion_of_small_cells(ctx, sigma, rh
     assert bad.empty, bad[["quantity", "rel_err", "tolerance"]].to_string()
 
 
+@pytest.mark.parametrize("seed, index, what", [
+    (100, 7, "logit form alone: 'optimal' at a stationary point at infinity, U 10 % low"),
+    (3, 12, "logit form alone: the same corner, U 26 % low"),
+    (18, 17, "logit form alone: 'acceptable' (σ = 0.70)"),
+    (5, 16, "σ = 0.05: a share of 1.13e-4 exact to 1.2e-10 failed a row judged relative to its own size"),
+    (69, 21, "σ = 0.05: the same, 3.6e-5 of the share"),
+])
+def test_task_assignment_of_generated_scenarios_is_verified(ctx, seed, index, what):
+    """Generated competition scenarios (tests/scenario_strategies.py, as bench/valid_scenarios.py
+    draws them) whose task-assignment step failed before session 11 (bench/task_assignment.py: 17 of
+    3568 at seeds 1-101, 0 after): the bounded concave solve puts the logit polish on the optimal face,
+    and shares are judged as fractions of the task mass.  Every solve 'optimal', every row passes,
+    and U agrees with θ(Q1^(1/σ)+Q2^(1/σ))^σ computed here from the profile's own draws."""
+    import tempfile
+    import scenario_strategies as S
+    from models.closed_form import cost as cf
+
+    spec = S.draw_scenario("competition", seed, index)
+    with tempfile.TemporaryDirectory() as td:
+        scn = scenario.load(spec.write(Path(td) / "scn"))
+    opts, tech = scn.regimes["competition"], scn.technology
+    res = RegimeResult("competition")
+    comp._assignment_checks(res, tech, ctx, opts, (opts["gamma_F"], opts["gamma_L"]))
+    assert all(r.status.value == "optimal" for r in res.solves.values()), \
+        {k: r.status.value for k, r in res.solves.items()}
+    df = pd.concat(res.checks, ignore_index=True)
+    bad = df[~df["passed"].astype(bool)]
+    assert bad.empty, what + "\n" + bad[["quantity", "rel_err", "tolerance"]].to_string()
+    # independent of the rows: the same draws as _assignment_checks, U from its definition
+    rng = np.random.default_rng(20250207)
+    n, s = opts["task_cells"], tech.sigma
+    profiles = [np.ones(n)] + [rng.uniform(0.05, 1.0, n) for _ in range(opts["task_profiles"])]
+    for k, w in enumerate(profiles):
+        X, z = rng.uniform(0.2, 2.0, (2, tech.J)), rng.uniform(0.5, 2.0, 2)
+        Q = z ** np.asarray((opts["gamma_F"], opts["gamma_L"])) * cf.psi(tech, X)
+        U = np.mean(w ** (1 / (1 - s))) ** (1 - s) * np.sum(Q ** (1 / s)) ** s
+        assert res.tables["task_assignment"]["U_nlp"].iloc[k] == pytest.approx(U, rel=TOL_ASSIGN_U)
+
+
+TOL_ASSIGN_U = 1e-7
+"""U of a concave O(1) program at Ipopt tol 1e-10 (audits.TOL_ASSIGN's reasoning), here against U
+written out from its definition: θ_w = (mean w^(1/(1−σ)))^(1−σ) aggregates the profile."""
+
+
 @pytest.mark.unit
 def test_numeric_topup_resolves_tiny_purchases():
     """competition_50_40: σ = 0.05 in the leader's units puts the fringe's stand-alone purchase at

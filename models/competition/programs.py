@@ -56,10 +56,15 @@ menu of an optimal q has T_k = u(θ_0, q_0) − u0(θ_0) + Σ_(j≤k) [u(θ_j, q
 ran to T̃ ~ −1.6e5 (a subsidy the next type's IC row sees only at M_k/M_(k+1) ~ 1e-6)."""
 
 
-def build_assignment(tech: cf.Technology, w, X, Phi):
+def build_assignment(tech: cf.Technology, w, X, Phi, form: str = "logit", start=None):
     """Task-assignment program for profile w over n cells (module docstring, item 1).
 
-    X: (2, J) token budgets per model and class; Phi: (2,) fine-tuning factors."""
+    X: (2, J) token budgets per model and class; Phi: (2,) fine-tuning factors.
+    ``form = "logit"``: shares and budget shares as a = 1/(1+e^(−u)), λ = e^z (unbounded, see below);
+    ``form = "bounded"``: the concave program itself, a ∈ [0, 1] and λ ≥ 0 as variables.
+    ``start``: (a, λ) per program cell, e.g. another form's solution (:func:`assignment_point`).
+    The regime solves the bounded form first and polishes its point in the logit form
+    (:data:`ASSIGNMENT_TWO_PHASE`)."""
     w_all = np.asarray(w, float)
     n = len(w_all)
     # Identical cells are one program cell with their count as multiplicity (``m._cells`` maps each
@@ -75,14 +80,24 @@ def build_assignment(tech: cf.Technology, w, X, Phi):
     m.MODELS = pyo.RangeSet(0, 1)
     m.TOKENS = pyo.RangeSet(0, tech.J - 1)
     m.w = pyo.Param(m.CELLS, initialize=dict(enumerate(w * mult)))  # weight × multiplicity
-    mult = dict(enumerate(mult.astype(float)))
-    # Written without bounds: shares a_i = 1/(1+e^(−u_i)) and budget shares λ_ℓi = e^(z_ℓi).  With bounded
-    # variables the barrier distorted small cells (tokens ∝ w^(1/(1−σ)), ~1e-9 of the largest at σ = 0.85,
-    # the barrier term μ/y is then ~1e-3 of the cell's own gradient: per-cell shares off by up to 7.8e-5,
-    # competition_50_12/30/33), and Ipopt drifted along the optimal face (only v_1i + v_2i is
-    # determined per cell) to a_i = 1, y ~ 5e-20 (competition_50_2).  The program in (u, z) is not
-    # concave, but the map to (a, λ) is a bijection onto the interior, so every KKT point of it is an
-    # interior KKT point of the concave program in (a, λ) (a^(1−σ) λ^σ is concave): still global.
+    mult_a = mult.astype(float)
+    mult = dict(enumerate(mult_a))
+    # Two forms, solved in turn by the regime (checks._assignment_checks):
+    # * "bounded": a ∈ [0, 1], λ ≥ 0 as variables -- the concave program itself (a^(1−σ) λ^σ is jointly
+    #   concave), so Ipopt's KKT point is on the optimal face; but the barrier distorts cells whose
+    #   gradient is small (tokens ∝ w^(1/(1−σ)), ~1e-9 of the largest at σ = 0.85: μ/y ~ 1e-3 of the
+    #   cell's own gradient, shares off by up to 7.8e-5 with token variables, competition_50_12/30/33;
+    #   with budget shares λ, 46 of 3568 generated scenarios at σ ≤ 0.1, session 10).
+    # * "logit": a_i = 1/(1+e^(−u_i)), λ_ℓi = e^(z_ℓi), no bounds and no barrier.  Every finite KKT point
+    #   is an interior KKT point of the concave program, hence global -- but the program has stationary
+    #   points *at infinity*: only v_1i + v_2i is determined per cell, and where a cell's share and its
+    #   budget share go to 0 together the (u, z) gradients vanish without the sign condition of a bound
+    #   multiplier, so a corner where more model-1 mass would pay passes as 'optimal'.  From the neutral
+    #   start it stopped there on 3 of 3568 generated scenarios (competition_100_7: U 10 % low, 42
+    #   iterations, 'optimal'; 3_12, 4_20), and drifted along the face to a_i = 1, y ~ 5e-20 on
+    #   competition_50_2.
+    # The bounded solve puts the logit polish on the optimal face, which the polish (Newton without a
+    # barrier) then resolves: 0 of 3568 failed with both, 17 with the logit form alone (bench/task_assignment.py).
     #
     # Each model's budget is split across cells in proportion to the budget vector, y_ℓi = λ_ℓi·X_ℓ·n/mult_i
     # (Σ_i λ_ℓi = 1).  No loss: Ψ = f^σ with f the degree-1 CES index, concave and homogeneous, hence
@@ -95,21 +110,54 @@ def build_assignment(tech: cf.Technology, w, X, Phi):
     # search stalled: 'acceptable' after 82 iterations (competition_91_8).
     # A neutral start: half the tasks on each model, budgets spread in proportion to multiplicity.
     psi_X = [float(pyo.value(gain.psi(tech, [float(v) for v in X[l]]))) for l in range(2)]
-    m.u = pyo.Var(m.CELLS, initialize=0.0)
-    m.a = pyo.Expression(m.CELLS, rule=lambda m, i: 1 / (1 + pyo.exp(-m.u[i])))
-    m.z = pyo.Var(m.MODELS, m.CELLS, initialize=lambda m, l, i: float(np.log(mult[i] / n)))
-    m.lam = pyo.Expression(m.MODELS, m.CELLS, rule=lambda m, l, i: pyo.exp(m.z[l, i]))
+    if start is None:
+        a0, lam0 = np.full(len(w), 0.5), np.tile(mult_a / n, (2, 1))
+    else:
+        a0, lam0 = (np.asarray(v, float) for v in start)
+    if form == "logit":
+        # a = 0 or 1 and λ = 0 are limits, not points, of the logit form: start a hair inside
+        a0 = np.clip(a0, ASSIGN_START_FLOOR, 1 - ASSIGN_START_FLOOR)
+        lam0 = np.maximum(lam0, ASSIGN_START_FLOOR * mult_a / n)
+        m.u = pyo.Var(m.CELLS, initialize=lambda m, i: float(np.log(a0[i] / (1 - a0[i]))))
+        m.a = pyo.Expression(m.CELLS, rule=lambda m, i: 1 / (1 + pyo.exp(-m.u[i])))
+        m.z = pyo.Var(m.MODELS, m.CELLS, initialize=lambda m, l, i: float(np.log(lam0[l, i])))
+        m.lam = pyo.Expression(m.MODELS, m.CELLS, rule=lambda m, l, i: pyo.exp(m.z[l, i]))
+
+        def share(m, l, i):
+            return m.a[i] if l == 0 else 1 / (1 + pyo.exp(m.u[i]))  # 1 − a_i without cancellation
+
+        def lam_s(m, l, i):
+            return pyo.exp(s * m.z[l, i])
+    elif form == "bounded":
+        m.a = pyo.Var(m.CELLS, bounds=(0.0, 1.0), initialize=lambda m, i: float(a0[i]))
+        m.lam = pyo.Var(m.MODELS, m.CELLS, bounds=(0.0, 1.0), initialize=lambda m, l, i: float(lam0[l, i]))
+
+        def share(m, l, i):
+            return m.a[i] if l == 0 else 1 - m.a[i]
+
+        def lam_s(m, l, i):
+            return m.lam[l, i] ** s
+    else:
+        raise ValueError(f"form must be 'logit' or 'bounded', not {form!r}")
     m.y = pyo.Expression(m.MODELS, m.CELLS, m.TOKENS,
                          rule=lambda m, l, i, j: m.lam[l, i] * float(X[l, j] * n / mult[i]))
     m.budget = pyo.Constraint(m.MODELS, rule=lambda m, l: sum(m.lam[l, i] for i in m.CELLS) == 1)
-
-    def share(m, l, i):
-        return m.a[i] if l == 0 else 1 / (1 + pyo.exp(m.u[i]))  # 1 − a_i without cancellation
-
     m.value = pyo.Objective(expr=sum(
-        m.w[i] / n * Phi[l] * share(m, l, i) ** (1 - s) * psi_X[l] * (n / mult[i]) ** s * pyo.exp(s * m.z[l, i])
+        m.w[i] / n * Phi[l] * share(m, l, i) ** (1 - s) * psi_X[l] * (n / mult[i]) ** s * lam_s(m, l, i)
         for l in m.MODELS for i in m.CELLS), sense=pyo.maximize)
     return m
+
+
+ASSIGN_START_FLOOR = 1e-12
+"""Where the logit polish starts a share or budget share that the bounded solve left at 0 or 1
+(Ipopt's interior point leaves them ~μ ≥ 1e-11 from a bound at tol 1e-10): inside, by this much."""
+
+
+def assignment_point(m):
+    """(a, λ) per program cell of a solved :func:`build_assignment` model (either form)."""
+    a = np.array([pyo.value(m.a[i]) for i in m.CELLS])
+    lam = np.array([[pyo.value(m.lam[l, i]) for i in m.CELLS] for l in m.MODELS])
+    return a, lam
 
 
 def _two_model_vars(m, models, theta, q0, tau, S, free=None):
