@@ -374,3 +374,65 @@ def test_threshold_within_a_step_of_the_grid_end_and_region_widths_in_the_suppor
     assert th["quantity"].str.contains("at the grid's end").any(), th.to_string()  # the case arises
     reg = v[v["check"] == "leader_three_regions"]
     assert (reg["index"] == "regions [2]").all(), reg.to_string()
+
+
+SCN_81_0 = tomllib.loads('''
+name = "competition_81_0"
+[technology]
+sigma = 0.49
+rho = -0.607
+[[technology.tokens]]
+name = "tok1"
+weight = 0.571557
+cost = 32.1176
+[[technology.tokens]]
+name = "tok2"
+weight = 0.393723
+cost = 0.359732
+[[technology.tokens]]
+name = "tok3"
+weight = 0.034720000000000084
+cost = 0.191604
+[types]
+distribution = "beta"
+low = 0.0
+high = 2.35968
+p = 0.7303
+q = 29.27
+n = 56
+[regimes.competition]
+gamma_L = 0.4407
+gamma_F = 0.0
+c_L = 0.181373
+c_F = 0.12666
+task_cells = 6
+task_profiles = 2
+convergence = [22, 44]
+''')
+
+
+def test_convergence_grids_get_the_lazy_all_pairs_final(ctx):
+    """competition_81_0 (seed 81): Beta(0.73, 29.3), the top ~17 types have masses 1e-16 … 1e-52, below the
+    solver's resolution.  The convergence grids' menus came from the starts of solving._leader_refine,
+    which carry the downward adjacent IC rows only; the unresolved top items' prices drifted down until
+    lower types would take them: leader_finer_grids_audit failed at an all-pairs violation of 1.35e15
+    (the money scale; tol 1.2e8) at N = 22 and 44.  Now every convergence grid's best menu gets the
+    lazy all-pairs final of the scenario grid (solving.leader_final), and its audit must be clean (the
+    row's own tolerance, TOL_AUDIT of the scenario menu's utility scale).  The base menu is the exact
+    discrete optimum on the scenario grid (the refinement's start; no scenario-grid NLP needed)."""
+    from models import competition as comp
+    from models.closed_form import competition as cc
+    from models.competition import checks
+    from models.results import RegimeResult
+    s = scenario.from_dict(copy.deepcopy(SCN_81_0), source="x.toml")
+    c = SCN_81_0["regimes"]["competition"]
+    lf = cc.LeaderFringe(sigma=SCN_81_0["technology"]["sigma"], gamma_L=c["gamma_L"], c_L=c["c_L"], c_F=c["c_F"])
+    th, ms = s.discrete_types()
+    ref = cc.leader_discrete_monotone(lf, th, ms)
+    base = comp.LeaderMenu(theta=th, mass=ms, q=ref["q_L"], T=ref["T"], f=ref["q_F"], objective=ref["profit"])
+    res = RegimeResult("competition")
+    df = checks._leader_convergence(res, lf, s, ctx, [22], base)
+    v = res.verification
+    rows = v[v.check.isin(["leader_finer_grids_audit", "leader_finer_grids_vs_discrete_cf"])]
+    assert len(rows) == 3 and rows.passed.all(), rows.to_string()
+    assert (df["status"] == "optimal").all(), df.T.to_string()

@@ -22,7 +22,7 @@ from .units import (
     _leader_scales, _token_scale, _type_scale, _type_surplus,
 )
 from .programs import assignment_point, build_assignment, LeaderMenu
-from .solving import _best_attempt, CONVEX_SOLVER_DEFAULTS, _leader_refine
+from .solving import _best_attempt, CONVEX_SOLVER_DEFAULTS, leader_final, _leader_refine
 
 
 ORDER_CHECKED = ("max_rel_err_q_L_away_from_thresholds", "max_rel_err_t_away_from_thresholds", "rel_err_profit")
@@ -596,13 +596,18 @@ def _leader_convergence(res, lf, scn, ctx, sizes, base: LeaderMenu, known=None):
         th, ms = grids[N]
         if N == len(base.theta) and np.allclose(th, base.theta):
             menu, n_solves = base, 0
-        elif known and N in known and np.allclose(th, known[N].theta):
-            menu, n_solves = known[N], 0  # solved on the way up (coarse-to-fine)
         else:
-            att = _leader_refine(lf, th, ms, ctx, prev, f"leader_fringe[N={N}]")
-            best = _best_attempt(att)
-            menu, n_solves = best.values["menu"], len(att)
-            res.solves[f"leader_fringe[N={N}]"] = best.result
+            if known and N in known and np.allclose(th, known[N].theta):
+                start, n_solves = known[N], 0  # solved on the way up (coarse-to-fine)
+            else:
+                att = _leader_refine(lf, th, ms, ctx, prev, f"leader_fringe[N={N}]")
+                start, n_solves = _best_attempt(att).values["menu"], len(att)
+            # the lazy all-pairs final of the scenario grid (solving.leader_final): the starts carry the
+            # downward adjacent IC rows only (competition_81_0: violations ~1e15 on the unresolved top types)
+            menu = leader_final(lf, th, ms, ctx, start, f"leader_fringe[N={N}][final]")
+            n_solves += menu is not start
+            if menu.result is not None:
+                res.solves[f"leader_fringe[N={N}]"] = menu.result
         prev = menu
         cont = cc.leader_continuous(lf, dist, th)
         ref = cc.leader_discrete_monotone(lf, th, ms)

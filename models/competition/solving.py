@@ -732,6 +732,22 @@ def _leader_refine(lf, theta, mass, ctx, coarse: LeaderMenu, label):
     return attempts
 
 
+def leader_final(lf, theta, mass, ctx, menu: LeaderMenu, label: str) -> LeaderMenu:
+    """Lazy IC generation on a chosen menu (the best start of a grid): the menu itself when its
+    all-pairs audit is clean, else the lazy re-solve from it (:func:`solve_leader`, ``lazy=True``).
+
+    A re-solve of the same program from its optimum adds nothing and, on a hard instance, ended
+    'infeasible' after 3000 iterations (competition_50_36), hence the audit first.  Every grid whose
+    menu is reported needs this step, not only the scenario grid: the starts carry the downward adjacent
+    IC rows only, and the items of types below the solver's resolution are placed by the barrier alone
+    (competition_81_0, convergence grids N = 22, 44: the top types' masses 1e-16 … 1e-52, their prices
+    drifted down until lower types would take those items, all-pairs violations ~1e15, the money scale)."""
+    aud = leader_audit(lf, theta, menu.q, menu.T)
+    if not np.any(aud["viol"] > TOL_AUDIT * _utility_scale(menu.T, aud["U"])):
+        return menu
+    return solve_leader(lf, theta, mass, ctx, label, menu.q, menu.T, menu.f, menu.pairs, menu.ir_types, lazy=True)
+
+
 # ------------------------------------------------------------- leader run
 def leader_solve(res, lf, scn, ctx, theta, mass):
     """The leader's start schedule on the scenario grid (coarse-to-fine above COARSE_MAX_N),
@@ -769,15 +785,7 @@ def leader_solve(res, lf, scn, ctx, theta, mass):
         return None
     best = _best_attempt(attempts)
     menu = best.values["menu"]
-    # lazy IC generation on the chosen menu.  When its all-pairs audit is already clean the menu is
-    # the final one (a re-solve of the same program from its optimum adds nothing and, on a hard
-    # instance, ended 'infeasible' after 3000 iterations: competition_50_36)
-    aud = leader_audit(lf, theta, menu.q, menu.T)
-    if not np.any(aud["viol"] > TOL_AUDIT * _utility_scale(menu.T, aud["U"])):
-        final = menu
-    else:
-        final = solve_leader(lf, theta, mass, ctx, "leader_fringe[final]", menu.q, menu.T, menu.f,
-                             menu.pairs, menu.ir_types, lazy=True)
+    final = leader_final(lf, theta, mass, ctx, menu, "leader_fringe[final]")
     attempts.append(Attempt("final (best start kept: all-pairs audit clean)" if final is menu else
                             "final (from best, lazy IC audit)", final.result.status.value, final.objective,
                             final.result.iterations, detail=f"{len(final.pairs)} IC rows, {len(final.ir_types)} IR rows"))
