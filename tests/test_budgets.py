@@ -2069,3 +2069,134 @@ formulation = "pyomo"
     assert res.converged, res.status
     bad = res.verification[~res.verification["passed"].astype(bool)]
     assert bad.empty, bad[["check", "quantity"]].drop_duplicates().to_string()
+
+
+SCENARIO_105_30 = """name = "budget_105_30"
+[technology]
+sigma = 0.9
+rho = -1.03
+[[technology.tokens]]
+name = "tok1"
+weight = 0.648361
+cost = 28.1315
+[[technology.tokens]]
+name = "tok2"
+weight = 0.35163900000000003
+cost = 19.2311
+[technology.fine_tuning]
+gamma = 0.02198
+baseline = 0.366632
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 1.0
+cost = 5.56126
+[types]
+distribution = "beta"
+low = 0.0
+high = 1.0
+p = 1.09
+q = 1.0
+n = 96
+grid = "equal-mass"
+[regimes.budgets]
+ic = "local"
+convergence = []
+lemma_cells = 0
+formulation = "pyomo"
+"""
+
+
+@pytest.mark.parametrize("form", ["structured", "pyomo"])
+def test_menu_with_money_of_order_1e16_and_unbought_baseline_fine_tuning(tmp_path, form):
+    """budget_105_30 (fresh seed 105): σ = 0.9, tokens at 19-28 $/Mtok, θ <= 1, so the
+    whole menu is tiny (top Q 2.6e-16, money θ_N Q^FB = 2.5e-16) and the top type buys
+    no fine-tuning (Q^FB < Q̄).  z was scaled by the baseline b = 0.37, whose cost
+    ĉ·b = 2 is 8e15 money units: z's bound multiplier (scaled) was ~8e15, Ipopt's
+    s_d grew with it and its scaled test passed at a scaled dual infeasibility of
+    1.5 -- 'optimal' after 9 iterations with Q 17 % off and a negative profit, and
+    the polish gave up.  z's scale is now at least ts/ĉ (budgets.menu_scales).
+    Asserted on Ipopt's own menu (no polish), against the discrete closed form."""
+    if form == "structured" and "cyipopt" not in solver.available_routes():
+        pytest.skip("structured form needs cyipopt")
+    scn = _scenario_text(tmp_path, SCENARIO_105_30)
+    tech = scn.technology
+    th, ms = scn.discrete_types()
+    ref = cb.discrete_menu(tech, th, ms)
+    assert ref.Q.max() < 1e-15 and not np.any(ref.Z > 0)  # the premise: a tiny menu, no fine-tuning
+    _, menu, r = budgets.solve_menu(tech, th, ms, ctx(), "m", "local", formulation=form, polish=False)
+    assert r.status.value == "optimal", r.status
+    # TOL_DISCRETE: the regime's bar on Q and t (was 0.175 and 0.265 of max)
+    assert np.max(np.abs(menu.Q - ref.Q)) <= budgets.TOL_DISCRETE * ref.Q.max()
+    assert np.max(np.abs(menu.t - ref.t)) <= budgets.TOL_DISCRETE * np.max(np.abs(ref.t))
+    prof, prof_ref = budgets.nlp_profit(tech, menu), budgets.nlp_profit(tech, ref)
+    assert abs(prof - prof_ref) <= budgets.TOL_DISCRETE * prof_ref  # was -1.5e-17 vs 1.4e-18
+    if form == "pyomo":  # and the regime: every row against the closed forms passes
+        res = run.run_regime(scn, "budgets", ctx())
+        assert res.converged, res.status
+        bad = res.verification[~res.verification["passed"].astype(bool)]
+        assert bad.empty, bad[["check", "quantity"]].drop_duplicates().to_string()
+
+
+SCENARIO_105_57 = """name = "budget_105_57"
+[technology]
+sigma = 0.6073
+rho = 0.317
+[[technology.tokens]]
+name = "tok1"
+weight = 1.0
+cost = 9.86229
+[technology.fine_tuning]
+gamma = 0.1928
+rho = 1.0
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 1.0
+cost = 0.0807546
+[types]
+distribution = "beta"
+low = 0.6249
+high = 2.04312
+p = 0.8178
+q = 26.0
+n = 65
+grid = "equal-mass"
+[regimes.budgets]
+ic = "local"
+convergence = [23, 46, 92]
+lemma_cells = 0
+formulation = "pyomo"
+"""
+
+
+def test_no_richardson_limit_for_a_beta_top_on_an_equal_mass_grid(tmp_path):
+    """budget_105_57 (fresh seed 105): Beta(0.82, 26), equal-mass, sizes 23, 46, 92.  The profit's
+    Richardson limit missed the continuous closed form by 1.1e-3 against its estimate 3.9e-4.  The
+    closed forms are right (the exact discrete menus converge to the continuous profit); the series
+    is not one in 1/N: F⁻¹(u) = high − c(1 − u)^(1/q) near the top gives terms N^−(1 + k/q) that the
+    3-point fit keeps (budgets.top_cell_series).  No order and no Richardson limit on that grid; on
+    equal spacing the same technology keeps its profit limit."""
+    scn = _scenario_text(tmp_path, SCENARIO_105_57)
+    tech = scn.technology
+    wel = cb.continuous_welfare(tech, scn.types, cb.continuous_solution(tech, scn.types))["profit"]
+    Ns = [23, 46, 92, 184, 368, 736]
+    P = np.array([cb.discrete_menu(tech, *scn.types.discretise(n, scn.grid)).profit(tech) for n in Ns])
+    err = np.abs(P - wel) / wel
+    assert np.all(np.diff(err) < 0) and err[-1] < 1e-3  # the discrete profits approach the continuous one
+    for i in range(len(Ns) - 2):  # every 3-point limit misses by more than its own estimate
+        L, est = budgets.richardson(Ns[i:i + 3], P[i:i + 3])
+        assert abs(L - wel) > 1.5 * est, (Ns[i], abs(L - wel), est)
+    res = budgets.RegimeResult(budgets.NAME)
+    budgets._convergence(res, tech, scn, ctx(), [23, 46, 92], "pyomo")
+    lim = [c for c in res.checks if (c["check"] == "continuous_limit").any()]
+    assert len(lim) == 2 and all(c["passed"].all() for c in lim)  # the profit row failed before
+    assert budgets.top_cell_series(scn) and budgets.expected_orders(scn, Ns) == {}
+    assert all("a priori" in c["quantity"].iloc[0] for c in lim)
+    assert not [c for c in res.checks if (c["check"] == "continuous_convergence_order").any()]
+    assert any("top_cell_series" in n and "Richardson" in n for n in res.notes), res.notes
+    es = _scenario_text(tmp_path, SCENARIO_105_57.replace('grid = "equal-mass"', 'grid = "equal-spacing"'))
+    assert not budgets.top_cell_series(es)
+    res = budgets.RegimeResult(budgets.NAME)
+    budgets._convergence(res, tech, es, ctx(), [23, 46, 92], "pyomo")
+    lim = [c for c in res.checks if (c["check"] == "continuous_limit").any()]
+    prof = [c for c in lim if c["quantity"].iloc[0].startswith("profit (Richardson limit")]
+    assert len(prof) == 1 and prof[0]["passed"].all()
