@@ -58,7 +58,10 @@ K_MAX = 64
 # function values only, so m is known to ~sqrt(eps)·O(1) ~ 1e-8 (Π is flat at
 # its maximum); Ipopt at tol 1e-12 is far more accurate.  1e-6 leaves 100x.
 TOL_M = 1e-6
-# Profit is quadratic in the error of m: 1e-12 from both sides; 1e-9 leaves 1e3x.
+# Profit: the search's profit is quadratic in its error of m (~1e-16); the NLP's is short by
+# O(tol) objective units (active FOC/IR/choice rows: linear in tol, measured), and the unit is
+# the first-best surplus (profit_unit), ~1e0-1e1 profits: ~1e-12 to 1e-11 relative; 1e-9 leaves
+# >= 1e2x (measured worst 3.6e-12, stranger11 s05).
 TOL_LINEAR_PROFIT = 1e-9
 # Two closed-form evaluations of one quantity by different code paths (DP sum
 # vs block_menu, K = N vs cb.discrete_menu): round-off of sums of N terms.
@@ -109,6 +112,20 @@ def _mc_expr(tech, Q):
 LINEAR_STARTS = (1.1, 2.0, 10.0)
 
 
+def profit_unit(tech, theta, mass, types) -> float:
+    """Objective unit of the plans NLPs: the first-best surplus of the given types, Σ p_k S_FB(θ_k),
+    an a priori bound on any plan's profit from them (no closed form of the plan used).  Ipopt's
+    tol is met on the objective in this unit, and with active choice/IR rows the profit it
+    returns is short by O(tol) units -- linear in tol, measured (stranger11 s05: ten CRM
+    segments, θ = 3…60, the top one 3 of 4200 customers).  The top type's money θ_N·Q_FB(θ_N)
+    times the served mass, the unit before, was 325× this one there (Q_FB ∝ θ^(1/(1−η)) puts it
+    on a type of mass 7e-4): the K = 3 menu's profit came out 1.15e-9 short at tol 1e-12, above
+    TOL_LINEAR_PROFIT; in this unit 3.6e-12 (K = 1, 2: 2.8e-10, 8.0e-10 → 1.3e-12, 2.5e-12)."""
+    k = np.asarray(types, int)
+    th = np.maximum(np.asarray(theta, float)[k], 0.0)
+    return max(float(np.sum(np.asarray(mass, float)[k] * cf.first_best_surplus(tech, th))), 1e-300)
+
+
 def build_linear(tech, theta, mass, m0: float):
     """Seller's choice of one multiplier m with every type's demand as a FOC row."""
     theta = np.asarray(theta, float)
@@ -129,8 +146,7 @@ def build_linear(tech, theta, mass, m0: float):
     mdl.profit = pyo.Objective(expr=sum(float(mass[k]) * (mdl.mult - 1.0) * _cost_expr(tech, mdl.Q[k]) for k in idx),
                                sense=pyo.maximize)
     sf = mdl.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
-    S = float(np.sum(mass * cf.first_best_surplus(tech, np.maximum(theta, 0.0))))
-    sf[mdl.profit] = 1.0 / max(S, 1e-300)
+    sf[mdl.profit] = 1.0 / profit_unit(tech, theta, mass, idx)
     for k in idx:
         sf[mdl.Q[k]] = 1.0 / max(float(qfb[k]), 1e-300)
         sf[mdl.foc[k]] = 1.0 / float(theta[k])
@@ -256,7 +272,7 @@ def build_two_part(tech, theta, mass, s: int, m0: float):
     mdl.profit = pyo.Objective(expr=sum(float(mass[k]) * (mdl.fee + (mdl.mult - 1.0) * _cost_expr(tech, mdl.Q[k]))
                                         for k in idx), sense=pyo.maximize)
     sf = mdl.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
-    sf[mdl.profit] = 1.0 / max(ts * float(np.sum(mass[idx])), 1e-300)
+    sf[mdl.profit] = 1.0 / profit_unit(tech, theta, mass, idx)
     sf[mdl.fee] = 1.0 / ts
     sf[mdl.ir] = 1.0 / ts
     for k in idx:
@@ -385,7 +401,7 @@ def build_two_part_menu(tech, theta, mass, starts, m0: float = 1.5):
                                sense=pyo.maximize)
     ts = float(theta[-1] * qfb[-1])
     sf = mdl.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
-    sf[mdl.profit] = 1.0 / max(ts * float(np.sum(mass[served])), 1e-300)
+    sf[mdl.profit] = 1.0 / profit_unit(tech, theta, mass, served)
     for b in mdl.B:
         sf[mdl.fee[b]] = 1.0 / ts
     for i in served:

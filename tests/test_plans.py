@@ -536,3 +536,30 @@ def test_each_pricing_scheme_is_judged_by_its_own_rows(four_segments_run):
                 assert st == "verified", (nm, st)
     finally:
         res.checks.pop()
+
+
+# stranger11 s05: ten CRM segments (customer counts as masses), θ = 3 … 60, the top one 3 of 4200
+CRM_SEGMENTS = np.array([[40, 12], [5, 900], [12, 400], [8, 650], [25, 60], [18, 150], [60, 3], [3, 1500],
+                         [10, 500], [30, 25]], float)
+CRM_TECH = cf.Technology(sigma=0.7, rho=0.3, alpha=(0.65, 0.35), cost=(0.15, 0.6), token_names=("input", "output"))
+
+
+@pytest.mark.parametrize("K", [1, 2, 3])
+def test_two_part_menu_profit_is_resolved_when_a_light_top_type_holds_the_money(K):
+    """The two-part-menu NLP's profit vs the exact block optimum (DP) at TOL_LINEAR_PROFIT.  Its
+    objective unit was the top type's money θ_N·Q_FB(θ_N) × mass: 325× the first-best surplus
+    when Q_FB ∝ θ^(1/(1−η)) puts the money on a type of mass 7e-4, and Ipopt's O(tol)-unit
+    shortfall was 1.15e-9 of the profit at K = 3 (exit 1 on a correct menu).  In the
+    first-best-surplus unit (plans.profit_unit) it is ~1e-12."""
+    from models import plans
+
+    order = np.argsort(CRM_SEGMENTS[:, 0])
+    theta, mass = CRM_SEGMENTS[order, 0], CRM_SEGMENTS[order, 1] / CRM_SEGMENTS[:, 1].sum()
+    ref = cp.best_two_part_menu(CRM_TECH, theta, mass, K)
+    exact = ref.outcome(CRM_TECH)["profit"]
+    mdl, _ = plans.build_two_part_menu(CRM_TECH, theta, mass, ref.starts)
+    ctx = run.Context(route="auto", options={}, user_options={}, progress=lambda *a, **k: None)
+    r = ctx.solve(mdl, f"two_part_menu[K={K}]", defaults=plans.menu_solver_defaults(CRM_TECH))
+    assert r.status.value == "optimal"
+    import pyomo.environ as pyo
+    assert float(pyo.value(mdl.profit)) == pytest.approx(exact, rel=plans.TOL_LINEAR_PROFIT)
