@@ -345,8 +345,15 @@ def _types(v: _V, d: dict, base: Path | None):
             v.fail(f"{p}.file[{fname} row {i + 2}]", r, "numeric theta >= 0 and mass > 0")
         thetas.append(th)
         masses.append(m)
-    if len(thetas) < 2 or len(set(thetas)) != len(thetas):  # (header-only file: 0 rows)
-        v.fail(p + ".file", fname, "at least 2 rows with distinct theta values")
+    if len(thetas) < 2:  # (header-only file: 0 rows)
+        v.fail(p + ".file", fname, f"at least 2 rows (theta,mass); it has {len(thetas)}")
+    first = {}
+    for i, th in enumerate(thetas):
+        if th in first:  # one type per theta: the user adds the masses (we don't guess which row is right)
+            v.fail(f"{p}.file[{fname} rows {first[th] + 2} and {i + 2}]", th,
+                   "one row per theta value (each theta distinct); these rows repeat theta = "
+                   f"{th:g}: put the type in one row with the sum of their masses")
+        first[th] = i
     dist = TypeDistribution("discrete", points=tuple(thetas), weights=tuple(masses))
     return dist, len(thetas), grid
 

@@ -83,6 +83,12 @@ CASES = [
         "scenario.toml": edit('distribution = "uniform"\nn = 10', 'distribution = "discrete"\nfile = "types.csv"'),
         "types.csv": "theta,weight\n0.2,0.5\n0.8,0.5\n"},
          ["'types.file'", "types.csv", "header is exactly: theta,mass"]),
+    # stranger11 s17: "at least 2 rows with distinct theta values" read as satisfied by 4 distinct values
+    # among 6 rows, and named no row; the rows that repeat a theta are named, and what to do
+    Case("discrete-csv-duplicate-theta", {
+        "scenario.toml": edit('distribution = "uniform"\nn = 10', 'distribution = "discrete"\nfile = "types.csv"'),
+        "types.csv": "theta,mass\n2.0,10\n3.5,20\n5,5\n2,30\n"},
+         ["'types.file[types.csv rows 2 and 5]'", "= 2.0", "one row per theta value", "sum of their masses"]),
     Case("baseline-with-2-classes", {"scenario.toml": edit(
         "gamma = 0.2\n\n[[technology.fine_tuning.classes]]\nname = \"ft\"\nweight = 1.0\ncost = 2.0\n",
         "gamma = 0.2\nbaseline = 0.5\n\n[[technology.fine_tuning.classes]]\nname = \"a\"\nweight = 0.5\ncost = 2.0\n"
