@@ -160,8 +160,9 @@ def build(tech: cf.Technology, quantities) -> pyo.ConcreteModel:
 # what a failed row means (issue 11): the index names the quality level
 ADVICE = ("cost/cost_of_quality.csv (numeric columns) is NOT verified at the named quality level; the closed-form "
           "columns (C_closed_form, marginal_cost_closed_form) are exact (docs/model.md §2.1); change: a tighter "
-          "solver tol (solver.tol = 1e-10), or quantities nearer the scale of the types' first-best Q; an input "
-          "priced out of the mix (ρ near 1) is judged on the scale of all inputs -- if it still fails, report it")
+          "solver tol (solver.tol = 1e-14: a tol looser than the regime's own is tightened back and changes "
+          "nothing), or quantities nearer the scale of the types' first-best Q; an input priced out of the mix "
+          "(ρ near 1) is judged on the scale of all inputs -- if it still fails, report it")
 
 
 def run(scn, opts, ctx) -> RegimeResult:

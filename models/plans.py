@@ -38,6 +38,8 @@ the comparison table ``pricing_schemes``.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
@@ -1196,7 +1198,7 @@ def run(scn, opts, ctx) -> RegimeResult:
     # failed fee row of the single tariff stamped every scheme "verification
     # failed"); the run's verdict over all rows, including the continuum
     # checks that belong to no single scheme, is the regime's status line
-    out["check_status"] = [_scheme_status(res, _SCHEME_CHECKS[_scheme_kind(nm)]) for nm in out["scheme"]]
+    out["check_status"] = [_scheme_status(res, _SCHEME_CHECKS[_scheme_kind(nm)], _scheme_K(nm)) for nm in out["scheme"]]
     res.tables["pricing_schemes"] = out
     if ctx.figures:
         res.figures["profit_vs_K"] = _figure(df, full_profit, full_cs, lin, two)
@@ -1229,15 +1231,35 @@ def _scheme_kind(scheme: str) -> str:
     return "k_plans"
 
 
-def _scheme_status(res: RegimeResult, spec) -> str:
+def _scheme_K(scheme: str) -> int | None:
+    """K of a "K-plan menu" / "K two-part tariffs" row of ``pricing_schemes``, else None."""
+    m = re.match(r"(\d+)(-plan menu| two-part tariffs)$", scheme)
+    return int(m.group(1)) if m else None
+
+
+def _for_K(index, K: int) -> bool:
+    """Whether a row's index concerns K plans: "K=3", "K=3,…", or a step "K=2->3" / "K=3->4".
+    Rows without a K index (one check over all K, e.g. min_spend_*) concern every K."""
+    if not isinstance(index, str) or not index.startswith("K="):
+        return True
+    head = index[2:].split(",")[0]
+    return str(K) in head.split("->")
+
+
+def _scheme_status(res: RegimeResult, spec, K: int | None = None) -> str:
     """"verified", "not converged (solve labels)" or "verification failed (check
-    names)" from the rows and solves of one scheme only (details: verification.csv)."""
+    names)" from the rows and solves of one scheme only (details: verification.csv);
+    with ``K``, of that menu size only (stranger11: a K = 3 row stamped K = 1's menu too)."""
     checks, solves = spec
-    bad = [k for k, r in res.solves.items() if k.startswith(solves) and not r.ok]
+    bad = [k for k, r in res.solves.items() if k.startswith(solves) and not r.ok
+           and (K is None or re.search(rf"\[K={K}[],]", k))]
     if bad or res.error:
         return "not converged (" + ", ".join(bad or ["regime error"]) + ")"
     v = res.verification
     own = v[v["check"].astype(str).str.startswith(checks)]
+    if K is not None:
+        own = own[[_for_K(i, K) and not (c == "two_part_menu_K1_vs_single" and K != 1)
+                   for i, c in zip(own["index"], own["check"].astype(str))]]
     if not len(own):
         return "no checks"
     failed = sorted(set(own.loc[~own["passed"].astype(bool), "check"]))

@@ -37,10 +37,12 @@ KINDS = ("relative", "bound")
 
 _DEFAULT_ADVICE = {
     "relative": ("the numeric side misses its closed form/independent reference: the exported tables of this "
-                 "regime are not verified; re-run with a tighter solver tol (e.g. solver.tol = 1e-10) or more "
-                 "starts; if it persists it is a genuine discrepancy (report it with the scenario file)"),
+                 "regime are not verified; re-run with a tighter solver tol (e.g. solver.tol = 1e-14: a tol looser "
+                 "than the regime's own, 1e-10 to 1e-12, is tightened back and changes nothing) or more starts; "
+                 "if it persists it is a genuine discrepancy (report it with the scenario file)"),
     "bound": ("a limit is exceeded (e.g. an IC/IR violation): the exported menu is not incentive compatible as "
-              "stated; re-run with a tighter solver tol, a finer or equal-mass grid; if it persists, report it"),
+              "stated; re-run with a tighter solver tol (e.g. solver.tol = 1e-14), a finer or equal-mass grid; if "
+              "it persists, report it"),
 }
 
 

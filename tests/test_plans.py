@@ -563,3 +563,29 @@ def test_two_part_menu_profit_is_resolved_when_a_light_top_type_holds_the_money(
     assert r.status.value == "optimal"
     import pyomo.environ as pyo
     assert float(pyo.value(mdl.profit)) == pytest.approx(exact, rel=plans.TOL_LINEAR_PROFIT)
+
+
+@pytest.mark.component
+def test_a_failed_row_of_one_menu_size_marks_that_size_only(four_segments_run):
+    """Stranger11 s18b: one failed K = 3 row of two_part_menu_nlp_vs_closed_form stamped every
+    "K two-part tariffs" row of pricing_schemes (K = 1 included, whose own rows passed); the same
+    for the K-plan menus.  A row indexed K=k (or a step K=a->b) marks the menus it names."""
+    from models import plans
+    from models.results import bound_check
+
+    res = four_segments_run
+    ps = res.tables["pricing_schemes"]
+    names = list(ps["scheme"])
+    assert "1 two-part tariffs" in names and "2 two-part tariffs" in names and "2-plan menu" in names
+    planted = [bound_check("plans", "two_part_menu_nlp_vs_closed_form", "profit (planted)", 1.0, 0.0, index="K=2"),
+               bound_check("plans", "k_plans_monotone_in_K", "step (planted)", 1.0, 0.0, index="K=1->2")]
+    res.checks.extend(planted)
+    try:
+        st = {nm: plans._scheme_status(res, plans._SCHEME_CHECKS[plans._scheme_kind(nm)], plans._scheme_K(nm))
+              for nm in names}
+    finally:
+        del res.checks[-len(planted):]
+    assert st["1 two-part tariffs"] == "verified", st
+    assert st["2 two-part tariffs"] == "verification failed (two_part_menu_nlp_vs_closed_form)", st
+    assert st["1-plan menu"] == st["2-plan menu"] == "verification failed (k_plans_monotone_in_K)", st
+    assert st["full menu (one plan per type)"] == "verified", st
