@@ -327,3 +327,66 @@ def test_leader_serving_nobody_judges_types_on_the_profit_rows_scale(ctx):
     assert len(lead) and lead["passed"].all(), lead.loc[~lead["passed"], ["check", "quantity", "rel_err"]].to_string()
     prof = lead[(lead["check"] == "leader_vs_discrete_closed_form") & (lead["quantity"] == "profit")]
     assert len(prof) == 1 and float(prof["reference"].iloc[0]) == 0.0  # the case arises: the exact profit is 0
+
+
+# competition_81_0 (seed 81): Beta(0.73, 29.3) on [0, 2.36], masses of the top types 1e-16 … 1e-52 at N = 56
+SCN_81_0 = """
+name = "competition_81_0"
+[technology]
+sigma = 0.49
+rho = -0.607
+[[technology.tokens]]
+name = "tok1"
+weight = 0.571557
+cost = 32.1176
+[[technology.tokens]]
+name = "tok2"
+weight = 0.393723
+cost = 0.359732
+[[technology.tokens]]
+name = "tok3"
+weight = 0.034720000000000084
+cost = 0.191604
+[types]
+distribution = "beta"
+low = 0.0
+high = 2.35968
+p = 0.7303
+q = 29.27
+n = 56
+[regimes.competition]
+gamma_L = 0.4407
+gamma_F = 0.0
+c_L = 0.181373
+c_F = 0.12666
+task_cells = 6
+task_profiles = 2
+convergence = [22, 44]
+"""
+
+
+def test_leader_discrete_uses_the_exact_mass_above_each_type():
+    """competition_81_0 (seed 81): Beta(0.73, 29.3) on [0, 2.36], N = 1408 equal-spacing types.  ρ_k = (1 − P_k)/p_k
+    was formed from 1 − cumsum(p), pure round-off (~1e-16) once the mass above k is below ~1e-13: wrong by
+    more than 1e-3 on 570 of 1408 types; the pointwise schedule came out non-monotone and the ironing DP
+    pooled every type above θ ≈ 1.89 at q = 4.68e12 (continuous q up to 4.2e15).  Reference here: the mass
+    above each type as an exact suffix sum (math.fsum), and each type's own exact argmax of its discrete
+    virtual gain with that ρ_k; the schedule is then monotone, so no ironing."""
+    import math
+    import tomllib
+    from models.closed_form import competition as cc
+    raw = tomllib.loads(SCN_81_0)
+    s = scenario.from_dict(raw, source="x.toml")
+    c = raw["regimes"]["competition"]
+    lf = cc.LeaderFringe(sigma=raw["technology"]["sigma"], gamma_L=c["gamma_L"], c_L=c["c_L"], c_F=c["c_F"])
+    th, ms = s.types.discretise(1408, s.grid)
+    ref = cc.leader_discrete_monotone(lf, th, ms)
+    n = len(th)
+    q_exp = np.array([cc._leader_discrete_argmax(lf, th[k], th[min(k + 1, n - 1)],
+                                                 math.fsum(ms[k + 1:]) / ms[k] if k < n - 1 else 0.0)[0]
+                      for k in range(n)])
+    assert np.all(np.diff(q_exp) >= 0)  # pointwise maximisers monotone: nothing to iron
+    assert not ref["ironed"]
+    # same candidates and root finder, only ρ_k summed differently (round-off ~1e-16 of ρ_k): equal to the
+    # root finder's own accuracy, xtol ROOT_XTOL = 1e-14 of the bracket's end (measured 4.8e-15)
+    np.testing.assert_allclose(ref["q_L"], q_exp, rtol=1e-12, atol=0.0)

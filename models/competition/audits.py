@@ -176,7 +176,7 @@ def leader_type_weight(lf: cc.LeaderFringe, theta, mass, q_ref, q_nlp, profit_re
     unserved for a profit 5e-8 below the optimum).  Labels of these types are a resolution limit."""
     th, p = np.asarray(theta, float), np.asarray(mass, float)
     n = len(th)
-    tail = np.maximum(1.0 - np.cumsum(p) / np.sum(p), 0.0) * np.sum(p)
+    tail = np.append(np.cumsum(p[::-1])[::-1][1:], 0.0)  # Σ_(j>k) p_j: 1 − cumsum(p) is round-off below ~1e-13
     out = np.zeros(n)
     for k in range(n):
         rho = tail[k] / p[k] if k < n - 1 and p[k] > 0 else 0.0
