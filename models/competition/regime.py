@@ -15,7 +15,7 @@ from .audits import (
     tuned_audit, _utility_scale,
 )
 from .units import _leader_quality, _leader_scales, _two_models
-from .programs import leader_type_scale
+from .programs import leader_profit_scale, leader_type_scale
 from .solving import (
     _attempt_table, _best_attempt, _efficient, leader_solve, leader_tuned_multistart, _monopolist_ladder,
 )
@@ -46,6 +46,21 @@ def validate_options(v, opts, path, tech):
         "task_cells": v.number(opts, path, "task_cells", lo=0, hi=20_000, integer=True, default=40),
         "task_profiles": v.number(opts, path, "task_profiles", lo=1, hi=20, integer=True, default=3),
     }
+
+
+LEADER_MARKET_NEGLIGIBLE = 1e-9
+"""A leader market worth less than this share of the buyers' fringe-only surplus (its a priori profit
+bound, programs.leader_profit_scale) gets a note: the leader program's objective, in that bound's unit, is
+then dominated by the rows of heavy types the leader does not serve, and Ipopt's tol no longer resolves
+the served types (competition_91_22: 5e-12, max_iterations on 7 of 23 starts)."""
+
+
+def leader_market(lf, theta, mass) -> tuple[float, float]:
+    """(the leader's a priori profit bound, the buyers' fringe-only surplus Σ p_k u0(θ_k)), both in money:
+    what the leader's whole market can be worth, and against what (LEADER_MARKET_NEGLIGIBLE)."""
+    theta = np.asarray(theta, float)
+    u0 = buyer_value_numeric(theta, np.zeros_like(theta), lf.sigma, lf.c_F)
+    return leader_profit_scale(lf, theta, mass), float(np.sum(np.asarray(mass, float) * u0))
 
 
 def _leader(res, lf, scn, opts, ctx, theta, mass):
@@ -152,6 +167,18 @@ def _leader(res, lf, scn, opts, ctx, theta, mass):
     # scale max(|T|, |U|) (as the audits), not its own size (competition_50_23: U ~ 1e-13 of T)
     res.checks.append(compare(NAME, chk, "profit", final.objective, ref["profit"], TOL_DISCRETE,
                               scale=_ref_scale(ref["profit"], ts)))
+    # how much the leader's whole market can be worth, against what the buyers get from the fringe alone:
+    # competition_91_22 (Beta(2.6, 20) on [0, 8.6], γ_L = 0.03): only types of mass < 1e-15 gain from the
+    # leader, its exact profit is 1.2e-10 = 5e-12 of that surplus, and the NLP (objective in that
+    # bound's unit, the heavy unserved types' rows ~1e7 times steeper) ends at max_iterations or -1.5e-10
+    bound, u0_all = leader_market(lf, theta, mass)
+    if u0_all > 0 and bound < LEADER_MARKET_NEGLIGIBLE * u0_all:
+        res.notes.append(f"leader_fringe: the leader's whole market is worth at most {bound:.3g} "
+                         f"({bound / u0_all:.1e} of the buyers' fringe-only surplus {u0_all:.4g}): only types of "
+                         "negligible mass gain from its model, and its menu, profit and thresholds are numbers at the "
+                         "edge of double precision for this scenario -- failed leader rows here say 'not resolved', "
+                         "not that the theory fails; a type range or density with mass where σ + γ_L pays off "
+                         "(higher θ) gives a leader market the NLP can resolve")
     if not np.any(ref["q_L"] > 0) and not np.any(reg > 0):
         res.notes.append("leader_fringe: the leader serves nobody (NLP and leader_discrete): every buyer stays "
                          "with the fringe; profit 0")
