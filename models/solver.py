@@ -133,6 +133,21 @@ _IPOPT_CODES = {
     -199: Status.ERROR,
 }
 
+TINY_STEP_RETRY = {"tiny_step_tol": 0.0}
+"""Options of a retry after Ipopt's tiny-step stop (code 3, :func:`stopped_at_tiny_step`).  Ipopt ends a
+run when its primal steps stay below tiny_step_tol (10·eps) relative to the variables, whatever its
+KKT residual: two_type_121_9's budget menu (σ = 0.9, a baseline) stopped there at a dual infeasibility
+of 3e-12 against tol 1e-12, one iteration before 'optimal' (21 iterations with the stop disabled).  With
+the stop off, Ipopt's own convergence test (or max_iter) ends the run; a retry, not a default, because
+the option also changes which steps skip the line search."""
+
+
+def stopped_at_tiny_step(r: "SolveResult") -> bool:
+    """Whether a solve ended on Ipopt's tiny-step stop (cyipopt's and the executable's wording)."""
+    m = (r.message or "").lower()
+    return r.status is Status.ERROR and ("very little progress" in m or "search direction is becoming too small" in m)
+
+
 _PYOMO_TC = {
     TerminationCondition.optimal: Status.OPTIMAL,
     TerminationCondition.locallyOptimal: Status.OPTIMAL,

@@ -1480,3 +1480,32 @@ def test_failed_overlapping_band_keeps_the_first_sweep():
         assert all(r.status.value == "optimal" for r in s.results.values())
         menus[band] = s.menu
     assert np.array_equal(menus["2"].Q, menus["3"].Q) and np.array_equal(menus["2"].t, menus["3"].t)
+
+
+def test_budget_menu_retries_after_ipopts_tiny_step_stop():
+    """two_type_121_9 (fresh seed 121): σ = 0.9, ρ = 0.96, a baseline b = 0.024; pair (1.336, 1.619),
+    mass_high 0.5916.  Ipopt stopped the budget menu on its tiny-step test at a dual infeasibility of
+    3e-12 against tol 1e-12 ('error', exit 1 with every row 'not converged'); the retry without that
+    stop is 'optimal' in 21 iterations and the menu equals the discrete closed form."""
+    import dataclasses
+    from models import budgets as B
+    from models.closed_form import budgets as cb
+    from models.results import RegimeResult
+    from models.solver import stopped_at_tiny_step
+
+    tech = cf.Technology(sigma=0.9, rho=0.9617, alpha=(0.453015, 0.237533, 0.309452), cost=(27.5866, 0.436151, 19.7287),
+                         gamma=0.03596, alpha_hat=(1.0,), cost_hat=(14.9295,), baseline=0.0240752,
+                         token_names=("tok1", "tok2", "tok3"), ft_names=("ft1",))
+    theta, mass = np.array([1.336, 1.619]), np.array([1 - 0.5916, 0.5916])
+    c = ctx()
+    c = dataclasses.replace(c, options={**c.options, "acceptable_iter": 0})
+    _, _, first = B.solve_menu(tech, theta, mass, c, "pair2[budget]", "local", polish=True)
+    res = RegimeResult(DM.NAME)
+    menu = DM._banded_budget_menu(res, tech, theta, mass, c, "pair2[budget]")
+    r = res.solves["pair2[budget]"]
+    assert r.status.value == "optimal", r.message
+    if stopped_at_tiny_step(first):  # the case this test is about (the path may differ on other CPUs)
+        assert "retried (tiny_step_tol = 0)" in r.message
+    ref = cb.discrete_menu(tech, theta, mass)
+    assert np.allclose(menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
+    assert np.allclose(menu.t, ref.t, rtol=TOL, atol=TOL * np.max(np.abs(ref.t)))
