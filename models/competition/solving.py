@@ -619,7 +619,8 @@ def _lazy_solve(ctx, label, build, audit, theta, mass, q0, T0, f0, pairs, ir_typ
 
 
 def solve_leader(lf, theta, mass, ctx, label, q0, T0=None, f0=None, pairs=None, ir_types=(0,), lazy=False):
-    """Build and solve; with ``lazy`` add every IC/IR pair the numpy audit finds violated and re-solve."""
+    """Build and solve; with ``lazy`` add the rows that the numpy all-pairs audit finds violated (IR rows,
+    and for IC the violated adjacent rows between the pair, :func:`_adjacent_rows`) and re-solve."""
     return _lazy_solve(ctx, label, lambda *a: build_leader_nondim(lf, theta, mass, *a),
                        lambda q, T: leader_audit(lf, theta, q, T), theta, mass, q0, T0, f0, pairs, ir_types, lazy,
                        read=lambda mn: unserved_as_outside(lf, theta, mn), adjacent=True)
