@@ -472,3 +472,42 @@ def test_convergence_order_is_fitted_where_the_grid_resolves_the_density():
         else:
             assert len(rows) == 0, rows.to_string()
             assert sum("not checked" in n and "away_from" in n for n in res.notes) == 2, res.notes
+
+
+SCN_81_19 = tomllib.loads('''
+name = "competition_81_19"
+[technology]
+sigma = 0.484
+rho = -1.846
+[[technology.tokens]]
+name = "tok1"
+weight = 1.0
+cost = 2.91629
+[types]
+distribution = "piecewise"
+breakpoints = [0.08325, 2.0419, 2.2923, 2.65706]
+masses = [0.27668, 0.0676658, 0.6556542000000001]
+n = 73
+grid = "equal-mass"
+[regimes.competition]
+gamma_L = 0.4162
+gamma_F = 0.0
+c_L = 0.416831
+c_F = 0.26192
+task_cells = 0
+''')
+
+
+def test_threshold_at_a_density_jump_allows_the_gap_across_it(ctx):
+    """competition_81_19 (seed 81): piecewise density ×6.7 up at 2.2923, which is the continuous exclusion
+    type (the virtual value jumps from −0.20 to +1.93 there) and the leader's θ_hi; equal-mass grid, 73 types.
+    The type at 2.2600 has its next neighbour beyond the jump (gap 0.0351): its discrete virtual value reads
+    the density across it (0.58 vs φ(2.26) = −0.20), so it is served, by the exact discrete optimum too, and
+    the midpoint threshold 2.2347 is 1.14 grid steps (0.0507) from 2.2923: the monopolist's exclusion row and
+    the leader's θ_hi row failed on correct answers (exit 1).  Those rows now allow one step plus that gap
+    (checks._break_gap) and pass; every other row passes as before."""
+    res, v = _run(SCN_81_19, ctx)
+    rows = v[v.quantity.isin(["exclusion type (midpoint)", "theta_hi (NLP midpoint)"])]
+    assert len(rows) == 2 and rows.passed.all(), rows.to_string()
+    assert rows["index"].str.contains("the gap across a density jump").all(), rows["index"].tolist()
+    assert v.passed.all(), v.loc[~v.passed, ["check", "quantity", "rel_err", "tolerance"]].to_string()

@@ -323,10 +323,12 @@ def _monopolist_continuous_checks(res, models, theta, dist, V, model, mass=None,
             faint = (Vr > 0) & (Vr <= 2 * TOL_DISCRETE * max(float(np.max(Vr)), 1e-300))
             if len(diff) and faint[diff].all():
                 extra = float(theta[min(diff[-1] + 1, len(theta) - 1)] - theta[max(diff[0] - 1, 0)])
+        brk = _break_gap(theta, dist, excl, step)
         res.checks.append(compare(NAME, "monopolist_vs_continuous", "exclusion type (midpoint)", mid, excl,
-                                  (step + extra) / max(abs(excl), 1e-300),
+                                  (step + extra + brk) / max(abs(excl), 1e-300),
                                   index=["within one grid step" + (f" + {extra:.3g} (V below the V row's "
-                                                                  "resolution)" if extra else "")]))
+                                                                  "resolution)" if extra else "")
+                                         + (f" + {brk:.3g} (the gap across a density jump)" if brk else "")]))
     sw = [x for x in _switches(theta, model) if x[2] >= 0 and x[3] >= 0]
     ts = cc.monopolist_switch_type(models, dist)
     if not (np.isfinite(ts) and sw):
@@ -469,6 +471,26 @@ def _unresolved_span(theta, hit, hit_ref, resolved) -> float:
     return float(theta[min(hi + 1, len(theta) - 1)] - theta[max(lo - 1, 0)])
 
 
+def _break_gap(theta, dist, c: float, step: float) -> float:
+    """Extra distance a threshold may be off when a density jump b lies within one grid step of the
+    continuous threshold c: the gap θ_(k+1) − θ_k of the grid interval across b.  Why: the discrete virtual
+    value φ_k = θ_k − (θ_(k+1) − θ_k)(1 − P_k)/p_k reads the density through that gap, which for the type
+    whose next neighbour lies beyond b mixes f(b−) and f(b+) (equal-mass: θ_(k+1) − θ_k ≈ 1/(N f(ξ)), ξ in
+    the interval), so that type's side of the threshold is not the continuous one's, and the exact discrete
+    threshold can lie one such gap beyond one grid step (competition_81_19, seed 81: piecewise density ×6.7
+    up at b = 2.2923 = the exclusion type; the type at 2.2600, gap 0.0351 across b, has φ_k = 0.58 vs
+    φ(2.26) = −0.20, so it is served: midpoint 2.2347, 1.14 steps from b, for the NLP and the closed form)."""
+    if dist is None or not (np.isfinite(c) and np.isfinite(step)):
+        return 0.0
+    th = np.asarray(theta, float)
+    out = 0.0
+    for b in cc.density_breaks(dist):
+        if abs(b - c) <= step and th[0] < b <= th[-1]:
+            k = int(np.searchsorted(th, b))  # th[k-1] < b <= th[k]
+            out = max(out, float(th[k] - th[k - 1]))
+    return out
+
+
 def _leader_thresholds(res, lf, dist, theta, reg, ref, resolved=None):
     """NLP thresholds vs the discrete and continuous closed forms.
 
@@ -494,9 +516,11 @@ def _leader_thresholds(res, lf, dist, theta, reg, ref, resolved=None):
         chk = "leader_thresholds_vs_continuous"
         if n and np.isfinite(c):
             extra = _unresolved_span(theta, *hits[key], resolved)
-            res.checks.append(compare(NAME, chk, f"{label} (NLP midpoint)", n[0], c, (n[1] + extra) / c,
+            brk = _break_gap(theta, dist, c, n[1])
+            res.checks.append(compare(NAME, chk, f"{label} (NLP midpoint)", n[0], c, (n[1] + extra + brk) / c,
                                       index=["within one grid step" + (f" + {extra:.3g} (unresolved types)"
-                                                                      if extra else "")]))
+                                                                      if extra else "")
+                                             + (f" + {brk:.3g} (the gap across a density jump)" if brk else "")]))
         elif (cont is not None and n is None and np.isfinite(c) and theta[0] < c < theta[-1]
               and not theta[1] < c < theta[-2]) and (np.all(hits[key][0]) or not np.any(hits[key][0])):
             # within one grid step of the grid's end the continuous threshold need not put a grid type on
