@@ -367,12 +367,43 @@ def _postsolve_transfers(theta, Q) -> np.ndarray:
 
 
 def polish_menu(tech, theta, mass, menu, pool_rtol: float = 1e-7):
-    """(polished menu, note): see POLISH_TOL's comment."""
+    """(polished menu, note): see POLISH_TOL's comment.
+
+    A block of types whose virtual values tie at 0 (every suffix sum of its Mussa–Rosen coefficients
+    ≤ 1e-12 of Σ|coef|, the exclusion rule below) earns nothing whatever its common Q, and since
+    C'(0) = 0 the profit is flat to second order there: Ipopt leaves such a block anywhere below
+    ~tol^(1/2) of the money scale (value_scale_111_9: θ groups 10-15, Σ coef = −5.9e-17 of 0.6, left
+    at Q = 2.9e-4 of max Q, 1.3e-12 of the profit).  The exclusion prefix is therefore also polished
+    as the rule gives it, and that menu is kept if its profit, the NLP's own objective (transfers less
+    spend c·X + ĉ·Z) evaluated in numpy, is not lower (to the round-off of the sum); otherwise Ipopt's
+    exclusion stands."""
     with np.errstate(all="ignore"):  # trial Newton steps may under/overflow; rejected by the line search
-        return _polish_menu(tech, theta, mass, menu, pool_rtol)
+        out, note = _polish_menu(tech, theta, mass, menu, pool_rtol)
+        m_rule = _exclusion_prefix(theta, mass, len(theta))
+        m_out = int(np.argmax(out.Q > 0)) if np.any(out.Q > 0) else len(theta)
+        if m_rule <= m_out:
+            return out, note
+        alt, alt_note = _polish_menu(tech, theta, mass, menu, pool_rtol, m_min=m_rule)
+        if isinstance(alt_note, str) and alt is not menu:
+            pa, po = nlp_profit(tech, alt), nlp_profit(tech, out)
+            if pa >= po - 1e-14 * abs(po):
+                return alt, alt_note + (f" (the exclusion rule's prefix of {m_rule} types, {m_rule - m_out} more than "
+                                        f"Ipopt left at 0: a tie at zero virtual value; profit {pa:.15g} vs {po:.15g})")
+        return out, note
 
 
-def _polish_menu(tech, theta, mass, menu, pool_rtol):
+def _exclusion_prefix(theta, mass, m_cand: int) -> int:
+    """Longest prefix (≤ m_cand types) that no suffix of it gains from serving at a common small Q:
+    Σ_{i=j..m−1} coef_i ≤ 1e-12·Σ|coef| for every j (the ironed virtual value of the block ≤ 0)."""
+    coef = objective_coefficients(np.asarray(theta, float), np.asarray(mass, float))
+    scale_c = 1e-12 * float(np.sum(np.abs(coef)))
+    for m_ in range(m_cand, 0, -1):
+        if np.max(np.cumsum(coef[:m_][::-1])) <= scale_c:
+            return m_
+    return 0
+
+
+def _polish_menu(tech, theta, mass, menu, pool_rtol, m_min: int = 0):
     th = np.asarray(theta, float)
     p = np.asarray(mass, float)
     N = len(th)
@@ -393,14 +424,9 @@ def _polish_menu(tech, theta, mass, menu, pool_rtol):
     # its longest prefix passing the condition (a served pool can sit below
     # the cut: Q = 1.4e-8 of max Q in budget_28_4, whose first types have φ > 0)
     low = np.flatnonzero((Q <= cut) & (phi <= 0))
-    m_cand = int(low[-1]) + 1 if low.size else 0
+    m_cand = max(int(low[-1]) + 1 if low.size else 0, m_min)
     coef = phi * p
-    scale_c = 1e-12 * float(np.sum(np.abs(coef)))
-    m0 = 0
-    for m_ in range(m_cand, 0, -1):
-        if np.max(np.cumsum(coef[:m_][::-1])) <= scale_c:
-            m0 = m_
-            break
+    m0 = _exclusion_prefix(th, p, m_cand)
     zero = np.arange(N) < m0
     pooled &= ~zero
     if tech.rho == 1 or (tech.K >= 2 and tech.rho_hat == 1):

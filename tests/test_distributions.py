@@ -1509,3 +1509,30 @@ def test_budget_menu_retries_after_ipopts_tiny_step_stop():
     ref = cb.discrete_menu(tech, theta, mass)
     assert np.allclose(menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
     assert np.allclose(menu.t, ref.t, rtol=TOL, atol=TOL * np.max(np.abs(ref.t)))
+
+
+def test_budget_menu_excludes_a_block_tied_at_zero_virtual_value():
+    """value_scale_111_9 (fresh seed 111), its 5×5 convergence grid: θ groups 10–15 pool with
+    Mussa–Rosen coefficients summing to −5.9e-17 (θ_10·P_{≥10} = θ_16·P_{≥16} exactly), so the
+    block earns nothing at any common Q and, C'(0) being 0, the profit is flat to second order:
+    Ipopt left it at Q = 2.9e-4 of max Q (1.3e-12 of the profit), the polish kept it (Ipopt's Q
+    above its cut) and the row failed at 4.2e-4 against the closed form's 0.  The polish now also
+    tries the exclusion rule's prefix and keeps it when the NLP's own profit is not lower."""
+    from models.results import RegimeResult
+
+    tech = cf.Technology(sigma=0.2747, rho=-0.1307, alpha=(0.492738, 0.507262), cost=(0.89957, 0.199683),
+                         gamma=0.0, alpha_hat=(1.0,), cost_hat=(0.332037,), token_names=("tok1", "tok2"),
+                         ft_names=("ft1",))
+    from models.type_space import TypeDistribution
+
+    N = 5  # the regime's convergence grid (distributions._vs_grid(vs, 5, 5, 5))
+    wg, wm = TypeDistribution("piecewise", breakpoints=[0.0, 1.30707], masses=[1.0]).discretise(N, "equal-spacing")
+    sg, sm = DM.s_points(TypeDistribution("uniform", 0.0, 1.0), N)
+    g = D.value_scale_budget_menu(wg, wm, sg, sm, N, tech).info["groups"]
+    tied = np.isin(np.round(g["theta"], 6), [0.333527, 0.336235, 0.366082, 0.392121, 0.451193, 0.470729])
+    assert tied.sum() == 6 and np.all(g["Q"][tied] == 0)  # the tied block, excluded by the closed form
+    res = RegimeResult(DM.NAME)
+    menu = DM._banded_budget_menu(res, tech, g["theta"], g["mass"], ctx(), "vs5x5[budget]")
+    assert res.solves["vs5x5[budget]"].status.value == "optimal"
+    assert np.allclose(menu.Q, g["Q"], rtol=TOL, atol=TOL * np.max(g["Q"]))
+    assert np.allclose(menu.t, g["t"], rtol=TOL, atol=TOL * np.max(np.abs(g["t"])))
