@@ -511,3 +511,52 @@ def test_threshold_at_a_density_jump_allows_the_gap_across_it(ctx):
     assert len(rows) == 2 and rows.passed.all(), rows.to_string()
     assert rows["index"].str.contains("the gap across a density jump").all(), rows["index"].tolist()
     assert v.passed.all(), v.loc[~v.passed, ["check", "quantity", "rel_err", "tolerance"]].to_string()
+
+
+
+# competition_122_33 (fresh seed 122), verbatim
+SCN_122_33 = tomllib.loads('''
+name = "competition_122_33"
+
+[technology]
+sigma = 0.3354
+rho = -1.037
+
+[[technology.tokens]]
+name = "tok1"
+weight = 1.0
+cost = 1.8119
+
+[types]
+distribution = "beta"
+low = 1.627
+high = 2.627
+p = 26.11
+q = 3.427
+n = 41
+grid = "equal-mass"
+
+[regimes]
+
+[regimes.competition]
+gamma_L = 0.1796
+gamma_F = 0.0
+c_L = 0.053361
+c_F = 0.050662
+task_cells = 6
+task_profiles = 1
+''')
+
+
+def test_region_check_counts_widths_inside_the_grids_span(ctx):
+    """Beta(26.1, 3.4) on [1.627, 2.627], equal-mass N = 41: the grid spans [2.3497, 2.6041] (the lower
+    tail holds < 1/82 of the mass), the continuum's limit-pricing region is [1.627, 2.3636], and the NLP
+    and the discrete closed form price all 41 types interior (the lowest type sits 0.014 below θ_hi,
+    less than a grid step).  The region row measured widths on the support, called the limit region
+    0.74 wide and failed on a correct menu; inside the grid's span it is 0.014 wide, and the interior
+    region, 0.24 wide, holds every type."""
+    res, v = _run(SCN_122_33, ctx)
+    row = v[v["check"] == "leader_three_regions"]
+    assert len(row) == 1 and bool(row["passed"].iloc[0]), row.to_string()
+    assert row["index"].iloc[0] == "regions [2]"
+    assert res.verified, v[~v["passed"].astype(bool)][["check", "quantity", "rel_err", "tolerance"]].to_string()

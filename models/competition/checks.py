@@ -570,10 +570,14 @@ def _leader_thresholds(res, lf, dist, theta, reg, ref, resolved=None):
         else:
             # each region the continuum says is non-empty must hold NLP types --
             # unless it is narrower than two grid steps (then no grid type need fall in it)
-            lo, hi = dist.support
+            # widths inside the grid's span [θ_0, θ_(N−1)], where consecutive types are at most `step` apart,
+            # so a region wider than 2 steps there holds a type; beyond the span no grid type can fall
+            # (competition_92_36: θ_lo = 1.42 below the support [1.94, 2.94] made the limit region
+            # [1.94, 1.9466] count 0.53 wide; competition_122_33, fresh seed 122: Beta(26.1, 3.4) on an
+            # equal-mass grid of 41 puts its top type at 2.3497, below θ_hi = 2.3636, so the interior region
+            # [2.3636, 2.627] -- 0.26 of the support, mass < 1/82 -- held no type and the row failed)
+            lo, hi = float(np.min(theta)), float(np.max(theta))
             step = float(np.max(np.diff(theta))) if len(theta) > 1 else 0.0
-            # widths inside the support (competition_92_36: θ_lo = 1.42 below the support [1.94, 2.94]
-            # made the limit region [1.94, 1.9466] count 0.53 wide, though no grid type need be in it)
             t_lo, t_hi = (min(max(cont[k], lo), hi) for k in ("theta_lo", "theta_hi"))
             widths = {0: t_lo - lo, 1: t_hi - t_lo, 2: hi - t_hi}
             wide = [r for r, w in widths.items() if np.isfinite(w) and w > 2 * step]
