@@ -191,3 +191,40 @@ def compile_latex(tmp_path: Path, inputs, clearpage: bool = True) -> str:
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-2000:]
     return (tmp_path / "doc.log").read_text(errors="replace")
+
+
+# competition_81_0 (bench/valid_scenarios.py seed 81): Beta(0.73, 29.3) on [0, 2.36], masses of the top types
+# 1e-16 … 1e-52 at N = 56; used by test_competition_leader.py and test_competition_checks.py
+SCN_COMPETITION_81_0 = """
+name = "competition_81_0"
+[technology]
+sigma = 0.49
+rho = -0.607
+[[technology.tokens]]
+name = "tok1"
+weight = 0.571557
+cost = 32.1176
+[[technology.tokens]]
+name = "tok2"
+weight = 0.393723
+cost = 0.359732
+[[technology.tokens]]
+name = "tok3"
+weight = 0.034720000000000084
+cost = 0.191604
+[types]
+distribution = "beta"
+low = 0.0
+high = 2.35968
+p = 0.7303
+q = 29.27
+n = 56
+[regimes.competition]
+gamma_L = 0.4407
+gamma_F = 0.0
+c_L = 0.181373
+c_F = 0.12666
+task_cells = 6
+task_profiles = 2
+convergence = [22, 44]
+"""

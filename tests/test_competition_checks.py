@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import SCN_COMPETITION_81_0
 
 from models import run as runmod
 from models import scenario
@@ -376,39 +377,7 @@ def test_threshold_within_a_step_of_the_grid_end_and_region_widths_in_the_suppor
     assert (reg["index"] == "regions [2]").all(), reg.to_string()
 
 
-SCN_81_0 = tomllib.loads('''
-name = "competition_81_0"
-[technology]
-sigma = 0.49
-rho = -0.607
-[[technology.tokens]]
-name = "tok1"
-weight = 0.571557
-cost = 32.1176
-[[technology.tokens]]
-name = "tok2"
-weight = 0.393723
-cost = 0.359732
-[[technology.tokens]]
-name = "tok3"
-weight = 0.034720000000000084
-cost = 0.191604
-[types]
-distribution = "beta"
-low = 0.0
-high = 2.35968
-p = 0.7303
-q = 29.27
-n = 56
-[regimes.competition]
-gamma_L = 0.4407
-gamma_F = 0.0
-c_L = 0.181373
-c_F = 0.12666
-task_cells = 6
-task_profiles = 2
-convergence = [22, 44]
-''')
+SCN_81_0 = tomllib.loads(SCN_COMPETITION_81_0)
 
 
 def test_convergence_grids_get_the_lazy_all_pairs_final(ctx):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import SCN_COMPETITION_81_0
 
 from models import competition as comp
 from models import run as runmod
@@ -330,39 +331,7 @@ def test_leader_serving_nobody_judges_types_on_the_profit_rows_scale(ctx):
 
 
 # competition_81_0 (seed 81): Beta(0.73, 29.3) on [0, 2.36], masses of the top types 1e-16 … 1e-52 at N = 56
-SCN_81_0 = """
-name = "competition_81_0"
-[technology]
-sigma = 0.49
-rho = -0.607
-[[technology.tokens]]
-name = "tok1"
-weight = 0.571557
-cost = 32.1176
-[[technology.tokens]]
-name = "tok2"
-weight = 0.393723
-cost = 0.359732
-[[technology.tokens]]
-name = "tok3"
-weight = 0.034720000000000084
-cost = 0.191604
-[types]
-distribution = "beta"
-low = 0.0
-high = 2.35968
-p = 0.7303
-q = 29.27
-n = 56
-[regimes.competition]
-gamma_L = 0.4407
-gamma_F = 0.0
-c_L = 0.181373
-c_F = 0.12666
-task_cells = 6
-task_profiles = 2
-convergence = [22, 44]
-"""
+SCN_81_0 = SCN_COMPETITION_81_0
 
 
 def test_leader_discrete_uses_the_exact_mass_above_each_type():

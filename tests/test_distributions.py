@@ -591,6 +591,18 @@ def test_index_formulation_converges_at_rho_one():
     assert np.all(s.menu.x[..., 1] == 0.0)
 
 
+def _null_grid(N=4):
+    """The N×N O(1/N²) grid (w at left ends k/N, so N null types w = 0; s at midpoints, n = 2N):
+    types, the distribution closed form and the budget/neutral starts.  At N = 4 (the default,
+    test_null_item_rows_are_not_duplicated) the w = 1/4 types are excluded at the optimum."""
+    wg, wm = np.arange(N) / N, np.full(N, 1.0 / N)
+    sg, sm = (np.arange(N) + 0.5) / N, np.full(N, 1.0 / N)
+    types = DM.value_scale_space(wg, wm, sg, sm, 2 * N)
+    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, 2 * N, TECH, audit=False)
+    bm = D.value_scale_budget_menu(wg, wm, sg, sm, 2 * N, TECH)
+    return types, ref, {"budget": DM.menu_start(bm), "neutral": DM.neutral_start(TECH, types)}
+
+
 def test_cell_blocks_value_scale_midpoint_grid():
     """Cells with identical columns of W are one block (exact by convexity and
     symmetry, DM.build_menu): s at cell midpoints (j − ½)/N needs n = 2N cells,
@@ -617,13 +629,8 @@ def test_zero_value_types_get_the_null_item():
     by nothing and Ipopt stopped "acceptable" after 322 iterations at 10×10
     (bench/distributions_scale.py).  They now get the null item (t = 0, no
     tokens, exact), and the solve is optimal and equals the closed form."""
-    N = 10
-    wg, wm = np.arange(N) / N, np.full(N, 1.0 / N)
-    sg, sm = (np.arange(N) + 0.5) / N, np.full(N, 1.0 / N)
-    types = DM.value_scale_space(wg, wm, sg, sm, 2 * N)
-    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, 2 * N, TECH, audit=False)
-    bm = D.value_scale_budget_menu(wg, wm, sg, sm, 2 * N, TECH)
-    s = DM.solve_menu(TECH, types, ctx(), "null", ic="lazy", starts={"budget": DM.menu_start(bm)})
+    types, ref, starts = _null_grid(10)
+    s = DM.solve_menu(TECH, types, ctx(), "null", ic="lazy", starts={"budget": starts["budget"]})
     assert s.result.status.value == "optimal" and s.lazy["budget"].converged
     zero = types.labels["w"].to_numpy() == 0
     assert np.all(s.menu.t[zero] == 0) and np.all(s.menu.x[zero] == 0)
@@ -755,31 +762,14 @@ def test_null_item_rows_are_not_duplicated():
     the null item are IR rows; neither is added, so all pairs on the 4×4
     O(1/N²) grid (4 null types) have (M − 4)(M − 5) rows, and the menu still
     passes the numpy audit over every pair and equals the closed form."""
-    N = 4
-    wg, wm = np.arange(N) / N, np.full(N, 1.0 / N)
-    sg, sm = (np.arange(N) + 0.5) / N, np.full(N, 1.0 / N)
-    types = DM.value_scale_space(wg, wm, sg, sm, 2 * N)
-    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, 2 * N, TECH, audit=False)
-    bm = D.value_scale_budget_menu(wg, wm, sg, sm, 2 * N, TECH)
-    s = DM.solve_menu(TECH, types, ctx(), "rows", ic="all-pairs", starts={"budget": DM.menu_start(bm)})
-    M, Z = types.M, N
+    types, ref, starts = _null_grid(4)
+    s = DM.solve_menu(TECH, types, ctx(), "rows", ic="all-pairs", starts={"budget": starts["budget"]})
+    M, Z = types.M, 4
     assert s.problem.n_pairs() == (M - Z) * (M - Z - 1)
     assert s.result.status.value == "optimal"
     a = lazy_ic.audit(s.problem.utilities(), M, s.problem.money_scale)
     assert a.worst_ic <= DM.TOL_AUDIT and a.worst_ir <= DM.TOL_AUDIT
     assert np.allclose(s.menu.Q, ref.Q, rtol=TOL, atol=TOL * np.max(ref.Q))
-
-
-def _null_grid():
-    """The 4×4 O(1/N²) grid of test_null_item_rows_are_not_duplicated (4
-    null types w = 0; the w = 1/4 types excluded at the optimum)."""
-    N = 4
-    wg, wm = np.arange(N) / N, np.full(N, 1.0 / N)
-    sg, sm = (np.arange(N) + 0.5) / N, np.full(N, 1.0 / N)
-    types = DM.value_scale_space(wg, wm, sg, sm, 2 * N)
-    ref = D.value_scale_distribution_menu(wg, wm, sg, sm, 2 * N, TECH, audit=False)
-    bm = D.value_scale_budget_menu(wg, wm, sg, sm, 2 * N, TECH)
-    return types, ref, {"budget": DM.menu_start(bm), "neutral": DM.neutral_start(TECH, types)}
 
 
 def test_no_row_without_a_variable_and_every_solve_at_the_optimum():
