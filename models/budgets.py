@@ -18,6 +18,8 @@ implementations, the independent audits, and the convergence study.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
@@ -26,7 +28,7 @@ from models import gain
 from models.closed_form import budgets as cb
 from models.closed_form import cost as cf
 from models.results import RegimeResult, bound_check, compare
-from models.solver import PRECISE_OPTIONS, Timer
+from models.solver import PRECISE_OPTIONS, stopped_at_tiny_step, Timer, TINY_STEP_RETRY
 
 NAME = "budgets"
 IC_FORMS = ("local", "all-pairs", "both")
@@ -957,6 +959,14 @@ def solve_menu(tech, theta, mass, ctx, label: str, ic: str = "local", start=None
     ``polish``: refine Ipopt's menu by per-type Newton (polish_menu); the
     note says what was done (``menu.note``)."""
     prog, menu, r = _solve_menu(tech, theta, mass, ctx, label, ic, start, formulation)
+    if stopped_at_tiny_step(r):
+        # once more without Ipopt's tiny-step stop (solver.TINY_STEP_RETRY: two_type_121_9 stopped one
+        # iteration short of 'optimal'); the retry's message says what it followed
+        first = r.message
+        ctx2 = dataclasses.replace(ctx, options={**ctx.options, **TINY_STEP_RETRY})
+        prog, menu, r = _solve_menu(tech, theta, mass, ctx2, f"{label}[retry tiny_step_tol=0]", ic, start,
+                                    formulation)
+        r.message = f"retried (tiny_step_tol = 0) after '{first}'" + (f": {r.message}" if r.message else "")
     if polish and r.ok:
         menu, menu.note = polish_menu(tech, theta, mass, menu)
     return prog, menu, r

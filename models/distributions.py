@@ -1782,21 +1782,6 @@ def _budget_weights(tech, theta, mass):
     return w / w.max() if w.max() > 0 else w
 
 
-def _solve_budget_retrying(tech, theta, mass, ctx, label):
-    """solve_budget_menu (local IC, polished); once more with solver.TINY_STEP_RETRY when Ipopt stopped
-    on its tiny-step test (two_type_121_9: one iteration short of 'optimal').  Returns (menu, result);
-    the retry's message says what it followed."""
-    from models.solver import stopped_at_tiny_step, TINY_STEP_RETRY
-
-    _, bm, r = solve_budget_menu(tech, theta, mass, ctx, label, "local", polish=True)
-    if not stopped_at_tiny_step(r):
-        return bm, r
-    ctx2 = dataclasses.replace(ctx, options={**ctx.options, **TINY_STEP_RETRY})
-    _, bm, r2 = solve_budget_menu(tech, theta, mass, ctx2, f"{label}[retry tiny_step_tol=0]", "local", polish=True)
-    r2.message = f"retried (tiny_step_tol = 0) after '{r.message}'" + (f": {r2.message}" if r2.message else "")
-    return bm, r2
-
-
 def _banded_budget_menu(res, tech, theta, mass, ctx, label):
     """The budget menu NLP over (theta, mass), in weight bands where the group
     weights have gaps wider than BUDGET_GAP (see the comment above); returns the menu."""
@@ -1819,13 +1804,13 @@ def _banded_budget_menu(res, tech, theta, mass, ctx, label):
     if not cuts.size:
         # polish: the budgets regime's per-type Newton (low-mass θ groups carry
         # Ipopt's mass-weighted error, value_scale_50_14: Q off 4e3 relative)
-        bmenu, r = _solve_budget_retrying(tech, theta, mass, ctx, label)
+        _, bmenu, r = solve_budget_menu(tech, theta, mass, ctx, label, "local", polish=True)
         res.solves[label] = r
         return bmenu
     # w = 0 (θ <= 0: first best 0) goes with the heaviest band: those groups are excluded at any weight
     inc = (w > cuts[0]) | ~pos
     sub = np.flatnonzero(inc)
-    hmenu, r = _solve_budget_retrying(tech, theta[sub], mass[sub], ctx, label)
+    _, hmenu, r = solve_budget_menu(tech, theta[sub], mass[sub], ctx, label, "local", polish=True)
     res.solves[label] = r
     N, K = len(theta), tech.K
     Q, t = np.zeros(N), np.zeros(N)
@@ -2461,7 +2446,7 @@ def richardson_ratio(res, tech, vs, ctx, opts, cont) -> pd.DataFrame:
         _menu_checks(res, tech, f"nlp_vs_discrete_closed_form[{lab}]", sN.menu, refN, index=idx, full=False)
         th, mth = theta_grid(tech, wd, sd, 4 * N)
         blab = f"theta-grid:{4 * N}"
-        bmenu, r = _solve_budget_retrying(tech, th, mth, ctx, f"{blab}[budget]")
+        _, bmenu, r = solve_budget_menu(tech, th, mth, ctx, f"{blab}[budget]", "local", polish=True)
         res.solves[f"{blab}[budget]"] = r
         bprof = bmenu.profit(tech)
         bcf = D._screening_profit(th, mth, tech)
