@@ -59,7 +59,10 @@ res = api.solve_regime(scn, "budgets")
 ver = res.verification
 print(res.status(), "-", len(ver), "verification rows, all passed:", bool(ver["passed"].all()))
 assert res.verified
-ver.groupby("check")["rel_err"].max().head(8)
+# relative rows: rel_err against its tolerance; bound rows (one-sided limits, e.g. the
+# worst IC gain) compare `numeric` with `tolerance`, so their rel_err is not an error
+rel = ver[ver["kind"] == "relative"]
+rel.groupby("check")[["rel_err", "tolerance"]].max().head(8)
 
 # %% [markdown]
 # ## 3. The optimal menu against its closed form

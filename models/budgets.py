@@ -1253,8 +1253,8 @@ def _upper_bound_check(res, tech, menu, theta, mass):
     worst = max(float(np.max(a)) for a in parts)
     res.checks.append(bound_check(NAME, "upper_bound_slack",
                                   f"{UB_FACTOR:g} · max_k (Q_k, X_k, Z_k) / upper bound (bounds {UB_FACTOR:g} x the top "
-                                  "type's first best; 1 = no distortion at the top, must stay below "
-                                  f"{UB_FACTOR:g})", UB_FACTOR * worst, 1.0 + TOL_DISCRETE))
+                                  "type's first best; 1 = no distortion at the top, must not exceed 1 + TOL_DISCRETE; "
+                                  f"a binding bound gives {UB_FACTOR:g})", UB_FACTOR * worst, 1.0 + TOL_DISCRETE))
 
 
 # What a failed row of each check means for the exported tables and what to

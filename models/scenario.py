@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import csv
+from decimal import Decimal
 import errno
 import math
 import os
@@ -182,9 +183,11 @@ def _num(x) -> str:
 def _show(value, limit: int = 200) -> str:
     """A value as the user typed it: 60.0 stays 60.0 (so "an integer" is understood),
     13.333333333333334 keeps every digit (stranger S8 D8)."""
+    if isinstance(value, bool):  # echoed as TOML spells it (stranger11 F5: `n = true` came back as True)
+        return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int):
         return _num(value)
     try:
         text = repr(value)
@@ -255,8 +258,13 @@ def _technology(v: _V, d: dict) -> Technology:
             if b is not None and len(ah) != 1:
                 v.fail(p + ".classes", f"{len(ah)} classes", "exactly one class with the baseline form (b + z)^gamma")
         if sigma + gamma >= 1:
+            # "in floating point" only where it is the doubles, not the decimals as typed, that reach 1
+            # (0.5 + 0.49999999999999994 is 1.0 in double precision; stranger11 F5 found the phrase
+            # odd on a plain 0.5 + 0.6)
+            typed = Decimal(repr(sigma)) + Decimal(repr(gamma))
+            where = " in floating point (the decimals as typed sum to less than 1)" if typed < 1 else ""
             v.fail(p + ".gamma", gamma, f"0 <= gamma < 1 - sigma = {_num(1 - sigma)} (sigma + gamma < 1; here "
-                   f"sigma + gamma = {_num(sigma + gamma)} in floating point)")
+                   f"sigma + gamma = {_num(sigma + gamma)}{where})")
     return Technology(
         sigma=sigma, rho=rho, alpha=tuple(alpha), cost=tuple(cost), gamma=gamma,
         rho_hat=rho_hat, alpha_hat=tuple(ah), cost_hat=tuple(ch), baseline=b,
@@ -374,7 +382,7 @@ def _solver(v: _V, d: dict) -> dict:
     tol = v.number(s, p, "tol", lo=0, lo_open=True, hi=1, default=None)
     if tol is not None:
         user["tol"] = tol
-    mi = v.number(s, p, "max_iter", lo=0, integer=True, default=None)
+    mi = v.number(s, p, "max_iter", lo=0, hi=IPOPT_INT_MAX, integer=True, default=None)
     if mi is not None:
         user["max_iter"] = mi
     opts = {"tol": 1e-10, "max_iter": 3000, **user}
@@ -487,12 +495,27 @@ def _depth(tree) -> tuple[int, str]:
     return best, where
 
 
+# Ipopt's integer options are C ints (the same bound models/solver.py checks for [solver.options])
+IPOPT_INT_MAX = 2 ** 31 - 1
+
+
+def _shipped_hint(path: Path) -> str:
+    """'; did you mean data/x.toml?' when a bare name is one of the shipped scenarios (stranger11 F5)."""
+    from models import data_dir
+
+    p = Path(path)
+    if p.parent != Path(".") or p.suffix not in ("", ".toml"):
+        return ""
+    shipped = data_dir() / (p.stem + ".toml")
+    return f"; did you mean {shipped}?" if shipped.is_file() else ""
+
+
 def parse_toml(path: Path) -> dict:
     """Read a TOML file: clear messages for every way the file can be unusable."""
     src = str(path)
     problem = file_problem(path)
     if problem == "not found":
-        raise ScenarioError(f"{src}: scenario file not found")
+        raise ScenarioError(f"{src}: scenario file not found{_shipped_hint(path)}")
     if problem:
         raise ScenarioError(f"{src}: cannot be used as a scenario file: {problem}")
     try:

@@ -962,7 +962,7 @@ class OptionSpec:
         return f"{kind} with {lo}{self.name}{hi}"
 
 
-_INT_MAX = 2 ** 31 - 1
+_INT_MAX = 2 ** 31 - 1  # C int (scenario.IPOPT_INT_MAX is the same bound for [solver] max_iter)
 _CATALOG: dict[str, OptionSpec] | None = None
 _LINEAR_SOLVERS: dict[tuple, bool] = {}  # (solver name, route) -> loadable
 

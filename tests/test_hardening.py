@@ -166,6 +166,15 @@ CASES = [
          ["row 3", "this row has fewer"]),
     Case("gamma-digits", "messages", {"scenario.toml": edit("gamma = 0.2", "gamma = 0.49999999999999994")},
          ["gamma' = 0.49999999999999994", "sigma + gamma = 1 in floating point"]),
+    # stranger11 F5: values echoed as TOML spells them, one range text per field, plain words where plain
+    Case("bool-echoed-as-toml", "messages", {"scenario.toml": edit("n = 10", "n = true")},
+         ["'types.n' = true is invalid"]),
+    Case("gamma-plainly-above", "messages", {"scenario.toml": edit("gamma = 0.2", "gamma = 0.6")},
+         ["here sigma + gamma = 1.1)"]),
+    Case("max-iter-negative-range", "ipopt-options", {"scenario.toml": add_solver("max_iter = -5")},
+         ["'solver.max_iter' = -5", "0 <= max_iter <= 2147483647"]),
+    Case("scenario-bare-shipped-name", "scenario-path", {}, ["scenario file not found; did you mean",
+                                                            "data/budgets_beta.toml"], scenario="bare:budgets_beta"),
 ]
 
 # classes that are not bad input but must stay clean failures (exit 1): tested below
@@ -188,7 +197,10 @@ def materialise(case: Case, d: Path) -> list:
         (p.write_bytes if isinstance(content, bytes) else p.write_text)(content)
     args = ["sweep"] if case.sweep else []
     if case.scenario is not None:
-        args.append(case.scenario if case.scenario.startswith("/") else str(d / case.scenario))
+        if case.scenario.startswith("bare:"):  # as typed, relative to the working folder
+            args.append(case.scenario[len("bare:"):])
+        else:
+            args.append(case.scenario if case.scenario.startswith("/") else str(d / case.scenario))
     extra = [a.replace("{dir}", str(d)) for a in case.args]
     if "--out" not in extra:
         extra += ["--out", str(d / "out")]
