@@ -255,7 +255,40 @@ REGRESSIONS_33["hyp6_light_band_objective"] = (
     # 'optimal' with V 1.8x, t 1.9x the optimum's and all-pairs IC violated by 1.9e-2 (lead's Hypothesis draw)
     0.7352, [(0.08045, 0.022925), (0.1323, 11.6574)],
     {"distribution": "beta", "low": 0.0, "high": 59.9515, "p": 1.0, "q": 29.0, "n": 16}, None)
+REGRESSIONS_33["139_26_quality_row"] = (
+    # σ = 0.05 (stranger12, seed 139): the unrestricted final's quality row V^(1/σ) = V^20 ~ 1e-20 in the top
+    # type's units left V free of the tokens; the final reported a profit 0.32 % above the exact optimum
+    0.05, [(0.0, 5.35697), (0.601, 0.0950741)],
+    {"distribution": "beta", "low": 1.428, "high": 2.428, "p": 3.415, "q": 1.0, "n": 15}, None)
 REGRESSIONS.update(REGRESSIONS_33)
+
+
+def test_unrestricted_program_values_what_its_tokens_buy(ctx, tmp_path):
+    """The unrestricted monopolist started at the exact discrete optimum (versions_139_26): whatever status
+    Ipopt reports, its V must be the value of its own tokens, (Σ_ℓ q^(η_ℓ/σ))^σ, to the solver's accuracy,
+    and its profit cannot exceed the exact optimum (the optimum over a larger set is the same: mixing never
+    pays at these costs, the mixing audit of the regime's run).  1e-6 = TOL_DISCRETE, the bar of every V row;
+    the former token form gave V 0.258 from tokens worth 3.6e-6 (relative miss ~1) and a profit 0.32 % high."""
+    import pyomo.environ as pyo
+
+    sigma, mods, types, _ = REGRESSIONS["139_26_quality_row"]
+    raw = _case(tmp_path, sigma, mods, types)
+    s = scenario.from_dict(raw, source="x.toml", base=tmp_path)
+    theta, mass = s.discrete_types()
+    models = vv.model_list(sigma, s.regimes["versions"])
+    exact = cv.monopolist_discrete(models, theta, mass)
+    V, t, assign = exact["V"], exact["t"], exact["model"]
+    q = np.zeros((len(theta), len(models)))
+    served = assign >= 0
+    q[served, assign[served]] = V[served] ** (1 / np.array([models[a].eta for a in assign[served]]))
+    m = vv.build_monopolist(models, sigma, theta, mass, q, t)
+    ctx.solve(m, "unrestricted from the exact optimum", 0.0, defaults=vv.START_DEFAULTS)
+    Vn, tn = vv._read_menu(m)
+    qn = vv._read_tokens(m, models)
+    V_tokens = vv._pool(models, sigma, qn) ** sigma
+    assert np.max(np.abs(Vn - V_tokens)) <= vv.TOL_DISCRETE * np.max(V), np.c_[Vn, V_tokens]
+    profit = float(np.sum(mass * (tn - qn @ np.array([mm.c for mm in models]))))
+    assert profit <= exact["profit"] * (1 + vv.TOL_DISCRETE), (profit, exact["profit"])
 
 
 @pytest.mark.parametrize("name", list(REGRESSIONS_33))

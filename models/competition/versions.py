@@ -416,33 +416,83 @@ def build_monopolist_assigned(models, theta, mass, assign, V0, t0=None):
     return m
 
 
+W_FLOOR = 1e-20
+"""Lower bound of the unrestricted program's per-type qualities ω (units of S_k): pow(0, 1/η) with
+1/η < 2 has no second derivative at 0 (the AMPL library stops the solve, measured); the floor adds
+≤ 1e-20 of S_k to V (the row is a 1/σ-norm) at a spend ≤ c S^{1/η}·1e-20, below every tolerance."""
+
+
 def build_monopolist(models, sigma, theta, mass, q0, t0):
-    """Unrestricted monopolist: tokens of every model free per type, ``V^{1/σ} = Σ_ℓ q^{η_ℓ/σ}``;
-    IR of the lowest type, adjacent IC both ways, monotone V.  Non-convex; started at a menu."""
+    """Unrestricted monopolist: every model's quality free per type, ``V^{1/σ} = Σ_ℓ W_ℓ^{1/σ}`` with
+    ``W_ℓ = q_ℓ^{η_ℓ}`` the quality bought on model ℓ; IR of the lowest type, adjacent IC both ways,
+    monotone V.  Non-convex; started at a menu.
+
+    Per-type units, as :func:`build_monopolist_assigned`: ``V_k = S_k v_k``, ``W_kℓ = S_k ω_kℓ``,
+    ``t_k = P_k τ_k``, with S_k the start's V of the type (its first-best quality where the start does
+    not serve it; running maximum) and P_k = θ_k S_k.  The quality row ``v^{1/σ} = Σ_ℓ ω^{1/σ}`` is
+    then O(1) at the start for every served type, and the spend is ``c_ℓ S_k^{1/η_ℓ} ω^{1/η_ℓ}``
+    (coefficient formed in logs).  Qualities, not tokens, are the variables: every power is ≥ 1, so
+    ω → 0 is harmless (floor W_FLOOR), and an item priced out of the mix costs nothing to leave there.
+
+    Two defects of the former token form (tokens x in the top type's units, x ≥ 1e-16,
+    ``V^{1/σ} = Σ τ^{η/σ} x^{η/σ}``), both on versions_139_26 (σ = 0.05; stranger12, measured):
+    the row was V^20 ~ 1e-20 for the low types, inside Ipopt's constraint tolerance, so V was free
+    of the tokens and the final reported a profit 0.32 % above the exact optimum (V ≈ 0.26 bought
+    with 4e-10 of tokens); and on a model with η = σ the token floor alone gave every type
+    V = (τ·1e-16)^0.05 ≈ 0.16·τ^η, so no type could be excluded."""
     u = units(models, theta)
     ms, th, p = u.models(models), np.asarray(theta, float) / u.theta, np.asarray(mass, float)
     N, L = len(th), len(ms)
-    tau = np.array([max(float(cc.first_best_quality(mm, 1.0)) ** (1 / mm.eta), 1e-300) for mm in ms])
-    x0 = np.maximum(np.asarray(q0, float) / np.array([u.Q ** (1 / mm.eta) for mm in models])[None, :] / tau, FLOOR)
-    V0 = _pool(ms, sigma, x0 * tau) ** sigma
+    eta = np.array([mm.eta for mm in ms])
+    qunit = np.array([u.Q ** (1 / mm.eta) for mm in models])[None, :]
+    qn = np.maximum(np.asarray(q0, float), 0.0) / qunit  # start tokens, nondimensional
+    with np.errstate(divide="ignore"):
+        lW0 = eta[None, :] * np.log(qn)  # log quality bought on each model (−inf where none)
+        lfb = np.max([eta[l] / (1 - eta[l]) * np.log(np.maximum(eta[l] * th / ms[l].c, 0.0)) for l in range(L)],
+                     axis=0)  # the type's first-best quality (log; −inf at θ = 0)
+    top = np.max(lW0, axis=1)
+    with np.errstate(invalid="ignore"):
+        lV0 = np.where(np.isfinite(top), top + sigma * np.log(np.sum(np.exp((lW0 - top[:, None]) / sigma), axis=1)),
+                       -np.inf)
+    served = np.isfinite(lV0) & (lV0 > np.where(np.isfinite(lfb), lfb, -np.inf) + np.log(SERVED))
+    lS = np.where(served, lV0, np.where(np.isfinite(lfb), lfb, np.log(NEGLIGIBLE)))
+    lS = np.maximum.accumulate(np.maximum(lS, np.log(NEGLIGIBLE)))
+    S = np.exp(np.minimum(lS, 700.0))
+    Pk = th * S
+    Pk = np.where((th > 0) & (Pk > NEGLIGIBLE), Pk, 1.0)
+    Pk = np.maximum.accumulate(Pk)
+    w0 = np.maximum(np.exp(np.minimum(lW0 - lS[:, None], 700.0)), W_FLOOR)
+    v0 = np.exp(np.minimum(np.where(np.isfinite(lV0), lV0, -np.inf) - lS, 700.0))
+    lcost = np.log([mm.c for mm in ms])[None, :] + lS[:, None] / eta[None, :]  # log of c_ℓ S_k^{1/η_ℓ}
     m = pyo.ConcreteModel(name="monopolist_L_unrestricted")
-    m._u, m._tau = u, tau
+    m._u, m._S, m._Pk, m._eta = u, S, Pk, eta
     m.TYPES, m.MODELS = pyo.RangeSet(0, N - 1), pyo.RangeSet(0, L - 1)
-    m.x = pyo.Var(m.TYPES, m.MODELS, bounds=(FLOOR, None), initialize=lambda m, k, l: float(x0[k, l]))
-    m.V = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=dict(enumerate(V0)))
-    m.t = pyo.Var(m.TYPES, initialize=dict(enumerate(np.asarray(t0, float) / u.P)))
+    m.w = pyo.Var(m.TYPES, m.MODELS, bounds=(W_FLOOR, None), initialize=lambda m, k, l: float(w0[k, l]))
+    m.V = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=dict(enumerate(v0)))
+    m.t = pyo.Var(m.TYPES, initialize=dict(enumerate(np.asarray(t0, float) / u.P / Pk)))
+    # a model whose spend coefficient overflows is priced out for that type (its quality stays at the floor)
+    priced_out = lcost > 700.0
+    for k in range(N):
+        for l in range(L):
+            if priced_out[k, l]:
+                m.w[k, l].fix(W_FLOOR)
     m.quality = pyo.Constraint(m.TYPES, rule=lambda m, k: m.V[k] ** (1 / sigma) == sum(
-        float(tau[l] ** (ms[l].eta / sigma)) * m.x[k, l] ** (ms[l].eta / sigma) for l in m.MODELS))
-    m.ir = pyo.Constraint(expr=th[0] * m.V[0] - m.t[0] >= 0)
+        m.w[k, l] ** (1 / sigma) for l in m.MODELS))
+    Vx = {k: float(S[k]) * m.V[k] for k in range(N)}
+    tx = {k: float(Pk[k]) * m.t[k] for k in range(N)}
+    m.ir = pyo.Constraint(expr=(th[0] * Vx[0] - tx[0]) / float(Pk[0]) >= 0)
+    # each IC row divided by the larger of the two types' money units (Pk is non-decreasing)
     m.ic_down = pyo.Constraint(pyo.RangeSet(1, N - 1) if N > 1 else [],
-                               rule=lambda m, k: th[k] * (m.V[k] - m.V[k - 1]) - m.t[k] + m.t[k - 1] >= 0)
+                               rule=lambda m, k: (th[k] * (Vx[k] - Vx[k - 1]) - tx[k] + tx[k - 1]) / float(Pk[k]) >= 0)
     m.ic_up = pyo.Constraint(pyo.RangeSet(0, N - 2) if N > 1 else [],
-                             rule=lambda m, k: th[k] * (m.V[k] - m.V[k + 1]) - m.t[k] + m.t[k + 1] >= 0)
-    m.mono = pyo.Constraint(pyo.RangeSet(1, N - 1) if N > 1 else [], rule=lambda m, k: m.V[k] - m.V[k - 1] >= 0)
-    m.profit = pyo.Objective(expr=sum(float(p[k]) * (m.t[k] - sum(ms[l].c * float(tau[l]) * m.x[k, l] for l in m.MODELS))
-                                      for k in m.TYPES), sense=pyo.maximize)
+                             rule=lambda m, k: (th[k] * (Vx[k] - Vx[k + 1]) - tx[k] + tx[k + 1]) / float(Pk[k + 1]) >= 0)
+    m.mono = pyo.Constraint(pyo.RangeSet(1, N - 1) if N > 1 else [],
+                            rule=lambda m, k: (Vx[k] - Vx[k - 1]) / float(S[k]) >= 0)
+    m.profit = pyo.Objective(expr=sum(float(p[k]) * (tx[k] - sum(
+        float(np.exp(lcost[k, l])) * m.w[k, l] ** (1 / eta[l]) for l in range(L) if not priced_out[k, l]))
+        for k in m.TYPES), sense=pyo.maximize)
     sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
-    sf[m.profit] = 1.0 / float(np.max(p))
+    sf[m.profit] = 1.0 / float(np.max(p * Pk))  # the largest per-type term O(1)
     return m
 
 
@@ -453,8 +503,10 @@ def _read_menu(m):
 
 
 def _read_tokens(m, models):
-    x = np.array([[pyo.value(m.x[k, l]) for l in m.MODELS] for k in m.TYPES])
-    return x * m._tau[None, :] * np.array([m._u.Q ** (1 / mm.eta) for mm in models])[None, :]
+    """Tokens q (N, L) in the scenario's units: q = W^{1/η} (nondimensional) times the token unit."""
+    w = np.array([[max(pyo.value(m.w[k, l]), 0.0) for l in m.MODELS] for k in m.TYPES])
+    qn = (w * m._S[:, None]) ** (1 / m._eta[None, :])
+    return qn * np.array([m._u.Q ** (1 / mm.eta) for mm in models])[None, :]
 
 
 def _assign(order, cuts, N) -> np.ndarray:
