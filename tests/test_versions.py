@@ -191,6 +191,20 @@ def test_mixing_audit_flags_a_type_on_the_dearer_model():
     assert not res.verification.passed.all()
 
 
+def test_tokens_row_fails_when_the_tokens_do_not_buy_the_reported_V():
+    """Both directions of the row a reported unrestricted final gets: tokens that deliver V pass, the
+    same menu with one type's V 1e-5 high (10 x TOL_DISCRETE) fails."""
+    from models.results import RegimeResult
+    models = vv.model_list(0.5, _raw()["regimes"]["versions"])
+    V = np.array([1.0, 2.0, 3.0])
+    q = np.zeros((3, 3))
+    q[:, 1] = V ** (1 / models[1].eta)
+    ok, bad = RegimeResult("versions"), RegimeResult("versions")
+    vv._tokens_row(ok, models, 0.5, V, q)
+    vv._tokens_row(bad, models, 0.5, V * np.array([1.0, 1.0 + 1e-5, 1.0]), q)
+    assert ok.verification.passed.all() and not bad.verification.passed.any()
+
+
 # ----------------------------------------------------------------- regressions (random versions draws, seed 60)
 def _case(tmp_path, sigma, models, types, csv=None):
     raw = _raw()

@@ -633,6 +633,7 @@ def _monopolist(res, models, sigma, theta, mass, ctx):
         if r.ok and _better(r.objective, chosen.objective):
             out.update(V=V, t=t, q=qf, objective=r.objective)
             fin_txt += " - better, reported"
+            _tokens_row(res, models, sigma, V, qf)
     tab = _attempt_table(attempts)
     res.tables["monopolist_starts"] = tab
     n_ok = sum(np.isfinite(v) for v in cache.values())
@@ -735,6 +736,18 @@ def _simplex(L, n):
     """Points of the simplex lattice with n intervals per edge, shape (P, L)."""
     pts = [c for c in itertools.product(range(n + 1), repeat=L - 1) if sum(c) <= n]
     return np.array([[*c, n - sum(c)] for c in pts], float) / n
+
+
+def _tokens_row(res, models, sigma, V, q):
+    """The reported V is what its tokens buy: max_k |V_k − (Σ_ℓ q_kℓ^(η_ℓ/σ))^σ| / max V ≤ TOL_DISCRETE (the
+    bar of the V rows).  Only for a reported unrestricted final: the cut-off programs' tokens are V^(1/η)
+    by construction, where the row could not fail."""
+    Vq = _pool(models, sigma, q) ** sigma
+    res.checks.append(bound_check(
+        NAME, "monopolist_tokens_deliver_V", "max_k |V_k − (Σ_ℓ q_kℓ^(η_ℓ/σ))^σ| / max V (the unrestricted "
+        "final's exported tokens)", float(np.max(np.abs(V - Vq)) / max(float(np.max(V)), 1e-300)),
+        TOL_DISCRETE, index=f"{len(V)} types", advice="the exported tokens do not deliver the exported V: "
+        "menu.csv's tokens and V are NOT verified (report the scenario)"))
 
 
 def _mixing_audit(res, models, sigma, V, q, check):
