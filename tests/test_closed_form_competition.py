@@ -748,3 +748,101 @@ def test_pooled_block_argmax_with_flat_marginal_costs():
     # relative 1e-14 in v moves the marginal by (1/η − 1)·1e-14 ≈ 1e-15 of itself)
     assert marginal == pytest.approx(S, rel=1e-12)
     assert 1e28 < v < 1e31
+
+
+# competition_122_3 (fresh seed 122): Beta(17.13, 5.72) on [0.7451, 1.7451], N = 79, σ = 0.28, γ_L = 0.1333,
+# c_F/c_L = 0.96.  The lowest types' masses are 5e-29 … 1e-16, so ρ_k = (1 − P_k)/p_k reaches 1.9e28.
+LF_122_3 = C.LeaderFringe(sigma=0.28, gamma_L=0.1333, c_L=0.09146, c_F=0.087529)
+DIST_122_3 = TypeDistribution("beta", low=0.7451, high=1.7451, p=17.13, q=5.72)
+
+
+def _gain_decimal(lf, tk, tn, rho, q, digits=60):
+    """Δ_k(q) = (1+ρ)D(θ_k, q) − ρD(θ_(k+1), q) − c_L q straight from its definition, in `digits`-digit
+    decimal arithmetic (the float inputs converted exactly): u(θ, a) = max_x θ(a + x)^σ − c_F x with the
+    maximiser a + x = max(a, A), A = (θσ/c_F)^(1/(1−σ)) (first-order condition of a concave problem)."""
+    import decimal
+    from decimal import Decimal as Dm
+    with decimal.localcontext() as cx:
+        cx.prec = digits
+        s, cF, cL, r = Dm(lf.sigma), Dm(lf.c_F), Dm(lf.c_L), Dm(lf.sigma + lf.gamma_L) / Dm(lf.sigma)
+        a = Dm(float(q)) ** r if q > 0 else Dm(0)
+
+        def u(th, a):
+            A = (Dm(th) * s / cF) ** (1 / (1 - s))
+            top = max(a, A)
+            return Dm(th) * top**s - cF * (top - a)
+
+        def D(th):
+            return u(th, a) - u(th, Dm(0))
+
+        return float((1 + Dm(rho)) * D(tk) - Dm(rho) * D(tn) - cL * Dm(float(q)))
+
+
+def test_discrete_gain_has_no_round_off_of_rho_times_a_utility():
+    """competition_122_3: ρ_k up to 1.9e28 at the lowest types.  Δ_k was formed as (1+ρ)D_k − ρD_(k+1), a
+    difference of two utilities multiplied by ρ: round-off of ~1e12 (Δ_1 = 1.7e7 where the exact value is
+    0.0908), so the pointwise maximisers came out 0, 2.32, 0, 0, 0, 2.46, … and the ironing DP pooled
+    nothing.  Reference: the definition in 60-digit decimal arithmetic.  Tolerance 1e-10 of the larger of
+    |D_k| + c_L q and ρ·|D_(k+1) − D_k| (the terms the float evaluation adds; the rent step's series /
+    expm1 forms are good to ≤ 1e-12 relative, the float powers to ~1e-15), plus the reference's spread
+    over a 4-eps change of q (the conditioning of Δ_k itself at q̂_k)."""
+    th, p = DIST_122_3.discretise(79, "equal-spacing")
+    n = len(th)
+    tail = C._mass_above(p)
+    lf = LF_122_3
+    checked = 0
+    for k in list(range(7)) + [40, 77]:
+        rho = tail[k] / p[k]
+        qh, qn = float(C.limit_quality(lf, th[k])), float(C.limit_quality(lf, th[k + 1]))
+        for q in (0.5 * qh, qh, 0.5 * (qh + qn), qn, 1.5 * qn, 10 * qn):
+            got = float(C.leader_discrete_gain(lf, th[k], th[k + 1], rho, np.array([q]))[0])
+            ref = _gain_decimal(lf, th[k], th[k + 1], rho, q)
+            dk = _gain_decimal(lf, th[k], th[k + 1], 0.0, q) + lf.c_L * q  # D_k
+            rent = abs(ref - (dk - lf.c_L * q)) / rho if rho > 0 else 0.0  # |D_(k+1) − D_k|
+            scale = max(abs(dk) + lf.c_L * q, rho * rent)
+            # plus the reference's own spread over q·(1 ± 4 eps): the float form is backward stable (A_k, q^r
+            # carry a few ulp), and at q = q̂_k, Δ_k moves by ~ρ_k c_F A_k (1 − σ) ε δε there (7e-10 at k = 1)
+            cond = max(abs(_gain_decimal(lf, th[k], th[k + 1], rho, q * (1 + e)) - ref) for e in (4e-16, -4e-16))
+            assert abs(got - ref) <= 1e-10 * scale + cond, (k, q, got, ref, scale, cond)
+            checked += 1
+    assert checked == 54 and tail[0] / p[0] > 1e28  # the case arises
+
+
+def test_leader_discrete_limit_prices_the_light_bottom_types_without_ironing():
+    """competition_122_3's grid: every type of the support is above the break-even quality's entry
+    (θ_lo = 0.345 < θ_min), so each bottom type's exact gain at its limit quality q̂_k is
+    Δ_k(q̂_k) = c_F A_k − c_L q̂_k > 0, independent of ρ_k (D_k = D_(k+1) = c_F q^r up to q̂_k), while above
+    q̂_k the rent term −ρ_k E_k with ρ_k ≥ 1e15 makes Δ_k fall within ~1/ρ_k of q̂_k: q_k = q̂_k to double
+    precision.  Before: the reference said 'the pointwise discrete schedule is not monotone; reference =
+    the ironed discrete optimum (pooled: )' and put q = 0, 0.869, 1.661, 1.661, 1.667 on types 0–4."""
+    th, p = DIST_122_3.discretise(79, "equal-spacing")
+    lf = LF_122_3
+    ref = C.leader_discrete_monotone(lf, th, p)
+    assert not ref["ironed"]
+    assert np.all(np.diff(ref["q_L"]) >= 0)
+    k = np.arange(5)
+    qh = C.limit_quality(lf, th[k])
+    A = C.fringe_stand_alone(lf, th[k])
+    assert np.all(lf.c_F * A - lf.c_L * qh > 0)  # the case: limit pricing pays at each of them
+    np.testing.assert_allclose(ref["q_L"][k], qh, rtol=1e-12, atol=0.0)
+    assert np.all(ref["region"][k] == 1)
+
+
+def test_continuous_leader_schedule_is_monotone_where_the_hazard_is_huge():
+    """Beta(17.13, 5.72) (competition_122_3): (1 − F)/f ~ 1e52 at the second scan point.  Where the upper
+    candidate is the limit quality q̂, the rent u_θ(q̂) − u_θ(0) is exactly 0 (the buyer stops topping up
+    there), but max(A^σ, q̂^η) − A^σ was round-off ~1e-16·A^σ, which the hazard made a rent of ~1e36: 12 of
+    the 4001 scan points came out unserved between limit-priced neighbours, leader_schedule_is_monotone
+    said False and the regime skipped every continuous comparison.  Every type here sells at least q̂
+    (θ_lo = 0.345 lies below the support), with gain c_F A − c_L q̂ at q̂."""
+    lf, dist = LF_122_3, DIST_122_3
+    assert C.theta_lo(lf) < dist.support[0]
+    t = np.linspace(*dist.support, C.SCAN_POINTS)[:200]
+    assert np.max(C._hazard(dist, t[1:])) > 1e50  # the case arises
+    q, reg = C.leader_quantity(lf, dist, t)
+    qh = C.limit_quality(lf, t)
+    np.testing.assert_array_equal(reg, 1)
+    np.testing.assert_array_equal(q, qh)
+    g = C.leader_gain(lf, dist, t, qh)
+    np.testing.assert_allclose(g, lf.c_F * C.fringe_stand_alone(lf, t) - lf.c_L * qh, rtol=1e-12)
+    assert C.leader_schedule_is_monotone(lf, dist)

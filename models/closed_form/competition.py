@@ -668,7 +668,11 @@ def leader_gain(lf: LeaderFringe, dist: TypeDistribution, theta, q) -> np.ndarra
     :math:`=E[\Delta(\theta,q(\theta))]` (module docstring)."""
     t = np.asarray(theta, float)
     qq = np.asarray(q, float)
-    dut = buyer_value_theta(lf, t, qq) - buyer_value_theta(lf, t, 0.0)  # ≥ 0, 0 up to q̂
+    # ≥ 0, and exactly 0 up to q̂ (the limit quality itself included): max(A^σ, q̂^η) − A^σ is round-off
+    # ~1e-16·A^σ there, which the hazard (1 − F)/f ~ 1e52 at the bottom of a Beta(17, 5.7) turned into a
+    # rent of ~1e36, so the limit-priced bottom types came out unserved at every other scan point and the
+    # schedule 'not monotone' (competition_122_3: every continuous comparison skipped)
+    dut = np.where(qq > limit_quality(lf, t), buyer_value_theta(lf, t, qq) - buyer_value_theta(lf, t, 0.0), 0.0)
     haz = _hazard(dist, t)
     with np.errstate(invalid="ignore"):  # no rent (dut = 0) at an infinite hazard: no rent term
         rent = np.where(dut > 0, dut * haz, 0.0)
@@ -870,6 +874,59 @@ def leader_summary(lf: LeaderFringe, dist: TypeDistribution) -> dict:
 
 
 # ---------------------------------------------------- discrete types
+def _shortfall_ratio(sigma: float, eps) -> np.ndarray:
+    r""":math:`\varphi_\sigma(\varepsilon)=\varepsilon-((1+\varepsilon)^\sigma-1)/\sigma\ge0` for ε ≥ 0,
+    without cancellation: ~(1−σ)ε²/2 as ε → 0, where the direct form loses ~log10(1/ε) digits to
+    round-off.  Series below :data:`SHORTFALL_SERIES` (terms fall by a factor ≤ ε, 10 of them: ~1e-30
+    relative), ε − expm1(σ·log1p ε)/σ above (relative round-off ≲ 4·eps/((1−σ)ε) ≤ 1e-12)."""
+    e = np.maximum(np.asarray(eps, float), 0.0)
+    small = e < SHORTFALL_SERIES
+    es = np.where(small, e, 0.0)
+    term = 0.5 * (1 - sigma) * es**2
+    out = term.copy()
+    for n in range(2, 12):  # c_(n+1) = c_n (σ − n)/(n + 1), c_2 = (1 − σ)/2
+        term = term * (sigma - n) / (n + 1) * es
+        out = out + term
+    with np.errstate(over="ignore", invalid="ignore"):
+        big = e - np.expm1(sigma * np.log1p(e)) / sigma
+    return np.where(small, out, big)
+
+
+SHORTFALL_SERIES = 1e-3
+"""ε below which :func:`_shortfall_ratio` sums its Taylor series."""
+
+
+def _shortfall(lf: LeaderFringe, theta, A, a) -> np.ndarray:
+    r""":math:`\psi(\theta,a)=c_Fa-D(\theta,q)\ge0`, :math:`a=q^r`: what a buyer who takes leader tokens
+    a above its stand-alone purchase A = A(θ) gives up against a fringe-token price c_F
+    (0 for a ≤ A, where it tops up to A).  With θσA^(σ−1) = c_F:
+    :math:`\psi=c_FA\,\varphi_\sigma(a/A-1)` (:func:`_shortfall_ratio`); where A = 0 (θ = 0, or A
+    below the smallest double) u0 = 0 and ψ = c_F a − θa^σ."""
+    t, A, a = (np.asarray(v, float) for v in (theta, A, a))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eps = np.where(A > 0, a / np.where(A > 0, A, 1.0) - 1.0, 0.0)
+        out = np.where(A > 0, lf.c_F * A * _shortfall_ratio(lf.sigma, eps),
+                       lf.c_F * a - np.maximum(t, 0.0) * a**lf.sigma)
+    return np.where(a > A, out, 0.0)
+
+
+def _rent_step(lf: LeaderFringe, theta_k: float, theta_next: float, q) -> np.ndarray:
+    r""":math:`E_k(q)=D(\theta_{k+1},q)-D(\theta_k,q)=\psi(\theta_k,a)-\psi(\theta_{k+1},a)\ge0`, the
+    information rent one item q leaves type k+1 over type k, without the cancellation of the
+    difference of two utilities: 0 for a ≤ A_k; ψ(θ_k, a) on (A_k, A_(k+1)]; above,
+    :math:`\psi(\theta_k,A_{k+1})+(\theta_{k+1}-\theta_k)(a^\sigma-A_{k+1}^\sigma)` (both terms ≥ 0).
+    It is multiplied by ρ_k = (1 − P_k)/p_k, ~1e28 for the light low types of a Beta(17, 5.7)
+    (competition_122_3): there the direct difference of u's, round-off ~1e-16 of u, made Δ_k
+    round-off of ~1e12 (1.7e7 at θ_1, 0 at θ_2…θ_4), the pointwise schedule came out
+    'non-monotone' (q = 0, 2.32, 0, 0, 0, 2.46, …) and the ironing DP fitted that noise."""
+    q = np.maximum(np.asarray(q, float), 0.0)
+    a = q**lf.r
+    Ak, An = fringe_stand_alone(lf, theta_k), fringe_stand_alone(lf, theta_next)
+    mid = _shortfall(lf, theta_k, Ak, np.minimum(a, An))
+    above = np.where(a > An, (theta_next - theta_k) * (a**lf.sigma - An**lf.sigma), 0.0)
+    return mid + np.maximum(above, 0.0)
+
+
 def leader_discrete_gain(lf: LeaderFringe, theta_k: float, theta_next: float, rho: float, q) -> np.ndarray:
     r"""Discrete virtual gain of type k: with :math:`D(\theta,q)=u(\theta,q)-u(\theta,0)`,
 
@@ -879,12 +936,13 @@ def leader_discrete_gain(lf: LeaderFringe, theta_k: float, theta_next: float, rh
     from :math:`\sum_kp_kT_k` with :math:`T_k=T_{k-1}+u(\theta_k,q_k)-u(\theta_k,q_{k-1})`,
     :math:`q_0=0`, :math:`T_0=0`.  Above :math:`\hat q(\theta_{k+1})` it is
     :math:`\varphi_kq^\eta-c_Lq+\text{const}` with the φ of docs/model.md §2.4.
+    Evaluated as :math:`D(\theta_k,q)-c_Lq-\rho_kE_k(q)` with the rent step E_k of
+    :func:`_rent_step` (no difference of utilities multiplied by ρ_k).
     """
     q = np.asarray(q, float)
-    D = buyer_value(lf, theta_k, q) - outside_option(lf, theta_k)
-    g = (1 + rho) * D - lf.c_L * q
+    g = buyer_value(lf, theta_k, q) - outside_option(lf, theta_k) - lf.c_L * q
     if rho > 0:
-        g = g - rho * (buyer_value(lf, theta_next, q) - outside_option(lf, theta_next))
+        g = g - rho * _rent_step(lf, theta_k, theta_next, q)
     return g
 
 
@@ -896,13 +954,15 @@ def _leader_discrete_argmax(lf: LeaderFringe, tk: float, tn: float, rho: float) 
     qn = float(limit_quality(lf, tn)) if rho > 0 else np.inf
     phi = tk - rho * (tn - tk) if rho > 0 else tk
 
+    Ak = float(fringe_stand_alone(lf, tk))
+
     def dgain(q):
-        d = (1 + rho) * tk * lf.eta * q ** (lf.eta - 1) - lf.c_L
-        if q < qn:
-            d -= rho * lf.c_F * lf.r * q ** (lf.r - 1)
-        else:
-            d -= rho * tn * lf.eta * q ** (lf.eta - 1)
-        return d
+        if q < qn:  # c_F r q^(r−1)·[1 − (1+ρ)(1 − (a/A_k)^(σ−1))] − c_L: ρ multiplies a term that
+            # vanishes at q̂_k, formed with expm1/log1p, not as (1+ρ)θηq^(η−1) − ρc_F r q^(r−1) (ρ ~ 1e28
+            # at competition_122_3's light low types: that difference was round-off of ~1e12)
+            dphi = -np.expm1((lf.sigma - 1) * np.log1p(q**lf.r / Ak - 1)) if Ak > 0 else 1.0
+            return lf.c_F * lf.r * q ** (lf.r - 1) * (1 - (1 + rho) * dphi) - lf.c_L
+        return (1 + rho) * tk * lf.eta * q ** (lf.eta - 1) - rho * tn * lf.eta * q ** (lf.eta - 1) - lf.c_L
 
     if qh <= 0:
         qc = 0.0
