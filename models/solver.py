@@ -142,6 +142,16 @@ the stop off, Ipopt's own convergence test (or max_iter) ends the run; a retry, 
 the option also changes which steps skip the line search."""
 
 
+ACCEPTABLE_RETRY = {"mu_strategy": "monotone", "mu_init": 1e-9}
+"""Options of a warm retry (from the last iterate) after an 'acceptable' stop of a program whose only
+job is a check of a closed form.  The budgets regime's Proposition-1 efficient program at σ + γ = 0.95
+(stranger12's s11_high_eta) reached a dual infeasibility of 4e-12 against tol 1e-12, then its line
+search failed 20 times (α ~ 2e-7): near the optimum the predicted decrease, ~inf_du²/curvature
+~ 1e-22 of the objective, is below its round-off, and the adaptive barrier update kept proposing the
+same step.  The monotone update from the last point with a small μ ends 'optimal' at the same tol
+(14 iterations, objective equal to 1e-13).  Same tol, same checks: a retry, not a tolerance."""
+
+
 def stopped_at_tiny_step(r: "SolveResult") -> bool:
     """Whether a solve ended on Ipopt's tiny-step stop (cyipopt's and the executable's wording)."""
     m = (r.message or "").lower()

@@ -2200,3 +2200,15 @@ def test_no_richardson_limit_for_a_beta_top_on_an_equal_mass_grid(tmp_path):
     lim = [c for c in res.checks if (c["check"] == "continuous_limit").any()]
     prof = [c for c in lim if c["quantity"].iloc[0].startswith("profit (Richardson limit")]
     assert len(prof) == 1 and prof[0]["passed"].all()
+
+
+def test_proposition1_program_converges_near_linear_returns():
+    """stranger12's s11_high_eta (σ = 0.8, γ = 0.15, η = 0.95): the Proposition-1 efficient program stopped
+    'acceptable' (line search stalled at a dual infeasibility of 4e-12 against tol 1e-12), which made a correct
+    budgets run NOT VERIFIED; the warm retry (solver.ACCEPTABLE_RETRY, same tol) ends 'optimal'."""
+    tech = cf.Technology(sigma=0.8, rho=0.5, alpha=(0.5, 0.5), cost=(1.0, 3.0), gamma=0.15, rho_hat=0.0,
+                         alpha_hat=(1.0,), cost_hat=(2.0,))
+    res = budgets.RegimeResult(budgets.NAME)
+    budgets._lemma_checks(res, tech, ctx(), {"lemma_cells": 50, "lemma_profiles": 3})
+    assert all(r.ok for r in res.solves.values()), {k: r.status.value for k, r in res.solves.items()}
+    assert res.verification["passed"].all()

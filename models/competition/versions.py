@@ -468,7 +468,9 @@ def build_monopolist(models, sigma, theta, mass, q0, t0):
     m._u, m._S, m._Pk, m._eta = u, S, Pk, eta
     m.TYPES, m.MODELS = pyo.RangeSet(0, N - 1), pyo.RangeSet(0, L - 1)
     m.w = pyo.Var(m.TYPES, m.MODELS, bounds=(W_FLOOR, None), initialize=lambda m, k, l: float(w0[k, l]))
-    m.V = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=dict(enumerate(v0)))
+    # V ≥ W_FLOOR is implied by the row (Σ ω^(1/σ) ≥ W_FLOOR^(1/σ)); as a bound it keeps V^(1/σ) off 0,
+    # where 1/σ < 2 has no second derivative (versions_139_21: a type at θ = 0 started at V = 0, measured)
+    m.V = pyo.Var(m.TYPES, bounds=(W_FLOOR, None), initialize=dict(enumerate(np.maximum(v0, W_FLOOR))))
     m.t = pyo.Var(m.TYPES, initialize=dict(enumerate(np.asarray(t0, float) / u.P / Pk)))
     # a model whose spend coefficient overflows is priced out for that type (its quality stays at the floor)
     priced_out = lcost > 700.0
