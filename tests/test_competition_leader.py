@@ -359,3 +359,54 @@ def test_leader_discrete_uses_the_exact_mass_above_each_type():
     # same candidates and root finder, only ρ_k summed differently (round-off ~1e-16 of ρ_k): equal to the
     # root finder's own accuracy, xtol ROOT_XTOL = 1e-14 of the bracket's end (measured 4.8e-15)
     np.testing.assert_allclose(ref["q_L"], q_exp, rtol=1e-12, atol=0.0)
+
+
+# competition_122_14 (fresh seed 122): σ = 0.05, σ + γ_L = 0.819, piecewise density on [1.819, 2.819], 22 equal-mass types
+SCN_122_14 = ({"distribution": "piecewise", "breakpoints": [1.819, 2.4385, 2.5027, 2.6381, 2.819],
+               "masses": [0.178036, 0.381209, 0.334302, 0.10645300000000002], "n": 22, "grid": "equal-mass"},
+              {"sigma": 0.05, "gamma_L": 0.769, "c_L": 0.0986195, "c_F": 0.039165})
+
+
+def _scn_122_14():
+    dist, p = SCN_122_14
+    th, ms = _types(dist, p["sigma"])
+    lf = cc.LeaderFringe(**p)
+    return th, ms, lf, cc.leader_discrete_monotone(lf, th, ms)
+
+
+def test_leader_dual_points_of_a_negligible_fringe_keep_a_finite_hessian():
+    """competition_122_14: r = η_L/σ = 16.4, so the fringe's stand-alone purchase A_k is φ_k = A_k/Qu_k^r ~ 1e-108 of
+    each type's leader unit in fringe tokens (its quality is still ~4e-6 of the leader's: φ^σ).  The dual point of
+    a deviation to a limit-priced or unserved item sits at s ~ A_k, i.e. x = s/W_k ~ φ_k, and the program took
+    pow(x, σ − 1), whose Hessian (σ−1)(σ−2)x^(σ−3) ~ 1e319 is inf in double, at the exact discrete optimum itself
+    (entries (q[0], q[0]), (s[1,0], s[1,0]), ...).  The pair's dual value is now α_k b^σ[(1−σ)s̃^σ + σ w s̃^(σ−1)]
+    with b^σ and w = a_l/(A_k + a_l) formed from L = log(a_l/A_k) (softplus, logistic) and the KKT row
+    s̃ + w − 1 ≥ 0 (s ≥ A_k): no power of a number outside O(1).  Needs PyNumero's ASL (route 'cyipopt')."""
+    from models import solver
+    if not solver._cyipopt_available():
+        pytest.skip("PyNumero's ASL library is not available (route 'cyipopt')")
+    from pyomo.contrib.pynumero.interfaces.pyomo_nlp import PyomoNLP
+    th, ms, lf, ref = _scn_122_14()
+    phi = programs._leader_scales(lf, th)[0] / programs.leader_type_scale(lf, th) ** lf.r
+    assert np.max(phi ** (lf.sigma - 3)) == np.inf  # the premise: x^(σ−3) at x = φ_k leaves double range
+    nlp = PyomoNLP(programs.build_leader_nondim(lf, th, ms, ref["q_L"], ref["T"]))
+    nlp.set_duals(np.ones(nlp.n_constraints()))  # every row's Hessian enters the Lagrangian's
+    H = nlp.evaluate_hessian_lag().toarray()
+    names = nlp.primals_names()
+    assert np.all(np.isfinite(H)), [(names[i], names[j]) for i, j in np.argwhere(~np.isfinite(H))[:6]]
+
+
+def test_leader_converges_when_the_fringe_is_below_1e_100_of_the_leader_in_tokens(ctx):
+    """competition_122_14 (see above): before, 'Restoration failed' / 'error in step computation' from each of the
+    26 starts of the scenario and from the exact discrete optimum; now each regime start and the exact optimum
+    end 'optimal', at the discrete optimum (the all-fringe start at its local optimum 'serve nobody')."""
+    th, ms, lf, ref = _scn_122_14()
+    _, qs, _ = programs._leader_scales(lf, th)
+    q_limit, q_int = solving._leader_start_guesses(lf, th, ms)
+    starts = {"all_fringe": (np.zeros(len(th)), None), "limit_pricing": (q_limit, None),
+              "interior": (np.maximum(q_int, programs.FLOOR * qs), None), "exact optimum": (ref["q_L"], ref["T"])}
+    for label, (q0, T0) in starts.items():
+        menu = solving.solve_leader(lf, th, ms, ctx, label, q0, T0)
+        assert menu.result.status.value == "optimal", (label, menu.result.message)
+        want = 0.0 if label == "all_fringe" else ref["profit"]
+        assert menu.objective == pytest.approx(want, rel=TOL, abs=TOL * ref["profit"]), label

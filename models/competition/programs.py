@@ -37,6 +37,17 @@ the optimum has s̃ ≥ 1/2 (s* = max(q_l^r, A_k) and F_k = A_k), so the bound o
 Ipopt's iterates away from s = 0."""
 
 
+S_UB = 2.0
+"""Upper bound of the leader program's s̃ and s̃_out (:func:`build_leader`).  Valid: the dual value
+D_k(s; a) = θ_k[(1−σ)s^σ + σ a s^(σ−1)] has D' ∝ s^(σ−2)(s − a), so its least value over the dual-feasible
+s ≥ A_k is at s = max(a, A_k), s̃ = max(a, A_k)/(A_k + a) ≤ 1 (s̃_out* = 1): the IC and IR rows with s̃ ≤ S_UB
+admit the same menus as without the bound, with a factor 2 of slack.  Why: where a pair's IC row is slack
+and α_k b^σ is negligible (an unserved low type, A_k ~ 1e-156 of the leader's unit: competition_81_3)
+nothing but the barrier places s̃, which pushed it to ~1e5; with the KKT row written s̃ + w − 1 ≥ 0 (whose
+barrier keeps pushing) the exact-optimum start of 81_3 stalled at 'acceptable' (inf_du ~1e-6 at
+mu = 1e-9, steps ||d|| ~ 2e4); bounded, it is 'optimal' in 37 iterations (262 before)."""
+
+
 Q_UB = 2.0
 """Upper bound of the leader program's q̃ = q/Qu_k (:func:`build_leader`).  Valid: the joint surplus
 u(θ_k, q) − c_L q is non-increasing above Qu_k (concave with peak q^FB_L(θ_k) above the limit quality
@@ -591,9 +602,10 @@ def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=N
     m.q = pyo.Var(m.TYPES, bounds=(FLOOR, Q_UB), initialize=dict(enumerate(np.clip(q0 / Qu, FLOOR, Q_UB))))  # q = Qu_k·q̃
     m.T = pyo.Var(m.TYPES, bounds=(T_LB, None), initialize=dict(enumerate(np.maximum(np.asarray(T0, float) / M, T_LB))))  # T = M_k·T̃
     m.f = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=dict(enumerate(f_init)))  # f = F_k·f̃
-    # s̃ ≥ S_LO: the optimum s̃* ≥ 1/2 (above), so the bound is never active; it keeps s̃^(σ−1) finite.
-    m.s = pyo.Var(m.PAIRS, bounds=(S_LO, None), initialize=s_init)
-    m.s_out = pyo.Var(m.IR_TYPES, bounds=(S_LO, None), initialize=s_out_init)
+    # S_LO ≤ s̃ ≤ S_UB: the optimum s̃* ∈ [1/2, 1] (above), so neither bound is active; S_LO keeps s̃^(σ−1)
+    # finite, S_UB keeps the s̃ that no row pins in an O(1) box (see S_UB).
+    m.s = pyo.Var(m.PAIRS, bounds=(S_LO, S_UB), initialize={pr: min(v, S_UB) for pr, v in s_init.items()})
+    m.s_out = pyo.Var(m.IR_TYPES, bounds=(S_LO, S_UB), initialize={k: min(v, S_UB) for k, v in s_out_init.items()})
     m._f_unit, m._q_unit, m._T_unit = F, Qu, M
 
     # buyer k's utility from its own item, own top-up f_k explicit, in its money unit M_k:
@@ -602,9 +614,21 @@ def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=N
                            - float(beta[k]) * m.f[k] - m.T[k])
 
     def dual_value(k, l, sv):  # D_k(s; a_l)/M_k, D_k(s; a) = θ_k[(1−σ)s^σ + σ a s^(σ−1)] ≥ max_x θ_k(a+x)^σ − c_F x
+        """(D_k/M_k, body of the KKT row ≥ 0) of the pair (k, l); s = s̃·b·W_k, b = φ_k + a_l/W_k."""
         al = float(np.exp(lW[l] - lW[k])) * m.q[l] ** r  # a_l/W_k
-        x = sv * (float(phi[k]) + al)  # s/W_k
-        return float(alpha[k]) * ((1 - s) * x**s + s * al * x ** (s - 1)), x
+        if not F[k] > 0:  # θ_k = 0: α_k = κ_k = 0, the row has no fringe side
+            x = sv * (float(phi[k]) + al)  # s/W_k
+            return float(alpha[k]) * ((1 - s) * x**s + s * al * x ** (s - 1)), 1 - float(kappa[k]) * x ** (s - 1)
+        # L = log(a_l/F_k) = r·log q̃_l + log(W_l/F_k); b = φ_k(1 + e^L), w = a_l/(F_k + a_l) = logistic(L).
+        # D_k/M_k = α_k b^σ [(1−σ)s̃^σ + σ w s̃^(σ−1)] and the KKT sign θ_kσ s^(σ−1) ≤ c_F ⇔ s ≥ A_k ⇔ s̃ ≥ 1 − w.
+        # Before: x = s̃·b and pow(x, σ−1), whose Hessian x^(σ−3) overflows when b ~ φ_k ≤ 1e-105 (the item l
+        # is limit-priced or unserved and the fringe is negligible against the type's leader unit:
+        # competition_122_14, σ = 0.05, φ ~ 1e-108, inf in the Hessian at every start).
+        L = r * pyo.log(m.q[l]) + float(lW[l] - np.log(F[k]))
+        softplus = pyo.Expr_if(IF=L >= 0, THEN=L + pyo.log(1 + pyo.exp(-L)), ELSE=pyo.log(1 + pyo.exp(L)))
+        w = pyo.Expr_if(IF=L >= 0, THEN=1 / (1 + pyo.exp(-L)), ELSE=pyo.exp(L) / (1 + pyo.exp(L)))
+        b_s = pyo.exp(s * (float(np.log(F[k]) - lW[k]) + softplus))  # b^σ, log b = log φ_k + log(1 + e^L)
+        return float(alpha[k]) * b_s * ((1 - s) * sv**s + s * w * sv ** (s - 1)), sv + w - 1
 
     # each row in the money unit of the larger of its two types (consistent across the pair: both
     # utilities and both prices in the row are at most O(1) in it; a downward row (k, k−1) is in type k's
@@ -616,10 +640,9 @@ def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=N
     m.ic = pyo.Constraint(m.PAIRS, rule=ic_rule)
     m.ir = pyo.Constraint(m.IR_TYPES, rule=lambda m, k: m.own[k] - float(alpha[k] * (1 - s) * phi[k] ** s)
                           * m.s_out[k] ** s >= 0)
-    # KKT sign of the inner problem (dual feasibility, multiplier of x ≥ 0 is ≥ 0), scaled by 1/c_F:
-    # 1 − θ_kσ/c_F·s^(σ−1) = 1 − κ_k x^(σ−1)
-    m.kkt = pyo.Constraint(m.PAIRS, rule=lambda m, k, l: 1 - float(kappa[k]) * dual_value(k, l, m.s[k, l])[1] ** (s - 1)
-                           >= 0)
+    # KKT sign of the inner problem (dual feasibility, multiplier of x ≥ 0 is ≥ 0): θ_kσ s^(σ−1) ≤ c_F, written
+    # s̃ + w − 1 ≥ 0 (s ≥ A_k; see dual_value; 1 − κ_k x^(σ−1) ≥ 0 where F_k = 0)
+    m.kkt = pyo.Constraint(m.PAIRS, rule=lambda m, k, l: dual_value(k, l, m.s[k, l])[1] >= 0)
     m.kkt_out = pyo.Constraint(m.IR_TYPES, rule=lambda m, k: 1 - float(kappa_out[k]) * m.s_out[k] ** (s - 1) >= 0)
     m.mono = pyo.Constraint(m.TYPES, rule=lambda m, k: pyo.Constraint.Skip if k == 0 else
                             m.q[k] - float(Qu[k - 1] / Qu[k]) * m.q[k - 1] >= 0)
