@@ -274,6 +274,17 @@ REGRESSIONS_33["139_26_quality_row"] = (
     # type's units left V free of the tokens; the final reported a profit 0.32 % above the exact optimum
     0.05, [(0.0, 5.35697), (0.601, 0.0950741)],
     {"distribution": "beta", "low": 1.428, "high": 2.428, "p": 3.415, "q": 1.0, "n": 15}, None)
+REGRESSIONS_33["139_21_theta_zero_final"] = (
+    # a CSV type at θ = 0 (stranger12, seed 139): after the per-type quality row of 139_26 the unrestricted
+    # final evaluated V^(1/σ) at V = 0, whose second derivative is infinite; the AMPL library stopped the
+    # process (a crash, nothing written). V ≥ W_FLOOR (implied by the row) keeps it finite
+    0.5351, [(0.02135, 0.225445), (0.09604, 0.915503), (0.1998, 2.4661), (0.3922, 3.15051)],
+    {"distribution": "discrete", "file": "types.csv"},
+    ("theta,mass\n0.0,0.8357\n0.0046135,0.03155\n0.271386,0.5558\n0.395455,0.9925\n"
+      "0.608113,0.7374\n0.667948,0.01587\n0.947119,0.9022\n1.02619,0.6398\n"
+      "1.11948,0.9421\n1.36303,0.9693\n1.39043,0.6121\n1.66166,0.3697\n1.71615,0.518\n"
+      "1.86658,0.02741\n1.93277,0.8545\n2.06571,0.1914\n2.33316,0.6431\n2.559,0.9353\n"
+      "2.56655,0.5538\n"))
 REGRESSIONS.update(REGRESSIONS_33)
 
 
