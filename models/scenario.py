@@ -593,6 +593,20 @@ def get_path(raw: dict, dotted: str):
     return node
 
 
+def _check_all_pairs_cap(v, regimes, kinds, dist, n, grid) -> None:
+    """A budgets regime that asks for the all-pairs IC form (ic = "all-pairs" or "both") on more types than its
+    all_pairs_max is an error, not a silent fall-back to the local form: the run would report a menu the user
+    did not ask for (stranger12, N = 1000 with ic = "all-pairs": before, a note only and exit 0)."""
+    for rname, ropts in regimes.items():
+        if kinds.get(rname, rname) != "budgets" or ropts.get("ic") not in ("all-pairs", "both"):
+            continue
+        N = len(dist.discretise(n, grid)[0])
+        cap = ropts["all_pairs_max"]
+        if N > cap:
+            v.fail(f"regimes.{rname}.ic", ropts["ic"], f'"local" for {N} types, or all_pairs_max >= {N} '
+                   f"(regimes.{rname}.all_pairs_max = {cap}, at most 5000; the all-pairs form has N(N-1) IC rows)")
+
+
 def from_dict(raw: dict, source: str = "<scenario>", base: Path | None = None) -> Scenario:
     from models import regimes as regime_registry  # late: regimes import this module
 
@@ -636,6 +650,7 @@ def from_dict(raw: dict, source: str = "<scenario>", base: Path | None = None) -
         if k != rname:
             kinds[rname] = k
         regimes[rname] = regime_registry.validate(k, v, ropts, f"regimes.{rname}", tech)
+    _check_all_pairs_cap(v, regimes, kinds, dist, n, grid)
     solver = _solver(v, raw)
     if "sweep" in raw:  # a [sweep] table is validated in every run, not only by `solve.py sweep`
         from models import sweep as sweep_mod

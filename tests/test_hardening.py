@@ -175,6 +175,13 @@ CASES = [
          ["'solver.max_iter' = -5", "0 <= max_iter <= 2147483647"]),
     Case("scenario-bare-shipped-name", "scenario-path", {}, ["scenario file not found; did you mean",
                                                             "data/budgets_beta.toml"], scenario="bare:budgets_beta"),
+    # stranger12 s30: an explicit all-pairs request above all_pairs_max fell back to local IC with a note only
+    Case("all-pairs-above-cap", "messages",
+         {"scenario.toml": BASE + '\n[regimes.budgets]\nic = "all-pairs"\nall_pairs_max = 5\nlemma_cells = 0\n'},
+         ["'regimes.budgets.ic' = 'all-pairs'", "for 10 types, or all_pairs_max >= 10"]),
+    Case("both-above-cap-instance", "messages",
+         {"scenario.toml": BASE + '\n[regimes.menu_b]\nregime = "budgets"\nic = "both"\nall_pairs_max = 9\n'},
+         ["'regimes.menu_b.ic' = 'both'", "all_pairs_max = 9"]),
 ]
 
 # classes that are not bad input but must stay clean failures (exit 1): tested below
