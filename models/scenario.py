@@ -374,7 +374,9 @@ def _solver(v: _V, d: dict) -> dict:
     extra = v.table(s, p, "options")
     for k, val in extra.items():
         if not isinstance(val, (int, float, str)) or isinstance(val, bool):
-            v.fail(f"{p}.options.{k}", val, "a number or a string (passed to Ipopt unchanged)")
+            hint = (f'; Ipopt spells a yes/no option as a string: {k} = "{"yes" if val else "no"}"'
+                    if isinstance(val, bool) else "")
+            v.fail(f"{p}.options.{k}", val, "a number or a string (passed to Ipopt unchanged)" + hint)
         if k in _OWN_FIELDS:
             v.fail(f"{p}.options.{k}", val, f"set it as [solver] {k} = ..., not in [solver.options]")
         opts[k] = val

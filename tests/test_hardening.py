@@ -175,6 +175,8 @@ CASES = [
          ["'solver.max_iter' = -5", "0 <= max_iter <= 2147483647"]),
     Case("scenario-bare-shipped-name", "scenario-path", {}, ["scenario file not found; did you mean",
                                                             "data/budgets_beta.toml"], scenario="bare:budgets_beta"),
+    Case("bool-option-spelled-yes-no", "ipopt-options", {"scenario.toml": add_options("warm_start_init_point = true")},
+         ["'solver.options.warm_start_init_point' = true", 'warm_start_init_point = "yes"']),
     # stranger12 s30: an explicit all-pairs request above all_pairs_max fell back to local IC with a note only
     Case("all-pairs-above-cap", "messages",
          {"scenario.toml": BASE + '\n[regimes.budgets]\nic = "all-pairs"\nall_pairs_max = 5\nlemma_cells = 0\n'},
