@@ -49,6 +49,12 @@ SPEED = "component"
 
 EPS = 1e-4
 EPS_CONT = 1e-3
+# The leader's order rows fit the slope of an error e_N = C/N: a reference off by ε against the error's sign
+# turns the two-grid order log2((e_c − ε)/(e_c/2 − ε)) above 1.25 once ε ≳ 0.14·e_c (0.23·e_c with its sign),
+# e_c the coarse grid's error -- an order row resolves a mutant relative to e_c, not absolutely.  In
+# "competition_convergence" e_c = 0.148 (log error of q_L) and 0.146 (t) at N = 12, the discrete q above the
+# continuous one (φ_k > φ(θ_k)), so ε = +0.03 (≥ 0.02 = 0.14·e_c) must fail them.
+EPS_ORDER = 0.03
 
 TECH = {  # data/default.toml's technology: two token classes (CES), one fine-tuning class
     "sigma": 0.5, "rho": 0.5,
@@ -88,6 +94,10 @@ SCENARIOS = {
     "competition": {"technology": TECH_NO_FT, "types": {"distribution": "uniform", "n": 12},
                     "regimes": {"competition": {"gamma_L": 0.2, "c_L": 0.2, "c_F": 0.16,
                                                 "task_cells": 4, "task_profiles": 1}}},
+    # the same costs with convergence grids 12, 24 (the leader's order rows); no task assignment
+    "competition_convergence": {"technology": TECH_NO_FT, "types": {"distribution": "uniform", "n": 12},
+                                "regimes": {"competition": {"gamma_L": 0.2, "c_L": 0.2, "c_F": 0.16,
+                                                            "task_cells": 0, "convergence": [12, 24]}}},
     # pricing plans (data/pricing_plans.toml's checks) on 20 uniform types, K = 1..3: ~5 s
     "plans": {"technology": TECH, "types": {"distribution": "uniform", "n": 20},
               "regimes": {"plans": {"K": [1, 2, 3], "refine": 4, "full_nlp_max": 20}}},
@@ -259,6 +269,10 @@ MUTANTS = [
     ("competition:thresholds", "competition", cc, "leader_thresholds",
      dict_keys("entry", "interior_from", "theta_lo", "theta_hi", eps=EPS_CONT), "leader_thresholds_vs_continuous",
      "findings.md K4: thresholds are checked to one grid step (~15 % at N = 12)"),
+    ("competition:leader continuous q_L (orders)", "competition_convergence", cc, "leader_continuous",
+     dict_keys("q_L", eps=EPS_ORDER), "leader_convergence_to_continuous / observed order of max_log_err_q_L", None),
+    ("competition:leader continuous T (orders)", "competition_convergence", cc, "leader_continuous",
+     dict_keys("T", eps=EPS_ORDER), "leader_convergence_to_continuous / observed order of max_log_err_t", None),
     ("competition:task shares", "competition", cc, "task_shares", tuple_item(0), "task_assignment", None),
     ("competition:indirect utility", "competition", cc, "indirect_utility", plain(), "task_assignment", None),
     # pricing plans (closed_form/plans.py)
@@ -283,6 +297,7 @@ MUTANTS = [
 SLOW = {"distributions:value-scale menu", "distributions:value-scale budget menu", "distributions:value-scale continuous ratio",
         "competition:leader transfers", "competition:leader fringe top-up", "competition:monopolist t",
         "competition:screening transfers", "competition:indirect utility", "competition:thresholds",
+        "competition:leader continuous q_L (orders)", "competition:leader continuous T (orders)",
         "plans:linear demand", "plans:linear multiplier formula", "plans:two-part optimum",
         "plans:two-part multiplier formula", "plans:K-plan DP value", "plans:two-part menu", "plans:min-spend sheet"}
 
