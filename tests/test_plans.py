@@ -1,6 +1,7 @@
 """Pricing plans (issue 14): linear API pricing and the best K-plan menu."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -589,3 +590,58 @@ def test_a_failed_row_of_one_menu_size_marks_that_size_only(four_segments_run):
     assert st["2 two-part tariffs"] == "verification failed (two_part_menu_nlp_vs_closed_form)", st
     assert st["1-plan menu"] == st["2-plan menu"] == "verification failed (k_plans_monotone_in_K)", st
     assert st["full menu (one plan per type)"] == "verified", st
+
+
+# stranger12 s31: 64 Beta(2, 2) types on [1, 10] (equal-mass), data/default.toml's tokens, no fine-tuning
+S31 = {"technology": {"sigma": 0.5, "rho": 0.5,
+                      "tokens": [{"name": "input", "weight": 0.6, "cost": 1.0},
+                                 {"name": "output", "weight": 0.4, "cost": 4.0}]},
+       "types": {"distribution": "beta", "p": 2.0, "q": 2.0, "low": 1.0, "high": 10.0, "n": 64, "grid": "equal-mass"}}
+
+
+def _s31_two_part_menu_rows(n, K):
+    from models import plans
+    from models.results import RegimeResult
+
+    scn = scenario.from_dict({"name": "s31", **S31, "types": {**S31["types"], "n": n},
+                              "regimes": {"plans": {"K": [K], "refine": 2}}}, source="<s31>")
+    tech = scn.technology
+    theta, mass = scn.discrete_types()
+    res = RegimeResult("plans")
+    ctx = run.Context(route="auto", options={}, user_options={}, progress=lambda *a, **k: None)
+    plans._two_part_menus(res, tech, theta, mass, scn, scn.regimes["plans"], ctx,
+                          cb.discrete_menu(tech, theta, mass).profit(tech), None)
+    import pandas as pd
+    v = pd.concat(res.checks, ignore_index=True)
+    assert all(r.ok for r in res.solves.values())
+    return v[v["check"] == "two_part_menu_nlp_vs_closed_form"], res
+
+
+@pytest.mark.component
+@pytest.mark.parametrize("n,K", [(24, 24), (64, 32)])  # (64, 32): s31 itself; (24, 24): its 24-type grid
+def test_two_part_menu_multiplier_of_a_flat_tariff_is_checked_on_the_block_profit(with_plans, monkeypatch, n, K):
+    """Stranger12 s31: exit 1 on a correct menu.  The lowest tariff serves one type (m* = 49.91; 858 at
+    24 types) and holds a tiny share of the profit's curvature, so Ipopt's tol leaves its m ~tol·unit/|h''|
+    off (2.7e-6 of max m; 1.4e-4 at 24 types) with the profit right to ~1e-11: the row held the NLP's m
+    to TOL_M.  Now the NLP's m, polished on the exact block profit, is held to TOL_M on every tariff, the
+    flat one included, and a closed form off by 1e-4 on that tariff alone still fails."""
+    from models import plans
+
+    rows, res = _s31_two_part_menu_rows(n, K)
+    assert rows["passed"].astype(bool).all(), rows[~rows["passed"].astype(bool)].to_string()
+    pol = rows[rows["quantity"].str.startswith("multiplier m")]
+    assert len(pol) >= K // 2 and (pol["tolerance"] == plans.TOL_M).all()  # not loosened for the flat tariff
+    assert any("flat in m" in x for x in res.notes)  # the NLP's own m of tariff 1 is reported, not hidden
+
+    orig = cp.best_two_part_menu
+
+    def wrong_first_tariff(*a, **k):
+        out = orig(*a, **k)
+        m = np.array(out.m, float)
+        m[0] *= 1 + 1e-4
+        return dataclasses.replace(out, m=m)
+
+    monkeypatch.setattr(cp, "best_two_part_menu", wrong_first_tariff)
+    rows, _ = _s31_two_part_menu_rows(n, K)
+    pol = rows[rows["quantity"].str.startswith("multiplier m")]
+    assert list(pol[~pol["passed"].astype(bool)]["index"]) == [f"K={K},tariff 1"], pol.to_string()
