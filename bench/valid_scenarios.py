@@ -2,14 +2,15 @@
 """Random *valid* scenarios through the real product path: ``solve.py FILE --out DIR``.
 
     .venv/bin/python bench/valid_scenarios.py [--seed 0] [--count-scale 1.0]
-        [--regimes budget,competition,two-type,value-scale,versions] [--only FAMILY:I[,FAMILY:I]]
+        [--regimes budget,competition,two-type,value-scale,versions,plans] [--only FAMILY:I[,FAMILY:I]]
         [--failures /tmp/valid_failures] [--results bench/valid_scenarios_results.txt]
         [--timeout 900]
 
 Base counts (×``--count-scale``): 200 budget/cost, 50 competition, 50 two-type,
-20 small value–scale, 30 model-versions (L = 2–4) scenarios, drawn from the documented ranges by the
-generators in ``tests/scenario_strategies.py`` (the same ones the Hypothesis
-tests use).  Scenario *i* of a family under a seed is always the same file,
+20 small value–scale, 30 model-versions (L = 2–4), 30 pricing-plans scenarios, drawn from the
+documented ranges by the generators in ``tests/scenario_strategies.py`` (the same ones the
+Hypothesis tests use; the ``plans`` family is composed here from their helpers, see
+``plans_scenario``).  Scenario *i* of a family under a seed is always the same file,
 so ``--only budget:17`` re-runs one.
 
 Every scenario is written as a TOML file (plus its CSV for discrete types) in a
@@ -46,8 +47,109 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import scenario_strategies as S  # noqa: E402
 
-BASE_COUNTS = {"budget": 200, "competition": 50, "two-type": 50, "value-scale": 20, "versions": 30}
+BASE_COUNTS = {"budget": 200, "competition": 50, "two-type": 50, "value-scale": 20, "versions": 30, "plans": 30}
 OUTCOMES = ("exit 0", "exit 1", "exit 2", "crash", "timeout")
+
+
+# ------------------------------------------------------------- plans family
+# K_MAX of models/plans.py (validate_options: K a strictly increasing list of integers 1..64);
+# refine 1..1000 and full_nlp_max 0..400 are the ranges the same function validates.
+PLANS_K_MAX = 64
+PLANS_REFINE_MAX = 1000
+PLANS_FULL_NLP_MAX = 400
+# refine × N finer-grid types choose freely from every menu (numpy, K plans each): kept
+# <= 1e5 so a scenario takes seconds; refine = 1000 itself is drawn on the few-type grids.
+PLANS_FINE_TYPES_MAX = 100_000
+
+
+def _n_types(types: dict, files: dict) -> int:
+    """Number of discrete types N of a drawn [types] table (a CSV: its data rows)."""
+    if types["distribution"] == "discrete":
+        return len(files[types["file"]].strip().splitlines()) - 1
+    return int(types["n"])
+
+
+def _k_list(d, feats: list, N: int):
+    """regimes.plans.K: a strictly increasing list of integers in 1..PLANS_K_MAX, or None (the
+    default [1, ..., 8]).  Edges: one plan, K = N (one plan per type), many plans (up to 64)
+    and a K above N (documented as skipped with a note)."""
+    kind = d.choice(["default", "few", "few", "single", "many", "many", "K=N", "above-N"])
+    top = min(PLANS_K_MAX, N)
+    if kind == "default":
+        feats.append("plans:K=default")
+        return None
+    if kind == "single":
+        k = d.choice([1, 1, d.integer(1, min(8, top))])
+        feats.append("plans:K=1" if k == 1 else "plans:K<=15")
+        return [k]
+    if kind == "few":
+        ks = sorted({d.integer(1, min(8, top)) for _ in range(d.integer(1, 4))})
+    elif kind == "many":  # up to 64 tariffs: at most 6 sizes, the largest of them near min(64, N)
+        hi = max(1, top - d.integer(0, max(0, top // 4)))
+        ks = sorted({d.integer(1, hi) for _ in range(d.integer(1, 5))} | {hi})
+    elif kind == "K=N":
+        ks = sorted({d.integer(1, top) for _ in range(d.integer(0, 2))} | {top})
+    else:  # above N: K > N is valid and skipped with a note (for N >= 64 the largest K is then 64)
+        ks = sorted({d.integer(1, top) for _ in range(d.integer(1, 2))} | {d.integer(top, PLANS_K_MAX)})
+    feats.append("plans:K=N" if ks[-1] == N else "plans:K>N" if ks[-1] > N
+                 else "plans:K>=16" if ks[-1] >= 16 else "plans:K<=15")
+    return ks
+
+
+def plans_scenario(d, name="plans") -> S.ScenarioSpec:
+    """Pricing plans (README "Pricing plans", docs/model.md §2.8, models/plans.validate_options):
+    the technology of the other families without the baseline form (the plans NLPs write
+    C(Q) = cQ^(1/η); the regime rejects a baseline, so that draw becomes a one-class CES
+    fine-tuning); any type distribution and both grids, from two types up; half of the Beta draws
+    with integer shapes (the continuous-cut NLP needs uniform or integer-parameter Beta types);
+    K (see _k_list), refine 1..1000, full_nlp_max 0..400."""
+    feats: list = []
+    tech = S.draw_technology(d, feats)
+    ft = tech.get("fine_tuning")
+    if ft is not None and "baseline" in ft:
+        del ft["baseline"]
+        feats[feats.index("ft=baseline")] = "ft=one-class"
+    size = d.choice(["few", "mid", "mid", "large"])
+    n_lo, n_hi = {"few": (2, 6), "mid": (7, 60), "large": (61, 120)}[size]
+    types, files = S.draw_types(d, feats, n_lo=n_lo, n_hi=n_hi)
+    if types["distribution"] == "beta" and d.chance(0.5):
+        types["p"], types["q"] = float(max(1, round(types["p"]))), float(max(1, round(types["q"])))
+        feats.append("beta(integer)")
+    N = _n_types(types, files)
+    if types["distribution"] != "discrete":  # a CSV's rows are tagged csv[N] already
+        feats.append(f"N<={n_hi}")
+    opts: dict = {}
+    ks = _k_list(d, feats, N)
+    if ks is not None:
+        opts["K"] = ks
+    rk = d.choice(["default", "default", "one", "some", "max"])
+    if rk == "one":
+        opts["refine"] = 1
+    elif rk == "some":
+        opts["refine"] = d.integer(2, 50)
+    elif rk == "max":
+        opts["refine"] = min(PLANS_REFINE_MAX, PLANS_FINE_TYPES_MAX // N)
+    if "refine" in opts:
+        feats.append(f"refine={'max' if rk == 'max' else opts['refine'] if rk == 'one' else '2-50'}")
+    fk = d.choice(["default", "default", "zero", "N", "max"])
+    if fk != "default":
+        opts["full_nlp_max"] = {"zero": 0, "N": min(N, PLANS_FULL_NLP_MAX), "max": PLANS_FULL_NLP_MAX}[fk]
+        feats.append(f"full_nlp_max={fk}")
+    tree = {"name": name, "technology": tech, "types": types, "regimes": {"plans": opts}}
+    return S.ScenarioSpec("plans", name, tree, files, feats)
+
+
+FAMILIES = tuple(S.FAMILIES) + ("plans",)
+GENERATORS = {**S.GENERATORS, "plans": plans_scenario}
+
+
+def draw_scenario(family: str, seed: int, index: int) -> S.ScenarioSpec:
+    """Scenario ``index`` of ``family`` under ``seed``: the same seeding and names as
+    ``scenario_strategies.draw_scenario``, over its families and ``plans``."""
+    if family in S.GENERATORS:
+        return S.draw_scenario(family, seed, index)
+    d = S.RandomDraw(f"{seed}:{family}:{index}")
+    return GENERATORS[family](d, name=f"{family.replace('-', '_')}_{seed}_{index}")
 
 
 def python() -> str:
@@ -283,9 +385,9 @@ def git_rev() -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--count-scale", type=float, default=1.0, help="multiplies the base counts 200/50/50/20/30")
-    ap.add_argument("--regimes", default=",".join(S.FAMILIES),
-                    help="comma list of families: " + ", ".join(S.FAMILIES))
+    ap.add_argument("--count-scale", type=float, default=1.0, help="multiplies the base counts 200/50/50/20/30/30")
+    ap.add_argument("--regimes", default=",".join(FAMILIES),
+                    help="comma list of families: " + ", ".join(FAMILIES))
     ap.add_argument("--only", default="", help="comma list FAMILY:INDEX (re-run single scenarios)")
     ap.add_argument("--start", type=int, default=0, help="first scenario index of each family")
     ap.add_argument("--failures", default="/tmp/valid_failures", help="folder for non-zero runs ('' = keep none)")
@@ -302,7 +404,7 @@ def main(argv=None) -> int:
     global TREE
     if args.summarise:
         recs = [json.loads(ln) for ln in Path(args.summarise).read_text().splitlines() if ln.strip()]
-        text = summarise(recs, list(S.FAMILIES), args, float("nan"))
+        text = summarise(recs, list(FAMILIES), args, float("nan"))
         print(text)
         if args.results:
             Path(args.results).write_text(text)
@@ -313,9 +415,9 @@ def main(argv=None) -> int:
         TREE = snapshot(args.snapshot)
         print(f"running solve.py of {args.snapshot} exported to {TREE}", flush=True)
     fams = [f.strip() for f in args.regimes.split(",") if f.strip()]
-    bad = [f for f in fams if f not in S.FAMILIES]
+    bad = [f for f in fams if f not in FAMILIES]
     if bad:
-        print(f"error: --regimes: unknown {bad}; allowed: {', '.join(S.FAMILIES)}", file=sys.stderr)
+        print(f"error: --regimes: unknown {bad}; allowed: {', '.join(FAMILIES)}", file=sys.stderr)
         return 2
     if args.only:
         todo = []
@@ -348,7 +450,7 @@ def main(argv=None) -> int:
             with open(args.jsonl, "a") as fh:
                 fh.write(json.dumps(rec) + "\n")
 
-    specs = [S.draw_scenario(fam, args.seed, i) for fam, i in todo]
+    specs = [draw_scenario(fam, args.seed, i) for fam, i in todo]
     if args.jobs <= 1:
         for k, spec in enumerate(specs, 1):
             rec = run_one(spec, args.timeout, keep)
@@ -364,7 +466,7 @@ def main(argv=None) -> int:
                 report(k, futs[fut], rec)
         order = {spec.name: n for n, spec in enumerate(specs)}
         records.sort(key=lambda r: order[r["name"]])
-    text = summarise(records, fams if not args.only else list(S.FAMILIES), args, time.perf_counter() - t0)
+    text = summarise(records, fams if not args.only else list(FAMILIES), args, time.perf_counter() - t0)
     print()
     print(text)
     if args.results:
