@@ -9,9 +9,9 @@ import pandas as pd
 from models.closed_form import competition as cc
 from models.results import bound_check, compare, RegimeResult
 from .audits import (
-    kkt_mass_weight,
+    FLOOR, kkt_mass_weight,
     _audit_rows, buyer_value_numeric, exhaustive_topup_value, fringe_topup_numeric, leader_audit,
-    leader_regions, leader_type_weight, NAME, _ref_scale, _region_mismatches, TOL_AUDIT, TOL_DISCRETE, TOL_SERVED,
+    leader_regions, leader_type_weight, NAME, _ref_scale, _region_mismatches, TOL_AUDIT, TOL_DISCRETE, TOL_REGION,
     tuned_audit, _utility_scale,
 )
 from .units import _leader_quality, _leader_scales, _two_models
@@ -221,6 +221,32 @@ def _leader(res, lf, scn, opts, ctx, theta, mass):
             "conv": conv, "resolved": resolved}
 
 
+def tuned_break_even_quality(tf: cc.TunedFringe) -> float:
+    r"""q_be of the tuned fringe, :math:`(c_L/c_F)^{(\sigma+\gamma_F)/(\gamma_L-\gamma_F)}`: below it an item
+    loses money on whoever buys it, as audits.break_even_quality at γ_F = 0 (to which it reduces).
+
+    The q^r leader tokens of an item are worth at most q^{r/κ} fringe tokens (r/κ = (σ+γ_L)/(σ+γ_F) > 1):
+    y ↦ y^{1/κ} is subadditive (κ > 1), so (q^r + x^κ)^{1/κ} ≤ q^{r/κ} + x fringe tokens buy the buyer's
+    quality with the item and any top-up x; hence u(θ, q) ≤ u0(θ) + c_F q^{r/κ}, IR gives
+    T − c_L q ≤ c_F q^{r/κ} − c_L q, negative for 0 < q < q_be."""
+    return float((tf.c_L / tf.c_F) ** ((tf.sigma + tf.gamma_F) / (tf.gamma_L - tf.gamma_F)))
+
+
+def tuned_exported_menu(tf: cc.TunedFringe, q, T) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(served, q, T) of the tuned-fringe menu as exported: an item the leader does not sell (q below
+    :func:`tuned_break_even_quality`, or within twice the floor FLOOR of the top item's q) is "no leader
+    item", q = T = 0, as solving.unserved_as_outside exports them at γ_F = 0 (the cut-off of
+    audits.leader_regions).
+
+    The NLP leaves such items at barrier noise off its floor, light types with a negative price
+    (cc.example("three_regions") at γ_F = 0.05, 8 types: q_L 8e-11–2e-10, t −3e-12 to −1.3e-11).  The former cut-off, q > TOL_SERVED·max q,
+    also dropped items that are sold: σ + γ_L = 0.86 on θ ∈ [0, 3] sells limit-priced items of q 1.6–30
+    (q_be 1.49, positive prices) while max q is 6.3e7.  The checks judge the NLP's own menu, not this one."""
+    q, T = np.asarray(q, float), np.asarray(T, float)
+    served = (q >= (1 - TOL_REGION) * tuned_break_even_quality(tf)) & (q > 2 * FLOOR * max(float(np.max(q)), 0.0))
+    return served, np.where(served, q, 0.0), np.where(served, T, 0.0)
+
+
 def _leader_tuned(res, tf, theta, mass, ctx):
     """γ_F > 0: solve, audit (exact and exhaustive top-up, all pairs), compare with γ_F = 0."""
     N = len(theta)
@@ -260,12 +286,15 @@ def _leader_tuned(res, tf, theta, mass, ctx):
                                   "max(|T|,|U|)", float(np.max(aud["U"] + menu.T - own_f)) / scale, TOL_AUDIT))
     ok = [a for a in attempts if a.status == "optimal"]
     spread = max(a.objective for a in ok) - min(a.objective for a in ok)
-    served = menu.q > TOL_SERVED * max(float(np.max(menu.q)), 1e-300)
-    multi = served & (aud["q_F"] > 0)
+    served, q_x, T_x = tuned_exported_menu(tf, menu.q, menu.T)
+    # the buyer's top-up and utility at the exported item (= the stand-alone purchase and u0 where no item)
+    qF_x = cc.tuned_topup(tf, theta, q_x)["x"]
+    multi = served & (qF_x > 0)
     res.tables["leader_tuned_fringe"] = pd.DataFrame({
-        "theta": theta, "mass": mass, "q_L": menu.q, "Q_L": np.where(served, menu.q**tf.eta, 0.0), "q_F": aud["q_F"],
-        "Q_F": aud["q_F"] ** (tf.sigma + tf.gamma_F), "t": menu.T, "U": aud["U"], "u_0": aud["u0"],
-        "multi_homes": multi, "q_L_gamma_F0_discrete": ref0["q_L"], "t_gamma_F0_discrete": ref0["T"]})
+        "theta": theta, "mass": mass, "q_L": q_x, "Q_L": _leader_quality(tf, q_x, served), "q_F": qF_x,
+        "Q_F": qF_x ** (tf.sigma + tf.gamma_F), "t": T_x, "U": cc.tuned_buyer_value(tf, theta, q_x) - T_x,
+        "u_0": aud["u0"], "multi_homes": multi, "q_L_gamma_F0_discrete": ref0["q_L"],
+        "t_gamma_F0_discrete": ref0["T"]})
     first = int(np.argmax(served)) if served.any() else N
     res.notes.append(
         f"leader_tuned_fringe (γ_F = {tf.gamma_F:g}): {len(attempts)} starts, {len(ok)} converged, spread "
