@@ -344,16 +344,33 @@ def _monopolist_continuous_checks(res, models, theta, dist, V, model, mass=None,
     srv = V > TOL_DISCRETE * Vmax
     served = np.nonzero(srv)[0]
     excl = cc.exclusion_type(dist)
+    extra = 0.0
+    if V_ref is not None:
+        Vr = np.asarray(V_ref, float)
+        diff = np.nonzero(srv != (Vr > 0))[0]
+        faint = (Vr > 0) & (Vr <= 2 * TOL_DISCRETE * max(float(np.max(Vr)), 1e-300))
+        if len(diff) and faint[diff].all():
+            extra = float(theta[min(diff[-1] + 1, len(theta) - 1)] - theta[max(diff[0] - 1, 0)])
+    if len(theta) > 1 and (not len(served) or served[0] == 0):
+        # the NLP serves every type (or none): no midpoint, but the continuous exclusion type must still lie
+        # within one grid step of the grid's bottom (top) -- without this row a menu that serves types the
+        # theory excludes passed unchecked (competition_131_29 with exclusion_type fixed: θ* = 3.366 on a grid
+        # from 0.575)
+        every = bool(len(served))
+        step = float(theta[1] - theta[0]) if every else float(theta[-1] - theta[-2])
+        brk = _break_gap(theta, dist, excl, step)
+        gap = float(excl - theta[0]) if every else float(theta[-1] - excl)
+        scale = max(abs(excl), 1e-300)
+        res.checks.append(bound_check(
+            NAME, "monopolist_vs_continuous",
+            ("exclusion type − lowest grid type (the NLP serves every type)" if every else
+             "highest grid type − exclusion type (the NLP serves no type)") + " / exclusion type",
+            gap / scale if np.isfinite(gap) else np.nan, (step + extra + brk) / scale,
+            index="within one grid step" + (f" + {extra:.3g} (V below the V row's resolution)" if extra else "")
+            + (f" + {brk:.3g} (the gap across a density jump)" if brk else "")))
     if len(served) and served[0] > 0:
         k = served[0]
         mid, step = 0.5 * (theta[k - 1] + theta[k]), theta[k] - theta[k - 1]
-        extra = 0.0
-        if V_ref is not None:
-            Vr = np.asarray(V_ref, float)
-            diff = np.nonzero(srv != (Vr > 0))[0]
-            faint = (Vr > 0) & (Vr <= 2 * TOL_DISCRETE * max(float(np.max(Vr)), 1e-300))
-            if len(diff) and faint[diff].all():
-                extra = float(theta[min(diff[-1] + 1, len(theta) - 1)] - theta[max(diff[0] - 1, 0)])
         brk = _break_gap(theta, dist, excl, step)
         res.checks.append(compare(NAME, "monopolist_vs_continuous", "exclusion type (midpoint)", mid, excl,
                                   (step + extra + brk) / max(abs(excl), 1e-300),
@@ -522,6 +539,29 @@ def _break_gap(theta, dist, c: float, step: float) -> float:
     return out
 
 
+def _limit_band_shift(lf, dist, c: float, step: float) -> float:
+    r"""How far above the continuous θ_hi the discrete closed form's first interior type can lie because the
+    discrete limit-pricing band is one cell wide: θ_hi' − θ_hi, θ_hi' the up-crossing on [θ_hi, θ_max] of
+    η·h(θ) − c_L·q̂(θ + step)^(1−η) (θ_max − θ_hi if there is none).
+
+    Why: type k is interior in the discrete problem only if its item lies above the *next* type's limit quality,
+    q^int(φ_k) ≥ q̂(θ_(k+1)) (:func:`closed_form.competition.leader_discrete`; below it type k+1 would top up and
+    the item is in the band [q̂(θ_k), q̂(θ_(k+1))) that prices the cell's upper part at the fringe's cost), while the
+    continuous criterion is q^int(h(θ)) ≥ q̂(θ).  In logs the band is a·log(1 + step/θ), a = σ/((1 − σ)η), against
+    the crossing's slope G' = d/dθ log(q^int(h)/q̂) = h'/((1 − η)h) − a/θ, so the shift is ≈ (a/θ)/G' steps -- ≤ 1/2
+    only when the two curves cross at a wide angle (data/competition.toml, uniform: 0.14 steps), but 2.7 … 3.2
+    steps for competition_130_21 (Beta(0.77, 20.1), G' = 1.47 against a/θ = 4.77), whose exact discrete θ_hi
+    midpoint lies 1.56, 1.11, 1.22, 1.45, 0.89 steps above θ_hi at N = 11 … 176.  The discrete virtual value
+    φ_k − h(θ_k) ≈ step/2 > 0 (midpoint cells) moves the discrete threshold the other way, so the shift bounds it
+    from above only: the window below θ_hi stays one step."""
+    lo, hi = dist.support
+    if not (np.isfinite(c) and np.isfinite(step) and step > 0 and lo <= c < hi):
+        return 0.0
+    g = lambda t: lf.eta * cc.virtual_value(dist, t) - lf.c_L * cc.limit_quality(lf, np.asarray(t) + step) ** (1 - lf.eta)  # noqa: E731
+    r = cc._first_upcrossing(g, c, hi)
+    return float(hi - c) if not np.isfinite(r) else max(0.0, float(r - c))
+
+
 def _leader_thresholds(res, lf, dist, theta, reg, ref, resolved=None):
     """NLP thresholds vs the discrete and continuous closed forms.
 
@@ -560,10 +600,17 @@ def _leader_thresholds(res, lf, dist, theta, reg, ref, resolved=None):
         elif n and np.isfinite(c):
             extra = _unresolved_span(theta, *hits[key], resolved)
             brk = _break_gap(theta, dist, c, n[1])
-            res.checks.append(compare(NAME, chk, f"{label} (NLP midpoint)", n[0], c, (n[1] + extra + brk) / c,
+            band = 0.0  # θ_hi only, and only above it (_limit_band_shift)
+            if key == "interior_from" and mid_ne and dist is not None and n[0] > c:
+                th_ = np.asarray(theta, float)
+                i = int(np.clip(np.searchsorted(th_, c), 1, len(th_) - 1))
+                band = _limit_band_shift(lf, dist, c, max(float(n[1]), float(th_[i] - th_[i - 1])))
+            res.checks.append(compare(NAME, chk, f"{label} (NLP midpoint)", n[0], c, (n[1] + extra + brk + band) / c,
                                       index=["within one grid step" + (f" + {extra:.3g} (unresolved types)"
                                                                       if extra else "")
-                                             + (f" + {brk:.3g} (the gap across a density jump)" if brk else "")]))
+                                             + (f" + {brk:.3g} (the gap across a density jump)" if brk else "")
+                                             + (f" + {band:.3g} above θ_hi (the discrete limit-pricing band of one "
+                                                "cell)" if band else "")]))
         elif (cont is not None and n is None and np.isfinite(c) and theta[0] < c < theta[-1]
               and not theta[1] < c < theta[-2]) and (np.all(hits[key][0]) or not np.any(hits[key][0])):
             # within one grid step of the grid's end the continuous threshold need not put a grid type on
@@ -759,7 +806,11 @@ def _leader_convergence(res, lf, scn, ctx, sizes, base: LeaderMenu, known=None):
                 lq = np.where(served, np.abs(np.log(np.where(served, ref["q_L"] / np.where(served, cont["q_L"], 1.0),
                                                              1.0))), 0.0)
             gain = ms * np.maximum(np.nan_to_num(cc.leader_gain(lf, dist, th, cont["q_L"])), 0.0)
-            mu_profit = float(np.sum(gain * lq) / np.sum(gain)) if np.sum(gain) > 0 else 0.0
+            # no type of the coarsest grid in the leader's continuous market (every one below θ*): the grid's
+            # profit is 0 (relative error 1 on every grid that misses the market), not C/N -- μ̄ is unbounded
+            # (competition_131_48: Beta(1.03, 26) on [0, 5.75], θ* = 4.43 with mass ~1e-16 above it, equal-mass
+            # N = 28, 56: errors 1 − 2e-11, 1 − 6e-11, 'order' 6e-11 failed the band on an exact answer)
+            mu_profit = float(np.sum(gain * lq) / np.sum(gain)) if np.sum(gain) > 0 else np.inf
         wv = np.where(leader_type_weight(lf, th, ms, ref["q_L"], menu.q,  # the profit row's scale (regime._leader)
                                          _ref_scale(ref["profit"], _leader_scales(lf, th)[2])) >= TOL_DISCRETE,
                       kkt_mass_weight(ms), 0.0)
@@ -823,6 +874,13 @@ def _leader_convergence(res, lf, scn, ctx, sizes, base: LeaderMenu, known=None):
             res.notes.append(f"leader_fringe convergence: order of rel_err_profit not checked (the density jumps at "
                              f"{', '.join(f'{b:.6g}' for b in profit_jump)} where the leader sells: an O(1/N) error "
                              "whose constant depends on the jump's place in its grid cell); the finer-grid profit "
+                             "bound still applies")
+            continue
+        if col == "rel_err_profit" and np.isinf(mu_profit):
+            res.notes.append(f"leader_fringe convergence: order of rel_err_profit not checked (no type of the "
+                             f"coarsest grid, N = {n_c}, lies where the continuous closed form's leader earns a "
+                             "profit: its discrete profit is 0 and the error 100 %, not C/N; a grid whose types reach "
+                             f"the leader's market, above θ = {thr['entry']:.6g}, is needed); the finer-grid profit "
                              "bound still applies")
             continue
         if col == "rel_err_profit" and mu_profit > PROFIT_LINEAR:
