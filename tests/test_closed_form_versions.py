@@ -161,3 +161,93 @@ def test_ic_audit_passes_the_closed_form_and_fails_a_perturbed_menu():
     t = mon["t"].copy()
     t[-1] *= 1.01  # the top type now prefers the next item down
     assert V.ic_audit(th, mon["V"], t)["ic"] > 1e-5
+
+
+# ----------------------------------------- continuous switch types: end limits and ironing
+# three versions switching at h = 0.3 and 8 (c_2, c_3 root-solved for them), for types on [0.575, 22.34]
+WIDE = (M(0.1, 0.55, "small"), M(0.13577863896564055, 0.70, "mid"), M(1.3008857214564857, 0.85, "frontier"))
+# competition_131_29's types: h > 0 on (θ_min, θ_min + 1.2e-4] only, minimum −1.93 near θ = 1, up-crossing of 0
+# at 3.366; the grid check of the versions regime (h increasing at the types) passes at N <= 32 equal-spacing
+SLIVER = TypeDistribution("beta", low=0.575, high=22.34, p=0.7886, q=4.906)
+BETA_2_3 = TypeDistribution("beta", low=0.0, high=1.0, p=2.0, q=3.0)  # f(θ_max) = 0: h = 0/0 at the top
+
+
+def _discrete_switches(models, dist, n):
+    """{(from, to): midpoint of the two types around the switch} of the exact discrete monopolist on n
+    equal-spacing types (discrete virtual values + PAVA: no h, no continuous ironing), and the grid step."""
+    th, p = dist.discretise(n)
+    lab = V.monopolist_discrete(models, th, p)["model"]
+    ks = np.nonzero(lab[1:] != lab[:-1])[0]
+    return {(int(lab[k]), int(lab[k + 1])): 0.5 * (th[k] + th[k + 1]) for k in ks}, th[1] - th[0]
+
+
+@pytest.mark.parametrize("dist, models", [(BETA_2_3, THREE), (SLIVER, WIDE)], ids=["beta_2_3", "beta_sliver"])
+def test_continuous_switch_and_exclusion_types_are_the_discrete_optimum_s_limit(dist, models):
+    """Exclusion and switch types of the continuous-type monopolist vs the exact discrete closed form on
+    20 000 types: the same switches, each within 2 grid steps (equal-spacing midpoints converge at O(1/N);
+    measured 0.5-0.8 steps at N = 2000 and 20 000, and 4e-7 to 6e-5 at N = 2e5 for the sliver).
+    Before: no switch at all (h(θ_max) = 0/0 = NaN for every Beta with q > 1), and the sliver's switch at
+    h = 0.3 < h(θ_min+) skipped."""
+    disc, step = _discrete_switches(models, dist, 20000)
+    cont = {(i, j): t for i, j, t in V.monopolist_switch_types(models, dist)}
+    cont[(-1, V.envelope(models)[0])] = V.monopolist_exclusion_type(dist)
+    assert set(cont) == set(disc), (cont, disc)
+    for key, t in cont.items():
+        assert abs(disc[key] - t) <= 2 * step, (key, disc[key], t, step)
+
+
+def test_regular_beta_switch_types_solve_h_equal_theta_ij():
+    """Beta(2, 3) (log-concave: h increasing): each switch type solves θ − (1 − F)/f = θ_ij, with F, f from
+    scipy.stats on an interior bracket (the h = 0/0 top excluded); brentq accuracy 1e-12."""
+    from scipy import stats
+    b = stats.beta(2.0, 3.0)
+    h = lambda t: t - b.sf(t) / b.pdf(t)  # noqa: E731
+    got = V.monopolist_switch_types(THREE, BETA_2_3)
+    assert [(i, j) for i, j, _ in got] == [(0, 1), (1, 2)]
+    for (_, _, t), (_, _, s) in zip(got, V.switch_points(THREE)):
+        assert t == pytest.approx(optimize.brentq(lambda x: h(x) - s, 0.01, 0.99, xtol=1e-15), abs=1e-12)
+    assert V.monopolist_exclusion_type(BETA_2_3) == pytest.approx(optimize.brentq(h, 0.01, 0.99, xtol=1e-15), abs=1e-12)
+
+
+# density 0.5 / 0.05 / 0.45 on [1, 2], [2, 3], [3, 4]: h = 2θ − 3, 2θ − 12, 2θ − 4 on the three cells, i.e. up to
+# 1 on the first, down to −8 at θ = 2, up to 2 at θ = 3: h = s has an up-crossing in the first cell and at θ = 3
+DIP = TypeDistribution("piecewise", breakpoints=[1.0, 2.0, 3.0, 4.0], masses=[0.5, 0.05, 0.45])
+
+
+@pytest.mark.parametrize("s, expected", [
+    (0.0, 3.0),    # revenue θ(1 − F): 1.5·0.75 = 1.125 at the first cell's root 1.5 < 3·0.45 = 1.35 at 3
+    (0.5, 3.0),    # (θ − 0.5)(1 − F): 1.25·0.625 = 0.781 at 1.75 < 2.5·0.45 = 1.125 at 3
+    (-1.0, 1.0),   # h > −1 just above θ_min: revenue 2 at θ_min beats 4·0.45 = 1.8 at 3 (everyone served)
+    (3.5, 3.75),   # only the last cell reaches 3.5: 2θ − 4 = 3.5
+    (4.5, np.nan),  # h < 4.5 everywhere (h ≤ θ)
+])
+def test_ironed_threshold_on_a_dip_is_the_revenue_argmax(s, expected):
+    """The type from which the ironed h̄ exceeds s, where h = s has several up-crossings: the argmax of
+    (θ − s)(1 − F(θ)) (hand values above), which a brute force over 400 001 types agrees with to one step."""
+    got = V.ironed_threshold(DIP, s)
+    if np.isnan(expected):
+        assert np.isnan(got)
+        return
+    assert got == pytest.approx(expected, abs=1e-12)
+    t = np.linspace(1.0, 4.0, 400001)
+    assert abs(t[np.argmax((t - s) * DIP.sf(t))] - got) <= t[1] - t[0]
+
+
+def test_switch_type_on_a_dip_is_where_the_discrete_optimum_switches():
+    """Two versions switching at h = 0.5 on the dip: the exact discrete optimum (PAVA) on 3000 types excludes
+    every type below θ = 3 and sells the second model from there (h̄ jumps from < 0 to 2 at θ = 3; the first
+    model is never sold), where the ironed thresholds at 0 and 0.5 both say; the root of h = 0.5 in the
+    first cell (1.75) is not a switch of the optimum."""
+    two = (THREE[0], M(_c_for_switch(THREE[0], 0.70, 0.5), 0.70, "mid"))
+    assert V.switch_points(two)[0][2] == pytest.approx(0.5, rel=1e-12)
+    (_, _, t), = V.monopolist_switch_types(two, DIP)
+    assert t == pytest.approx(3.0, abs=1e-12)
+    assert V.monopolist_exclusion_type(DIP) == pytest.approx(3.0, abs=1e-12)
+    disc, step = _discrete_switches(two, DIP, 3000)
+    assert set(disc) == {(-1, 1)} and abs(disc[(-1, 1)] - 3.0) <= step
+
+
+def _c_for_switch(m0, eta, theta_ij):
+    """Cost c of a model with this η whose surplus line crosses m0's at θ_ij (root-solved, S_0 = S_1)."""
+    return optimize.brentq(lambda c: float(C.first_best_surplus(m0, theta_ij) - C.first_best_surplus(M(c, eta), theta_ij)),
+                           1e-9, 1e9, xtol=1e-300, rtol=4 * np.finfo(float).eps)

@@ -136,6 +136,18 @@ def test_dominated_version_is_never_sold_and_beta_types_verify(ctx):
     assert any("never sold" in n and "mid" in n for n in res.notes)
 
 
+def test_beta_types_get_the_continuous_monopolist_switch_rows(ctx):
+    """Beta(2, 3) (f = 0 at θ_max), the three shipped versions, 30 types: the monopolist's regions are judged
+    against the continuous switch types h(θ) = θ_ij (0.5374, 0.8151) as well as the exclusion type 1/3.
+    Before (cv.monopolist_switch_types on h(θ_max) = 0/0 = NaN) both switch rows were silently absent for every
+    Beta with q > 1, and the run verified without them."""
+    res, _ = _run(ctx, _raw(n=30, distribution="beta", p=2.0, q=3.0))
+    assert res.converged and _failed(res).empty, _failed(res).to_string()
+    v = res.verification
+    rows = v[(v.check == "monopolist") & v.quantity.str.contains("discrete switch")]
+    assert sorted(str(i).split(" at ")[0] for i in rows["index"]) == ["-1->0", "0->1", "1->2"], rows.to_string()
+
+
 # ----------------------------------------------------------------- mutants: the run must fail
 MUTANTS = {
     # a wrong switch point (the envelope's θ_ij 2 % too high): efficient regions and monopolist menu

@@ -45,12 +45,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.closed_form.competition import ModelCost, first_best_quality, first_best_surplus, model_cost
+from models.closed_form.competition import (
+    ModelCost, SCAN_POINTS, _bracketed_upcrossing, first_best_quality, first_best_surplus, model_cost,
+    virtual_value as _virtual_value,
+)
 
 __all__ = ["ModelCost", "envelope", "switch_points", "indirect_utility", "task_shares", "efficient_model",
            "efficient_quality", "efficient_surplus", "min_cost", "cheapest_model", "ironed",
            "discrete_virtual_values", "monopolist_allocation", "monopolist_discrete", "screening_transfers",
-           "versioning_jumps", "monopolist_switch_types", "monopolist_continuous", "ic_audit"]
+           "versioning_jumps", "ironed_threshold", "monopolist_exclusion_type", "monopolist_switch_types",
+           "monopolist_continuous", "ic_audit"]
 
 TIE_SWITCH = 1e-9
 """A value h within this relative distance of a switch value θ_ij is a *tie*: both models are
@@ -251,21 +255,67 @@ def versioning_jumps(models) -> list[dict]:
     return out
 
 
+def ironed_threshold(dist, s: float) -> float:
+    r"""Lowest type whose *ironed* virtual value exceeds s: the (largest) argmax of the revenue
+    :math:`(\theta-s)(1-F(\theta))` over θ_min and the up-crossings of h − s (θ_min: h̄ > s on the
+    whole support; NaN: nowhere, i.e. h ≤ s throughout or the best revenue is ≤ 0).
+
+    Why: in the quantile z = F(θ), :math:`H(z)=\int_0^z h=\theta_{\min}-\theta(1-F(\theta))`
+    (d/dθ[θ(1 − F)] = −f·h) and h̄ is the slope of H's convex minorant, so h̄ > s exactly after the
+    largest minimiser of H(z) − s·z = θ_min − s − (θ − s)(1 − F(θ)).  That revenue's derivative is
+    −f·(h − s): its interior local maxima are the up-crossings of h − s, and θ_min is one where
+    h > s just above it.  For a non-decreasing h this is the single root of h = s; at s = 0 it is
+    the exclusion type (closed_form.competition.exclusion_type's rule).
+
+    The root of h = s alone is not it when h is not monotone: a Beta density with p < 1 is
+    infinite at θ_min, h(θ_min) = θ_min, and where 1 − p is small h stays above s on a sliver
+    before dipping below it (competition_131_29's Beta(0.7886, 4.906) on [0.575, 22.34]: h > 0 on
+    (θ_min, θ_min + 1.2e-4], minimum −1.93 at θ ≈ 1, up-crossing of 0 at 3.366).  h is evaluated
+    with its end limits (closed_form.competition.virtual_value): θ at a top where f = 0."""
+    lo, hi = (float(x) for x in dist.support)
+    a = lo + 1e-15 * max(1.0, abs(lo))
+    g = lambda x: _virtual_value(dist, x) - s  # noqa: E731
+    cands = [lo] if float(g(a)) > 0 else []
+    t = np.linspace(a, hi, SCAN_POINTS)
+    pos = np.asarray(g(t), float) > 0
+    cands += [_bracketed_upcrossing(g, float(t[i]), float(t[i + 1])) for i in np.nonzero(pos[1:] & ~pos[:-1])[0]]
+    if not cands:
+        return np.nan
+    rev = np.array([(c - s) * float(dist.sf(c)) for c in cands])
+    if not rev.max() > 0:
+        return np.nan
+    return float(cands[int(np.flatnonzero(rev >= rev.max())[-1])])
+
+
+def monopolist_exclusion_type(dist) -> float:
+    """Lowest type the continuous-type monopolist serves (any models): :func:`ironed_threshold` at
+    s = 0 (θ_min if every type is served, NaN if none is)."""
+    return ironed_threshold(dist, 0.0)
+
+
 def monopolist_switch_types(models, dist) -> list[tuple[int, int, float]]:
-    """(i, j, θ) with h(θ) = θ_ij for each switch inside the support (increasing h; brentq)."""
-    from scipy import optimize
-    lo, hi = dist.support
+    """(i, j, θ) for each switch θ_ij of the envelope that the continuous-type monopolist makes
+    inside the support: θ = :func:`ironed_threshold` (θ_ij), the type from which h̄ > θ_ij.
+
+    Formerly the root of h(θ) = θ_ij on [θ_min + 1e-12, θ_max] when h changed sign there, with h
+    from the distribution's own formula: 0/0 = NaN at a top where f = 0 (every Beta with q > 1),
+    so no switch was ever returned for those and the versions regime's continuous switch rows
+    were silently absent (Beta(2, 3) with the three shipped versions: [] instead of two
+    switches); and a switch value below h(θ_min+) on a Beta p < 1 sliver (above) was skipped."""
+    lo = float(dist.support[0])
     out = []
     for i, j, s in switch_points(models):
-        g = lambda t, s=s: float(dist.virtual_value(t)) - s  # noqa: E731
-        a, b = lo + 1e-12 * max(1.0, abs(lo)), hi
-        if g(a) < 0 < g(b):
-            out.append((i, j, float(optimize.brentq(g, a, b, xtol=1e-14, rtol=4 * np.finfo(float).eps))))
+        th = ironed_threshold(dist, s)
+        if np.isfinite(th) and th > lo:
+            out.append((i, j, th))
     return out
 
 
 def monopolist_continuous(models, dist, theta) -> dict:
-    r"""Continuous types with increasing h: V(θ) = V*(h(θ)), model per type."""
+    r"""Continuous types with non-decreasing h: V(θ) = V*(h(θ)), model per type (not used by the
+    regime, which compares with the discrete closed form and the switch types).  For another h the
+    optimum is V*(h̄) with the ironed h̄ (:func:`ironed_threshold`); this pointwise map is then wrong
+    on the ironed intervals (e.g. V > 0 on a Beta p < 1 sliver above θ_min that is not served)."""
     t = np.asarray(theta, float)
     V, idx = monopolist_allocation(models, dist.virtual_value(t))
     return {"theta": t, "V": V, "model": idx}
