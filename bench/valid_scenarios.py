@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -102,7 +103,8 @@ def plans_scenario(d, name="plans") -> S.ScenarioSpec:
     C(Q) = cQ^(1/η); the regime rejects a baseline, so that draw becomes a one-class CES
     fine-tuning); any type distribution and both grids, from two types up; half of the Beta draws
     with integer shapes (the continuous-cut NLP needs uniform or integer-parameter Beta types);
-    K (see _k_list), refine 1..1000, full_nlp_max 0..400."""
+    K (see _k_list), refine 1..1000, full_nlp_max 0..400; 40 % of the CSV types with customer
+    counts as masses (_as_counts)."""
     feats: list = []
     tech = S.draw_technology(d, feats)
     ft = tech.get("fine_tuning")
@@ -135,8 +137,27 @@ def plans_scenario(d, name="plans") -> S.ScenarioSpec:
     if fk != "default":
         opts["full_nlp_max"] = {"zero": 0, "N": min(N, PLANS_FULL_NLP_MAX), "max": PLANS_FULL_NLP_MAX}[fk]
         feats.append(f"full_nlp_max={fk}")
+    # drawn last, so the other draws of a scenario do not depend on it
+    if types["distribution"] == "discrete" and d.chance(0.4):
+        files[types["file"]] = _as_counts(d, files[types["file"]], feats)
     tree = {"name": name, "technology": tech, "types": types, "regimes": {"plans": opts}}
     return S.ScenarioSpec("plans", name, tree, files, feats)
+
+
+def _as_counts(d, text: str, feats: list) -> str:
+    """The same CSV types with customer counts as masses (README: "mass is a positive weight --
+    shares or customer counts"; stranger11's CRM segments): integers log-uniform on 1..5000, and
+    half the time a whale, the top type with 1-3 customers (its money sets the plans NLPs' scales)."""
+    head, *rows = text.strip().splitlines()
+    pts = [(float(r.split(",")[0]), r.split(",")[0]) for r in rows]
+    top = max(p[0] for p in pts)
+    whale = d.chance(0.5)
+    out = [head]
+    for th, raw in pts:
+        n = d.integer(1, 3) if whale and th == top else int(round(math.exp(d.uniform(0.0, math.log(5000.0)))))
+        out.append(f"{raw},{max(n, 1)}")
+    feats.append("csv(counts, whale)" if whale else "csv(counts)")
+    return "\n".join(out) + "\n"
 
 
 FAMILIES = tuple(S.FAMILIES) + ("plans",)

@@ -8,7 +8,8 @@ the ranges.  These tests load drawn ``plans`` scenarios with ``models.scenario.l
 * every draw validates and the validated options are the drawn ones (nothing coerced);
 * the draws reach the edges the regime documents (README "Pricing plans", docs/model.md §2.8,
   ``models/plans.validate_options``): two types, K = 1, K = N, K above N, K up to 64, refine 1 and
-  the refine cap, full_nlp_max 0 and 400, every type distribution, both grids, integer Beta shapes;
+  the refine cap, full_nlp_max 0 and 400, every type distribution, both grids, integer Beta shapes,
+  CSV masses as customer counts with a light top type;
 * one step past each of the drawer's limits is refused by the validator, so a validator that
   widens a range (the drawer would then miss the new edge) fails here as well as one that narrows it.
 """
@@ -95,9 +96,16 @@ def test_plans_draws_reach_the_documented_edges(drawn):
         seen |= {"full_nlp_max=400"} if o["full_nlp_max"] == V.PLANS_FULL_NLP_MAX else set()
         seen |= {"fine-tuning"} if scn.technology.gamma > 0 else {"no fine-tuning"}
         seen |= {"theta=0 type"} if t.get("low", None) == 0.0 or "csv(theta=0)" in spec.features else set()
+        if scn.types.kind == "discrete":
+            counts = [float(r.split(",")[1]) for r in spec.files[t["file"]].strip().splitlines()[1:]]
+            if all(c.is_integer() for c in counts) and max(counts) > 1:  # customer counts, not shares
+                seen.add("csv counts")
+                top = counts[max(range(len(counts)), key=lambda k: scn.types.points[k])]
+                seen |= {"csv whale"} if top <= 3 else set()
     want = {"dist=uniform", "dist=beta", "dist=piecewise", "dist=discrete", "grid=equal-spacing",
             "grid=equal-mass", "integer beta", "N=2", "K=1 alone", "K=N", "K>N", "K>=32", "K=64", "refine=1",
-            "refine=1000", "full_nlp_max=0", "full_nlp_max=400", "fine-tuning", "no fine-tuning", "theta=0 type"}
+            "refine=1000", "full_nlp_max=0", "full_nlp_max=400", "fine-tuning", "no fine-tuning", "theta=0 type",
+            "csv counts", "csv whale"}
     assert want <= seen, f"edges never drawn in {len(drawn)} draws: {sorted(want - seen)}"
 
 
