@@ -362,7 +362,13 @@ def _types(v: _V, d: dict, base: Path | None):
                    "one row per theta value (each theta distinct); these rows repeat theta = "
                    f"{th:g}: put the type in one row with the sum of their masses")
         first[th] = i
-    dist = TypeDistribution("discrete", points=tuple(thetas), weights=tuple(masses))
+    # normalised here (README: weights normalised to sum 1), by the largest first: a plain sum of finite masses
+    # can overflow (two rows of 1e308: inf, then a ZeroDivisionError deep in the budgets' scales; stranger15 F1)
+    # or lose subnormal ones; the ratios -- all that the model reads -- are kept to round-off
+    mx = max(masses)
+    w = [m / mx for m in masses]
+    tot = math.fsum(w)
+    dist = TypeDistribution("discrete", points=tuple(thetas), weights=tuple(x / tot for x in w))
     return dist, len(thetas), grid
 
 

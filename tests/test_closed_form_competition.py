@@ -846,3 +846,19 @@ def test_continuous_leader_schedule_is_monotone_where_the_hazard_is_huge():
     g = C.leader_gain(lf, dist, t, qh)
     np.testing.assert_allclose(g, lf.c_F * C.fringe_stand_alone(lf, t) - lf.c_L * qh, rtol=1e-12)
     assert C.leader_schedule_is_monotone(lf, dist)
+
+
+@pytest.mark.unit
+def test_cumulative_integral_pieces_do_not_grow_with_the_money_unit():
+    """stranger15 F0: data/competition.toml with θ on [0, 1e6] (money × 1e6) was OOM-killed at 23.6 GB: the
+    longest piece of a cumulative integral was an absolute 0.01 of θ, so 1e8 pieces.  The piece count must be
+    the same in any unit, and the integral must scale with it: ∫_0^θ s² ds = θ³/3 in both."""
+    from models.closed_form import competition as cc
+    theta = np.linspace(0.05, 1.0, 40)
+    for breaks in ((), (0.5,)):
+        n1 = len(cc._integration_pieces(0.0, theta, breaks)[0])
+        n6 = len(cc._integration_pieces(0.0, theta * 1e6, tuple(b * 1e6 for b in breaks))[0])
+        assert n1 == n6 and n1 < 10_000, (n1, n6)
+    for s in (1.0, 1e6):
+        got = cc._cumulative_integral(lambda x: x**2, 0.0, theta * s)
+        assert np.allclose(got, (theta * s) ** 3 / 3, rtol=1e-12, atol=0), s

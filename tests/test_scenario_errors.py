@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import TINY_SCENARIO
 
@@ -255,3 +256,18 @@ def test_help_exits_0(run_solve):
     for flag in ("--out", "--format", "--route", "--regime"):
         assert flag in so
     assert "Exit codes" in so
+
+
+@pytest.mark.unit
+def test_csv_masses_are_normalised_without_overflow_or_underflow(tmp_path):
+    """stranger15 F1: a CSV of finite masses 1e308 each summed to inf, every type got mass 0 and the budgets
+    regime died in a ZeroDivisionError (exit 1, a traceback).  The README says masses are weights normalised
+    to sum 1: only their ratios matter, so 1e308 : 1e308 : 5e307 and 5e-324-scale weights load as 0.4/0.4/0.2."""
+    from models import scenario
+    for rows, want in (([(1, 1e308), (2, 1e308), (3, 5e307)], [0.4, 0.4, 0.2]),
+                       ([(1, 2e-310), (2, 2e-310), (3, 1e-310)], [0.4, 0.4, 0.2])):
+        (tmp_path / "t.csv").write_text("theta,mass\n" + "".join(f"{a},{m!r}\n" for a, m in rows))
+        (tmp_path / "s.toml").write_text(edit('distribution = "uniform"\nn = 10',
+                                              'distribution = "discrete"\nfile = "t.csv"'))
+        th, ms = scenario.load(tmp_path / "s.toml").discrete_types()
+        assert np.allclose(ms, want, rtol=1e-12, atol=0) and np.all(np.isfinite(ms)), ms
