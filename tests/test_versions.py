@@ -361,3 +361,20 @@ def test_items_with_a_non_positive_price_are_exported_as_the_outside_option():
     res2 = RegimeResult("versions")
     vr._snap_unpriced(res2, exact)
     assert not res2.notes and exact["t"][1] == 0.4
+
+
+def test_beta_sliver_above_theta_min_gets_the_ironed_exclusion_row(ctx):
+    """competition_131_29's types, Beta(0.7886, 4.906) on [0.575, 22.34] (h > 0 on (θ_min, θ_min + 1.2e-4] only,
+    then < 0 up to 3.366), versions switching at h = 2 and 8, 32 types (h increasing at the types, so the
+    continuous rows run): the monopolist's exclusion row is judged at the ironed exclusion type 3.366 (the
+    argmax of θ(1 − F)).  Before, h(θ_min + 1e-12) > 0 dropped the row (and the switch rows were absent too,
+    h(θ_max) = NaN); closed_form.competition.exclusion_type at 5f87e32 says θ_min there (4 steps off)."""
+    raw = _raw(n=32, distribution="beta", low=0.575, high=22.34, p=0.7886, q=4.906)
+    for m, c in zip(raw["regimes"]["versions"]["models"], (0.1, 0.33509577081426006, 1.8870781253880633)):
+        m["c"] = c
+    res, s = _run(ctx, raw)
+    assert res.converged and _failed(res).empty, _failed(res).to_string()
+    v = res.verification
+    rows = v[(v.check == "monopolist") & v.quantity.str.contains("discrete switch")]
+    assert sorted(str(i).split(" at ")[0] for i in rows["index"]) == ["-1->0", "0->1", "1->2"], rows.to_string()
+    assert any("3.36614" in str(i) for i in rows["index"])

@@ -845,10 +845,12 @@ def _checks(res, models, sigma, theta, mass, dist, eff, mon):
     if dist is not None and np.all(np.diff(dist.virtual_value(theta)) > 0):
         cont_m = [(i, j, s) for i, j, s in cv.monopolist_switch_types(models, dist)]
         env = cv.envelope(models)
-        h_lo = float(dist.virtual_value(dist.support[0] + 1e-12 * max(1.0, abs(dist.support[0]))))
-        if h_lo < 0:  # exclusion: h(θ) = 0
-            from models.closed_form.competition import exclusion_type
-            cont_m = [(-1, env[0], exclusion_type(dist))] + cont_m
+        # exclusion where the ironed h̄ turns positive (cv.monopolist_exclusion_type), inside the support: the sign
+        # of h just above θ_min is not it (Beta p < 1: h(θ_min+) = θ_min > 0 on a sliver, then h < 0 up to an
+        # up-crossing; competition_131_29's Beta(0.7886, 4.906) on [0.575, 22.34] excludes θ < 3.366)
+        th_x = cv.monopolist_exclusion_type(dist)
+        if np.isfinite(th_x) and th_x > dist.support[0]:
+            cont_m = [(-1, env[0], th_x)] + cont_m
         _switch_rows(res, "monopolist", theta, lab_m, ref_m, clear_m, [c for c in cont_m if lo < c[2] < hi],
                      "monopolist, h(θ)=θ_ij")
     # versioning jumps: the NLP's jump lies in the bracket of the discrete virtual values around θ_ij
