@@ -273,6 +273,29 @@ def check_output_target(out: Path) -> None:
         if os.listdir(out) and not (out / "manifest.json").is_file():
             raise OutputError(f"{out} exists and holds files that are not a run (no manifest.json); a run "
                               "replaces its folder as a whole, so move them away or choose another --out")
+        if os.listdir(out):
+            foreign = _foreign_files(out)
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+                raise OutputError(f"{out} exists and holds files that are not a run: {shown} (not written by a "
+                                  "run: not listed in its manifest.json); a run replaces its folder as a whole, so "
+                                  "move them away or choose another --out")
+
+
+def _foreign_files(out: Path) -> list[str]:
+    """Files under run folder ``out`` that its manifest.json does not list (all of them if that file is not
+    this tool's manifest).  The name alone is not proof: web apps and browser extensions keep a manifest.json
+    too, and replacing such a folder deleted index.html and src/ (stranger15 F0b)."""
+    found = sorted(str(Path(d, f).relative_to(out)) for d, _, fs in os.walk(out) for f in fs)
+    try:
+        man = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        listed = set(man["files"]) if isinstance(man, dict) and isinstance(man.get("files"), dict) \
+            and {"version", "scenario"} <= set(man) else None
+    except (OSError, UnicodeDecodeError, ValueError, TypeError):
+        listed = None
+    if listed is None:
+        return [f for f in found if f != "manifest.json"] or ["manifest.json"]
+    return [f for f in found if f != "manifest.json" and f not in listed]
 
 
 @contextmanager

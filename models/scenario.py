@@ -372,6 +372,10 @@ def _types(v: _V, d: dict, base: Path | None):
     return dist, len(thetas), grid
 
 
+_FILE_OPTIONS = frozenset({"output_file"})
+"""Ipopt options that name a file Ipopt writes."""
+
+
 def _solver(v: _V, d: dict) -> dict:
     s = v.table(d, "", "solver")
     p = "solver"
@@ -385,6 +389,10 @@ def _solver(v: _V, d: dict) -> dict:
             v.fail(f"{p}.options.{k}", val, "a number or a string (passed to Ipopt unchanged)" + hint)
         if k in _OWN_FIELDS:
             v.fail(f"{p}.options.{k}", val, f"set it as [solver] {k} = ..., not in [solver.options]")
+        if k in _FILE_OPTIONS:  # Ipopt opens the path for writing: a scenario would choose where files land and
+            # could overwrite any file the user can write (stranger15 F0c)
+            v.fail(f"{p}.options.{k}", val, "not set by a scenario file (a scenario never chooses where files "
+                   "land: Ipopt would overwrite that path); remove it")
         opts[k] = val
     user = dict(opts)
     tol = v.number(s, p, "tol", lo=0, lo_open=True, hi=1, default=None)

@@ -83,9 +83,21 @@ CASES = [
          args=["--out", "{dir}/out"]),
     Case("out-target-foreign-files", "out", {"out/case/mine.txt": "keep me", "scenario.toml": BASE},
          ["not a run (no manifest.json)"], args=["--out", "{dir}/out"]),
+    # stranger15 F0b: a web app's manifest.json made its folder "a run folder", replaced with index.html and src/
+    Case("out-target-foreign-manifest", "out", {"out/case/manifest.json": '{"name": "my-webapp"}',
+                                                "out/case/index.html": "<html>precious</html>",
+                                                "out/case/src/app.js": "code", "scenario.toml": BASE},
+         ["files that are not a run", "index.html", "manifest.json"], args=["--out", "{dir}/out"]),
+    Case("out-target-run-folder-with-a-user-file", "out", {
+        "out/case/manifest.json": '{"version": "0", "scenario": {}, "files": {"summary.json": {}}}',
+        "out/case/summary.json": "{}", "out/case/my_notes.txt": "keep me", "scenario.toml": BASE},
+         ["files that are not a run", "my_notes.txt"], args=["--out", "{dir}/out"]),
     # -- Ipopt options against the installed Ipopt's option list
     Case("opt-unknown", "ipopt-options", {"scenario.toml": add_options("mu_strateg = 'adaptive'")},
          ["'solver.options.mu_strateg'", "known Ipopt option", "did you mean mu_strategy"]),
+    Case("opt-output-file", "ipopt-options", {"scenario.toml": add_options("output_file = 'victim.txt'"),
+                                              "victim.txt": "precious"},  # stranger15 F0c: Ipopt overwrote it
+         ["'solver.options.output_file'", "never chooses where files land", "remove it"]),
     Case("opt-bad-enum", "ipopt-options", {"scenario.toml": add_options("mu_strategy = 'bogus'")},
          ["'solver.options.mu_strategy'", "'monotone', 'adaptive'"]),
     Case("opt-string-for-real", "ipopt-options", {"scenario.toml": add_options("acceptable_tol = 'small'")},
