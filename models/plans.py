@@ -155,13 +155,36 @@ def build_linear(tech, theta, mass, m0: float):
     return mdl
 
 
+def solver_defaults(tech, mdl) -> dict:
+    """menu_solver_defaults plus Ipopt's unscaled stops in the model's own units
+    (gain.unit_tolerances, as budgets.menu_unit_tolerances does for the menu NLP): objective,
+    variable and row units read from the model's scaling suffix (1 where it has none).
+
+    Ipopt ends a run only when, besides tol on the scaled problem, its *unscaled* dual
+    infeasibility is <= dual_inf_tol (default 1, in $ per unit of the variable).  A plans NLP
+    scales Q_k by 1/Q_FB(θ_k): at sigma + gamma = 0.90266 and θ from 0.005 (uniform on [0, 1],
+    N = 103, plans_170_12) the lowest Q_FB is 1e-27, so the linear NLP's scaled dual residual
+    of 5.3e-16 read 124 unscaled; every start stopped at 'very little progress' (tiny step) at
+    m = 1/eta to 1.4e-11, and the regime was not converged."""
+    sf = getattr(mdl, "scaling_factor", None)
+
+    def unit(c):
+        f = sf.get(c) if sf is not None else None
+        return 1.0 / f if f else 1.0
+
+    obj = next(mdl.component_data_objects(pyo.Objective, active=True))
+    var = [unit(v) for v in mdl.component_data_objects(pyo.Var, active=True) if not v.fixed]
+    con = [unit(c) for c in mdl.component_data_objects(pyo.Constraint, active=True)]
+    return {**menu_solver_defaults(tech), **gain.unit_tolerances(unit(obj), var, con)}
+
+
 def _linear(res, tech, theta, mass, ctx, full_profit, scn=None):
     ref = cp.linear_optimum(tech, theta, mass)
     runs = []
     for m0 in LINEAR_STARTS:
         with Timer() as tb:
             mdl = build_linear(tech, theta, mass, m0)
-        r = ctx.solve(mdl, f"linear[m0={m0:g}]", tb.seconds, defaults=menu_solver_defaults(tech))
+        r = ctx.solve(mdl, f"linear[m0={m0:g}]", tb.seconds, defaults=solver_defaults(tech, mdl))
         res.solves[f"linear[m0={m0:g}]"] = r
         mult = float(pyo.value(mdl.mult))
         Q = np.zeros(len(theta))
@@ -299,7 +322,7 @@ def _two_part(res, tech, theta, mass, scn, opts, ctx, full_profit):
         with Timer() as tb:
             mdl = build_two_part(tech, theta, mass, s, 1.5)
         lab = f"two_part[s={s}]"
-        r = ctx.solve(mdl, lab, tb.seconds, defaults=menu_solver_defaults(tech))
+        r = ctx.solve(mdl, lab, tb.seconds, defaults=solver_defaults(tech, mdl))
         res.solves[lab] = r
         runs[s] = (float(pyo.value(mdl.profit)), float(pyo.value(mdl.mult)), float(pyo.value(mdl.fee)), r)
         mf = cp.two_part_multiplier_formula(tech, theta, mass, s)
@@ -556,7 +579,7 @@ def _two_part_menus(res, tech, theta, mass, scn, opts, ctx, full_profit, single)
         with Timer() as tb:
             mdl, plan = build_two_part_menu(tech, theta, mass, ref.starts)
         lab = f"two_part_menu[K={K}]"
-        r = ctx.solve(mdl, lab, tb.seconds, defaults=menu_solver_defaults(tech))
+        r = ctx.solve(mdl, lab, tb.seconds, defaults=solver_defaults(tech, mdl))
         res.solves[lab] = r
         mult = np.array([pyo.value(mdl.mult[b]) for b in mdl.B])
         fee = np.array([pyo.value(mdl.fee[b]) for b in mdl.B])
@@ -590,7 +613,18 @@ def _two_part_menus(res, tech, theta, mass, scn, opts, ctx, full_profit, single)
                              f"block profit's maximum {mpol[b]:.8g} ({np.nanmax(moved):.2g} of max m; profit "
                              f"{abs(prof / out['profit'] - 1):.2g} apart): that tariff's profit is flat in m, the "
                              "exported sheet carries the NLP's (fee, m)")
-        res.checks.append(compare(NAME, "two_part_menu_nlp_vs_closed_form", "fee", fee, ref.fee, TOL_M, index=idx))
+        # fees: the binding downward chain (cp.two_part_menu_from_blocks) fixes every fee by the
+        # multipliers, so a flat tariff's imprecise m moves its fee too (plans_170_8: a whale, one
+        # type of mass 2.8e-4 alone on tariff 3 with m* = 1; the NLP's m 1.36e-6 off at profit
+        # 1.8e-12, its fee 1.04e-5 of max fee off).  The closed form is compared with the chain at
+        # the polished m (2.0e-10 there), and the NLP's fees with the chain at its own m (what its
+        # IR/choice rows determine: 1.6e-9 there)
+        fee_pol, _ = cp.two_part_menu_from_blocks(tech, theta, mass, ref.starts, mpol)
+        fee_own, _ = cp.two_part_menu_from_blocks(tech, theta, mass, ref.starts, mult)
+        res.checks.append(compare(NAME, "two_part_menu_nlp_vs_closed_form", "fee (fee chain at the polished m)",
+                                  fee_pol, ref.fee, TOL_M, index=idx))
+        res.checks.append(compare(NAME, "two_part_menu_nlp_vs_closed_form", "fee (NLP's, vs the fee chain at its m)",
+                                  fee, fee_own, TOL_M, index=idx))
         res.checks.append(compare(NAME, "two_part_menu_nlp_vs_closed_form", "profit", prof, out["profit"],
                                   TOL_LINEAR_PROFIT, index=[f"K={K}"]))
         if K == 1:  # one tariff: the independent served-set x multiplier search
@@ -681,12 +715,31 @@ def cut_profit(tech, dist, c) -> float:
 
 
 def cut_gradient(tech, dist, c) -> float:
-    """max_b |∂Π/∂c_b| × range / Π by central differences (see CUT_STEP)."""
+    """max_b of the projected |∂Π/∂c_b| × range / Π (see CUT_STEP).
+
+    Central differences for a cut inside the support.  A cut on an end of the support is on a
+    bound of the program (c_b in [low, high]): c_1 = low when the optimum serves every type
+    (plans_170_7: uniform on [1.981, 2.981], every virtual value > 0), where KKT asks only
+    ∂Π/∂c_1 <= 0 -- there ∂Π/∂c_1·range/Π = -0.33, and the central difference, which steps
+    below the support, read -0.167 and failed the row.  Such a cut is judged by the one-sided
+    second-order difference (truncation O(h²) as the central one, round-off 8·eps/(2·CUT_STEP)
+    ~ 4e-11), counted only in the direction that would raise the profit inside the support."""
     c = np.asarray(c, float)
-    w = float(dist.high) - float(dist.low)
+    lo, hi = float(dist.low), float(dist.high)
+    w = hi - lo
     h = CUT_STEP * w
-    g = [(cut_profit(tech, dist, c + h * e) - cut_profit(tech, dist, c - h * e)) / (2 * h) for e in np.eye(len(c))]
-    return float(np.max(np.abs(g))) * w / abs(cut_profit(tech, dist, c))
+    p0 = cut_profit(tech, dist, c)
+    g = []
+    for b, e in enumerate(np.eye(len(c))):
+        if c[b] - lo <= h:  # lower end: only ∂Π/∂c_b > 0 (moving up into the support) is a defect
+            d = (-3.0 * p0 + 4.0 * cut_profit(tech, dist, c + h * e) - cut_profit(tech, dist, c + 2 * h * e)) / (2 * h)
+            g.append(max(d, 0.0))
+        elif hi - c[b] <= h:  # upper end: only ∂Π/∂c_b < 0
+            d = (3.0 * p0 - 4.0 * cut_profit(tech, dist, c - h * e) + cut_profit(tech, dist, c - 2 * h * e)) / (2 * h)
+            g.append(max(-d, 0.0))
+        else:
+            g.append(abs(cut_profit(tech, dist, c + h * e) - cut_profit(tech, dist, c - h * e)) / (2 * h))
+    return float(np.max(g)) * w / max(abs(p0), 1e-300)
 
 
 def build_k_cuts(tech, dist, cuts0, Q0):
@@ -749,12 +802,17 @@ def _k_cuts(res, tech, scn, opts, ctx, coarse_dp, fine_dp):
         P_em = np.diff(np.r_[dist.cdf(cut_em), 1.0])
         starts = {"grid DP cuts": (cut_dp, 0.5 * cf.first_best_quality(tech, cut_dp)),
                   "equal-mass cuts": (cut_em, cb.discrete_menu(tech, cut_em, P_em).Q)}
+        # a start's Q is kept >= 1e-9 of the NLP's Q unit (build_k_cuts scales Q by 1/Q_FB(high)).
+        # An absolute floor of 1e-9 was 1.2e6 units at eta = 0.95 on [1.903, 2.903] (Q_FB(high) =
+        # 8.2e-16, plans_170_10): every start of every K ended at the empty menu (all cuts = high,
+        # profit 0 or -1e-23), and the spread below divided by zero
+        q_floor = 1e-9 * float(cf.first_best_quality(tech, float(dist.high)))
         sols = {}
         for nm, (c0, q0) in starts.items():
             with Timer() as tb:
-                mdl = build_k_cuts(tech, dist, c0, np.maximum(q0, 1e-9))
+                mdl = build_k_cuts(tech, dist, c0, np.maximum(q0, q_floor))
             lab = f"k_cuts[K={K},{nm}]"
-            r = ctx.solve(mdl, lab, tb.seconds, defaults=menu_solver_defaults(tech))
+            r = ctx.solve(mdl, lab, tb.seconds, defaults=solver_defaults(tech, mdl))
             res.solves[lab] = r
             c = np.array([pyo.value(mdl.c[b]) for b in mdl.B])
             Q = np.array([pyo.value(mdl.Q[b]) for b in mdl.B])
@@ -763,7 +821,7 @@ def _k_cuts(res, tech, scn, opts, ctx, coarse_dp, fine_dp):
         ok = {k: v for k, v in sols.items() if v[4].ok} or sols
         bname = max(ok, key=lambda k: ok[k][0])
         prof, c, Q, t, _ = ok[bname]
-        spread = (max(v[0] for v in ok.values()) - min(v[0] for v in ok.values())) / abs(prof)
+        spread = (max(v[0] for v in ok.values()) - min(v[0] for v in ok.values())) / max(abs(prof), 1e-300)
         # A start that did not converge cannot change what is reported when the
         # best converged start is at least as profitable as the point it stopped
         # at (every check below reads only the reported cuts; its own status is
@@ -795,8 +853,8 @@ def _k_cuts(res, tech, scn, opts, ctx, coarse_dp, fine_dp):
         # the density (measured 2.0 uniform and Beta(2,3), 5.4 for Beta(1,3)
         # on [0,1]), so the check is the convergence itself: the gap at N
         # must shrink by at least CUT_CONV_RATIO when N doubles (1/2 for O(1/N))
-        e1 = abs(prof - coarse_dp[K].menu.profit(tech)) / abs(prof)
-        e2 = abs(prof - dpf.menu.profit(tech)) / abs(prof)
+        e1 = abs(prof - coarse_dp[K].menu.profit(tech)) / max(abs(prof), 1e-300)
+        e2 = abs(prof - dpf.menu.profit(tech)) / max(abs(prof), 1e-300)
         if e1 > 1e-9:
             res.checks.append(bound_check(NAME, "k_cuts_vs_grid_dp",
                                           f"gap to grid DP at {len(th_f)} / gap at {len(th_f) // 2} types",
@@ -894,14 +952,14 @@ def _served_starts(tech, theta, mass, starts):
     """Drop leading blocks the closed form excludes (Q = 0): their types take
     the outside option, so they are not plans."""
     menu = cp.block_menu(tech, theta, mass, starts)
-    keep = menu.Q > cb.SERVED_Q_RTOL * max(float(menu.Q.max()), 1e-300)
+    keep = cb.served(tech, np.asarray(theta, float)[np.asarray(starts, int)], menu.Q, exact=True)
     return np.asarray(starts, int)[keep] if keep.any() else np.asarray(starts, int)[-1:]
 
 
 def _solve_partition(res, tech, theta, mass, starts, ctx, label):
     with Timer() as tb:
         mdl, plan, P = build_k_plans(tech, theta, mass, starts)
-    r = ctx.solve(mdl, label, tb.seconds, defaults=menu_solver_defaults(tech))
+    r = ctx.solve(mdl, label, tb.seconds, defaults=solver_defaults(tech, mdl))
     res.solves[label] = r
     Q, t, X, Z = _read_plans(mdl, tech)
     spend = X @ np.asarray(tech.cost, float) + (Z @ np.asarray(tech.cost_hat, float)[: tech.K] if tech.K else 0.0)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import compile_latex
 
+from models import plans as plans_mod
 from models import regimes, run, scenario
 from models.closed_form import budgets as cb
 from models.closed_form import cost as cf
@@ -645,3 +646,282 @@ def test_two_part_menu_multiplier_of_a_flat_tariff_is_checked_on_the_block_profi
     rows, _ = _s31_two_part_menu_rows(n, K)
     pol = rows[rows["quantity"].str.startswith("multiplier m")]
     assert list(pol[~pol["passed"].astype(bool)]["index"]) == [f"K={K},tariff 1"], pol.to_string()
+
+
+# bench/valid_scenarios.py --seed 170 --regimes plans (plansfam15, session 15)
+def _plans_170(tmp_path, name, tech_toml, types_toml, K):
+    f = tmp_path / f"{name}.toml"
+    f.write_text(f'name = "{name}"\n{tech_toml}\n[types]\n{types_toml}\n[regimes.plans]\nK = {K}\n')
+    return scenario.load(f)
+
+
+TECH_170_7 = """[technology]
+sigma = 0.2029
+rho = 0.0
+[[technology.tokens]]
+name = "tok1"
+weight = 0.256283
+cost = 0.628865
+[[technology.tokens]]
+name = "tok2"
+weight = 0.743717
+cost = 3.1194
+[technology.fine_tuning]
+gamma = 0.03844
+rho = -1.04
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 0.402326
+cost = 24.5282
+[[technology.fine_tuning.classes]]
+name = "ft2"
+weight = 0.597674
+cost = 0.0866629"""
+
+
+def _cuts_run(scn, Ks):
+    from models import plans
+    from models.results import RegimeResult
+
+    tech = scn.technology
+    th_f, ms_f = scn.types.discretise(plans.CUT_GRID, "equal-mass")
+    fine = {K: (th_f, ms_f, cp.best_k_plans_dp(tech, th_f, ms_f, K)) for K in Ks}
+    th_c, ms_c = scn.types.discretise(plans.CUT_GRID // 2, "equal-mass")
+    coarse = {K: cp.best_k_plans_dp(tech, th_c, ms_c, K) for K in Ks}
+    res = RegimeResult("plans")
+    return res, plans._k_cuts(res, tech, scn, {"K": list(Ks)}, _ctx(), coarse, fine)
+
+
+@pytest.mark.component
+def test_a_cut_on_the_bottom_of_the_support_is_judged_as_a_bound(with_plans, tmp_path):
+    """plans_170_7: uniform types on [1.981, 2.981], every virtual value > 0, so every type is
+    served and the lowest cut sits on the support's bottom (a bound of the cut NLP) with
+    dΠ/dc_1·range/Π = -0.33 < 0: KKT, not a defect.  The central difference stepped below the
+    support and read -0.167 (row failed at 1e-6, exit 1 on a correct menu).  The row still fails
+    where the bottom cut is wrong: on [0, 1] (types below 1/2 excluded) a cut forced to 0."""
+    from models import plans
+
+    scn = _plans_170(tmp_path, "p170_7", TECH_170_7,
+                     'distribution = "beta"\nlow = 1.981\nhigh = 2.981\np = 1.0\nq = 1.0\nn = 5', "[1, 2, 4]")
+    res, df = _cuts_run(scn, (1, 2, 4))
+    v = res.verification
+    assert res.verified, v[~v["passed"].astype(bool)].to_string()
+    for r in df.itertuples():
+        cuts = np.array([float(x) for x in r.cuts_theta.split()])
+        assert cuts[0] == scn.types.low  # the case this test is about: the bound is active
+        assert plans.cut_gradient(scn.technology, scn.types, cuts) <= plans.TOL_CUT_GRADIENT
+        if len(cuts) > 1:  # an interior cut moved by 1e-3 of the range still fails the row
+            moved = cuts + 1e-3 * np.r_[0.0, 1.0, np.zeros(len(cuts) - 2)]
+            assert plans.cut_gradient(scn.technology, scn.types, moved) > 10 * plans.TOL_CUT_GRADIENT
+    wide = _plans_170(tmp_path, "p170_7w", TECH_170_7, 'distribution = "uniform"\nlow = 0.0\nhigh = 1.0\nn = 5', "[1]")
+    _, dfw = _cuts_run(wide, (1,))
+    c = np.array([float(x) for x in dfw["cuts_theta"].item().split()])
+    assert 0.4 < c[0] < 0.6 and plans.cut_gradient(wide.technology, wide.types, c) <= plans.TOL_CUT_GRADIENT
+    assert plans.cut_gradient(wide.technology, wide.types, np.array([0.0])) > 10 * plans.TOL_CUT_GRADIENT
+
+
+@pytest.mark.component
+def test_cut_nlp_starts_in_its_own_quality_unit(with_plans, tmp_path):
+    """plans_170_10: sigma + gamma = 0.95 on [1.903, 2.903], Q_FB(high) = 8.2e-16.  The cut NLP's
+    start had Q >= 1e-9 absolute, 1.2e6 of its unit: every start of K = 1..4 ended at the empty
+    menu (all cuts = high, profit 0) and the run crashed (ZeroDivisionError in the spread)."""
+    tech = """[technology]
+sigma = 0.2798
+rho = -2.969
+[[technology.tokens]]
+name = "tok1"
+weight = 0.362334
+cost = 0.612909
+[[technology.tokens]]
+name = "tok2"
+weight = 0.28015
+cost = 23.9439
+[[technology.tokens]]
+name = "tok3"
+weight = 0.35751599999999994
+cost = 2.80271
+[technology.fine_tuning]
+gamma = 0.6702
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 1.0
+cost = 6.58201"""
+    scn = _plans_170(tmp_path, "p170_10", tech,
+                     'distribution = "beta"\nlow = 1.903\nhigh = 2.903\np = 1.0\nq = 1.0\nn = 35\ngrid = "equal-mass"',
+                     "[1, 2, 3, 4]")
+    res, df = _cuts_run(scn, (1, 2, 3, 4))
+    v = res.verification
+    assert res.verified, v[~v["passed"].astype(bool)].to_string()
+    for r in df.itertuples():
+        cuts = np.array([float(x) for x in r.cuts_theta.split()])
+        assert r.profit_usd > 0 and cuts[-1] < scn.types.high  # not the empty menu
+        # the grid DP's profit on 1000 types is within its O(1/N) gap (measured 3.6e-3 at K = 4)
+        assert r.gap_to_grid_dp < 1e-2
+
+
+@pytest.mark.component
+def test_linear_price_nlp_stops_in_the_models_units(with_plans, tmp_path):
+    """plans_170_12: sigma + gamma = 0.90266, uniform on [0, 1], 103 types: Q_FB of the lowest
+    type is 1e-27, and Ipopt's unscaled dual-infeasibility stop (dual_inf_tol = 1 $ per unit of
+    Q) read a scaled residual of 5e-16 as 124: every start ended 'very little progress' at
+    m = 1/eta to 1.4e-11.  With the stops in the model's units (plans.solver_defaults) they end
+    'optimal' at the same point."""
+    from models import plans
+    from models.results import RegimeResult
+
+    tech = """[technology]
+sigma = 0.85
+rho = 1.0
+[[technology.tokens]]
+name = "tok1"
+weight = 0.416855
+cost = 1.73465
+[[technology.tokens]]
+name = "tok2"
+weight = 0.396061
+cost = 0.948954
+[[technology.tokens]]
+name = "tok3"
+weight = 0.18708400000000003
+cost = 7.32655
+[technology.fine_tuning]
+gamma = 0.05266
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 1.0
+cost = 0.79164"""
+    scn = _plans_170(tmp_path, "p170_12", tech,
+                     'distribution = "uniform"\nlow = 0.0\nhigh = 1.0\nn = 103\ngrid = "equal-mass"', "[1]")
+    theta, mass = scn.discrete_types()
+    res = RegimeResult("plans")
+    full = cb.discrete_menu(scn.technology, theta, mass)
+    lin = plans._linear(res, scn.technology, theta, mass, _ctx(), full.profit(scn.technology), None)
+    assert all(r.ok for k, r in res.solves.items() if k.startswith("linear[")), \
+        {k: r.message for k, r in res.solves.items()}
+    v = res.verification
+    assert res.verified, v[~v["passed"].astype(bool)].to_string()
+    # the derived optimum m* = 1/eta (a row of its own; here to the same 1e-6)
+    assert lin["m"] * scn.technology.eta == pytest.approx(1.0, rel=1e-9)
+
+
+TECH_170_8 = """[technology]
+sigma = 0.5196
+rho = -26.43
+[[technology.tokens]]
+name = "tok1"
+weight = 0.361383
+cost = 2.03681
+[[technology.tokens]]
+name = "tok2"
+weight = 0.124894
+cost = 0.225992
+[[technology.tokens]]
+name = "tok3"
+weight = 0.5137229999999999
+cost = 0.203197
+[technology.fine_tuning]
+gamma = 0.2878
+rho = -9.133
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 1.0
+cost = 30.3448"""
+
+
+@pytest.mark.component
+def test_a_whales_flat_tariff_fee_is_checked_on_the_fee_chain(with_plans, tmp_path):
+    """plans_170_8: 15 CSV segments with customer counts, the top one a whale (2 customers of
+    7148, mass 2.8e-4) alone on tariff 3, where m* = 1 and the block profit is flat in m: the
+    NLP's m was 1.36e-6 off at profit 1.8e-12, and its fee, which the binding fee chain ties to
+    m, 1.04e-5 of max fee off (row failed at 1e-6, exit 1 on a profit-equivalent menu).  The fee
+    rows now compare the chain at the polished m with the closed form (2e-10) and the NLP's fees
+    with the chain at its own m (1.6e-9); a closed-form fee off by 1e-4 still fails."""
+    from models import plans
+    from models.results import RegimeResult
+
+    (tmp_path / "types.csv").write_text(
+        "theta,mass\n0.0,2\n0.0421479,11\n0.142205,227\n0.213105,7\n0.925085,89\n0.990199,139\n1.0236,26\n"
+        "1.16247,10\n1.22271,363\n1.30624,27\n1.51948,3858\n1.58368,97\n1.61025,893\n1.70557,1397\n1.73902,2\n")
+    scn = _plans_170(tmp_path, "p170_8", TECH_170_8, 'distribution = "discrete"\nfile = "types.csv"', "[15]")
+    tech = scn.technology
+    theta, mass = scn.discrete_types()
+    full = cb.discrete_menu(tech, theta, mass)
+    opts = {"K": [15], "refine": 10, "full_nlp_max": 60}
+
+    def rows(mutate=None):
+        res = RegimeResult("plans")
+        with pytest.MonkeyPatch.context() as mp:
+            if mutate:
+                best = cp.best_two_part_menu
+
+                def off(*a, **k):
+                    menu = best(*a, **k)
+                    return dataclasses.replace(menu, fee=menu.fee * (1 + 1e-4 * (np.arange(len(menu.fee)) == 2)))
+                mp.setattr(cp, "best_two_part_menu", off)
+            plans._two_part_menus(res, tech, theta, mass, scn, opts, _ctx(), full.profit(tech), None)
+        v = res.verification
+        return res, v[v["check"] == "two_part_menu_nlp_vs_closed_form"]
+
+    res, v = rows()
+    assert res.verified, v[~v["passed"].astype(bool)].to_string()
+    assert any("tariff 3 is" in n for n in res.notes)  # the case this test is about: a flat tariff moved
+    _, bad = rows(mutate=True)
+    failed = bad[~bad["passed"].astype(bool)]
+    fee_rows = failed[failed["quantity"].str.startswith("fee")]
+    assert list(zip(fee_rows["quantity"], fee_rows["index"])) == [("fee (fee chain at the polished m)", "K=15,tariff 3")]
+
+
+FREETIER_TOML = """
+name = "freetier"
+[technology]
+sigma = 0.55
+rho = 0.4
+[[technology.tokens]]
+name = "input"
+weight = 0.55
+cost = 1.25
+[[technology.tokens]]
+name = "output"
+weight = 0.35
+cost = 10.0
+[[technology.tokens]]
+name = "cached"
+weight = 0.10
+cost = 0.125
+[technology.fine_tuning]
+gamma = 0.2
+rho = 0.0
+[[technology.fine_tuning.classes]]
+name = "ft"
+weight = 1.0
+cost = 25.0
+[types]
+distribution = "discrete"
+file = "freetier.csv"
+[regimes.plans]
+K = [5]
+"""
+
+
+@pytest.mark.unit
+def test_a_served_segment_with_a_tiny_quality_keeps_its_plan(tmp_path):
+    """stranger15 F1a: a CRM file (2e9 free-tier users at θ = 0.5, 5e7 at 2, 4e5 at 8, 3000 at 40, 12 at 250;
+    σ + γ = 0.75, so Q ∝ φ³).  The free tier's virtual value is φ_0 = 0.462 > 0 (θ_0 − (θ_1 − θ_0)(1 − P_0)/p_0,
+    computed here by hand), yet its Q is 6.3e-9 of max Q: the price-sheet rule Q > 1e-7·max Q dropped it, so the
+    K = N sheet had 4 plans for 5 types and 97.5 % of buyers got no plan, verified.  The decision is now the
+    closed form's virtual value (and Q > 0 for an exact menu)."""
+    (tmp_path / "freetier.csv").write_text("theta,mass\n0.5,2000000000\n2,50000000\n8,400000\n40,3000\n250,12\n")
+    (tmp_path / "s.toml").write_text(FREETIER_TOML)
+    scn = scenario.load(tmp_path / "s.toml")
+    th, ms = scn.discrete_types()
+    phi0 = th[0] - (th[1] - th[0]) * ms[1:].sum() / ms[0]
+    assert abs(phi0 - 0.4625) < 1e-3  # the premise, independently of the code under test
+    ref = cb.discrete_menu(scn.technology, th, ms)
+    assert ref.Q[0] < 1e-7 * ref.Q.max() and ref.Q[0] > 0  # the premise: the old rule's blind spot
+    assert cb.served(scn.technology, th, ref.Q, ref.virtual).all()
+    assert cb.served(scn.technology, th, ref.Q, exact=True).all()
+    assert list(plans_mod._served_starts(scn.technology, th, ms, np.arange(5))) == [0, 1, 2, 3, 4]
+    # and a type the closed form excludes (φ̄ ≤ 0) still gets no plan
+    th2, ms2 = np.array([1.0, 2.0]), np.array([0.5, 0.5])
+    ref2 = cb.discrete_menu(scn.technology, th2, ms2)  # φ_0 = 1 − 1·0.5/0.5 = 0: excluded
+    assert list(cb.served(scn.technology, th2, ref2.Q, ref2.virtual)) == [False, True]
