@@ -430,26 +430,33 @@ def main(argv=None) -> int:
         if args.results:
             Path(args.results).write_text(text)
         return 0
-    if args.snapshot:
-        args.snapshot = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.snapshot],
-                                       capture_output=True, text=True, check=True).stdout.strip()
-        TREE = snapshot(args.snapshot)
-        print(f"running solve.py of {args.snapshot} exported to {TREE}", flush=True)
     fams = [f.strip() for f in args.regimes.split(",") if f.strip()]
     bad = [f for f in fams if f not in FAMILIES]
     if bad:
         print(f"error: --regimes: unknown {bad}; allowed: {', '.join(FAMILIES)}", file=sys.stderr)
         return 2
+    counts = {f: max(1, round(BASE_COUNTS[f] * args.count_scale)) for f in FAMILIES}
     if args.only:
         todo = []
         for item in args.only.split(","):
-            fam, _, idx = item.partition(":")
-            todo.append((fam, int(idx)))
+            fam, _, idx = item.strip().partition(":")
+            top = args.start + counts.get(fam, 0)
+            if fam not in FAMILIES or not idx.strip().isdigit() or not int(idx) < top:
+                print(f"error: --only: {item!r}; allowed: FAMILY:INDEX, FAMILY one of {', '.join(FAMILIES)}, INDEX "
+                      f"an integer from 0 to {top - 1 if fam in FAMILIES else 'count - 1'} (the scenarios of a run "
+                      f"at --count-scale {args.count_scale:g}, --start {args.start})", file=sys.stderr)
+                return 2
+            if (fam, int(idx)) not in todo:
+                todo.append((fam, int(idx)))
     else:
-        counts = {f: max(1, round(BASE_COUNTS[f] * args.count_scale)) for f in fams}
         todo = [(f, i) for f in fams for i in range(args.start, args.start + counts[f])]
         # interleave the families (by fraction done), so a partial run is a sample of every family
         todo.sort(key=lambda fi: ((fi[1] - args.start + 0.5) / counts[fi[0]], fams.index(fi[0])))
+    if args.snapshot:
+        args.snapshot = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.snapshot],
+                                       capture_output=True, text=True, check=True).stdout.strip()
+        TREE = snapshot(args.snapshot)
+        print(f"running solve.py of {args.snapshot} exported to {TREE}", flush=True)
     keep = Path(args.failures) if args.failures else None
     if keep:
         keep.mkdir(parents=True, exist_ok=True)

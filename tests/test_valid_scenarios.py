@@ -139,3 +139,15 @@ def test_a_baseline_draw_would_be_refused(tmp_path):
     spec.tree["technology"]["fine_tuning"]["baseline"] = 0.02
     with pytest.raises(scenario.ScenarioError, match=r"technology\.fine_tuning\.baseline"):
         _load(spec, tmp_path)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("only", ["nosuch:1", "budget", "competition:x", "budget:200", "budget:-1"])
+def test_only_names_a_scenario_of_the_run_or_is_refused(only, capsys, tmp_path):
+    """stranger15 F6: --only nosuch:1 / budget / competition:x were tracebacks (KeyError, ValueError), and
+    budget:99999 or budget:-1 silently ran a draw that no run contains.  Exit 2, one line, nothing run."""
+    rc = V.main(["--seed", "175", "--regimes", "budget", "--count-scale", "1.0", "--only", only,
+                  "--failures", str(tmp_path / "f"), "--jsonl", str(tmp_path / "r.jsonl")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: --only:") and err.count("\n") == 1, err
+    assert not (tmp_path / "f").exists() and not (tmp_path / "r.jsonl").exists()
