@@ -1846,12 +1846,25 @@ def _regret_order(res, tech, scn):
                          "at N = " + ", ".join(str(N0 * f) for f in REGRET_SIZES)
                          + " (its position in the cell changes with N)")
         return
-    seq, pooled = [], []
+    seq, pooled, floor = [], [], []
     for f in REGRET_SIZES:
         th_f, ms_f = scn.types.discretise(N0 * f, scn.grid)
         mf = cb.discrete_menu(tech, th_f, ms_f)
-        seq.append(two_part_regret(tech, mf))
+        tp = cb.two_part_tariff(tech, mf)
+        seq.append(two_part_regret(tech, mf, tp))
+        floor.append(regret_roundoff_floor(tech, mf, tp))
         pooled.append(sum(b - a + 1 for a, b in mf.pools if mf.Q[a] > 0) / (N0 * f))
+    if max(seq) <= max(floor):
+        # the regret is round-off of U, not a pricing error: no order can be fitted to it (stranger15 F9:
+        # θ on [1, 1 + 1e-9], U ~ 1e-9·θQ, regret / max U = 2.366e-7, 2.360e-7, 2.357e-7 at N = 200, 400, 800,
+        # fitted order 0.003).  The row that remains: the regret is at most that floor (a mispriced sheet is not)
+        res.notes.append("two-part regret order: not claimed -- max regret / max U (" + ", ".join(f"{x:.3e}" for x in seq)
+                         + ") is at the round-off floor of U = θQ − F − p·C(Q) (" + ", ".join(f"{x:.3e}" for x in floor)
+                         + "): U is a small difference of large terms")
+        res.checks.append(bound_check(NAME, "tariff_two_part_regret_order", "max regret / max U − round-off floor of "
+                                      "U (regret at the floor)", max(s_ - f_ for s_, f_ in zip(seq, floor)), 0.0,
+                                      index=f"N0={N0}"))
+        return
     if pooled[-1] > 0 and min(pooled) > 0:
         # A served pool: each pooled type k has the plan p_k = θ_k/φ̄ at one Q,
         # so p rises within the pool and a pooled type gains by taking a lower
@@ -1887,6 +1900,23 @@ def _refine_types(theta, mass, f):
                             [theta[-1] + (theta[-1] - theta[-2]) / 2]])
     th = np.concatenate([np.linspace(a, b, f + 1)[:-1] + (b - a) / (2 * f) for a, b in zip(edges[:-1], edges[1:])])
     return th, np.repeat(mass / f, f)
+
+
+REGRET_FLOOR_ULPS = 4
+"""Round-off of a type's utility under a two-part plan, U = θQ − F − p·C(Q), in units of eps times the largest
+term: three operations of ≤ 1/2 ulp on each side of the difference U_best − U_own (≤ 3 ulps), rounded up.
+Measured at θ on [1, 1 + 1e-9] (stranger15 F9): 0.53 ulp."""
+
+
+def regret_roundoff_floor(tech, menu, tp) -> float:
+    """The regret (over max U) that round-off of U alone can show: REGRET_FLOOR_ULPS·eps·max_k(θ_kQ_k + |F_k| +
+    p_k·C(Q_k)) / max U over the served types."""
+    sv = np.asarray(tp["served"], bool)
+    if not sv.any():
+        return 0.0
+    big = (np.abs(menu.theta * menu.Q) + np.abs(np.nan_to_num(tp["fee"])) +
+           np.abs(np.nan_to_num(tp["multiplier"]) * cf.cost(tech, menu.Q)))[sv]
+    return float(REGRET_FLOOR_ULPS * np.finfo(float).eps * np.max(big) / max(menu.utility.max(), 1e-300))
 
 
 def two_part_regret(tech, menu, tp=None) -> float:
@@ -2013,6 +2043,25 @@ def _lemma_checks(res, tech, ctx, opts):
 #   is claimed then, only the extrapolated limit, whose tolerance grows with
 #   the oscillation.
 ORDER_BAND = (-0.15, 0.15)
+
+
+def _local_orders(N, err) -> np.ndarray:
+    """Two-point orders −Δlog err / Δlog N between successive sizes."""
+    le = np.log(np.maximum(np.asarray(err, float), 1e-300))
+    return -np.diff(le) / np.diff(np.log(np.asarray(N, float)))
+
+
+def _pre_asymptotic(N, err, expected: float, band: float) -> bool:
+    """The errors are not yet in their asymptotic range: the local orders still change by more than the order
+    band across the sizes AND the last one is nearer the expected order than the first.  A fitted order is then
+    an average over a transient (stranger15 F5: Beta(0.3, 25) on [0, 10], equal-spacing, the mass in [0, 0.5]:
+    CS local orders 0.05, 0.69, 0.87 at N = 200 … 1600, fitted 0.5 against 1 ± 0.15, on menus right to 1e-13).
+    It cannot hide a wrong closed form: errors that stall at a floor have local orders falling toward 0, away
+    from the expected order, and stable wrong orders change by less than the band -- both still get the row."""
+    loc = _local_orders(N, err)
+    if len(loc) < 2 or not np.all(np.isfinite(loc)):
+        return False
+    return bool(np.ptp(loc) > band and abs(loc[-1] - expected) < abs(loc[0] - expected))
 # fitted orders only from N >= CONV_MIN_N (the bands above were measured from
 # N = 50; at N = 10 ... 40 the errors are pre-asymptotic: order 0.82 measured,
 # findings B10); Richardson limits from N >= RICHARDSON_MIN_N (its tolerance
@@ -2231,6 +2280,15 @@ def _convergence(res, tech, scn, ctx, sizes, formulation="auto", cont=None):
         if len(dfo) >= 3:
             order = float(-np.polyfit(np.log(dfo["N"]), np.log(np.maximum(dfo[col].to_numpy(), 1e-300)), 1)[0])
         df[f"order_{col}"] = order
+        if col in exp and len(dfo) >= 3 and _pre_asymptotic(dfo["N"].to_numpy(float), dfo[col].to_numpy(float),
+                                                             exp[col], hi - lo):
+            loc = _local_orders(dfo["N"].to_numpy(float), dfo[col].to_numpy(float))
+            res.notes.append(f"continuous convergence: order of {col} not checked yet (local orders "
+                             f"{', '.join(f'{x:.3g}' for x in loc)} between N = "
+                             f"{', '.join(str(int(n)) for n in dfo['N'])} still move toward {exp[col]:g} by more than "
+                             f"the band {hi - lo:g}: pre-asymptotic; larger convergence sizes, e.g. up to "
+                             f"{4 * int(dfo['N'].max())}, reach the asymptotic range)")
+            continue
         if col in exp and len(dfo) >= 3:
             res.checks.append(bound_check(NAME, "continuous_convergence_order", f"{col}: {exp[col]:g} - fitted order",
                                           exp[col] - order, -lo))

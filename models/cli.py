@@ -10,6 +10,7 @@ the final ``RESULT`` line are the program's output (stdout).  From Python,
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -183,7 +184,21 @@ def main(argv=None, prog: str | None = None) -> int:
     except solver.SolverUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRNOS:
+            raise
+        # the machine, not the input (stranger15 F7: a file-size limit, or a full disk, mid-write was a
+        # traceback); the run is staged and swapped in whole, so the folder still holds the previous run
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: could not write the run to {out}: {exc.strerror}{where}; nothing of this run was kept "
+              "(the folder holds the previous run, if any): free space or raise the limit and run again",
+              file=sys.stderr)
+        return 1
     return code
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS}
+"""Write failures of the machine (full disk, file-size limit, quota, I/O error, read-only file system)."""
 
 
 def one_sided(df) -> bool:

@@ -2212,3 +2212,43 @@ def test_proposition1_program_converges_near_linear_returns():
     budgets._lemma_checks(res, tech, ctx(), {"lemma_cells": 50, "lemma_profiles": 3})
     assert all(r.ok for r in res.solves.values()), {k: r.status.value for k, r in res.solves.items()}
     assert res.verification["passed"].all()
+
+
+@pytest.mark.unit
+def test_a_pre_asymptotic_error_series_gets_a_note_not_an_order_row():
+    """stranger15 F5: Beta(0.3, 25) on [0, 10], equal-spacing (the mass in [0, 0.5]), convergence N = 200 … 1600,
+    closed-form menus right to 1e-13: the consumer surplus's errors 1.19e-3, 1.15e-3, 7.1e-4, 3.9e-4 have local
+    orders 0.05, 0.69, 0.87, still rising toward 1, and the fitted order 0.5 failed 1 ± 0.15.  Such a series is
+    pre-asymptotic; errors that stall at a floor, or converge at a stable wrong order, still get the row."""
+    from models import budgets as B
+    N = np.array([200.0, 400.0, 800.0, 1600.0])
+    band = B.ORDER_BAND[1] - B.ORDER_BAND[0]
+    assert B._pre_asymptotic(N, [1.19e-3, 1.15e-3, 7.1e-4, 3.9e-4], 1.0, band)
+    assert not B._pre_asymptotic(N, 1e-3 + 1.0 / N, 1.0, band)  # a wrong closed form: a floor of 1e-3
+    assert not B._pre_asymptotic(N, N ** -0.7, 1.0, band)  # a stable wrong order
+    assert not B._pre_asymptotic(N, N ** -1.0 * (1 + 0.02 * (-1) ** np.arange(4)), 1.0, band)  # order 1, noise
+    assert not B._pre_asymptotic(N[:2], [1.19e-3, 1.15e-3], 1.0, band)  # one local order: nothing to judge
+
+
+@pytest.mark.unit
+def test_regret_at_the_roundoff_floor_of_u_is_not_fitted_for_an_order():
+    """stranger15 F9: θ on [1, 1 + 1e-9] (an almost homogeneous market), closed-form menus right to 1.6e-15:
+    U = θQ − t is ~1e-9 of θQ, so the two-part regret / max U was 2.366e-7, 2.360e-7, 2.357e-7 at N = 200 … 800
+    -- round-off, 0.53 ulp of the largest term -- and its fitted order 0.003 failed 2 ± 0.15.  Now a note and a
+    row 'regret at the floor' (passes); on the shipped Beta scenario the floor is far below the regret, so the
+    order rows still run, and a sheet with a fee off by 1 % is far above the floor."""
+    from models.results import RegimeResult
+    scn = scenario.load(DATA / "budgets_beta.toml", overrides={"types.low": 1.0, "types.high": 1.0 + 1e-9,
+                                                                 "types.grid": "equal-spacing", "types.n": 50})
+    res = RegimeResult("budgets")
+    budgets._regret_order(res, scn.technology, scn)
+    v = res.verification
+    rows = v[v.check == "tariff_two_part_regret_order"]
+    assert len(rows) == 1 and "floor" in rows.quantity.iloc[0] and bool(rows.passed.iloc[0]), rows.to_string()
+    scn2 = scenario.load(DATA / "budgets_beta.toml", overrides={"types.grid": "equal-spacing", "types.n": 40})
+    tech = scn2.technology
+    m = cb.discrete_menu(tech, *scn2.types.discretise(200, "equal-spacing"))
+    tp = cb.two_part_tariff(tech, m)
+    assert budgets.regret_roundoff_floor(tech, m, tp) < 1e-6 * budgets.two_part_regret(tech, m, tp)
+    bad = dict(tp, fee=tp["fee"] * np.where(np.arange(len(tp["fee"])) % 2, 1.01, 1.0))
+    assert budgets._regret(tech, m, bad["multiplier"], bad["fee"]) > 1e6 * budgets.regret_roundoff_floor(tech, m, bad)

@@ -631,3 +631,27 @@ def test_numbers_out_of_double_range_in_a_regime_are_a_failed_regime_not_a_trace
     cap = capsys.readouterr()
     assert rc == 1 and "Traceback" not in cap.err + cap.out
     assert "numbers out of double-precision range" in cap.out and "NOT VERIFIED" in cap.out
+
+
+@pytest.mark.integration
+def test_a_write_failure_is_one_error_line_and_keeps_the_previous_run(tmp_path):
+    """stranger15 F7: a file-size limit (as a full disk) during the write phase was an OSError traceback.  Now
+    one 'error:' line, exit 1, and the folder still holds the previous run, byte for byte."""
+    import resource
+
+    (tmp_path / "s.toml").write_text(BASE)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    first = subprocess.run(solve_command("s.toml", "--out", "out", "-q"), cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+    assert first.returncode == 0, first.stderr
+    before = tree(tmp_path / "out")
+
+    def limit():  # 40 blocks of 512 bytes: the run's figures do not fit
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_480, 20_480))
+
+    p = subprocess.run(solve_command("s.toml", "--out", "out", "-q"), cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=SUBPROCESS_TIMEOUT, preexec_fn=limit)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    errs = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errs) == 1 and "File too large" in errs[0], p.stderr
+    assert tree(tmp_path / "out") == before
