@@ -742,44 +742,110 @@ def cut_gradient(tech, dist, c) -> float:
     return float(np.max(g)) * w / max(abs(p0), 1e-300)
 
 
+def cut_units(tech, dist) -> tuple[float, float]:
+    """Units of the continuous-cut NLP (build_k_cuts): quality Q_FB(high), money high·Q_FB(high)
+    (the top type's first-best value), so that the program's numbers do not depend on the money
+    or quality unit of the scenario.  In these units C(Q) = eta·q^(1/eta) (C'(Q_FB(high)) = high)."""
+    hi = float(dist.high)
+    qs = max(float(cf.first_best_quality(tech, hi)), 1e-300)
+    return qs, max(hi * qs, 1e-300)
+
+
+def _survival_terms(dist):
+    """1 − F on x = (θ − low)/(high − low) as non-negative terms [(coefficient, power of x, power of
+    1 − x)], or None: uniform 1 − x; Beta(p, q) with integer p, q (n = p + q − 1) the Bernstein sum
+    Σ_{j<p} C(n, j) x^j (1 − x)^(n−j).  No term cancels another, unlike the monomial form of F
+    (_cdf_poly), whose coefficients alternate: Beta(4, 7) has |coefficients| summing to ~1e4, so
+    F near the top (1 − F ~ 1e-6 over the top blocks of plans_170_28) lost ~1e-12 absolute, 1e-6
+    of those blocks' masses."""
+    if dist.kind == "uniform":
+        return [(1.0, 0, 1)]
+    if dist.kind == "beta" and float(dist.p).is_integer() and float(dist.q).is_integer():
+        from math import comb
+
+        a, b = int(dist.p), int(dist.q)
+        n = a + b - 1
+        return [(float(comb(n, j)), j, n - j) for j in range(a)]
+    return None
+
+
 def build_k_cuts(tech, dist, cuts0, Q0):
+    """The continuous-cut NLP in nondimensional units (cut_units): cut b is x_b = (c_b − low)/range
+    in [0, 1], plan b's quality q_b = Q_b/Q_s, its price τ_b = t_b/M_s, the objective Π/M_s.  Written
+    in these units rather than scaled by a suffix: with c in $ per unit of quality and only the
+    objective and variables scaled, the order rows c_b − c_{b−1} >= 0 were in the scenario's money
+    unit -- data/pricing_plans.toml with every money quantity ×1e6 (identical economics, stranger15
+    F3) ended 'infeasible' for K = 3…8 while the shipped file solved.
+
+    The profit is written by parts, Π/M_s = Σ_b (c_b/high)(q_b − q_{b−1}) G(x_b) − Σ_b η q_b^(1/η)
+    (G(x_b) − G(x_{b+1})) with G = 1 − F the mass above a cut (_survival_terms; G(x_{K+1}) = 0),
+    the same function as Σ_b (τ_b − C(q_b)) P_b without the price-minus-cost cancellation of
+    each plan; and measured in the objective unit E[S_FB(θ)]/M_s (the continuum's profit_unit).
+    Each plan's q_b is scaled by its start value (the plan's own quality unit) and each mono row
+    by the larger plan's.  Measured: plans_170_28 (Beta(4, 7) on [0, 1], eta = 0.92, where
+    M_s = 5.2e-8 is 5.9e4 x the profit 8.8e-13) had Q at the NLP's cuts 7.0e-6 off the closed form
+    and stationarity 2.7e-6 on 'optimal' solves, now 3.0e-10 and 6.0e-9 (all starts optimal);
+    stranger15 s10d (sigma = 0.95 on [0, 1], money ~1e-22) 2.5e-6 → 3.8e-10 (its stationarity row,
+    3.5e-7, is the central difference's own truncation there: 3.5e-5/3.5e-7/3.2e-9 at steps
+    1e-4/1e-5/1e-6).  Read the solution with read_k_cuts."""
     K = len(cuts0)
-    poly = _cdf_poly(dist)
+    terms = _survival_terms(dist)
     lo, hi = float(dist.low), float(dist.high)
+    w = hi - lo
+    qs, ms = cut_units(tech, dist)
+    kc = float(cf.cost(tech, qs)) / ms  # = eta up to round-off
+    ex = 1.0 / tech.eta
+    a0, a1 = lo / hi, w / hi  # c_b/high = a0 + a1·x_b
+    from models.type_space import expectation
+
+    unit = expectation(dist, lambda th: cf.first_best_surplus(tech, np.maximum(th, 0.0))) / ms
     mdl = pyo.ConcreteModel(name=f"k_cuts_{K}")
     mdl.B = pyo.RangeSet(0, K - 1)
-    mdl.c = pyo.Var(mdl.B, bounds=(lo, hi), initialize=lambda _, b: float(cuts0[b]))
-    mdl.Q = pyo.Var(mdl.B, bounds=(0.0, None), initialize=lambda _, b: float(Q0[b]))
+    x0 = np.clip((np.asarray(cuts0, float) - lo) / w, 0.0, 1.0)
+    q0 = np.asarray(Q0, float) / qs
+    mdl.x = pyo.Var(mdl.B, bounds=(0.0, 1.0), initialize=lambda _, b: float(x0[b]))
+    mdl.q = pyo.Var(mdl.B, bounds=(0.0, None), initialize=lambda _, b: float(q0[b]))
     # t_b from the rows that define the cuts (IR of c_1, indifference of
     # each cut type) as expressions: with t as variables and these rows as
     # equalities, Ipopt's restoration phase failed or stalled at K = 6 on
     # Beta(3, 2) and Beta(2, 5) scenarios (measured)
-    mdl.t = pyo.Expression(mdl.B, rule=lambda mm, b: sum(mm.c[a] * (mm.Q[a] - (mm.Q[a - 1] if a > 0 else 0.0))
-                                                         for a in range(b + 1)))
+    mdl.tau = pyo.Expression(mdl.B, rule=lambda mm, b: sum((a0 + a1 * mm.x[a]) * (mm.q[a] - (mm.q[a - 1] if a > 0 else 0.0))
+                                                           for a in range(b + 1)))
 
-    def F(c):
-        x = (c - lo) / (hi - lo)
-        return sum(float(a) * x ** j for j, a in enumerate(poly) if a != 0.0)
+    def G(x):
+        return sum(cc * (x ** i if i else 1.0) * ((1.0 - x) ** j if j else 1.0) for cc, i, j in terms)
 
-    mdl.order = pyo.Constraint(range(1, K), rule=lambda mm, b: mm.c[b] - mm.c[b - 1] >= 0)
-    mdl.mono = pyo.Constraint(range(1, K), rule=lambda mm, b: mm.Q[b] - mm.Q[b - 1] >= 0)
-    top = 1.0
-    mdl.profit = pyo.Objective(expr=sum((mdl.t[b] - _cost_expr(tech, mdl.Q[b]))
-                                        * ((F(mdl.c[b + 1]) if b + 1 < K else top) - F(mdl.c[b])) for b in mdl.B),
-                               sense=pyo.maximize)
-    qfb = float(cf.first_best_quality(tech, hi))
+    mdl.G = pyo.Expression(mdl.B, rule=lambda mm, b: G(mm.x[b]))
+    mdl.order = pyo.Constraint(range(1, K), rule=lambda mm, b: mm.x[b] - mm.x[b - 1] >= 0)
+    mdl.mono = pyo.Constraint(range(1, K), rule=lambda mm, b: mm.q[b] - mm.q[b - 1] >= 0)
+    rev = sum((a0 + a1 * mdl.x[b]) * (mdl.q[b] - (mdl.q[b - 1] if b > 0 else 0.0)) * mdl.G[b] for b in mdl.B)
+    cost = sum(kc * mdl.q[b] ** ex * (mdl.G[b] - (mdl.G[b + 1] if b + 1 < K else 0.0)) for b in mdl.B)
+    mdl.profit = pyo.Objective(expr=rev - cost, sense=pyo.maximize)
     sf = mdl.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
-    sf[mdl.profit] = 1.0 / (hi * qfb)
+    sf[mdl.profit] = 1.0 / max(unit, 1e-300)
+    qb = np.maximum(q0, 1e-300)
     for b in mdl.B:
-        sf[mdl.Q[b]] = 1.0 / qfb
-        sf[mdl.c[b]] = 1.0 / hi
+        sf[mdl.q[b]] = 1.0 / qb[b]
+    for b in range(1, K):
+        sf[mdl.mono[b]] = 1.0 / max(qb[b], qb[b - 1])
+    mdl.units = (lo, w, qs, ms)
     return mdl
+
+
+def read_k_cuts(mdl):
+    """(profit $, cuts c, Q, t) of a solved build_k_cuts model, in the scenario's units."""
+    lo, w, qs, ms = mdl.units
+    B = list(mdl.B)
+    c = lo + w * np.array([pyo.value(mdl.x[b]) for b in B])
+    Q = qs * np.array([pyo.value(mdl.q[b]) for b in B])
+    t = ms * np.array([pyo.value(mdl.tau[b]) for b in B])
+    return ms * float(pyo.value(mdl.profit)), c, Q, t
 
 
 def _k_cuts(res, tech, scn, opts, ctx, coarse_dp, fine_dp):
     """Continuous-cut NLP per K: starts from the grid DP's cuts and from equal-mass cuts; best reported."""
     dist = scn.types
-    if _cdf_poly(dist) is None:
+    if _survival_terms(dist) is None:
         res.notes.append("continuous-cut K-plan NLP skipped: needs uniform or integer-parameter Beta types "
                          "(F as a polynomial)")
         return None
@@ -814,10 +880,8 @@ def _k_cuts(res, tech, scn, opts, ctx, coarse_dp, fine_dp):
             lab = f"k_cuts[K={K},{nm}]"
             r = ctx.solve(mdl, lab, tb.seconds, defaults=solver_defaults(tech, mdl))
             res.solves[lab] = r
-            c = np.array([pyo.value(mdl.c[b]) for b in mdl.B])
-            Q = np.array([pyo.value(mdl.Q[b]) for b in mdl.B])
-            t = np.array([pyo.value(mdl.t[b]) for b in mdl.B])
-            sols[nm] = (float(pyo.value(mdl.profit)), c, Q, t, r)
+            prof_b, c, Q, t = read_k_cuts(mdl)
+            sols[nm] = (prof_b, c, Q, t, r)
         ok = {k: v for k, v in sols.items() if v[4].ok} or sols
         bname = max(ok, key=lambda k: ok[k][0])
         prof, c, Q, t, _ = ok[bname]
