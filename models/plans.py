@@ -1020,12 +1020,40 @@ def _served_starts(tech, theta, mass, starts):
     return np.asarray(starts, int)[keep] if keep.any() else np.asarray(starts, int)[-1:]
 
 
+def _polish_plans(res, tech, theta, starts, P, Q, t, X, Z, label):
+    """The K-plan NLP's menu polished per plan (budgets.polish_menu on the block types: lowest θ of
+    each block, block mass).  For a fixed partition the program is the menu program of those
+    block types (closed_form/plans.py), and Ipopt weighs plan b by its mass P_b: an interior point
+    bounds the complementarity products of its rows, invariant under scaling, so a plan of small
+    mass keeps a relative error ~tol·max P/P_b whatever the scaling (budgets' POLISH_TOL comment;
+    stranger15 F1b: 12 of 2.05e9 customers, P = 5.9e-9, Q 2.5e-5 off at tol 1e-14).  The polish is
+    Newton on each plan's own KKT equations divided by P_b from Ipopt's point and active set
+    (pools, exclusion), accepted only if it converges; otherwise Ipopt's menu is kept (note)."""
+    from models.budgets import polish_menu
+
+    thb = np.asarray(theta, float)[np.asarray(starts, int)]
+    menu = cb.Menu(thb, np.asarray(P, float), Q, X, Z, t, virtual=np.full(len(Q), np.nan), pools=[])
+    out, note = polish_menu(tech, thb, np.asarray(P, float), menu)
+    if out is menu or not isinstance(note, str) or not note.startswith("polished"):
+        res.notes.append(f"{label}: Ipopt's menu kept ({note})")
+        return Q, t, X, Z
+    moved = np.abs(np.asarray(out.Q, float) - Q) / max(float(np.max(np.abs(Q))), 1e-300)
+    if moved.max() > TOL_DISCRETE:
+        b = int(np.argmax(moved))
+        res.notes.append(f"{label}: the per-plan polish moved plan {b + 1}'s Q by {moved[b]:.2g} of max Q "
+                         f"(block mass {P[b]:.3g}; Ipopt weighs a plan by its mass)")
+    return (np.asarray(out.Q, float), np.asarray(out.t, float), np.asarray(out.X, float),
+            np.asarray(out.Z, float).reshape(len(Q), -1)[:, : tech.K])
+
+
 def _solve_partition(res, tech, theta, mass, starts, ctx, label):
     with Timer() as tb:
         mdl, plan, P = build_k_plans(tech, theta, mass, starts)
     r = ctx.solve(mdl, label, tb.seconds, defaults=solver_defaults(tech, mdl))
     res.solves[label] = r
     Q, t, X, Z = _read_plans(mdl, tech)
+    if r.ok:
+        Q, t, X, Z = _polish_plans(res, tech, theta, starts, P, Q, t, X, Z, label)
     spend = X @ np.asarray(tech.cost, float) + (Z @ np.asarray(tech.cost_hat, float)[: tech.K] if tech.K else 0.0)
     profit = float(np.sum(P * (t - spend)))
     return {"Q": Q, "t": t, "X": X, "Z": Z, "spend": spend, "profit": profit, "plan": plan, "P": P, "result": r,
