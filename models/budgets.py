@@ -870,7 +870,13 @@ def menu_scales(tech: cf.Technology, theta, mass):
         # cap never lowers the scale below z's own amount).
         zs = np.maximum(zs, np.minimum(tech.baseline, ts / np.asarray(tech.cost_hat, float)[: tech.K]))
     zs = _priced_out_scale(np.asarray(zs, float))
-    return Qs, Xs, zs, ts, 1.0 / (ts * float(np.max(mass)))
+    obj = ts * float(np.max(mass))
+    if not (np.isfinite(obj) and obj > 0 and np.all(np.isfinite(Xs)) and np.all(np.isfinite(zs))):
+        # the run's handler names it (exit 1, never verified); without this a 1/inf = 0 scale was a
+        # ZeroDivisionError traceback (stranger15 F10: CSV θ = 1e100 … 1e101, Q^FB ~ 1e235, θ·Q^FB = inf)
+        raise OverflowError(f"the top type's first-best quality {Qs:.3g} and value θ·Q = {ts:.3g} leave double "
+                            "range (choose the money unit so that θ is O(1))")
+    return Qs, Xs, zs, ts, 1.0 / obj
 
 
 def scale_plan_vars(sf, m, index, tech, Qs, Xs, Zs, ts) -> None:

@@ -655,3 +655,18 @@ def test_a_write_failure_is_one_error_line_and_keeps_the_previous_run(tmp_path):
     errs = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
     assert len(errs) == 1 and "File too large" in errs[0], p.stderr
     assert tree(tmp_path / "out") == before
+
+
+def test_budgets_with_values_out_of_double_range_is_a_failed_regime_not_a_traceback(sandbox, capsys):
+    """stranger15 F10: CSV types θ = 1e100 … 1e101 (η = 0.7: Q^FB ~ 1e235, θ·Q^FB = inf) were a
+    ZeroDivisionError traceback in the budgets menu's unit tolerances (a scale 1/inf = 0)."""
+    import solve
+
+    (sandbox / "t.csv").write_text("theta,mass\n1e100,1\n3e100,1\n1e101,1\n")
+    (sandbox / "s.toml").write_text(BASE.replace('distribution = "uniform"\nn = 10',
+                                                 'distribution = "discrete"\nfile = "t.csv"')
+                                    .replace("[regimes.cost]\nquantities = [0.5, 1.0]", "[regimes.budgets]"))
+    rc = solve.main([str(sandbox / "s.toml"), "--out", str(sandbox / "out"), "--quiet"])
+    cap = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in cap.err + cap.out, cap.err
+    assert "numbers out of double-precision range" in cap.out and "NOT VERIFIED" in cap.out
