@@ -236,6 +236,9 @@ def out_root(text: str, what: str = "--out") -> Path:
         raise OutputError(f"{what} '': allowed: a folder path (an empty path would write into the working folder)")
     if "\x00" in str(text):
         raise OutputError(f"{what} {str(text)!r}: allowed: a folder path without NUL characters")
+    if str(text).strip() == "-":  # many tools read '-' as stdout; a run is a folder of files (stranger15 F8)
+        raise OutputError(f"{what} '-': allowed: a folder path (a run is a folder of files, not a stream; "
+                          "write ./- to mean a folder named '-')")
     p = Path(text)
     r = p.resolve()
     if r == Path(r.anchor):

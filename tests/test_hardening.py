@@ -77,6 +77,7 @@ CASES = [
          args=["--out", "{dir}/afile/sub"]),
     Case("out-empty", "out", {"scenario.toml": BASE}, ["--out ''", "folder path"], args=["--out", ""]),
     Case("out-root", "out", {"scenario.toml": BASE}, ["--out '/'", "not the root"], args=["--out", "/"]),
+    Case("out-dash", "out", {"scenario.toml": BASE}, ["--out '-'", "not a stream"], args=["--out", "-"]),
     Case("out-unwritable", "out", {"scenario.toml": BASE}, ["--out", "writable folder"],
          args=["--out", "/proc/llm_pricing_out"]),
     Case("out-target-is-file", "out", {"out/case": "x", "scenario.toml": BASE}, ["exists and is not a folder"],
