@@ -45,8 +45,8 @@ import pandas as pd
 import pyomo.environ as pyo
 
 from models import gain
-from models.budgets import (TOL_AUDIT, TOL_DISCRETE, menu_scales, menu_solver_defaults, scale_plan_vars,
-                            start_floors)
+from models.budgets import (RAY_EPS, TOL_AUDIT, TOL_DISCRETE, ft_ray_bound_shares, menu_scales, menu_solver_defaults,
+                            ray_bound_shares, scale_plan_vars, start_floors)
 from models.closed_form import budgets as cb
 from models.closed_form import cost as cf
 from models.closed_form import plans as cp
@@ -973,6 +973,17 @@ def build_k_plans(tech, theta, mass, starts):
     toks, fts = list(mdl.TOKENS), list(mdl.FT)
     mdl.quality = pyo.Constraint(mdl.B, rule=lambda mm, b: mm.Q[b] <= gain.psi(tech, [mm.X[b, j] for j in toks])
                                  * gain.phi(tech, [mm.Z[b, i] for i in fts]))
+    # near-Leontief inputs (rho or rho_hat <= budgets.RAY_RHO): each plan's mix within a factor
+    # RAY_EPS of the cost-minimising ray, as in the budgets menu (slack at every optimum: the ray
+    # does not depend on Q).  plans_170_1 (rho = -45.28): without them k_plans[K=6] ended
+    # 'restoration failed' from every start
+    share, zshare = ray_bound_shares(tech), ft_ray_bound_shares(tech)
+    if share is not None:
+        mdl.ray = pyo.Constraint(mdl.B, mdl.TOKENS, rule=lambda mm, b, j: mm.X[b, j] - RAY_EPS * float(share[j])
+                                 * sum(mm.X[b, i] for i in toks) >= 0)
+    if zshare is not None:
+        mdl.ft_ray = pyo.Constraint(mdl.B, mdl.FT, rule=lambda mm, b, i: mm.Z[b, i] - RAY_EPS * float(zshare[i])
+                                    * sum(mm.Z[b, l] for l in fts) >= 0)
     # choice rows: a type's utility is linear in θ, so the block's lowest and
     # highest types preferring their plan imply every type in between does
     rows = []  # (type index, own plan or -1)
@@ -1000,6 +1011,10 @@ def build_k_plans(tech, theta, mass, starts):
     scale_plan_vars(sf, mdl, mdl.B, tech, Qs, Xs, Zs, ts)
     for c in mdl.choice.values():
         sf[c] = 1.0 / ts
+    for con, sc in ((getattr(mdl, "ray", None), float(np.max(Xs))),
+                    (getattr(mdl, "ft_ray", None), float(np.max(Zs)) if len(Zs) else 1.0)):
+        for c in con.values() if con is not None else ():
+            sf[c] = 1.0 / sc
     return mdl, plan, P
 
 

@@ -1043,3 +1043,51 @@ def test_a_plan_of_tiny_mass_is_resolved_by_the_per_plan_polish(with_plans, tmp_
         np.testing.assert_allclose(sol["t"], ref.t, rtol=plans.TOL_DISCRETE, atol=0)
         assert abs(sol["profit"] / ref.profit(tech) - 1) <= plans.TOL_DISCRETE
         assert any("polish moved plan" in n for n in res.notes), res.notes
+
+
+@pytest.mark.component
+def test_near_leontief_plans_keep_their_mix_on_the_ray(with_plans, tmp_path):
+    """plans_170_1: rho = -45.28 (near-Leontief tokens), piecewise types, N = 7, K = 6: the K-plan
+    NLP ended 'restoration failed' from the DP partition and the equal-width start (the budgets
+    menu's B1 finding: the mix drifts off the cost-minimising ray where Psi collapses).  With the
+    budgets ray rows (x_bj >= RAY_EPS * share_j * sum x_b) every start converges, to the closed form
+    of its partition."""
+    from models import plans
+    from models.results import RegimeResult
+
+    tech_toml = """[technology]
+sigma = 0.5473
+rho = -45.28
+[[technology.tokens]]
+name = "tok1"
+weight = 0.271674
+cost = 1.96195
+[[technology.tokens]]
+name = "tok2"
+weight = 0.189135
+cost = 0.0588907
+[[technology.tokens]]
+name = "tok3"
+weight = 0.539191
+cost = 2.01492
+[technology.fine_tuning]
+gamma = 0.2958
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 1.0
+cost = 4.63229"""
+    scn = _plans_170(tmp_path, "p170_1", tech_toml, 'distribution = "piecewise"\nbreakpoints = [1.554, 1.6363, 2.4421, '
+                     '2.554]\nmasses = [0.116706, 0.291827, 0.591467]\nn = 7\ngrid = "equal-spacing"', "[6]")
+    tech = scn.technology
+    theta, mass = scn.types.discretise(7, "equal-spacing")
+    first = int(np.argmax(cb.discrete_menu(tech, theta, mass).Q > 0))
+    cand = {"dp": cp.best_k_plans_dp(tech, theta, mass, 6).starts}
+    cand.update({nm: cp.local_search(tech, theta, mass, s0)[0]
+                 for nm, s0 in cp.initial_partitions(theta, mass, 6, first).items()})
+    for nm, st in cand.items():
+        st = plans._served_starts(tech, theta, mass, st)
+        res = RegimeResult("plans")
+        sol = plans._solve_partition(res, tech, theta, mass, st, _ctx(), f"k_plans[K=6,{nm}]")
+        assert sol["result"].ok, (nm, sol["result"].status, sol["result"].message)
+        ref = cp.block_menu(tech, theta, mass, st)
+        np.testing.assert_allclose(sol["Q"], ref.Q, rtol=plans.TOL_DISCRETE, atol=0, err_msg=nm)
