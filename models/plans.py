@@ -394,7 +394,11 @@ def build_two_part_menu(tech, theta, mass, starts, m0: float = 1.5):
     if starts[0] > 0:
         rows.append(int(starts[0]) - 1)
     rows = list(dict.fromkeys(rows))
-    dev = [(i, o) for i in rows for o in range(K) if o != plan[i]]
+    # a type of θ = 0 buys nothing under any tariff (θq − m·C(q) is maximised at q = 0), so its deviation
+    # to tariff o is worth −F_o: a row without a demand variable (stranger15 F1c: a θ = 0 CSV segment, 1/θ
+    # as its demand row's scale was a ZeroDivisionError)
+    dev0 = [(i, o) for i in rows for o in range(K) if o != plan[i] and not theta[i] > 0]
+    dev = [(i, o) for i in rows for o in range(K) if o != plan[i] and theta[i] > 0]
     mdl = pyo.ConcreteModel(name=f"two_part_menu_{K}")
     mdl.B = pyo.RangeSet(0, K - 1)
     # m >= 1 is not imposed: the optimum has m_b = 1/D_b >= 1 anyway (derived,
@@ -409,7 +413,11 @@ def build_two_part_menu(tech, theta, mass, starts, m0: float = 1.5):
     mdl.D = pyo.Set(initialize=dev, dimen=2)
     mdl.Q = pyo.Var(mdl.S, bounds=(0.0, None), initialize=lambda _, i: float(q0[i]))
     mdl.q = pyo.Var(mdl.D, bounds=(0.0, None), initialize=lambda _, i, o: float(q0[i]))
-    mdl.foc = pyo.Constraint(mdl.S, rule=lambda mm, i: mm.mult[int(plan[i])] * _mc_expr(tech, mm.Q[i]) == float(theta[i]))
+    mdl.foc = pyo.Constraint(mdl.S, rule=lambda mm, i: mm.mult[int(plan[i])] * _mc_expr(tech, mm.Q[i]) == float(theta[i])
+                             if theta[i] > 0 else pyo.Constraint.Skip)
+    for i in served:
+        if not theta[i] > 0:  # a pooled θ = 0 type served: it takes no tokens (above)
+            mdl.Q[i].fix(0.0)
     mdl.foc_dev = pyo.Constraint(mdl.D, rule=lambda mm, i, o: mm.mult[o] * _mc_expr(tech, mm.q[i, o]) == float(theta[i]))
 
     def own(mm, i):
@@ -420,6 +428,8 @@ def build_two_part_menu(tech, theta, mass, starts, m0: float = 1.5):
 
     mdl.choice = pyo.Constraint(mdl.D, rule=lambda mm, i, o: own(mm, i) >= float(theta[i]) * mm.q[i, o]
                                 - mm.mult[o] * _cost_expr(tech, mm.q[i, o]) - mm.fee[o])
+    mdl.D0 = pyo.Set(initialize=dev0, dimen=2)
+    mdl.choice0 = pyo.Constraint(mdl.D0, rule=lambda mm, i, o: own(mm, i) >= -mm.fee[o])
     mdl.ir = pyo.Constraint([i for i in rows if plan[i] >= 0], rule=lambda mm, i: own(mm, i) >= 0)
     mdl.profit = pyo.Objective(expr=sum(float(mass[i]) * (mdl.fee[int(plan[i])] + (mdl.mult[int(plan[i])] - 1.0)
                                                           * _cost_expr(tech, mdl.Q[i])) for i in served),
@@ -430,12 +440,15 @@ def build_two_part_menu(tech, theta, mass, starts, m0: float = 1.5):
     for b in mdl.B:
         sf[mdl.fee[b]] = 1.0 / ts
     for i in served:
-        sf[mdl.Q[i]] = 1.0 / max(float(qfb[i]), 1e-300)
-        sf[mdl.foc[i]] = 1.0 / float(theta[i])
+        if theta[i] > 0:
+            sf[mdl.Q[i]] = 1.0 / max(float(qfb[i]), 1e-300)
+            sf[mdl.foc[i]] = 1.0 / float(theta[i])
     for i, o in dev:
         sf[mdl.q[i, o]] = 1.0 / max(float(qfb[i]), 1e-300)
         sf[mdl.foc_dev[i, o]] = 1.0 / float(theta[i])
         sf[mdl.choice[i, o]] = 1.0 / ts
+    for c in mdl.choice0.values():
+        sf[c] = 1.0 / ts
     for c in mdl.ir.values():
         sf[c] = 1.0 / ts
     return mdl, plan

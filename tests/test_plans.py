@@ -1091,3 +1091,22 @@ cost = 4.63229"""
         assert sol["result"].ok, (nm, sol["result"].status, sol["result"].message)
         ref = cp.block_menu(tech, theta, mass, st)
         np.testing.assert_allclose(sol["Q"], ref.Q, rtol=plans.TOL_DISCRETE, atol=0, err_msg=nm)
+
+
+@pytest.mark.unit
+def test_a_zero_value_segment_in_a_csv_is_priced_without_a_traceback(tmp_path):
+    """stranger15 F1c: CSV types θ = 0 (93 % of the users), 0.4, 0.8, 1.5 with K = 2 tariffs: the θ = 0 type's
+    deviation demand row was scaled by 1/θ, a ZeroDivisionError in build_two_part_menu.  A θ = 0 type buys
+    nothing under any tariff, so its deviation to tariff o is worth −F_o: the run verifies, and no tariff of
+    the exported menu has a negative fee (which that row forbids)."""
+    (tmp_path / "t.csv").write_text("theta,mass\n0,500\n0.4,30\n0.8,5\n1.5,1\n")
+    (tmp_path / "s.toml").write_text(FREETIER_TOML.replace('file = "freetier.csv"', 'file = "t.csv"')
+                                     .replace("K = [5]", "K = [2]"))
+    scn = scenario.load(tmp_path / "s.toml")
+    res = run.run_regime(scn, "plans", run.Context(route="auto", options=scn.solver["options"],
+                                                   user_options=scn.solver["user_options"], progress=lambda *a: None))
+    v = res.verification
+    assert res.converged and v["passed"].all(), v[~v["passed"]].to_string()
+    sheet = res.tables["price_sheet_two_part_K2"]
+    fee = sheet.loc[sheet["plan"] != "none", "fixed_fee_usd"].astype(float)
+    assert len(fee) == 2 and (fee >= 0).all(), sheet.to_string()
