@@ -22,7 +22,9 @@ of :mod:`models.closed_form.competition`:
    at a monotone V moves to higher η), i.e. L − 1 cut-offs.  For fixed cut-offs the program
    (:func:`build_monopolist_assigned`) is convex.  The outer search (:func:`_monopolist`): all
    L one-model assignments, a coarse scan of cut-off vectors, coordinate-wise bisection on the
-   profit difference (ties right) and a neighbour walk over single and paired ±1 moves; each
+   profit difference (ties right), a neighbour walk over single and paired ±1 moves and a light-type
+   pass (one-type moves across types of mass < max p/1e3, each mass band compared on its own scale:
+   :func:`_light_pass`); each
    solve warm-started from the nearest vector solved.  Every solve is reported
    (``monopolist_starts``).  The unrestricted program (:func:`build_monopolist`: every model's
    tokens free per type) is solved from the best menu, and the numpy mixing audit and an
@@ -520,6 +522,44 @@ def _better(a, b) -> bool:
     return a > b + TIE_CONVEX * max(abs(b), 1e-300)
 
 
+def _mass_bands(mass) -> np.ndarray:
+    """Band per type: ⌊log(max p / p_k) / log LIGHT_BAND⌋ (0 = heavy; the bands of :func:`_refine_light`)."""
+    p = np.asarray(mass, float)
+    with np.errstate(divide="ignore"):
+        return np.floor(np.log(np.max(p) / np.maximum(p, 1e-300)) / np.log(LIGHT_BAND)).astype(int)
+
+
+def _type_terms(models, theta, mass, assign, V) -> np.ndarray:
+    r"""Each type's term of the profit of a menu with binding downward IC and IR (summation by parts):
+    :math:`J_k = V_k(p_k\theta_k - (\theta_{k+1}-\theta_k)T_{k+1}) - p_k C_{a_k}(V_k)`, T the tail mass
+    (summed from the top: exact for tiny tails), Σ J = the profit at every optimum of an assigned program.
+    Numpy on the NLP's V (no closed form); the transfers, whose light types Ipopt leaves loose, are not
+    used, and J is stationary in V at the optimum (second order in the solver's V error)."""
+    th, p, V = np.asarray(theta, float), np.asarray(mass, float), np.maximum(np.asarray(V, float), 0.0)
+    T = np.cumsum(p[::-1])[::-1]
+    T1 = np.append(T[1:], 0.0)
+    dth = np.append(np.diff(th), 0.0)
+    a = np.asarray(assign, int)
+    c = np.array([models[l].c for l in a])
+    e = np.array([models[l].eta for l in a])
+    return V * (p * th - dth * T1) - p * c * V ** (1 / e)
+
+
+def _better_banded(Ja, Jb, band) -> bool:
+    """Menu a beats menu b, each type on its own scale: mass bands heaviest first, the first band whose
+    summed terms differ by more than TIE_CONVEX of its own summed |J| decides.  One objective tolerance
+    for all types (:func:`_better`) hides a band of mass 1e-12 of max p (its whole profit is below the
+    heavy types' round-off): versions_182_9 (Beta(4.9, 27.1), top masses 7e-14 … 2e-36) kept the top six
+    types on the dearest model, V 0.31 of max V off the exact optimum."""
+    for b in sorted(set(band.tolist())):
+        sel = band == b
+        d = float(np.sum(Ja[sel] - Jb[sel]))
+        scale = float(np.sum(np.maximum(np.abs(Ja[sel]), np.abs(Jb[sel]))))
+        if abs(d) > TIE_CONVEX * max(scale, 1e-300):
+            return d > 0
+    return False
+
+
 def _monopolist(res, models, sigma, theta, mass, ctx):
     N, L = len(theta), len(models)
     order = list(np.argsort([mm.eta for mm in models], kind="stable"))  # the cheapest model moves up in η
@@ -607,6 +647,7 @@ def _monopolist(res, models, sigma, theta, mass, ctx):
         if cand is None or not _better(f(cand), f(best)):
             break
         best = list(cand)
+    best = _light_pass(res, ctx, models, theta, mass, best, f, attempts)
     best = tuple(best)
     chosen = next(a for a in attempts if a.values["cuts"] == best and a.status == "optimal")
     res.solves["monopolist"] = chosen.result
@@ -647,6 +688,54 @@ def _monopolist(res, models, sigma, theta, mass, ctx):
     return out
 
 
+def _light_pass(res, ctx, models, theta, mass, best, f, attempts):
+    """Final pass for cut-offs that move light types (mass < max p / LIGHT_BAND): the profit of such a move
+    is below the objective's tie tolerance, so the bisection and the walk cannot see it.  Coordinate-wise,
+    each cut-off walks up and down one type at a time across light types while the step is better: each
+    vector solved (convex, cached), its light bands re-solved (:func:`_refine_light`) and judged against
+    the best by :func:`_better_banded` (each type on its own scale).  A one-type step changes that type's
+    model only (the others' terms are the same up to the monotone rows), and which model a type prefers
+    switches once in θ, so the walk stops at the best cut-off of its coordinate.  No closed form is used."""
+    N, band = len(theta), _mass_bands(mass)
+    light = band >= 1
+    if not np.any(light):
+        return list(best)
+    memo = {}
+
+    def terms(cuts):
+        cuts = tuple(int(c) for c in cuts)
+        if cuts not in memo:
+            if not np.isfinite(f(cuts)):
+                memo[cuts] = None
+            else:
+                a = next(x for x in reversed(attempts) if x.values.get("cuts") == cuts and x.status == "optimal")
+                V, t, _ = _refine_light(res, ctx, models, theta, mass, a.values["assign"], a.values["V"],
+                                        a.values["t"], record=False)
+                memo[cuts] = _type_terms(models, theta, mass, a.values["assign"], V)
+        return memo[cuts]
+
+    best = list(best)
+    for _ in range(MAX_ROUNDS):
+        before = tuple(best)
+        for i in range(len(best)):
+            lo = best[i - 1] if i > 0 else 0
+            hi = best[i + 1] if i < len(best) - 1 else N
+            for d in (1, -1):  # walk while a one-type step is better: that step moves type min(c, best[i])
+                while lo <= best[i] + d <= hi and light[min(best[i] + d, best[i])]:
+                    x = list(best)
+                    x[i] += d
+                    Jx, Jb = terms(x), terms(best)
+                    if Jx is None or Jb is None or not _better_banded(Jx, Jb, band):
+                        break
+                    best = x
+        if tuple(best) == before:
+            break
+    if memo:
+        res.notes.append(f"monopolist: light-type pass solved {len(memo)} cut-off vectors (each type on its own "
+                         f"scale); best cut-offs {list(best)}")
+    return best
+
+
 def _snap_unpriced(res, out):
     """Items with a price t ≤ 0, and every item below them, are the outside option (V = t = 0).
 
@@ -672,7 +761,7 @@ LIGHT_BAND = 1e3
 """Types whose mass is below max p / LIGHT_BAND are re-solved band by band (:func:`_refine_light`)."""
 
 
-def _refine_light(res, ctx, models, theta, mass, assign, V, t):
+def _refine_light(res, ctx, models, theta, mass, assign, V, t, record=True):
     r"""Re-solve the best assigned program band by band for light types (mass < max p / LIGHT_BAND;
     bands of a factor LIGHT_BAND in mass, heaviest first): the band and all lighter types free, the
     heavier ones fixed at their values, the objective the free types' profit scaled by the band's
@@ -706,7 +795,8 @@ def _refine_light(res, ctx, models, theta, mass, assign, V, t):
                                           sense=pyo.maximize)
             m.scaling_factor[m.profit_band] = 1.0 / float(np.max((p * Pk)[free]))
         r = _solve(ctx, m, f"monopolist[light band {b}: {int(free.sum())} types]", tb.seconds, money=u.P)
-        res.solves[f"monopolist[light band {b}]"] = r
+        if record:
+            res.solves[f"monopolist[light band {b}]"] = r
         if r.ok:
             V2, t2 = _read_menu(m)
             V[band == b], t[band == b] = V2[band == b], t2[band == b]
