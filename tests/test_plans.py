@@ -885,9 +885,7 @@ def test_a_whales_flat_tariff_fee_is_checked_on_the_fee_chain(with_plans, tmp_pa
     assert list(zip(fee_rows["quantity"], fee_rows["index"])) == [("fee (fee chain at the polished m)", "K=15,tariff 3")]
 
 
-FREETIER_TOML = """
-name = "freetier"
-[technology]
+TECH_FREETIER = """[technology]
 sigma = 0.55
 rho = 0.4
 [[technology.tokens]]
@@ -908,7 +906,9 @@ rho = 0.0
 [[technology.fine_tuning.classes]]
 name = "ft"
 weight = 1.0
-cost = 25.0
+cost = 25.0"""
+
+FREETIER_TOML = 'name = "freetier"\n' + TECH_FREETIER + """
 [types]
 distribution = "discrete"
 file = "freetier.csv"
@@ -992,28 +992,7 @@ def test_plans_menus_do_not_depend_on_the_money_unit(with_plans, tmp_path):
         np.testing.assert_allclose(b[nm][col].to_numpy() / 1e6, a[nm][col].to_numpy(), rtol=rel, err_msg=nm)
 
 
-TECH_FREETIER = """[technology]
-sigma = 0.55
-rho = 0.4
-[[technology.tokens]]
-name = "input"
-weight = 0.55
-cost = 1.25
-[[technology.tokens]]
-name = "output"
-weight = 0.35
-cost = 10.0
-[[technology.tokens]]
-name = "cached"
-weight = 0.10
-cost = 0.125
-[technology.fine_tuning]
-gamma = 0.2
-rho = 0.0
-[[technology.fine_tuning.classes]]
-name = "ft"
-weight = 1.0
-cost = 25.0"""
+
 
 
 @pytest.mark.component
