@@ -389,6 +389,13 @@ REGRESSIONS_182 = {
     "182_9_light_top_types": (0.3303, [(0.2265, 0.0210275), (0.3915, 0.0450672), (0.4482, 0.677738)],
                               {"distribution": "beta", "low": 0.7214, "high": 1.7214, "p": 4.899, "q": 27.07,
                                "n": 30, "grid": "equal-spacing"}, None),
+    # Beta(7.105, 24.48) on [0, 5.30082], 36 types, top masses 2e-21 … 5e-33, middle model m1 dominated (never
+    # sold), seed 171: the search ended at [36, 36] (all on m0); the correct [33, 33] moves both stacked
+    # cut-offs together, which a one-cut-off walk cannot (the intermediate [35, 36] puts a type on the
+    # dominated model): V 0.6 off.
+    "171_22_stacked_cutoffs": (0.7186, [(0.07176, 0.0833135), (0.1049, 8.26828), (0.1683, 0.631413)],
+                               {"distribution": "beta", "low": 0.0, "high": 5.30082, "p": 7.105, "q": 24.48,
+                                "n": 36}, None),
 }
 
 

@@ -647,7 +647,7 @@ def _monopolist(res, models, sigma, theta, mass, ctx):
         if cand is None or not _better(f(cand), f(best)):
             break
         best = list(cand)
-    best = _light_pass(res, ctx, models, theta, mass, best, f, attempts)
+    best = _light_pass(res, ctx, models, theta, mass, order, best, f, attempts)
     best = tuple(best)
     chosen = next(a for a in attempts if a.values["cuts"] == best and a.status == "optimal")
     res.solves["monopolist"] = chosen.result
@@ -688,10 +688,11 @@ def _monopolist(res, models, sigma, theta, mass, ctx):
     return out
 
 
-def _light_pass(res, ctx, models, theta, mass, best, f, attempts):
+def _light_pass(res, ctx, models, theta, mass, order, best, f, attempts):
     """Final pass for cut-offs that move light types (mass < max p / LIGHT_BAND): the profit of such a move
     is below the objective's tie tolerance, so the bisection and the walk cannot see it.  Coordinate-wise,
-    each cut-off walks up and down one type at a time across light types while the step is better: each
+    each cut-off walks up and down one type at a time across light types while the step is better (cut-offs
+    stacked on it pushed along, so an empty middle model does not block the walk): each
     vector solved (convex, cached), its light bands re-solved (:func:`_refine_light`) and judged against
     the best by :func:`_better_banded` (each type on its own scale).  A one-type step changes that type's
     model only (the others' terms are the same up to the monotone rows), and which model a type prefers
@@ -714,16 +715,24 @@ def _light_pass(res, ctx, models, theta, mass, best, f, attempts):
                 memo[cuts] = _type_terms(models, theta, mass, a.values["assign"], V)
         return memo[cuts]
 
+    def step(cuts, i, d):
+        """Cut-off i moved by d, the others pushed along to keep the order (a cut-off stacked on it moves
+        with it: versions_171_22, [36, 36] with a dominated middle model, reaches [33, 33] only so)."""
+        x = list(cuts)
+        x[i] += d
+        for j in range(len(x)):
+            x[j] = max(x[j], x[i]) if j > i else min(x[j], x[i]) if j < i else x[j]
+        return x
+
     best = list(best)
     for _ in range(MAX_ROUNDS):
         before = tuple(best)
         for i in range(len(best)):
-            lo = best[i - 1] if i > 0 else 0
-            hi = best[i + 1] if i < len(best) - 1 else N
-            for d in (1, -1):  # walk while a one-type step is better: that step moves type min(c, best[i])
-                while lo <= best[i] + d <= hi and light[min(best[i] + d, best[i])]:
-                    x = list(best)
-                    x[i] += d
+            for d in (1, -1):  # walk while a one-type step is better: it moves type min(best[i] + d, best[i])
+                while 0 <= best[i] + d <= N and light[min(best[i] + d, best[i])]:
+                    x = step(best, i, d)
+                    if np.any((_assign(order, x, N) != _assign(order, best, N)) & ~light):
+                        break  # the push moved a heavy type: the search above judged those
                     Jx, Jb = terms(x), terms(best)
                     if Jx is None or Jb is None or not _better_banded(Jx, Jb, band):
                         break
