@@ -393,6 +393,10 @@ def _solver(v: _V, d: dict) -> dict:
             # could overwrite any file the user can write (stranger15 F0c)
             v.fail(f"{p}.options.{k}", val, "not set by a scenario file (a scenario never chooses where files "
                    "land: Ipopt would overwrite that path); remove it")
+        if k == "option_file_name":  # Ipopt would read options from that file, past every check here (an
+            # output_file in it); the run itself reads no options file (models.solver)
+            v.fail(f"{p}.options.{k}", val, "not set by a scenario file (options go in [solver.options], "
+                   "where each is checked against this Ipopt's option list); remove it")
         opts[k] = val
     user = dict(opts)
     tol = v.number(s, p, "tol", lo=0, lo_open=True, hi=1, default=None)

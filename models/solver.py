@@ -432,6 +432,11 @@ def _solve(model, route, opts, allow_nonoptimal, tee, build_seconds, warm_start,
         opts["print_level"] = 0
         if "output_file" in opts:  # file_print_level defaults to print_level
             opts.setdefault("file_print_level", 5)
+    # Ipopt reads options from option_file_name, by default ./ipopt.opt in the current directory: a stray
+    # file there would change every solve unseen (max_iter 0 in it made every regime 'not converged'; an
+    # output_file in it would overwrite a path).  The options are the scenario's and nothing else's: no file
+    # is read (cyipopt: the empty name reads none; the executable: an empty file, below).
+    opts.setdefault("option_file_name", "")
     if route == "cyipopt":
         from pyomo.contrib.pynumero.exceptions import PyNumeroEvaluationError
 
@@ -822,6 +827,9 @@ def _solve_exe(model, opts, tee, iteration_callback=None) -> SolveResult:
         model.dual = pyo.Suffix(direction=pyo.Suffix.IMPORT)
     user_out = opts.get("output_file")
     tmpdir = tempfile.mkdtemp(prefix="ipopt_")
+    if not opts.get("option_file_name"):  # the AMPL driver takes no empty value: an empty options file
+        opts["option_file_name"] = os.path.join(tmpdir, "none.opt")
+        open(opts["option_file_name"], "w").close()
     out_file = user_out or os.path.join(tmpdir, "ipopt.out")
     log_file = os.path.join(tmpdir, "ipopt.log")
     opts["output_file"] = out_file

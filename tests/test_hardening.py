@@ -99,6 +99,10 @@ CASES = [
     Case("opt-output-file", "ipopt-options", {"scenario.toml": add_options("output_file = 'victim.txt'"),
                                               "victim.txt": "precious"},  # stranger15 F0c: Ipopt overwrote it
          ["'solver.options.output_file'", "never chooses where files land", "remove it"]),
+    # session 16: a scenario naming an options file would bypass these checks (an output_file in it), and a
+    # missing one was accepted without a word
+    Case("opt-option-file-name", "ipopt-options", {"scenario.toml": add_options("option_file_name = 'nowhere.opt'")},
+         ["'solver.options.option_file_name'", "[solver.options]", "remove it"]),
     Case("opt-bad-enum", "ipopt-options", {"scenario.toml": add_options("mu_strategy = 'bogus'")},
          ["'solver.options.mu_strategy'", "'monotone', 'adaptive'"]),
     Case("opt-string-for-real", "ipopt-options", {"scenario.toml": add_options("acceptable_tol = 'small'")},

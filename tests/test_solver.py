@@ -292,6 +292,15 @@ def test_output_file_alone_writes_a_log(route, tmp_path):
     assert "Number of Iterations" in log.read_text()
 
 
+def test_stray_ipopt_opt_in_the_working_directory_is_not_read(route, tmp_path, monkeypatch):
+    """Ipopt reads ./ipopt.opt by default: a file left in the user's folder would change every solve
+    unseen (session 16: `max_iter 0` in it made every regime of a run 'not converged')."""
+    (tmp_path / "ipopt.opt").write_text("max_iter 0\n")
+    monkeypatch.chdir(tmp_path)
+    r = solver.solve(hs071(), route=route, options={"tol": TOL}, allow_nonoptimal=True)
+    assert r.status is Status.OPTIMAL and r.iterations > 0, (r.status, r.iterations)
+
+
 def test_max_iter_option_reaches_ipopt(route):
     # pass-through of an integer option, observable in the result
     r = solver.solve(hs071(), route=route, options={"max_iter": 4}, allow_nonoptimal=True)
