@@ -251,13 +251,16 @@ def print_table(summary) -> None:
         for line in fails:
             print(f"  - {line}")
         print()
+    def said(r):  # the status, and the regime's error unless the status already is that error
+        s = r.status()
+        return s + (f" -- {r.error}" if r.error and r.error not in s else "")
+
     for name, r in summary.results.items():
-        print(f"  {name}: {r.status()}" + (f" -- {r.error}" if r.error else ""))
+        print(f"  {name}: {said(r)}")
     if summary.verified:
         print("RESULT: all converged and verified")
     else:
-        bad = [f"{n}: {r.status()}" + (f" ({r.error})" if r.error else "")
-               for n, r in summary.results.items() if not r.verified]
+        bad = [f"{n}: {said(r)}" for n, r in summary.results.items() if not r.verified]
         print("RESULT: NOT VERIFIED -- " + "; ".join(bad) + " (see verification.csv)")
 
 if __name__ == "__main__":

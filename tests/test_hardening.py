@@ -675,3 +675,6 @@ def test_budgets_with_values_out_of_double_range_is_a_failed_regime_not_a_traceb
     cap = capsys.readouterr()
     assert rc == 1 and "Traceback" not in cap.err + cap.out, cap.err
     assert "numbers out of double-precision range" in cap.out and "NOT VERIFIED" in cap.out
+    # each console line says the cause once (session 15: the regime line and the RESULT line repeated it)
+    for line in cap.out.splitlines():
+        assert line.count("numbers out of double-precision range") <= 1, line
