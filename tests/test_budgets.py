@@ -2252,3 +2252,132 @@ def test_regret_at_the_roundoff_floor_of_u_is_not_fitted_for_an_order():
     assert budgets.regret_roundoff_floor(tech, m, tp) < 1e-6 * budgets.two_part_regret(tech, m, tp)
     bad = dict(tp, fee=tp["fee"] * np.where(np.arange(len(tp["fee"])) % 2, 1.01, 1.0))
     assert budgets._regret(tech, m, bad["multiplier"], bad["fee"]) > 1e6 * budgets.regret_roundoff_floor(tech, m, bad)
+
+
+# ------------- session 16 (budgets16): convergence orders in the asymptotic range
+S07_TOML = """[technology]
+sigma = 0.5
+rho = 0.5
+[[technology.tokens]]
+name = "input"
+weight = 0.6
+cost = 1.0
+[[technology.tokens]]
+name = "output"
+weight = 0.4
+cost = 4.0
+[technology.fine_tuning]
+gamma = 0.2
+rho = 0.0
+[[technology.fine_tuning.classes]]
+name = "ft"
+weight = 1.0
+cost = 2.0
+[types]
+distribution = "beta"
+p = 0.3
+q = 25.0
+low = 0.0
+high = 10.0
+n = 50
+grid = "equal-spacing"
+[regimes.budgets]
+"""
+
+
+def _order_rows(res):
+    v = res.verification
+    return v[v["check"] == "continuous_convergence_order"]
+
+
+def test_convergence_order_judged_in_the_asymptotic_range(tmp_path):
+    """stranger15 F5 (s07): Beta(0.3, 25) on [0, 10], equal-spacing, sizes 50, 100, 200 -- the menus are exact
+    (1e-15 from the discrete closed form) but the max-norm Q and t errors' local orders are 0.65, 0.76 there
+    (fitted 0.705 against 1 ± 0.15) and reach 0.96 only by N = 6400: the order is judged on the exact discrete
+    menus doubled until the local orders settle (budgets.LADDER_SETTLE).  Failed (two FAILED order rows) before."""
+    from models.results import RegimeResult
+
+    scn = _scenario_text(tmp_path, S07_TOML)
+    res = RegimeResult("budgets")
+    budgets._convergence(res, scn.technology, scn, ctx(), [50, 100, 200])
+    o = _order_rows(res)
+    assert len(o) == 8 and o["passed"].all(), o[["quantity", "rel_err", "tolerance"]]
+    assert o["quantity"].str.contains("closed-form ladder").sum() >= 4  # Q and t judged on the ladder
+    tie = res.verification[res.verification["check"] == "convergence_menus_vs_discrete_closed_form"]
+    assert set(tie["quantity"]) == {f"{q}[N={n}]" for q in "Qt" for n in (50, 100, 200)} and tie["passed"].all()
+
+
+def test_closed_form_ladder_settles_at_order_one_for_s10b(tmp_path):
+    """stranger15 F5 (s10b): σ = 0.98, Cobb-Douglas, Beta(3, 1); the exact discrete menus' max-norm Q error has
+    local orders 0.57, 0.79, 0.89, 0.95, 0.97, 0.99 from N = 60 (independent of the NLP)."""
+    text = """[technology]
+sigma = 0.98
+rho = 0.0
+[[technology.tokens]]
+name = "input"
+weight = 0.3
+cost = 2.5
+[[technology.tokens]]
+name = "output"
+weight = 0.6
+cost = 10.0
+[[technology.tokens]]
+name = "cached"
+weight = 0.1
+cost = 1.25
+[types]
+distribution = "beta"
+p = 3.0
+q = 1.0
+low = 0.0
+high = 1.0
+n = 60
+[regimes.budgets]
+"""
+    scn = _scenario_text(tmp_path, text)
+    tech = scn.technology
+    cont = cb.continuous_solution(tech, scn.types)
+    wel = cb.continuous_welfare(tech, scn.types, cont)
+    N = [60, 120, 240]
+    err = [budgets._ladder_errors(tech, scn, cont, wel, n)["max_rel_err_Q"] for n in N]
+    assert abs(budgets._local_orders(N, err)[-1] - 1) > 0.15  # out of the band at the user's sizes
+    Nl, el, loc, settled = budgets.closed_form_ladder(tech, scn, cont, wel, "max_rel_err_Q", N, err)
+    assert settled and abs(loc[-1] - 1) <= 0.05 and Nl[-1] <= 8000
+
+
+@pytest.mark.parametrize("what", ["Q", "t"])
+def test_convergence_order_fails_on_a_perturbed_continuous_closed_form(tmp_path, what):
+    """Mutation: the continuous solution's Q (or t) off by a factor 1 + 1e-3 -- an error floor the ladder's
+    local orders settle toward 0 on, far outside 1 ± 0.15: the order row must fail (and does not hide behind a
+    'pre-asymptotic' note)."""
+    from models.results import RegimeResult
+
+    scn = _scenario_text(tmp_path, S07_TOML)
+    cont = cb.continuous_solution(scn.technology, scn.types)
+    setattr(cont, what, getattr(cont, what) * (1 + 1e-3))
+    res = RegimeResult("budgets")
+    budgets._convergence(res, scn.technology, scn, ctx(), [50, 100, 200], cont=cont)
+    o = _order_rows(res)
+    bad = o[o["quantity"].str.startswith(f"max_rel_err_{what}") & ~o["passed"]]
+    assert len(bad) >= 1, o[["quantity", "rel_err", "tolerance", "passed"]]
+
+
+def test_convergence_ladder_is_tied_to_the_nlp_menus(tmp_path, monkeypatch):
+    """Mutation: a discrete closed form off by 1 + 1e-3 in Q -- the ladder no longer continues the NLP's series,
+    and the tie rows (NLP menus at the convergence sizes vs the discrete closed form) fail."""
+    from models.results import RegimeResult
+
+    scn = _scenario_text(tmp_path, S07_TOML)
+    cont = cb.continuous_solution(scn.technology, scn.types)
+    real = cb.discrete_menu
+
+    def bad_menu(tech, theta, mass):
+        m = real(tech, theta, mass)
+        m.Q = m.Q * (1 + 1e-3)
+        return m
+
+    res = RegimeResult("budgets")
+    monkeypatch.setattr(budgets.cb, "discrete_menu", bad_menu)
+    budgets._convergence(res, scn.technology, scn, ctx(), [50, 100, 200], cont=cont)
+    tie = res.verification[res.verification["check"] == "convergence_menus_vs_discrete_closed_form"]
+    assert len(tie) and not tie[tie["quantity"].str.startswith("Q")]["passed"].all()
