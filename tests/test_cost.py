@@ -448,3 +448,25 @@ def test_unbought_baseline_fine_tuning_scaled_by_its_cost_equivalent():
     v = res.verification
     assert res.converged, res.status()
     assert v["passed"].all(), v[~v["passed"]][["quantity", "rel_err", "tolerance"]]  # C(Q) was 2.9e-7 off
+
+
+@pytest.mark.component
+@pytest.mark.parametrize("case", ["J1-rho-1e-6", "K1-rho_hat-1e-6"])
+def test_single_class_small_positive_rho_converges(case):
+    """budgets16 (cost16_4, cost16_1/8): one token class (or one fine-tuning class) with a small ρ > 0 -- allowed,
+    ρ is moot for one class -- but the NLP evaluates (1·x^ρ)^(1/ρ), round-off ~1e-16/ρ: at tol 1e-12 Ipopt ended
+    'acceptable' (C(Q) 3e-11 off, every row 'solve not converged').  evaluation_tol counts a single class with
+    ρ > 0 too (1e-15/ρ = 1e-9)."""
+    tech = {
+        "J1-rho-1e-6": cf.Technology(sigma=0.258, rho=1e-6, alpha=(1.0,), cost=(2.5955,), gamma=0.461,
+                                     rho_hat=-20.0, alpha_hat=(1.0,), cost_hat=(12.5063,), token_names=("t",),
+                                     ft_names=("f",)),
+        "K1-rho_hat-1e-6": cf.Technology(sigma=0.312, rho=-49.99, alpha=(1.0,), cost=(9.2,), gamma=0.159,
+                                         rho_hat=1e-6, alpha_hat=(1.0,), cost_hat=(19.68,), token_names=("t",),
+                                         ft_names=("f",)),
+    }[case]
+    assert cf.evaluation_tol(tech) == pytest.approx(1e-9)
+    res = _run_cost(tech, (1e-6, 1e-3, 0.1, 1.0, 10.0, 1e3))
+    v = res.verification
+    assert res.converged, res.status()  # was 'acceptable'
+    assert v["passed"].all(), v[~v["passed"]][["quantity", "rel_err", "tolerance"]]

@@ -136,10 +136,16 @@ def rho_problem(tech: "Technology") -> str | None:
 def evaluation_tol(tech: "Technology") -> float:
     """Ipopt tolerance the gain function's round-off allows: 1e-12, or
     1e-15/|ρ| for a small |ρ| (10x above the ~1e-16/|ρ| round-off of the power
-    form), so Ipopt can stop 'optimal' instead of 'acceptable'."""
+    form), so Ipopt can stop 'optimal' instead of 'acceptable'.
+
+    A single class counts too when ρ > 0: the NLPs evaluate (α x^ρ)^(1/ρ)
+    with α = 1 (gain._ces), whose round-off is the same 1e-16/ρ although the
+    index is x exactly (cost16_4: J = 1, ρ = 1e-6 ended 'acceptable' at tol
+    1e-12 with C off 3e-11).  For ρ < 0 one class is exact: m·((x/m)^ρ)^(1/ρ)
+    with x/m = 1."""
     tol = 1e-12
     for r, n in ((tech.rho, tech.J), (tech.rho_hat, tech.K)):
-        if n >= 2 and r not in (0, 1):
+        if (n >= 2 or (n == 1 and r > 0)) and r not in (0, 1):
             tol = max(tol, 1e-15 / abs(r))
     return tol
 
