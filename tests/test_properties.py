@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 import io
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -42,8 +44,28 @@ import scenario_strategies as S
 SPEED = "integration"
 
 SMALL_N = 24          # types per scenario in the default profile
-SMALL_EXAMPLES = {"budget": 4, "competition": 1, "two-type": 2, "value-scale": 1, "versions": 1}
-LARGE_EXAMPLES = {"budget": 60, "competition": 15, "two-type": 15, "value-scale": 6, "versions": 10}
+SMALL_EXAMPLES = {"budget": 4, "competition": 1, "two-type": 2, "value-scale": 1, "versions": 1, "plans": 2}
+LARGE_EXAMPLES = {"budget": 60, "competition": 15, "two-type": 15, "value-scale": 6, "versions": 10, "plans": 15}
+
+# The pricing-plans family is composed in bench/valid_scenarios.py (plans_scenario) from the generators'
+# helpers; the same drawer feeds Hypothesis here, so the property covers every regime.
+_V_SPEC = importlib.util.spec_from_file_location("valid_scenarios_for_properties",
+                                                 Path(__file__).resolve().parent.parent / "bench" / "valid_scenarios.py")
+V = importlib.util.module_from_spec(_V_SPEC)
+_V_SPEC.loader.exec_module(V)
+FAMILIES = tuple(S.FAMILIES) + ("plans",)
+
+
+def strategy(family: str):
+    """Hypothesis strategy of ``ScenarioSpec`` for one family (every family of bench/valid_scenarios.py)."""
+    if family != "plans":
+        return S.strategy(family)
+
+    @st.composite
+    def _plans(draw):
+        return V.plans_scenario(S.HypothesisDraw(draw), name="plans_hyp")
+
+    return _plans()
 
 # (regime, check prefix) -> reason (finding id).  Empty: every failure is a defect.
 ALLOWLIST: dict[tuple[str, str], str] = {}
@@ -133,17 +155,21 @@ def _settings(n, shrink=False):
 # deterministic, so the entry is exact).
 # (B8 budget and K5 competition draws: fixed in the working tree at 12:36, back in the default suite)
 # (two-type, findings.md D5: passes since session 5 -- measured 19:20 UTC session 6, 23 s -- back in the default suite)
-SMALL_OPEN: dict[str, str] = {}
+SMALL_OPEN: dict[str, str] = {
+    # session 16: the second small draw (CSV types with θ = 0, 2.2e-308, 1.2e-127, 8.9e-28 among O(1) types,
+    # J = 3, ρ = -16.1) ends in Ipopt errors in all three linear starts (restoration failed); open, issue 11
+    "plans": "linear starts error on CSV types with θ down to 2.2e-308 (session 16, open)",
+}
 
 
 def _small_params():
-    return [pytest.param(f, marks=[pytest.mark.slow] if f in SMALL_OPEN else [], id=f) for f in S.FAMILIES]
+    return [pytest.param(f, marks=[pytest.mark.slow] if f in SMALL_OPEN else [], id=f) for f in FAMILIES]
 
 
 @pytest.mark.parametrize("family", _small_params())
 def test_valid_scenarios_verify_small(family, tmp_path_factory):
     @_settings(SMALL_EXAMPLES[family])
-    @given(spec=S.strategy(family))
+    @given(spec=strategy(family))
     def prop(spec):
         check_property(small(spec), tmp_path_factory.mktemp("p"))
 
@@ -152,10 +178,10 @@ def test_valid_scenarios_verify_small(family, tmp_path_factory):
 
 # --------------------------------------------------------------- large profile
 @pytest.mark.slow
-@pytest.mark.parametrize("family", S.FAMILIES)
+@pytest.mark.parametrize("family", FAMILIES)
 def test_valid_scenarios_verify_large(family, tmp_path_factory):
     @_settings(LARGE_EXAMPLES[family])
-    @given(spec=S.strategy(family))
+    @given(spec=strategy(family))
     def prop(spec):
         check_property(spec, tmp_path_factory.mktemp("p"))
 
