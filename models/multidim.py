@@ -210,8 +210,12 @@ def _read_profiles(v, field, fname):
         v.fail(field, fname, allowed + " (every row as many finite numbers as the header)")
     W = A[:, cells]
     mass = A[:, head.index("mass")] if "mass" in head else np.ones(len(W))
-    if np.any(W < 0) or np.any(W.max(axis=1) <= 0) or np.any(mass <= 0):
-        v.fail(field, fname, allowed)
+    # name the first offending data row (1 = the row after the header) and what is wrong with it
+    for r, (w, m) in enumerate(zip(W, mass), start=1):
+        what = ("a negative weight" if np.any(w < 0) else "no positive weight" if w.max() <= 0
+                else f"mass {m:g}" if m <= 0 else "")
+        if what:
+            v.fail(field, fname, f"{allowed} (data row {r}, line {r + 1} of the file: {what})")
     return {"W": W.tolist(), "mass": mass.tolist()}
 
 

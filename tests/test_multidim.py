@@ -158,6 +158,22 @@ def test_csv_profiles(tmp_path):
     assert "equal_theta_same_item" in (tmp_path / "o" / "md" / "verification.csv").read_text()
 
 
+@pytest.mark.parametrize("row, what", [("0,0,0,1", "no positive weight"), ("1,-0.5,0,1", "a negative weight"),
+                                        ("1,0.5,0,0", "mass 0")])
+def test_csv_bad_row_is_named(tmp_path, row, what):
+    """A bad profile row is one error line naming the file field and the row
+    (data row 2 = line 3 of the file), exit 2, nothing written."""
+    (tmp_path / "prof.csv").write_text("c1,c2,c3,mass\n1,0.5,0.25,1\n" + row + "\n0.2,0.9,0.6,1\n")
+    p = _scenario(tmp_path, '[regimes.multidim]\nfamily = "csv"\n[regimes.multidim.csv]\nfile = "prof.csv"\n')
+    out = subprocess.run([sys.executable, str(ROOT / "solve.py"), str(p), "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
+    err = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "regimes.multidim.csv.file" in err[0], out.stderr
+    assert "data row 2, line 3 of the file" in err[0] and what in err[0], err[0]
+    assert "Traceback" not in out.stderr and not (tmp_path / "o").exists()
+
+
 def test_mutation_perturbed_closed_form_fails(monkeypatch):
     """Mutation: a closed form off by 1e-4 in Q must make the menu check fail."""
     types, sol, ref, group, theta = _solve(TECH1, [0.7, 1.0], 2, 10)
