@@ -110,6 +110,51 @@ def _mc_expr(tech, Q):
     return c / e * Q ** ((1.0 - e) / e)
 
 
+# ------------------------------------------- types below the NLPs' resolution
+# A type whose first-best surplus is below one rounding unit of the top type's,
+# S_FB(θ_k) <= SUB_ULP·S_FB(θ_N), gets no demand variable and no FOC row in the tariff NLPs
+# (linear, two-part, menus of two-part tariffs): its demand under multiplier m is the FOC's
+# unique solution Q_FB(θ_k/m), and the programs carry it in closed form (homogeneous C,
+# C(Q) = cQ^(1/η), r = 1/(1 − η)): its cost C(Q_FB(θ_k/m)) = m^(−r)·C_FB(θ_k), its best gross
+# value θ_kQ − mC(Q) = m^(1−r)·S_FB(θ_k).  An exact substitution, not an approximation: the
+# program's optimum is the same; θ = 0 (S_FB = 0: worth −F_o under tariff o) is its special case.
+# What it does is keep every scale factor of the remaining rows and variables (1/θ_k,
+# 1/Q_FB(θ_k)) within 1/SUB_ULP of the top type's: S_FB ∝ θ^r with r >= 1, so S-ratio >= ε gives
+# θ-ratio >= ε^(1−η) >= ε and Q_FB-ratio >= ε^η >= ε.  Session 16's Hypothesis draw
+# (bench/notes/session16/plans_hyp.toml: CSV θ = 2.22507e-308 = DBL_MIN among O(1) types) gave
+# that type's FOC row the scale 1/θ = 4.5e307, a factor 4 below overflow: every linear start
+# ended in Ipopt errors ('restoration failed' at iteration 3, 'error computing the search
+# direction' at 0), exit 1; θ = 1.2e-127 and 8.9e-28 beside it solved.  Sub-ulp types are still
+# served or excluded exactly as the closed forms decide (linear pricing serves every θ > 0: its
+# Q is the closed-form demand at the NLP's m; a menu's blocks come from the DP).
+SUB_ULP = float(np.finfo(float).eps)
+
+
+def first_best_terms(tech, theta) -> tuple[np.ndarray, np.ndarray]:
+    """(C_FB(θ), S_FB(θ)) = (η θ Q_FB(θ), (1 − η) θ Q_FB(θ)) (C'(Q)Q = C/η for C = cQ^(1/η)):
+    products that stay representable where C(Q_FB) written as cQ^(1/η) underflows first."""
+    th = np.maximum(np.asarray(theta, float), 0.0)
+    v = th * cf.first_best_quality(tech, th)
+    return tech.eta * v, (1.0 - tech.eta) * v
+
+
+def resolved_types(tech, theta) -> np.ndarray:
+    """Types that get a demand variable and FOC row in the tariff NLPs: S_FB(θ_k) > SUB_ULP·S_FB(θ_N)."""
+    _, s = first_best_terms(tech, theta)
+    top = float(np.max(s)) if len(s) else 0.0
+    return s > SUB_ULP * top
+
+
+def _sub_cost_expr(tech, cfb: float, m):
+    """Cost of a sub-ulp type's demand under multiplier m: m^(−r)·C_FB(θ) (SUB_ULP)."""
+    return cfb * m ** (-1.0 / (1.0 - tech.eta)) if cfb > 0 else 0.0
+
+
+def _sub_value_expr(tech, sfb: float, m):
+    """A sub-ulp type's best gross value under multiplier m: m^(1−r)·S_FB(θ) (SUB_ULP; 0 at θ = 0)."""
+    return sfb * m ** (1.0 - 1.0 / (1.0 - tech.eta)) if sfb > 0 else 0.0
+
+
 # ------------------------------------------------------------ linear pricing
 LINEAR_STARTS = (1.1, 2.0, 10.0)
 
@@ -131,7 +176,11 @@ def profit_unit(tech, theta, mass, types) -> float:
 def build_linear(tech, theta, mass, m0: float):
     """Seller's choice of one multiplier m with every type's demand as a FOC row."""
     theta = np.asarray(theta, float)
-    idx = [k for k in range(len(theta)) if theta[k] > 0]  # θ <= 0 buys nothing at any m
+    res_k = resolved_types(tech, theta)
+    idx = [k for k in range(len(theta)) if res_k[k]]  # θ <= 0 buys nothing at any m
+    cfb, _ = first_best_terms(tech, theta)
+    # sub-ulp types (SUB_ULP): demand in closed form, their profit p_k (m − 1) m^(−r) C_FB(θ_k)
+    sub = [k for k in range(len(theta)) if not res_k[k] and cfb[k] > 0]
     mdl = pyo.ConcreteModel(name="linear_pricing")
     mdl.T = pyo.Set(initialize=idx)
     # m >= 1 is not imposed (as in build_two_part_menu): the optimum for a
@@ -145,8 +194,9 @@ def build_linear(tech, theta, mass, m0: float):
     qfb = cf.first_best_quality(tech, theta)
     mdl.Q = pyo.Var(mdl.T, bounds=(0.0, None), initialize=lambda _, k: float(q0[k]))
     mdl.foc = pyo.Constraint(mdl.T, rule=lambda mm, k: mm.mult * _mc_expr(tech, mm.Q[k]) == float(theta[k]))
-    mdl.profit = pyo.Objective(expr=sum(float(mass[k]) * (mdl.mult - 1.0) * _cost_expr(tech, mdl.Q[k]) for k in idx),
-                               sense=pyo.maximize)
+    mdl.profit = pyo.Objective(expr=sum(float(mass[k]) * (mdl.mult - 1.0) * _cost_expr(tech, mdl.Q[k]) for k in idx)
+                               + sum(float(mass[k]) * (mdl.mult - 1.0) * _sub_cost_expr(tech, float(cfb[k]), mdl.mult)
+                                     for k in sub), sense=pyo.maximize)
     sf = mdl.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
     sf[mdl.profit] = 1.0 / profit_unit(tech, theta, mass, idx)
     for k in idx:
@@ -187,7 +237,7 @@ def _linear(res, tech, theta, mass, ctx, full_profit, scn=None):
         r = ctx.solve(mdl, f"linear[m0={m0:g}]", tb.seconds, defaults=solver_defaults(tech, mdl))
         res.solves[f"linear[m0={m0:g}]"] = r
         mult = float(pyo.value(mdl.mult))
-        Q = np.zeros(len(theta))
+        Q = cp.linear_demand(tech, theta, mult)  # sub-ulp types (no variable): the FOC's solution
         for k in mdl.T:
             Q[k] = pyo.value(mdl.Q[k])
         runs.append((float(pyo.value(mdl.profit)), m0, mult, Q, r))
@@ -278,8 +328,12 @@ def build_two_part(tech, theta, mass, s: int, m0: float):
     theta = np.asarray(theta, float)
     N = len(theta)
     idx = list(range(s, N))
+    res_k = resolved_types(tech, theta)
+    cfb, sfb = first_best_terms(tech, theta)
+    sub = [k for k in idx if not res_k[k]]  # sub-ulp served types: demand in closed form (SUB_ULP)
+    idx_q = [k for k in idx if res_k[k]]
     mdl = pyo.ConcreteModel(name="two_part_tariff")
-    mdl.T = pyo.Set(initialize=idx)
+    mdl.T = pyo.Set(initialize=idx_q)
     # m >= 1 is not imposed (as in build_two_part_menu): the optimum for a
     # served set {k >= s} is m(s) = T/((1-eta)S + eta T) >= 1 anyway (derived,
     # T/S >= 1 since theta_s is the lowest served type), = 1 exactly when one
@@ -293,14 +347,19 @@ def build_two_part(tech, theta, mass, s: int, m0: float):
     mdl.fee = pyo.Var(initialize=0.0)
     mdl.Q = pyo.Var(mdl.T, bounds=(0.0, None), initialize=lambda _, k: float(q0[k]))
     mdl.foc = pyo.Constraint(mdl.T, rule=lambda mm, k: mm.mult * _mc_expr(tech, mm.Q[k]) == float(theta[k]))
-    mdl.ir = pyo.Constraint(expr=float(theta[s]) * mdl.Q[s] - mdl.mult * _cost_expr(tech, mdl.Q[s]) - mdl.fee >= 0)
+    value_s = (float(theta[s]) * mdl.Q[s] - mdl.mult * _cost_expr(tech, mdl.Q[s]) if res_k[s]
+               else _sub_value_expr(tech, float(sfb[s]), mdl.mult))
+    mdl.ir = pyo.Constraint(expr=value_s - mdl.fee >= 0)
     mdl.profit = pyo.Objective(expr=sum(float(mass[k]) * (mdl.fee + (mdl.mult - 1.0) * _cost_expr(tech, mdl.Q[k]))
-                                        for k in idx), sense=pyo.maximize)
+                                        for k in idx_q)
+                               + sum(float(mass[k]) * (mdl.fee + (mdl.mult - 1.0)
+                                                       * _sub_cost_expr(tech, float(cfb[k]), mdl.mult)) for k in sub),
+                               sense=pyo.maximize)
     sf = mdl.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
     sf[mdl.profit] = 1.0 / profit_unit(tech, theta, mass, idx)
     sf[mdl.fee] = 1.0 / ts
     sf[mdl.ir] = 1.0 / ts
-    for k in idx:
+    for k in idx_q:
         sf[mdl.Q[k]] = 1.0 / max(float(qfb[k]), 1e-300)
         sf[mdl.foc[k]] = 1.0 / float(theta[k])
     return mdl
@@ -396,9 +455,12 @@ def build_two_part_menu(tech, theta, mass, starts, m0: float = 1.5):
     rows = list(dict.fromkeys(rows))
     # a type of θ = 0 buys nothing under any tariff (θq − m·C(q) is maximised at q = 0), so its deviation
     # to tariff o is worth −F_o: a row without a demand variable (stranger15 F1c: a θ = 0 CSV segment, 1/θ
-    # as its demand row's scale was a ZeroDivisionError)
-    dev0 = [(i, o) for i in rows for o in range(K) if o != plan[i] and not theta[i] > 0]
-    dev = [(i, o) for i in rows for o in range(K) if o != plan[i] and theta[i] > 0]
+    # as its demand row's scale was a ZeroDivisionError).  The same for every sub-ulp type (SUB_ULP):
+    # its deviation is worth m_o^(1−r) S_FB(θ_i) − F_o, its own tariff's value m_b^(1−r) S_FB(θ_i) − F_b
+    res_k = resolved_types(tech, theta)
+    cfb, sfb = first_best_terms(tech, theta)
+    dev0 = [(i, o) for i in rows for o in range(K) if o != plan[i] and not res_k[i]]
+    dev = [(i, o) for i in rows for o in range(K) if o != plan[i] and res_k[i]]
     mdl = pyo.ConcreteModel(name=f"two_part_menu_{K}")
     mdl.B = pyo.RangeSet(0, K - 1)
     # m >= 1 is not imposed: the optimum has m_b = 1/D_b >= 1 anyway (derived,
@@ -409,40 +471,43 @@ def build_two_part_menu(tech, theta, mass, starts, m0: float = 1.5):
     mdl.fee = pyo.Var(mdl.B, initialize=0.0)
     qfb = cf.first_best_quality(tech, np.maximum(theta, 0.0))
     q0 = cp.linear_demand(tech, theta, m0)
-    mdl.S = pyo.Set(initialize=served)
+    served_q = [i for i in served if res_k[i]]  # a served sub-ulp type has no demand variable (above)
+    mdl.S = pyo.Set(initialize=served_q)
     mdl.D = pyo.Set(initialize=dev, dimen=2)
     mdl.Q = pyo.Var(mdl.S, bounds=(0.0, None), initialize=lambda _, i: float(q0[i]))
     mdl.q = pyo.Var(mdl.D, bounds=(0.0, None), initialize=lambda _, i, o: float(q0[i]))
-    mdl.foc = pyo.Constraint(mdl.S, rule=lambda mm, i: mm.mult[int(plan[i])] * _mc_expr(tech, mm.Q[i]) == float(theta[i])
-                             if theta[i] > 0 else pyo.Constraint.Skip)
-    for i in served:
-        if not theta[i] > 0:  # a pooled θ = 0 type served: it takes no tokens (above)
-            mdl.Q[i].fix(0.0)
+    mdl.foc = pyo.Constraint(mdl.S, rule=lambda mm, i: mm.mult[int(plan[i])] * _mc_expr(tech, mm.Q[i]) == float(theta[i]))
     mdl.foc_dev = pyo.Constraint(mdl.D, rule=lambda mm, i, o: mm.mult[o] * _mc_expr(tech, mm.q[i, o]) == float(theta[i]))
 
     def own(mm, i):
         if plan[i] < 0:
             return 0.0
         b = int(plan[i])
+        if not res_k[i]:
+            return _sub_value_expr(tech, float(sfb[i]), mm.mult[b]) - mm.fee[b]
         return float(theta[i]) * mm.Q[i] - mm.mult[b] * _cost_expr(tech, mm.Q[i]) - mm.fee[b]
+
+    def cost_of(mm, i):
+        b = int(plan[i])
+        return _cost_expr(tech, mm.Q[i]) if res_k[i] else _sub_cost_expr(tech, float(cfb[i]), mm.mult[b])
 
     mdl.choice = pyo.Constraint(mdl.D, rule=lambda mm, i, o: own(mm, i) >= float(theta[i]) * mm.q[i, o]
                                 - mm.mult[o] * _cost_expr(tech, mm.q[i, o]) - mm.fee[o])
     mdl.D0 = pyo.Set(initialize=dev0, dimen=2)
-    mdl.choice0 = pyo.Constraint(mdl.D0, rule=lambda mm, i, o: own(mm, i) >= -mm.fee[o])
+    mdl.choice0 = pyo.Constraint(mdl.D0, rule=lambda mm, i, o: own(mm, i)
+                                 >= _sub_value_expr(tech, float(sfb[i]), mm.mult[o]) - mm.fee[o])
     mdl.ir = pyo.Constraint([i for i in rows if plan[i] >= 0], rule=lambda mm, i: own(mm, i) >= 0)
     mdl.profit = pyo.Objective(expr=sum(float(mass[i]) * (mdl.fee[int(plan[i])] + (mdl.mult[int(plan[i])] - 1.0)
-                                                          * _cost_expr(tech, mdl.Q[i])) for i in served),
+                                                          * cost_of(mdl, i)) for i in served),
                                sense=pyo.maximize)
     ts = float(theta[-1] * qfb[-1])
     sf = mdl.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
     sf[mdl.profit] = 1.0 / profit_unit(tech, theta, mass, served)
     for b in mdl.B:
         sf[mdl.fee[b]] = 1.0 / ts
-    for i in served:
-        if theta[i] > 0:
-            sf[mdl.Q[i]] = 1.0 / max(float(qfb[i]), 1e-300)
-            sf[mdl.foc[i]] = 1.0 / float(theta[i])
+    for i in served_q:
+        sf[mdl.Q[i]] = 1.0 / max(float(qfb[i]), 1e-300)
+        sf[mdl.foc[i]] = 1.0 / float(theta[i])
     for i, o in dev:
         sf[mdl.q[i, o]] = 1.0 / max(float(qfb[i]), 1e-300)
         sf[mdl.foc_dev[i, o]] = 1.0 / float(theta[i])

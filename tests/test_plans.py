@@ -1089,3 +1089,74 @@ def test_a_zero_value_segment_in_a_csv_is_priced_without_a_traceback(tmp_path):
     sheet = res.tables["price_sheet_two_part_K2"]
     fee = sheet.loc[sheet["plan"] != "none", "fixed_fee_usd"].astype(float)
     assert len(fee) == 2 and (fee >= 0).all(), sheet.to_string()
+
+
+HYP16_TECH = """[technology]
+sigma = 0.3333
+rho = -16.13
+[[technology.tokens]]
+name = "tok1"
+weight = 0.569228
+cost = 5.98351
+[[technology.tokens]]
+name = "tok2"
+weight = 0.129464
+cost = 1.28403
+[[technology.tokens]]
+name = "tok3"
+weight = 0.301308
+cost = 0.069893
+[technology.fine_tuning]
+gamma = 0.0905
+rho = 0.619
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 1.0
+cost = 0.203993"""
+# session 16's Hypothesis draw (bench/notes/session16/plans_hyp.toml, types.csv): O(1) types and four near 0
+HYP16_TYPES = ((2.50373, 3), (2.2005, 2), (2.00001, 196), (1.96412, 61), (1.81066, 11), (1.62356, 4313),
+               (1.36465, 157), (1.31448, 3), (1.0, 34), (0.99999, 54), (0.937004, 2), (0.891627, 1),
+               (0.602978, 45), (0.45258, 1), (0.446868, 20), (0.365217, 12), (0.17922, 12), (0.124793, 2631),
+               (8.90068e-28, 3), (1.15899e-127, 1), (2.22507e-308, 18), (0.0, 3))
+
+
+@pytest.mark.parametrize("case,types,K", [
+    ("hyp16", HYP16_TYPES, "[2, 4]"),
+    # DBL_MIN as the lowest positive type of equal masses: the single tariff's served set s = 0 (its IR
+    # row and the derived m(s), whose (θ/θ_s)^r overflowed to NaN) and every menu's boundary rows
+    ("dblmin_low", ((2.22507e-308, 1), (1.0, 1), (1.1, 1), (1.2, 1)), "[1, 2, 3, 4]"),
+    # half the buyers at DBL_MIN: the highest excluded type of every two-part menu
+    ("dblmin_heavy", ((2.22507e-308, 50), (1.0, 20), (1.5, 20), (2.0, 10)), "[1, 2, 3]"),
+])
+def test_types_below_the_nlps_resolution_are_priced_in_closed_form(tmp_path, case, types, K):
+    """Session 16's Hypothesis draw: CSV types θ = 2.22507e-308 (DBL_MIN), 1.2e-127, 8.9e-28 and 0 among O(1)
+    types.  The linear NLP scaled the DBL_MIN type's FOC row by 1/θ = 4.5e307 and every start ended in an
+    Ipopt error (restoration failed / search direction), exit 1; the same type as a two-part or menu
+    boundary type broke those NLPs too.  A type with S_FB(θ) <= SUB_ULP·S_FB(θ_N) has its demand
+    Q_FB(θ/m) in closed form in every tariff NLP (exact, plans.SUB_ULP): every solve optimal, every row
+    within its limit."""
+    (tmp_path / "t.csv").write_text("theta,mass\n" + "".join(f"{t!r},{m}\n" for t, m in types))
+    scn = _plans_170(tmp_path, case, HYP16_TECH, 'distribution = "discrete"\nfile = "t.csv"', K)
+    res = run.run_regime(scn, "plans", _ctx())
+    bad = {k: r.status.value for k, r in res.solves.items() if not r.ok}
+    assert not bad, bad
+    v = res.verification
+    assert res.verified, v[~v["passed"].astype(bool)].to_string()
+
+
+def test_sub_ulp_rule_is_an_exact_substitution():
+    """plans.resolved_types / SUB_ULP: the types left without a demand variable are exactly those with
+    S_FB(θ) <= eps·S_FB(θ_N); the closed-form terms they enter with are the NLP's functions of m
+    (C(Q_FB(θ/m)) = m^(−r) C_FB(θ), θQ − mC(Q) = m^(1−r) S_FB(θ) at the FOC's Q, checked where the
+    direct evaluation is representable)."""
+    tech = TECH
+    th = np.array([0.0, 2.22507e-308, 1e-30, 1e-3, 0.5, 1.0])
+    cfb, sfb = plans_mod.first_best_terms(tech, th)
+    keep = plans_mod.resolved_types(tech, th)
+    assert list(keep) == list(sfb > plans_mod.SUB_ULP * sfb[-1]) and not keep[:3].any() and keep[3:].all()
+    for m in (0.7, 1.0 / tech.eta, 40.0):
+        q = cp.linear_demand(tech, th, m)
+        r = 1.0 / (1.0 - tech.eta)
+        big = th > 1e-10  # where the direct evaluation is representable
+        assert np.allclose(cf.cost(tech, q)[big], (m ** -r * cfb)[big], rtol=1e-13, atol=0)
+        assert np.allclose((th * q - m * cf.cost(tech, q))[big], (m ** (1 - r) * sfb)[big], rtol=1e-12, atol=0)

@@ -417,8 +417,11 @@ def two_part_multiplier_formula(tech: cf.Technology, theta, mass, s: int) -> flo
     e = tech.eta
     r = 1.0 / (1.0 - e)
     S = float(np.sum(mass[s:]))
-    T = float(np.sum(mass[s:] * (theta[s:] / theta[s]) ** r))  # θ_s^r divided out
-    return T / ((1.0 - e) * S + e * T)
+    # T and S·θ_s^r both divided by θ_N^r (not by θ_s^r: (θ/θ_s)^r overflowed to inf at θ_s = 2.2e-308,
+    # session 16's Hypothesis draw, and the row read NaN); a θ_s far below θ_N gives m → 1/η, exactly
+    top = float(theta[-1])
+    T = float(np.sum(mass[s:] * (theta[s:] / top) ** r))
+    return T / ((1.0 - e) * S * (float(theta[s]) / top) ** r + e * T)
 
 
 TWO_PART_SCAN = 200
