@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import scenario_strategies as S  # noqa: E402
 
-BASE_COUNTS = {"budget": 200, "competition": 50, "two-type": 50, "value-scale": 20, "versions": 30, "plans": 30}
+BASE_COUNTS = {"budget": 200, "competition": 50, "two-type": 50, "value-scale": 20, "versions": 30, "plans": 30, "multidim": 30}
 OUTCOMES = ("exit 0", "exit 1", "exit 2", "crash", "timeout")
 
 
@@ -406,7 +406,7 @@ def git_rev() -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--count-scale", type=float, default=1.0, help="multiplies the base counts 200/50/50/20/30/30")
+    ap.add_argument("--count-scale", type=float, default=1.0, help="multiplies the base counts (" + ", ".join(f"{f} {BASE_COUNTS[f]}" for f in FAMILIES) + ")")
     ap.add_argument("--regimes", default=",".join(FAMILIES),
                     help="comma list of families: " + ", ".join(FAMILIES))
     ap.add_argument("--only", default="", help="comma list FAMILY:INDEX (re-run single scenarios)")

@@ -26,7 +26,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FAMILIES = ("budget", "competition", "two-type", "value-scale", "versions")
+FAMILIES = ("budget", "competition", "two-type", "value-scale", "versions", "multidim")
 
 # sigma + gamma is kept <= SUM_MAX in random draws: the README allows any sum
 # < 1, but near 1 the first-best inputs are ~1e-31 (models/budgets.py
@@ -505,9 +505,56 @@ def value_scale_scenario(d, name="value_scale") -> ScenarioSpec:
     return ScenarioSpec("value-scale", name, tree, {}, feats)
 
 
+def multidim_scenario(d, name="multidim") -> ScenarioSpec:
+    """The full budget program over multi-dimensional types (README "The full budget
+    program over multi-dimensional types", models/multidim.validate_options): any
+    technology of the other families; profiles from the ``random`` family (1-4 θ
+    values, 1-4 profiles each, 2-40 cells, sparsity 0-0.9), a ``csv`` file (2-12
+    rows, masses as shares or counts, zero cells), or ``assumption1`` (1-3 relative
+    profiles on the [types] θ grid, 2-6 points); either formulation (the convex one
+    three times in four).  Sizes stay at most 24 types so one run takes seconds."""
+    feats: list = []
+    tech = draw_technology(d, feats)
+    fam = d.choice(["random", "random", "csv", "assumption1"])
+    feats.append(f"md:{fam}")
+    opts: dict = {"family": fam}
+    files: dict = {}
+    types = {"distribution": "uniform", "n": 2}
+    if fam == "random":
+        k = d.integer(1, 4)
+        lo = _r(d.uniform(0.05, 1.0), 4)
+        th = sorted({_r(lo * (1 + d.uniform(0.0, 3.0)), 5) for _ in range(k)} | {lo})
+        opts["random"] = {"cells": d.integer(2, 40), "thetas": th, "profiles": d.integer(1, max(1, min(4, 24 // len(th)))),
+                          "seed": d.integer(0, 10_000), "sparsity": _r(d.uniform(0.0, 0.9), 3)}
+        if d.chance(0.5):
+            opts["random"]["theta_masses"] = [_r(d.uniform(0.05, 1.0), 4) for _ in th]
+        feats.append(f"thetas={len(th)}")
+    elif fam == "csv":
+        n_cells, rows = d.integer(1, 8), d.integer(2, 12)
+        counts = d.chance(0.4)
+        head = ",".join(f"c{j + 1}" for j in range(n_cells)) + ",mass"
+        body = [",".join(f"{x:g}" for x in _profile(d, n_cells))
+                + "," + (str(d.integer(1, 5000)) if counts else f"{_r(d.uniform(0.01, 1.0), 4):g}") for _ in range(rows)]
+        files["profiles.csv"] = "\n".join([head, *body]) + "\n"
+        opts["csv"] = {"file": "profiles.csv"}
+        feats.append(f"csv[{rows}x{n_cells}]" + ("(counts)" if counts else ""))
+    else:
+        n_cells, k = d.integer(1, 6), d.integer(1, 3)
+        opts["assumption1"] = {"profiles": [_profile(d, n_cells, allow_zeros=True) for _ in range(k)],
+                               "masses": [_r(d.uniform(0.05, 1.0), 4) for _ in range(k)]}
+        lo, hi = draw_support(d, feats)
+        types = {"distribution": "uniform", "low": lo, "high": hi, "n": d.integer(2, max(2, min(6, 24 // k)))}
+        opts["compare_distributions"] = d.chance(0.7)
+    if d.chance(0.25):
+        opts["formulation"] = "bilinear"
+        feats.append("bilinear")
+    tree = {"name": name, "technology": tech, "types": types, "regimes": {"multidim": opts}}
+    return ScenarioSpec("multidim", name, tree, files, feats)
+
+
 GENERATORS = {"budget": budget_scenario, "competition": competition_scenario,
               "two-type": two_type_scenario, "value-scale": value_scale_scenario,
-              "versions": versions_scenario}
+              "versions": versions_scenario, "multidim": multidim_scenario}
 
 
 def draw_scenario(family: str, seed: int, index: int) -> ScenarioSpec:

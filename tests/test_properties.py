@@ -44,8 +44,8 @@ import scenario_strategies as S
 SPEED = "integration"
 
 SMALL_N = 24          # types per scenario in the default profile
-SMALL_EXAMPLES = {"budget": 4, "competition": 1, "two-type": 2, "value-scale": 1, "versions": 1, "plans": 2}
-LARGE_EXAMPLES = {"budget": 60, "competition": 15, "two-type": 15, "value-scale": 6, "versions": 10, "plans": 15}
+SMALL_EXAMPLES = {"budget": 4, "competition": 1, "two-type": 2, "value-scale": 1, "versions": 1, "multidim": 1, "plans": 2}
+LARGE_EXAMPLES = {"budget": 60, "competition": 15, "two-type": 15, "value-scale": 6, "versions": 10, "multidim": 8, "plans": 15}
 
 # The pricing-plans family is composed in bench/valid_scenarios.py (plans_scenario) from the generators'
 # helpers; the same drawer feeds Hypothesis here, so the property covers every regime.
