@@ -155,11 +155,9 @@ def _settings(n, shrink=False):
 # deterministic, so the entry is exact).
 # (B8 budget and K5 competition draws: fixed in the working tree at 12:36, back in the default suite)
 # (two-type, findings.md D5: passes since session 5 -- measured 19:20 UTC session 6, 23 s -- back in the default suite)
-SMALL_OPEN: dict[str, str] = {
-    # session 16: the second small draw (CSV types with θ = 0, 2.2e-308, 1.2e-127, 8.9e-28 among O(1) types,
-    # J = 3, ρ = -16.1) ends in Ipopt errors in all three linear starts (restoration failed); open, issue 11
-    "plans": "linear starts error on CSV types with θ down to 2.2e-308 (session 16, open)",
-}
+# (plans, session 16's second small draw: CSV types with θ = 0, 2.2e-308, 1.2e-127, 8.9e-28 among O(1) types,
+#  every linear start an Ipopt error: fixed in session 17 by plans.SUB_ULP, 54b9c20 -- back in the default suite)
+SMALL_OPEN: dict[str, str] = {}
 
 
 def _small_params():
