@@ -105,6 +105,15 @@ TOL_GAP = 1e-10
 # scale (its profit can exceed the all-pairs optimum by Σ λ·ε ≲ 1e-8 of the
 # profit scale): 1e-7 relative.
 TOL_PROP3 = 1e-7
+# KKT residual of the full program at a menu whose null items were fixed
+# (MultidimProblem.exclusion_certificate), in units of max p (t rows) and
+# max p·θ̄ (Q rows): the point is an Ipopt solve at tol 1e-12 whose Q and t
+# are within ~1e-9 of the optimum (TOL_CLOSED_FORM's derivation), so its
+# first-order residuals are of that size (measured 0 to 1e-10: the LP's
+# multipliers absorb them); a wrongly excluded item leaves its virtual value
+# (O(1) in these units, measured 0.3 on the 9×20 test case) in its Q row.
+# 1e-6 as TOL_CLOSED_FORM.
+TOL_KKT = 1e-6
 # Served types (for the allocation check): Q above this fraction of max Q.
 SERVED_RTOL = 1e-7
 # An item is null (worth nothing to any type) when Ψ(X_l)Φ(Z_l) is below this
@@ -490,6 +499,144 @@ class MultidimProblem:
             n += 1
         return n
 
+    def null_items(self) -> np.ndarray:
+        """Indices of the items that are null at the model's current point
+        (Ψ(X_l)Φ(Z_l) <= NULL_RTOL·Q_s, the prune_null test)."""
+        X, Z, _ = self.items()
+        Q = cf.psi(self.tech, X) * (cf.phi(self.tech, Z) if self.tech.K else 1.0)
+        return np.flatnonzero(np.asarray(Q, float).reshape(-1) <= NULL_RTOL * self.sc["Q"])
+
+    def _null_parts(self, l):
+        """(variable, value) pairs that make item l the null item and the rows of
+        its own type that are then constant (bilinear form): no tokens, Z at
+        its floor, own cells empty (gains at their floor), v at the value of
+        the floor gains, t = 0 (the IR bound of a null item's own value ~0)."""
+        m = self.m
+        cells = self.cells_of[l]
+        fix = [(m.H[l], 0.0)] + [(m.Z[l, kk], self.zlo) for kk in range(self.tech.K)]
+        fix += [(m.h[l, i], 0.0) for i in cells] + [(m.g[l, i], self.glo) for i in cells]
+        fix += [(m.v[l], float(sum(self.W[l, i] / self.n * self.glo for i in cells))), (m.t[l], 0.0)]
+        rows = [m.gain[l, i] for i in cells] + [m.budget[l], m.value[l], m.ir[l]]
+        return fix, rows
+
+    def fix_null(self, items) -> int:
+        """Make the items ``items`` the null item for the next solves (variables
+        fixed, their own rows dropped) and set aside every pair (m, l) towards
+        them: with item l FIXED at the null item, ic[m, l] reads
+        U_m >= D_ml(Q_l ~ 0) - t_l = 0 (to ≤ θ̄·qlo), i.e. IR_m, which is in the model, so
+        dropping it is exact for this restricted program (unlike prune_null,
+        whose set-aside items may move).  Pairs (l, m) FROM these types stay.
+        Whether excluding them is optimal for the full program is not decided
+        here: exclusion_certificate checks it.  Returns the pairs set aside."""
+        m = self.m
+        sf = m.scaling_factor
+        self.fixed_null = set(int(l) for l in items) | getattr(self, "fixed_null", set())
+        for l in items:
+            fix, rows = self._null_parts(int(l))
+            for var, val in fix:
+                var.fix(val)
+                sf.clear_value(var)
+            for c in rows:
+                c.deactivate()
+                sf.clear_value(c)
+        n = 0
+        for p in list(m.PAIRS):
+            if p[1] in self.fixed_null and p not in self.off:
+                self._set_aside(p)
+                self.kept.discard(p)
+                n += 1
+        return n
+
+    def exclusion_certificate(self, act_tol: float = lazy_ic.LAZY_TOL) -> dict:
+        """KKT certificate, from the primal point alone, that the menu with the
+        items ``self.fixed_null`` null is optimal for the FULL program (every
+        item free, every pair), whatever Ipopt reported.
+
+        Every buyer row sees an item through its quality Q_l (class doc of
+        ConvexProblem), and both sides are homogeneous of degree 1 in Q_l: a
+        type's own value of item q is ω_q·Q_q (the best allocation of the
+        budget) and type m's deviation value of item l is κ_m·Q_l (the dual
+        bound at its best price).  ω and κ are measured here with the audit's
+        recomputed allocations (audit_values: primal P and dual D of a served
+        item, divided by its Q; D − P is the gap check).  On (Q, t) the
+        program is then max Σ p_q (t_q − C_q(Q_q)) subject to
+        ω_q Q_q − t_q ≥ 0 (IR) and ω_m Q_m − t_m − κ_m Q_l + t_l ≥ 0 (IC),
+        C convex and the rows linear: a convex program, so KKT at the point is
+        global optimality.  C_q'(Q_q) = c·X_q/(σ Q_q) (X ∝ Q^(1/σ) at fixed Z,
+        the envelope theorem for Z, which the restricted solve optimised) and
+        C'(0) = 0 (1/σ > 1).  The multipliers λ (active IC pairs, slack ≤
+        act_tol·money scale) and μ (active IR) are found by an LP that
+        minimises the residuals of
+
+          t_q:  p_q − μ_q − Σ_l λ_ql + Σ_m λ_mq = 0                      (every q)
+          Q_q:  −p_q C_q'(Q_q) + ω_q (μ_q + Σ_l λ_ql) − Σ_m κ_m λ_mq = 0  (served q)
+                                                               ≤ 0  (null q: Q_q = 0 bound)
+
+        t rows in units of max p, Q rows in units of max p·θ̄ (θ̄ = money scale / Q_s).
+        The null-q rows are the exclusion: no joint direction that serves null
+        items raises profit (serving two pooled profiles together is covered,
+        which a one-item-at-a-time test is not).  Returns the worst residual
+        and what it was measured on."""
+        from scipy.optimize import linprog
+
+        tech, M = self.tech, self.n_types
+        X, Z, t = self.items()
+        Q = np.asarray(cf.psi(tech, X) * (cf.phi(tech, Z) if tech.K else 1.0), float).reshape(-1)
+        # items at the bound Q = 0: those fixed null and those null at this point
+        # (Q <= NULL_RTOL·Q_s, an interior point's hair above 0)
+        null = np.zeros(M, bool)
+        null[sorted(getattr(self, "fixed_null", set()))] = True
+        null[self.null_items()] = True
+        j = int(np.argmax(Q))
+        f = audit_values(tech, self.W, X[[j]], Z[[j]] if tech.K else Z[[j]])
+        rows = np.arange(M)
+        omega = f.primal(rows)[:, 0] / Q[j]
+        kappa = f.dual(rows)[:, 0] / Q[j]
+        spend = X @ np.asarray(tech.cost, float)
+        Cp = np.where(null | (Q <= 0), 0.0, spend / (tech.sigma * np.maximum(Q, 1e-300)))
+        Qe = np.where(null, 0.0, Q)
+        own = omega * Qe - t
+        slack = own[:, None] - kappa[:, None] * Qe[None, :] + t[None, :]
+        np.fill_diagonal(slack, np.inf)
+        sc = act_tol * self.money_scale
+        pairs = np.argwhere(slack <= sc)
+        irs = np.flatnonzero(own <= sc)
+        nl, nm = len(pairs), len(irs)
+        p = self.mass
+        pn, qn = float(np.max(p)), float(np.max(p)) * self.money_scale / self.sc["Q"]
+        # columns: λ (nl), μ (nm); rows: t_q (M), Q_q (M)
+        A = np.zeros((2 * M, nl + nm))
+        for a, (mm, ll) in enumerate(pairs):
+            A[mm, a] -= 1.0 / pn
+            A[ll, a] += 1.0 / pn
+            A[M + mm, a] += omega[mm] / qn
+            A[M + ll, a] -= kappa[mm] / qn
+        for b, q in enumerate(irs):
+            A[q, nl + b] -= 1.0 / pn
+            A[M + q, nl + b] += omega[q] / qn
+        b = np.concatenate([-p / pn, p * Cp / qn])
+        eq = np.concatenate([np.ones(M, bool), ~null])
+        # residual columns: r+ and r− on equalities, r >= 0 (allowed excess) on the null-Q inequalities
+        ne, ni = int(eq.sum()), int((~eq).sum())
+        Ae, be = A[eq], b[eq]
+        Ai, bi = A[~eq], b[~eq]
+        nv = nl + nm
+        c = np.concatenate([np.zeros(nv), np.ones(2 * ne), np.ones(ni)])
+        A_eq = np.hstack([Ae, np.eye(ne), -np.eye(ne), np.zeros((ne, ni))])
+        A_ub = np.hstack([Ai, np.zeros((ni, 2 * ne)), -np.eye(ni)]) if ni else None
+        res = linprog(c, A_ub=A_ub, b_ub=bi if ni else None, A_eq=A_eq, b_eq=be, bounds=(0, None), method="highs",
+                      options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10})
+        if not res.success:
+            return {"residual": float("inf"), "message": res.message, "null": np.flatnonzero(null).tolist(),
+                    "active_pairs": nl, "active_ir": nm}
+        # the residuals of the multipliers found, recomputed (not the LP's slack columns,
+        # which carry HiGHS's own feasibility tolerance)
+        lam = np.maximum(res.x[:nv], 0.0)
+        r = np.concatenate([Ae @ lam - be, np.maximum(Ai @ lam - bi, 0.0)])
+        worst = float(np.max(np.abs(r))) if r.size else 0.0
+        return {"residual": worst, "message": "", "null": np.flatnonzero(null).tolist(), "active_pairs": nl,
+                "active_ir": nm}
+
     def prune_slack(self, rtol: float = 1e-6) -> int:
         """Set aside pairs whose IC row is slack by more than rtol·money scale at
         the current point.  A slack row leaves its dual variables (τ, u, d) a
@@ -721,6 +868,15 @@ class ConvexProblem(MultidimProblem):
         self.kept: set = set()
         self.set_start()
 
+    def _null_parts(self, l):
+        """Item l as the null item (convex form): Q at its floor, Z at its
+        floor, own shares 0, v = t = 0; its budget, value and IR rows constant."""
+        m = self.m
+        cells = self.cells_of[l]
+        fix = [(m.Q[l], self.qlo)] + [(m.Z[l, kk], self.zlo) for kk in range(self.tech.K)]
+        fix += [(m.s[l, i], 0.0) for i in cells] + [(m.v[l], 0.0), (m.t[l], 0.0)]
+        return fix, [m.budget[l], m.value[l], m.ir[l]]
+
     def set_start(self, scale: float = 0.5):
         """Each item half the first best of its type's θ (a scale, not the
         answer), shares EVEN over the type's positive cells (s_i = Q·n/#cells,
@@ -855,6 +1011,7 @@ def audit_values(tech, W, X, Z):
         return U
 
     f.gap = lambda rows: dual(np.asarray(rows, int)) - primal(np.asarray(rows, int))
+    f.primal, f.dual = (lambda rows: primal(np.asarray(rows, int))), (lambda rows: dual(np.asarray(rows, int)))
     return f
 
 
@@ -904,8 +1061,33 @@ def solve_program(tech, types: Dreg.TypeSpace, ctx, label: str, lazy_opts: dict 
         prob, solve,
         initial_pairs=None, tol=lz["tol"], max_add=cap, max_rounds=lz["max_rounds"],
         warm=lz.get("warm", True), progress=ctx.progress)
+    exclusion = None
+    null = prob.null_items() if not (lr.converged or lr.worst_ic > lr.tol or lr.result.ok) else []
+    if 0 < len(null) < types.M:
+        # every pair holds but the last solve did not end optimal, with null items: the
+        # cusp of prune_null's docstring (ic[m, l] from a type with U_m = 0 to a null item
+        # l) is in the model; the re-solve below would set those pairs aside while their
+        # items stay free, and return to a menu that serves them (multidim_192_3: the
+        # no-IC optimum, IC violated by 3.3e-2).  Instead: fix the null items AT the null
+        # item, so their pairs are exactly IR rows (fix_null), go on with the lazy loop
+        # on that restricted program (every pair audited each round), and certify that
+        # the exclusion is optimal for the full program (exclusion_certificate).
+        free_round, free_status = len(lr.rounds), lr.result.status.value
+        n_off = prob.fix_null(null)
+        ctx.progress(f"      lazy IC: round {len(lr.rounds)} ended {lr.result.status.value} with every pair "
+                     f"holding; items {null.tolist()} fixed at the null item ({n_off} pairs towards them are "
+                     "IR rows now), lazy loop goes on")
+        lr2 = lazy_ic.solve_lazy(
+            prob, lambda ws: solve(ws, "[null items fixed]"), initial_pairs=None, tol=lz["tol"], max_add=cap,
+            max_rounds=max(1, lz["max_rounds"] - len(lr.rounds)), warm=lz.get("warm", True), progress=ctx.progress)
+        k0 = len(lr.rounds)
+        for r in lr2.rounds:
+            r.round += k0
+        lr.rounds += lr2.rounds
+        lr.result, lr.final_audit, lr.converged = lr2.result, lr2.final_audit, lr2.converged
+        exclusion = {**prob.exclusion_certificate(lz["tol"]), "free_round": free_round, "free_status": free_status}
     for _ in range(2):
-        if lr.converged or lr.worst_ic > lr.tol or lr.result.ok:
+        if exclusion is not None or lr.converged or lr.worst_ic > lr.tol or lr.result.ok:
             break
         # every pair holds but Ipopt stopped at 'acceptable': solve again from
         # where it stopped, then audit every pair again (setting the slack
@@ -924,7 +1106,7 @@ def solve_program(tech, types: Dreg.TypeSpace, ctx, label: str, lazy_opts: dict 
     spend = X @ np.asarray(tech.cost, float) + (Z @ np.asarray(tech.cost_hat, float)[: tech.K] if tech.K else 0.0)
     profit = float(np.sum(prob.mass * (t - spend)))
     return Solved(problem=prob, lazy=lr, result=lr.result, unit=ry, X=X, Z=Z, t=t, x=x, Q=np.asarray(Q, float), profit=profit,
-                  build_seconds=tb.seconds, seconds=time.perf_counter() - t0)
+                  build_seconds=tb.seconds, seconds=time.perf_counter() - t0, exclusion=exclusion)
 
 
 # ============================================================ run
@@ -987,16 +1169,28 @@ def checks(res, tech, types, sol, ref, group, theta, label):
     # Proposition 2: profiles with equal θ receive the same item
     counts = np.bincount(group)
     if np.any(counts > 1):
-        qs = [("Q", sol.Q), ("t", sol.t)] + [(f"X[{j}]", sol.X[:, j]) for j in range(tech.J)] \
-            + [(f"Z[{kk}]", sol.Z[:, kk]) for kk in range(tech.K)]
-        for q, val in qs:
+        # each spread on its block's scale, as menu_vs_1d_closed_form's input rows
+        # (cost.input_rows): a token class on the scale of all tokens, a fine-tuning class
+        # on that of all fine-tuning inputs, floored at the top type's first-best Z
+        # (scales(): at least the baseline b).  Its own max was the unit before: with a
+        # baseline and Z* = 0 the NLP leaves Z ~ 2e-16 and two profiles' 2.0e-16 / 2.8e-16
+        # read as a spread of 0.285 (bench seed 198 multidim_198_6).
+        xs = float(np.max(np.abs(sol.X))) if sol.X.size else 0.0
+        zs = max(float(np.max(np.abs(sol.Z))) if sol.Z.size else 0.0,
+                 float(np.max(sol.problem.sc["Z"])) if tech.K else 0.0)
+        qs = [("Q", sol.Q, float(np.max(np.abs(sol.Q)))), ("t", sol.t, float(np.max(np.abs(sol.t))))] \
+            + [(f"X[{j}]", sol.X[:, j], xs) for j in range(tech.J)] \
+            + [(f"Z[{kk}]", sol.Z[:, kk], zs) for kk in range(tech.K)]
+        for q, val, unit in qs:
             spread = pd.Series(val).groupby(group).agg(np.ptp).to_numpy()
             g = int(np.argmax(spread))
+            what = "max|Q|" if q == "Q" else "max|t|" if q == "t" else \
+                "max over all token classes" if q[0] == "X" else "max(all fine-tuning inputs, first-best Z of the top type)"
             res.checks.append(bound_check(
                 NAME, f"equal_theta_same_item[{label}]",
-                f"max over θ values of the spread of {q} across profiles / max|{q}| "
+                f"max over θ values of the spread of {q} across profiles / {what} "
                 f"({int(np.sum(counts > 1))} θ values shared by 2+ profiles, up to {int(counts.max())})",
-                float(spread[g] / max(float(np.max(np.abs(val))), 1e-300)), TOL_SPREAD, index=f"θ={ref.theta[g]:.6g}"))
+                float(spread[g] / max(unit, 1e-300)), TOL_SPREAD, index=f"θ={ref.theta[g]:.6g}"))
     else:
         res.notes.append(f"{label}: no two profiles share a θ; the equal-θ item check has nothing to compare")
     # Proposition 1 / Lemma 1: the own allocation x_i ∝ w_i^(1/(1−σ))
@@ -1017,6 +1211,17 @@ def checks(res, tech, types, sol, ref, group, theta, label):
     res.checks.append(bound_check(NAME, f"all_pairs_audit[{label}]",
                                   "max |dual bound − primal value| of the recomputed allocations / (θ̄·Q_FB(θ̄))",
                                   worst_gap(tech, types.W, sol.X, sol.Z, pm.money_scale), TOL_GAP))
+    ex = getattr(sol, "exclusion", None)
+    if ex is not None:
+        res.checks.append(bound_check(
+            NAME, f"exclusion_kkt[{label}]",
+            f"worst KKT residual of the full program (every item free, every pair) at the menu with items "
+            f"{ex['null']} fixed null ({ex['active_pairs']} active pairs, {ex['active_ir']} active IR; "
+            "t rows / max p, Q rows / (max p·θ̄))" + (f"; LP: {ex['message']}" if ex["message"] else ""),
+            ex["residual"], TOL_KKT))
+        res.notes.append(f"{label}: lazy round {ex['free_round']} (every item free) ended {ex['free_status']} "
+                         f"with every pair holding, at the exclusion cusp; items {ex['null']} were fixed at the null "
+                         "item, the lazy loop went on, and exclusion_kkt certifies that excluding them is optimal")
     if not sol.lazy.converged:
         res.notes.append(f"{label}: lazy IC loop did not converge in {len(sol.lazy.rounds)} rounds "
                          f"(worst violation {sol.lazy.worst_ic:.2e})")
