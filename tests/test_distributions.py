@@ -1527,3 +1527,72 @@ def test_budget_menu_excludes_a_block_tied_at_zero_virtual_value():
     assert res.solves["vs5x5[budget]"].status.value == "optimal"
     assert np.allclose(menu.Q, g["Q"], rtol=TOL, atol=TOL * np.max(g["Q"]))
     assert np.allclose(menu.t, g["t"], rtol=TOL, atol=TOL * np.max(np.abs(g["t"])))
+
+
+def _vs_case(tech, w, s, cells):
+    """(tech, types, discrete closed form, budget closed form) of a value-scale scenario's grid."""
+    tech, (wg, wm, sg, sm, n) = _vs_scenario(tech, w, s, cells)
+    types = DM.value_scale_space(wg, wm, sg, sm, n)
+    return (tech, types, D.value_scale_distribution_menu(wg, wm, sg, sm, n, tech),
+            D.value_scale_budget_menu(wg, wm, sg, sm, n, tech))
+
+
+def test_resolvable_types_path_frees_the_kept_light_items_again():
+    """Regression (value_scale_186_18, fresh seed 186; issue 11 class 4): w ~ Beta(0.798, 24.02) on an
+    equal-spacing 6-point grid × s uniform (5 points), J = 1, ρ = 1, baseline fine-tuning; type weights
+    1 … 8e-19.  The full program ended 'acceptable' from the budget start and from the heavy types'
+    optimum, so the 20 types of weight >= RESOLVE_WEIGHT were solved alone and then *fixed* while the
+    10 lighter ones were solved in bands.  Every solve was optimal, yet the w = 0.5833 items (weight
+    1.3e-7 … 6.4e-7) were the optimum of a program without the w = 0.75 types above them in the IC
+    chain (their virtual value misses (mass above)/(own mass) = 5.6e-5): Q off 3.9e-6 … 7.0e-6 of
+    max Q, t up to 1e-5, the scenario's 1e-6 rows failed.  The overlapping sweep now runs after that
+    path too (every type free again with all lighter ones present, DM.LIGHT_SPAN window): measured
+    7.6e-9 (Q and t)."""
+    tech, types, ref, bm = _vs_case(
+        {"sigma": 0.3627, "rho": 1.0, "tokens": [{"name": "tok1", "weight": 1.0, "cost": 0.309844}],
+         "fine_tuning": {"gamma": 0.493, "baseline": 0.00314728,
+                         "classes": [{"name": "ft1", "weight": 1.0, "cost": 39.1617}]}},
+        {"distribution": "beta", "low": 0.0, "high": 1.0, "p": 0.7979, "q": 24.02, "n": 6, "grid": "equal-spacing"},
+        {"distribution": "uniform", "low": 0.0, "high": 1.0, "n": 5}, 5)
+    s = DM.solve_menu(tech, types, ctx(), "vs186_18", ic="lazy", starts={"budget": DM.menu_start(bm)})
+    assert all(r.status.value == "optimal" for r in s.results.values()), \
+        {k: r.status.value for k, r in s.results.items()}
+    assert s.lazy["budget"].converged
+    # the scenario's rows: error relative to the largest Q (t) of the menu, at TOL_CLOSED_FORM
+    assert np.max(np.abs(s.menu.Q - ref.Q)) <= TOL * np.max(ref.Q)
+    assert np.max(np.abs(s.menu.t - ref.t)) <= TOL * np.max(np.abs(ref.t))
+    keys = list(s.results)
+    first = [i for i, k in enumerate(keys) if k.startswith("budget, weight band")]
+    assert set(s.bounds) == {"budget"} and first  # the resolvable-types path ran
+    assert any(k.startswith("budget, overlapping weight band") for k in keys[first[0]:])
+
+
+VS182_4 = ({"sigma": 0.7644, "rho": -1.843,
+            "tokens": [{"name": "tok1", "weight": 0.196968, "cost": 4.23667},
+                       {"name": "tok2", "weight": 0.445458, "cost": 0.992876},
+                       {"name": "tok3", "weight": 0.35757399999999995, "cost": 6.60278}],  # the scenario file's
+            "fine_tuning": {"gamma": 0.08371, "rho": 0.1221,
+                            "classes": [{"name": "ft1", "weight": 1.0, "cost": 1.53463}]}},
+           {"distribution": "beta", "low": 0.0, "high": 1.0, "p": 4.531, "q": 0.8627, "n": 5, "grid": "equal-spacing"},
+           {"distribution": "beta", "low": 0.0, "high": 1.0, "p": 23.75, "q": 0.855, "n": 5}, 10)
+
+
+@pytest.mark.slow  # ~15 s alone (26 solves)
+def test_light_bands_leave_far_lighter_types_out():
+    """Regression (value_scale_182_4, fresh seed 182; issue 11 class 4): σ + γ = 0.85, w ~ Beta(4.53,
+    0.86), s ~ Beta(23.75, 0.855), 5 × 5: type weights 1 … 4.7e-28, Q_FB of the light types down to
+    1e-13 of the top's.  From the closed-form start the full program is optimal, but its first band
+    (20 types of weight 1.2e-5 … 4.7e-28 free) stopped 'acceptable' (181 it), so the full solve's menu
+    was kept: Q 111 × max Q off at w = 0.9, s = 0.2 (weight 1e-18), Z 7.4e3, t 76.  Now a band leaves
+    out the types lighter than DM.LIGHT_SPAN × its resolved range (they come in with a later band, the
+    band's items fixed and present), and a band that still does not converge is solved once more with
+    its IC rows in the free owners' units (band 5 here: 'acceptable', then optimal): every solve
+    optimal, Q and t within TOL (measured 1.8e-7 / 1.4e-7 at the full solve's type of weight 1.6e-4)."""
+    tech, types, ref, _ = _vs_case(*VS182_4)
+    s = DM.solve_menu(tech, types, ctx(), "vs182_4", ic="lazy", starts={"closed-form": DM.menu_start(ref)})
+    assert all(r.status.value == "optimal" for r in s.results.values()), \
+        {k: r.status.value for k, r in s.results.items() if r.status.value != "optimal"}
+    assert s.lazy["closed-form"].converged
+    assert np.max(np.abs(s.menu.Q - ref.Q)) <= TOL * np.max(ref.Q)
+    assert np.max(np.abs(s.menu.t - ref.t)) <= TOL * np.max(np.abs(ref.t))
+    assert sum("weight band" in k for k in s.results) >= 4  # every band kept (a failed band is not a result)
