@@ -290,6 +290,15 @@ def _types(v: _V, d: dict, base: Path | None):
     allowed |= {"uniform": {"low", "high"}, "beta": {"low", "high", "p", "q"},
                 "piecewise": {"breakpoints", "masses"}, "discrete": {"file"}}[kind]
     v.keys(t, p, allowed)
+    if kind == "discrete":
+        # a discrete distribution's types are its CSV rows: no grid is built,
+        # so n and grid would be ignored silently (stranger17 F6: n = 1000 gave
+        # the file's 6 types without a word)
+        for k in ("n", "grid"):
+            if k in t:
+                v.fail(f"{p}.{k}", t[k], "no value: a discrete distribution's types are the rows of its CSV "
+                       "file (no grid is built); remove the field, or use uniform / beta / piecewise types "
+                       "for a grid of n types")
     grid = v.choice(t, p, "grid", GRIDS, default="equal-spacing")
     n = 0
     if kind != "discrete":

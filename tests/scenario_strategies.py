@@ -322,8 +322,8 @@ def draw_types(d, feats, n_lo=10, n_hi=120, allow_discrete=True) -> tuple[dict, 
         else:
             bp, ms = draw_piecewise(d, feats, lo, hi)
             t = {"distribution": "piecewise", "breakpoints": bp, "masses": ms, "n": n}
-    grid = d.choice(["equal-spacing", "equal-mass", None])
-    if grid:
+    grid = d.choice(["equal-spacing", "equal-mass", None])  # drawn for every kind: the draws after it stay put
+    if grid and kind != "discrete":  # a discrete distribution has no grid (scenario.py refuses the field)
         t["grid"] = grid
         feats.append(grid)
     return t, files

@@ -584,7 +584,6 @@ cost = 1.02857
 [types]
 distribution = "discrete"
 file = "types.csv"
-grid = "equal-spacing"
 [regimes.competition]
 gamma_L = 0.02547
 gamma_F = 0.0

@@ -84,6 +84,16 @@ CASES = [
         "scenario.toml": edit('distribution = "uniform"\nn = 10', 'distribution = "discrete"\nfile = "types.csv"'),
         "types.csv": "theta,weight\n0.2,0.5\n0.8,0.5\n"},
          ["'types.file'", "types.csv", "header is exactly: theta,mass"]),
+    # stranger17 F6: n and grid were accepted and ignored for discrete types (n = 1000 gave the CSV's 6 types)
+    Case("discrete-with-n", {
+        "scenario.toml": edit('distribution = "uniform"\nn = 10', 'distribution = "discrete"\nfile = "types.csv"\nn = 1000'),
+        "types.csv": "theta,mass\n0.2,0.5\n0.8,0.5\n"},
+         ["'types.n'", "= 1000", "rows of its CSV file", "remove the field"]),
+    Case("discrete-with-grid", {
+        "scenario.toml": edit('distribution = "uniform"\nn = 10',
+                              'distribution = "discrete"\nfile = "types.csv"\ngrid = "equal-mass"'),
+        "types.csv": "theta,mass\n0.2,0.5\n0.8,0.5\n"},
+         ["'types.grid'", "equal-mass", "no grid is built"]),
     # stranger11 s17: "at least 2 rows with distinct theta values" read as satisfied by 4 distinct values
     # among 6 rows, and named no row; the rows that repeat a theta are named, and what to do
     Case("discrete-csv-duplicate-theta", {
