@@ -1271,3 +1271,19 @@ def test_linear_continuum_share_is_judged_where_its_gap_converges(tmp_path):
     row = v[v["check"] == "linear_continuum"]
     assert len(row) == 1 and bool(row["passed"].iloc[0]), row.to_string()
     assert float(row["numeric"].iloc[0]) < 0.5625 < 0.6  # and not vacuous: the first step's ratio was 0.67
+
+
+@pytest.mark.parametrize("sigma,gamma,ok", [(0.9, 0.05, True), (0.8123, 0.1377, True), (0.95, 0.0, True),
+                                            (0.9, 0.06, False), (0.9, 0.09, False), (0.995, 0.0, False)])
+def test_sigma_plus_gamma_above_the_verified_range_is_refused(with_plans, sigma, gamma, ok):
+    """Session 17: σ + γ = 0.96 … 0.995 exited 1 on the method (linear start 'error', two-part served sets
+    'max_iterations', the stationarity's central difference 1.35e-6 … 2.7e-4, the fee chain 1.4e-5), never on a
+    wrong menu: the regime refuses σ + γ > plans.ETA_MAX (exit 2) and names the field; 0.95 runs (decimal sums
+    such as 0.8123 + 0.1377 included)."""
+    over = {"technology.sigma": sigma, "technology.fine_tuning.gamma": gamma}
+    if ok:
+        scenario.load(DATA / "pricing_plans.toml", overrides=over)
+        return
+    with pytest.raises(scenario.ScenarioError) as e:
+        scenario.load(DATA / "pricing_plans.toml", overrides=over)
+    assert "sigma + gamma <= 0.95 in regime 'plans'" in str(e.value), str(e.value)
