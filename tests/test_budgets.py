@@ -2414,8 +2414,8 @@ def test_lemma1_split_near_perfect_substitutes(tmp_path):
 
 
 def test_lemma1_split_near_perfect_substitutes_catches_an_exchange_mutant(tmp_path, monkeypatch):
-    """A closed-form split off by an exchange of classes that keeps every cell's index α·x (the direction the NLP
-    resolves worst, 1e-4) and the budgets' sum to first order, by 1e-5 relative: the Newton-polished rows fail."""
+    """A closed-form split off by 1e-5 relative in an exchange of classes that keeps every cell's index α·x (the
+    direction the NLP alone resolves worst, 1e-4; the index and the value do not see it): the split rows fail."""
     true_split = cb.lemma1_split
 
     def mutant(w, X, sigma):
