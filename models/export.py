@@ -162,7 +162,14 @@ _UNIT_SUFFIXES = (("_usd_per_Mtok", "$/Mtok"), ("_usd", "$"), ("_Mtok", "Mtok"),
 # twins): transfers, utilities, costs and surpluses are in $ throughout (README "Model
 # documentation": tokens in Mtok, costs in $/Mtok, transfers in $), so their headers say "$" too
 # (stranger S9 D4: "U" next to "t ($)").  A qualifier after the name keeps the unit.
-_MONEY = ("t", "T", "U", "u_0", "C", "profit", "consumer_surplus", "total_surplus", "surplus", "rent")
+# "distribution" and "budget" are the distributions regime's profit columns (distribution_nlp, budget_closed_form;
+# stranger17 F10); alone or with a qualifier only, so budget_usd, budget_Q, budget_Mtok keep their own reading.
+_MONEY = ("t", "T", "U", "u_0", "C", "profit", "consumer_surplus", "total_surplus", "surplus", "rent",
+          "distribution", "budget")
+# Columns in $ per quality unit (docs/model.md "Units": θ and w are a buyer's value of one unit of Q;
+# a marginal cost dC/dQ and a virtual value are in the same unit; stranger17 F10).  θ itself keeps
+# its bare symbol in every table (its unit is stated once in the model document).
+_PER_QUALITY = ("marginal_cost_dual", "marginal_cost_closed_form", "virtual_value", "virtual_value_ironed")
 _MONEY_QUALIFIERS = ("closed_form", "continuous_cf", "discrete_cf", "continuous_closed_form",
                      "discrete_closed_form_menu", "numeric", "nlp", "over_fringe_only")
 
@@ -180,6 +187,8 @@ def display_header(col) -> str:
     m = name.find("_pct_of_")
     if _money(name):
         unit = "$"
+    elif name in _PER_QUALITY:
+        unit = "$ per quality unit"
     elif m > 0:
         unit, name = "% of " + name[m + len("_pct_of_"):].replace("_", " "), name[:m]
     else:

@@ -487,3 +487,17 @@ def test_money_columns_named_without_a_unit_get_dollars():
     assert display_header("V") == "V" and display_header("theta") == "θ"
     assert display_header("rel_err_profit") == "Rel err profit"
     assert display_header("profit_pct_of_full_menu") == "Profit (% of full menu)"
+
+
+def test_profit_and_per_quality_columns_get_units():
+    """stranger17 F10: the distributions profit table (distribution_nlp, budget_closed_form, ...) and the
+    cost table's marginal cost and the budgets menu's virtual value had no unit in Markdown/LaTeX."""
+    from models.export import display_header
+
+    assert display_header("distribution_nlp") == "Distribution nlp ($)"
+    assert display_header("budget_closed_form") == "Budget closed form ($)"
+    assert display_header("marginal_cost_dual") == "Marginal cost dual ($ per quality unit)"
+    assert display_header("virtual_value_ironed") == "Virtual value ironed ($ per quality unit)"
+    # a budget with its own unit, or a budget's Q, keeps its reading
+    assert display_header("budget_usd") == "Budget ($)" and display_header("budget_Q") == "Budget Q"
+    assert display_header("budget_Mtok") == "Budget (Mtok)"
