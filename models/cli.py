@@ -126,7 +126,7 @@ def main(argv=None, prog: str | None = None) -> int:
                        help="no progress lines (warnings, errors and the verification table only)")
     noise.add_argument("--verbose", "-v", action="store_true",
                        help="more progress: every Ipopt iteration (at most a few lines a second), lazy-IC rounds")
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)  # scenarios before and after options (stranger17 F7)
 
     from models import scenario
 

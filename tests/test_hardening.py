@@ -678,3 +678,18 @@ def test_budgets_with_values_out_of_double_range_is_a_failed_regime_not_a_traceb
     # each console line says the cause once (session 15: the regime line and the RESULT line repeated it)
     for line in cap.out.splitlines():
         assert line.count("numbers out of double-precision range") <= 1, line
+
+
+def test_scenarios_after_options_are_scenarios(sandbox, capsys):
+    """stranger17 F7: the synopsis is `solve.py [SCENARIO ...] [--out DIR] ...`, yet a scenario after an
+    option (`solve.py a.toml --out D b.toml`) was 'unrecognized arguments: b.toml'.  Here b.toml is
+    invalid, so the run must stop on *its* error (proof that it was read as a scenario), exit 2,
+    nothing written."""
+    import solve
+
+    (sandbox / "a.toml").write_text(BASE)
+    (sandbox / "b.toml").write_text(BASE.replace("n = 10", "n = 1"))
+    rc = solve.main([str(sandbox / "a.toml"), "--out", str(sandbox / "out"), str(sandbox / "b.toml")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "b.toml" in err and "'types.n'" in err and "unrecognized" not in err, err
+    assert not (sandbox / "out").exists()
