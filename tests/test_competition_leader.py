@@ -410,3 +410,78 @@ def test_leader_converges_when_the_fringe_is_below_1e_100_of_the_leader_in_token
         assert menu.result.status.value == "optimal", (label, menu.result.message)
         want = 0.0 if label == "all_fringe" else ref["profit"]
         assert menu.objective == pytest.approx(want, rel=TOL, abs=TOL * ref["profit"]), label
+
+
+# competition_92_9 (seed 92) and competition_180_33 (seed 180): the leader's top item, measured in fringe tokens
+# (q^r, r = η_L/σ), leaves double range: 1e710 and 1e330 tokens against stand-alone fringe purchases of O(1)
+SCN_92_9 = ({"distribution": "piecewise", "breakpoints": [0.0, 8.7283, 22.806, 33.442, 36.3749],
+             "masses": [0.16576, 0.22244, 0.388039, 0.223761], "n": 55, "grid": "equal-mass"},
+            {"sigma": 0.05, "gamma_L": 0.8971, "c_L": 0.354912, "c_F": 0.15215})
+SCN_180_33 = ({"distribution": "uniform", "low": 0.7583, "high": 73.0075, "n": 76, "grid": "equal-mass"},
+              {"sigma": 0.1, "gamma_L": 0.8281, "c_L": 0.191135, "c_F": 0.085378})
+
+
+@pytest.mark.parametrize("scn", [SCN_92_9, SCN_180_33], ids=["92_9", "180_33"])
+def test_leader_works_when_the_top_item_leaves_double_range_in_fringe_tokens(ctx, scn):
+    """Homogeneity leaves the leader program one token unit (q^r and the fringe's x add), and the former unit made
+    the fringe-token unit qs^r itself: for these scenarios Units raised OverflowError ('numbers out of
+    double-precision range at units.py:47', exit 1), and the audit and closed form formed q^r = inf (audit nan).
+    Now (units._leader_units) fringe tokens are measured in A(θ_max) with the money unit kept at the top type's
+    leader money; an item with q^r = inf needs no top-up and its value is θ·q^η (cc.leader_tokens,
+    audits.leader_tokens_numeric).  The NLP from the exact discrete optimum and from no leader sales both end
+    'optimal' at the discrete optimum, whose all-pairs audit is clean."""
+    dist, p = scn
+    th, ms = _types(dist, p["sigma"])
+    lf = cc.LeaderFringe(**p)
+    _, qs, _ = programs._leader_scales(lf, th)
+    assert lf.r * np.log(qs) > np.log(np.finfo(float).max)  # the premise: the top item is beyond 1.8e308 fringe tokens
+    ref = cc.leader_discrete_monotone(lf, th, ms)
+    assert np.all(np.isfinite(ref["q_L"])) and np.all(np.isfinite(ref["T"])) and np.isfinite(ref["total_surplus"])
+    aud = audits.leader_audit(lf, th, ref["q_L"], ref["T"])
+    scale = audits._utility_scale(ref["T"], aud["U"])
+    assert np.isfinite(aud["ic"]) and np.isfinite(aud["ir"]) and max(aud["ic"], aud["ir"]) <= audits.TOL_AUDIT * scale
+    for label, (q0, T0) in {"exact optimum": (ref["q_L"], ref["T"]), "all_fringe": (np.zeros(len(th)), None)}.items():
+        menu = solving.solve_leader(lf, th, ms, ctx, label, q0, T0)
+        assert menu.result.status.value == "optimal", (label, menu.result.message)
+        assert menu.objective == pytest.approx(ref["profit"], rel=TOL), label
+
+
+SCN_180_33_TOML = """
+name = "competition_180_33"
+[technology]
+sigma = 0.1
+rho = 0.968
+[[technology.tokens]]
+name = "tok1"
+weight = 1.0
+cost = 0.321244
+[types]
+distribution = "uniform"
+low = 0.7583
+high = 73.0075
+n = 76
+grid = "equal-mass"
+[regimes.competition]
+gamma_L = 0.8281
+gamma_F = 0.0
+c_L = 0.191135
+c_F = 0.085378
+task_cells = 12
+task_profiles = 2
+convergence = [28, 56]
+refine = 3
+"""
+
+
+@pytest.mark.slow  # ~25 s: the whole regime, convergence grids included
+def test_competition_180_33_is_verified(ctx):
+    """competition_180_33 (fresh seed 180) verbatim: before, the regime stopped with 'numbers out of double-precision
+    range (OverflowError) at units.py:47 (token)', exit 1; now every row (efficient, monopolist, leader, finer
+    grids, convergence) is computed and passes."""
+    import tomllib
+    res = runmod.run_regime(scenario.from_dict(tomllib.loads(SCN_180_33_TOML), source="x.toml"), "competition", ctx)
+    assert res.error is None, res.error
+    v = res.verification
+    assert len(v) > 500 and v["passed"].all(), v.loc[~v["passed"], ["check", "quantity", "rel_err"]].to_string()
+    assert (v["check"] == "leader_vs_discrete_closed_form").sum() >= 5
+    assert (v["check"] == "leader_convergence_to_continuous").any() or any("convergence" in n for n in res.notes)

@@ -613,10 +613,31 @@ def interior_quality(lf: LeaderFringe, h) -> np.ndarray:
     return (lf.eta * hp / lf.c_L) ** (1 / (1 - lf.eta))
 
 
+def leader_tokens(lf: LeaderFringe, q_L) -> np.ndarray:
+    r""":math:`a = q_L^r`, the leader item's quality in fringe tokens, +inf where it leaves double range.
+
+    Where q^r overflows it exceeds every stand-alone fringe purchase A(θ) (a double), so the buyer tops up
+    nothing there and its quality is q^η (:func:`effective_quality`): the comparisons a < A, the top-up
+    (A − a)^+ and min(a, A) stay exact with a = +inf.  competition_92_9 (σ = 0.05, σ + γ_L = 0.947, θ to 36):
+    the top item is 1e710 fringe tokens, the stand-alone purchases 0.03 … 13."""
+    q = np.maximum(np.asarray(q_L, float), 0.0)
+    with np.errstate(over="ignore"):
+        return q**lf.r
+
+
+def effective_quality(lf: LeaderFringe, q_L, q_F) -> np.ndarray:
+    r"""The buyer's quality :math:`(q_L^r + q_F)^\sigma` from q_L leader and q_F fringe tokens; :math:`q_L^\eta`
+    where q_L^r leaves double range (there q_F = 0, :func:`leader_tokens`)."""
+    q = np.maximum(np.asarray(q_L, float), 0.0)
+    a = leader_tokens(lf, q)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.where(np.isfinite(a), (a + q_F) ** lf.sigma, q**lf.eta)
+
+
 def fringe_topup(lf: LeaderFringe, theta, q_L) -> np.ndarray:
     r"""Buyer's fringe purchase :math:`q_F^*(\theta,q_L)=(A(\theta)-q_L^r)^+`."""
     q = np.maximum(np.asarray(q_L, float), 0.0)
-    return np.maximum(fringe_stand_alone(lf, theta) - q**lf.r, 0.0)
+    return np.maximum(fringe_stand_alone(lf, theta) - leader_tokens(lf, q), 0.0)
 
 
 def buyer_value(lf: LeaderFringe, theta, q_L) -> np.ndarray:
@@ -630,9 +651,9 @@ def buyer_value(lf: LeaderFringe, theta, q_L) -> np.ndarray:
     t = np.asarray(theta, float)
     q = np.maximum(np.asarray(q_L, float), 0.0)
     A = fringe_stand_alone(lf, t)
-    a = q**lf.r
+    a = leader_tokens(lf, q)
     s = lf.sigma
-    return np.where(a < A, lf.c_F * (1 - s) / s * A + lf.c_F * a, t * q**lf.eta)
+    return np.where(a < A, lf.c_F * (1 - s) / s * A + lf.c_F * np.where(a < A, a, 0.0), t * q**lf.eta)
 
 
 def outside_option(lf: LeaderFringe, theta) -> np.ndarray:
@@ -885,7 +906,7 @@ def leader_summary(lf: LeaderFringe, dist: TypeDistribution) -> dict:
     def total(s):
         q = q_of(s)
         qf = fringe_topup(lf, s, q)
-        return s * (q**lf.r + qf) ** lf.sigma - lf.c_L * q - lf.c_F * qf
+        return s * effective_quality(lf, q, qf) - lf.c_L * q - lf.c_F * qf
 
     return {"profit": prof, "consumer_surplus_net": net, "consumer_surplus": u0 + net,
             "fringe_sales": _expect(dist, lambda s: lf.c_F * fringe_topup(lf, s, q_of(s)), brk),
@@ -939,10 +960,10 @@ def _rent_step(lf: LeaderFringe, theta_k: float, theta_next: float, q) -> np.nda
     round-off of ~1e12 (1.7e7 at θ_1, 0 at θ_2…θ_4), the pointwise schedule came out
     'non-monotone' (q = 0, 2.32, 0, 0, 0, 2.46, …) and the ironing DP fitted that noise."""
     q = np.maximum(np.asarray(q, float), 0.0)
-    a = q**lf.r
+    a = leader_tokens(lf, q)
     Ak, An = fringe_stand_alone(lf, theta_k), fringe_stand_alone(lf, theta_next)
     mid = _shortfall(lf, theta_k, Ak, np.minimum(a, An))
-    above = np.where(a > An, (theta_next - theta_k) * (a**lf.sigma - An**lf.sigma), 0.0)
+    above = np.where(a > An, (theta_next - theta_k) * (effective_quality(lf, q, 0.0) - An**lf.sigma), 0.0)
     return mid + np.maximum(above, 0.0)
 
 
@@ -1057,7 +1078,7 @@ def _leader_menu(lf: LeaderFringe, th, p, q, reg, virtual_objective: float, **ex
     U = buyer_value(lf, th, q) - T
     u0 = outside_option(lf, th)
     qf = fringe_topup(lf, th, q)
-    total = th * (q**lf.r + qf) ** lf.sigma - lf.c_L * q - lf.c_F * qf
+    total = th * effective_quality(lf, q, qf) - lf.c_L * q - lf.c_F * qf
     return {"theta": th, "mass": p, "q_L": q, "Q_L": q**lf.eta, "region": reg, "T": T, "U": U,
             "u0": u0, "rent": U - u0, "q_F": qf,
             "profit": float(np.sum(p * (T - lf.c_L * q))),
@@ -1204,7 +1225,7 @@ def leader_discrete_monotone(lf: LeaderFringe, theta, mass, grid: int = IRON_GRI
         if not improved:
             break
     A = fringe_stand_alone(lf, th)
-    a = q**lf.r
+    a = leader_tokens(lf, q)
     limit = np.where(np.arange(n) < n - 1, a < np.append(A[1:], np.nan), a <= A * (1 + 1e-12))
     reg = np.where(q > 0, np.where(limit, 1, 2), 0)
     gains = np.array([float(G(k, np.array([q[k]]))[0]) for k in range(n)])

@@ -68,6 +68,11 @@ def fringe_topup_numeric(theta, a, sigma: float, c_F: float, iters: int = 200) -
     x = 0 is ≤ c_F, else the root of :math:`\theta\sigma(a+x)^{\sigma-1}=c_F`."""
     th, a = np.broadcast_arrays(np.asarray(theta, float), np.maximum(np.asarray(a, float), 0.0))
     th, a = th.astype(float), a.astype(float)
+    fin = np.isfinite(a)
+    if not fin.all():  # a = q^r beyond double range: above every stand-alone purchase, no top-up
+        out = np.zeros(a.shape)
+        out[fin] = fringe_topup_numeric(th[fin], a[fin], sigma, c_F, iters)
+        return out
 
     def mv(x):  # marginal value of fringe tokens minus price (+inf at s = 0)
         s = a + x
@@ -103,17 +108,31 @@ def fringe_topup_numeric(theta, a, sigma: float, c_F: float, iters: int = 200) -
     return np.where(buy, 0.5 * (lo + hi), 0.0)
 
 
-def buyer_value_numeric(theta, a, sigma: float, c_F: float) -> np.ndarray:
+def buyer_value_numeric(theta, a, sigma: float, c_F: float, a_sigma=None) -> np.ndarray:
     """Value of fringe-equivalent leader quantity a = q^r after the numeric top-up.
 
     The inner FOC θσ(a+x)^(σ−1) = c_F fixes a + x = S(θ) whatever a is, so the top-up is
     (S(θ) − a)^+ with S(θ) = :func:`fringe_topup_numeric` at a = 0 (bisection once per θ,
-    not per pair; the same root up to the bisection's 4e-16 relative width)."""
+    not per pair; the same root up to the bisection's 4e-16 relative width).
+    ``a_sigma``: a^σ = q^η (broadcast like a), used where a = q^r left double range (+inf, no top-up:
+    :func:`models.closed_form.competition.leader_tokens`); see :func:`leader_tokens_numeric`."""
     th = np.asarray(theta, float)
     S = fringe_topup_numeric(th, 0.0, sigma, c_F)
     a = np.maximum(np.asarray(a, float), 0.0)
     se = np.maximum(a, S)
-    return th * se**sigma - c_F * (se - a)
+    with np.errstate(invalid="ignore"):
+        val = th * se**sigma - c_F * (se - a)
+    if a_sigma is None:
+        return val
+    return np.where(np.isfinite(a), val, th * np.asarray(a_sigma, float))
+
+
+def leader_tokens_numeric(lf: cc.LeaderFringe, q) -> tuple[np.ndarray, np.ndarray]:
+    """(a, a^σ) = (q^r, q^η) of leader items q; a = +inf where q^r leaves double range (competition_92_9: the top
+    item is 1e710 fringe tokens), a^σ formed as q^η, finite (pass it as ``a_sigma`` to :func:`buyer_value_numeric`)."""
+    q = np.maximum(np.asarray(q, float), 0.0)
+    with np.errstate(over="ignore"):
+        return q**lf.r, q**lf.eta
 
 
 def leader_audit(lf: cc.LeaderFringe, theta, q, T) -> dict:
@@ -122,10 +141,10 @@ def leader_audit(lf: cc.LeaderFringe, theta, q, T) -> dict:
     ``viol[k, l] = [u(θ_k,q_l) − T_l] − U_k`` (column N: the outside option),
     positive = violated.  Returns U, u0, viol, worst ic, worst ir."""
     th, q, T = (np.asarray(x, float) for x in (theta, q, T))
-    a = np.maximum(q, 0.0) ** lf.r
-    own = buyer_value_numeric(th, a, lf.sigma, lf.c_F) - T
+    a, a_s = leader_tokens_numeric(lf, q)
+    own = buyer_value_numeric(th, a, lf.sigma, lf.c_F, a_s) - T
     u0 = buyer_value_numeric(th, np.zeros_like(th), lf.sigma, lf.c_F)
-    dev = buyer_value_numeric(th[:, None], a[None, :], lf.sigma, lf.c_F) - T[None, :]
+    dev = buyer_value_numeric(th[:, None], a[None, :], lf.sigma, lf.c_F, a_s[None, :]) - T[None, :]
     viol = np.concatenate([dev - own[:, None], (u0 - own)[:, None]], axis=1)
     np.fill_diagonal(viol[:, :-1], -np.inf)
     return {"U": own, "u0": u0, "viol": viol, "q_F": fringe_topup_numeric(th, a, lf.sigma, lf.c_F),
@@ -156,7 +175,7 @@ def leader_regions(lf: cc.LeaderFringe, theta, q, q_scale: float) -> np.ndarray:
     stand-alone fringe purchase (top-up at q = 0)."""
     th, q = np.asarray(theta, float), np.asarray(q, float)
     A = fringe_topup_numeric(th, 0.0, lf.sigma, lf.c_F)
-    a = np.maximum(q, 0.0) ** lf.r
+    a = leader_tokens_numeric(lf, q)[0]
     served = (q >= (1 - TOL_REGION) * break_even_quality(lf)) & (q > 2 * FLOOR * q_scale)
     A_next = np.append(A[1:], np.nan)
     limit = np.where(np.arange(len(th)) < len(th) - 1, a < A_next * (1 - TOL_REGION), a <= A * (1 + TOL_REGION))

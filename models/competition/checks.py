@@ -13,7 +13,7 @@ from models.results import bound_check, compare
 from models.solver import Timer
 from .audits import (
     kkt_mass_weight,
-    _audit_rows, buyer_value_numeric, fringe_topup_numeric, leader_audit, leader_type_weight, NAME,
+    _audit_rows, buyer_value_numeric, fringe_topup_numeric, leader_audit, leader_tokens_numeric, leader_type_weight, NAME,
     region_thresholds,
     _ref_scale, _rel_inf, TOL_ASSIGN, TOL_AUDIT, TOL_DISCRETE, _utility_scale,
 )
@@ -455,14 +455,14 @@ def _leader_finer_grid(res, lf, scn, opts, theta, mass, table, aud, dist, cont, 
     scale = _utility_scale(T, aud["U"])
     slack = TOL_AUDIT * scale
     fine_th, fine_p = (scn.types.discretise(N * opts["refine"], scn.grid) if dist is not None else (theta, mass))
-    a = np.maximum(q, 0.0) ** lf.r
+    a, a_s = leader_tokens_numeric(lf, q)  # q^r (+inf beyond double range) and q^η
     kk = np.searchsorted(theta, fine_th)  # grid types θ_{kk-1} < θ ≤ θ_{kk}
     U_f = np.empty(len(fine_th))
     pick = np.empty(len(fine_th), dtype=int)
     regret = np.empty(len(fine_th))
     for i0 in range(0, len(fine_th), FINE_CHUNK):
         th = fine_th[i0:i0 + FINE_CHUNK]
-        vals = np.concatenate([buyer_value_numeric(th[:, None], a[None, :], lf.sigma, lf.c_F) - T[None, :],
+        vals = np.concatenate([buyer_value_numeric(th[:, None], a[None, :], lf.sigma, lf.c_F, a_s[None, :]) - T[None, :],
                                buyer_value_numeric(th, 0.0, lf.sigma, lf.c_F)[:, None]], axis=1)
         best = np.argmax(vals, axis=1)
         U_f[i0:i0 + len(th)] = vals[np.arange(len(th)), best]

@@ -13,7 +13,7 @@ from .units import _leader_quality, _model_labels, _quality, _type_surplus
 
 
 def _leader_table(lf, theta, mass, menu, aud, reg, ref, cont):
-    q_dev_next = np.append(fringe_topup_numeric(theta[1:], np.maximum(menu.q[:-1], 0) ** lf.r, lf.sigma, lf.c_F), np.nan)
+    q_dev_next = np.append(fringe_topup_numeric(theta[1:], cc.leader_tokens(lf, menu.q[:-1]), lf.sigma, lf.c_F), np.nan)
     d = {"theta": theta, "mass": mass, "region": reg, "q_L": menu.q, "Q_L": _leader_quality(lf, menu.q, reg),
          "q_F": aud["q_F"], "Q_F": aud["q_F"] ** lf.sigma, "t": menu.T, "U": aud["U"], "u_0": aud["u0"],
          "rent_over_fringe_only": aud["U"] - aud["u0"],
@@ -57,7 +57,7 @@ def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead, mon_ref=None):
     if lead is not None:
         menu = lead["menu"]
         qf = lead["audit"]["q_F"]  # the buyer's top-up at the NLP item (see the q_F check)
-        tot = theta * (np.maximum(menu.q, 0) ** lf.r + qf) ** lf.sigma - lf.c_L * menu.q - lf.c_F * qf
+        tot = theta * cc.effective_quality(lf, menu.q, qf) - lf.c_L * menu.q - lf.c_F * qf
         rows.append({"regime": "leader vs fringe", "source": "NLP (discrete types)", "profit": menu.objective,
                      "consumer_surplus": float(np.sum(mass * lead["audit"]["U"])),
                      "total_surplus": float(np.sum(mass * tot)),
@@ -134,7 +134,7 @@ def _unresolved_welfare_span(lf, theta, mass, lead) -> dict:
     T = np.cumsum(v - cc.buyer_value(lf, th, np.concatenate([[0.0], q[:-1]])))
     qf = cc.fringe_topup(lf, th, q)
     cs = float(np.sum(p * (v - T)))
-    ts = float(np.sum(p * (th * (q**lf.r + qf) ** lf.sigma - lf.c_L * q - lf.c_F * qf)))
+    ts = float(np.sum(p * (th * cc.effective_quality(lf, q, qf) - lf.c_L * q - lf.c_F * qf)))
     return {"consumer_surplus": abs(cs - ref["consumer_surplus"]), "total_surplus": abs(ts - ref["total_surplus"])}
 
 

@@ -12,7 +12,7 @@ import pyomo.environ as pyo
 from models import gain
 from models.closed_form import competition as cc
 from models.closed_form import cost as cf
-from .audits import buyer_value_numeric, FLOOR, fringe_topup_numeric
+from .audits import buyer_value_numeric, FLOOR, fringe_topup_numeric, leader_tokens_numeric
 from .units import (
     _fb_tokens, _leader_scales, _leader_units, _model_tokens, tuned_units, _type_surplus, _value,
 )
@@ -548,10 +548,12 @@ def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=N
     A, qs, ts = _leader_scales(lf, th)
     Qu, M = _leader_type_units(lf, th, A, qs)
     q0 = np.maximum(np.maximum.accumulate(np.maximum(np.asarray(q0, float), 0.0)), FLOOR * Qu)
-    a0 = q0**r
+    # q0^r = +inf where the item leaves double range in fringe tokens (units._leader_units: the program's
+    # fringe-token unit is then A(θ_max)); such an item needs no top-up, its value is θ·q0^η
+    a0, a0_s = leader_tokens_numeric(lf, q0)
     if T0 is None:  # binding-downward-IC schedule scaled by 0.9: strictly IC (monotone q0) and IR
-        u = buyer_value_numeric(th, a0, s, cF)
-        u_prev = buyer_value_numeric(th, np.concatenate([[0.0], a0[:-1]]), s, cF)
+        u = buyer_value_numeric(th, a0, s, cF, a0_s)
+        u_prev = buyer_value_numeric(th, np.concatenate([[0.0], a0[:-1]]), s, cF, np.concatenate([[0.0], a0_s[:-1]]))
         T0 = T_START_FACTOR * np.cumsum(u - u_prev)
     if f0 is None:
         f0 = fringe_topup_numeric(th, a0, s, cF)
@@ -585,6 +587,7 @@ def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=N
     s_unit0 = np.array([F[k] + a0[l] for k, l in pairs] + [F[k] for k in ir_types], dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         sr = np.where(s_unit0 > 0, s0 / np.where(s_unit0 > 0, s_unit0, 1.0), 1.0)
+    sr = np.where(np.isfinite(s_unit0), sr, 1 + 1e-9)  # a_l = +inf: s = a_l, s̃ = a_l/(F_k + a_l) = 1
     s_init = {pr: max(float(v), S_LO) for pr, v in zip(pairs, sr[:len(pairs)])}
     s_out_init = {k: max(float(v), S_LO) for k, v in zip(ir_types, sr[len(pairs):])}
     with np.errstate(divide="ignore", invalid="ignore"):

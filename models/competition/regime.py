@@ -10,7 +10,7 @@ from models.closed_form import competition as cc
 from models.results import bound_check, compare, RegimeResult
 from .audits import (
     FLOOR, kkt_mass_weight,
-    _audit_rows, buyer_value_numeric, exhaustive_topup_value, fringe_topup_numeric, leader_audit,
+    _audit_rows, buyer_value_numeric, exhaustive_topup_value, fringe_topup_numeric, leader_audit, leader_tokens_numeric,
     leader_regions, leader_type_weight, NAME, _ref_scale, _region_mismatches, TOL_AUDIT, TOL_DISCRETE, TOL_REGION,
     tuned_audit, _utility_scale,
 )
@@ -129,11 +129,15 @@ def _leader(res, lf, scn, opts, ctx, theta, mass):
     # own-top-up objective is flat at f = 0 (q_k at or just above the limit quality) the NLP's
     # f is determined only to O(sqrt(tol)) (1e-5 of max q_F, repro competition_11_4) while its
     # effect on the buyer's utility is O(f²); that effect is checked on its own below
-    qF = fringe_topup_numeric(theta, np.maximum(final.q, 0.0) ** lf.r, lf.sigma, lf.c_F)
+    a_nlp, a_nlp_s = leader_tokens_numeric(lf, final.q)  # q^r: +inf beyond double range (no top-up there)
+    qF = fringe_topup_numeric(theta, a_nlp, lf.sigma, lf.c_F)
     # scale: the buyer's effective tokens in fringe units, max(q_F, q_L^r): q_F = A − q_L^r inherits the
     # leader's error δ(q_L^r), and where q_L^cf = 0 the NLP's q_L ~ 1e-11·max q_L still gives q_L^r ~ 1e-6
     # of max q_F when the leader's scale dwarfs the fringe's (repro competition_11_4)
-    qF_scale = max(float(np.max(np.abs(ref["q_F"]))), float(np.max(ref["q_L"] ** lf.r)), 1e-300)
+    # (items beyond double range in fringe tokens, q^r = +inf, have q_F = 0 on both sides: left out of the scale,
+    # competition_92_9)
+    a_ref = leader_tokens_numeric(lf, ref["q_L"])[0]
+    qF_scale = max(float(np.max(np.abs(ref["q_F"]))), float(np.max(a_ref[np.isfinite(a_ref)], initial=0.0)), 1e-300)
     res.checks.append(compare(NAME, chk, "q_F (buyer's top-up at the NLP item, × min(1, N·p_k))", wk * qF,
                               wk * ref["q_F"], TOL_DISCRETE,
                               index=theta, scale=qF_scale))
@@ -149,8 +153,8 @@ def _leader(res, lf, scn, opts, ctx, theta, mass):
         res.checks.append(compare(NAME, chk, "q_F of types both leave to the fringe (stand-alone purchase, "
                                   "on each type's own scale)", qF[both_out] / sA, ref["q_F"][both_out] / sA,
                                   TOL_DISCRETE, index=theta[both_out], scale=1.0))
-    own_f = theta * (np.maximum(final.q, 0.0) ** lf.r + np.maximum(final.f, 0.0)) ** lf.sigma - lf.c_F * np.maximum(final.f, 0.0)
-    own_u = buyer_value_numeric(theta, np.maximum(final.q, 0.0) ** lf.r, lf.sigma, lf.c_F)
+    own_f = theta * cc.effective_quality(lf, final.q, np.maximum(final.f, 0.0)) - lf.c_F * np.maximum(final.f, 0.0)
+    own_u = buyer_value_numeric(theta, a_nlp, lf.sigma, lf.c_F, a_nlp_s)
     # on the resolved types, like every per-type row: a type worth < TOL_DISCRETE of the profit has no
     # gradient that pins its item or its top-up (competition_92_33: Beta(1, 18.5), the top type has mass
     # ~0; its f stayed at 2.4e6 tokens where the buyer's best is 0, own_u − own_f = 2.6e-3 of the scale,

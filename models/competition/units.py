@@ -175,10 +175,30 @@ def _leader_scales(lf, theta):
     return A, qs, ts
 
 
+LOG_TOKEN_MAX = float(np.log(np.finfo(float).max))
+"""Largest natural log of the leader program's fringe-token unit qs^r (709.78: the largest double).  Up to
+it the units are those of every earlier session (unchanged results); beyond it Units raised OverflowError."""
+
+
 def _leader_units(lf, theta):
-    """Units of the leader program (:class:`Units`): θ_max and the top type's quality scale."""
-    _, qs, _ = _leader_scales(lf, theta)
-    u = Units(theta=float(np.max(theta)), Q=qs**lf.eta)
+    """Units of the leader program (:class:`Units`): θ_max and the top type's quality scale qs^η.
+
+    Homogeneity leaves one token unit: leader tokens q and fringe tokens x enter as q^r + x, so the
+    fringe-token unit is the leader-token unit to the power r = η/σ, and the money unit is θ-unit ×
+    (fringe-token unit)^σ.  When the fringe-token unit qs^r (the top item in fringe tokens) leaves double
+    range (r·ln qs > LOG_TOKEN_MAX), fringe tokens are measured in their own scale instead, the top type's
+    stand-alone purchase X = A(θ_max), and the money unit is kept at the top type's leader money
+    θ_max·qs^η by the type unit θu = θ_max·qs^η/X^σ (θ̃ = θ/θu ≪ 1): the program's objective stays O(1)
+    against Ipopt's unscaled tolerances (:class:`Units`), its fringe numbers O(1), and its leader numbers are
+    per type in logs (build_leader).  competition_180_33 (σ = 0.1, σ + γ_L = 0.928, θ to 73): qs^r = 1e330,
+    and Units raised OverflowError; competition_92_9 (σ = 0.05, σ + γ_L = 0.947): 1e710."""
+    A, qs, _ = _leader_scales(lf, theta)
+    th = float(np.max(theta))
+    if lf.r * np.log(qs) <= LOG_TOKEN_MAX:
+        u = Units(theta=th, Q=qs**lf.eta)
+    else:
+        lX = float(np.log(max(float(np.max(A)), 1e-300)))
+        u = Units(theta=th * float(np.exp(lf.eta * np.log(qs) - lf.sigma * lX)), Q=float(np.exp(lf.sigma * lX)))
     lf_s = cc.LeaderFringe(sigma=lf.sigma, gamma_L=lf.gamma_L, c_L=lf.c_L * u.token(lf.eta) / u.P,
                            c_F=lf.c_F * u.token(lf.sigma) / u.P)
     return u, lf_s
