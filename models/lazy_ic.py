@@ -54,7 +54,7 @@ import pandas as pd
 import pyomo.environ as pyo
 
 from models.closed_form import cost as cf
-from models.solver import SolveResult, WarmStart
+from models.solver import SolveResult, Status, WarmStart
 
 # Stop when the worst IC violation over all M² pairs, divided by the
 # problem's money scale, is at most this: a tenth of the issue's 1e-7, so
@@ -245,6 +245,7 @@ class LazyResult:
     seconds: float  # wall clock of the whole loop (adding rows, solves, audits)
     initial_pairs: int
     final_audit: Audit | None = field(default=None, repr=False)
+    stopped: str = ""  # why the loop stopped before converging or max_rounds ("" otherwise)
 
     @property
     def active_pairs(self) -> int:
@@ -271,13 +272,18 @@ class LazyResult:
 
 def solve_lazy(problem: LazyProblem, solve: Callable[[WarmStart | None], SolveResult], *,
                initial_pairs=None, tol: float = LAZY_TOL, max_add: int | None = None, max_rounds: int = 30,
-               warm: bool = True, progress: Callable[[str], None] | None = None) -> LazyResult:
+               warm: bool = True, progress: Callable[[str], None] | None = None,
+               max_limit_rounds: int | None = None) -> LazyResult:
     """Solve with lazily generated IC rows (module doc).
 
     ``solve(warm_start)`` solves the model as it stands and returns a
     ``SolveResult`` (it must not raise on non-convergence).  ``max_add``
     caps the rows added per round (default: the number of types).  With
     ``warm`` the next round starts from the previous multipliers.
+    ``max_limit_rounds`` (default: no limit): stop once that many rounds
+    since the last optimal one ended at Ipopt's iteration or time limit
+    (``LazyResult.stopped`` says so) -- each such round costs the whole
+    iteration budget and its point is no basis for the next one.
     """
     t_start = time.perf_counter()
     M = problem.n_types
@@ -290,8 +296,13 @@ def solve_lazy(problem: LazyProblem, solve: Callable[[WarmStart | None], SolveRe
     rounds: list[LazyRound] = []
     warm_start = res = a = None
     converged = False
+    stopped, at_limit = "", 0
     for r in range(1, max_rounds + 1):
         res = solve(warm_start)
+        if res.status in (Status.MAX_ITERATIONS, Status.MAX_TIME):
+            at_limit += 1
+        elif res.ok:
+            at_limit = 0
         a = audit(problem.utilities(), M, problem.money_scale, tol, cap)
         done = a.worst_ic <= tol
         tb = time.perf_counter()
@@ -308,10 +319,15 @@ def solve_lazy(problem: LazyProblem, solve: Callable[[WarmStart | None], SolveRe
             break
         if added == 0:  # the violated rows are in the model already: the solve itself is off
             break
+        if max_limit_rounds and at_limit >= max_limit_rounds:
+            stopped = f"{at_limit} rounds since the last optimal one ended at Ipopt's limit ({res.status.value})"
+            if progress:
+                progress(f"      lazy IC: stopped, {stopped} (worst violation {a.worst_ic:.2e})")
+            break
         active += added
         warm_start = res.warm if warm else None
     return LazyResult(result=res, rounds=rounds, converged=converged, tol=tol,
-                      seconds=time.perf_counter() - t_start, initial_pairs=n0, final_audit=a)
+                      seconds=time.perf_counter() - t_start, initial_pairs=n0, final_audit=a, stopped=stopped)
 
 
 # --------------------------------------------- adapter: the budget menu

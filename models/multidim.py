@@ -132,6 +132,15 @@ Z_FLOOR = 1e-9
 # (Q right to 6e-9); with it off every round ends 'optimal'.  Stricter, not looser.
 SOLVER_DEFAULTS = {**PRECISE_OPTIONS, "mu_strategy": "adaptive", "acceptable_iter": 0}
 
+# Stop the lazy loop once this many rounds since the last optimal one ended at
+# Ipopt's iteration (or time) limit (lazy_ic.solve_lazy max_limit_rounds): each
+# costs the whole budget (3,000 iterations, 30-90 s on multidim_192_7's 12
+# types under load; 192_7 ran rounds 5-10 at the limit, 373 s; 198_25 239 s).
+# Such a run is 'not converged' (exit 1) either way; this bounds what it costs.
+# Measured cost: bilinear multidim_198_4 (rounds 3-5 at the limit, round 6
+# optimal) now stops after round 4, not converged, where it could have gone on.
+LAZY_LIMIT_ROUNDS = 2
+
 MAX_TYPES = 2000
 MAX_CELLS = 5000
 
@@ -1060,9 +1069,14 @@ def solve_program(tech, types: Dreg.TypeSpace, ctx, label: str, lazy_opts: dict 
     lr = lazy_ic.solve_lazy(
         prob, solve,
         initial_pairs=None, tol=lz["tol"], max_add=cap, max_rounds=lz["max_rounds"],
-        warm=lz.get("warm", True), progress=ctx.progress)
+        warm=lz.get("warm", True), progress=ctx.progress, max_limit_rounds=LAZY_LIMIT_ROUNDS)
     exclusion = None
-    null = prob.null_items() if not (lr.converged or lr.worst_ic > lr.tol or lr.result.ok) else []
+    # stalled: the audit's violated pairs are all in the model (solve_lazy adds none) -- measured on the
+    # bilinear form at σ = 0.264 (multidim_198_4): pairs into items with Q ~ 1e-7·Q_s, whose rows
+    # τ·u^a >= H_l = Q^(1/σ) ~ 1e-25 hold only to Ipopt's absolute tolerance, violated by 1.8e-7 in the audit
+    stalled = bool(lr.rounds) and lr.rounds[-1].added == 0 and lr.worst_ic > lr.tol and not lr.stopped
+    end_free = not lr.converged and ((lr.worst_ic <= lr.tol and not lr.result.ok) or stalled)
+    null = prob.null_items() if end_free else []
     if 0 < len(null) < types.M:
         # every pair holds but the last solve did not end optimal, with null items: the
         # cusp of prune_null's docstring (ic[m, l] from a type with U_m = 0 to a null item
@@ -1074,18 +1088,20 @@ def solve_program(tech, types: Dreg.TypeSpace, ctx, label: str, lazy_opts: dict 
         # the exclusion is optimal for the full program (exclusion_certificate).
         free_round, free_status = len(lr.rounds), lr.result.status.value
         n_off = prob.fix_null(null)
-        ctx.progress(f"      lazy IC: round {len(lr.rounds)} ended {lr.result.status.value} with every pair "
-                     f"holding; items {null.tolist()} fixed at the null item ({n_off} pairs towards them are "
+        ctx.progress(f"      lazy IC: round {len(lr.rounds)} ended {lr.result.status.value} with "
+                     + ("every pair holding" if not stalled else "its violated pairs all in the model") + f"; items {null.tolist()} fixed at the null item ({n_off} pairs towards them are "
                      "IR rows now), lazy loop goes on")
         lr2 = lazy_ic.solve_lazy(
             prob, lambda ws: solve(ws, "[null items fixed]"), initial_pairs=None, tol=lz["tol"], max_add=cap,
-            max_rounds=max(1, lz["max_rounds"] - len(lr.rounds)), warm=lz.get("warm", True), progress=ctx.progress)
+            max_rounds=max(1, lz["max_rounds"] - len(lr.rounds)), warm=lz.get("warm", True), progress=ctx.progress,
+            max_limit_rounds=LAZY_LIMIT_ROUNDS)
         k0 = len(lr.rounds)
         for r in lr2.rounds:
             r.round += k0
         lr.rounds += lr2.rounds
-        lr.result, lr.final_audit, lr.converged = lr2.result, lr2.final_audit, lr2.converged
-        exclusion = {**prob.exclusion_certificate(lz["tol"]), "free_round": free_round, "free_status": free_status}
+        lr.result, lr.final_audit, lr.converged, lr.stopped = lr2.result, lr2.final_audit, lr2.converged, lr2.stopped
+        exclusion = {**prob.exclusion_certificate(lz["tol"]), "free_round": free_round,
+                     "free_status": free_status + (" (stalled: violated pairs all in the model)" if stalled else "")}
     for _ in range(2):
         if exclusion is not None or lr.converged or lr.worst_ic > lr.tol or lr.result.ok:
             break
@@ -1224,7 +1240,8 @@ def checks(res, tech, types, sol, ref, group, theta, label):
                          "item, the lazy loop went on, and exclusion_kkt certifies that excluding them is optimal")
     if not sol.lazy.converged:
         res.notes.append(f"{label}: lazy IC loop did not converge in {len(sol.lazy.rounds)} rounds "
-                         f"(worst violation {sol.lazy.worst_ic:.2e})")
+                         f"(worst violation {sol.lazy.worst_ic:.2e})"
+                         + (f"; stopped early: {sol.lazy.stopped}" if sol.lazy.stopped else ""))
     res.notes.append(f"{label}: {types.M} types over {types.n} cells ({len(ref.theta)} θ values), "
                      f"{sol.lazy.active_pairs} of {types.M * (types.M - 1)} IC pairs in the model after "
                      f"{len(sol.lazy.rounds)} rounds, {sol.seconds:.1f} s")
