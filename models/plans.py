@@ -1495,14 +1495,19 @@ def price_sheet_per_token(tech, mult, fee=None) -> pd.DataFrame:
 # (Beta, N = 100: r_8 = 0.797 < r_7 = 0.809), which is why the grid values
 # are reported, not checked.  Not computed where φ is not increasing on the
 # served types (ironing: q* has flat pieces there) or for discrete types.
-LOSS_QUAD = 400_001  # trapezoid points for L (integrand smooth inside (θ*, high); 1e-4 measured vs 4e6)
+# Midpoint cells for L: error O(h²) inside (θ*, high) plus O(h·g) in the cell holding θ*.  The trapezoid
+# on linspace(low, high, 400_001)[1:-1] that it replaces dropped the end cells: L 1.5e-5 low (r_K as
+# much high) on a support served to its ends (plans_193_26 priced with η = 1/2: r_7 = 1.0000149 where
+# the exact value is <= 1), 7.5e-6 with an exclusion point.
+LOSS_QUAD = 400_000
 
 
 def loss_constant(tech, dist) -> float | None:
     """L of the derived asymptote loss(K) ≈ L/K² (None where it does not apply)."""
     if dist.kind == "discrete":
         return None
-    x = np.linspace(dist.low, dist.high, LOSS_QUAD)[1:-1]
+    h = (float(dist.high) - float(dist.low)) / LOSS_QUAD
+    x = float(dist.low) + (np.arange(LOSS_QUAD) + 0.5) * h
     phi = dist.virtual_value(x)
     sv = phi > 0
     x, phi = x[sv], phi[sv]
@@ -1512,7 +1517,7 @@ def loss_constant(tech, dist) -> float | None:
     c, e = cf.cost_coefficient(tech), tech.eta
     C2 = (c / e) * (1.0 / e - 1.0) * q ** (1.0 / e - 2.0)
     g = (dist.pdf(x) * np.gradient(phi, x) ** 2 / C2) ** (1.0 / 3.0)
-    return float(np.trapezoid(g, x) ** 3 / 24.0)
+    return float((h * np.sum(g)) ** 3 / 24.0)
 
 
 def _loss_order(res, df, full_profit, scn=None, tech=None, N=None):
@@ -1543,13 +1548,18 @@ def _loss_asymptote(res, tech, scn, kc):
     K = kc["K"].to_numpy(float)
     r = K ** 2 * (wel["profit"] - kc["profit_usd"].to_numpy(float)) / L
     kc["K2_loss_over_L"] = r
-    res.notes.append("continuum: K²·loss/L = " + ", ".join(f"{int(k)}: {x:.4f}" for k, x in zip(K, r)))
-    for k0, x0, k1, x1 in zip(K, r, K[1:], r[1:]):
-        res.checks.append(bound_check(NAME, "k_plans_loss_asymptote",
-                                      "continuum K²loss/L falls from K to K' (r_K - r_K')", float(x0 - x1), 0.0,
-                                      index=f"K={int(k0)}->{int(k1)}"))
-    res.checks.append(bound_check(NAME, "k_plans_loss_asymptote", "continuum max K²loss/L - 1",
-                                  float(r.max() - 1.0), 0.0))
+    # What is derived: r_K -> 1 (the asymptote), and r_K <= 1 for quadratic C (η = 1/2) with uniform types
+    # all served (K equal blocks lose exactly L/K², and the best K-plan menu earns at least as much; equality
+    # there when equal blocks are optimal, so a row at tolerance 0 would judge round-off).  That r_K rises
+    # with K and stays <= 1 in general was a measured regularity, checked as rows 'r_K - r_K'' and
+    # 'max K²loss/L - 1' (tolerance 0), and it is false: plans_193_26 (η = 0.9411, uniform on
+    # [1.198, 1.40729], every type served by the full menu) has r_7 = 1.00039 on the continuum (the
+    # regime's cut NLP; Nelder–Mead on the closed-form cut profit agrees, stationarity 5.8e-8) and
+    # r_8 = 1.00036: the best menus exclude low types up to K = 7 (c_1 − low = 0.131 at K = 1, 9.6e-4 at
+    # K = 7) and serve all from K = 8, and the asymptote is approached from above.  The row failed that
+    # correct menu (exit 1).  Reported, not checked (a derived check needs r's error budget: open).
+    res.notes.append("continuum: K²·loss/L = " + ", ".join(f"{int(k)}: {x:.4f}" for k, x in zip(K, r))
+                     + " (reported: the asymptote is r_K -> 1; r_K can exceed 1 and fall, plans_193_26)")
 
 
 # ------------------------------------------------- committed (minimum) spend
