@@ -586,6 +586,7 @@ class MultidimProblem:
         items raises profit (serving two pooled profiles together is covered,
         which a one-item-at-a-time test is not).  Returns the worst residual
         and what it was measured on."""
+        import scipy.sparse as sp
         from scipy.optimize import linprog
 
         tech, M = self.tech, self.n_types
@@ -613,26 +614,23 @@ class MultidimProblem:
         nl, nm = len(pairs), len(irs)
         p = self.mass
         pn, qn = float(np.max(p)), float(np.max(p)) * self.money_scale / self.sc["Q"]
-        # columns: λ (nl), μ (nm); rows: t_q (M), Q_q (M)
-        A = np.zeros((2 * M, nl + nm))
-        for a, (mm, ll) in enumerate(pairs):
-            A[mm, a] -= 1.0 / pn
-            A[ll, a] += 1.0 / pn
-            A[M + mm, a] += omega[mm] / qn
-            A[M + ll, a] -= kappa[mm] / qn
-        for b, q in enumerate(irs):
-            A[q, nl + b] -= 1.0 / pn
-            A[M + q, nl + b] += omega[q] / qn
+        # columns: λ (nl), μ (nm); rows: t_q (M), Q_q (M); sparse (4 entries per pair, 2 per IR)
+        ia, ib = np.arange(nl), nl + np.arange(nm)
+        pm_, pl_ = pairs[:, 0], pairs[:, 1]
+        A = sp.csr_matrix((np.concatenate([np.full(nl, -1 / pn), np.full(nl, 1 / pn), omega[pm_] / qn,
+                                           -kappa[pm_] / qn, np.full(nm, -1 / pn), omega[irs] / qn]),
+                           (np.concatenate([pm_, pl_, M + pm_, M + pl_, irs, M + irs]),
+                            np.concatenate([ia, ia, ia, ia, ib, ib]))), shape=(2 * M, nl + nm))
         b = np.concatenate([-p / pn, p * Cp / qn])
         eq = np.concatenate([np.ones(M, bool), ~null])
         # residual columns: r+ and r− on equalities, r >= 0 (allowed excess) on the null-Q inequalities
         ne, ni = int(eq.sum()), int((~eq).sum())
-        Ae, be = A[eq], b[eq]
-        Ai, bi = A[~eq], b[~eq]
+        Ae, be = A[np.flatnonzero(eq)], b[eq]
+        Ai, bi = A[np.flatnonzero(~eq)], b[~eq]
         nv = nl + nm
         c = np.concatenate([np.zeros(nv), np.ones(2 * ne), np.ones(ni)])
-        A_eq = np.hstack([Ae, np.eye(ne), -np.eye(ne), np.zeros((ne, ni))])
-        A_ub = np.hstack([Ai, np.zeros((ni, 2 * ne)), -np.eye(ni)]) if ni else None
+        A_eq = sp.hstack([Ae, sp.identity(ne), -sp.identity(ne), sp.csr_matrix((ne, ni))], format="csr")
+        A_ub = sp.hstack([Ai, sp.csr_matrix((ni, 2 * ne)), -sp.identity(ni)], format="csr") if ni else None
         res = linprog(c, A_ub=A_ub, b_ub=bi if ni else None, A_eq=A_eq, b_eq=be, bounds=(0, None), method="highs",
                       options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10})
         if not res.success:
