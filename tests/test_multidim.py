@@ -358,8 +358,12 @@ def test_excluded_types_cusp_round_error_is_resolved_with_null_items_fixed(tmp_p
     v = pd.read_csv(tmp_path / "o" / "multidim_192_3" / "verification.csv")
     assert v["passed"].all()
     assert v["check"].str.startswith("all_pairs_audit").sum() == 3
-    # the path taken on this route: round 3 'error', null items fixed, certificate
-    assert v["check"].str.startswith("exclusion_kkt").any()
+    # the path taken on this route (measured): round 3 'error', null items fixed, certificate;
+    # an Ipopt build whose round 3 ends optimal takes the plain path and has no certificate row
+    rounds = pd.concat([pd.read_csv(f) for f in (tmp_path / "o" / "multidim_192_3").rglob("lazy_rounds_*.csv")])
+    if (rounds["status"] != "optimal").any():
+        ex = v[v["check"].str.startswith("exclusion_kkt")]
+        assert len(ex) == 1 and ex["passed"].all()
 
 
 def test_exclusion_certificate_passes_true_and_fails_wrong_exclusion():
