@@ -1437,3 +1437,29 @@ def test_minimum_spend_check_sees_a_perturbed_lower_plan():
                                      dataclasses.replace(full, t=t), {}).iloc[0]
     assert bad["plans"] == 10 and not bool(bad["implements_menu"]) and bad["worst_regret_solved_grid"] > 0.5, \
         bad.to_string()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("where", ["grid share", "continuum share"])
+def test_a_non_finite_linear_continuum_gap_is_a_failed_row(with_plans, monkeypatch, where):
+    """A NaN must never make a check vanish: `if gap > 1e-7` is False for NaN, so a NaN grid share dropped the
+    linear_continuum row without a word (and a NaN continuum share -- stranger17 F1, Beta(0.5, 0.5) -- was a note
+    only).  Either is now one failed linear_continuum row naming what was not finite."""
+    from models import type_space
+    from models.results import RegimeResult
+
+    scn = scenario.load(DATA / "pricing_plans.toml", overrides={"types.n": 30, "regimes.plans.K": [1]})
+    tech = scn.technology
+    theta, mass = scn.discrete_types()
+    m = 1.0 / tech.eta
+    share = cp.linear_outcome(tech, theta, mass, m)["profit"] / cb.discrete_menu(tech, theta, mass).profit(tech)
+    if where == "grid share":
+        share = float("nan")
+    else:
+        monkeypatch.setattr(type_space, "expectation", lambda d, g: float("nan"))
+    res = RegimeResult("plans")
+    plans_mod._linear_continuum(res, tech, scn, m, share, len(theta))
+    v = res.verification
+    row = v[v["check"] == "linear_continuum"]
+    assert len(row) == 1 and not bool(row["passed"].iloc[0]), v.to_string()
+    assert "not finite" in row["quantity"].iloc[0]
