@@ -1463,3 +1463,63 @@ def test_a_non_finite_linear_continuum_gap_is_a_failed_row(with_plans, monkeypat
     row = v[v["check"] == "linear_continuum"]
     assert len(row) == 1 and not bool(row["passed"].iloc[0]), v.to_string()
     assert "not finite" in row["quantity"].iloc[0]
+
+
+PLANS_217_2 = """name = "plans_217_2"
+[technology]
+sigma = 0.5628
+rho = -11.71
+[[technology.tokens]]
+name = "tok1"
+weight = 0.223387
+cost = 0.163483
+[[technology.tokens]]
+name = "tok2"
+weight = 0.776613
+cost = 8.40789
+[technology.fine_tuning]
+gamma = 0.05081
+rho = -13.43
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 0.352474
+cost = 1.8546
+[[technology.fine_tuning.classes]]
+name = "ft2"
+weight = 0.647526
+cost = 0.121597
+[types]
+distribution = "beta"
+low = 1.951
+high = 12.6741
+p = 1.0
+q = 17.0
+n = 85
+grid = "equal-spacing"
+[regimes.plans]
+K = [64]
+"""
+
+
+@pytest.mark.unit
+def test_a_light_top_two_part_tariffs_multiplier_is_exact(with_plans, tmp_path):
+    """plans_217_2 (seed 217; Beta(1, 17), N = 85, K = 64): the top tariff's block has mass 4.8e-11, and
+    U_b = Σ_{i∈b} p_i θ_i^r was a difference of prefix sums ~1e10 x larger, so the closed form's m_b = 1/D_b was
+    6.3e-8 off and its fee chain 1.36e-6 (exit 1 on the NLP's correct menu).  Reference, derived independently
+    of D_b: the top block's profit is h(m) = a·m^(1−r) + B·(m − 1)·m^(−r) with a = S(s)·S^FB(θ_s) and
+    B = 2^r·Σ_{i∈b} p_i C(Q_i(2)) (h's terms at m = 1 and m = 2), so h'(m) = 0 at m* = B·r / ((r − 1)(a + B))."""
+    (tmp_path / "s.toml").write_text(PLANS_217_2)
+    scn = scenario.load(tmp_path / "s.toml")
+    tech = scn.technology
+    th, ms = scn.discrete_types()
+    ref = cp.best_two_part_menu(tech, th, ms, 64)
+    s = int(ref.starts[-1])
+    assert ms[s:].sum() < 1e-10  # the premise: a weightless top block
+    r = 1.0 / (1.0 - tech.eta)
+    a = ms[s:].sum() * float(cf.first_best_surplus(tech, th[s]))
+    B = 2.0 ** r * float(np.sum(ms[s:] * cf.cost(tech, cp.linear_demand(tech, th[s:], 2.0))))
+    mstar = B * r / ((r - 1.0) * (a + B))
+    assert abs(ref.m[-1] - mstar) <= 1e-12 * mstar, (ref.m[-1], mstar)  # was 6.3e-8 (now 2e-16)
+    # and the block profit the NLP's polish maximises has its maximum there (to the polish's resolution)
+    mp, _, reso = plans_mod.polish_two_part_multiplier(tech, th, ms, ref.starts, len(ref.m) - 1, ref.m[-1])
+    assert abs(mp - ref.m[-1]) <= max(1e-10 * mstar, 100 * reso)
