@@ -324,10 +324,16 @@ def _linear_continuum(res, tech, scn, mult, share, N):
     m = 1.0 / tech.eta
     lin = expectation(scn.types, lambda th: (m - 1.0) * cf.cost(tech, cp.linear_demand(tech, th, m)))
     wel = cb.continuous_welfare(tech, scn.types, cb.continuous_solution(tech, scn.types, n=CONTINUUM_GRID))
-    cshare = lin / wel["profit"]
-    if not np.isfinite(cshare):
-        res.notes.append(f"linear pricing in the continuum of types: not checked (the continuum share is {cshare}: "
-                         "a quadrature of E[·] over this density did not return a number)")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cshare = np.float64(lin) / np.float64(wel["profit"])
+        gap = np.abs(np.float64(share) - cshare) / cshare
+    if not np.isfinite(gap):
+        # a NaN never makes the row vanish (stranger17 F1: `gap > 1e-7` is False for NaN, so the row was
+        # silently dropped and the report said 'nan %'): the comparison is failed, with what was not finite
+        res.checks.append(bound_check(NAME, "linear_continuum",
+                                      f"share of full-menu profit vs continuum: not finite (continuum share {cshare}, "
+                                      f"{N}-type share {share}: a quadrature of E[·] or a profit did not return a number)",
+                                      float("nan"), CUT_CONV_RATIO ** 2))
         return
     # O(1/N), but the constant depends on the density (1.0-1.55 measured for
     # uniform, Beta(2,3), piecewise; 6.7 for Beta(1,3) on [0,1]): the check is
@@ -350,7 +356,6 @@ def _linear_continuum(res, tech, scn, mult, share, N):
         th_, ms_ = scn.types.discretise(int(n), scn.grid)
         return cp.linear_outcome(tech, th_, ms_, m)["profit"] / cb.discrete_menu(tech, th_, ms_).profit(tech)
 
-    gap = abs(share - cshare) / cshare
     if gap > 1e-7:  # above the quadratures' accuracy (TOL_CONTINUUM)
         Ns, gaps = [N, 4 * N], [gap, abs(closed_share(4 * N) - cshare) / cshare]
         while gaps[-1] > CUT_CONV_RATIO ** 2 * gaps[-2] and gaps[-1] > 1e-7 and 4 * Ns[-1] <= LADDER_MAX_N:
@@ -1574,13 +1579,17 @@ def _committed_spend(res, tech, theta, mass, scn, opts, full, best_by_K):
     fine = None
     if scn is not None and scn.types.kind != "discrete":
         fine = scn.types.discretise(len(theta) * opts["refine"], scn.grid)[0]
-    menus = {"full menu": (full.Q, full.t, np.arange(len(theta)))}
+    # which plans are on the sheet: the price sheets' rule (cb.served, exact menus), never a Q cut.
+    # stranger17 F2 (CSV counts, θ 0.2 .. 40, η = 0.9, Q ∝ φ^9): Q > SERVED_Q_RTOL·max Q kept the top
+    # plan only, so the sheet of the 5-plan menu was built and judged on 1 plan of 5 (implements_menu
+    # True with 4 plans never tested).  The full menu is the closed form (its ironed virtual values);
+    # a K-plan menu's plans are its served blocks (_served_starts), judged on their NLP Q (Q > 0).
+    menus = {"full menu": (full.Q, full.t, np.arange(len(theta)), _served_full(tech, theta, full))}
     for K, sol in best_by_K.items():
-        menus[f"{K}-plan menu"] = (sol["Q"], sol["t"], sol["plan"])
+        thb = np.asarray(theta, float)[np.asarray(sol["starts"], int)]
+        menus[f"{K}-plan menu"] = (sol["Q"], sol["t"], sol["plan"], cb.served(tech, thb, sol["Q"], exact=True))
     rows, wrong, pay_err = [], 0, 0.0
-    for nm, (Q, t, plan) in menus.items():
-        qmax = max(float(np.max(Q)), 1e-300)
-        sv = Q > cb.SERVED_Q_RTOL * qmax
+    for nm, (Q, t, plan, sv) in menus.items():
         idx = np.flatnonzero(sv)
         Qs, ts = Q[sv], t[sv]
         M, r = cp.min_spend_sheet(tech, Qs, ts)
@@ -1631,6 +1640,12 @@ def _committed_spend(res, tech, theta, mass, scn, opts, full, best_by_K):
     return df
 
 
+def _served_full(tech, theta, full):
+    """Types the full menu (closed form) serves: cb.served on its ironed virtual values, the rule of
+    budgets' price sheets and of _served_starts (stranger17 F2: the Q cut counted 1 plan of 5)."""
+    return cb.served(tech, theta, full.Q, getattr(full, "virtual", None), exact=True)
+
+
 def sol_starts(plan, idx):
     """Grid index of the lowest type of each served plan (plans in order)."""
     return np.array([int(np.flatnonzero(plan == b)[0]) for b in idx])
@@ -1663,8 +1678,9 @@ def run(scn, opts, ctx) -> RegimeResult:
     else:
         res.notes.append("continuous-cut K-plan NLP skipped: needs uniform or integer-parameter Beta types")
     _committed_spend(res, tech, theta, mass, scn, opts, full, best_by_K)
-    served_full = float(mass[full.Q > cb.SERVED_Q_RTOL * full.Q.max()].sum())
-    rows = [{"scheme": "full menu (one plan per type)", "plans": int(np.sum(full.Q > cb.SERVED_Q_RTOL * full.Q.max())),
+    sv_full = _served_full(tech, theta, full)
+    served_full = float(mass[sv_full].sum())
+    rows = [{"scheme": "full menu (one plan per type)", "plans": int(np.sum(sv_full)),
              "profit_usd": full_profit, "consumer_surplus_usd": full_cs, "total_surplus_usd": full_profit + full_cs,
              "share_served": served_full, "profit_pct_of_full_menu": 100.0}]
     for r in df.itertuples():

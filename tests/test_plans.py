@@ -1346,3 +1346,180 @@ def test_loss_asymptote_ratio_is_reported_not_checked(tmp_path, quadratic):
         assert r7 <= 1.0 + 1e-6, r7  # derived <= 1; the continuous welfare's own accuracy ~1e-8 of the profit
     else:
         assert r7 > 1.0 + 1e-4, r7  # the counterexample
+
+
+# stranger17 F2: CSV customer counts, θ from 0.2 to 40, η = 0.9 (Q ∝ φ^9: θ = 1's Q is 1.3e-17 of max Q)
+TECH_P2 = """[technology]
+sigma = 0.6
+rho = 0.9
+[[technology.tokens]]
+name = "input"
+weight = 0.5
+cost = 3.0
+[[technology.tokens]]
+name = "output"
+weight = 0.3
+cost = 15.0
+[[technology.tokens]]
+name = "cached"
+weight = 0.2
+cost = 0.3
+[technology.fine_tuning]
+gamma = 0.3
+rho = 0.0
+[[technology.fine_tuning.classes]]
+name = "sft"
+weight = 1.0
+cost = 25.0"""
+
+
+@pytest.mark.component
+def test_every_served_plan_is_on_the_full_menu_row_and_the_minimum_spend_sheet(with_plans, tmp_path):
+    """stranger17 F2: pricing_schemes said 'full menu, plans = 1, share_served = 0.000224' beside the same menu
+    as '5-plan menu' (share 0.4405), and committed_spend built and judged every sheet on its top plan only
+    (plans = 1, implements_menu True) -- both by the Q > SERVED_Q_RTOL·max Q cut, here Q_k/max Q = 1e-17 .. 4e-8
+    on served types.  One rule now: cb.served (virtual values of the closed form; Q > 0 on an exact menu)."""
+    (tmp_path / "counts.csv").write_text("theta,mass\n5.0,120\n1.0,3000\n2.5,800\n10.0,15\n40.0,2\n0.2,5000\n")
+    (tmp_path / "s.toml").write_text('name = "p2"\n' + TECH_P2 + '\n[types]\ndistribution = "discrete"\n'
+                                     'file = "counts.csv"\n[regimes.plans]\nK = [5]\n')
+    scn = scenario.load(tmp_path / "s.toml")
+    tech = scn.technology
+    th, ms = scn.discrete_types()
+    # the premise, by hand: φ_k = θ_k − (θ_{k+1} − θ_k)·S_{k+1}/p_k; only θ = 0.2 has φ < 0 (0.2 − 0.8·3937/5000)
+    S = np.r_[np.cumsum(ms[::-1])[::-1], 0.0]
+    phi = th - np.r_[th[1:] - th[:-1], 0.0] * S[1:] / ms
+    assert list(phi > 0) == [False] + [True] * 5 and np.all(np.diff(phi) > 0)  # no ironing
+    share = float(ms[1:].sum())  # 3937 / 8937
+    res = run.run_regime(scn, "plans", _ctx())
+    v = res.verification
+    assert res.verified, v[~v["passed"].astype(bool)].to_string()
+    ps = res.tables["pricing_schemes"].set_index("scheme")
+    for nm in ("full menu (one plan per type)", "5-plan menu"):
+        assert ps.loc[nm, "plans"] == 5, ps.to_string()
+        assert abs(ps.loc[nm, "share_served"] - share) <= 1e-12, ps.to_string()
+    cs = res.tables["committed_spend"].set_index("scheme")
+    assert cs.loc["full menu", "plans"] == 5 and cs.loc["5-plan menu", "plans"] == 5, cs.to_string()
+    # with every plan on the sheet the minimum-spend plans do NOT implement the menu: the top type (rent
+    # 0.74 $ of t = 2.5e7 $) commits to a lower plan and tops up at its rate r_k = t_k/C(Q_k).  Derived with
+    # C(Q) = c·Q^(1/η): at rate r the top type buys Q* = (ηθ/(r c))^(η/(1−η)) and keeps (1 − η)·θ·Q*.
+    full = cb.discrete_menu(tech, th, ms)
+    sv = full.Q > 0
+    c = float(cf.cost(tech, 1.0))
+    r = full.t[sv] / (c * full.Q[sv] ** (1.0 / tech.eta))
+    qstar = np.maximum((tech.eta * th[-1] / (r * c)) ** (tech.eta / (1.0 - tech.eta)), full.Q[sv])
+    gain = np.max(th[-1] * qstar - np.maximum(full.t[sv], r * c * qstar ** (1.0 / tech.eta)))
+    regret = (gain - (th[-1] * full.Q[-1] - full.t[-1])) / np.max(full.t)
+    assert 9e-3 < regret < 1.1e-2  # 9.86e-3 (an own brute force over Q agrees)
+    assert abs(cs.loc["full menu", "worst_regret_solved_grid"] - regret) <= 1e-9 * regret
+    assert not cs.loc["full menu", "implements_menu"] and not cs.loc["5-plan menu", "implements_menu"]
+
+
+@pytest.mark.unit
+def test_minimum_spend_check_sees_a_perturbed_lower_plan():
+    """Mutation (stranger17 F2): a minimum-spend sheet judged on the top plans only passes whatever its lower
+    plans say.  Uniform types, η = 0.9: the lowest served type's Q is 9.4e-11 of max Q (the old Q cut dropped it).
+    The correct menu is implemented with all 10 served plans; the same menu with that plan's price cut to a tenth
+    (its rate 7.8 -> 0.78 of marginal cost, below 1/η) is not -- the check must see it."""
+    tech = cf.Technology(sigma=0.6, rho=0.9, alpha=(0.5, 0.3, 0.2), cost=(3.0, 15.0, 0.3), gamma=0.3, rho_hat=0.0,
+                         alpha_hat=(1.0,), cost_hat=(25.0,), token_names=("input", "output", "cached"),
+                         ft_names=("sft",))
+    th, ms = DISTS["uniform"].discretise(20, "equal-spacing")
+    full = cb.discrete_menu(tech, th, ms)
+    low = int(np.flatnonzero(full.Q > 0)[0])
+    assert 0 < full.Q[low] < cb.SERVED_Q_RTOL * full.Q.max()  # the premise: the old rule's blind spot
+    from models.results import RegimeResult
+
+    ok = plans_mod._committed_spend(RegimeResult("plans"), tech, th, ms, None, {}, full, {}).iloc[0]
+    assert ok["plans"] == 10 and bool(ok["implements_menu"]), ok.to_string()
+    t = full.t.copy()
+    t[low] *= 0.1
+    bad = plans_mod._committed_spend(RegimeResult("plans"), tech, th, ms, None, {},
+                                     dataclasses.replace(full, t=t), {}).iloc[0]
+    assert bad["plans"] == 10 and not bool(bad["implements_menu"]) and bad["worst_regret_solved_grid"] > 0.5, \
+        bad.to_string()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("where", ["grid share", "continuum share"])
+def test_a_non_finite_linear_continuum_gap_is_a_failed_row(with_plans, monkeypatch, where):
+    """A NaN must never make a check vanish: `if gap > 1e-7` is False for NaN, so a NaN grid share dropped the
+    linear_continuum row without a word (and a NaN continuum share -- stranger17 F1, Beta(0.5, 0.5) -- was a note
+    only).  Either is now one failed linear_continuum row naming what was not finite."""
+    from models import type_space
+    from models.results import RegimeResult
+
+    scn = scenario.load(DATA / "pricing_plans.toml", overrides={"types.n": 30, "regimes.plans.K": [1]})
+    tech = scn.technology
+    theta, mass = scn.discrete_types()
+    m = 1.0 / tech.eta
+    share = cp.linear_outcome(tech, theta, mass, m)["profit"] / cb.discrete_menu(tech, theta, mass).profit(tech)
+    if where == "grid share":
+        share = float("nan")
+    else:
+        monkeypatch.setattr(type_space, "expectation", lambda d, g: float("nan"))
+    res = RegimeResult("plans")
+    plans_mod._linear_continuum(res, tech, scn, m, share, len(theta))
+    v = res.verification
+    row = v[v["check"] == "linear_continuum"]
+    assert len(row) == 1 and not bool(row["passed"].iloc[0]), v.to_string()
+    assert "not finite" in row["quantity"].iloc[0]
+
+
+PLANS_217_2 = """name = "plans_217_2"
+[technology]
+sigma = 0.5628
+rho = -11.71
+[[technology.tokens]]
+name = "tok1"
+weight = 0.223387
+cost = 0.163483
+[[technology.tokens]]
+name = "tok2"
+weight = 0.776613
+cost = 8.40789
+[technology.fine_tuning]
+gamma = 0.05081
+rho = -13.43
+[[technology.fine_tuning.classes]]
+name = "ft1"
+weight = 0.352474
+cost = 1.8546
+[[technology.fine_tuning.classes]]
+name = "ft2"
+weight = 0.647526
+cost = 0.121597
+[types]
+distribution = "beta"
+low = 1.951
+high = 12.6741
+p = 1.0
+q = 17.0
+n = 85
+grid = "equal-spacing"
+[regimes.plans]
+K = [64]
+"""
+
+
+@pytest.mark.unit
+def test_a_light_top_two_part_tariffs_multiplier_is_exact(with_plans, tmp_path):
+    """plans_217_2 (seed 217; Beta(1, 17), N = 85, K = 64): the top tariff's block has mass 4.8e-11, and
+    U_b = Σ_{i∈b} p_i θ_i^r was a difference of prefix sums ~1e10 x larger, so the closed form's m_b = 1/D_b was
+    6.3e-8 off and its fee chain 1.36e-6 (exit 1 on the NLP's correct menu).  Reference, derived independently
+    of D_b: the top block's profit is h(m) = a·m^(1−r) + B·(m − 1)·m^(−r) with a = S(s)·S^FB(θ_s) and
+    B = 2^r·Σ_{i∈b} p_i C(Q_i(2)) (h's terms at m = 1 and m = 2), so h'(m) = 0 at m* = B·r / ((r − 1)(a + B))."""
+    (tmp_path / "s.toml").write_text(PLANS_217_2)
+    scn = scenario.load(tmp_path / "s.toml")
+    tech = scn.technology
+    th, ms = scn.discrete_types()
+    ref = cp.best_two_part_menu(tech, th, ms, 64)
+    s = int(ref.starts[-1])
+    assert ms[s:].sum() < 1e-10  # the premise: a weightless top block
+    r = 1.0 / (1.0 - tech.eta)
+    a = ms[s:].sum() * float(cf.first_best_surplus(tech, th[s]))
+    B = 2.0 ** r * float(np.sum(ms[s:] * cf.cost(tech, cp.linear_demand(tech, th[s:], 2.0))))
+    mstar = B * r / ((r - 1.0) * (a + B))
+    assert abs(ref.m[-1] - mstar) <= 1e-12 * mstar, (ref.m[-1], mstar)  # was 6.3e-8 (now 2e-16)
+    # and the block profit the NLP's polish maximises has its maximum there (to the polish's resolution)
+    mp, _, reso = plans_mod.polish_two_part_multiplier(tech, th, ms, ref.starts, len(ref.m) - 1, ref.m[-1])
+    assert abs(mp - ref.m[-1]) <= max(1e-10 * mstar, 100 * reso)

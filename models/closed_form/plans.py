@@ -484,10 +484,18 @@ def _two_part_block_tables(tech, theta, mass):
     u = np.maximum(theta, 0.0) ** r
     S = np.r_[np.cumsum(mass[::-1])[::-1], 0.0]
     cu = np.r_[0.0, np.cumsum(mass * u)]  # cu[i] = Σ_{k<i} p_k u_k
+    cs = np.r_[np.cumsum((mass * u)[::-1])[::-1], 0.0]  # cs[i] = Σ_{k>=i} p_k u_k
     u_next = np.r_[u[1:], 0.0]
     with np.errstate(invalid="ignore", divide="ignore"):
         A = u[:, None] * S[:N][:, None] - u_next[None, :] * S[1:][None, :]
-        U = cu[1:][None, :] - cu[:N][:, None]
+        # U[s, e] as the difference of the smaller pair of partial sums: its round-off is
+        # ~ε·(the sums it subtracts).  Prefix sums alone cancelled for a light top block:
+        # plans_217_2 (Beta(1, 17), N = 85, K = 64; top block mass 4.8e-11) had U off so that
+        # m_b = 1/D_b was 6.3e-8 from the block profit's own maximiser (1.5e-11 after), and the
+        # fee chain there 1.36e-6 (exit 1 on the NLP's correct, polished menu).
+        pre = cu[1:][None, :] - cu[:N][:, None]
+        suf = cs[:N][:, None] - cs[1:][None, :]
+        U = np.where(cu[1:][None, :] <= cs[:N][:, None], pre, suf)
         D = np.maximum(np.where(U > 0, e_ + (1.0 - e_) * A / np.where(U > 0, U, 1.0), 0.0), 0.0)
     v = (1.0 - e_) * beta * np.where(U > 0, U, 0.0) * D ** r
     ok = np.arange(N)[None, :] >= np.arange(N)[:, None]
