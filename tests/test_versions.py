@@ -231,7 +231,7 @@ def _case(tmp_path, sigma, models, types, csv=None):
 REGRESSIONS = {
     # a discrete type at θ = 0: its transfer unit θ·S was 0 -> ZeroDivisionError in the assigned program
     "60_5_theta_zero": (0.3034, [(0.2218, 0.68105), (0.5366, 1.02098), (0.5962, 6.51107)],
-                        {"distribution": "discrete", "file": "types.csv", "grid": "equal-mass"},
+                        {"distribution": "discrete", "file": "types.csv"},
                         "theta,mass\n0.0,0.6761\n0.197325,0.8464\n0.226431,0.2486\n0.295186,0.7419\n"
                         "0.4,0.3\n0.55,0.2\n0.7,0.4\n0.9,0.1\n"),
     # σ = 0.1, an expensive η = 0.91 model: (pool)^(σ−2) overflowed in the one-model program ('invalid number')
