@@ -738,9 +738,47 @@ def leader_quantity(lf: LeaderFringe, dist: TypeDistribution, theta) -> tuple[np
 
 
 def leader_schedule_is_monotone(lf: LeaderFringe, dist: TypeDistribution, n: int = SCAN_POINTS) -> bool:
-    """True if q_L(θ) is non-decreasing on an n-point grid of the support (IC sufficiency)."""
-    q, _ = leader_quantity(lf, dist, np.linspace(*dist.support, n))
+    """True if q_L(θ) is non-decreasing on an n-point grid of the support (IC sufficiency), the grid
+    holding both sides of every inner breakpoint of a piecewise density (where h jumps: a narrow piece
+    between two grid points would otherwise go unseen, stranger17 F8)."""
+    t = np.linspace(*dist.support, n)
+    if dist.kind == "piecewise":
+        b = np.asarray(dist.breakpoints[1:-1], float)
+        t = np.unique(np.clip(np.concatenate([t, np.nextafter(b, -np.inf), np.nextafter(b, np.inf)]),
+                              *dist.support))
+    q, _ = leader_quantity(lf, dist, t)
     return bool(np.all(np.diff(q) >= -MONOTONE_TOL * max(1.0, q.max())))
+
+
+DENSITY_STEP_RTOL = 1e-12
+"""Relative drop of a piecewise density at a breakpoint that :func:`virtual_value_is_increasing` still counts as
+no drop: two pieces of equal density m_i/(b_(i+1) − b_i) differ by round-off (~1e-16); a drop of 1e-12 moves h
+by 1e-12·(1 − F)/f, below every continuous comparison's tolerance (≥ 1e-6)."""
+
+
+def virtual_value_is_increasing(dist: TypeDistribution) -> bool:
+    r"""Whether :math:`h(\theta)=\theta-(1-F)/f` is non-decreasing on the whole support, decided on the
+    distribution's form, not on sample points (stranger17 F8: a grid that put no type in a narrow piece
+    [1.118, 1.1419] missed h's drop there and the un-ironed continuous monopolist was used).
+
+    * uniform: h = 2θ − θ_max;
+    * piecewise uniform: slope 2 inside each piece; at an inner breakpoint b (1 − F(b) > 0), h jumps by
+      (1 − F(b))(1/f_left − 1/f_right): non-decreasing iff no density drops (a density step up is fine);
+    * Beta(p, q): p ≥ 1 gives an increasing hazard f/(1 − F) (log-concave density for q ≥ 1, an increasing
+      density for q < 1), so h' ≥ 1; p < 1 has f ~ (θ − θ_min)^(p−1), (1 − F)/f ~ (θ − θ_min)^(1−p) with an
+      infinite slope at θ_min, so h falls just above θ_min;
+    * discrete types: no density (False)."""
+    if dist.kind == "uniform":
+        return True
+    if dist.kind == "beta":
+        return bool(dist.p >= 1)
+    if dist.kind == "piecewise":
+        b = np.asarray(dist.breakpoints, float)
+        m = np.asarray(dist.masses, float)
+        dens = m / np.diff(b)
+        # every mass is positive (scenario check), so 1 − F > 0 at each inner breakpoint
+        return bool(np.all(dens[1:] >= dens[:-1] * (1 - DENSITY_STEP_RTOL)))
+    return False
 
 
 def theta_lo(lf: LeaderFringe) -> float:
@@ -1262,7 +1300,8 @@ def example(name: str) -> tuple[LeaderFringe, TypeDistribution]:
 # =====================================================================
 # 5. Welfare comparison
 # =====================================================================
-def welfare_comparison(lf: LeaderFringe, dist: TypeDistribution) -> dict:
+def welfare_comparison(lf: LeaderFringe, dist: TypeDistribution,
+                       parts=("efficient", "monopolist", "leader_fringe")) -> dict:
     r"""Profit, consumer surplus, total surplus (continuous types, quadrature) of
 
     * ``efficient``: both models priced at marginal cost, each type on its efficient
@@ -1270,13 +1309,20 @@ def welfare_comparison(lf: LeaderFringe, dist: TypeDistribution) -> dict:
     * ``monopolist``: one firm owns both models (no fringe): :func:`monopolist_continuous_summary`;
     * ``leader_fringe``: Proposition 4, :func:`leader_summary` (consumer surplus includes
       the outside option; ``consumer_surplus_net`` excludes it).
+
+    ``parts``: which of the three (the monopolist's and the leader's are valid only without ironing).
     """
     models = lf.models
-    te = efficient_switch_point(models)
-    ts = _expect(dist, lambda s: efficient_surplus(models, s), [te])
-    return {"efficient": {"profit": 0.0, "consumer_surplus": ts, "total_surplus": ts},
-            "monopolist": monopolist_continuous_summary(models, dist),
-            "leader_fringe": leader_summary(lf, dist)}
+    out = {}
+    if "efficient" in parts:
+        te = efficient_switch_point(models)
+        ts = _expect(dist, lambda s: efficient_surplus(models, s), [te])
+        out["efficient"] = {"profit": 0.0, "consumer_surplus": ts, "total_surplus": ts}
+    if "monopolist" in parts:
+        out["monopolist"] = monopolist_continuous_summary(models, dist)
+    if "leader_fringe" in parts:
+        out["leader_fringe"] = leader_summary(lf, dist)
+    return out
 
 
 # =====================================================================

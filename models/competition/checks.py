@@ -661,7 +661,9 @@ def _leader_thresholds(res, lf, dist, theta, reg, ref, resolved=None):
         res.notes.append(f"leader_fringe regions (NLP): fringe only {int(np.sum(reg == 0))} types, limit pricing "
                          f"{n_limit}, interior {int(np.sum(reg == 2))}; continuous closed form: middle region "
                          f"{'non-empty' if mid_ne else 'EMPTY'} (θ_lo={cont['theta_lo']:.6g}, "
-                         f"θ_hi={cont['theta_hi']:.6g}, θ*={cont['theta_star']:.6g})")
+                         f"θ_hi={cont['theta_hi']:.6g}, θ*={cont['theta_star']:.6g})"
+                         + ("; it has no entry in the support: fringe serves every type, leader serves none"
+                            if not mid_ne and not np.isfinite(cont["theta_star"]) else ""))
         if not mid_ne:
             # empty in the continuum; on a grid at most the entry type could be limit-priced
             res.checks.append(bound_check(NAME, "leader_empty_middle", "limit-priced types in the NLP menu", n_limit,
@@ -884,6 +886,11 @@ def _leader_convergence(res, lf, scn, ctx, sizes, base: LeaderMenu, known=None):
                              f"{', '.join(f'{b:.6g}' for b in profit_jump)} where the leader sells: an O(1/N) error "
                              "whose constant depends on the jump's place in its grid cell); the finer-grid profit "
                              "bound still applies")
+            continue
+        if col == "rel_err_profit" and np.isinf(mu_profit) and not np.isfinite(thr["entry"]):
+            res.notes.append("leader_fringe convergence: order of rel_err_profit not checked (the continuous closed "
+                             "form's leader serves none of the support, the fringe serves every type: profit 0 on "
+                             "every grid, nothing to converge); the finer-grid profit bound still applies")
             continue
         if col == "rel_err_profit" and np.isinf(mu_profit):
             res.notes.append(f"leader_fringe convergence: order of rel_err_profit not checked (no type of the "

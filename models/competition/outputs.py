@@ -25,7 +25,38 @@ def _leader_table(lf, theta, mass, menu, aud, reg, ref, cont):
     return pd.DataFrame(d)
 
 
-def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead, mon_ref=None):
+def _describe_monopolist(models, dist) -> str:
+    """Who the continuous monopolist serves, in words (no 'up to nan' when one model serves every type)."""
+    names = [mm.name for mm in models]
+    ex, sw = cc.exclusion_type(dist), cc.monopolist_switch_type(models, dist)
+    if not np.isfinite(ex):
+        return "nobody served (virtual value ≤ 0 on the whole support)"
+    if np.isfinite(sw):
+        return f"excluded below {ex:.4g}; {names[0]} up to {sw:.4g}; {names[1]} above"
+    # no switch inside the support: h − θ^e keeps one sign (monopolist_switch_type)
+    hi = dist.support[1]
+    one, other = ((names[0], names[1]) if float(cc.virtual_value(dist, hi)) < cc.efficient_switch_point(models)
+                  else (names[1], names[0]))
+    return f"excluded below {ex:.4g}; {one} serves every type above; {other} serves none"
+
+
+def _describe_leader(thr) -> str:
+    """Proposition 4's regions of the continuous closed form, in words (no 'θ* = nan' when the leader serves
+    nobody: θ_lo above the support and no entry, stranger17 F4)."""
+    if thr["middle_nonempty"]:
+        if np.isfinite(thr["theta_hi"]):
+            return (f"fringe only below θ_lo = {thr['theta_lo']:.4g}; limit pricing to θ_hi = {thr['theta_hi']:.4g}; "
+                    "interior above")
+        return f"fringe only below θ_lo = {thr['theta_lo']:.4g}; limit pricing above (no interior region)"
+    if np.isfinite(thr["theta_star"]):
+        return f"fringe only below θ* = {thr['theta_star']:.4g}; interior above (middle region empty)"
+    return "fringe serves every type; leader serves none"
+
+
+def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead, mon_ref=None, mon_continuous=True):
+    """Welfare table.  ``mon_continuous``: whether the continuous monopolist closed form is valid (h increasing,
+    no ironing); the leader's is valid when its schedule is monotone (``lead["cont"]`` set).  Invalid continuous
+    rows are left out and a note says so (stranger17 F3: an un-ironed row with a wrong switch point was printed)."""
     rows = []
     names = [mm.name for mm in models]
     if eff is not None:
@@ -69,16 +100,17 @@ def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead, mon_ref=None):
                      "who_serves_whom": _describe(theta, ref["region"], {0: "fringe only", 1: "leader (limit pricing)",
                                                                          2: "leader (interior)"})})
     if dist is not None and lf is not None and eff is not None and mon is not None and lead is not None:
-        wc = cc.welfare_comparison(lf, dist)
-        thr = cc.leader_thresholds(lf, dist)
+        valid = {"efficient": True, "monopolist": bool(mon_continuous), "leader_fringe": lead.get("cont") is not None}
+        wc = cc.welfare_comparison(lf, dist, parts=[k for k, ok in valid.items() if ok])
         te = cc.efficient_switch_point(models)
         descr = {"efficient": f"{names[0]} below θ^e = {te:.4g}, {names[1]} above",
-                 "monopolist": f"excluded below {cc.exclusion_type(dist):.4g}; {names[0]} up to "
-                               f"{cc.monopolist_switch_type(models, dist):.4g}; {names[1]} above",
-                 "leader_fringe": (f"fringe only below θ_lo = {thr['theta_lo']:.4g}; limit pricing to θ_hi = "
-                                   f"{thr['theta_hi']:.4g}; interior above") if thr["middle_nonempty"] else
-                 f"fringe only below θ* = {thr['theta_star']:.4g}; interior above (middle region empty)"}
+                 "monopolist": _describe_monopolist(models, dist) if valid["monopolist"] else "",
+                 "leader_fringe": _describe_leader(cc.leader_thresholds(lf, dist)) if valid["leader_fringe"] else ""}
         label = {"efficient": "efficient", "monopolist": "multi-model monopolist", "leader_fringe": "leader vs fringe"}
+        skipped = [label[k] for k, ok in valid.items() if not ok]
+        if skipped:
+            res.notes.append("welfare: no continuous closed-form row for " + " and ".join(skipped) + " (not valid "
+                             "for this distribution: ironing needed; the discrete closed-form rows are ironed)")
         for key, d in wc.items():
             rows.append({"regime": label[key], "source": "closed form (continuous types)", "profit": d["profit"],
                          "consumer_surplus": d["consumer_surplus"], "total_surplus": d["total_surplus"],
@@ -157,6 +189,8 @@ def _figures(lf, models, theta, dist, eff, mon, lead, mon_ref):
     figs = {}
     if lead is not None:
         menu, reg = lead["menu"], lead["region"]
+        # the continuous leader closed form only where it is valid (a monotone schedule: lead["cont"] set)
+        dist_all, dist = dist, (dist if lead.get("cont") is not None else None)
         fig, ax = plotting.new()
         colours = {0: "tab:gray", 1: "tab:orange", 2: "tab:green"}
         names = {0: "fringe only", 1: "limit pricing", 2: "interior"}
@@ -214,6 +248,8 @@ def _figures(lf, models, theta, dist, eff, mon, lead, mon_ref):
             ax.legend(frameon=False, fontsize=7)
             figs["thresholds_vs_cF"] = fig
 
+    if lead is not None:
+        dist = dist_all
     if eff is not None or mon is not None:
         fig, ax = plotting.new()
         names = [mm.name for mm in models]

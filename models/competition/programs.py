@@ -37,6 +37,19 @@ the optimum has s̃ ≥ 1/2 (s* = max(q_l^r, A_k) and F_k = A_k), so the bound o
 Ipopt's iterates away from s = 0."""
 
 
+F_LO = 1e-9
+"""Lower bound of the leader program's own top-up f̃ = f/F_k (:func:`build_leader`), instead of 0.  Why: ``m.own``
+raises q̃^r + φ_k f̃ to the power σ, and at σ = 0.05 (r = 7.07) an unserved type's q̃ ~ 8e-10 has q̃^r ~ 5e-65:
+Ipopt's iterate put f̃ at −5.4e-65 (a bound kept only to round-off), the base was exactly 0, Ipopt stopped on NaN
+and the AMPL Solver Library then ended the whole process on pow'(0, 0.05) (competition_196_1, cyipopt route;
+nothing of the run was written).  With f̃ ≥ F_LO the base is ≥ φ_k·F_LO, 1e3 above Ipopt's bound round-off
+(~1e-12).  Cost: the own row is the utility of a top-up f ≥ F_LO·A_k: exact wherever the buyer's best top-up is
+at least that, and otherwise the utility of buying up to F_LO·A_k fringe tokens it does not need, at most
+c_F·F_LO·A_k/M_k ≤ σ·F_LO of the type's money below its best (c_F A_k = σθ_k A_k^σ ≤ σM_k): a tightening of
+the IC rows (never a relaxation) by < 1e-9 of the money unit, 1e2 below TOL_AUDIT.  θ_k = 0 (α_k = φ_k = 0):
+the buyer values nothing, own = −T̃_k (no power of q̃^r taken)."""
+
+
 S_UB = 2.0
 """Upper bound of the leader program's s̃ and s̃_out (:func:`build_leader`).  Valid: the dual value
 D_k(s; a) = θ_k[(1−σ)s^σ + σ a s^(σ−1)] has D' ∝ s^(σ−2)(s − a), so its least value over the dual-feasible
@@ -604,7 +617,7 @@ def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=N
     # profit weight is below Ipopt's resolution in an O(1) box
     m.q = pyo.Var(m.TYPES, bounds=(FLOOR, Q_UB), initialize=dict(enumerate(np.clip(q0 / Qu, FLOOR, Q_UB))))  # q = Qu_k·q̃
     m.T = pyo.Var(m.TYPES, bounds=(T_LB, None), initialize=dict(enumerate(np.maximum(np.asarray(T0, float) / M, T_LB))))  # T = M_k·T̃
-    m.f = pyo.Var(m.TYPES, bounds=(0.0, None), initialize=dict(enumerate(f_init)))  # f = F_k·f̃
+    m.f = pyo.Var(m.TYPES, bounds=(F_LO, None), initialize=dict(enumerate(np.maximum(f_init, F_LO))))  # f = F_k·f̃
     # S_LO ≤ s̃ ≤ S_UB: the optimum s̃* ∈ [1/2, 1] (above), so neither bound is active; S_LO keeps s̃^(σ−1)
     # finite, S_UB keeps the s̃ that no row pins in an O(1) box (see S_UB).
     m.s = pyo.Var(m.PAIRS, bounds=(S_LO, S_UB), initialize={pr: min(v, S_UB) for pr, v in s_init.items()})
@@ -613,8 +626,8 @@ def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=N
 
     # buyer k's utility from its own item, own top-up f_k explicit, in its money unit M_k:
     # [θ_k(q_k^r + f_k)^σ − c_F f_k − T_k]/M_k
-    m.own = pyo.Expression(m.TYPES, rule=lambda m, k: float(alpha[k]) * (m.q[k] ** r + float(phi[k]) * m.f[k]) ** s
-                           - float(beta[k]) * m.f[k] - m.T[k])
+    m.own = pyo.Expression(m.TYPES, rule=lambda m, k: (float(alpha[k]) * (m.q[k] ** r + float(phi[k]) * m.f[k]) ** s
+                                                      if alpha[k] > 0 else 0.0) - float(beta[k]) * m.f[k] - m.T[k])
 
     def dual_value(k, l, sv):  # D_k(s; a_l)/M_k, D_k(s; a) = θ_k[(1−σ)s^σ + σ a s^(σ−1)] ≥ max_x θ_k(a+x)^σ − c_F x
         """(D_k/M_k, body of the KKT row ≥ 0) of the pair (k, l); s = s̃·b·W_k, b = φ_k + a_l/W_k."""
