@@ -240,20 +240,51 @@ def out_root(text: str, what: str = "--out") -> Path:
         raise OutputError(f"{what} '-': allowed: a folder path (a run is a folder of files, not a stream; "
                           "write ./- to mean a folder named '-')")
     p = Path(text)
-    r = p.resolve()
+    _walk_up(p, what)  # names the OS refuses (too long, a link loop) before resolve() meets them
+    try:
+        r = p.resolve()
+    except (OSError, RuntimeError) as exc:  # a loop that lexists cannot see from here
+        raise OutputError(f"{what} {str(text)!r}: allowed: a folder path; {_os_reason(exc)}") from None
     if r == Path(r.anchor):
         raise OutputError(f"{what} {str(text)!r}: allowed: a folder below the file-system root, not the root itself")
     _usable_folder(p, what, probe=False)  # the write probe comes last (check_output_target)
     return p
 
 
+def _os_reason(exc: BaseException) -> str:
+    if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
+        return "a symbolic-link loop"
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def _walk_up(p: Path, what: str) -> Path:
+    """The nearest existing ancestor of ``p`` (or ``p``), by ``os.lstat`` of each prefix: only 'no such file'
+    moves up (and 'not a directory', which the caller names).  ``os.path.lexists`` says False for every other error too (a name longer than NAME_MAX, a path
+    longer than PATH_MAX, a symbolic-link loop), and the walk then accepted a path no mkdir can create
+    (stranger18 F1); those errors are an ``OutputError`` here."""
+    q = p
+    while True:
+        try:
+            os.lstat(q)
+            return q
+        except (FileNotFoundError, NotADirectoryError):  # below a file: the file is named by the caller
+            if q.parent == q:
+                return q
+            q = q.parent
+        except OSError as exc:
+            raise OutputError(f"{what} {str(p)!r}: allowed: a folder path the system accepts; "
+                              f"{_os_reason(exc)}") from None
+
+
 def _usable_folder(p: Path, what: str = "--out", probe: bool = True) -> None:
     """``p`` is or can become a writable folder: the nearest existing ancestor is a writable folder."""
-    q = p
-    while not os.path.lexists(q) and q.parent != q:
-        q = q.parent
+    q = _walk_up(p, what)
     if os.path.lexists(q) and not q.is_dir():
-        where = "is a file" if q == p else f"lies below {q}, which is a file"
+        if q.is_symlink() and not os.path.exists(q):
+            kind = "a symbolic link to a missing target"
+        else:
+            kind = "a file"
+        where = f"is {kind}" if q == p else f"lies below {q}, which is {kind}"
         raise OutputError(f"{what} {str(p)!r}: allowed: a folder path; {where}")
     where = "" if q == p else f" (its nearest existing folder {q} is not writable)"
     if not os.access(q, os.W_OK | os.X_OK):
