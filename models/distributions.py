@@ -1209,14 +1209,31 @@ def _resolvable_types_first(tech, types, prob, ctx, lbl, ic, lz, defaults, x, z,
     prob.set_start(X, Z, T, only=drop)  # the dropped types on the null item (start floors)
     bands, lr_all = {f"types of weight >= {RESOLVE_WEIGHT:g} ({len(keep)}), {k}": v for k, v in hs.results.items()}, hl
     n_sub = len(bands)
-    swept = True
+    swept, n_ok = True, 0
     for key, rr, lr in refine_light_types(prob, ctx, lbl, ic, lz, defaults, heavy=kmask):
+        ok_band = rr.ok and (lr is None or lr.converged)
+        if not ok_band and n_ok:
+            # a later band that does not converge: as in solve_menu's main path, its point is discarded
+            # (refine_light_types is back at the previous band's, every band before it optimal) and a note
+            # says so; its types keep the items of the earlier band that had them free, and the rows judge
+            # them.  The profit bound below still holds: the first band (every dropped type free, the kept
+            # items fixed) was optimal, so the dropped types earn at least what their best existing items
+            # give them.  Why such a band fails: value_scale_197_1's band 3 (2 excluded types of weight
+            # 2e-21, 7.7e-18, freed in band 2 too and left there at their gain floors) is a program whose
+            # feasible set is of the width of the tolerance -- the fixed items' rents were set with these
+            # items at their floors; with the band's gains fixed at its start it is 'infeasible', free it
+            # ends 'acceptable' (105 and 165 it)
+            notes.append(f"{lbl}: light-type refinement {key} ended {rr.status.value}; kept the previous "
+                         "band's items for those types (every earlier band optimal; their rows judge them)")
+            swept = False
+            break
         bands[key] = rr
         if lr is not None:
             lr_all = lr if lr_all is None else _chain_lazy(lr_all, lr)
-        if not (rr.ok and (lr is None or lr.converged)):
+        if not ok_band:
             swept = False
             break
+        n_ok += 1
     if swept:
         # the kept items are (2)'s optimum, which ignores the dropped types
         # above them in the IC chain; the overlapping sweep frees them again
