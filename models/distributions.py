@@ -1220,9 +1220,13 @@ def _resolvable_types_first(tech, types, prob, ctx, lbl, ic, lz, defaults, x, z,
             # items fixed) was optimal, so the dropped types earn at least what their best existing items
             # give them.  Why such a band fails: value_scale_197_1's band 3 (2 excluded types of weight
             # 2e-21, 7.7e-18, freed in band 2 too and left there at their gain floors) is a program whose
-            # feasible set is of the width of the tolerance -- the fixed items' rents were set with these
-            # items at their floors; with the band's gains fixed at its start it is 'infeasible', free it
-            # ends 'acceptable' (105 and 165 it)
+            # feasible set is of the width of the tolerance.  Type (w, s) = (0.083, 0.25)'s rent U_0 must lie
+            # in [0, min(U_6, U_12)], U_6 and U_12 the fixed rents of types (0.083, 0.5) and (0.083, 0.75),
+            # which value item 0 exactly as type 0 does (same w on its cells) and are excluded too: their IR
+            # binds, so U_6, U_12 are 0 to band 2's tolerance (~1e-13 scaled), and those two rows carry the
+            # band's largest multipliers; type (0.25, 0.25) is held the same way, and its gain between its
+            # floor and the lowest served type's rent.  With the band's gains fixed at its start Ipopt says
+            # 'infeasible', free it ends 'acceptable' (105 and 165 it; constraint violation 1.8e-12 scaled)
             notes.append(f"{lbl}: light-type refinement {key} ended {rr.status.value}; kept the previous "
                          "band's items for those types (every earlier band optimal; their rows judge them)")
             swept = False
