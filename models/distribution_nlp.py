@@ -427,9 +427,17 @@ def cell_gains(gB, blk):
     return gB[:, blk]
 
 
-def menu_from_blocks(tech, W, mass, gB, z, t, blk) -> D.DistributionMenu:
-    """The DistributionMenu (tokens per cell and class) of per-block gains."""
+def menu_from_blocks(tech, W, mass, gB, z, t, blk, z_lo=0.0) -> D.DistributionMenu:
+    """The DistributionMenu (tokens per cell and class) of per-block gains.
+    Gains and fine-tuning are put back on their bounds g >= 0, z >= ``z_lo``
+    first: Ipopt's slack_move can return a point just outside a bound whose
+    slack fell below machine precision (models.distributions.MenuProblem.arrays,
+    value_scale_197_2: z < 0 made the fine-tuning cost negative).  Tokens are
+    then read back from the gains, so a raised z only lowers the tokens and
+    every row (in g and t) is unchanged."""
     M, n = W.shape
+    gB = np.maximum(np.asarray(gB, float), 0.0)
+    z = np.maximum(np.asarray(z, float), z_lo)
     G = cell_gains(gB, blk) * (W > 0)
     hz = tech.K > 0 and tech.gamma > 0
     Phi = (z + (tech.baseline if tech.has_baseline else 0.0)) ** tech.gamma if hz else np.ones(M)
@@ -530,4 +538,4 @@ class ReducedLazy:
 
     def menu(self) -> D.DistributionMenu:
         gB, z, t = self.state
-        return menu_from_blocks(self.tech, self.types.W, self.types.mass, gB, z, t, self.blk)
+        return menu_from_blocks(self.tech, self.types.W, self.types.mass, gB, z, t, self.blk, self.z_floor)
