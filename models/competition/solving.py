@@ -17,7 +17,8 @@ from .audits import (
 from .units import _fb_tokens, _leader_scales, _model_labels, _model_tokens, _switches, _type_surplus, _value
 from .programs import (
     build_efficient, _efficient_units, build_leader_nondim, build_leader_tuned, build_monopolist, build_monopolist_assigned,
-    FLOOR, FLOOR_TWO_MODEL, LeaderMenu, leader_profit_scale, leader_type_scale, read_leader, _read_q, _read_t, _read_V,
+    FLOOR, FLOOR_TWO_MODEL, KINK_RES, LeaderMenu, leader_light_bottom, leader_profit_scale, leader_type_scale, read_leader,
+    _read_q, _read_t, _read_V,
 )
 
 
@@ -798,6 +799,14 @@ def leader_solve(res, lf, scn, ctx, theta, mass):
     else:
         res.tables["leader_fringe_starts"] = _attempt_table(attempts)
     known[N] = final
+    n_out, share = leader_light_bottom(lf, theta, mass)
+    if n_out:
+        res.notes.append(
+            f"leader_fringe: the {n_out} lowest types (θ ≤ {theta[n_out - 1]:.4g}, masses {np.min(mass[:n_out]):.1e} … "
+            f"{np.max(mass[:n_out]):.1e}) are held at the outside option in the program: each one's optimum lies "
+            f"within √mu_init = {KINK_RES:.1e} of the kink of its own utility, which Ipopt does not resolve, and "
+            f"together they can add at most {share:.1e} of the a priori profit bound (programs.KINK_RES, "
+            f"LIGHT_BOTTOM); the profit row against the discrete closed form judges what that costs")
     ok = [a.objective for a in attempts if a.status == "optimal"]
     res.notes.append(
         f"leader_fringe: {len(attempts)} solves, {len(ok)} converged; regime starts: "
