@@ -108,8 +108,11 @@ def test_light_bottom_kink_bound_holds_on_the_closed_form():
     assert np.all(d <= bound + 4 * np.finfo(float).eps)
 
 
-def test_kink_resolution_is_the_square_root_of_the_starts_mu_init():
-    assert programs.KINK_RES == pytest.approx(np.sqrt(solving.START_SOLVER_DEFAULTS["mu_init"]), rel=1e-15)
+def test_resolution_constants_follow_the_starts_mu_init():
+    """KINK_RES = √μ0 and BARRIER_RES = 1e3·μ0 are derived from the starts' mu_init μ0 (programs docstrings)."""
+    mu0 = solving.START_SOLVER_DEFAULTS["mu_init"]
+    assert programs.KINK_RES == pytest.approx(np.sqrt(mu0), rel=1e-15)
+    assert programs.BARRIER_RES == pytest.approx(1e3 * mu0, rel=1e-15)
 
 
 SCN_92_9 = ({"distribution": "piecewise", "breakpoints": [0.0, 8.7283, 22.806, 33.442, 36.3749],
@@ -142,3 +145,114 @@ def test_competition_122_3_with_its_convergence_grids_is_verified(ctx):
     assert v["passed"].all(), v.loc[~v["passed"], ["check", "quantity", "rel_err", "tolerance"]].to_string()
     assert (v["check"] == "leader_finer_grids_vs_discrete_cf").sum() == 2
     assert any("held at the outside option" in n for n in res.notes)
+
+
+# ---------------------------------------------------------------- texts (stranger17 F14, competition_196_1)
+def test_efficient_text_says_one_model_serves_every_type_when_the_switch_lies_outside_the_types():
+    """competition_196_1: θ^e = 17.32 lies above the support [0, 0.249]; the efficient rows read 'fringe below
+    θ^e = 17.32, leader above' (true, but no type is above).  Now they say who serves every type."""
+    from models.competition import outputs
+    names = ["fringe", "leader"]
+    assert outputs._describe_efficient(names, 17.32, 0.0, 0.249) == (
+        "fringe serves every type (θ^e = 17.32 lies above the types); leader serves none")
+    assert outputs._describe_efficient(names, 0.5, 1.0, 2.0).startswith("leader serves every type")
+    assert outputs._describe_efficient(names, 1.5, 1.0, 2.0) == "fringe below θ^e = 1.5, leader above"
+
+
+def test_leader_regions_note_has_no_nan_threshold():
+    """stranger17 F14: with a non-empty middle region θ* is undefined (NaN) and the note printed 'θ*=nan'; an
+    empty middle region without entry printed θ*=nan too, and θ_hi = inf when limit pricing runs to the top."""
+    from models.competition import checks
+    nan, inf = float("nan"), float("inf")
+    cases = [({"theta_lo": 1.0, "theta_hi": 2.0, "theta_star": nan}, True),
+             ({"theta_lo": 1.0, "theta_hi": inf, "theta_star": nan}, True),
+             ({"theta_lo": 3.0, "theta_hi": 2.0, "theta_star": 1.5}, False),
+             ({"theta_lo": 3.0, "theta_hi": 2.0, "theta_star": nan}, False)]
+    texts = [checks._threshold_words(c, mid) for c, mid in cases]
+    assert not any("nan" in t or "inf" in t for t in texts), texts
+    assert texts[0] == "θ_lo=1, θ_hi=2" and "no interior region" in texts[1]
+    assert texts[2] == "θ*=1.5" and "leader serves none" in texts[3]
+
+
+def test_versions_models_table_has_no_inf_upper_end():
+    """stranger17 F14: versions/models.csv wrote efficient_to_theta = inf for the top model of the envelope
+    (meaning 'no upper end').  Now the cell is empty and a text column says what the range is."""
+    from models.competition import versions
+    models = [cc.ModelCost(0.1, 0.5, "small"), cc.ModelCost(0.3, 0.7, "large")]
+    lab = np.zeros(3, dtype=int)
+    tab = versions._models_table(models, 0.4, lab, lab)
+    num = tab[["efficient_from_theta", "efficient_to_theta"]].to_numpy(float)
+    assert not np.isinf(num).any(), tab.to_string()
+    top = tab.loc[tab["model"] == "large", "efficient_for"].iloc[0]
+    assert "no upper end" in top, tab.to_string()
+    assert not any("inf" in str(x) or "nan" in str(x) for x in tab["efficient_for"]), tab.to_string()
+
+
+# ---------------------------------------------------------------- competition_196_1
+SCN_196_1 = """
+name = "competition_196_1"
+[technology]
+sigma = 0.05
+rho = -1.739
+[[technology.tokens]]
+name = "tok1"
+weight = 0.450325
+cost = 3.92524
+[[technology.tokens]]
+name = "tok2"
+weight = 0.375381
+cost = 39.5918
+[[technology.tokens]]
+name = "tok3"
+weight = 0.17429399999999995
+cost = 0.0715872
+[types]
+distribution = "beta"
+low = 0.0
+high = 0.249136
+p = 1.0
+q = 23.96
+n = 64
+[regimes.competition]
+gamma_L = 0.3033
+gamma_F = 0.0
+c_L = 0.0510841
+c_F = 0.050138
+task_cells = 9
+task_profiles = 2
+"""
+
+
+def _scn_196_1():
+    import tomllib
+    raw = tomllib.loads(SCN_196_1)
+    scn = scenario.from_dict(raw, source="x.toml")
+    o = raw["regimes"]["competition"]
+    lf = cc.LeaderFringe(sigma=raw["technology"]["sigma"], gamma_L=o["gamma_L"], c_L=o["c_L"], c_F=o["c_F"])
+    return scn, lf, *scn.discrete_types()
+
+
+def test_every_leader_start_converges_when_no_type_can_gain(ctx):
+    """competition_196_1 (c_F/c_L = 0.98, Beta(1, 24) masses 0.31 … 5e-44): no type's best item beats its
+    fringe-only utility (B = Σ p_k G_k = 0), so serving nobody is optimal.  Before, 11 of 14 starts ended
+    'acceptable' (the barrier moved the light types' q̃ off their floors; dual infeasibility stalled at 8e-9) and
+    the exported menus 'served' 22 types at a loss.  Now the types with G_k = 0 and objective weight < BARRIER_RES
+    are held at the outside option (exact), every start ends 'optimal' and its menu sells nothing."""
+    _, lf, th, ms = _scn_196_1()
+    assert programs.leader_gain_bound(lf, th, ms) == 0.0
+    held = programs.leader_held_types(lf, th, ms)
+    assert 0 < held.sum() < len(th)
+    attempts = solving.leader_multistart(lf, th, ms, ctx)
+    bad = [(a.label, a.status) for a in attempts if a.status != "optimal"]
+    assert not bad, bad
+    for a in attempts:
+        menu = a.values["menu"]
+        assert np.all(menu.q == 0.0) and np.all(menu.T == 0.0), a.label
+
+
+def test_zero_gain_rule_leaves_resolved_types_in_the_program():
+    """The zero-gain rule holds only types whose objective weight is below BARRIER_RES: three_regions (N = 10,
+    its 4 lowest types gain nothing but weigh ≥ 1.8e-3) keeps all its rows (test_build_leader_sizes pins them)."""
+    lf, dist = cc.example("three_regions")
+    th, ms = dist.discretise(10)
+    assert not programs.leader_held_types(lf, th, ms).any()

@@ -560,11 +560,13 @@ def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=N
     s, r, cF, cL = lf.sigma, lf.r, lf.c_F, lf.c_L
     A, qs, ts = _leader_scales(lf, th)
     Qu, M = _leader_type_units(lf, th, A, qs)
-    n_out = _light_bottom(lf, th, p, A, Qu, M)  # bottom types Ipopt cannot resolve get the outside option
+    held = _outside_types(lf, th, p, A, Qu, M)  # types Ipopt cannot resolve get the outside option
+    n_out = _light_bottom(lf, th, p, A, Qu, M)
     q0 = np.maximum(np.maximum.accumulate(np.where(np.arange(N) < n_out, 0.0, np.maximum(np.asarray(q0, float), 0.0))),
                     FLOOR * Qu)
+    q0 = np.where(held, FLOOR * Qu, q0)
     if T0 is not None:
-        T0 = np.where(np.arange(N) < n_out, 0.0, np.asarray(T0, float))
+        T0 = np.where(held, 0.0, np.asarray(T0, float))
     # q0^r = +inf where the item leaves double range in fringe tokens (units._leader_units: the program's
     # fringe-token unit is then A(θ_max)); such an item needs no top-up, its value is θ·q0^η
     a0, a0_s = leader_tokens_numeric(lf, q0)
@@ -669,14 +671,14 @@ def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=N
     m.profit = pyo.Objective(expr=sum(m.p[k] * (m.M[k] * m.T[k] - cL * m.Qu[k] * m.q[k]) for k in m.TYPES),
                              sense=pyo.maximize)
 
-    # _light_bottom: the bottom n_out types hold the outside option (q̃ at its floor, T = 0, f their stand-alone
+    # _outside_types: the types held at the outside option (q̃ at its floor, T = 0, f their stand-alone
     # top-up).  Their rows among themselves and their IR rows then read u0_k ≥ u0_k: no interior, so they are dropped
     # (true for the outside option); their IC rows toward items of served types stay (they must not want those
     # items), and so do the served types' rows toward their floor items.  q̃ is pinned by equal bounds, not fixed:
     # Pyomo folds a fixed q̃_l into the rows (k, l) and evaluates both branches of the softplus Expr_if there,
     # exp(L) with L = r·log q̃_l + log(W_l/F_k) ~ 820 (competition_92_9's units) is a math range error and the row
     # becomes nan.
-    out = set(range(n_out))
+    out = set(np.nonzero(held)[0].tolist())
     for k in out:
         m.q[k].setlb(FLOOR)
         m.q[k].setub(FLOOR)
@@ -695,7 +697,7 @@ def build_leader(lf: cc.LeaderFringe, theta, mass, q0, T0=None, f0=None, pairs=N
             m.ir[k].deactivate()
             m.kkt_out[k].deactivate()
             m.s_out[k].fix()
-    m._light_bottom = n_out
+    m._outside = sorted(out)
 
     sf = m.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
     sf[m.profit] = 1.0 / _leader_profit_scale(lf, th, p, A, Qu, M)
@@ -753,6 +755,40 @@ def _light_bottom(lf, theta, mass, A, Qu, M) -> int:
     return int(np.argmin(ok)) if not ok.all() else len(p)
 
 
+BARRIER_RES = 1e-6
+"""Objective weight below which a type that can gain nothing (G_k = 0) is held at the outside option
+(:func:`_outside_types`): 1e3·μ0, μ0 = 1e-9 the starts' mu_init (solving.START_SOLVER_DEFAULTS; pinned together by
+test_competition_comp18).  A variable of the scaled program with objective gradient w is held off its optimal
+bound by the barrier μ·log(slack) at slack ~ μ/w: O(1) when w ≤ μ0, ≥ 1e-3 of its O(1) box when w ≤ 1e3·μ0.
+Holding such a type is exact (its optimum is the outside option), so the threshold changes how Ipopt behaves,
+never the optimum.  Measured on competition_196_1 (14 starts): 1e-9 left the all_fringe start 'acceptable'; 1e-7
+left 2 starts 'acceptable' and one at max_iter; 1e-6 and 1e-5: all 14 'optimal'."""
+
+
+def _outside_types(lf, theta, mass, A, Qu, M) -> np.ndarray:
+    """Types the leader program holds at the outside option (q̃ at its floor, T = 0; mask over the types):
+
+    * the light bottom block of :func:`_light_bottom` (optimum within KINK_RES of a kink; cost ≤ LIGHT_BOTTOM·B);
+    * every type that can gain nothing (G_k = 0, :func:`_leader_profit_scale`) and whose objective weight
+      w_k = p_k·max(M_k, c_L Qu_k)/S (S the objective scale; T̃ ≥ T_LB = −1 and q̃ ≤ Q_UB = 2 are O(1)) is below
+      BARRIER_RES.  Exact: Δ_k(q) ≤ G_k = 0 = Δ_k(0) for every monotone binding-downward menu, so q_k = 0 is
+      optimal for such a type and holding it there costs nothing.  Why: competition_196_1 (c_F/c_L = 0.98, no
+      type can gain, B = 0; Beta(1, 24) masses down to 5e-44): the barrier moved the light types' q̃ off their
+      floors (to 1.8) and the dual infeasibility stalled at 8e-9 > tol, so 11 of 14 starts ended 'acceptable'
+      (now all 14 'optimal').
+    Heavy types with G_k = 0 stay in the program (their bound multipliers are not degenerate), so equal-mass
+    grids keep their rows (test_build_leader_sizes).  At least one type always stays free."""
+    th, p = np.asarray(theta, float), np.asarray(mass, float)
+    held = np.arange(len(th)) < _light_bottom(lf, th, p, A, Qu, M)
+    G = np.maximum(th * Qu**lf.eta - lf.c_L * Qu - (th * np.maximum(A, 0.0) ** lf.sigma - lf.c_F * A), 0.0)
+    S = _leader_profit_scale(lf, th, p, A, Qu, M)
+    w = p * np.maximum(M, lf.c_L * Qu) / S
+    held |= (G == 0) & (w < BARRIER_RES)
+    if held.all():  # keep the heaviest type free (the program needs a variable; cannot happen when S ≤ Σ p_k M_k)
+        held[int(np.argmax(w))] = False
+    return held
+
+
 def _leader_profit_scale(lf, theta, mass, A, Qu, M) -> float:
     """Objective scale of the leader program: Σ_k p_k G_k, G_k = the most type k's item can add to the
     joint surplus of leader and buyer beyond its fringe-only utility,
@@ -778,6 +814,18 @@ def leader_profit_scale(lf, theta, mass) -> float:
     return u.P * _leader_profit_scale(lf_s, th, mass, A, Qu, M)
 
 
+def leader_gain_bound(lf, theta, mass) -> float:
+    """The a priori bound B = Σ_k p_k G_k of :func:`_leader_profit_scale` in the scenario's money, without its
+    fallback: 0 exactly when no type's best item beats its fringe-only utility (every G_k = 0), and then every
+    IR menu's profit is ≤ 0, so serving nobody is optimal (competition_196_1: c_F/c_L = 0.98, G_k/M_k ≤ −0.012)."""
+    u, lf_s = _leader_units(lf, theta)
+    th, p = np.asarray(theta, float) / u.theta, np.asarray(mass, float)
+    A, qs, _ = _leader_scales(lf_s, th)
+    Qu, M = _leader_type_units(lf_s, th, A, qs)
+    G = np.maximum(th * Qu**lf_s.eta - lf_s.c_L * Qu - (th * np.maximum(A, 0.0) ** lf_s.sigma - lf_s.c_F * A), 0.0)
+    return u.P * float(np.sum(p * G))
+
+
 def leader_light_bottom(lf, theta, mass) -> tuple[int, float]:
     """(:func:`_light_bottom`'s count, its cost bound Σ_block p_k G_k / B) in the scenario's units: the bottom
     types the leader program holds at the outside option, and what they could add at most, as a share of B."""
@@ -789,6 +837,16 @@ def leader_light_bottom(lf, theta, mass) -> tuple[int, float]:
     G = np.maximum(th * Qu**lf_s.eta - lf_s.c_L * Qu - (th * np.maximum(A, 0.0) ** lf_s.sigma - lf_s.c_F * A), 0.0)
     B = float(np.sum(p * G))
     return n, (float(np.sum(p[:n] * G[:n])) / B if B > 0 else 0.0)
+
+
+def leader_held_types(lf, theta, mass) -> np.ndarray:
+    """:func:`_outside_types` in the scenario's units: mask of the types the leader program holds at the outside
+    option."""
+    u, lf_s = _leader_units(lf, theta)
+    th, p = np.asarray(theta, float) / u.theta, np.asarray(mass, float)
+    A, qs, _ = _leader_scales(lf_s, th)
+    Qu, M = _leader_type_units(lf_s, th, A, qs)
+    return _outside_types(lf_s, th, p, A, Qu, M)
 
 
 def leader_type_scale(lf, theta) -> np.ndarray:
