@@ -571,6 +571,19 @@ def _limit_band_shift(lf, dist, c: float, step: float) -> float:
     return float(hi - c) if not np.isfinite(r) else max(0.0, float(r - c))
 
 
+def _threshold_words(cont, mid_ne) -> str:
+    """The continuous closed form's thresholds for the regions note: only those that exist, and words where one
+    does not (stranger17 F14: 'θ*=nan' was printed whenever the middle region is non-empty, where θ* is undefined)."""
+    if mid_ne:
+        th = cont["theta_hi"]
+        return (f"θ_lo={cont['theta_lo']:.6g}, "
+                + (f"θ_hi={th:.6g}" if np.isfinite(th) else "no θ_hi: limit pricing to the top, no interior region"))
+    ts = cont["theta_star"]
+    if np.isfinite(ts):
+        return f"θ*={ts:.6g}"
+    return "no θ*: it has no entry in the support: fringe serves every type, leader serves none"
+
+
 def _leader_thresholds(res, lf, dist, theta, reg, ref, resolved=None):
     """NLP thresholds vs the discrete and continuous closed forms.
 
@@ -660,10 +673,7 @@ def _leader_thresholds(res, lf, dist, theta, reg, ref, resolved=None):
     if cont is not None:
         res.notes.append(f"leader_fringe regions (NLP): fringe only {int(np.sum(reg == 0))} types, limit pricing "
                          f"{n_limit}, interior {int(np.sum(reg == 2))}; continuous closed form: middle region "
-                         f"{'non-empty' if mid_ne else 'EMPTY'} (θ_lo={cont['theta_lo']:.6g}, "
-                         f"θ_hi={cont['theta_hi']:.6g}, θ*={cont['theta_star']:.6g})"
-                         + ("; it has no entry in the support: fringe serves every type, leader serves none"
-                            if not mid_ne and not np.isfinite(cont["theta_star"]) else ""))
+                         f"{'non-empty' if mid_ne else 'EMPTY'} ({_threshold_words(cont, mid_ne)})")
         if not mid_ne:
             # empty in the continuum; on a grid at most the entry type could be limit-priced
             res.checks.append(bound_check(NAME, "leader_empty_middle", "limit-priced types in the NLP menu", n_limit,

@@ -40,6 +40,17 @@ def _describe_monopolist(models, dist) -> str:
     return f"excluded below {ex:.4g}; {one} serves every type above; {other} serves none"
 
 
+def _describe_efficient(names, te: float, lo: float, hi: float) -> str:
+    """Who the efficient allocation gives which model, on types in [lo, hi]: the low-η model (names[0]) below θ^e,
+    the other above; one model for every type when θ^e lies outside (competition_196_1: θ^e = 17.32 above the
+    support [0, 0.249] read 'fringe below θ^e = 17.32, leader above')."""
+    if te > hi:
+        return f"{names[0]} serves every type (θ^e = {te:.4g} lies above the types); {names[1]} serves none"
+    if te <= lo:
+        return f"{names[1]} serves every type (θ^e = {te:.4g} lies at or below the types); {names[0]} serves none"
+    return f"{names[0]} below θ^e = {te:.4g}, {names[1]} above"
+
+
 def _describe_leader(thr) -> str:
     """Proposition 4's regions of the continuous closed form, in words (no 'θ* = nan' when the leader serves
     nobody: θ_lo above the support and no entry, stranger17 F4)."""
@@ -69,8 +80,8 @@ def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead, mon_ref=None, m
         tot = float(np.sum(mass * cc.efficient_surplus(models, theta)))
         rows.append({"regime": "efficient", "source": "closed form (discrete types)", "profit": 0.0,
                      "consumer_surplus": tot, "total_surplus": tot,
-                     "who_serves_whom": f"{names[0]} below θ^e = {cc.efficient_switch_point(models):.4g}, "
-                                        f"{names[1]} above"})
+                     "who_serves_whom": _describe_efficient(names, cc.efficient_switch_point(models),
+                                                            theta[0], theta[-1])})
     if mon is not None:
         V, t, q = mon.values["V"], mon.values["t"], mon.values["q"]
         K = q @ np.array([mm.c for mm in models])
@@ -103,7 +114,7 @@ def _welfare(res, lf, models, theta, mass, dist, eff, mon, lead, mon_ref=None, m
         valid = {"efficient": True, "monopolist": bool(mon_continuous), "leader_fringe": lead.get("cont") is not None}
         wc = cc.welfare_comparison(lf, dist, parts=[k for k, ok in valid.items() if ok])
         te = cc.efficient_switch_point(models)
-        descr = {"efficient": f"{names[0]} below θ^e = {te:.4g}, {names[1]} above",
+        descr = {"efficient": _describe_efficient(names, te, *dist.support),
                  "monopolist": _describe_monopolist(models, dist) if valid["monopolist"] else "",
                  "leader_fringe": _describe_leader(cc.leader_thresholds(lf, dist)) if valid["leader_fringe"] else ""}
         label = {"efficient": "efficient", "monopolist": "multi-model monopolist", "leader_fringe": "leader vs fringe"}

@@ -17,7 +17,8 @@ from .audits import (
 from .units import _fb_tokens, _leader_scales, _model_labels, _model_tokens, _switches, _type_surplus, _value
 from .programs import (
     build_efficient, _efficient_units, build_leader_nondim, build_leader_tuned, build_monopolist, build_monopolist_assigned,
-    FLOOR, FLOOR_TWO_MODEL, LeaderMenu, leader_profit_scale, leader_type_scale, read_leader, _read_q, _read_t, _read_V,
+    BARRIER_RES, FLOOR, FLOOR_TWO_MODEL, KINK_RES, LeaderMenu, leader_gain_bound, leader_held_types, leader_light_bottom,
+    leader_profit_scale, leader_type_scale, read_leader, _read_q, _read_t, _read_V,
 )
 
 
@@ -784,6 +785,15 @@ def leader_solve(res, lf, scn, ctx, theta, mass):
         res.error = f"leader_fringe: none of {len(attempts)} starts converged"
         res.notes.append(f"leader_fringe: {len(attempts)} starts, 0 converged: no menu, no checks")
         return None
+    n_bad = sum(a.status != "optimal" for a in attempts)
+    if n_bad and leader_gain_bound(lf, theta, mass) == 0.0:
+        # stranger17 / comp17b: the starts stall on a flat objective; say so instead of leaving bare 'acceptable' rows
+        res.notes.append(
+            f"leader_fringe: no type can gain from a leader item (a priori bound Σ p_k G_k = 0: every type's best "
+            f"item is worth no more than its fringe-only utility), so every IR menu's profit is ≤ 0 and serving "
+            f"nobody is optimal.  The leader program's objective is then flat: {n_bad} of {len(attempts)} starts "
+            f"ended short of 'optimal' (Ipopt stalls on the types of negligible mass, whose variables no gradient "
+            f"pins); they are listed in the starts table, scored −∞ in the cut-off search and not used")
     best = _best_attempt(attempts)
     menu = best.values["menu"]
     final = leader_final(lf, theta, mass, ctx, menu, "leader_fringe[final]")
@@ -798,6 +808,20 @@ def leader_solve(res, lf, scn, ctx, theta, mass):
     else:
         res.tables["leader_fringe_starts"] = _attempt_table(attempts)
     known[N] = final
+    n_out, share = leader_light_bottom(lf, theta, mass)
+    if n_out:
+        res.notes.append(
+            f"leader_fringe: the {n_out} lowest types (θ ≤ {theta[n_out - 1]:.4g}, masses {np.min(mass[:n_out]):.1e} … "
+            f"{np.max(mass[:n_out]):.1e}) are held at the outside option in the program: each one's optimum lies "
+            f"within √mu_init = {KINK_RES:.1e} of the kink of its own utility, which Ipopt does not resolve, and "
+            f"together they can add at most {share:.1e} of the a priori profit bound (programs.KINK_RES, "
+            f"LIGHT_BOTTOM); the profit row against the discrete closed form judges what that costs")
+    n_zero = int(np.sum(leader_held_types(lf, theta, mass))) - n_out
+    if n_zero > 0:
+        res.notes.append(
+            f"leader_fringe: {n_zero} types that can gain nothing from a leader item (G_k = 0) and weigh less than "
+            f"BARRIER_RES = {BARRIER_RES:.0e} of the objective are held at the outside option in the program: "
+            f"exact (their optimum is no leader item), and the barrier, not the objective, would place them")
     ok = [a.objective for a in attempts if a.status == "optimal"]
     res.notes.append(
         f"leader_fringe: {len(attempts)} solves, {len(ok)} converged; regime starts: "

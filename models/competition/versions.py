@@ -1016,6 +1016,13 @@ def _nm(names, x):
     return "none" if x < 0 else names[x]
 
 
+def _efficient_range(lo: float, hi: float) -> str:
+    """The θ range where a model of the surplus envelope is efficient, in words (no 'inf' for 'no upper end')."""
+    if not np.isfinite(hi):
+        return f"θ ≥ {lo:.6g} (no upper end)" if lo > 0 else "every θ"
+    return f"{lo:.6g} ≤ θ < {hi:.6g}" if lo > 0 else f"θ < {hi:.6g}"
+
+
 def _models_table(models, sigma, lab_e, lab_m) -> pd.DataFrame:
     env = cv.envelope(models)
     sw = {(i, j): s for i, j, s in cv.switch_points(models)}
@@ -1025,9 +1032,12 @@ def _models_table(models, sigma, lab_e, lab_m) -> pd.DataFrame:
     for l, mm in enumerate(models):
         lo = next((s for (i, j), s in sw.items() if j == l), 0.0)
         hi = next((s for (i, j), s in sw.items() if i == l), np.inf)
+        # the top model of the envelope has no upper end: an empty cell and the words, not 'inf' (stranger17 F14)
         rows.append({"model": mm.name, "gamma": mm.eta - sigma, "eta": mm.eta, "c": mm.c,
                      "on_surplus_envelope": l in env, "cheapest_for_some_V": l in cheap,
-                     "efficient_from_theta": lo if l in env else np.nan, "efficient_to_theta": hi if l in env else np.nan,
+                     "efficient_from_theta": lo if l in env else np.nan,
+                     "efficient_to_theta": hi if l in env and np.isfinite(hi) else np.nan,
+                     "efficient_for": _efficient_range(lo, hi) if l in env else "no θ (not on the surplus envelope)",
                      "types_efficient_nlp": int(np.sum(lab_e == l)), "types_monopolist_nlp": int(np.sum(lab_m == l))})
     return pd.DataFrame(rows)
 
