@@ -182,11 +182,24 @@ def kkt_residual(tech, theta, mass, menu, pool_rtol: float = 1e-7):
     Q, X, Z = menu.Q, np.asarray(menu.X, float), np.asarray(menu.Z, float).reshape(len(th), -1)[:, : tech.K]
     qmax = max(float(Q.max()), 1e-300)
     phi = objective_coefficients(th, p) / p
+    virt = getattr(menu, "virtual", None)
+    virt = np.asarray(virt, float) if virt is not None else np.full(len(th), np.nan)
+    # pooled (mono rows active, so type k's quality multiplier is not coef_k): neighbours the menu puts at
+    # one Q -- by polish_menu's rule, |ΔQ| <= pool_rtol·max Q with both above the NLP's noise level
+    # SERVED_Q_RTOL·max Q, or exactly equal (a polished pool) -- and the closed form's pools (equal ironed
+    # virtual values).  Two served neighbours both below the noise level (θ spanning decades: Q ~ 1e-17 and
+    # 3e-12 of max Q) are not a pool for that reason alone.
+    cut = cb.SERVED_Q_RTOL * qmax
     pooled = np.zeros(len(th), bool)
-    eq = np.abs(np.diff(Q)) <= pool_rtol * qmax
+    eq = ((np.abs(np.diff(Q)) <= pool_rtol * qmax) & (Q[1:] > cut) & (Q[:-1] > cut)) | ((np.diff(Q) == 0) & (Q[1:] > 0))
+    if np.all(np.isfinite(virt)):
+        eq |= np.diff(virt) == 0
     pooled[1:] |= eq
     pooled[:-1] |= eq
-    chk = (Q > cb.SERVED_Q_RTOL * qmax) & ~pooled & (phi > 0)
+    # every type the price sheets' rule serves (cb.served: the closed form's ironed virtual values when the
+    # menu carries them), however small its Q -- the old cut Q > SERVED_Q_RTOL·max Q left such types out of
+    # the check, so a wrong input mix there passed (budgets18, issue 11; plans17b noticed it)
+    chk = cb.served(tech, th, Q, virt) & ~pooled & (phi > 0)
     if not chk.any():
         return 0.0, -1, 0
     idx = np.flatnonzero(chk)

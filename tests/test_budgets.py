@@ -2510,3 +2510,111 @@ def test_two_term_order_band_fails_on_a_perturbed_continuous_closed_form(tmp_pat
     o = _order_rows(res)
     bad = o[o["quantity"].str.startswith(f"max_rel_err_{what}") & ~o["passed"]]
     assert len(bad) >= 1, o[["quantity", "numeric", "tolerance", "passed"]]
+
+
+# ------------------------------------------- budgets18 (session 18, issue 11)
+TECH_ETA09 = cf.Technology(sigma=0.6, rho=0.9, alpha=(0.5, 0.3, 0.2), cost=(3.0, 15.0, 0.3), gamma=0.3,
+                           rho_hat=0.0, alpha_hat=(1.0,), cost_hat=(25.0,), token_names=("input", "output", "cached"),
+                           ft_names=("sft",))
+
+
+def _perturb_plan(tech, menu, k, f):
+    """Type k's inputs scaled by f, its Q = Ψ(X)Φ(Z) recomputed and t re-postsolved: a consistent plan (Q and t
+    follow the inputs) that is not cost-minimising for type k -- stationarity in the inputs is off by
+    |1 − f^(σ+γ−1)| ~ (1 − σ − γ)(f − 1) (Ψ·Φ is homogeneous of degree σ + γ)."""
+    import dataclasses
+
+    X = np.asarray(menu.X, float).copy()
+    Z = np.asarray(menu.Z, float).copy()
+    X[k] *= f
+    Z[k] *= f
+    Q = menu.Q.copy()
+    Q[k] = float(budgets.gain_derivatives(tech, X[k:k + 1].T, Z[k:k + 1, : tech.K].T)[0][0])
+    return dataclasses.replace(menu, Q=Q, X=X, Z=Z, t=budgets._postsolve_transfers(menu.theta, Q))
+
+
+def test_kkt_check_covers_every_served_type_however_small_its_q():
+    """plans17b: kkt_residual checked only types with Q > SERVED_Q_RTOL·max Q (an old cut), so a served type whose
+    Q is small because Q ∝ φ^(η/(1−η)) (η = 0.9: Q = 9.4e-11 of max Q at the first served type of 20 uniform
+    types) was never KKT-checked and a wrong input mix there passed.  Now every type cb.served serves (the price
+    sheets' rule, the closed form's ironed virtual values) is checked."""
+    from models.type_space import TypeDistribution
+
+    tech = TECH_ETA09
+    th, ms = TypeDistribution("uniform").discretise(20, "equal-spacing")
+    ref = cb.discrete_menu(tech, th, ms)
+    sv = cb.served(tech, th, ref.Q, ref.virtual)
+    low = int(np.flatnonzero(sv)[0])
+    assert sv.sum() == 10 and 0 < ref.Q[low] < cb.SERVED_Q_RTOL * ref.Q.max()  # premise: the old cut's blind spot
+    r, k, n = budgets.kkt_residual(tech, th, ms, ref)
+    assert r < 1e-12 and n == 10  # the exact menu is a KKT point on every served type (the old cut: 9)
+    f = 1 + 1e-3
+    bad = _perturb_plan(tech, ref, low, f)
+    r, k, n = budgets.kkt_residual(tech, th, ms, bad)
+    expect = abs(1 - f ** (tech.sigma + tech.gamma - 1))  # 1e-4: homogeneity of degree σ + γ
+    assert k == low and abs(r - expect) <= 1e-6 * expect, (r, expect)
+
+
+P2_CSV = "theta,mass\n5.0,120\n1.0,3000\n2.5,800\n10.0,15\n40.0,2\n0.2,5000\n"
+P2_TECH = """[technology]
+sigma = 0.6
+rho = 0.9
+[[technology.tokens]]
+name = "input"
+weight = 0.5
+cost = 3.0
+[[technology.tokens]]
+name = "output"
+weight = 0.3
+cost = 15.0
+[[technology.tokens]]
+name = "cached"
+weight = 0.2
+cost = 0.3
+[technology.fine_tuning]
+gamma = 0.3
+rho = 0.0
+[[technology.fine_tuning.classes]]
+name = "sft"
+weight = 1.0
+cost = 25.0
+"""
+
+
+def _p2_scenario(tmp_path):
+    (tmp_path / "counts.csv").write_text(P2_CSV)
+    (tmp_path / "s.toml").write_text('name = "p2"\n' + P2_TECH + '[types]\ndistribution = "discrete"\n'
+                                     'file = "counts.csv"\n[regimes.budgets]\n')
+    return scenario.load(tmp_path / "s.toml")
+
+
+@pytest.mark.component
+@pytest.mark.parametrize("mutate", [False, True])
+def test_kkt_row_sees_a_wrong_plan_on_a_served_type_of_tiny_q(tmp_path, monkeypatch, mutate):
+    """stranger17's p2 CSV (θ 0.2 .. 40, η = 0.9): the served types θ = 1 and 2.5 have Q = 1e-17 and 3e-12 of
+    max Q.  The kkt_full_program row checked 1 type of 5 (θ = 40); now all 5, and a plan of θ = 1 whose inputs
+    are 0.1 % off its cost-minimising mix (Q and t consistent with them; every Q/t row is blind to a change of
+    1e-17 of max Q) fails the row, at |1 − 1.001^(σ+γ−1)| = 1e-4 against TOL_KKT = 1e-6."""
+    scn = _p2_scenario(tmp_path)
+    th, _ = scn.discrete_types()
+    k1 = int(np.flatnonzero(th == 1.0)[0])
+    if mutate:
+        real = budgets.solve_menu
+
+        def solve_menu(tech, *a, **kw):
+            prog, menu, r = real(tech, *a, **kw)
+            return prog, _perturb_plan(tech, menu, k1, 1 + 1e-3), r
+
+        monkeypatch.setattr(budgets, "solve_menu", solve_menu)
+    res = run.run_regime(scn, "budgets", ctx())
+    kkt = rows(res, "kkt_full_program")
+    assert len(kkt) == 1 and "5 types" in kkt["index"].iloc[0], kkt.to_string()
+    if not mutate:
+        assert res.verified, res.verification[~res.verification["passed"].astype(bool)].to_string()
+        assert kkt["numeric"].iloc[0] < 1e-12
+    else:
+        assert not bool(kkt["passed"].iloc[0]) and "θ = 1 " in kkt["index"].iloc[0], kkt.to_string()
+        assert abs(kkt["numeric"].iloc[0] - abs(1 - 1.001 ** (0.6 + 0.3 - 1))) <= 1e-6
+        # the premise: every other row passes (the perturbation is 1e-17 of max Q)
+        v = res.verification
+        assert v[v["check"] != "kkt_full_program"]["passed"].astype(bool).all(), v[~v["passed"].astype(bool)].to_string()
