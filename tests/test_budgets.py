@@ -2618,3 +2618,68 @@ def test_kkt_row_sees_a_wrong_plan_on_a_served_type_of_tiny_q(tmp_path, monkeypa
         # the premise: every other row passes (the perturbation is 1e-17 of max Q)
         v = res.verification
         assert v[v["check"] != "kkt_full_program"]["passed"].astype(bool).all(), v[~v["passed"].astype(bool)].to_string()
+
+
+SIGMA02_RHO1 = """name = "s02"
+[technology]
+sigma = 0.2
+rho = 1.0
+[[technology.tokens]]
+name = "input"
+weight = 0.6
+cost = 1.0
+[[technology.tokens]]
+name = "output"
+weight = 0.4
+cost = 4.0
+[types]
+distribution = "uniform"
+low = 0.0
+high = 1.0
+n = 40
+[regimes.budgets]
+"""
+
+
+def test_q_jumps_at_the_exclusion_only_at_a_density_breakpoint(tmp_path):
+    """budgets17: the flag 'Q jumps at θ*' was cont.Q one grid step above θ* > 1e-6·max Q, True for every e < 1
+    (cost16_10: 7.8e-5 of max Q at 2.5e-5 above θ*), so the consumer surplus kept a Richardson limit the derivation
+    excludes.  Decided now from the density: only budgets_ironing.toml (θ* = 0.5 a breakpoint, h jumps across 0,
+    Q(θ*+) = 0.375 max Q) jumps."""
+    for text, jumps in ((COST16_10_TOML, False), (SIGMA02_RHO1, False), (None, True)):
+        scn = scenario.load(DATA / "budgets_ironing.toml") if text is None else _scenario_text(tmp_path, text)
+        cont = cb.continuous_solution(scn.technology, scn.types)
+        i = int(np.argmax(cont.Q > 0))
+        assert budgets.q_jumps_at_exclusion(scn.types, cont, float(cont.theta[i - 1])) == jumps
+        assert (cont.Q[i] > 1e-6 * cont.Q.max())  # the old test said 'jumps' for all three
+
+
+def test_no_consumer_surplus_richardson_limit_across_an_exclusion_with_e_below_1(tmp_path):
+    """σ = 0.2, ρ = 1 (C'⁻¹(φ) ~ φ^e, e = σ/(1−σ) = 1/4), uniform [0, 1]: θ* = 1/2 is a cell edge at every even N
+    and Q ~ (θ − θ*)^(1/4) -- no jump.  The consumer surplus then has a fixed N^-(1+e) term between the fit's
+    1/N and 1/N²: on the exact discrete menus the 3-point limit's error falls 2^(1+e) = 2.38x per doubling (not
+    2^3) and exceeds the fit's own estimate |L − L₁| (derivation in budgets._convergence).  So no Richardson limit
+    for the CS (the a priori bound of the finest N instead); the profit's term is N^-(2+e), beyond the fit: kept."""
+    scn = _scenario_text(tmp_path, SIGMA02_RHO1)
+    tech = scn.technology
+    wel = cb.continuous_welfare(tech, scn.types)
+    ref = wel["consumer_surplus"]
+    off, est = [], []
+    for n0 in (40, 80, 160):
+        n3 = np.array([n0, 2 * n0, 4 * n0], float)
+        x = [cb.discrete_menu(tech, *scn.types.discretise(int(n), scn.grid)).consumer_surplus() for n in n3]
+        L, err = budgets.richardson(n3, x)
+        off.append(abs(L - ref))
+        est.append(err)
+    rates = np.array(off[:-1]) / np.array(off[1:])
+    assert np.all(np.abs(rates - 2 ** 1.25) < 0.1), rates  # 2.38, 2.38: the N^-(1+e) term, not removed
+    assert off[1] > est[1] and off[2] > est[2], (off, est)  # and not bounded by the fit's estimate
+    res = budgets.RegimeResult(budgets.NAME)
+    budgets._convergence(res, tech, scn, ctx(), [40, 80, 160])
+    lim = res.verification[res.verification["check"] == "continuous_limit"]
+    q = lim["quantity"]
+    assert q.str.startswith("consumer surplus (finest N = 160").sum() == 1, q.tolist()
+    assert q.str.startswith("profit (Richardson limit").sum() == 1, q.tolist()
+    assert lim["passed"].astype(bool).all(), lim.to_string()
+    assert any("no jump" in n and "consumer_surplus" in n for n in res.notes), res.notes
+
