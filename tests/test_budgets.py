@@ -2683,3 +2683,32 @@ def test_no_consumer_surplus_richardson_limit_across_an_exclusion_with_e_below_1
     assert lim["passed"].astype(bool).all(), lim.to_string()
     assert any("no jump" in n and "consumer_surplus" in n for n in res.notes), res.notes
 
+
+def test_api_budget_menu_table_is_the_exported_menu():
+    """stranger17 F13: api.solve_budget_menu(scn).table() was Ipopt's raw point -- excluded types at Q ~ 1e-15 with
+    t = −1.5e-16 … −2.6e-16 $ (the seller pays) -- while the budgets regime's menu table (menu.csv) is the polished
+    menu with exact zeros.  The API now returns the polished menu: its table is the exported one."""
+    from models import api
+
+    scn = scenario.load(DATA / "default.toml", overrides={"types.n": 40, "regimes.budgets.convergence": [],
+                                                         "regimes.budgets.lemma_cells": 0})
+    bm = api.solve_budget_menu(scn)
+    assert bm.converged and "polished" in bm.menu.note, bm.menu.note
+    res = run.run_regime(scn, "budgets", ctx())
+    exported = res.tables["menu"]
+    got = bm.table()
+    assert list(got.columns) == list(exported.columns)
+    num = [c for c in got.columns if c != "markup"]  # markup is NaN on excluded types in both
+    scale = exported[num].abs().max()
+    assert ((got[num] - exported[num]).abs() <= 1e-9 * scale + 1e-300).all().all()  # two Ipopt runs, polished
+    excl = bm.reference.Q == 0
+    assert excl.sum() == 20  # uniform [0, 1]: θ < 1/2
+    assert (got.loc[excl, ["Q", "t_usd", "cost_usd"]] == 0).all().all() and (got["t_usd"] >= 0).all()
+    # Ipopt's own point is still there (the point of .model's rows), and it is the one with the negative prices
+    assert bm.ipopt_menu is not None and np.all(bm.ipopt_menu.Q[excl] > 0)
+    # the price sheets are the exported ones too
+    for kind, name in (("two-part", "tariff_two_part"), ("cost-based", "tariff_cost_based")):
+        a, b = bm.price_sheet(kind), res.tables[name]
+        assert len(a) == len(b) == 20, (len(a), len(b))
+        cols = [c for c in a.columns if np.issubdtype(a[c].dtype, np.number)]
+        assert np.allclose(a[cols].to_numpy(float), b[cols].to_numpy(float), rtol=1e-9, atol=0), kind
