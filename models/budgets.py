@@ -2183,7 +2183,7 @@ def _pre_asymptotic(N, err, expected: float, band: float) -> bool:
 # the discrete closed form there (TOL_DISCRETE, which bounds the difference
 # of the two max-norm errors by the triangle inequality).  It stops at
 # LADDER_MAX_N, and early where an error falls below LADDER_FLOOR: the
-# continuous solution is accurate to 1e-8 of max Q (continuous_solution),
+# continuous solution is accurate to ~1e-8 of max Q (continuous_solution's bound),
 # so an error of 1e-6 still carries its local order to 1e-2 / ln 2 ≈ 0.015.
 # It cannot hide a wrong closed form: a perturbed Q, t or welfare leaves an
 # error floor, whose local orders settle at 0 (tests/test_budgets.py).
@@ -2211,7 +2211,9 @@ def _ladder_errors(tech, scn, cont, wel, N) -> dict:
 # in the cells just above θ* is off by O(h^e) (h its grid step, 1.7e-5 on [0, 5]) -- the exact menus' local
 # orders there fall to 0.81 and 0.45 at N = 102,400 and 204,800 on a correct closed form.  At >= LADDER_CELLS
 # cells above θ* the interpolation error of x^e is <= e(1−e)/8·(h/x)² <= 5e-4 of Q (x = θ − θ*), which moves a
-# local order by <= 1e-3.
+# local order by <= 1e-3.  (Since budgets18 ContinuousSolution.at evaluates Q, U, t through the ironed virtual
+# value, which is smooth there: exact to round-off for uniform types, O(h^(1+e)) otherwise; the cap is kept as
+# a margin -- the ladder was not re-measured without it.)
 LADDER_CELLS = 8
 
 

@@ -2712,3 +2712,91 @@ def test_api_budget_menu_table_is_the_exported_menu():
         assert len(a) == len(b) == 20, (len(a), len(b))
         cols = [c for c in a.columns if np.issubdtype(a[c].dtype, np.number)]
         assert np.allclose(a[cols].to_numpy(float), b[cols].to_numpy(float), rtol=1e-9, atol=0), kind
+
+
+def _rho1_tech(sigma):
+    return cf.Technology(sigma=sigma, rho=1.0, alpha=(0.6, 0.4), cost=(1.0, 4.0))
+
+
+@pytest.mark.parametrize("sigma,hi", [(0.2, 1.0), (0.451, 5.0), (0.7, 1.0)])
+def test_continuous_solution_is_exact_above_an_exclusion_for_uniform_types(sigma, hi):
+    """budgets17/18: the continuous solution's stated accuracy (1e-8 of max Q) did not hold just above an interior
+    exclusion: Q ~ (θ − θ*)^e there (e = σ/(1−σ) here), and linear interpolation of Q is off by O(Δ^e) -- uniform
+    [0, 1], e = 0.25: 2.7e-2 of max Q in the first 10 grid cells, 2.2e-5 in cells 10…1000; cost16_10 (e = 0.82):
+    5.6e-6 -- and the trapezoid U by O(Δ^(1+e)) everywhere above θ* (2.3e-7 of max U at e = 0.25).  For uniform
+    types h̄ = 2θ − hi is linear, so the solution through h̄ is exact to round-off: Q = C'⁻¹(2θ − hi),
+    U = Q·(2θ − hi)/(2(1 + e)) (C'⁻¹ a pure power), t = θQ − U."""
+    from models.type_space import TypeDistribution
+
+    tech = _rho1_tech(sigma)
+    e = sigma / (1 - sigma)
+    cont = cb.continuous_solution(tech, TypeDistribution("uniform", low=0.0, high=hi))
+    i = int(np.argmax(cont.Q > 0))
+    ts, d = float(cont.theta[i - 1]), float(cont.theta[i] - cont.theta[i - 1])
+    assert ts == hi / 2
+    for a, b in ((ts, ts + 10 * d), (ts + 10 * d, ts + 1000 * d), (ts + 1000 * d, hi)):
+        x = np.linspace(a, b, 20_001)
+        phi = np.maximum(2 * x - hi, 0.0)
+        Q = cf.inverse_marginal_cost(tech, phi)
+        U = Q * phi / (2 * (1 + e))
+        for what, ref in (("Q", Q), ("U", U), ("t", x * Q - U)):
+            err = np.max(np.abs(cont.at(x, what) - ref)) / np.max(np.abs(getattr(cont, what)))
+            assert err <= 1e-13, (what, a, err)  # round-off (measured <= 7.5e-15)
+
+
+def test_continuous_solution_error_above_an_exclusion_with_curved_h():
+    """Beta(2, 3) on [0, 1] (θ* = 1/3, h̄ curved), ρ = 1, σ = 0.2 (e = 0.25): through h̄ the remaining error is that
+    of h̄'s linear interpolation, O(Δ^(1+e)) of max Q in the first cells above θ* (continuous_solution's bound):
+    n = 20,001 against the default n = 200,001, measured 3.3e-7 for Q (t 2.5e-7, U 1.8e-10); with Q interpolated
+    linearly it was 3.9e-2.  The bound 1e-6: the coarse grid's Δ^(1+e) term, 10^(1+e) = 18x the default's (1.1e-8
+    against n = 2,000,001), with 3x margin."""
+    from models.type_space import TypeDistribution
+
+    tech = _rho1_tech(0.2)
+    dist = TypeDistribution("beta", low=0.0, high=1.0, p=2.0, q=3.0)
+    a, b = cb.continuous_solution(tech, dist, n=20_001), cb.continuous_solution(tech, dist)
+    x = np.linspace(1 / 3, 1.0, 200_001)
+    for what in ("Q", "t", "U"):
+        err = np.max(np.abs(a.at(x, what) - b.at(x, what))) / np.max(np.abs(getattr(b, what)))
+        assert err <= 1e-6, (what, err)
+
+
+def test_continuous_solution_at_reads_the_table():
+    """The evaluation through h̄ scales the tabulated end values of each cell, so a perturbed table (the mutation
+    tests of the continuous Q and t) is what is evaluated, and the nodes are the table."""
+    from models.type_space import TypeDistribution
+
+    cont = cb.continuous_solution(_rho1_tech(0.451), TypeDistribution("uniform", low=0.0, high=5.0))
+    x = np.linspace(2.5, 5.0, 1001)
+    for what in ("Q", "U", "t"):
+        ref = cont.at(x, what)
+        assert np.array_equal(cont.at(cont.theta, what), getattr(cont, what))
+        setattr(cont, what, getattr(cont, what) * (1 + 1e-3))
+        assert np.allclose(cont.at(x, what), ref * (1 + 1e-3), rtol=1e-12, atol=0), what
+
+
+@pytest.mark.parametrize("sigma", [0.1, 0.2, 0.451])
+def test_continuous_welfare_above_an_exclusion_with_small_e(sigma):
+    """The continuous profit and CS against an independent adaptive quadrature (uniform [0, 1], ρ = 1,
+    e = σ/(1−σ) = 0.11, 0.25, 0.82; U = Q·(2θ − 1)/(2(1 + e)) since C'⁻¹ is a pure power).  The trapezoid U was
+    off by O(Δ^(1+e)) above θ* = 1/2, so the CS was 2.7e-6 / 5.1e-7 / 3.9e-10 off -- above the 1e-7 the
+    Richardson floor takes as continuous_solution's error; measured now 1.4e-11 / 2.0e-11 / 3.3e-11 for both."""
+    from scipy.integrate import quad
+
+    from models.type_space import TypeDistribution
+
+    tech = _rho1_tech(sigma)
+    e = sigma / (1 - sigma)
+
+    def Q(x):
+        return float(cf.inverse_marginal_cost(tech, np.array([2 * x - 1]))[0])
+
+    def U(x):
+        return Q(x) * (2 * x - 1) / (2 * (1 + e))
+
+    cs = quad(U, 0.5, 1, epsabs=0, epsrel=1e-13, limit=200)[0]
+    pr = quad(lambda x: x * Q(x) - U(x) - float(cf.cost(tech, np.array([Q(x)]))[0]), 0.5, 1, epsabs=0, epsrel=1e-13,
+              limit=200)[0]
+    w = cb.continuous_welfare(tech, TypeDistribution("uniform"))
+    assert abs(w["consumer_surplus"] - cs) <= 1e-9 * cs  # O(Δ²) quadrature of the smooth stretches
+    assert abs(w["profit"] - pr) <= 1e-9 * pr
