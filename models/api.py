@@ -161,11 +161,12 @@ class BudgetMenu:
     """One solved menu of token budgets, with the Pyomo model kept for inspection."""
 
     technology: object
-    model: object  # the Pyomo ConcreteModel (models.budgets.build_menu)
+    model: object  # the Pyomo ConcreteModel (models.budgets.build_menu), at Ipopt's point
     result: object  # models.solver.SolveResult: status, objective, iterations, duals
-    menu: object  # closed_form.budgets.Menu read back from the model
+    menu: object  # closed_form.budgets.Menu: Ipopt's menu polished as the budgets regime does (what it exports)
     reference: object  # the exact discrete closed form (closed_form.budgets.discrete_menu)
     ic: str
+    ipopt_menu: object = None  # the menu read back from the model before the polish (the point of .model's rows)
 
     @property
     def converged(self) -> bool:
@@ -177,7 +178,10 @@ class BudgetMenu:
 
     def table(self) -> pd.DataFrame:
         """Per type: θ, mass, Q (and its closed form), tokens X_j, Z_k in Mtok,
-        transfer t, cost, U, markup, fee, ironed virtual value."""
+        transfer t, cost, U, markup, fee, ironed virtual value -- the table the
+        budgets regime exports (``menu.csv``): the polished menu, with exact zeros
+        on excluded types (Ipopt's raw point, ``ipopt_menu``, leaves them at
+        ~1e-15 with t slightly negative)."""
         from models.budgets import menu_table
 
         return menu_table(self.technology, self.menu, self.reference)
@@ -221,7 +225,8 @@ class BudgetMenu:
             # a pair never added was satisfied at every round's optimum, so the final optimum is
             # the full program's with multiplier exactly 0 on it; listed with its slack from the menu
             have = {(r["type"], r["versus"]) for r in rows if r["kind"].startswith("IC")}
-            Q, t = self.menu.Q, self.menu.t
+            raw = self.ipopt_menu if self.ipopt_menu is not None else self.menu  # the model rows' point
+            Q, t = raw.Q, raw.t
             for k in range(len(th)):
                 for l in range(len(th)):
                     if k != l and (k, l) not in have:
@@ -257,7 +262,14 @@ def solve_budget_menu(scn: Scenario, ic: str = "local", *, n: int | None = None,
         raise ValueError(f"ic must be 'local' or 'all-pairs', got {ic!r}")
     theta, mass = scn.discrete_types(n)
     ctx = _context(scn, route, progress, figures=False)
-    model, menu, r = budgets.solve_menu(scn.technology, theta, mass, ctx, f"menu[{ic}]", ic, formulation="pyomo")
+    model, raw, r = budgets.solve_menu(scn.technology, theta, mass, ctx, f"menu[{ic}]", ic, formulation="pyomo")
     ref = cb.discrete_menu(scn.technology, theta, mass)
+    # the same menu the budgets regime verifies and exports (stranger17 F13): Ipopt's point polished by
+    # budgets.polish_menu as budgets.solve_menu(polish=True) does (exact zeros on excluded types, per-type
+    # Newton on the served ones); the note says what was done, or that Ipopt's menu was kept
+    menu = raw
+    if r.ok:
+        menu, menu.note = budgets.polish_menu(scn.technology, theta, mass, raw)
+    raw.virtual = ref.virtual
     menu.virtual = ref.virtual
-    return BudgetMenu(scn.technology, model, r, menu, ref, ic)
+    return BudgetMenu(scn.technology, model, r, menu, ref, ic, ipopt_menu=raw)

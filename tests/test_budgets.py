@@ -2510,3 +2510,293 @@ def test_two_term_order_band_fails_on_a_perturbed_continuous_closed_form(tmp_pat
     o = _order_rows(res)
     bad = o[o["quantity"].str.startswith(f"max_rel_err_{what}") & ~o["passed"]]
     assert len(bad) >= 1, o[["quantity", "numeric", "tolerance", "passed"]]
+
+
+# ------------------------------------------- budgets18 (session 18, issue 11)
+TECH_ETA09 = cf.Technology(sigma=0.6, rho=0.9, alpha=(0.5, 0.3, 0.2), cost=(3.0, 15.0, 0.3), gamma=0.3,
+                           rho_hat=0.0, alpha_hat=(1.0,), cost_hat=(25.0,), token_names=("input", "output", "cached"),
+                           ft_names=("sft",))
+
+
+def _perturb_plan(tech, menu, k, f):
+    """Type k's inputs scaled by f, its Q = Ψ(X)Φ(Z) recomputed and t re-postsolved: a consistent plan (Q and t
+    follow the inputs) that is not cost-minimising for type k -- stationarity in the inputs is off by
+    |1 − f^(σ+γ−1)| ~ (1 − σ − γ)(f − 1) (Ψ·Φ is homogeneous of degree σ + γ)."""
+    import dataclasses
+
+    X = np.asarray(menu.X, float).copy()
+    Z = np.asarray(menu.Z, float).copy()
+    X[k] *= f
+    Z[k] *= f
+    Q = menu.Q.copy()
+    Q[k] = float(budgets.gain_derivatives(tech, X[k:k + 1].T, Z[k:k + 1, : tech.K].T)[0][0])
+    return dataclasses.replace(menu, Q=Q, X=X, Z=Z, t=budgets._postsolve_transfers(menu.theta, Q))
+
+
+def test_kkt_check_covers_every_served_type_however_small_its_q():
+    """plans17b: kkt_residual checked only types with Q > SERVED_Q_RTOL·max Q (an old cut), so a served type whose
+    Q is small because Q ∝ φ^(η/(1−η)) (η = 0.9: Q = 9.4e-11 of max Q at the first served type of 20 uniform
+    types) was never KKT-checked and a wrong input mix there passed.  Now every type cb.served serves (the price
+    sheets' rule, the closed form's ironed virtual values) is checked."""
+    from models.type_space import TypeDistribution
+
+    tech = TECH_ETA09
+    th, ms = TypeDistribution("uniform").discretise(20, "equal-spacing")
+    ref = cb.discrete_menu(tech, th, ms)
+    sv = cb.served(tech, th, ref.Q, ref.virtual)
+    low = int(np.flatnonzero(sv)[0])
+    assert sv.sum() == 10 and 0 < ref.Q[low] < cb.SERVED_Q_RTOL * ref.Q.max()  # premise: the old cut's blind spot
+    r, k, n = budgets.kkt_residual(tech, th, ms, ref)
+    assert r < 1e-12 and n == 10  # the exact menu is a KKT point on every served type (the old cut: 9)
+    f = 1 + 1e-3
+    bad = _perturb_plan(tech, ref, low, f)
+    r, k, n = budgets.kkt_residual(tech, th, ms, bad)
+    expect = abs(1 - f ** (tech.sigma + tech.gamma - 1))  # 1e-4: homogeneity of degree σ + γ
+    assert k == low and abs(r - expect) <= 1e-6 * expect, (r, expect)
+
+
+P2_CSV = "theta,mass\n5.0,120\n1.0,3000\n2.5,800\n10.0,15\n40.0,2\n0.2,5000\n"
+P2_TECH = """[technology]
+sigma = 0.6
+rho = 0.9
+[[technology.tokens]]
+name = "input"
+weight = 0.5
+cost = 3.0
+[[technology.tokens]]
+name = "output"
+weight = 0.3
+cost = 15.0
+[[technology.tokens]]
+name = "cached"
+weight = 0.2
+cost = 0.3
+[technology.fine_tuning]
+gamma = 0.3
+rho = 0.0
+[[technology.fine_tuning.classes]]
+name = "sft"
+weight = 1.0
+cost = 25.0
+"""
+
+
+def _p2_scenario(tmp_path):
+    (tmp_path / "counts.csv").write_text(P2_CSV)
+    (tmp_path / "s.toml").write_text('name = "p2"\n' + P2_TECH + '[types]\ndistribution = "discrete"\n'
+                                     'file = "counts.csv"\n[regimes.budgets]\n')
+    return scenario.load(tmp_path / "s.toml")
+
+
+@pytest.mark.component
+@pytest.mark.parametrize("mutate", [False, True])
+def test_kkt_row_sees_a_wrong_plan_on_a_served_type_of_tiny_q(tmp_path, monkeypatch, mutate):
+    """stranger17's p2 CSV (θ 0.2 .. 40, η = 0.9): the served types θ = 1 and 2.5 have Q = 1e-17 and 3e-12 of
+    max Q.  The kkt_full_program row checked 1 type of 5 (θ = 40); now all 5, and a plan of θ = 1 whose inputs
+    are 0.1 % off its cost-minimising mix (Q and t consistent with them; every Q/t row is blind to a change of
+    1e-17 of max Q) fails the row, at |1 − 1.001^(σ+γ−1)| = 1e-4 against TOL_KKT = 1e-6."""
+    scn = _p2_scenario(tmp_path)
+    th, _ = scn.discrete_types()
+    k1 = int(np.flatnonzero(th == 1.0)[0])
+    if mutate:
+        real = budgets.solve_menu
+
+        def solve_menu(tech, *a, **kw):
+            prog, menu, r = real(tech, *a, **kw)
+            return prog, _perturb_plan(tech, menu, k1, 1 + 1e-3), r
+
+        monkeypatch.setattr(budgets, "solve_menu", solve_menu)
+    res = run.run_regime(scn, "budgets", ctx())
+    kkt = rows(res, "kkt_full_program")
+    assert len(kkt) == 1 and "5 types" in kkt["index"].iloc[0], kkt.to_string()
+    if not mutate:
+        assert res.verified, res.verification[~res.verification["passed"].astype(bool)].to_string()
+        assert kkt["numeric"].iloc[0] < 1e-12
+    else:
+        assert not bool(kkt["passed"].iloc[0]) and "θ = 1 " in kkt["index"].iloc[0], kkt.to_string()
+        assert abs(kkt["numeric"].iloc[0] - abs(1 - 1.001 ** (0.6 + 0.3 - 1))) <= 1e-6
+        # the premise: every other row passes (the perturbation is 1e-17 of max Q)
+        v = res.verification
+        assert v[v["check"] != "kkt_full_program"]["passed"].astype(bool).all(), v[~v["passed"].astype(bool)].to_string()
+
+
+SIGMA02_RHO1 = """name = "s02"
+[technology]
+sigma = 0.2
+rho = 1.0
+[[technology.tokens]]
+name = "input"
+weight = 0.6
+cost = 1.0
+[[technology.tokens]]
+name = "output"
+weight = 0.4
+cost = 4.0
+[types]
+distribution = "uniform"
+low = 0.0
+high = 1.0
+n = 40
+[regimes.budgets]
+"""
+
+
+def test_q_jumps_at_the_exclusion_only_at_a_density_breakpoint(tmp_path):
+    """budgets17: the flag 'Q jumps at θ*' was cont.Q one grid step above θ* > 1e-6·max Q, True for every e < 1
+    (cost16_10: 7.8e-5 of max Q at 2.5e-5 above θ*), so the consumer surplus kept a Richardson limit the derivation
+    excludes.  Decided now from the density: only budgets_ironing.toml (θ* = 0.5 a breakpoint, h jumps across 0,
+    Q(θ*+) = 0.375 max Q) jumps."""
+    for text, jumps in ((COST16_10_TOML, False), (SIGMA02_RHO1, False), (None, True)):
+        scn = scenario.load(DATA / "budgets_ironing.toml") if text is None else _scenario_text(tmp_path, text)
+        cont = cb.continuous_solution(scn.technology, scn.types)
+        i = int(np.argmax(cont.Q > 0))
+        assert budgets.q_jumps_at_exclusion(scn.types, cont, float(cont.theta[i - 1])) == jumps
+        assert (cont.Q[i] > 1e-6 * cont.Q.max())  # the old test said 'jumps' for all three
+
+
+def test_no_consumer_surplus_richardson_limit_across_an_exclusion_with_e_below_1(tmp_path):
+    """σ = 0.2, ρ = 1 (C'⁻¹(φ) ~ φ^e, e = σ/(1−σ) = 1/4), uniform [0, 1]: θ* = 1/2 is a cell edge at every even N
+    and Q ~ (θ − θ*)^(1/4) -- no jump.  The consumer surplus then has a fixed N^-(1+e) term between the fit's
+    1/N and 1/N²: on the exact discrete menus the 3-point limit's error falls 2^(1+e) = 2.38x per doubling (not
+    2^3) and exceeds the fit's own estimate |L − L₁| (derivation in budgets._convergence).  So no Richardson limit
+    for the CS (the a priori bound of the finest N instead); the profit's term is N^-(2+e), beyond the fit: kept."""
+    scn = _scenario_text(tmp_path, SIGMA02_RHO1)
+    tech = scn.technology
+    wel = cb.continuous_welfare(tech, scn.types)
+    ref = wel["consumer_surplus"]
+    off, est = [], []
+    for n0 in (40, 80, 160):
+        n3 = np.array([n0, 2 * n0, 4 * n0], float)
+        x = [cb.discrete_menu(tech, *scn.types.discretise(int(n), scn.grid)).consumer_surplus() for n in n3]
+        L, err = budgets.richardson(n3, x)
+        off.append(abs(L - ref))
+        est.append(err)
+    rates = np.array(off[:-1]) / np.array(off[1:])
+    assert np.all(np.abs(rates - 2 ** 1.25) < 0.1), rates  # 2.38, 2.38: the N^-(1+e) term, not removed
+    assert off[1] > est[1] and off[2] > est[2], (off, est)  # and not bounded by the fit's estimate
+    res = budgets.RegimeResult(budgets.NAME)
+    budgets._convergence(res, tech, scn, ctx(), [40, 80, 160])
+    lim = res.verification[res.verification["check"] == "continuous_limit"]
+    q = lim["quantity"]
+    assert q.str.startswith("consumer surplus (finest N = 160").sum() == 1, q.tolist()
+    assert q.str.startswith("profit (Richardson limit").sum() == 1, q.tolist()
+    assert lim["passed"].astype(bool).all(), lim.to_string()
+    assert any("no jump" in n and "consumer_surplus" in n for n in res.notes), res.notes
+
+
+def test_api_budget_menu_table_is_the_exported_menu():
+    """stranger17 F13: api.solve_budget_menu(scn).table() was Ipopt's raw point -- excluded types at Q ~ 1e-15 with
+    t = −1.5e-16 … −2.6e-16 $ (the seller pays) -- while the budgets regime's menu table (menu.csv) is the polished
+    menu with exact zeros.  The API now returns the polished menu: its table is the exported one."""
+    from models import api
+
+    scn = scenario.load(DATA / "default.toml", overrides={"types.n": 40, "regimes.budgets.convergence": [],
+                                                         "regimes.budgets.lemma_cells": 0})
+    bm = api.solve_budget_menu(scn)
+    assert bm.converged and "polished" in bm.menu.note, bm.menu.note
+    res = run.run_regime(scn, "budgets", ctx())
+    exported = res.tables["menu"]
+    got = bm.table()
+    assert list(got.columns) == list(exported.columns)
+    num = [c for c in got.columns if c != "markup"]  # markup is NaN on excluded types in both
+    scale = exported[num].abs().max()
+    assert ((got[num] - exported[num]).abs() <= 1e-9 * scale + 1e-300).all().all()  # two Ipopt runs, polished
+    excl = bm.reference.Q == 0
+    assert excl.sum() == 20  # uniform [0, 1]: θ < 1/2
+    assert (got.loc[excl, ["Q", "t_usd", "cost_usd"]] == 0).all().all() and (got["t_usd"] >= 0).all()
+    # Ipopt's own point is still there (the point of .model's rows), and it is the one with the negative prices
+    assert bm.ipopt_menu is not None and np.all(bm.ipopt_menu.Q[excl] > 0)
+    # the price sheets are the exported ones too
+    for kind, name in (("two-part", "tariff_two_part"), ("cost-based", "tariff_cost_based")):
+        a, b = bm.price_sheet(kind), res.tables[name]
+        assert len(a) == len(b) == 20, (len(a), len(b))
+        cols = [c for c in a.columns if np.issubdtype(a[c].dtype, np.number)]
+        assert np.allclose(a[cols].to_numpy(float), b[cols].to_numpy(float), rtol=1e-9, atol=0), kind
+
+
+def _rho1_tech(sigma):
+    return cf.Technology(sigma=sigma, rho=1.0, alpha=(0.6, 0.4), cost=(1.0, 4.0))
+
+
+@pytest.mark.parametrize("sigma,hi", [(0.2, 1.0), (0.451, 5.0), (0.7, 1.0)])
+def test_continuous_solution_is_exact_above_an_exclusion_for_uniform_types(sigma, hi):
+    """budgets17/18: the continuous solution's stated accuracy (1e-8 of max Q) did not hold just above an interior
+    exclusion: Q ~ (θ − θ*)^e there (e = σ/(1−σ) here), and linear interpolation of Q is off by O(Δ^e) -- uniform
+    [0, 1], e = 0.25: 2.7e-2 of max Q in the first 10 grid cells, 2.2e-5 in cells 10…1000; cost16_10 (e = 0.82):
+    5.6e-6 -- and the trapezoid U by O(Δ^(1+e)) everywhere above θ* (2.3e-7 of max U at e = 0.25).  For uniform
+    types h̄ = 2θ − hi is linear, so the solution through h̄ is exact to round-off: Q = C'⁻¹(2θ − hi),
+    U = Q·(2θ − hi)/(2(1 + e)) (C'⁻¹ a pure power), t = θQ − U."""
+    from models.type_space import TypeDistribution
+
+    tech = _rho1_tech(sigma)
+    e = sigma / (1 - sigma)
+    cont = cb.continuous_solution(tech, TypeDistribution("uniform", low=0.0, high=hi))
+    i = int(np.argmax(cont.Q > 0))
+    ts, d = float(cont.theta[i - 1]), float(cont.theta[i] - cont.theta[i - 1])
+    assert ts == hi / 2
+    for a, b in ((ts, ts + 10 * d), (ts + 10 * d, ts + 1000 * d), (ts + 1000 * d, hi)):
+        x = np.linspace(a, b, 20_001)
+        phi = np.maximum(2 * x - hi, 0.0)
+        Q = cf.inverse_marginal_cost(tech, phi)
+        U = Q * phi / (2 * (1 + e))
+        for what, ref in (("Q", Q), ("U", U), ("t", x * Q - U)):
+            err = np.max(np.abs(cont.at(x, what) - ref)) / np.max(np.abs(getattr(cont, what)))
+            assert err <= 1e-13, (what, a, err)  # round-off (measured <= 7.5e-15)
+
+
+def test_continuous_solution_error_above_an_exclusion_with_curved_h():
+    """Beta(2, 3) on [0, 1] (θ* = 1/3, h̄ curved), ρ = 1, σ = 0.2 (e = 0.25): through h̄ the remaining error is that
+    of h̄'s linear interpolation, O(Δ^(1+e)) of max Q in the first cells above θ* (continuous_solution's bound):
+    n = 20,001 against the default n = 200,001, measured 3.3e-7 for Q (t 2.5e-7, U 1.8e-10); with Q interpolated
+    linearly it was 3.9e-2.  The bound 1e-6: the coarse grid's Δ^(1+e) term, 10^(1+e) = 18x the default's (1.1e-8
+    against n = 2,000,001), with 3x margin."""
+    from models.type_space import TypeDistribution
+
+    tech = _rho1_tech(0.2)
+    dist = TypeDistribution("beta", low=0.0, high=1.0, p=2.0, q=3.0)
+    a, b = cb.continuous_solution(tech, dist, n=20_001), cb.continuous_solution(tech, dist)
+    x = np.linspace(1 / 3, 1.0, 200_001)
+    for what in ("Q", "t", "U"):
+        err = np.max(np.abs(a.at(x, what) - b.at(x, what))) / np.max(np.abs(getattr(b, what)))
+        assert err <= 1e-6, (what, err)
+
+
+def test_continuous_solution_at_reads_the_table():
+    """The evaluation through h̄ scales the tabulated end values of each cell, so a perturbed table (the mutation
+    tests of the continuous Q and t) is what is evaluated, and the nodes are the table."""
+    from models.type_space import TypeDistribution
+
+    cont = cb.continuous_solution(_rho1_tech(0.451), TypeDistribution("uniform", low=0.0, high=5.0))
+    x = np.linspace(2.5, 5.0, 1001)
+    for what in ("Q", "U", "t"):
+        ref = cont.at(x, what)
+        assert np.array_equal(cont.at(cont.theta, what), getattr(cont, what))
+        setattr(cont, what, getattr(cont, what) * (1 + 1e-3))
+        assert np.allclose(cont.at(x, what), ref * (1 + 1e-3), rtol=1e-12, atol=0), what
+
+
+@pytest.mark.parametrize("sigma", [0.1, 0.2, 0.451])
+def test_continuous_welfare_above_an_exclusion_with_small_e(sigma):
+    """The continuous profit and CS against an independent adaptive quadrature (uniform [0, 1], ρ = 1,
+    e = σ/(1−σ) = 0.11, 0.25, 0.82; U = Q·(2θ − 1)/(2(1 + e)) since C'⁻¹ is a pure power).  The trapezoid U was
+    off by O(Δ^(1+e)) above θ* = 1/2, so the CS was 2.7e-6 / 5.1e-7 / 3.9e-10 off -- above the 1e-7 the
+    Richardson floor takes as continuous_solution's error; measured now 1.4e-11 / 2.0e-11 / 3.3e-11 for both."""
+    from scipy.integrate import quad
+
+    from models.type_space import TypeDistribution
+
+    tech = _rho1_tech(sigma)
+    e = sigma / (1 - sigma)
+
+    def Q(x):
+        return float(cf.inverse_marginal_cost(tech, np.array([2 * x - 1]))[0])
+
+    def U(x):
+        return Q(x) * (2 * x - 1) / (2 * (1 + e))
+
+    cs = quad(U, 0.5, 1, epsabs=0, epsrel=1e-13, limit=200)[0]
+    pr = quad(lambda x: x * Q(x) - U(x) - float(cf.cost(tech, np.array([Q(x)]))[0]), 0.5, 1, epsabs=0, epsrel=1e-13,
+              limit=200)[0]
+    w = cb.continuous_welfare(tech, TypeDistribution("uniform"))
+    assert abs(w["consumer_surplus"] - cs) <= 1e-9 * cs  # O(Δ²) quadrature of the smooth stretches
+    assert abs(w["profit"] - pr) <= 1e-9 * pr
