@@ -788,8 +788,16 @@ def _two_part_menus(res, tech, theta, mass, scn, opts, ctx, full_profit, single)
     for K in Ks:
         ref = cp.best_two_part_menu(tech, theta, mass, K)
         out = ref.outcome(tech)
-        res.checks.append(compare(NAME, "two_part_menu_dp_value", "DP optimum vs the menu's own profit",
-                                  out["profit"], ref.value, TOL_CLOSED, index=[f"K={K}"]))
+        # the DP's value of the tariffs on sale (less the dead ones') vs the menu evaluated directly
+        res.checks.append(compare(NAME, "two_part_menu_dp_value", "DP optimum (tariffs on sale) vs the menu's own profit",
+                                  out["profit"], ref.value_sold, TOL_CLOSED, index=[f"K={K}"]))
+        for a, e, mb, vb in ref.dead:  # closed_form/plans.py best_two_part_menu: a dead tariff sells nothing
+            res.notes.append(f"two-part menu K={K}: the DP's tariff for θ = {theta[a]:.10g} … {theta[e]:.10g} "
+                             f"({100 * float(mass[a:e + 1].sum()):.4g} % of buyers) has m = 1/D = {mb:.3g}, beyond "
+                             f"m <= {cp.M_MAX:g} (the NLP's bound and the searches' range): it sells nothing, those "
+                             f"types are excluded; its value {vb:.3g} $ ({vb / abs(ref.value):.2g} of the DP optimum "
+                             f"{ref.value:.10g} $) is left out")
+        far = [b for b in range(len(ref.m)) if ref.m[b] > cp.M_MAX]  # none since the dead-tariff rule (a guard)
         with Timer() as tb:
             mdl, plan = build_two_part_menu(tech, theta, mass, ref.starts)
         lab = f"two_part_menu[K={K}]"
@@ -854,8 +862,20 @@ def _two_part_menus(res, tech, theta, mass, scn, opts, ctx, full_profit, single)
         res.checks.append(bound_check(NAME, "two_part_menu_nlp_vs_closed_form",
                                       "profit the NLP's fees give up vs the fee chain at its m / profit",
                                       float(np.sum(lost_fee)), TOL_LINEAR_PROFIT, index=f"K={K},tariff {wf + 1}"))
+        # what a failed profit row means (stranger18 F3b): which menu, by how much, and the closed form's
+        # tariffs, which are exact for these blocks (a tariff with m beyond the NLP's bound cannot be priced by it)
+        short = out["profit"] - prof
+        advice = (f"the NLP's menu of {K} two-part tariffs earns {short:.3g} $ ({abs(short) / abs(out['profit']):.2g} of "
+                  "its profit) from the DP optimum of the same blocks; the closed form's tariffs (exact for these "
+                  "blocks: fee chain at m_b = 1/D_b) are " + "; ".join(
+                      f"tariff {b + 1} (from θ = {theta[int(ref.starts[b])]:.6g}): fee {ref.fee[b]:.8g} $, "
+                      f"m {ref.m[b]:.8g}" for b in range(len(ref.m)))
+                  + (" -- " + ", ".join(f"tariff {b + 1}'s m" for b in far) + f" is beyond the NLP's bound "
+                     f"m <= {cp.M_MAX:g}, which it cannot reach" if far else "")
+                  + f"; price_sheet_two_part_K{K} carries the NLP's (polished) menu; if the NLP is short on a "
+                  "priceable menu, re-run with a tighter solver tol (solver.tol = 1e-14) and report it")
         res.checks.append(compare(NAME, "two_part_menu_nlp_vs_closed_form", "profit", prof, out["profit"],
-                                  TOL_LINEAR_PROFIT, index=[f"K={K}"]))
+                                  TOL_LINEAR_PROFIT, index=[f"K={K}"], advice=advice))
         if K == 1:  # one tariff: the independent served-set x multiplier search
             res.checks.append(compare(NAME, "two_part_menu_K1_vs_single", "profit (DP K=1 vs 1-D search)",
                                       out["profit"], single["profit"], TOL_LINEAR_PROFIT))

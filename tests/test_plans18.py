@@ -184,3 +184,70 @@ def test_a_reported_start_that_did_not_converge_keeps_the_regime_unconverged_wit
     assert "LINEAR_STARTS" in next(n for n in res.notes if n.startswith("not converged: linear[m0=2] "))
     assert "leave K = 1 out of [regimes.plans] K" in next(n for n in res.notes
                                                           if n.startswith("not converged: k_plans[K=1,dp] "))
+
+
+# ------------------------------------------------------------------ F3(b): a tariff that sells nothing
+# stranger18 s18_csv_close_thetas: CSV θ = 1, 1 + 1e-12, 1.5 (mass 1e-12), 2; masses 0.3, 0.3, 1e-12, 0.4
+S18_TECH = """
+[technology]
+sigma = 0.5
+rho = 0.5
+[[technology.tokens]]
+name = "input"
+weight = 0.6
+cost = 1.0
+[[technology.tokens]]
+name = "output"
+weight = 0.4
+cost = 4.0
+"""
+
+
+def _s18(tmp_path, second_theta="1.000000000001", K="[2]"):
+    (tmp_path / "t.csv").write_text(f"theta,mass\n1.0,0.3\n{second_theta},0.3\n1.5,1e-12\n2.0,0.4\n")
+    return _load(tmp_path, f'name = "s18"\n{S18_TECH}\n[types]\ndistribution = "discrete"\nfile = "t.csv"\n'
+                           f"[regimes.plans]\nK = {K}\nfull_nlp_max = 4\n")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("second_theta, dead", [("1.000000000001", True), ("1.00001", True), ("1.001", False)])
+def test_a_two_part_tariff_beyond_m_max_sells_nothing(tmp_path, second_theta, dead):
+    """Closed form: the DP's leading block θ = 1 … 1.5 has D = 3.2e-12 (m = 1/D = 3.1e11) at θ_2 = 1 + 1e-12,
+    D = 5e-6 (m = 2e5) at 1.00001 -- beyond M_MAX, so the tariff sells nothing and those types are
+    excluded (before: a tariff at m = 3.1e11 for 60 % of the buyers); at 1.001 (m = 2e3, a priced tariff)
+    it stays.  The menu's own profit is the DP's value less the dead tariff's."""
+    scn = _s18(tmp_path, second_theta)
+    tech = scn.technology
+    th, ms = scn.discrete_types()
+    mn = cp.best_two_part_menu(tech, th, ms, 2)
+    out = mn.outcome(tech)
+    if dead:
+        assert list(mn.starts) == [3] and len(mn.dead) == 1 and mn.dead[0][:2] == (0, 2)
+        assert mn.dead[0][2] > cp.M_MAX and 0 < mn.dead[0][3] < 1e-10 * mn.value
+        assert float(ms[out["served"]].sum()) == pytest.approx(0.4, rel=1e-12)
+    else:
+        assert list(mn.starts) == [0, 3] and mn.dead == () and mn.m[0] < cp.M_MAX
+    # two evaluations of one profit (table sums vs the menu's outcome): round-off
+    assert out["profit"] == pytest.approx(mn.value_sold, rel=1e-12)
+    assert np.all(mn.m <= cp.M_MAX)
+
+
+@pytest.mark.parametrize("second_theta", ["1.000000000001", "1.00001"])
+def test_stranger18_s18_two_part_menus_are_finite_and_verified(with_plans, tmp_path, second_theta):
+    """Regression (stranger18 F3b): K = 2 two-part menu rows 'rel_err inf', 'value nan', the profit
+    3.75e-9 short (the NLP pricing the dead tariff at its bound m = 9999 for 60 % of the buyers), and
+    share served 100 % where the optimum serves 40 %.  Now every row is finite and passes, the menu
+    serves θ = 2 only at m = 1, fee 0.4 (the tester's brute force: 0.1599999999998), and a note names the
+    dead tariff."""
+    scn = _s18(tmp_path, second_theta)
+    res = run.run_regime(scn, "plans", _ctx())
+    v = res.verification
+    assert res.verified, res.status() + v[~v["passed"].astype(bool)].to_string()
+    rows = v[v["check"].astype(str).str.startswith("two_part_menu")]
+    assert len(rows) and np.all(np.isfinite(rows["numeric"].astype(float)))
+    assert np.all(np.isfinite(rows["rel_err"].astype(float)))
+    tpm = res.tables["two_part_menus"].set_index("K")
+    assert tpm.loc[2, "share_served"] == pytest.approx(0.4, rel=1e-9) and tpm.loc[2, "plans"] == 1
+    assert tpm.loc[2, "profit_usd"] == pytest.approx(0.16, rel=1e-9)
+    assert any(n.startswith("two-part menu K=2: the DP's tariff for θ = 1") and "sells nothing" in n
+               for n in res.notes)
