@@ -181,6 +181,46 @@ def _sub_value_expr(tech, sfb: float, m):
     return sfb * m ** (1.0 - 1.0 / (1.0 - tech.eta)) if sfb > 0 else 0.0
 
 
+# ------------------------------------------------------------ unused starts
+def leave_out_unused_starts(res, family: str, starts: dict, reported: str, tol: float, table: str,
+                            worth: str = "exact", keep=()) -> list[str]:
+    """The unused-start rule of the plans regime's multi-start solves (linear starts, two-part served
+    sets, K-plan partitions, continuous-cut starts), as in distributions (7d61ebc, 15e2162) and
+    competition's starts tables: a start that is not the reported one and did not end 'optimal'
+    ('acceptable' is not converged) is a note and a row of its starts table, not a solve of the
+    verdict -- its solve label leaves ``res.solves`` -- when
+
+    * the reported start's solve is optimal (its solves must all converge, and the reported menu is
+      judged row by row against its closed form), and
+    * what the start stopped at is worth, exactly, no more than the reported one beyond ``tol``
+      (relative; the tolerance of the row that compares the reported profit with its closed form):
+      a start that stopped higher may have seen a better optimum and keeps the regime unconverged.
+
+    Decided once per start; ``starts`` maps each start's solve label to (SolveResult, worth) with
+    worth the exact value of the point or partition it stopped at (closed form) or None (unknown:
+    it stays), ``worth`` what that value is (named in the note).  ``table``: where its status stays (named in the note).  ``keep``: labels that enter the verdict whatever their status (K-plan menus: the DP
+    partition, whose NLP profit the k_plans_dp_global row reads).  Returns the labels left out.
+
+    stranger18 F2 (σ + γ = 0.95, uniform [1, 3], N = 60): linear start m0 = 10, in the flat region where
+    Π(m) ∝ (m − 1)m^(−20) is 1e-10 of its maximum, ended 'acceptable' at profit 4.3e-16; the reported
+    start m0 = 1.1 was optimal at m* = 1/η to 4e-12: exit 1 on a verified menu."""
+    r0, w0 = starts[reported]
+    if not r0.ok or w0 is None or not np.isfinite(w0):
+        return []
+    out = []
+    for lab, (r, w) in starts.items():
+        if lab == reported or lab in keep or r.ok or w is None or not np.isfinite(w):
+            continue
+        if w > w0 + tol * abs(w0):
+            continue
+        res.solves.pop(lab, None)
+        out.append(lab)
+        res.notes.append(f"{lab}: start ended '{r.status.value}' at a point worth {w:.10g} $ ({worth}), not above the "
+                         f"reported {family} start {reported} ({w0:.10g} $, optimal): it does not enter the verdict "
+                         f"(its status stays in {table})")
+    return out
+
+
 # ------------------------------------------------------------ linear pricing
 LINEAR_STARTS = (1.1, 2.0, 10.0)
 
@@ -271,6 +311,13 @@ def _linear(res, tech, theta, mass, ctx, full_profit, scn=None):
     best = max(ok, key=lambda x: x[0])
     prof, _, mult, Q, _ = best
     spread = (max(x[0] for x in ok) - min(x[0] for x in ok)) / max(abs(prof), 1e-300)
+    # a start that did not converge: worth the exact profit of the multiplier it stopped at (every
+    # type's demand in closed form), against the reported start's; the tolerance of linear_vs_1d_search
+    leave_out_unused_starts(res, "linear", {f"linear[m0={m0:g}]": (r, cp.linear_profit(tech, theta, mass, m))
+                                            for _, m0, m, _, r in runs}, f"linear[m0={best[1]:g}]",
+                            TOL_LINEAR_PROFIT, "linear_pricing.starts_not_converged",
+                            "exact profit of the multiplier it stopped at")
+    lin_starts = [x for x in runs if x in ok]
     res.checks.append(compare(NAME, "linear_vs_1d_search", "multiplier m", mult, ref["m"], TOL_M))
     res.checks.append(compare(NAME, "linear_vs_1d_search", "profit", prof, ref["profit"], TOL_LINEAR_PROFIT))
     qref = cp.linear_demand(tech, theta, mult)  # demand at the NLP's own m (FOC rows)
@@ -278,8 +325,8 @@ def _linear(res, tech, theta, mass, ctx, full_profit, scn=None):
     mh = cp.linear_multiplier_homogeneous(tech)
     res.checks.append(compare(NAME, "linear_vs_derived", "m vs 1/(sigma+gamma)", mult, mh, TOL_M))
     # the multiplier maximises a unimodal Π(m): every start lands on it
-    res.checks.append(bound_check(NAME, "linear_starts", "profit spread over starts / profit", spread, TOL_LINEAR_PROFIT,
-                                  index=f"starts m0 = {', '.join(f'{x:g}' for x in LINEAR_STARTS)}"))
+    res.checks.append(bound_check(NAME, "linear_starts", "profit spread over converged starts / profit", spread,
+                                  TOL_LINEAR_PROFIT, index=f"starts m0 = {', '.join(f'{x[1]:g}' for x in lin_starts)}"))
     out = cp.linear_outcome(tech, theta, mass, mult)
     if scn is not None and scn.types.kind != "discrete":
         _linear_continuum(res, tech, scn, mult, prof / full_profit, len(theta))
@@ -294,7 +341,9 @@ def _linear(res, tech, theta, mass, ctx, full_profit, scn=None):
     rowd.update({"profit_usd": prof, "consumer_surplus_usd": out["consumer_surplus"],
                  "total_surplus_usd": prof + out["consumer_surplus"],
                  "share_served": float(np.sum(mass[out["served"]])),
-                 "profit_pct_of_full_menu": 100 * prof / full_profit, "starts_spread": spread})
+                 "profit_pct_of_full_menu": 100 * prof / full_profit, "starts_spread": spread,
+                 "starts_not_converged": "; ".join(f"m0 = {m0:g}: {r.status.value}" for _, m0, _, _, r in runs
+                                                   if not r.ok)})
     res.tables["linear_pricing"] = pd.DataFrame([rowd])
     res.tables["price_sheet_linear"] = price_sheet_per_token(tech, mult)
     return {"profit": prof, "cs": out["consumer_surplus"], "served": float(np.sum(mass[out["served"]])), "m": mult}
@@ -430,7 +479,7 @@ TWO_PART_OFFSETS = (-3, -1, 0, 1, 3)
 def _two_part(res, tech, theta, mass, scn, opts, ctx, full_profit):
     N = len(theta)
     ref = cp.two_part_optimum(tech, theta, mass)
-    runs = {}
+    runs, derived = {}, {}
     for d in TWO_PART_OFFSETS:
         s = ref["s"] + d
         if not 0 <= s < N or theta[s] <= 0 or s in runs:
@@ -442,11 +491,23 @@ def _two_part(res, tech, theta, mass, scn, opts, ctx, full_profit):
         res.solves[lab] = r
         runs[s] = (float(pyo.value(mdl.profit)), float(pyo.value(mdl.mult)), float(pyo.value(mdl.fee)), r)
         mf = cp.two_part_multiplier_formula(tech, theta, mass, s)
-        res.checks.append(compare(NAME, "two_part_vs_derived", "m(s) vs T/((1-eta)S theta_s^r + eta T)",
+        derived[s] = (mf, compare(NAME, "two_part_vs_derived", "m(s) vs T/((1-eta)S theta_s^r + eta T)",
                                   runs[s][1], mf, TOL_M, index=[f"s={s}"]))
     ok = {s: x for s, x in runs.items() if x[3].ok} or runs
     sb = max(ok, key=lambda s: ok[s][0])
     prof, mult, fee, _ = ok[sb]
+    # a served set whose NLP did not converge is worth, exactly, its best tariff m(s) (derived formula,
+    # fee from the IR row of type s): the served sets are the two-part NLP's starts (its discrete part);
+    # the tolerance of two_part_vs_1d_search's profit row
+    gone = leave_out_unused_starts(
+        res, "two-part served set",
+        {f"two_part[s={s}]": (x[3], cp.two_part_outcome(tech, theta, mass, s, derived[s][0])["profit"]
+                              if derived[s][0] is not None else None) for s, x in runs.items()},
+        f"two_part[s={sb}]", TOL_LINEAR_PROFIT, "two_part_tariff.served_sets_not_converged",
+        "exact optimum of that served set")
+    for s in runs:
+        if f"two_part[s={s}]" not in gone:  # no rows about a served set that is not used
+            res.checks.append(derived[s][1])
     res.checks.append(bound_check(NAME, "two_part_served_set", "best NLP served set != 1-D search's (count)",
                                   0 if sb == ref["s"] else 1, 0, index=f"NLP s={sb}, search s={ref['s']}"))
     res.checks.append(compare(NAME, "two_part_vs_1d_search", "multiplier m", mult, ref["m"], TOL_M))
@@ -483,7 +544,9 @@ def _two_part(res, tech, theta, mass, scn, opts, ctx, full_profit):
         rowd[f"{nm}_usd_per_Mtok"] = mult * tech.cost_hat[k]
     rowd.update({"lowest_type_served": float(theta[sb]), "share_served": served, "profit_usd": prof,
                  "consumer_surplus_usd": out["consumer_surplus"], "total_surplus_usd": prof + out["consumer_surplus"],
-                 "profit_pct_of_full_menu": 100 * prof / full_profit})
+                 "profit_pct_of_full_menu": 100 * prof / full_profit,
+                 "served_sets_not_converged": "; ".join(f"s={s}: {x[3].status.value}" for s, x in sorted(runs.items())
+                                                        if not x[3].ok)})
     res.tables["two_part_tariff"] = pd.DataFrame([rowd])
     res.tables["price_sheet_two_part"] = price_sheet_per_token(tech, mult, fee)
     return {"profit": prof, "cs": out["consumer_surplus"], "served": served, "m": mult, "fee": fee}
@@ -725,8 +788,16 @@ def _two_part_menus(res, tech, theta, mass, scn, opts, ctx, full_profit, single)
     for K in Ks:
         ref = cp.best_two_part_menu(tech, theta, mass, K)
         out = ref.outcome(tech)
-        res.checks.append(compare(NAME, "two_part_menu_dp_value", "DP optimum vs the menu's own profit",
-                                  out["profit"], ref.value, TOL_CLOSED, index=[f"K={K}"]))
+        # the DP's value of the tariffs on sale (less the dead ones') vs the menu evaluated directly
+        res.checks.append(compare(NAME, "two_part_menu_dp_value", "DP optimum (tariffs on sale) vs the menu's own profit",
+                                  out["profit"], ref.value_sold, TOL_CLOSED, index=[f"K={K}"]))
+        for a, e, mb, vb in ref.dead:  # closed_form/plans.py best_two_part_menu: a dead tariff sells nothing
+            res.notes.append(f"two-part menu K={K}: the DP's tariff for θ = {theta[a]:.10g} … {theta[e]:.10g} "
+                             f"({100 * float(mass[a:e + 1].sum()):.4g} % of buyers) has m = 1/D = {mb:.3g}, beyond "
+                             f"m <= {cp.M_MAX:g} (the NLP's bound and the searches' range): it sells nothing, those "
+                             f"types are excluded; its value {vb:.3g} $ ({vb / abs(ref.value):.2g} of the DP optimum "
+                             f"{ref.value:.10g} $) is left out")
+        far = [b for b in range(len(ref.m)) if ref.m[b] > cp.M_MAX]  # none since the dead-tariff rule (a guard)
         with Timer() as tb:
             mdl, plan = build_two_part_menu(tech, theta, mass, ref.starts)
         lab = f"two_part_menu[K={K}]"
@@ -791,8 +862,20 @@ def _two_part_menus(res, tech, theta, mass, scn, opts, ctx, full_profit, single)
         res.checks.append(bound_check(NAME, "two_part_menu_nlp_vs_closed_form",
                                       "profit the NLP's fees give up vs the fee chain at its m / profit",
                                       float(np.sum(lost_fee)), TOL_LINEAR_PROFIT, index=f"K={K},tariff {wf + 1}"))
+        # what a failed profit row means (stranger18 F3b): which menu, by how much, and the closed form's
+        # tariffs, which are exact for these blocks (a tariff with m beyond the NLP's bound cannot be priced by it)
+        short = out["profit"] - prof
+        advice = (f"the NLP's menu of {K} two-part tariffs earns {short:.3g} $ ({abs(short) / abs(out['profit']):.2g} of "
+                  "its profit) from the DP optimum of the same blocks; the closed form's tariffs (exact for these "
+                  "blocks: fee chain at m_b = 1/D_b) are " + "; ".join(
+                      f"tariff {b + 1} (from θ = {theta[int(ref.starts[b])]:.6g}): fee {ref.fee[b]:.8g} $, "
+                      f"m {ref.m[b]:.8g}" for b in range(len(ref.m)))
+                  + (" -- " + ", ".join(f"tariff {b + 1}'s m" for b in far) + f" is beyond the NLP's bound "
+                     f"m <= {cp.M_MAX:g}, which it cannot reach" if far else "")
+                  + f"; price_sheet_two_part_K{K} carries the NLP's (polished) menu; if the NLP is short on a "
+                  "priceable menu, re-run with a tighter solver tol (solver.tol = 1e-14) and report it")
         res.checks.append(compare(NAME, "two_part_menu_nlp_vs_closed_form", "profit", prof, out["profit"],
-                                  TOL_LINEAR_PROFIT, index=[f"K={K}"]))
+                                  TOL_LINEAR_PROFIT, index=[f"K={K}"], advice=advice))
         if K == 1:  # one tariff: the independent served-set x multiplier search
             res.checks.append(compare(NAME, "two_part_menu_K1_vs_single", "profit (DP K=1 vs 1-D search)",
                                       out["profit"], single["profit"], TOL_LINEAR_PROFIT))
@@ -1068,13 +1151,11 @@ def _k_cuts(res, tech, scn, opts, ctx, coarse_dp, fine_dp):
         # start ended "acceptable" at the K = 1 profit 355.57 (a plan merged),
         # the equal-mass start "optimal" at 438.41, and the regime was not
         # converged although all 293 rows were within their limits.
-        lost = [k for k, v in sols.items()
-                if not v[4].ok and ok is not sols and v[0] <= prof + TOL_DISCRETE * abs(prof)]
-        for k in lost:
-            lab = f"k_cuts[K={K},{k}]"
-            r = res.solves.pop(lab)
-            res.notes.append(f"{lab}: start ended '{r.status.value}' at profit {sols[k][0]:.10g}, below the reported "
-                             f"start '{bname}' ({prof:.10g}, optimal); it does not enter the verdict")
+        # (leave_out_unused_starts; the worth of a start here is its NLP profit, the tolerance TOL_DISCRETE
+        # of the k_cuts rows)
+        leave_out_unused_starts(res, "continuous-cut", {f"k_cuts[K={K},{k}]": (v[4], v[0]) for k, v in sols.items()},
+                                f"k_cuts[K={K},{bname}]", TOL_DISCRETE, "k_plan_cuts.starts_not_converged",
+                                "its NLP profit")
         P = np.diff(np.r_[dist.cdf(c), 1.0])
         ref = cb.discrete_menu(tech, c, P)
         idx = [f"K={K},plan {b + 1}" for b in range(K)]
@@ -1297,16 +1378,16 @@ def _k_plans(res, tech, theta, mass, scn, opts, ctx, full):
         # plans_170_20 (Beta(4.29, 15.67), N = 26, K = 22): k_plans[K=22,equal-width+local] ended
         # 'acceptable' at Q 8.6e4 relative off its partition's closed form, while the dp start (the
         # reported menu, the same partition as the best) was optimal to 1e-15: exit 1 on a verified menu.
-        dp_ok = sols["dp"]["result"].ok
-        for nm in list(rows_of):
-            if (not sols[nm]["result"].ok and dp_ok and nm != "dp"
-                    and cf_profit[nm] <= best["profit"] + TOL_DISCRETE * abs(best["profit"])):
-                lab = f"k_plans[K={K},{nm}]"
-                r = res.solves.pop(lab)
-                del rows_of[nm]
-                res.notes.append(f"{lab}: start ended '{r.status.value}'; its partition is worth {cf_profit[nm]:.10g} "
-                                 f"in closed form, not above the reported start '{bname}' ({best['profit']:.10g}, "
-                                 "optimal): it does not enter the verdict")
+        # (leave_out_unused_starts: the DP start always enters the verdict, and only while it converged are
+        # other starts left out)
+        if sols["dp"]["result"].ok:
+            gone = leave_out_unused_starts(
+                res, "K-plan", {f"k_plans[K={K},{nm}]": (sols[nm]["result"], cf_profit[nm]) for nm in sols},
+                f"k_plans[K={K},{bname}]", TOL_DISCRETE, "k_plan_starts",
+                "closed-form optimum of its partition", keep=(f"k_plans[K={K},dp]",))
+            for nm in list(rows_of):
+                if f"k_plans[K={K},{nm}]" in gone:
+                    del rows_of[nm]
         for rows in rows_of.values():
             res.checks.extend(rows)
         profits = [s["profit"] for s in ok.values()]
@@ -1652,6 +1733,46 @@ def sol_starts(plan, idx):
 
 
 # ------------------------------------------------------------------- run
+def _unconverged_advice(res, opts, N):
+    """One note per solve of the verdict that did not converge: what the start is, and what a scenario
+    can change.  The regime's starts are fixed in this module (LINEAR_STARTS, TWO_PART_OFFSETS, the
+    K-plan partitions of _k_plans, the cut starts of _k_cuts), not scenario fields, so "other starts"
+    is not advice a user can follow (stranger18 F2); what is: more iterations or a tighter tol
+    ([solver]), another discretisation ([types] n, grid), the K list ([regimes.plans] K) or the
+    K = N NLP (full_nlp_max)."""
+    bad = [k for k, r in res.solves.items() if not r.ok]
+    if not bad:
+        return
+    for lab in bad:
+        st = res.solves[lab].status.value
+        m = re.match(r"(\w+)\[K=(N=)?(\d+)", lab)
+        if lab.startswith("linear["):
+            what = (f"a start of the linear-price NLP (starts m0 = {', '.join(f'{x:g}' for x in LINEAR_STARTS)}, "
+                    "fixed: models/plans.py LINEAR_STARTS): the reported one, one that stopped at more profit, or any "
+                    "start when none converged (leave_out_unused_starts)")
+            drop = ""
+        elif lab.startswith("two_part["):
+            what = ("a served set of the single two-part tariff (the 1-D search's and its neighbours, fixed: "
+                    "models/plans.py TWO_PART_OFFSETS): the reported one, one worth more, or any when none converged")
+            drop = ""
+        elif m and m.group(2):
+            what = f"the K = N NLP (one plan per type, N = {N})"
+            drop = f"; or [regimes.plans] full_nlp_max < {N} to skip it (the DP check of K = N still runs)"
+        elif m:
+            kind = {"k_plans": "the K-plan menu NLP (starts: the DP partition and improved equal-mass/-width "
+                               "partitions, fixed)",
+                    "k_cuts": "the continuous-cut K-plan NLP (starts: the grid DP's and equal-mass cuts, fixed)",
+                    "two_part_menu": "the menu of K two-part tariffs (one solve, at the DP's blocks)"}.get(m.group(1),
+                                                                                                   m.group(1))
+            what = f"{kind}, K = {m.group(3)}"
+            drop = f"; or leave K = {m.group(3)} out of [regimes.plans] K = {opts['K']}"
+        else:
+            what, drop = lab, ""
+        res.notes.append(f"not converged: {lab} ended '{st}' -- {what}.  What a scenario can change: [solver] "
+                         "max_iter (more iterations) or a tighter tol (e.g. solver.tol = 1e-14); [types] n or grid "
+                         f"(another discretisation){drop}.  The regime's starts are not scenario fields.")
+
+
 def run(scn, opts, ctx) -> RegimeResult:
     tech = scn.technology
     res = RegimeResult(NAME)
@@ -1678,6 +1799,7 @@ def run(scn, opts, ctx) -> RegimeResult:
     else:
         res.notes.append("continuous-cut K-plan NLP skipped: needs uniform or integer-parameter Beta types")
     _committed_spend(res, tech, theta, mass, scn, opts, full, best_by_K)
+    _unconverged_advice(res, opts, len(theta))
     sv_full = _served_full(tech, theta, full)
     served_full = float(mass[sv_full].sum())
     rows = [{"scheme": "full menu (one plan per type)", "plans": int(np.sum(sv_full)),

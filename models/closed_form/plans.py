@@ -514,6 +514,14 @@ class TwoPartMenu:
     m: np.ndarray
     plan_of: np.ndarray
     value: float  # the DP's optimum (separable value)
+    # DP blocks excluded as dead tariffs (best_two_part_menu): (first type, last type, 1/D_b, value v_b);
+    # the menu's own profit is value − Σ v_b
+    dead: tuple = ()
+
+    @property
+    def value_sold(self) -> float:
+        """The DP's value less the dead tariffs' (the value of the tariffs on sale)."""
+        return float(self.value - sum(x[3] for x in self.dead))
 
     def outcome(self, tech):
         """Demand, payments and welfare of every type under its assigned tariff."""
@@ -555,16 +563,34 @@ def best_two_part_menu(tech: cf.Technology, theta, mass, K: int) -> TwoPartMenu:
         raise ValueError(f"two-part menu DP with K = {K}, N = {N} needs {(K + 1) * N * N:.3g} entries")
     v, D = _two_part_block_tables(tech, theta, mass)
     starts, value = partition_dp(v, D, K)
+    gone = ()
     if starts is None:
         starts = np.array([N - 1])
         m = np.array([M_MAX])
     else:
         ends = np.r_[starts[1:] - 1, N - 1]
         keep = D[starts, ends] > 0  # D <= 0 (only a leading block: keys increase): no sale, types excluded
+        # A dead tariff: a leading block whose multiplier 1/D_b is beyond M_MAX -- beyond the NLP's bound on
+        # m and the single-tariff searches' range, the project's domain of posted multipliers -- sells nothing
+        # and is excluded like a block of D <= 0.  Only a leading run can be dead (D rises along the blocks),
+        # so no gap is left.  Its value is lost: v_b = (1 − η)βU_b·D_b^r < (1 − η)βU_b·M_MAX^(−r), at most
+        # M_MAX^(−r) of its types' first-best surplus (``dead`` lists it; the menu's own profit is the DP's
+        # value less Σ v_b).  Within m <= M_MAX nothing better is lost: a block's g_b(x) = βU_b(D_b x − ηx^(1/η))
+        # is concave with its maximum beyond the bound, and at most v_b.  stranger18 F3b (CSV θ = 1,
+        # 1 + 1e-12, 1.5 (mass 1e-12), 2; η = 1/2): K >= 2 put θ = 1 … 1.5 on a tariff of D = 3.2e-12,
+        # m = 3.1e11, worth 6.2e-25 $; the NLP, whose m is bounded by M_MAX, priced it at m = 9999 and fee
+        # 1e-5 $ for 60 % of the buyers and lost 6.0e-10 $ on the top tariff's fee (the exact optimum of that
+        # partition with m <= M_MAX is 0.15999999939984, the NLP's 0.15999999939951): rows inf/nan (the polish
+        # of a tariff at its bound), 'share served 100 %' for a menu that serves 40 %.  θ = 1.00001 in place of
+        # 1 + 1e-12 (D = 5e-6, m = 2e5) failed the same way.
+        dead = np.cumprod(D[starts, ends] * M_MAX < 1.0).astype(bool)
+        keep &= ~dead
+        gone = tuple((int(a), int(b), float(1.0 / D[a, b]) if D[a, b] > 0 else np.inf, float(v[a, b]))
+                     for a, b, d in zip(starts, ends, dead) if d and D[a, b] > 0)
         starts, ends = starts[keep], ends[keep]
         m = 1.0 / D[starts, ends]
     fee, plan = two_part_menu_from_blocks(tech, theta, mass, starts, m)
-    return TwoPartMenu(theta, mass, np.asarray(starts, int), fee, m, plan, float(value))
+    return TwoPartMenu(theta, mass, np.asarray(starts, int), fee, m, plan, float(value), gone)
 
 
 def two_part_menu_choice(tech: cf.Technology, theta_buyer, fee, m):
