@@ -1159,7 +1159,10 @@ def _heavy_first_start(tech, types, ctx, lbl, ic, lz, x, z, t, notes):
 # Scheme: (1) the program of the resolvable types L' alone (their own IC/IR
 # rows, solved by solve_menu with its own bands); (2) its items copied
 # exactly into the full model and fixed; (3) the other types in weight bands
-# (refine_light_types), every IC/IR row of the full program present.
+# (refine_light_types), every IC/IR row of the full program present in some
+# band (a band leaves out the types below its LIGHT_SPAN window, and a later
+# band frees them); (4) the overlapping sweep, which frees the light kept
+# items again, so they are not final after (2) (docs/model.md §2.6).
 # What that proves: the point is feasible for the full program (the lazy
 # loop's all-pairs audit, or all rows), and its objective is within
 # ε = Σ_{l dropped} p_l·FB_l of the full optimum OPT: the restriction of the
