@@ -174,7 +174,8 @@ def failure_lines(ver: pd.DataFrame, limit: int = 12) -> list[str]:
         regs = ", ".join(dict.fromkeys(ver.loc[within, "regime"]))
         out.append(f"{regs}: {int(within.sum())} rows are within their limits but count as failed because a solve "
                    f"did not converge (a non-converged solve is never verified; see the regime's status line). "
-                   f"What to do: fix the solve first (tighter or looser starts, more iterations, another grid)")
+                   f"What to do: fix the solve first: the regime's notes name each solve that did not converge and "
+                   f"what to change ([solver] max_iter or tol, the type grid or n, the scenario's range)")
     for (reg, chk), dfc in groups[:limit]:
         parts, advice = [], ""
         for q, df in dfc.groupby("quantity", sort=False):

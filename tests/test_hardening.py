@@ -550,6 +550,8 @@ def test_failed_rows_are_actionable():
     nc["passed"] = False
     lines = failure_lines(nc)
     assert len(lines) == 3 and lines[0].startswith("budgets: 3 rows are within their limits")
+    # its advice names only what a user can set (stranger18 F2: 'tighter or looser starts' are no scenario field)
+    assert "starts" not in lines[0] and "[solver] max_iter" in lines[0] and "notes" in lines[0]
 
 
 def test_console_lists_failed_checks(monkeypatch, capsys):
