@@ -198,7 +198,8 @@ def leave_out_unused_starts(res, family: str, starts: dict, reported: str, tol: 
 
     Decided once per start; ``starts`` maps each start's solve label to (SolveResult, worth) with
     worth the exact value of the point or partition it stopped at (closed form) or None (unknown:
-    it stays), ``worth`` what that value is (named in the note).  ``table``: where its status stays (named in the note).  ``keep``: labels that enter the verdict whatever their status (K-plan menus: the DP
+    it stays), ``worth`` what that value is and ``table`` where its status stays (both named in the
+    note).  ``keep``: labels that enter the verdict whatever their status (K-plan menus: the DP
     partition, whose NLP profit the k_plans_dp_global row reads).  Returns the labels left out.
 
     stranger18 F2 (σ + γ = 0.95, uniform [1, 3], N = 60): linear start m0 = 10, in the flat region where
