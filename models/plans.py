@@ -198,7 +198,8 @@ def leave_out_unused_starts(res, family: str, starts: dict, reported: str, tol: 
 
     Decided once per start; ``starts`` maps each start's solve label to (SolveResult, worth) with
     worth the exact value of the point or partition it stopped at (closed form) or None (unknown:
-    it stays), ``worth`` what that value is (named in the note).  ``table``: where its status stays (named in the note).  ``keep``: labels that enter the verdict whatever their status (K-plan menus: the DP
+    it stays), ``worth`` what that value is and ``table`` where its status stays (both named in the
+    note).  ``keep``: labels that enter the verdict whatever their status (K-plan menus: the DP
     partition, whose NLP profit the k_plans_dp_global row reads).  Returns the labels left out.
 
     stranger18 F2 (σ + γ = 0.95, uniform [1, 3], N = 60): linear start m0 = 10, in the flat region where
@@ -1200,8 +1201,36 @@ def _quantile(dist, q):
 
 
 # ------------------------------------------------------------- K-plan menus
-def build_k_plans(tech, theta, mass, starts):
-    """Pyomo model of the best menu when block b (types starts[b] …) buys plan b."""
+# Rent form of the K-plan NLP (stranger18 F5).  A choice row of type i, θ_i(Q_b − Q_o) − (t_b − t_o) >= 0,
+# and the row of a type j of plan o against plan b are opposite up to (θ_i − θ_j)(Q_b − Q_o): on types
+# spanning a fraction w = (θ_max − θ_min)/θ_max of their level the rows of all pairs are nearly dependent
+# to O(w).  s29_narrow_support (uniform on [1, 1.000001], N = 50: 2550 choice rows on 200 variables, all
+# near-active at a near-pooling optimum): the K = N NLP made MUMPS reallocate (INFO(1) = -9, delayed
+# pivots) and take 2-30 s per iteration, > 400 s without converging; w = 1e-4: 'max_time' at 90 s after
+# 18 iterations; w >= 1e-3: optimal in ~1 s.  Written with t_b = θ_ref·Q_b + τ_b (θ_ref the lowest
+# type of the rows), the rows are (θ_i − θ_ref)(Q_b − Q_o) − (τ_b − τ_o) >= 0 -- the same rows, with
+# coefficients the types' distances from θ_ref, O(1) apart relative to each other whatever w -- and τ
+# (the rents) and the rows are scaled in money of the spread, (θ_max − θ_ref)·Q_FB(θ_max).  Measured
+# (N = 50, K = N): w = 1e-4 optimal in 30 iterations, 1.2 s; w = 1e-6 38 iterations, 1.3 s.  Used where
+# the spread is below half the level (θ_ref > θ_max/2), where the rows' separation in the rent form, 1,
+# exceeds the plain form's, w, by more than 2x; elsewhere the plain form (its path unchanged).
+RENT_FORM_SPAN = 0.5
+
+
+def rent_form_reference(theta, starts) -> float:
+    """θ_ref of the rent form (RENT_FORM_SPAN), 0 for the plain form: the lowest type of the choice rows
+    (the highest excluded type if any is excluded, else the lowest served one) when the spread is narrow."""
+    theta = np.asarray(theta, float)
+    lo = float(theta[max(int(starts[0]) - 1, 0)])
+    top = float(np.max(theta))
+    return lo if lo > 0 and top - lo < RENT_FORM_SPAN * top else 0.0
+
+
+def build_k_plans(tech, theta, mass, starts, theta_ref: float | None = None):
+    """Pyomo model of the best menu when block b (types starts[b] …) buys plan b.
+
+    ``theta_ref``: prices written as t_b = θ_ref·Q_b + τ_b with τ_b the variable (RENT_FORM_SPAN) if > 0;
+    None: rent_form_reference's choice."""
     theta = np.asarray(theta, float)
     mass = np.asarray(mass, float)
     N = len(theta)
@@ -1218,7 +1247,12 @@ def build_k_plans(tech, theta, mass, starts):
     X0, Z0 = cf.inputs(tech, Q0)
     xf, zf = start_floors(tech, theta)
     mdl.Q = pyo.Var(mdl.B, bounds=(0.0, None), initialize=lambda _, b: float(Q0[b]))
-    mdl.t = pyo.Var(mdl.B, initialize=lambda _, b: float(0.5 * thb[b] * Q0[b]))
+    shift = float(rent_form_reference(theta, starts) if theta_ref is None else theta_ref)
+    if shift > 0:
+        mdl.tau = pyo.Var(mdl.B, initialize=lambda _, b: float((0.5 * thb[b] - shift) * Q0[b]))
+        mdl.t = pyo.Expression(mdl.B, rule=lambda mm, b: shift * mm.Q[b] + mm.tau[b])
+    else:
+        mdl.t = pyo.Var(mdl.B, initialize=lambda _, b: float(0.5 * thb[b] * Q0[b]))
     mdl.X = pyo.Var(mdl.B, mdl.TOKENS, bounds=(0.0, None), initialize=lambda _, b, j: max(float(X0[b, j]), xf[j]))
     mdl.Z = pyo.Var(mdl.B, mdl.FT, bounds=(0.0, None),
                     initialize=lambda _, b, i: max(float(Z0[b, i]), zf[i]) if tech.K else 0.0)
@@ -1250,9 +1284,14 @@ def build_k_plans(tech, theta, mass, starts):
     mdl.ROWS = pyo.Set(initialize=[(i, b, o) for i, b in rows for o in [-1] + list(range(K)) if o != b],
                        dimen=3)
 
+    # in the rent form θQ_b − t_b = (θ − θ_ref)Q_b − τ_b: the rows' coefficients are the types' distances
+    # from θ_ref, not θ itself (exactly the same rows)
+    tau = mdl.tau if shift > 0 else mdl.t
+
     def choice(mm, i, b, o):
-        own = float(theta[i]) * mm.Q[b] - mm.t[b] if b >= 0 else 0.0
-        alt = float(theta[i]) * mm.Q[o] - mm.t[o] if o >= 0 else 0.0
+        d = float(theta[i]) - shift
+        own = d * mm.Q[b] - tau[b] if b >= 0 else 0.0
+        alt = d * mm.Q[o] - tau[o] if o >= 0 else 0.0
         return own - alt >= 0
 
     mdl.choice = pyo.Constraint(mdl.ROWS, rule=choice)
@@ -1263,8 +1302,15 @@ def build_k_plans(tech, theta, mass, starts):
     sf = mdl.scaling_factor = pyo.Suffix(direction=pyo.Suffix.EXPORT)
     sf[mdl.profit] = obj_s
     scale_plan_vars(sf, mdl, mdl.B, tech, Qs, Xs, Zs, ts)
+    row_unit = ts
+    if shift > 0:
+        # rents and the rows in money of the types' spread: (θ_max − θ_ref)·Q_FB(θ_max)
+        row_unit = max((float(np.max(theta)) - shift) * Qs, 1e-300)
+        for b in mdl.B:
+            del sf[mdl.t[b]]
+            sf[mdl.tau[b]] = 1.0 / row_unit
     for c in mdl.choice.values():
-        sf[c] = 1.0 / ts
+        sf[c] = 1.0 / row_unit
     for con, sc in ((getattr(mdl, "ray", None), float(np.max(Xs))),
                     (getattr(mdl, "ft_ray", None), float(np.max(Zs)) if len(Zs) else 1.0)):
         for c in con.values() if con is not None else ():

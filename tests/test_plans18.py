@@ -251,3 +251,73 @@ def test_stranger18_s18_two_part_menus_are_finite_and_verified(with_plans, tmp_p
     assert tpm.loc[2, "profit_usd"] == pytest.approx(0.16, rel=1e-9)
     assert any(n.startswith("two-part menu K=2: the DP's tariff for θ = 1") and "sells nothing" in n
                for n in res.notes)
+
+
+# ------------------------------------------------------------------ F5: the K = N NLP on near-identical types
+class _CapKN(run.Context):
+    """The K = N NLP with a wall-clock cap of 30 s (it takes ~1 s since the rent form; before, > 400 s)."""
+
+    def solve(self, model, label, *a, **k):
+        if label.startswith("k_plans[K=N="):
+            return run.Context.solve(dataclasses.replace(self, user_options={**self.user_options,
+                                                                             "max_wall_time": 30.0}),
+                                     model, label, *a, **k)
+        return super().solve(model, label, *a, **k)
+
+
+S29 = f"""
+name = "s29_narrow_support"
+{S18_TECH}
+[types]
+distribution = "uniform"
+low = 1.0
+high = 1.000001
+n = 50
+[regimes.plans]
+K = [1]
+full_nlp_max = 50
+"""
+
+
+def test_stranger18_s29_k_equals_n_nlp_on_near_identical_types_converges(with_plans, tmp_path):
+    """Regression (stranger18 F5): uniform θ on [1, 1.000001], N = 50: the K = N NLP (2550 choice rows,
+    nearly dependent to O(1e-6)) ran 2-30 s per Ipopt iteration and stalled (> 400 s; here it would end
+    'max_time' at the 30 s cap).  In the rent form (RENT_FORM_SPAN) it is optimal in ~1 s and its menu
+    matches the discrete Mussa-Rosen menu."""
+    scn = _load(tmp_path, S29)
+    res = run.run_regime(scn, "plans", _CapKN(**_ctx_fields()))
+    v = res.verification
+    assert res.verified, res.status() + v[~v["passed"].astype(bool)].to_string()
+    assert res.solves["k_plans[K=N=50]"].ok
+    assert {"NLP profit (K = N) vs discrete Mussa-Rosen", "NLP Q (K = N) vs discrete Mussa-Rosen"} <= set(
+        v.loc[v["check"] == "k_plans_K_equals_N", "quantity"])
+
+
+@pytest.mark.unit
+def test_the_rent_form_is_used_on_narrow_spreads_only_and_writes_the_same_rows():
+    """The rent form t_b = θ_ref·Q_b + τ_b where the spread is below half the level; the plain form
+    (t a variable) elsewhere.  Both give every choice row the same value at the same menu."""
+    import pyomo.environ as pyo
+
+    from models.closed_form import cost as cf
+
+    tech = cf.Technology(sigma=0.5, rho=0.5, alpha=(0.6, 0.4), cost=(1.0, 4.0), gamma=0.0, rho_hat=0.0,
+                         alpha_hat=(), cost_hat=(), token_names=("input", "output"), ft_names=())
+    wide = np.linspace(0.2, 1.0, 6)
+    narrow = np.linspace(1.0, 1.001, 6)
+    ms = np.full(6, 1 / 6)
+    st = np.array([1, 3, 5])
+    assert plans_mod.rent_form_reference(wide, st) == 0.0
+    assert plans_mod.rent_form_reference(narrow, st) == narrow[0]  # the excluded row type θ_0
+    assert not hasattr(plans_mod.build_k_plans(tech, wide, ms, st)[0], "tau")
+    m1 = plans_mod.build_k_plans(tech, narrow, ms, st)[0]
+    m0 = plans_mod.build_k_plans(tech, narrow, ms, st, theta_ref=0.0)[0]
+    assert hasattr(m1, "tau") and not hasattr(m0, "tau")
+    rng = np.random.default_rng(3)
+    Q, t = rng.uniform(0.1, 1.0, 3), rng.uniform(0.1, 1.0, 3)
+    for b in range(3):
+        m0.Q[b].value = m1.Q[b].value = Q[b]
+        m0.t[b].value = t[b]
+        m1.tau[b].value = t[b] - narrow[0] * Q[b]
+    for key in m0.choice:
+        assert pyo.value(m1.choice[key].body) == pytest.approx(pyo.value(m0.choice[key].body), abs=1e-14)
