@@ -62,10 +62,16 @@ def input_rows(tech: cf.Technology, X, Xc, Z, Zc):
     return out
 
 
+QUANTITIES_MAX = 10_000
+
+
 def validate_options(v, opts, path, tech):
     v.keys(opts, path, {"quantities"})
     check_technology(v, tech)
-    q = v.numbers(opts, path, "quantities", lo=0, lo_open=True, default=[0.25, 0.5, 1.0, 2.0])
+    # at most QUANTITIES_MAX levels: one cost NLP of that many blocks (20,000 levels took 20 s, 200,000 over
+    # 120 s: stranger18); every other list of the scenario has a stated limit too
+    q = v.numbers(opts, path, "quantities", lo=0, lo_open=True, default=[0.25, 0.5, 1.0, 2.0],
+                  max_len=QUANTITIES_MAX)
     return {"quantities": q}
 
 

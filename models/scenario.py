@@ -142,10 +142,11 @@ class _V:
         return v
 
     def numbers(self, d, path, key, *, lo=None, hi=None, lo_open=False, min_len=1,
-                required=False, default=None, increasing=False):
+                required=False, default=None, increasing=False, max_len=None):
         full = f"{path}.{key}" if path else key
         desc = ("a list of numbers (may be empty)" if min_len == 0 else "a non-empty list of numbers" if min_len == 1
                 else f"a list of at least {min_len} numbers") + (
+            f" (at most {max_len:,})" if max_len is not None else "") + (
             f" each {'>' if lo_open else '>='} {_num(lo)}" if lo is not None else "") + (
             f" and <= {_num(hi)}" if hi is not None else "") + (", strictly increasing" if increasing else "")
         if key not in d:
@@ -155,6 +156,8 @@ class _V:
         v = d[key]
         if not isinstance(v, list) or len(v) < min_len:
             self.fail(full, v, desc)
+        if max_len is not None and len(v) > max_len:
+            self.fail(full, f"a list of {len(v):,} numbers", desc)
         for i, x in enumerate(v):
             if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
                 self.fail(f"{full}[{i}]", x, desc)
@@ -591,6 +594,9 @@ def set_path(raw: dict, dotted: str, value) -> None:
 
     node = raw
     parts = re.findall(r"[^.\[\]]+|\[\d+\]", dotted)
+    if not re.fullmatch(r"[^.\[\]]+(?:\.[^.\[\]]+|\[\d+\])*", dotted):  # '', '.', 'a..b' (stranger18)
+        raise ScenarioError(f"parameter path {dotted!r}: allowed: a dotted path of fields and [index]es, "
+                            "e.g. 'types.n' or 'technology.tokens[0].cost'")
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         if part.startswith("["):

@@ -166,6 +166,9 @@ CASES = [
          ["'types.file'", "at most 1000000 types"]),
     Case("n-too-many-types", "limits", {"scenario.toml": edit("n = 10", "n = 1000001")},
          ["'types.n'", "2 <= n <= 1000000"]),
+    Case("cost-quantities-too-many", "limits",
+         {"scenario.toml": edit("quantities = [0.5, 1.0]", "quantities = [" + ", ".join(["1.0"] * 10_001) + "]")},
+         ["regimes.cost.quantities", "at most 10,000", "10,001 numbers"]),
     Case("description-huge", "limits", {"scenario.toml": edit('name = "case"', 'name = "case"\ndescription = "'
                                                              + "d" * 20_000 + '"')},
          ["field 'description'", "at most 10000 characters"]),
@@ -716,3 +719,15 @@ def test_scenarios_after_options_are_scenarios(sandbox, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "b.toml" in err and "'types.n'" in err and "unrecognized" not in err, err
     assert not (sandbox / "out").exists()
+
+
+@pytest.mark.parametrize("path", ["", ".", "..", "types..n", "types.n]"])
+def test_an_override_path_that_names_no_field_is_refused(path, sandbox):
+    """stranger18: api.load_scenario(overrides={"": 1}) was accepted and changed nothing."""
+    from models import api
+    from models.scenario import ScenarioError
+
+    (sandbox / "s.toml").write_text(BASE)
+    with pytest.raises(ScenarioError, match="parameter path .*allowed: a dotted path"):
+        api.load_scenario(sandbox / "s.toml", overrides={path: 1})
+    assert api.load_scenario(sandbox / "s.toml", overrides={"types.n": 7}).n_types == 7
