@@ -259,7 +259,7 @@ def solve_budget_menu(scn: Scenario, ic: str = "local", *, n: int | None = None,
     from models.closed_form import budgets as cb
 
     if ic not in ("local", "all-pairs"):
-        raise ValueError(f"ic must be 'local' or 'all-pairs', got {ic!r}")
+        raise _scenario.ScenarioError(f"ic = {ic!r} is invalid; allowed: 'local' or 'all-pairs'")
     theta, mass = scn.discrete_types(n)
     ctx = _context(scn, route, progress, figures=False)
     model, raw, r = budgets.solve_menu(scn.technology, theta, mass, ctx, f"menu[{ic}]", ic, formulation="pyomo")

@@ -11,6 +11,7 @@ import csv
 from decimal import Decimal
 import errno
 import math
+import numbers
 import os
 import re
 import stat
@@ -60,7 +61,16 @@ class Scenario:
     regime_kinds: dict = field(default_factory=dict)  # instance name -> regime (when they differ)
 
     def discrete_types(self, n: int | None = None):
-        return self.types.discretise(n or self.n_types, self.grid)
+        """The types on the scenario's grid; ``n`` (API callers) replaces the scenario's number of types and is
+        checked as the scenario's own ``types.n`` is (stranger18: n = 0 silently meant the default, n = 1 solved a
+        one-type menu, n = -5 and 2.5 raised numpy errors)."""
+        if n is not None:
+            if self.types.kind == "discrete":
+                raise ScenarioError(f"n = {_show(n)} is invalid; allowed: no n for discrete types (the file or "
+                                    "list gives the types)")
+            if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 2 <= n <= MAX_TYPES:
+                raise ScenarioError(f"n = {_show(n)} is invalid; allowed: an integer with 2 <= n <= {MAX_TYPES}")
+        return self.types.discretise(self.n_types if n is None else int(n), self.grid)
 
 
 # --------------------------------------------------------------- helpers

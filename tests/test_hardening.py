@@ -731,3 +731,19 @@ def test_an_override_path_that_names_no_field_is_refused(path, sandbox):
     with pytest.raises(ScenarioError, match="parameter path .*allowed: a dotted path"):
         api.load_scenario(sandbox / "s.toml", overrides={path: 1})
     assert api.load_scenario(sandbox / "s.toml", overrides={"types.n": 7}).n_types == 7
+
+
+@pytest.mark.parametrize("n", [0, 1, -5, 2.5, True, 10**7])
+def test_api_n_is_checked_as_the_scenarios_own_n(n, sandbox):
+    """stranger18: solve_budget_menu(scn, n=0) silently used the scenario's n, n = 1 solved a one-type menu,
+    n = -5 and 2.5 ended in numpy errors; docs/api.md promises a ScenarioError with the one-line message."""
+    from models import api
+    from models.scenario import ScenarioError
+
+    (sandbox / "s.toml").write_text(BASE)
+    scn = api.load_scenario(sandbox / "s.toml")
+    with pytest.raises(ScenarioError, match="allowed: an integer with 2 <= n <= 1000000"):
+        api.solve_budget_menu(scn, n=n)
+    with pytest.raises(ScenarioError, match="ic = 'bogus' is invalid; allowed: 'local' or 'all-pairs'"):
+        api.solve_budget_menu(scn, ic="bogus")
+    assert len(scn.discrete_types(3)[0]) == 3
