@@ -1211,9 +1211,13 @@ def _quantile(dist, q):
 # type of the rows), the rows are (θ_i − θ_ref)(Q_b − Q_o) − (τ_b − τ_o) >= 0 -- the same rows, with
 # coefficients the types' distances from θ_ref, O(1) apart relative to each other whatever w -- and τ
 # (the rents) and the rows are scaled in money of the spread, (θ_max − θ_ref)·Q_FB(θ_max).  Measured
-# (N = 50, K = N): w = 1e-4 optimal in 30 iterations, 1.2 s; w = 1e-6 38 iterations, 1.3 s.  Used where
-# the spread is below half the level (θ_ref > θ_max/2), where the rows' separation in the rent form, 1,
-# exceeds the plain form's, w, by more than 2x; elsewhere the plain form (its path unchanged).
+# (uniform [1, 1 + w], N = 50, K = N; plain / rent form): w = 0.3 21 it 1.6 s / 15 it 2.4 s; 0.1 20 / 16 it;
+# 1e-2 20 / 24 it; 1e-3 21 it 2.1 s / 40 it 1.2 s; 3e-4 22 it 22 s (MUMPS) / 36 it 1.5 s; 1e-4 'max_time' /
+# 30 it 1.2 s; 1e-6 (s29) > 400 s / 38 it 1.3 s -- the same menus (raw Q error ~1e-10/w in both, polished
+# per plan).  Used where the spread is below half the level (θ_ref > θ_max/2), where the rows'
+# separation in the rent form, 1, exceeds the plain form's, w, by more than 2x; elsewhere the plain
+# form (its path unchanged).  Also measured: uniform [1.9, 2.9], Beta(2, 3) on [5, 6], uniform [10, 10.5]
+# (N = 40, K = 1, 2, 3, 8, 20, K = N) verified in the rent form.
 RENT_FORM_SPAN = 0.5
 
 
