@@ -178,6 +178,21 @@ def python() -> str:
     return str(venv) if venv.exists() else sys.executable
 
 
+def _internal_error(run_dir: Path) -> str:
+    """The first regime error of run folder ``run_dir`` that run.run_regime made from an unexpected exception
+    (``INTERNAL_ERROR``), or ''."""
+    try:
+        summ = json.loads((Path(run_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    regs = summ.get("regimes", {}) if isinstance(summ, dict) else {}
+    for r in (regs.values() if isinstance(regs, dict) else regs):
+        err = str((r or {}).get("error") or "") if isinstance(r, dict) else ""
+        if err.startswith("internal error"):
+            return err
+    return ""
+
+
 def failing_rows(out: Path) -> list[dict]:
     """Failed verification rows and non-optimal solves of one finished run."""
     rows = []
@@ -268,6 +283,8 @@ def run_one(spec: S.ScenarioSpec, timeout: float, keep: Path | None) -> dict:
             outcome = "timeout"
         elif "Traceback (most recent call last)" in stderr or rc not in (0, 1, 2):
             outcome = "crash"
+        elif rc == 1 and _internal_error(out / spec.name):
+            outcome = "crash"  # run.run_regime caught an unexpected exception: a defect, counted as a crash
         else:
             outcome = f"exit {rc}"
         run_dir = out / spec.name
@@ -283,7 +300,9 @@ def run_one(spec: S.ScenarioSpec, timeout: float, keep: Path | None) -> dict:
                "features": spec.features, "groups": group_rows(rows), "solves": solves,
                "stderr_tail": stderr.strip().splitlines()[-1] if stderr.strip() else "",
                "error_line": next((ln for ln in stderr.splitlines() if ln.startswith("error:")), "")}
-        if outcome == "crash":
+        if outcome == "crash" and _internal_error(run_dir):
+            rec["exception"], rec["where"] = _internal_error(run_dir), ""
+        elif outcome == "crash":
             tb = stderr.strip().splitlines()
             rec["exception"] = tb[-1] if tb else f"exit code {rc}"
             if rc == 1 and "Traceback (most recent call last)" not in stderr:

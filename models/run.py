@@ -148,6 +148,9 @@ class RunSummary:
         return 0 if self.verified else 1
 
 
+INTERNAL_ERROR = "internal error"  # bench/valid_scenarios.py counts a regime error starting so as a crash
+
+
 def run_regime(scn, name: str, ctx: Context) -> RegimeResult:
     ctx.tightened = set()
     try:
@@ -163,6 +166,28 @@ def run_regime(scn, name: str, ctx: Context) -> RegimeResult:
         res = RegimeResult(name, error=f"numbers out of double-precision range ({type(exc).__name__}: {exc}) "
                                        f"at {Path(where.filename).name}:{where.lineno} ({where.name}); "
                                        "a narrower type range, or σ + γ further from 1, keeps them in range")
+    except Exception as exc:
+        # defence in depth (stranger18 F0b/F0c: σ = 0.999 reached Pyomo/closed-form ValueErrors through inf/nan):
+        # an unexpected exception in one regime is that regime's error (exit 1, never verified; the other
+        # regimes' results are still written), named as a defect of the toolkit with its place, and the
+        # traceback goes to the run's report.md -- not a traceback that loses the whole run.  A user mistake is
+        # a ScenarioError raised before any regime runs; SolverUnavailable and an interrupt are not caught.
+        from models.scenario import ScenarioError
+
+        if isinstance(exc, (solver.SolverUnavailable, ScenarioError)):
+            raise
+        import traceback
+
+        frames = traceback.extract_tb(exc.__traceback__)
+        ours = [f for f in frames if Path(f.filename).resolve().is_relative_to(ROOT)
+                and "site-packages" not in f.filename] or frames  # the project's innermost frame
+        where = ours[-1]
+        res = RegimeResult(name, error=f"{INTERNAL_ERROR} ({type(exc).__name__}: {exc}) at "
+                                       f"{Path(where.filename).name}:{where.lineno} ({where.name}); a defect of the "
+                                       "toolkit, not of the scenario: please report the scenario file (the "
+                                       "traceback is in report.md); where σ + γ is near 1 or θ spans many decades, "
+                                       "a narrower type range or σ + γ further from 1 may avoid it")
+        res.notes.append("traceback of the internal error: " + "".join(traceback.format_exception(exc)).strip())
     if res.name != name:  # an instance of a regime ([regimes.<name>] with regime = "..."): its own name
         res.name = name
         for c in res.checks:

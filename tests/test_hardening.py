@@ -747,3 +747,47 @@ def test_api_n_is_checked_as_the_scenarios_own_n(n, sandbox):
     with pytest.raises(ScenarioError, match="ic = 'bogus' is invalid; allowed: 'local' or 'all-pairs'"):
         api.solve_budget_menu(scn, ic="bogus")
     assert len(scn.discrete_types(3)[0]) == 3
+
+
+def test_an_unexpected_exception_in_a_regime_is_that_regimes_error_not_a_traceback(sandbox, capsys, monkeypatch):
+    """stranger18 F0b/F0c: σ = 0.999 reached ValueErrors (Pyomo's non-finite bound, a closed form's c = nan) and
+    the whole run ended in a traceback with nothing written.  run.run_regime now turns an unexpected exception
+    into the regime's error: exit 1, never verified, named as an internal error with its place, the traceback in
+    report.md, and the other regimes still solved and written.  (The injected exception stands for any such
+    defect; the regimes' own σ -> 1 fixes have their own tests.)"""
+    import json
+
+    import solve
+    from models import regimes, run
+
+    real = regimes.module
+
+    import types
+
+    def broken_run(scn, opts, ctx):
+        x = float("nan")
+        raise ValueError(f"need c > 0, got c={x}")
+
+    broken = types.SimpleNamespace(**{**vars(real("budgets")), "run": broken_run})
+    monkeypatch.setattr(regimes, "module", lambda kind: broken if kind == "budgets" else real(kind))
+    d = sandbox / "case"
+    d.mkdir()
+    (d / "s.toml").write_text(BASE + "\n[regimes.budgets]\nlemma_cells = 0\n")
+    rc = solve.main([str(d / "s.toml"), "--out", str(d / "out"), "--quiet"])
+    cap = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in cap.err + cap.out
+    summ = json.loads((d / "out" / "case" / "summary.json").read_text())
+    err = summ["regimes"]["budgets"]["error"]
+    assert err.startswith(run.INTERNAL_ERROR) and "ValueError: need c > 0, got c=nan" in err and "test_hardening.py" in err
+    assert not summ["regimes"]["budgets"]["verified"] and summ["regimes"]["cost"]["verified"]
+    assert "Traceback (most recent call last)" in (d / "out" / "case" / "report.md").read_text()
+    # bench/valid_scenarios.py counts it as a crash, not as an explained exit 1
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("valid_scenarios",
+                                                  Path(__file__).resolve().parent.parent / "bench" / "valid_scenarios.py")
+    V = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(V)
+    assert V._internal_error(d / "out" / "case").startswith(run.INTERNAL_ERROR)
+    assert V._internal_error(d / "nowhere") == ""
