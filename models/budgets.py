@@ -1720,6 +1720,15 @@ def tariffs(tech: cf.Technology, menu: cb.Menu) -> dict[str, pd.DataFrame]:
         two[f"{nm}_usd_per_Mtok"] = tp["multiplier"] * c
     for nm, amount, c in classes:
         two[f"{nm}_Mtok"] = amount  # what the plan's buyer purchases at these rates (her own quality)
+    # what the plan's own buyer gains by taking another plan of the sheet (or none) and re-optimising her spend:
+    # 0 where the sheet keeps her on her plan; > 0 where it does not implement the menu (stranger18 F6: an
+    # ironed menu's sheet had 5.5 % of max U and nothing in the file said so)
+    sheet_p, sheet_F = np.where(sv, tp["multiplier"], np.nan), np.where(sv, tp["fee"], np.nan)
+    if np.any(sv):
+        _, U_best, _ = cb.best_response_two_part(tech, theta, sheet_p, sheet_F)
+        two["gain_from_another_plan_usd"] = np.maximum(U_best - np.asarray(menu.utility, float), 0.0)
+    else:
+        two["gain_from_another_plan_usd"] = 0.0
     out = {"tariff_cost_based": cost_based[sv].reset_index(drop=True), "tariff_two_part": two[sv].reset_index(drop=True)}
     out["tariff_two_part"].attrs["valid"] = bool(tp["valid"])
     for df in out.values():  # who gets no plan (the sheets list served plans only)
@@ -1809,6 +1818,11 @@ def _tariffs(res, tech, menu, theta, scn=None, spend=None):
     if not valid:
         res.notes.append("two-part tariffs do NOT implement this menu: θ/φ̄ increases over served plans "
                          f"(pooled or non-regular types); max regret / max U = {reg:.3e}. Use the cost-based tariff.")
+        moved = int(np.sum(two["gain_from_another_plan_usd"].to_numpy() > TOL_AUDIT * scale))
+        res.cautions.append(f"tariff_two_part.csv does not implement this menu (θ/φ̄ increases over the served "
+                            f"plans: ironing or a non-regular density): {moved} of {len(two)} plans' buyers gain by "
+                            f"another plan (column gain_from_another_plan_usd; max regret {reg:.3g} of max U); use "
+                            "tariff_cost_based.csv, which does (row tariff_cost_based_choice)")
         return
     _regret_order(res, tech, scn)
 

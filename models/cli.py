@@ -257,6 +257,8 @@ def print_table(summary) -> None:
 
     for name, r in summary.results.items():
         print(f"  {name}: {said(r)}")
+        for c in getattr(r, "cautions", []):
+            print(f"    caution: {c}")
     if summary.verified:
         print("RESULT: all converged and verified")
     else:

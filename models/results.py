@@ -103,6 +103,9 @@ class RegimeResult:
     figures: dict = field(default_factory=dict)  # name -> matplotlib Figure
     notes: list[str] = field(default_factory=list)
     error: str | None = None  # solver failure that stopped the regime
+    # findings a user of an exported table must see although every row verified (e.g. a price sheet that does
+    # not implement the menu): printed under the regime's status line and kept in notes/report.md
+    cautions: list[str] = field(default_factory=list)
 
     @property
     def verification(self) -> pd.DataFrame:
