@@ -1081,6 +1081,12 @@ def _solve_menu(tech, theta, mass, ctx, label, ic, start, formulation):
         with Timer() as tb:
             p = cls(tech, theta, mass, start)
         r = ctx.solve_structured(p, label, tb.seconds, defaults=defaults)
+        if r.status is Status.ACCEPTABLE:  # as _retry_acceptable, from the stopped point as the start
+            first, its, tag = r.message, r.iterations, _retry_tag()
+            p = cls(tech, theta, mass, p.menu(r.x))
+            r = ctx.solve_structured(p, f"{label}[retry {tag}]", 0.0, defaults={**defaults, **ACCEPTABLE_RETRY})
+            r.iterations += its
+            r.message = f"retried ({tag}) after '{first}'" + (f": {r.message}" if r.message else "")
         return p, p.menu(r.x), r
     if ic == "all-pairs":
         return solve_all_pairs(tech, theta, mass, ctx, label, start, defaults)
@@ -2154,6 +2160,10 @@ def _solve_check_program(ctx, m, label, build_seconds, defaults):
     return _retry_acceptable(ctx, m, label, ctx.solve(m, label, build_seconds, defaults=defaults), defaults)
 
 
+def _retry_tag() -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in ACCEPTABLE_RETRY.items())
+
+
 def _retry_acceptable(ctx, m, label, r, defaults):
     """``r`` (a solve of the Pyomo model ``m``), or, if it stopped 'acceptable', one retry from its last
     iterate with solver.ACCEPTABLE_RETRY at the same tol (its message says so).  Used by the check programs
@@ -2163,10 +2173,10 @@ def _retry_acceptable(ctx, m, label, r, defaults):
     'acceptable', so the polish, which resolves such types exactly, never ran.  Per-type scaling of that
     type's rows and variables was measured to end 'optimal' with the same wrong mix (X 0.19 vs 0.01: the
     barrier's products x·z are scale invariant, README "Low-mass types"); the retry ends 'optimal' in 10
-    iterations and the polish then gives the type its cost-minimising mix.)"""
+    iterations and the polish then gives the type its cost-minimising mix.)  The structured forms retry
+    the same way from the stopped point as their start (_solve_menu)."""
     if r.status is Status.ACCEPTABLE:
-        first, its = r.message, r.iterations
-        tag = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in ACCEPTABLE_RETRY.items())
+        first, its, tag = r.message, r.iterations, _retry_tag()
         r = ctx.solve(m, f"{label}[retry {tag}]", 0.0, defaults={**defaults, **ACCEPTABLE_RETRY})
         r.iterations += its
         r.message = f"retried ({tag}) after '{first}'" + (f": {r.message}" if r.message else "")
