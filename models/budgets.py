@@ -887,8 +887,12 @@ def menu_scales(tech: cf.Technology, theta, mass):
     if not (np.isfinite(obj) and obj > 0 and np.all(np.isfinite(Xs)) and np.all(np.isfinite(zs))):
         # the run's handler names it (exit 1, never verified); without this a 1/inf = 0 scale was a
         # ZeroDivisionError traceback (stranger15 F10: CSV θ = 1e100 … 1e101, Q^FB ~ 1e235, θ·Q^FB = inf)
+        # (not "choose the money unit so that θ is O(1)", said before: a money unit rescales θ and the token
+        # costs together and leaves Q and the tokens unchanged -- Q^FB depends on θ/c)
         raise OverflowError(f"the top type's first-best quality {Qs:.3g} and value θ·Q = {ts:.3g} leave double "
-                            "range (choose the money unit so that θ is O(1))")
+                            f"range: the types are far above the technology's scale (θ_N = {th:.3g} against token "
+                            f"costs {', '.join(f'{c:g}' for c in tech.cost)} $/Mtok); put θ on a real scale "
+                            "(docs/model.md §6: the type whose efficient spend is S is θ(S) = (c/η)(S/c)^(1−η))")
     return Qs, Xs, zs, ts, 1.0 / obj
 
 

@@ -145,7 +145,8 @@ def test_types_below_the_double_range_are_a_named_regime_error(tmp_path):
     assert "below what double precision represents" in res.error and "docs/model.md §6" in res.error
     # the huge twin keeps its OverflowError
     res = _run(_scenario(tmp_path, "theta,mass\n1,0.5\n1e200,0.5\n", ic="local"))
-    assert res.error and "OverflowError" in res.error
+    assert res.error and "OverflowError" in res.error and "docs/model.md §6" in res.error
+    assert "money unit" not in res.error  # a money unit leaves Q^FB (θ/c) unchanged: no help
 
 
 @pytest.mark.component
