@@ -887,9 +887,78 @@ def menu_scales(tech: cf.Technology, theta, mass):
     if not (np.isfinite(obj) and obj > 0 and np.all(np.isfinite(Xs)) and np.all(np.isfinite(zs))):
         # the run's handler names it (exit 1, never verified); without this a 1/inf = 0 scale was a
         # ZeroDivisionError traceback (stranger15 F10: CSV θ = 1e100 … 1e101, Q^FB ~ 1e235, θ·Q^FB = inf)
+        # (not "choose the money unit so that θ is O(1)", said before: a money unit rescales θ and the token
+        # costs together and leaves Q and the tokens unchanged -- Q^FB depends on θ/c)
         raise OverflowError(f"the top type's first-best quality {Qs:.3g} and value θ·Q = {ts:.3g} leave double "
-                            "range (choose the money unit so that θ is O(1))")
+                            f"range: the types are far above the technology's scale (θ_N = {th:.3g} against token "
+                            f"costs {', '.join(f'{c:g}' for c in tech.cost)} $/Mtok); put θ on a real scale "
+                            "(docs/model.md §6: the type whose efficient spend is S is θ(S) = (c/η)(S/c)^(1−η))")
     return Qs, Xs, zs, ts, 1.0 / obj
+
+
+# The small end of the double range (stranger18 F4: CSV θ = 0, 1e-300, 1e-150 -- top type's first-best
+# quality 2e-151, inputs 9e-302 and 2.5e-303 Mtok, value θ·Q 2e-301 $ -- both menu solves ended 'error'
+# ('Restoration phase failed' after evaluation errors), Q 32 % off, exported transfers −2.4e-302).  The menu
+# NLP is scaled to O(1) by Ipopt (menu_scales), but PyNumero/ASL evaluate its functions and derivatives in
+# the unscaled variables, so what the NLP can represent is fixed by the scales themselves:
+#   (a) a row of scale s is computed to relative round-off only if its terms down to eps·s are normal
+#       doubles: eps·s >= DBL_MIN, s >= 1.0e-292 (below, subnormals lose digits and smaller terms are 0);
+#   (b) the Lagrangian Hessian in the inputs (the only nonlinear block, Ψ(X)Φ(Z)) is O(1) in Ipopt's scaled
+#       variables, i.e. ~1/s² in the unscaled ones Ipopt hands the callbacks: it overflows already at the
+#       scale point when s < DBL_MAX^(-1/2) = 7.5e-155.
+# Either makes the solve fail for certain; the regime then stops with a named FloatingPointError (exit 1,
+# never verified, as menu_scales' OverflowError at the large end).  Above (b) the scale point is
+# representable, but an input at its bound sits at x̃ ~ μ >= tol (scaled), where Ψ's second derivative is
+# ~x̃^(e−2)/s² (e = min(ρ, σ)); it overflows once s < (tol^(e−2)/DBL_MAX)^(1/2) (7.5e-146 at ρ = 0.5,
+# tol = 1e-12).  Measured on θ·(0, 0.5, 1) with this technology: 'optimal' up to top θ = 1e-73.5 (input
+# scale 2.5e-150), 'error' from 1e-74 (2.5e-151) on.  Not certain (optimal runs sit below that bound), so it
+# only names the cause in the advice of a run that failed (input_scale_near_limit, _low_advice).
+_DBL = np.finfo(float)
+
+
+def _min_input_scales(tech, theta, mass):
+    """(smallest token scale, smallest fine-tuning scale or inf) of menu_scales."""
+    _, Xs, Zs, _, _ = menu_scales(tech, theta, mass)
+    Zs = np.asarray(Zs, float)[: tech.K]
+    return float(np.min(Xs)), float(np.min(Zs)) if Zs.size else np.inf
+
+
+def check_double_range(tech, theta, mass) -> None:
+    """Raise FloatingPointError when the menu NLP's scales are below what double precision represents
+    (rules (a), (b) above); the message says what to change."""
+    Qs, Xs, Zs, _, _ = menu_scales(tech, theta, mass)
+    ts = float(np.max(theta)) * Qs  # menu_scales floors its money scale at 1e-300
+    small = _DBL.tiny / _DBL.eps
+    xmin, zmin = _min_input_scales(tech, theta, mass)
+    why = []
+    if min(Qs, ts, float(np.max(mass)) * ts) < small:
+        why.append(f"the quality or money scale is below DBL_MIN/eps = {small:.1e}, so its round-off is subnormal")
+    if min(xmin, zmin) < _DBL.max ** -0.5:
+        why.append(f"the smallest input scale {min(xmin, zmin):.2g} Mtok is below DBL_MAX^(-1/2) = "
+                   f"{_DBL.max ** -0.5:.1e}, so the NLP's second derivatives (~1/scale²) overflow")
+    if why:
+        raise FloatingPointError(
+            f"the top type's first-best quality {Qs:.3g}, inputs {', '.join(f'{x:.3g}' for x in Xs)} Mtok and value "
+            f"θ·Q = {ts:.3g} $ are below what double precision represents: {'; '.join(why)}.  The types are far "
+            f"below the technology's scale (θ_N = {float(np.max(theta)):.3g} against token costs "
+            f"{', '.join(f'{c:g}' for c in tech.cost)} $/Mtok): put θ on a real scale (docs/model.md §6: the type "
+            "whose efficient spend is S is θ(S) = (c/η)(S/c)^(1−η); a type range from customers' spends)")
+
+
+def input_scale_near_limit(tech, theta, mass, tol: float) -> str:
+    """A sentence for the advice of a failed run when an input's scale is within reach of Hessian overflow
+    at iterates on a bound (see check_double_range's comment); "" otherwise."""
+    xmin, zmin = _min_input_scales(tech, theta, mass)
+    out = []
+    # the power of an input in Ψ's (Φ's) second derivative: x^(min(ρ, σ) − 2) (one class: x^(σ−2)); with a
+    # baseline Φ = (b + z)^γ has none at z = 0
+    ex = min(tech.rho, tech.sigma) if tech.J >= 2 else tech.sigma
+    ez = None if tech.has_baseline or not tech.K else (min(tech.rho_hat, tech.gamma) if tech.K >= 2 else tech.gamma)
+    for s, e, what in ((xmin, ex, "token"), (zmin, ez, "fine-tuning")):
+        if e is not None and np.isfinite(s) and s * s < tol ** (float(e) - 2.0) / _DBL.max:
+            out.append(f"the smallest {what} scale {s:.2g} Mtok puts the NLP's second derivatives at inputs near "
+                       f"their bound (~x̃^({float(e):g}−2)/scale², x̃ >= tol) beyond the double range")
+    return "; ".join(out)
 
 
 def scale_plan_vars(sf, m, index, tech, Qs, Xs, Zs, ts) -> None:
@@ -1016,12 +1085,18 @@ def _solve_menu(tech, theta, mass, ctx, label, ic, start, formulation):
         with Timer() as tb:
             p = cls(tech, theta, mass, start)
         r = ctx.solve_structured(p, label, tb.seconds, defaults=defaults)
+        if r.status is Status.ACCEPTABLE:  # as _retry_acceptable, from the stopped point as the start
+            first, its, tag = r.message, r.iterations, _retry_tag()
+            p = cls(tech, theta, mass, p.menu(r.x))
+            r = ctx.solve_structured(p, f"{label}[retry {tag}]", 0.0, defaults={**defaults, **ACCEPTABLE_RETRY})
+            r.iterations += its
+            r.message = f"retried ({tag}) after '{first}'" + (f": {r.message}" if r.message else "")
         return p, p.menu(r.x), r
     if ic == "all-pairs":
         return solve_all_pairs(tech, theta, mass, ctx, label, start, defaults)
     with Timer() as tb:
         m = build_menu(tech, theta, mass, ic, start)
-    r = ctx.solve(m, label, tb.seconds, defaults=defaults)
+    r = _retry_acceptable(ctx, m, label, ctx.solve(m, label, tb.seconds, defaults=defaults), defaults)
     return m, read_menu(m, tech), r
 
 
@@ -1074,6 +1149,7 @@ def solve_all_pairs(tech, theta, mass, ctx, label, start=None, defaults=None, in
     warm, done = None, False
     for rnd in range(1, ALL_PAIRS_MAX_ROUNDS + 1):
         r = ctx.solve(m, f"{label} round {rnd}", build, defaults=defaults, warm_start=warm)
+        r = _retry_acceptable(ctx, m, f"{label} round {rnd}", r, defaults)
         its, trans, sol = its + r.iterations, trans + r.translate_seconds, sol + r.solve_seconds
         menu = read_menu(m, tech)
         scale = max(float(np.max(np.abs(menu.t))), 1e-300)
@@ -1273,6 +1349,7 @@ def run(scn, opts, ctx) -> RegimeResult:
     res = RegimeResult(NAME)
     theta, mass = scn.discrete_types()
     N = len(theta)
+    check_double_range(tech, theta, mass)  # both ends of the range: the run's handler names it (exit 1)
     ref = cb.discrete_menu(tech, theta, mass)
     forms = ["local", "all-pairs"] if opts["ic"] == "both" else [opts["ic"]]
     if "all-pairs" in forms and N > opts["all_pairs_max"]:
@@ -1321,7 +1398,7 @@ def run(scn, opts, ctx) -> RegimeResult:
         _convergence(res, tech, scn, ctx, opts["convergence"], opts["formulation"], cont)
     if ctx.figures:
         res.figures.update(_figures(tech, scn, menu, ref))
-    _advise(res, menu)
+    _advise(res, menu, _low_advice(res, tech, menu, scn, opts, isinstance(progs[0], pyo.Block)))
     return res
 
 
@@ -1395,8 +1472,47 @@ ADVICE = {
 }
 
 
-def _advise(res, menu):
-    """Fill the advice column of this regime's rows (ADVICE); a rejected polish is named."""
+def _low_advice(res, tech, menu, scn, opts, pyomo_model: bool) -> str:
+    """_LOW for this scenario (stranger18 F3(ii)): only changes the scenario allows and that could help --
+    an equal-mass grid or a cut support for grid types only (a CSV has neither), formulation = "pyomo" only
+    if the menu was not the Pyomo model, ic = "all-pairs" when that form's solve was optimal and the local
+    one's not; the types below Ipopt's resolution are named (Ipopt leaves type k off by ~tol·max p/p_k,
+    README "Low-mass types", so p_k < (tol/TOL_DISCRETE)·max p misses the 1e-6 bar unless the polish runs);
+    scales near the small end of the double range are named (input_scale_near_limit)."""
+    th, p = np.asarray(menu.theta, float), np.asarray(menu.mass, float)
+    tol = float(menu_solver_defaults(tech)["tol"])
+    light = np.flatnonzero(p < tol / TOL_DISCRETE * p.max())
+    grid = scn.types.kind != "discrete"
+    causes, changes = [], []
+    if light.size:
+        ks = ", ".join(f"θ = {th[k]:.6g} (mass {p[k]:.2g})" for k in light[:3]) + (" …" if light.size > 3 else "")
+        causes.append(f"{light.size} type(s) of mass below {tol / TOL_DISCRETE:.0e} of the largest, below what "
+                      f"Ipopt resolves alone (~tol·max p/p_k): {ks}")
+        if grid:
+            if scn.grid != "equal-mass":
+                changes.append('grid = "equal-mass"')
+            changes.append("a support that cuts the empty tail (docs/model.md §6)")
+        else:
+            changes.append(f"merge such a type into its neighbour in the CSV or drop it (together they are "
+                           f"{float(p[light].sum() / p.sum()):.2g} of the buyers)")
+    failed = {f: r for f, r in res.solves.items() if f.startswith("menu[") and not r.ok}
+    near = input_scale_near_limit(tech, th, p, tol) if failed else ""
+    if near:
+        causes.append(near)
+        changes.append("put θ on the technology's scale (docs/model.md §6)")
+    local, ap = res.solves.get("menu[local]"), res.solves.get("menu[all-pairs]")
+    if opts.get("ic") == "both" and local is not None and ap is not None and not local.ok and ap.ok:
+        changes.append('ic = "all-pairs" (its solve was optimal here; the menu exported is the local form\'s)')
+    if not pyomo_model:
+        changes.append('formulation = "pyomo"')
+    text = ("cause: " + "; ".join(causes)) if causes else "no type here is below what Ipopt resolves"
+    text += ("; change: " + ", or ".join(changes)) if changes else "; nothing in the scenario to change"
+    return text + "; if the notes say the polish was rejected or a solve was not optimal, report the scenario file"
+
+
+def _advise(res, menu, low: str | None = None):
+    """Fill the advice column of this regime's rows (ADVICE); a rejected polish is named.  ``low``
+    (_low_advice, this scenario's causes and changes) replaces the generic _LOW."""
     extra = ""
     note = getattr(menu, "note", "") or ""
     if "rejected" in note or "skipped" in note:
@@ -1405,7 +1521,8 @@ def _advise(res, menu):
         name = str(df["check"].iloc[0]) if len(df) else ""
         key = name.split("[")[0]
         if key in ADVICE:
-            df["advice"] = ADVICE[key] + (extra if key in ("nlp_vs_discrete_closed_form", "kkt_full_program") else "")
+            text = ADVICE[key] if low is None else ADVICE[key].replace(_LOW, low)
+            df["advice"] = text + (extra if key in ("nlp_vs_discrete_closed_form", "kkt_full_program") else "")
 
 
 def _discrete_checks(res, tech, menu, ref, form):
@@ -2058,10 +2175,26 @@ def menu_table(tech, menu: cb.Menu, ref: cb.Menu) -> pd.DataFrame:
 def _solve_check_program(ctx, m, label, build_seconds, defaults):
     """A program that only checks a closed form (Lemma 1, Proposition 1): an 'acceptable' stop is
     retried once from its last iterate (solver.ACCEPTABLE_RETRY, same tol); the retry's message says so."""
-    r = ctx.solve(m, label, build_seconds, defaults=defaults)
+    return _retry_acceptable(ctx, m, label, ctx.solve(m, label, build_seconds, defaults=defaults), defaults)
+
+
+def _retry_tag() -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in ACCEPTABLE_RETRY.items())
+
+
+def _retry_acceptable(ctx, m, label, r, defaults):
+    """``r`` (a solve of the Pyomo model ``m``), or, if it stopped 'acceptable', one retry from its last
+    iterate with solver.ACCEPTABLE_RETRY at the same tol (its message says so).  Used by the check programs
+    and the local-IC menu (stranger18 F3: a type of mass 1e-12 -- far below what Ipopt resolves, ~tol·max
+    p/p_k -- leaves a Newton step of O(1) in that type's inputs whose change of the objective is below its
+    round-off; the line search failed 16 times (α = 3e-5) at dual infeasibility 1.2e-9 and Ipopt stopped
+    'acceptable', so the polish, which resolves such types exactly, never ran.  Per-type scaling of that
+    type's rows and variables was measured to end 'optimal' with the same wrong mix (X 0.19 vs 0.01: the
+    barrier's products x·z are scale invariant, README "Low-mass types"); the retry ends 'optimal' in 10
+    iterations and the polish then gives the type its cost-minimising mix.)  The structured forms retry
+    the same way from the stopped point as their start (_solve_menu)."""
     if r.status is Status.ACCEPTABLE:
-        first, its = r.message, r.iterations
-        tag = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in ACCEPTABLE_RETRY.items())
+        first, its, tag = r.message, r.iterations, _retry_tag()
         r = ctx.solve(m, f"{label}[retry {tag}]", 0.0, defaults={**defaults, **ACCEPTABLE_RETRY})
         r.iterations += its
         r.message = f"retried ({tag}) after '{first}'" + (f": {r.message}" if r.message else "")
