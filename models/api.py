@@ -261,6 +261,7 @@ def solve_budget_menu(scn: Scenario, ic: str = "local", *, n: int | None = None,
     if ic not in ("local", "all-pairs"):
         raise _scenario.ScenarioError(f"ic = {ic!r} is invalid; allowed: 'local' or 'all-pairs'")
     theta, mass = scn.discrete_types(n)
+    budgets.check_double_range(scn.technology, theta, mass)  # as the regime: FloatingPointError saying what helps
     ctx = _context(scn, route, progress, figures=False)
     model, raw, r = budgets.solve_menu(scn.technology, theta, mass, ctx, f"menu[{ic}]", ic, formulation="pyomo")
     ref = cb.discrete_menu(scn.technology, theta, mass)

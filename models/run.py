@@ -163,9 +163,12 @@ def run_regime(scn, name: str, ctx: Context) -> RegimeResult:
         import traceback
 
         where = traceback.extract_tb(exc.__traceback__)[-1]
+        # a regime's own message may already say what helps (budgets.check_double_range: θ on the technology's
+        # scale); the generic lever is then not added (a narrower range cannot lift types that are all too small)
+        lever = "" if "docs/model.md §6" in str(exc) else \
+            "; θ on the technology's scale (docs/model.md §6), a narrower type range or σ + γ further from 1 keeps them in range"
         res = RegimeResult(name, error=f"numbers out of double-precision range ({type(exc).__name__}: {exc}) "
-                                       f"at {Path(where.filename).name}:{where.lineno} ({where.name}); "
-                                       "a narrower type range, or σ + γ further from 1, keeps them in range")
+                                       f"at {Path(where.filename).name}:{where.lineno} ({where.name}){lever}")
     except Exception as exc:
         # defence in depth (stranger18 F0b/F0c: σ = 0.999 reached Pyomo/closed-form ValueErrors through inf/nan):
         # an unexpected exception in one regime is that regime's error (exit 1, never verified; the other

@@ -149,7 +149,10 @@ job is a check of a closed form.  The budgets regime's Proposition-1 efficient p
 search failed 20 times (α ~ 2e-7): near the optimum the predicted decrease, ~inf_du²/curvature
 ~ 1e-22 of the objective, is below its round-off, and the adaptive barrier update kept proposing the
 same step.  The monotone update from the last point with a small μ ends 'optimal' at the same tol
-(14 iterations, objective equal to 1e-13).  Same tol, same checks: a retry, not a tolerance."""
+(14 iterations, objective equal to 1e-13).  Same tol, same checks: a retry, not a tolerance.
+Since session 18 the budgets regime's exported menu solves (local, each all-pairs round, structured and
+presolved forms) use it too: an 'acceptable' stop is retried once from its last iterate (stranger18's
+s18, a type of mass 1e-12: acceptable -> optimal, and the polish then resolves that type)."""
 
 
 def stopped_at_tiny_step(r: "SolveResult") -> bool:
