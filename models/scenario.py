@@ -358,15 +358,16 @@ def _types(v: _V, d: dict, base: Path | None):
         v.fail(p + ".file", fname, f"a readable UTF-8 CSV file ({exc})")
     if not header or [h.strip() for h in header] != header or set(header) != {"theta", "mass"} \
             or len(header) != 2:
-        v.fail(p + ".file", fname, f"a CSV file whose header is exactly: theta,mass (found: {_show(header)})")
+        v.fail(p + ".file", fname, f"a CSV file whose header names exactly the two columns theta and mass, in either order "
+                                        f"(found: {_show(header)})")
     for i, r in enumerate(rows):
         if None in r:  # DictReader's restkey: more fields than the header
             v.fail(f"{p}.file[{fname} row {i + 2}]", list(r.values())[:2] + r[None],
-                   "exactly 2 fields per row (theta,mass, as the header); this row has "
+                   "exactly 2 fields per row (theta and mass, as the header); this row has "
                    f"{2 + len(r[None])}")
         if any(val is None for val in r.values()):
             v.fail(f"{p}.file[{fname} row {i + 2}]", [x for x in r.values() if x is not None],
-                   "exactly 2 fields per row (theta,mass, as the header); this row has fewer")
+                   "exactly 2 fields per row (theta and mass, as the header); this row has fewer")
         try:
             th, m = float(r["theta"]), float(r["mass"])
         except (TypeError, ValueError):

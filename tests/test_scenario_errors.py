@@ -83,7 +83,7 @@ CASES = [
     Case("discrete-csv-bad-header", {
         "scenario.toml": edit('distribution = "uniform"\nn = 10', 'distribution = "discrete"\nfile = "types.csv"'),
         "types.csv": "theta,weight\n0.2,0.5\n0.8,0.5\n"},
-         ["'types.file'", "types.csv", "header is exactly: theta,mass"]),
+         ["'types.file'", "types.csv", "header names exactly the two columns theta and mass, in either order"]),
     # stranger17 F6: n and grid were accepted and ignored for discrete types (n = 1000 gave the CSV's 6 types)
     Case("discrete-with-n", {
         "scenario.toml": edit('distribution = "uniform"\nn = 10', 'distribution = "discrete"\nfile = "types.csv"\nn = 1000'),
