@@ -67,7 +67,7 @@ EXE = ROOT / ".build" / "ampl_ipopt" / "bin"
 @pytest.mark.parametrize("key", ["sigma0999", "eta0999_ft"])
 def test_sigma_near_one_lemma_checks_do_not_end_the_process(tmp_path, key, route):
     """σ = 0.999 (and σ+γ = 0.999 with fine-tuning), the tester's lemma settings (lemma_cells = 10, 2 profiles;
-    the default 50 cells too): on the cyipopt route rc 1 with nothing written before ("can't evaluate
+    the default 50 cells fail the same way on main): on the cyipopt route rc 1 with nothing written before ("can't evaluate
     pow'(0,0.5)" in solve 'efficient'), on the executable route 'not converged' (rc 1, every row counted
     failed).  Now: exit 0 with the side checks run and passed.  A subprocess: the old failure ends the process."""
     if route == "ipopt" and not (EXE / "ipopt").exists():
