@@ -94,3 +94,26 @@ def test_two_types_at_sigma_0998_still_verifies(tmp_path, capsys):
     rc, out, err, _ = run(tmp_path, capsys, text, "tt")
     assert "Traceback" not in out + err and ADVICE not in out
     assert rc == 0 and "all converged and verified" in out, out[-3000:]
+
+
+COMPETITION = """
+[regimes.competition]
+gamma_L = 0.0005
+gamma_F = 0.0
+c_L = 0.2
+c_F = 0.16
+convergence = [40, 80]
+task_cells = 10
+task_profiles = 1
+"""
+
+
+@pytest.mark.parametrize("low,high", [(0.0, 1.0), (0.2, 0.21)], ids=["s54", "s54b_calibrated"])
+def test_competition_at_sigma_0999_is_a_failed_regime_not_a_traceback(tmp_path, capsys, low, high):
+    """stranger18 F0c: s54 (θ on [0, 1]) was `ValueError: No variables appear in the Pyomo model` from the
+    nl writer (Q^FB = 5^2000 = inf made every coefficient nan); s54b (θ on [0.2, 0.21]) already failed
+    cleanly but without the money-unit advice."""
+    text = (HEAD.format(name="cm", sigma=0.999).replace('n = 10', f'low = {low}\nhigh = {high}\nn = 40')
+            + COMPETITION)
+    rc, out, err, folder = run(tmp_path, capsys, text, "cm")
+    assert_failed_cleanly(rc, out, err, folder, "competition")
