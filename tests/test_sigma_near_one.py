@@ -117,3 +117,34 @@ def test_competition_at_sigma_0999_is_a_failed_regime_not_a_traceback(tmp_path, 
             + COMPETITION)
     rc, out, err, folder = run(tmp_path, capsys, text, "cm")
     assert_failed_cleanly(rc, out, err, folder, "competition")
+
+
+VERSIONS = """
+[regimes.versions]
+task_cells = 10
+task_profiles = 1
+
+[[regimes.versions.models]]
+name = "small"
+gamma = 0.0
+c = 0.1
+[[regimes.versions.models]]
+name = "mid"
+gamma = 0.0003
+c = 0.12
+[[regimes.versions.models]]
+name = "big"
+gamma = 0.0006
+c = 0.15
+"""
+
+
+@pytest.mark.parametrize("low,high", [(0.0, 1.0), (0.1, 0.105)], ids=["s55", "s55b_calibrated"])
+def test_versions_at_sigma_0999_is_a_failed_regime_not_a_traceback(tmp_path, capsys, low, high):
+    """stranger18 F0c: s55 (θ on [0, 1]: Q^FB = 9.99^999 = inf) was `ValueError: need c > 0 … c=nan` from
+    versions.Units.models; s55b (θ on [0.1, 0.105]: the big model's Q^FB = 0.7^2500 = 0 in the top's
+    units, its one-model program empty) was `ValueError: No variables appear in the Pyomo model`."""
+    text = (HEAD.format(name="vs", sigma=0.999).replace('n = 10', f'low = {low}\nhigh = {high}\nn = 40')
+            + VERSIONS)
+    rc, out, err, folder = run(tmp_path, capsys, text, "vs")
+    assert_failed_cleanly(rc, out, err, folder, "versions")
