@@ -38,10 +38,13 @@ def require_double_range(models, theta) -> None:
             S = _or_inf(lambda: float(cc.first_best_surplus(mm, np.array([th]))[0]))
             q = _or_inf(lambda: float(np.float64(Q) ** (1.0 / mm.eta)))
             if not (np.isfinite(Q) and np.isfinite(S) and np.isfinite(q)):
-                raise OverflowError(
-                    f"model {mm.name or '?'} (η = {mm.eta:g}, c = {mm.c:g}): the top type's (θ = {th:.3g}) "
-                    f"first-best quality {Q:.3g}, tokens {q:.3g} and surplus {S:.3g} leave double range "
-                    "(choose the money unit so that θ is O(1), and ηθ/c near 1)")
+                what = (f"first-best quality {Q:.3g}, tokens {q:.3g} and surplus {S:.3g} leave double range"
+                        if not (np.isfinite(Q) and np.isfinite(q)) else
+                        f"first-best quality {Q:.3g} is in range, but its surplus θ^(1/(1−η))·(η/c)^(η/(1−η)) "
+                        "leaves double range as the regime computes it")
+                raise OverflowError(f"model {mm.name or '?'} (η = {mm.eta:g}, c = {mm.c:g}): the top type's "
+                                    f"(θ = {th:.3g}) {what} (choose the money unit so that θ is O(1), and ηθ/c "
+                                    "near 1)")
             zero += not (Q > 0 and S > 0)
     if zero == len(models):
         raise OverflowError(f"every model's first-best quality at the top type (θ = {th:.3g}) underflows to 0 "
