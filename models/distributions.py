@@ -375,7 +375,16 @@ def _scales(tech, W, mass):
     th = float(np.max(thetas))
     Qs = float(cf.first_best_quality(tech, th))
     Xs, Zs = cf.inputs(tech, np.array(Qs))
-    fb = float(np.sum(mass / mass.sum() * cf.first_best_surplus(tech, thetas)))
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        fb = float(np.sum(mass / mass.sum() * cf.first_best_surplus(tech, thetas)))
+    vals = np.r_[th, Qs, th * Qs, fb, np.ravel(Xs), np.ravel(Zs)]
+    if not (np.all(np.isfinite(vals)) and (th <= 0 or (Qs > 0 and th * Qs > 0))):  # θ̄ = 0: nobody values anything
+        # the run's handler names it (exit 1, never verified), as budgets.menu_scales does; without this
+        # σ = 0.999 was a traceback: w^(1/(1−σ)) = 2.7^1000 = inf (a non-finite bound in set_start), or
+        # Q_FB = (σθ/c)^(σ/(1−σ)) = 0.4^999 = 0 (1/Q a ZeroDivisionError in build_menu) (stranger18 F0b)
+        raise OverflowError(f"the top type's value θ = {th:.3g}, first-best quality {Qs:.3g} and expected "
+                            f"first-best surplus {fb:.3g} leave double range (choose the money unit so that θ is "
+                            "O(1), and σθ/c near 1)")
     out = {"Q": Qs, "X": np.maximum(Xs, 1e-300), "Z": np.maximum(Zs, tech.baseline or 1e-300) if tech.K else Zs,
            "t": max(th * Qs, 1e-300), "profit": max(fb, 1e-300)}
     if PER_TYPE_SCALING:

@@ -14,7 +14,7 @@ from .audits import (
     leader_regions, leader_type_weight, NAME, _ref_scale, _region_mismatches, TOL_AUDIT, TOL_DISCRETE, TOL_REGION,
     tuned_audit, _utility_scale,
 )
-from .units import _leader_quality, _leader_scales, _two_models
+from .units import _leader_quality, _leader_scales, _two_models, require_double_range
 from .programs import leader_profit_scale, leader_type_scale
 from .solving import (
     _attempt_table, _best_attempt, _efficient, leader_solve, leader_tuned_multistart, _monopolist_ladder,
@@ -317,6 +317,7 @@ def run(scn, opts, ctx) -> RegimeResult:
     models = _two_models(s, opts)
     theta, mass = scn.discrete_types()
     dist = scn.types if scn.types.kind != "discrete" else None
+    require_double_range(models, theta)
     if tech.K:
         res.notes.append("the [technology] fine-tuning block is not used here: each model's γ and cost are "
                          "[regimes.competition] gamma_L/gamma_F, c_L/c_F; [technology] gives σ and the token classes")

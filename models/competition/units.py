@@ -11,6 +11,46 @@ from models.closed_form import competition as cc
 from .audits import fringe_topup_numeric, TOL_DISCRETE
 
 
+def _or_inf(f) -> float:
+    """f() or inf where it overflows: (η/c)^(η/(1−η)) in first_best_surplus is a Python float power,
+    which raises OverflowError instead of returning inf (its θ^(1/(1−η)) may underflow to 0 at once:
+    the surplus is then not representable as computed, though the product may be)."""
+    try:
+        return f()
+    except OverflowError:
+        return float("inf")
+
+
+def require_double_range(models, theta) -> None:
+    """Raise OverflowError (the run's handler: a failed regime, exit 1, never verified) where a model's
+    first best at the top type leaves double range: Q^FB = (ηθ/c)^(η/(1−η)), its tokens Q^(1/η) and
+    surplus inf or nan, or every model's Q^FB underflowing to 0 for θ̄ > 0.  Every program's units are
+    built on these; without this, σ = 0.999 (η/(1−η) ~ 1000–2000) was a Pyomo 'No variables appear'
+    traceback on a model of nan coefficients (stranger18 F0c: s54, σ = 0.999, θ on [0, 1], c_L = 0.2:
+    Q^FB = 5^2000)."""
+    th = float(np.max(np.asarray(theta, float)))
+    if not th > 0:
+        return
+    zero = 0
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        for mm in models:
+            Q = _or_inf(lambda: float(cc.first_best_quality(mm, np.array([th]))[0]))
+            S = _or_inf(lambda: float(cc.first_best_surplus(mm, np.array([th]))[0]))
+            q = _or_inf(lambda: float(np.float64(Q) ** (1.0 / mm.eta)))
+            if not (np.isfinite(Q) and np.isfinite(S) and np.isfinite(q)):
+                what = (f"first-best quality {Q:.3g}, tokens {q:.3g} and surplus {S:.3g} leave double range"
+                        if not (np.isfinite(Q) and np.isfinite(q)) else
+                        f"first-best quality {Q:.3g} is in range, but its surplus θ^(1/(1−η))·(η/c)^(η/(1−η)) "
+                        "leaves double range as the regime computes it")
+                raise OverflowError(f"model {mm.name or '?'} (η = {mm.eta:g}, c = {mm.c:g}): the top type's "
+                                    f"(θ = {th:.3g}) {what} (choose the money unit so that θ is O(1), and ηθ/c "
+                                    "near 1)")
+            zero += not (Q > 0 and S > 0)
+    if zero == len(models):
+        raise OverflowError(f"every model's first-best quality at the top type (θ = {th:.3g}) underflows to 0 "
+                            "(choose the money unit so that θ is O(1), and ηθ/c near 1)")
+
+
 def _quality_scale(models, theta) -> float:
     return max(float(cc.first_best_quality(mm, np.max(theta))) for mm in models)
 

@@ -50,6 +50,7 @@ from models.closed_form import versions as cv
 from models.results import RegimeResult, bound_check, compare
 from models.solver import Timer
 
+from .units import require_double_range  # a failed regime where the first bests leave double range
 from .solving import Attempt, _attempt_table  # one start record and its table for every competition program
 
 NAME = "versions"
@@ -1099,6 +1100,7 @@ def run(scn, opts, ctx) -> RegimeResult:
     res = RegimeResult(NAME)
     models = model_list(s, opts)
     theta, mass = scn.discrete_types()
+    require_double_range(models, theta)
     dist = scn.types if scn.types.kind != "discrete" else None
     if tech.K:
         res.notes.append("the [technology] fine-tuning block is not used here: each model's γ and cost are "
