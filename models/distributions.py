@@ -383,8 +383,7 @@ def _scales(tech, W, mass):
         # σ = 0.999 was a traceback: w^(1/(1−σ)) = 2.7^1000 = inf (a non-finite bound in set_start), or
         # Q_FB = (σθ/c)^(σ/(1−σ)) = 0.4^999 = 0 (1/Q a ZeroDivisionError in build_menu) (stranger18 F0b)
         raise OverflowError(f"the top type's value θ = {th:.3g}, first-best quality {Qs:.3g} and expected "
-                            f"first-best surplus {fb:.3g} leave double range (choose the money unit so that θ is "
-                            "O(1), and σθ/c near 1)")
+                            f"first-best surplus {fb:.3g} leave double range (put θ on the technology's scale, docs/model.md §6: θ(S) from customers' spends; or σ + γ further from 1)")
     out = {"Q": Qs, "X": np.maximum(Xs, 1e-300), "Z": np.maximum(Zs, tech.baseline or 1e-300) if tech.K else Zs,
            "t": max(th * Qs, 1e-300), "profit": max(fb, 1e-300)}
     if PER_TYPE_SCALING:

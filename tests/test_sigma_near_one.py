@@ -61,7 +61,7 @@ def run(tmp_path, capsys, text, name):
 def assert_failed_cleanly(rc, out, err, folder, regime):
     assert "Traceback" not in out + err, err[-3000:]
     assert rc == 1 and "NOT VERIFIED" in out and "all converged and verified" not in out, out[-3000:]
-    assert ADVICE in out and "choose the money unit so that θ is O(1)" in out, out[-3000:]
+    assert ADVICE in out and "put θ on the technology's scale, docs/model.md §6" in out, out[-3000:]
     # the other regime (cost) still ran, verified, and the run was written
     import json
 

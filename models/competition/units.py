@@ -43,12 +43,11 @@ def require_double_range(models, theta) -> None:
                         f"first-best quality {Q:.3g} is in range, but its surplus θ^(1/(1−η))·(η/c)^(η/(1−η)) "
                         "leaves double range as the regime computes it")
                 raise OverflowError(f"model {mm.name or '?'} (η = {mm.eta:g}, c = {mm.c:g}): the top type's "
-                                    f"(θ = {th:.3g}) {what} (choose the money unit so that θ is O(1), and ηθ/c "
-                                    "near 1)")
+                                    f"(θ = {th:.3g}) {what} (put θ on the technology's scale, docs/model.md §6: θ(S) from customers' spends; or σ + γ further from 1)")
             zero += not (Q > 0 and S > 0)
     if zero == len(models):
         raise OverflowError(f"every model's first-best quality at the top type (θ = {th:.3g}) underflows to 0 "
-                            "(choose the money unit so that θ is O(1), and ηθ/c near 1)")
+                            "(put θ on the technology's scale, docs/model.md §6: θ(S) from customers' spends; or σ + γ further from 1)")
 
 
 def _quality_scale(models, theta) -> float:
