@@ -274,3 +274,16 @@ def test_competition_196_1_regime_texts_and_starts(ctx):
     eff = w.loc[(w.regime == "efficient") & (w.source != "NLP (discrete types)"), "who_serves_whom"]
     assert len(eff) == 2 and all(t.startswith("fringe serves every type") for t in eff), eff.tolist()
     assert not any("nan" in n or "=inf" in n for n in res.notes), [n for n in res.notes if "nan" in n or "inf" in n]
+
+
+def test_fringe_topup_numeric_geometric_midpoint_does_not_underflow():
+    """judge18 (s54_0.995, σ = 0.995, c_F = 0.16, uniform N = 40): the root (θσ/c_F)^(1/(1−σ)) at θ = 0.0125 is
+    1.3262e-222; after one geometric step the bracket was [6.9e-223, 8.3e-112], lo·hi = 5.7e-334 underflowed to 0
+    and the bisection returned 1.035e-171 (the leader row's rel 7.8e50).  Checked against the exact root."""
+    from models.competition import audits
+
+    th = (np.arange(40) + 0.5) / 40
+    x = audits.fringe_topup_numeric(th, 0.0, 0.995, 0.16)
+    exact = np.exp(np.log(th * 0.995 / 0.16) / (1 - 0.995))
+    # the FOC's log-slope is −(1−σ): a root is resolved to eps/(1−σ) ≈ 4.4e-14 relative, not to eps
+    assert np.max(np.abs(x / exact - 1)) < 1e-12

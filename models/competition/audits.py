@@ -100,7 +100,9 @@ def fringe_topup_numeric(theta, a, sigma: float, c_F: float, iters: int = 200) -
     lo = np.where(buy & (mv(lo) <= 0), 0.0, lo)  # halved to 0 (underflow): 0 brackets from below
     for _ in range(iters):
         geo = (lo > 0) & (hi > 4 * lo)
-        mid = np.where(geo, np.sqrt(lo * np.where(geo, hi, 1.0)), 0.5 * (lo + hi))
+        # √lo·√hi, not √(lo·hi): at σ = 0.995 the bracket [6.9e-223, 8.3e-112] has lo·hi = 5.7e-334, which
+        # underflows to 0 and stalled the bisection at 1e-171 against the root 1.33e-222 (judge18, s54_0.995)
+        mid = np.where(geo, np.sqrt(lo) * np.sqrt(np.where(geo, hi, 1.0)), 0.5 * (lo + hi))
         pos = mv(mid) > 0
         lo, hi = np.where(pos, mid, lo), np.where(pos, hi, mid)
         if np.all((hi - lo) <= 4e-16 * np.maximum(hi, 1e-300)):
