@@ -1843,12 +1843,12 @@ def tariffs(tech: cf.Technology, menu: cb.Menu) -> dict[str, pd.DataFrame]:
     # what the plan's own buyer gains by taking another plan of the sheet (or none) and re-optimising her spend:
     # 0 where the sheet keeps her on her plan; > 0 where it does not implement the menu (stranger18 F6: an
     # ironed menu's sheet had 5.5 % of max U and nothing in the file said so)
-    sheet_p, sheet_F = np.where(sv, tp["multiplier"], np.nan), np.where(sv, tp["fee"], np.nan)
-    if np.any(sv):
-        _, U_best, _ = cb.best_response_two_part(tech, theta, sheet_p, sheet_F)
-        two["gain_from_another_plan_usd"] = np.maximum(U_best - np.asarray(menu.utility, float), 0.0)
-    else:
-        two["gain_from_another_plan_usd"] = 0.0
+    sv_b = np.asarray(sv, bool)
+    gain = np.zeros(len(theta))  # only the listed (served) rows are kept below
+    if sv_b.any():
+        _, U_best, _ = cb.best_response_two_part(tech, theta[sv_b], tp["multiplier"][sv_b], tp["fee"][sv_b])
+        gain[sv_b] = np.maximum(U_best - np.asarray(menu.utility, float)[sv_b], 0.0)
+    two["gain_from_another_plan_usd"] = gain
     out = {"tariff_cost_based": cost_based[sv].reset_index(drop=True), "tariff_two_part": two[sv].reset_index(drop=True)}
     out["tariff_two_part"].attrs["valid"] = bool(tp["valid"])
     for df in out.values():  # who gets no plan (the sheets list served plans only)
